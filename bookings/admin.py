@@ -1,0 +1,132 @@
+from django import forms
+from django.contrib import admin
+from django.http import HttpRequest, HttpResponse
+from django.shortcuts import render
+
+from bookings import services
+from bookings.models import Booking, BookingRejection, BookingStatusChange, CustomerProfile, Service
+from config.admin_actions import run_for_each
+from partners.models import Partner
+
+
+@admin.register(Service)
+class ServiceAdmin(admin.ModelAdmin):
+    list_display = ("name", "price", "currency", "duration_minutes", "is_active")
+    list_filter = ("is_active", "currency")
+    search_fields = ("name",)
+
+
+@admin.register(CustomerProfile)
+class CustomerProfileAdmin(admin.ModelAdmin):
+    list_display = ("user", "phone")
+    search_fields = ("user__username", "user__first_name", "phone")
+    raw_id_fields = ("user",)
+
+
+class HistoryInline(admin.TabularInline):
+    model = BookingStatusChange
+    extra = 0
+    can_delete = False
+    readonly_fields = ("from_status", "to_status", "actor", "partner", "note", "created_at")
+
+    def has_add_permission(self, request: HttpRequest, obj: object = None) -> bool:
+        return False
+
+
+class AssignForm(forms.Form):
+    partner = forms.ModelChoiceField(queryset=Partner.objects.filter(is_suspended=False))
+
+
+class CancelForm(forms.Form):
+    reason = forms.CharField(max_length=500, required=False)
+
+
+@admin.register(Booking)
+class BookingAdmin(admin.ModelAdmin):
+    list_display = ("number", "status", "service", "customer", "partner", "scheduled_at", "amount", "created_at")
+    list_filter = ("status", "service", "created_at")
+    search_fields = ("number", "address", "customer__username", "partner__name")
+    date_hierarchy = "created_at"
+    raw_id_fields = ("customer", "partner", "cancelled_by")
+    readonly_fields = (
+        "id",
+        "number",
+        "status",
+        "partner",
+        "cancel_reason",
+        "cancelled_by",
+        "created_at",
+        "updated_at",
+        "completed_at",
+    )
+    inlines = [HistoryInline]
+    actions = ["assign_partner", "cancel_bookings"]
+
+    @admin.action(description="Assign a partner (goes through dispatch rules)")
+    def assign_partner(self, request: HttpRequest, queryset) -> HttpResponse | None:
+        form = AssignForm(request.POST if "apply" in request.POST else None)
+        if form.is_valid():
+            partner = form.cleaned_data["partner"]
+            run_for_each(
+                self,
+                request,
+                queryset,
+                lambda b: services.booking_assign(booking_id=b.pk, partner_id=partner.pk, actor=request.user),
+                "Assigned",
+            )
+            return None
+        return render(
+            request,
+            "admin/bookings/action_form.html",
+            {
+                "title": "Assign a partner",
+                "form": form,
+                "queryset": queryset,
+                "action": "assign_partner",
+            },
+        )
+
+    @admin.action(description="Cancel selected bookings")
+    def cancel_bookings(self, request: HttpRequest, queryset) -> HttpResponse | None:
+        form = CancelForm(request.POST if "apply" in request.POST else None)
+        if form.is_valid():
+            reason = form.cleaned_data["reason"] or "Cancelled by ops"
+            run_for_each(
+                self,
+                request,
+                queryset,
+                lambda b: services.booking_cancel(booking_id=b.pk, actor=request.user, reason=reason),
+                "Cancelled",
+            )
+            return None
+        return render(
+            request,
+            "admin/bookings/action_form.html",
+            {
+                "title": "Cancel bookings",
+                "form": form,
+                "queryset": queryset,
+                "action": "cancel_bookings",
+            },
+        )
+
+
+@admin.register(BookingStatusChange)
+class BookingStatusChangeAdmin(admin.ModelAdmin):
+    list_display = ("booking", "from_status", "to_status", "actor", "partner", "created_at")
+    list_filter = ("to_status",)
+    search_fields = ("booking__number",)
+    readonly_fields = [f.name for f in BookingStatusChange._meta.fields]
+
+    def has_add_permission(self, request: HttpRequest) -> bool:
+        return False
+
+    def has_change_permission(self, request: HttpRequest, obj: object = None) -> bool:
+        return False
+
+
+@admin.register(BookingRejection)
+class BookingRejectionAdmin(admin.ModelAdmin):
+    list_display = ("booking", "partner", "reason", "created_at")
+    search_fields = ("booking__number", "partner__name")
+    readonly_fields = ("booking", "partner", "reason", "created_at")

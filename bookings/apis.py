@@ -1,0 +1,93 @@
+"""REST: sign-up, services and bookings (contract 6). Thin: validate, call the service, answer."""
+
+from django.contrib.auth import get_user_model
+from django.db import transaction
+from drf_spectacular.utils import extend_schema
+from rest_framework import generics, status
+from rest_framework.permissions import AllowAny
+from rest_framework.request import Request
+from rest_framework.response import Response
+from rest_framework.views import APIView
+
+from bookings import selectors, services
+from bookings.models import CustomerProfile, Service
+from bookings.serializers import (
+    BookingAssignInput,
+    BookingCancelInput,
+    BookingCreateInput,
+    BookingSerializer,
+    CustomerRegisterInput,
+    ServiceSerializer,
+    UserSerializer,
+    booking_data,
+)
+from config.api import IsStaff, validated
+
+
+class RegisterApi(APIView):
+    permission_classes = [AllowAny]
+    authentication_classes: list = []
+
+    @extend_schema(request=CustomerRegisterInput, responses={201: UserSerializer})
+    def post(self, request: Request) -> Response:
+        data = validated(CustomerRegisterInput, request.data)
+        with transaction.atomic():
+            user = get_user_model().objects.create_user(
+                username=data["username"], password=data["password"], email=data["email"], first_name=data["name"][:150]
+            )
+            CustomerProfile.objects.create(user=user, phone=data["phone"])
+        return Response(UserSerializer(user).data, status=status.HTTP_201_CREATED)
+
+
+class ServiceListApi(generics.ListAPIView):
+    permission_classes = [AllowAny]
+    serializer_class = ServiceSerializer
+    queryset = Service.objects.filter(is_active=True)
+
+
+class BookingListCreateApi(generics.ListAPIView):
+    serializer_class = BookingSerializer
+
+    def get_queryset(self):
+        qs = selectors.bookings_for(self.request.user)
+        status_filter = self.request.query_params.get("status")
+        return qs.filter(status=status_filter) if status_filter else qs
+
+    @extend_schema(request=BookingCreateInput, responses={201: BookingSerializer})
+    def post(self, request: Request) -> Response:
+        data = validated(BookingCreateInput, request.data)
+        booking = services.booking_create(
+            customer=request.user,
+            service=data["serviceId"],
+            scheduled_at=data["scheduledAt"],
+            address=data["address"],
+            latitude=data["latitude"],
+            longitude=data["longitude"],
+            notes=data["notes"],
+        )
+        return Response(booking_data(booking), status=status.HTTP_201_CREATED)
+
+
+class BookingDetailApi(APIView):
+    @extend_schema(responses=BookingSerializer)
+    def get(self, request: Request, booking_id: str) -> Response:
+        return Response(booking_data(selectors.booking_for_viewer(booking_id=booking_id, user=request.user)))
+
+
+class BookingCancelApi(APIView):
+    @extend_schema(request=BookingCancelInput, responses=BookingSerializer)
+    def post(self, request: Request, booking_id: str) -> Response:
+        reason = request.data.get("reason", "") if isinstance(request.data, dict) else ""
+        data = validated(BookingCancelInput, {"bookingId": booking_id, "reason": reason})
+        booking = services.booking_cancel(booking_id=data["bookingId"], actor=request.user, reason=data["reason"])
+        return Response(booking_data(booking))
+
+
+class BookingAssignApi(APIView):
+    permission_classes = [IsStaff]
+
+    @extend_schema(request=BookingAssignInput, responses=BookingSerializer)
+    def post(self, request: Request, booking_id: str) -> Response:
+        data = validated(BookingAssignInput, request.data)
+        booking = services.booking_assign(booking_id=booking_id, partner_id=data["partnerId"], actor=request.user)
+        return Response(booking_data(booking))

@@ -1,0 +1,168 @@
+"""Demo data: services, a staff user, customers, partners (KYC approved) and bookings in every status.
+
+Idempotent: running it again tops up to the requested counts and changes nothing else.
+"""
+
+import random
+from datetime import timedelta
+from decimal import Decimal
+from typing import Any
+
+from django.conf import settings
+from django.contrib.auth import get_user_model
+from django.core.management.base import BaseCommand, CommandParser
+from django.db import transaction
+from django.utils import timezone
+from tqdm import tqdm
+
+from bookings.models import Booking, BookingStatus, BookingStatusChange, CustomerProfile, Service
+from bookings.services import _insert_with_number
+from partners.models import Earning, KycStatus, KycSubmission, Partner
+
+CITY = (28.6139, 77.2090)  # New Delhi
+SERVICES = [
+    ("House Cleaning", "Full home cleaning", "999.00", 120),
+    ("Plumbing", "Leaks, taps and pipes", "499.00", 60),
+    ("Electrician", "Wiring, switches and fittings", "449.00", 60),
+    ("AC Repair", "Service and gas top-up", "1299.00", 90),
+    ("Painting", "One room, two coats", "4999.00", 480),
+]
+STAFF = ("admin", "admin12345")
+CUSTOMER_PASSWORD = "customer12345"
+PARTNER_PASSWORD = "partner12345"
+DEMO_NOTE = "demo booking"
+
+
+def _near_city(rng: random.Random, km: float = 10.0) -> tuple[float, float]:
+    return CITY[0] + rng.uniform(-km, km) / 111.0, CITY[1] + rng.uniform(-km, km) / 98.0
+
+
+class Command(BaseCommand):
+    help = "Create demo data (idempotent) and print the logins."
+
+    def add_arguments(self, parser: CommandParser) -> None:
+        parser.add_argument("--customers", type=int, default=5)
+        parser.add_argument("--partners", type=int, default=5)
+        parser.add_argument("--bookings", type=int, default=16)
+        parser.add_argument("--quiet", action="store_true", help="no progress bars")
+
+    def handle(self, *args: Any, customers: int, partners: int, bookings: int, quiet: bool, **options: Any) -> None:
+        rng = random.Random(42)
+        User = get_user_model()
+        with transaction.atomic():
+            services = [
+                Service.objects.get_or_create(
+                    name=name,
+                    defaults={
+                        "description": desc,
+                        "price": Decimal(price),
+                        "duration_minutes": minutes,
+                        "currency": settings.DEFAULT_CURRENCY,
+                    },
+                )[0]
+                for name, desc, price, minutes in SERVICES
+            ]
+            staff, created = User.objects.get_or_create(
+                username=STAFF[0], defaults={"is_staff": True, "is_superuser": True, "first_name": "Ops Admin"}
+            )
+            if created:
+                staff.set_password(STAFF[1])
+                staff.save()
+
+        customer_users = [self._customer(User, i) for i in self._progress(range(1, customers + 1), "customers", quiet)]
+        partner_rows = [
+            self._partner(User, i, services, rng) for i in self._progress(range(1, partners + 1), "partners", quiet)
+        ]
+        existing = Booking.objects.filter(notes=DEMO_NOTE).count()
+        statuses = list(BookingStatus.values)
+        for i in self._progress(range(existing, bookings), "bookings", quiet):
+            if not customer_users:
+                break
+            self._booking(rng, statuses[i % len(statuses)], rng.choice(customer_users), partner_rows, services)
+
+        self.stdout.write(self.style.SUCCESS("Demo data ready. Logins (username / password):"))
+        self.stdout.write(f"  staff     {STAFF[0]} / {STAFF[1]}   (Django admin at /admin/)")
+        if customers:
+            self.stdout.write(f"  customers customer1..customer{customers} / {CUSTOMER_PASSWORD}")
+        if partners:
+            self.stdout.write(f"  partners  partner1..partner{partners} / {PARTNER_PASSWORD}")
+
+    def _progress(self, items: range, what: str, quiet: bool) -> Any:
+        if quiet or len(items) < 200:
+            return items
+        return tqdm(items, desc=what, unit=what[:-1])
+
+    @transaction.atomic
+    def _customer(self, User: Any, i: int) -> Any:
+        user, created = User.objects.get_or_create(username=f"customer{i}", defaults={"first_name": f"Customer {i}"})
+        if created:
+            user.set_password(CUSTOMER_PASSWORD)
+            user.save()
+            CustomerProfile.objects.create(user=user, phone=f"+91-90000{i:05d}")
+        return user
+
+    @transaction.atomic
+    def _partner(self, User: Any, i: int, services: list[Service], rng: random.Random) -> Partner:
+        user, created = User.objects.get_or_create(username=f"partner{i}", defaults={"first_name": f"Partner {i}"})
+        if not created:
+            return user.partner
+        user.set_password(PARTNER_PASSWORD)
+        user.save()
+        lat, lng = _near_city(rng)
+        partner = Partner.objects.create(
+            user=user,
+            name=f"Partner {i}",
+            phone=f"+91-80000{i:05d}",
+            kyc_status=KycStatus.APPROVED,
+            rating=Decimal(str(round(rng.uniform(4.0, 5.0), 2))),
+            last_latitude=lat,
+            last_longitude=lng,
+            last_location_at=timezone.now(),
+        )
+        partner.services.set(rng.sample(services, k=min(3, len(services))) + [services[0]])
+        KycSubmission.objects.create(
+            partner=partner,
+            document_type="AADHAAR",
+            document_number=f"{rng.randrange(10**11, 10**12)}",
+            status=KycStatus.APPROVED,
+            reviewed_at=timezone.now(),
+        )
+        return partner
+
+    @transaction.atomic
+    def _booking(
+        self, rng: random.Random, status: str, customer: Any, partners: list[Partner], services: list[Service]
+    ) -> None:
+        service = rng.choice(services)
+        lat, lng = _near_city(rng)
+        needs_partner = status not in (BookingStatus.PENDING,) and partners
+        partner = rng.choice(partners) if needs_partner else None
+        if status == BookingStatus.CANCELLED and rng.random() < 0.5:
+            partner = None
+        booking = _insert_with_number(
+            customer=customer,
+            partner=partner,
+            service=service,
+            status=status,
+            scheduled_at=timezone.now() + timedelta(hours=rng.randint(-48, 72)),
+            address=f"{rng.randint(1, 300)} Demo Street, New Delhi",
+            latitude=lat,
+            longitude=lng,
+            amount=service.price,
+            currency=service.currency,
+            notes=DEMO_NOTE,
+            cancel_reason="Changed my mind" if status == BookingStatus.CANCELLED else "",
+            cancelled_by=customer if status == BookingStatus.CANCELLED else None,
+            completed_at=timezone.now() if status == BookingStatus.COMPLETED else None,
+        )
+        BookingStatusChange.objects.create(
+            booking=booking, from_status="", to_status=status, actor=customer, partner=partner, note="seeded"
+        )
+        if status == BookingStatus.COMPLETED and partner is not None:
+            share = Decimal(1) - Decimal(settings.PLATFORM_COMMISSION)
+            Earning.objects.create(
+                partner=partner,
+                booking=booking,
+                amount=(booking.amount * share).quantize(Decimal("0.01")),
+                currency=booking.currency,
+            )

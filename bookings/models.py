@@ -1,0 +1,121 @@
+"""Services, customers' profiles, bookings and their status history."""
+
+import uuid
+from decimal import Decimal
+
+from django.conf import settings
+from django.db import models
+
+
+class Service(models.Model):
+    name = models.CharField(max_length=120, unique=True)
+    description = models.TextField(blank=True)
+    price = models.DecimalField(max_digits=10, decimal_places=2)
+    currency = models.CharField(max_length=3, default="INR")
+    duration_minutes = models.PositiveIntegerField(default=60)
+    is_active = models.BooleanField(default=True)
+
+    class Meta:
+        ordering = ["name"]
+
+    def __str__(self) -> str:
+        return self.name
+
+
+class CustomerProfile(models.Model):
+    """What a customer tells us at sign-up beyond ``auth.User`` (name lives on the user)."""
+
+    user = models.OneToOneField(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="customer_profile")
+    phone = models.CharField(max_length=32, blank=True)
+
+    def __str__(self) -> str:
+        return f"{self.user} ({self.phone})"
+
+
+class BookingStatus(models.TextChoices):
+    PENDING = "PENDING"
+    PARTNER_ASSIGNED = "PARTNER_ASSIGNED"
+    PARTNER_ACCEPTED = "PARTNER_ACCEPTED"
+    PARTNER_EN_ROUTE = "PARTNER_EN_ROUTE"
+    PARTNER_ARRIVED = "PARTNER_ARRIVED"
+    IN_PROGRESS = "IN_PROGRESS"
+    COMPLETED = "COMPLETED"
+    CANCELLED = "CANCELLED"
+
+
+# The partner is working on it: location is relayed, no other job is offered.
+ACTIVE_STATUSES = (
+    BookingStatus.PARTNER_ACCEPTED,
+    BookingStatus.PARTNER_EN_ROUTE,
+    BookingStatus.PARTNER_ARRIVED,
+    BookingStatus.IN_PROGRESS,
+)
+OPEN_STATUSES = (BookingStatus.PENDING, BookingStatus.PARTNER_ASSIGNED, *ACTIVE_STATUSES)
+
+
+class Booking(models.Model):
+    id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
+    number = models.CharField(max_length=8, unique=True, editable=False)
+    customer = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="bookings")
+    # A partner is identified by its user id: Partner's primary key is its user.
+    partner = models.ForeignKey(
+        "partners.Partner", on_delete=models.PROTECT, null=True, blank=True, related_name="bookings"
+    )
+    service = models.ForeignKey(Service, on_delete=models.PROTECT, related_name="bookings")
+    status = models.CharField(max_length=20, choices=BookingStatus.choices, default=BookingStatus.PENDING)
+    scheduled_at = models.DateTimeField()
+    address = models.CharField(max_length=300)
+    latitude = models.FloatField()
+    longitude = models.FloatField()
+    amount = models.DecimalField(max_digits=10, decimal_places=2, default=Decimal("0.00"))
+    currency = models.CharField(max_length=3, default="INR")
+    notes = models.TextField(blank=True)
+    cancel_reason = models.CharField(max_length=500, blank=True)
+    cancelled_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.SET_NULL, null=True, blank=True, related_name="+"
+    )
+    created_at = models.DateTimeField(auto_now_add=True)
+    updated_at = models.DateTimeField(auto_now=True)
+    completed_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["-created_at"]
+        indexes = [
+            models.Index(fields=["partner", "status"], name="booking_partner_status"),
+            models.Index(fields=["customer", "-created_at"], name="booking_customer_recent"),
+            models.Index(fields=["status", "-created_at"], name="booking_status_recent"),
+            models.Index(fields=["completed_at"], name="booking_completed_at"),
+        ]
+
+    def __str__(self) -> str:
+        return self.number
+
+
+class BookingStatusChange(models.Model):
+    """Append-only history: the only writer is ``bookings.services._booking_transition``."""
+
+    booking = models.ForeignKey(Booking, on_delete=models.CASCADE, related_name="history")
+    from_status = models.CharField(max_length=20, blank=True)
+    to_status = models.CharField(max_length=20)
+    actor = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.SET_NULL, null=True, blank=True)
+    partner = models.ForeignKey("partners.Partner", on_delete=models.SET_NULL, null=True, blank=True, related_name="+")
+    note = models.CharField(max_length=500, blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["created_at", "id"]
+
+    def __str__(self) -> str:
+        return f"{self.booking_id}: {self.from_status or '-'} -> {self.to_status}"
+
+
+class BookingRejection(models.Model):
+    """A partner who turned a booking down is never offered it again."""
+
+    booking = models.ForeignKey(Booking, on_delete=models.CASCADE, related_name="rejections")
+    partner = models.ForeignKey("partners.Partner", on_delete=models.CASCADE, related_name="rejections")
+    reason = models.CharField(max_length=500, blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        constraints = [models.UniqueConstraint(fields=["booking", "partner"], name="one_rejection_per_partner")]

@@ -1,0 +1,53 @@
+"""Reads of bookings, with the viewer's rights applied."""
+
+import uuid
+from typing import Any
+
+from django.contrib.auth.models import AbstractBaseUser
+from django.db.models import Q, QuerySet
+
+from bookings.models import ACTIVE_STATUSES, Booking
+from config.errors import Forbidden, NotFound
+
+
+def parse_booking_id(value: Any) -> uuid.UUID:
+    """A booking id from the wire; anything that is not a UUID is simply not found."""
+    try:
+        return value if isinstance(value, uuid.UUID) else uuid.UUID(str(value))
+    except (ValueError, TypeError, AttributeError) as exc:
+        raise NotFound("no such booking") from exc
+
+
+def bookings_for(user: AbstractBaseUser) -> QuerySet[Booking]:
+    """Bookings a user may list: all for staff, else their own as customer or as partner."""
+    qs = Booking.objects.select_related("service", "customer", "partner")
+    if user.is_staff:
+        return qs
+    return qs.filter(Q(customer=user) | Q(partner_id=user.pk))
+
+
+def booking_for_viewer(*, booking_id: Any, user: AbstractBaseUser) -> Booking:
+    booking = (
+        Booking.objects.select_related("service", "customer", "partner").filter(pk=parse_booking_id(booking_id)).first()
+    )
+    if booking is None:
+        raise NotFound("no such booking")
+    if not (user.is_staff or booking.customer_id == user.pk or booking.partner_id == user.pk):
+        raise Forbidden("this is not your booking")
+    return booking
+
+
+def booking_for_customer(*, booking_id: Any, user: AbstractBaseUser) -> Booking:
+    """The booking if ``user`` is its customer (what ``booking:track`` may watch)."""
+    booking = booking_for_viewer(booking_id=booking_id, user=user)
+    if booking.customer_id != user.pk and not user.is_staff:
+        raise Forbidden("this is not your booking")
+    return booking
+
+
+def active_booking_ids(*, partner_id: int) -> list[str]:
+    """The bookings whose rooms a partner's location is relayed to."""
+    return [
+        str(pk)
+        for pk in Booking.objects.filter(partner_id=partner_id, status__in=ACTIVE_STATUSES).values_list("pk", flat=True)
+    ]

@@ -1,0 +1,139 @@
+"""The booking (contract 5.4), services and booking inputs.
+
+``BookingSerializer`` is the one representation of a booking: REST responses,
+``booking:created`` / ``booking:updated`` and acks all use it.
+"""
+
+from typing import Any
+
+from django.contrib.auth import get_user_model
+from rest_framework import serializers
+
+from bookings.models import Booking, BookingStatus, Service
+from partners.serializers import PartnerSummarySerializer
+
+
+def display_name(user: Any) -> str:
+    return user.get_full_name() or user.username
+
+
+class ServiceSerializer(serializers.Serializer):
+    id = serializers.CharField(source="pk")
+    name = serializers.CharField()
+    description = serializers.CharField()
+    price = serializers.FloatField()
+    currency = serializers.CharField()
+    durationMinutes = serializers.IntegerField(source="duration_minutes")
+
+
+class ServiceRefSerializer(serializers.Serializer):
+    id = serializers.CharField(source="pk")
+    name = serializers.CharField()
+
+
+class PersonSerializer(serializers.Serializer):
+    id = serializers.CharField(source="pk")
+    name = serializers.SerializerMethodField()
+
+    def get_name(self, user: Any) -> str:
+        return display_name(user)
+
+
+class LocationSerializer(serializers.Serializer):
+    latitude = serializers.FloatField()
+    longitude = serializers.FloatField()
+
+
+class BookingSerializer(serializers.Serializer):
+    id = serializers.CharField()
+    bookingNumber = serializers.CharField(source="number")
+    status = serializers.CharField()
+    service = ServiceRefSerializer()
+    scheduledAt = serializers.DateTimeField(source="scheduled_at")
+    address = serializers.CharField()
+    location = serializers.SerializerMethodField()
+    amount = serializers.FloatField()
+    currency = serializers.CharField()
+    notes = serializers.CharField()
+    customer = PersonSerializer()
+    partner = PartnerSummarySerializer(allow_null=True)
+    cancelReason = serializers.CharField(source="cancel_reason")
+    cancelledBy = serializers.SerializerMethodField()
+    createdAt = serializers.DateTimeField(source="created_at")
+    updatedAt = serializers.DateTimeField(source="updated_at")
+
+    def get_location(self, booking: Booking) -> dict[str, float]:
+        return {"latitude": booking.latitude, "longitude": booking.longitude}
+
+    def get_cancelledBy(self, booking: Booking) -> str | None:  # noqa: N802 - contract field name
+        return cancelled_by_role(booking)
+
+
+def cancelled_by_role(booking: Booking) -> str | None:
+    """``customer`` or ``staff`` (or ``None`` while not cancelled)."""
+    if booking.status != BookingStatus.CANCELLED:
+        return None
+    if booking.cancelled_by_id is not None and booking.cancelled_by_id == booking.customer_id:
+        return "customer"
+    return "staff"
+
+
+def booking_data(booking: Booking) -> dict[str, Any]:
+    return dict(BookingSerializer(booking).data)
+
+
+class BookingCreateInput(serializers.Serializer):
+    serviceId = serializers.PrimaryKeyRelatedField(queryset=Service.objects.filter(is_active=True))
+    scheduledAt = serializers.DateTimeField()
+    address = serializers.CharField(max_length=300)
+    latitude = serializers.FloatField(min_value=-90, max_value=90)
+    longitude = serializers.FloatField(min_value=-180, max_value=180)
+    notes = serializers.CharField(max_length=2000, required=False, allow_blank=True, default="")
+
+
+class BookingIdInput(serializers.Serializer):
+    bookingId = serializers.UUIDField()
+
+
+class BookingCancelInput(BookingIdInput):
+    reason = serializers.CharField(max_length=500, required=False, allow_blank=True, default="")
+
+
+class BookingRejectInput(BookingCancelInput):
+    pass
+
+
+class BookingStatusInput(BookingIdInput):
+    status = serializers.ChoiceField(choices=BookingStatus.choices)
+
+
+class BookingAssignInput(serializers.Serializer):
+    partnerId = serializers.IntegerField(min_value=1)
+
+
+class CustomerRegisterInput(serializers.Serializer):
+    username = serializers.CharField(max_length=150)
+    password = serializers.CharField(min_length=8, max_length=128, write_only=True)
+    email = serializers.EmailField(required=False, allow_blank=True, default="")
+    name = serializers.CharField(max_length=120)
+    phone = serializers.CharField(max_length=32, required=False, allow_blank=True, default="")
+
+    def validate_username(self, value: str) -> str:
+        if get_user_model().objects.filter(username__iexact=value).exists():
+            raise serializers.ValidationError("this username is taken")
+        return value
+
+
+class UserSerializer(serializers.Serializer):
+    id = serializers.CharField(source="pk")
+    username = serializers.CharField()
+    name = serializers.SerializerMethodField()
+    email = serializers.CharField()
+    phone = serializers.SerializerMethodField()
+
+    def get_name(self, user: Any) -> str:
+        return display_name(user)
+
+    def get_phone(self, user: Any) -> str:
+        profile = getattr(user, "customer_profile", None)
+        return profile.phone if profile else ""

@@ -1,0 +1,53 @@
+"""The ``/customer`` namespace (contract 5.1)."""
+
+from typing import Any
+
+from django.contrib.auth import get_user_model
+
+from bookings import events, selectors, services
+from bookings.serializers import BookingCancelInput
+from config.api import validated
+from config.realtime import rooms
+from config.realtime.namespace import BaseNamespace, Session, db
+from messaging.sockets import ChatMixin
+
+
+def _booking_id(payload: Any) -> str:
+    """``booking:track`` takes the id itself (as in the original) or ``{bookingId}``."""
+    value = payload.get("bookingId") if isinstance(payload, dict) else payload
+    return str(selectors.parse_booking_id(value if isinstance(value, str) else None))
+
+
+def _track(session: Session, booking_id: str) -> dict[str, Any]:
+    user = get_user_model().objects.get(pk=session["uid"])
+    return events.booking(selectors.booking_for_customer(booking_id=booking_id, user=user))
+
+
+def _cancel(session: Session, data: dict[str, Any]) -> dict[str, Any]:
+    user = get_user_model().objects.get(pk=session["uid"])
+    booking = services.booking_cancel(booking_id=data["bookingId"], actor=user, reason=data["reason"])
+    return events.booking(booking)
+
+
+class CustomerNamespace(ChatMixin, BaseNamespace):
+    namespace_name = rooms.CUSTOMER
+    role = "customer"
+
+    async def on_disconnected(self, sid: str, session: Session) -> None:
+        await self.stop_typing(session)
+
+    async def on_booking_track(self, sid: str, payload: Any) -> dict[str, Any]:
+        booking_id = _booking_id(payload)
+        booking = await db(_track)(await self.get_session(sid), booking_id)
+        await self.enter_room(sid, rooms.booking(booking_id))
+        return {"booking": booking}
+
+    async def on_booking_untrack(self, sid: str, payload: Any) -> dict[str, Any]:
+        booking_id = _booking_id(payload)
+        await self.leave_room(sid, rooms.booking(booking_id))
+        return {"bookingId": booking_id}
+
+    async def on_booking_cancel(self, sid: str, payload: Any) -> dict[str, Any]:
+        data = validated(BookingCancelInput, payload)
+        booking = await db(_cancel)(await self.get_session(sid), data)
+        return {"booking": booking}

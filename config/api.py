@@ -1,0 +1,92 @@
+"""REST plumbing shared by every app: error body, pagination, validation helper."""
+
+from typing import Any
+
+from django.core.exceptions import PermissionDenied
+from django.http import Http404
+from rest_framework import exceptions as drf_exceptions
+from rest_framework import serializers
+from rest_framework.pagination import PageNumberPagination
+from rest_framework.response import Response
+from rest_framework.views import exception_handler as drf_exception_handler
+
+from config.errors import DomainError, ValidationError
+
+
+class Pagination(PageNumberPagination):
+    page_size_query_param = "pageSize"
+    max_page_size = 100
+
+
+def validated(serializer_class: type[serializers.Serializer], data: Any, **kwargs: Any) -> dict[str, Any]:
+    """Validate ``data`` with an input serializer, raising the contract's error.
+
+    Used by REST views and socket handlers alike, so a payload is checked the
+    same way whichever door it came through.
+    """
+    if not isinstance(data, dict):
+        raise ValidationError("payload must be an object")
+    serializer = serializer_class(data=data, **kwargs)
+    if not serializer.is_valid():
+        raise ValidationError(_first_error(serializer.errors), details=serializer.errors)
+    return serializer.validated_data
+
+
+def _first_error(errors: Any, field: str | None = None) -> str:
+    if isinstance(errors, dict):
+        for key, value in errors.items():
+            return _first_error(value, None if key == "non_field_errors" else key)
+    if isinstance(errors, list) and errors:
+        return _first_error(errors[0], field)
+    text = str(errors)
+    return f"{field}: {text}" if field else text
+
+
+_DRF_CODES = {
+    drf_exceptions.NotAuthenticated: "AUTH_REQUIRED",
+    drf_exceptions.AuthenticationFailed: "TOKEN_INVALID",
+    drf_exceptions.PermissionDenied: "FORBIDDEN",
+    drf_exceptions.NotFound: "NOT_FOUND",
+    drf_exceptions.ValidationError: "VALIDATION_ERROR",
+    drf_exceptions.ParseError: "VALIDATION_ERROR",
+    drf_exceptions.Throttled: "RATE_LIMITED",
+    drf_exceptions.MethodNotAllowed: "METHOD_NOT_ALLOWED",
+    drf_exceptions.UnsupportedMediaType: "VALIDATION_ERROR",
+}
+
+
+def exception_handler(exc: Exception, context: dict[str, Any]) -> Response | None:
+    """Every API error leaves as ``{code, message, details?}``."""
+    if isinstance(exc, DomainError):
+        return Response(exc.as_dict(), status=exc.http_status)
+    if isinstance(exc, Http404):
+        exc = drf_exceptions.NotFound()
+    elif isinstance(exc, PermissionDenied):
+        exc = drf_exceptions.PermissionDenied()
+    response = drf_exception_handler(exc, context)
+    if response is None:
+        return None
+    code = next((c for cls, c in _DRF_CODES.items() if isinstance(exc, cls)), "ERROR")
+    if code == "TOKEN_INVALID" and "expired" in str(getattr(exc, "detail", "")).lower():
+        code = "TOKEN_EXPIRED"
+    body: dict[str, Any] = {"code": code}
+    if isinstance(exc, drf_exceptions.ValidationError):
+        body["message"] = _first_error(exc.detail)
+        body["details"] = exc.detail
+    else:
+        detail = getattr(exc, "detail", "")
+        body["message"] = str(detail.get("detail", detail)) if isinstance(detail, dict) else str(detail)
+    response.data = body
+    return response
+
+
+class IsStaff:
+    """DRF permission: staff only (403 ``FORBIDDEN`` otherwise)."""
+
+    message = "Staff only"
+
+    def has_permission(self, request: Any, view: Any) -> bool:
+        return bool(request.user and request.user.is_authenticated and request.user.is_staff)
+
+    def has_object_permission(self, request: Any, view: Any, obj: Any) -> bool:
+        return self.has_permission(request, view)

@@ -1,0 +1,100 @@
+"""The one entry point every server event goes through.
+
+Services call :func:`emit` (or :func:`control`) inside their transaction; the
+message leaves only after the transaction commits. Grepping for ``emit(``
+lists every event source in the product. Hot paths that write nothing (the
+location relay) call :func:`emit_now` from the event loop instead.
+
+A message is python-socketio's own pub/sub message, so the client manager of
+every server process (``manager.ChannelLayerManager``) delivers it unchanged.
+"""
+
+import asyncio
+import logging
+import threading
+from collections.abc import Callable
+from functools import partial
+from typing import Any
+
+from asgiref.sync import async_to_sync
+from django.db import transaction
+
+from config.realtime.codec import roundtrip
+
+logger = logging.getLogger(__name__)
+
+Message = dict[str, Any]
+
+# Test hook: a callable that sees every message as it is handed over.
+_observers: list[Callable[[Message], None]] = []
+
+
+def emit(event: str, payload: Any, *, namespace: str, room: str | list[str]) -> None:
+    """Send ``event`` to ``room`` of ``namespace`` once the current transaction commits."""
+    message = emit_message(event, payload, namespace=namespace, room=room)
+    transaction.on_commit(partial(deliver, message), robust=True)
+
+
+def control(method: str, **fields: Any) -> None:
+    """Send a control message (kick a user, refresh a partner's bookings) after commit."""
+    message = {"method": method, **roundtrip(fields)}
+    transaction.on_commit(partial(deliver, message), robust=True)
+
+
+async def emit_now(event: str, payload: Any, *, namespace: str, room: str | list[str]) -> None:
+    """Send at once from the event loop: for relays that change no data.
+
+    The payload must already be plain JSON (a builder of floats and strings):
+    the hot path skips the call-site round trip.
+    """
+    from config.realtime.server import sio
+
+    await sio.manager.dispatch(_message(event, payload, namespace=namespace, room=room))
+
+
+def emit_message(event: str, payload: Any, *, namespace: str, room: str | list[str]) -> Message:
+    return _message(event, roundtrip(payload), namespace=namespace, room=room)
+
+
+def _message(event: str, payload: Any, *, namespace: str, room: str | list[str]) -> Message:
+    return {
+        "method": "emit",
+        "event": event,
+        "data": [payload],
+        "binary": False,
+        "namespace": namespace,
+        "room": room,
+        "skip_sid": None,
+        "callback": None,
+    }
+
+
+def deliver(message: Message) -> None:
+    """Hand a message to this process's Socket.IO server, or publish it for the others.
+
+    Runs in whatever thread committed: a socket handler's ORM thread, a REST
+    view, an admin action, a management command.
+    """
+    for observer in _observers:
+        observer(message)
+    from config.realtime.server import sio
+
+    manager = sio.manager
+    loop: asyncio.AbstractEventLoop | None = getattr(manager, "loop", None)
+    if loop is not None and loop.is_running() and not loop.is_closed():
+        if _on_loop_thread(loop):
+            manager.outbox.put_nowait(message)
+        else:
+            loop.call_soon_threadsafe(manager.outbox.put_nowait, message)
+        return
+    # No Socket.IO server runs here (WSGI, a management command, a shell):
+    # publish on the Channels layer for the processes that have sockets.
+    try:
+        async_to_sync(manager.publish_external)(message)
+    except Exception:  # best effort: the change is committed, clients resync on reconnect
+        logger.exception("could not publish %s to the channel layer", message.get("event") or message["method"])
+
+
+def _on_loop_thread(loop: asyncio.AbstractEventLoop) -> bool:
+    thread_id = getattr(loop, "_thread_id", None)
+    return thread_id == threading.get_ident()

@@ -1,0 +1,205 @@
+"""A python-socketio client manager whose pub/sub transport is the Channels layer.
+
+``AsyncPubSubManager`` asks for two methods, ``_publish`` and ``_listen``; this
+class supplies them over ``channels.layers.get_channel_layer()``, so one Redis
+(channels-redis) carries rooms and broadcasts across server processes and any
+Django process can reach connected sockets.
+
+Beyond that it adds what a product needs from the transport:
+
+- an *outbox*: messages committed by sync code in other threads are delivered
+  in order by one task on the server's loop;
+- a *publisher* task with a bounded queue, so a slow or absent Redis never
+  stalls local delivery; an outage is logged once and delivery resumes by itself;
+- *control* messages (kick a user, refresh a partner's bookings, presence)
+  routed to handlers that the apps register.
+"""
+
+import asyncio
+import logging
+import uuid
+from collections.abc import Awaitable, Callable
+from concurrent.futures import ThreadPoolExecutor
+from typing import Any
+
+from channels.layers import InMemoryChannelLayer, get_channel_layer
+from django.conf import settings
+from socketio.async_pubsub_manager import AsyncPubSubManager
+
+logger = logging.getLogger(__name__)
+
+ControlHandler = Callable[["ChannelLayerManager", dict[str, Any]], Awaitable[None]]
+_control_handlers: dict[str, ControlHandler] = {}
+_startup_hooks: list[Callable[["ChannelLayerManager"], None]] = []
+
+PUBLISH_QUEUE_MAX = 50_000
+SIO_METHODS = {"emit", "callback", "disconnect", "enter_room", "leave_room", "close_room"}
+
+
+def on_control(method: str) -> Callable[[ControlHandler], ControlHandler]:
+    """Register the handler of a control message ``method`` (run on every process)."""
+
+    def register(handler: ControlHandler) -> ControlHandler:
+        _control_handlers[method] = handler
+        return handler
+
+    return register
+
+
+def on_startup(hook: Callable[["ChannelLayerManager"], None]) -> Callable[["ChannelLayerManager"], None]:
+    """Register a function called once the server's loop runs (start background tasks there)."""
+    _startup_hooks.append(hook)
+    return hook
+
+
+class _OutageLog(logging.Filter):
+    """Lets one channels-redis receive error through per outage, not one a second."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.down = False
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if record.levelno < logging.ERROR:
+            return True
+        if self.down:
+            return False
+        self.down = True
+        return True
+
+
+class ChannelLayerManager(AsyncPubSubManager):
+    name = "channels"
+
+    def __init__(self, group: str | None = None, **kwargs: Any) -> None:
+        super().__init__(channel=group or settings.SOCKETIO["CHANNEL_GROUP"], **kwargs)
+        self.loop: asyncio.AbstractEventLoop | None = None
+        self.outbox: asyncio.Queue[dict[str, Any]] = asyncio.Queue()
+        self._publish_queue: asyncio.Queue[dict[str, Any]] | None = None
+        self._outage = _OutageLog()
+        self._layer_down = False
+        self.dropped = 0
+        self.tasks: list[asyncio.Task[Any]] = []
+        logging.getLogger("channels_redis").addFilter(self._outage)
+
+    # ------------------------------------------------------------ life cycle
+    @property
+    def layer(self) -> Any:
+        return get_channel_layer()
+
+    @property
+    def is_local_only(self) -> bool:
+        """The in-memory layer reaches no other process: publishing would be wasted work."""
+        return isinstance(self.layer, InMemoryChannelLayer)
+
+    def initialize(self) -> None:
+        super().initialize()
+        self.loop = asyncio.get_running_loop()
+        # ORM calls from handlers run here (``namespace.db``): a bounded pool,
+        # so at most DB_THREADS database connections per process.
+        self.loop.set_default_executor(
+            ThreadPoolExecutor(max_workers=settings.SOCKETIO["DB_THREADS"], thread_name_prefix="orm")
+        )
+        self.outbox = asyncio.Queue()
+        self._publish_queue = asyncio.Queue(maxsize=PUBLISH_QUEUE_MAX)
+        self.tasks.append(self.loop.create_task(self._drain_outbox()))
+        self.tasks.append(self.loop.create_task(self._run_publisher()))
+        for hook in _startup_hooks:
+            hook(self)
+
+    def start_task(self, coro: Awaitable[Any]) -> None:
+        assert self.loop is not None
+        self.tasks.append(self.loop.create_task(coro))
+
+    # ------------------------------------------------------------ delivery
+    async def dispatch(self, message: dict[str, Any]) -> None:
+        """Deliver to this process's sockets, then publish for the others."""
+        message.setdefault("host_id", self.host_id)
+        method = message["method"]
+        try:
+            if method == "emit":
+                await self._handle_emit(message)
+            elif method in _control_handlers:
+                await _control_handlers[method](self, message)
+        except Exception:
+            logger.exception("local delivery of %s failed", message.get("event") or method)
+        await self._publish(message)
+
+    async def _drain_outbox(self) -> None:
+        while True:
+            message = await self.outbox.get()
+            await self.dispatch(message)
+
+    async def _publish(self, data: dict[str, Any]) -> None:
+        if self.is_local_only or self._publish_queue is None:
+            return
+        data.setdefault("host_id", self.host_id)
+        try:
+            self._publish_queue.put_nowait(data)
+        except asyncio.QueueFull:
+            self.dropped += 1
+            if self.dropped == 1 or self.dropped % 10_000 == 0:
+                logger.error("channel layer backlog full: %d cross-process messages dropped", self.dropped)
+
+    async def _run_publisher(self) -> None:
+        assert self._publish_queue is not None
+        while True:
+            message = await self._publish_queue.get()
+            while True:
+                try:
+                    await self.layer.group_send(self.channel, {"type": "sio.message", "data": message})
+                except asyncio.CancelledError:
+                    raise
+                except Exception as exc:
+                    self._mark_down(exc)
+                    await asyncio.sleep(0.5)
+                    continue
+                self._mark_up()
+                break
+
+    async def publish_external(self, message: dict[str, Any]) -> None:
+        """Publish from a process that runs no Socket.IO server (no local sockets)."""
+        if self.is_local_only:
+            return
+        message.setdefault("host_id", f"external-{uuid.uuid4().hex}")
+        await self.layer.group_send(self.channel, {"type": "sio.message", "data": message})
+
+    def _mark_down(self, exc: BaseException) -> None:
+        if not self._layer_down:
+            self._layer_down = True
+            logger.error("channel layer unavailable (%s); local sockets keep working, retrying", exc)
+
+    def _mark_up(self) -> None:
+        if self._layer_down:
+            self._layer_down = False
+            logger.warning("channel layer is back; cross-process delivery resumed")
+        self._outage.down = False
+
+    # ------------------------------------------------------------ listening
+    async def _listen(self):  # type: ignore[override]
+        layer = self.layer
+        channel = None
+        while channel is None:
+            try:
+                channel = await layer.new_channel()
+                await layer.group_add(self.channel, channel)
+            except asyncio.CancelledError:
+                raise
+            except Exception as exc:
+                channel = None
+                self._mark_down(exc)
+                await asyncio.sleep(1)
+        while True:
+            event = await layer.receive(channel)
+            self._outage.down = False
+            data = event.get("data") if isinstance(event, dict) else None
+            if not isinstance(data, dict) or data.get("host_id") == self.host_id:
+                continue
+            method = data.get("method")
+            if method in SIO_METHODS:
+                yield data
+            elif method in _control_handlers:
+                try:
+                    await _control_handlers[method](self, data)
+                except Exception:
+                    logger.exception("control message %s failed", method)

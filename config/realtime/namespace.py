@@ -1,0 +1,224 @@
+"""The base of the three namespaces: JWT on connect, token expiry, acks and errors.
+
+Event ``booking:track`` is handled by ``on_booking_track(sid, payload)``. A
+handler returns the ack's extra fields (or ``None``) and raises
+``DomainError`` to refuse; the base turns either into the contract's ack
+``{ok, ...}`` / ``{ok: false, error}`` and, on failure, an ``error`` event.
+Per-socket state lives in the socket's session only: namespaces are singletons.
+"""
+
+import asyncio
+import logging
+import time
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+import socketio
+from channels.db import database_sync_to_async
+from django.conf import settings
+from django.contrib.auth import get_user_model
+from rest_framework_simplejwt.exceptions import ExpiredTokenError, TokenError
+from rest_framework_simplejwt.settings import api_settings as jwt_settings
+from rest_framework_simplejwt.tokens import AccessToken
+
+from config.errors import DomainError, Forbidden, RateLimited, TokenExpired, ValidationError
+from config.realtime import rooms
+from config.realtime.manager import ChannelLayerManager, on_control
+from config.realtime.presence import presence
+
+logger = logging.getLogger(__name__)
+Session = dict[str, Any]
+
+
+def db(func: Callable[..., Any]) -> Callable[..., Awaitable[Any]]:
+    """Run ORM code off the event loop.
+
+    ``thread_sensitive=False``: calls run in the loop's bounded default executor
+    (see ``ChannelLayerManager.initialize``) rather than queueing behind one
+    shared thread; ``database_sync_to_async`` closes connections older than
+    ``CONN_MAX_AGE`` around each call, so each pool thread holds at most one.
+    """
+    return database_sync_to_async(func, thread_sensitive=False)
+
+
+class Refused(socketio.exceptions.ConnectionRefusedError):
+    """A refused connect: ``connect_error`` with ``message`` and ``data.code``."""
+
+    def __init__(self, code: str, message: str) -> None:
+        super().__init__(message, {"code": code})
+
+
+def token_from(auth: Any, environ: dict[str, Any]) -> str | None:
+    if isinstance(auth, dict) and isinstance(auth.get("token"), str) and auth["token"]:
+        return auth["token"]
+    header = environ.get("HTTP_AUTHORIZATION", "")
+    if header.lower().startswith("bearer "):
+        return header[7:].strip() or None
+    return None
+
+
+def decode_token(token: str) -> tuple[int, float]:
+    """``(user_id, expires_at)`` of a valid access token; raises ``Refused``."""
+    try:
+        access = AccessToken(token)
+    except ExpiredTokenError as exc:
+        raise Refused("TOKEN_EXPIRED", "The access token has expired") from exc
+    except TokenError as exc:
+        raise Refused("TOKEN_INVALID", "The access token is not valid") from exc
+    try:
+        return int(access[jwt_settings.USER_ID_CLAIM]), float(access["exp"])
+    except (KeyError, TypeError, ValueError) as exc:
+        raise Refused("TOKEN_INVALID", "The access token carries no user") from exc
+
+
+class BaseNamespace(socketio.AsyncNamespace):
+    namespace_name = "/"
+    role = "user"
+
+    # ------------------------------------------------------------ hooks for subclasses
+    def connect_session(self, user: Any) -> Session:
+        """Runs in a DB thread: refuse with ``Forbidden`` or return extra session fields."""
+        return {}
+
+    async def on_connected(self, sid: str, session: Session) -> None:
+        """Runs on the loop after the socket joined its user room."""
+
+    async def on_disconnected(self, sid: str, session: Session) -> None:
+        """Runs on the loop when the socket goes; leave nothing behind."""
+
+    # ------------------------------------------------------------ connect / disconnect
+    async def on_connect(self, sid: str, environ: dict[str, Any], auth: Any = None) -> None:
+        token = token_from(auth, environ)
+        if token is None:
+            raise Refused("AUTH_REQUIRED", "An access token is required (auth.token)")
+        user_id, expires_at = decode_token(token)
+        try:
+            session = await db(self._load_session)(user_id)
+        except DomainError as exc:
+            raise Refused("FORBIDDEN", exc.message) from exc
+        session["exp"] = expires_at
+        await self.save_session(sid, session)
+        await self.enter_room(sid, rooms.user(user_id))
+        presence.add(self.namespace_name, user_id)
+        self._schedule_expiry(sid, session)
+        await self.on_connected(sid, session)
+
+    def _load_session(self, user_id: int) -> Session:
+        user = get_user_model().objects.filter(pk=user_id).first()
+        if user is None or not user.is_active:
+            raise Forbidden("This account is not active")
+        return {
+            "uid": user.pk,
+            "user_id": str(user.pk),
+            "name": user.get_full_name() or user.username,
+            "is_staff": user.is_staff,
+            "role": self.role,
+            **self.connect_session(user),
+        }
+
+    async def on_disconnect(self, sid: str, reason: Any = None) -> None:
+        session = await self.get_session(sid)
+        handle = session.pop("expiry", None)
+        if handle is not None:
+            handle.cancel()
+        if "uid" in session:
+            presence.remove(self.namespace_name, session["uid"])
+            await self.on_disconnected(sid, session)
+
+    # ------------------------------------------------------------ token lifetime
+    def _schedule_expiry(self, sid: str, session: Session) -> None:
+        old = session.pop("expiry", None)
+        if old is not None:
+            old.cancel()
+        loop = asyncio.get_running_loop()
+        delay = max(0.0, session["exp"] - time.time())
+        session["expiry"] = loop.call_later(delay, lambda: asyncio.ensure_future(self._expire(sid, session["exp"])))
+
+    async def _expire(self, sid: str, expected_exp: float) -> None:
+        if not self.server.manager.is_connected(sid, self.namespace_name):
+            return
+        session = await self.get_session(sid)
+        if session.get("exp") != expected_exp:
+            return  # refreshed in the meantime
+        await self.emit("error", {**TokenExpired().as_dict(), "event": None}, to=sid)
+        await self.disconnect(sid)
+
+    async def on_auth_refresh(self, sid: str, payload: Any) -> dict[str, Any]:
+        token = payload.get("token") if isinstance(payload, dict) else None
+        if not isinstance(token, str) or not token:
+            raise ValidationError("token is required")
+        try:
+            user_id, expires_at = decode_token(token)
+        except Refused as exc:
+            code = exc.error_args["data"]["code"]
+            raise (TokenExpired() if code == "TOKEN_EXPIRED" else ValidationError("token is not valid")) from exc
+        session = await self.get_session(sid)
+        if user_id != session["uid"]:
+            raise Forbidden("the token belongs to another user")
+        if expires_at > session["exp"]:
+            session["exp"] = expires_at
+            self._schedule_expiry(sid, session)
+        return {"expiresAt": _iso_ts(session["exp"])}
+
+    # ------------------------------------------------------------ events
+    async def trigger_event(self, event: str, *args: Any) -> Any:
+        if event in ("connect", "disconnect"):
+            return await super().trigger_event(event, *args)
+        sid = args[0]
+        payload = args[1] if len(args) > 1 else None
+        if not isinstance(event, str):
+            return None
+        handler = getattr(self, "on_" + event.replace(":", "_"), None) if ":" in event else None
+        try:
+            if handler is None:
+                raise ValidationError(f"unknown event {event[:64]!r}")
+            result = await handler(sid, payload)
+        except DomainError as exc:
+            return await self._fail(sid, event, exc)
+        except Exception:
+            logger.exception("handler for %s failed", event)
+            return await self._fail(sid, event, DomainError("The server could not handle this event"))
+        return {"ok": True, **(result or {})}
+
+    async def _fail(self, sid: str, event: str, exc: DomainError) -> dict[str, Any]:
+        error = {"code": exc.code, "message": exc.message}
+        await self.emit("error", {**error, "event": event}, to=sid)
+        return {"ok": False, "error": error}
+
+    # ------------------------------------------------------------ helpers for handlers
+    async def session_of(self, sid: str) -> Session:
+        return await self.get_session(sid)
+
+    @staticmethod
+    def rate_limit(session: Session, key: str) -> None:
+        """Sliding-window count per socket; refuses with ``RATE_LIMITED``."""
+        limit, window = settings.RATE_LIMITS[key]
+        now = time.monotonic()
+        start, count = session.get(("rate", key), (now, 0))
+        if now - start >= window:
+            start, count = now, 0
+        if count >= limit:
+            raise RateLimited(f"at most {limit} {key} events per {int(window)} s")
+        session[("rate", key)] = (start, count + 1)
+
+
+def _iso_ts(epoch: float) -> str:
+    from datetime import UTC, datetime
+
+    return datetime.fromtimestamp(epoch, tz=UTC).isoformat().replace("+00:00", "Z")
+
+
+@on_control("disconnect_user")
+async def _disconnect_user(manager: ChannelLayerManager, message: dict[str, Any]) -> None:
+    """Kick every local socket of a user (suspension, deactivation): runs on each process."""
+    room = rooms.user(message["user_id"])
+    for namespace in message.get("namespaces") or rooms.NAMESPACES:
+        for sid, _ in list(manager.get_participants(namespace, room)):
+            await manager.server.emit(
+                "error",
+                {"code": "FORBIDDEN", "message": message.get("reason") or "disconnected", "event": None},
+                to=sid,
+                namespace=namespace,
+                ignore_queue=True,
+            )
+            await manager.server.disconnect(sid, namespace=namespace, ignore_queue=True)

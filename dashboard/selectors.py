@@ -1,0 +1,50 @@
+"""The dashboard figures (contract 5.3): one object for REST and ``dashboard:stats_update``."""
+
+from typing import Any
+
+from django.conf import settings
+from django.contrib.auth import get_user_model
+from django.db.models import Count, Q, Sum
+from django.utils import timezone
+
+from bookings.events import iso
+from bookings.models import OPEN_STATUSES, Booking, BookingStatus
+from partners.models import KycStatus, Partner
+
+
+def dashboard_stats(*, online_customers: int | None = None) -> dict[str, Any]:
+    now = timezone.now()
+    start_of_day = now.replace(hour=0, minute=0, second=0, microsecond=0)
+    by_status = dict(Booking.objects.values_list("status").annotate(n=Count("pk")).order_by())
+    bookings_today = Booking.objects.filter(created_at__gte=start_of_day).count()
+    completed = Booking.objects.filter(status=BookingStatus.COMPLETED)
+    revenue_total = completed.aggregate(s=Sum("amount"))["s"] or 0
+    revenue_today = completed.filter(completed_at__gte=start_of_day).aggregate(s=Sum("amount"))["s"] or 0
+    partners = Partner.objects.aggregate(
+        total=Count("pk"),
+        online=Count("pk", filter=Q(online_until__gt=now, is_suspended=False)),
+        available=Count("pk", filter=Q(online_until__gt=now, is_available=True, is_suspended=False)),
+        pending_kyc=Count("pk", filter=Q(kyc_status=KycStatus.PENDING)),
+    )
+    customers_total = get_user_model().objects.filter(is_active=True, is_staff=False, partner__isnull=True).count()
+    return {
+        "bookings": {
+            "total": sum(by_status.values()),
+            "today": bookings_today,
+            "active": sum(by_status.get(s, 0) for s in OPEN_STATUSES),
+            "byStatus": {status: by_status.get(status, 0) for status in BookingStatus.values},
+        },
+        "revenue": {
+            "today": float(revenue_today),
+            "total": float(revenue_total),
+            "currency": settings.DEFAULT_CURRENCY,
+        },
+        "partners": {
+            "total": partners["total"],
+            "online": partners["online"],
+            "available": partners["available"],
+            "pendingKyc": partners["pending_kyc"],
+        },
+        "customers": {"total": customers_total, "online": online_customers or 0},
+        "generatedAt": iso(now),
+    }

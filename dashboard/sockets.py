@@ -1,0 +1,83 @@
+"""The ``/admin`` namespace (contract 5.3) and the once-a-second stats push."""
+
+import asyncio
+import logging
+from typing import Any
+
+from django.conf import settings
+
+from bookings import events
+from bookings.models import OPEN_STATUSES, Booking
+from config.errors import Forbidden
+from config.realtime import rooms
+from config.realtime.manager import ChannelLayerManager, on_startup
+from config.realtime.namespace import BaseNamespace, Session, db
+from config.realtime.presence import presence
+from dashboard.selectors import dashboard_stats
+from messaging.sockets import ChatMixin
+
+logger = logging.getLogger(__name__)
+MONITOR_LIMIT = 200
+
+
+def current_stats() -> dict[str, Any]:
+    """Runs in a DB thread; online customers come from the cluster-wide presence."""
+    return dashboard_stats(online_customers=len(presence.online(rooms.CUSTOMER)))
+
+
+def _open_bookings() -> list[dict[str, Any]]:
+    qs = Booking.objects.filter(status__in=OPEN_STATUSES).select_related("service", "customer", "partner")
+    return [events.booking(b) for b in qs.order_by("-created_at")[:MONITOR_LIMIT]]
+
+
+class AdminNamespace(ChatMixin, BaseNamespace):
+    namespace_name = rooms.ADMIN
+    role = "admin"
+
+    def connect_session(self, user: Any) -> Session:
+        if not user.is_staff:
+            raise Forbidden("Only staff may connect to /admin")
+        return {}
+
+    async def on_connected(self, sid: str, session: Session) -> None:
+        await self.enter_room(sid, rooms.ADMINS)
+
+    async def on_disconnected(self, sid: str, session: Session) -> None:
+        await self.stop_typing(session)
+
+    async def on_request_stats(self, sid: str, payload: Any) -> dict[str, Any]:
+        stats = await db(current_stats)()
+        await self.emit("dashboard:stats_update", stats, to=sid)
+        return {"stats": stats}
+
+    async def on_monitor_bookings(self, sid: str, payload: Any) -> dict[str, Any]:
+        await self.enter_room(sid, rooms.MONITOR_BOOKINGS)
+        return {"bookings": await db(_open_bookings)()}
+
+
+@on_startup
+def _start_stats_push(manager: ChannelLayerManager) -> None:
+    manager.start_task(_push_stats(manager))
+
+
+async def _push_stats(manager: ChannelLayerManager) -> None:
+    """Each process pushes to its own admin sockets, at most once a second, only on change."""
+    last: dict[str, Any] | None = None
+    while True:
+        await asyncio.sleep(settings.DASHBOARD_PUSH_INTERVAL)
+        if not any(True for _ in manager.get_participants(rooms.ADMIN, rooms.ADMINS)):
+            last = None
+            continue
+        try:
+            stats = await db(current_stats)()
+        except asyncio.CancelledError:
+            raise
+        except Exception:
+            logger.exception("computing dashboard stats failed")
+            continue
+        figures = {k: v for k, v in stats.items() if k != "generatedAt"}
+        if figures != last:
+            last = figures
+            await manager.server.emit(
+                "dashboard:stats_update", stats, room=rooms.ADMINS, namespace=rooms.ADMIN, ignore_queue=True
+            )

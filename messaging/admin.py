@@ -1,0 +1,25 @@
+from django.contrib import admin
+
+from messaging.models import Message, Notification
+
+
+@admin.register(Message)
+class MessageAdmin(admin.ModelAdmin):
+    list_display = ("id", "sender", "recipient", "booking", "short_body", "created_at", "read_at")
+    list_filter = ("created_at",)
+    search_fields = ("body", "sender__username", "recipient__username", "booking__number")
+    raw_id_fields = ("sender", "recipient", "booking")
+    readonly_fields = ("sender", "recipient", "booking", "body", "client_message_id", "created_at", "read_at")
+
+    @admin.display(description="message")
+    def short_body(self, obj: Message) -> str:
+        return obj.body[:60]
+
+
+@admin.register(Notification)
+class NotificationAdmin(admin.ModelAdmin):
+    list_display = ("id", "user", "type", "title", "created_at", "read_at")
+    list_filter = ("type", "created_at")
+    search_fields = ("title", "body", "user__username")
+    raw_id_fields = ("user",)
+    readonly_fields = ("created_at",)

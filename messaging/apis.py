@@ -1,0 +1,75 @@
+"""REST: message history, read receipts and notifications (contract 6)."""
+
+from django.utils import timezone
+from drf_spectacular.utils import OpenApiParameter, extend_schema
+from rest_framework import generics
+from rest_framework.request import Request
+from rest_framework.response import Response
+from rest_framework.views import APIView
+
+from config.api import validated
+from config.errors import NotFound
+from messaging import selectors, services
+from messaging.serializers import ConversationReadInput, MessageSerializer, NotificationSerializer
+
+
+@extend_schema(
+    parameters=[
+        OpenApiParameter("with", str, description="the other person's user id"),
+        OpenApiParameter("booking", str, description="booking id"),
+        OpenApiParameter("after", str, description="only messages after this id, oldest first (catch-up cursor)"),
+    ]
+)
+class MessageListApi(generics.ListAPIView):
+    serializer_class = MessageSerializer
+
+    def get_queryset(self):
+        params = self.request.query_params
+        return selectors.conversation(
+            user=self.request.user,
+            other_id=params.get("with"),
+            booking_id=params.get("booking"),
+            after=params.get("after"),
+        )
+
+
+class ConversationReadApi(APIView):
+    @extend_schema(request=ConversationReadInput)
+    def post(self, request: Request) -> Response:
+        data = validated(ConversationReadInput, request.data)
+        count = services.conversation_mark_read(
+            reader=request.user, other_id=data["with"], booking_id=data.get("bookingId")
+        )
+        return Response({"marked": count})
+
+
+class NotificationListApi(generics.ListAPIView):
+    serializer_class = NotificationSerializer
+
+    def get_queryset(self):
+        unread = self.request.query_params.get("unread") in ("1", "true")
+        return selectors.notifications_for(self.request.user, unread=unread)
+
+    def list(self, request: Request, *args: object, **kwargs: object) -> Response:
+        response = super().list(request, *args, **kwargs)
+        response.data["unreadCount"] = selectors.notifications_for(request.user, unread=True).count()
+        return response
+
+
+class NotificationReadApi(APIView):
+    @extend_schema(request=None, responses=NotificationSerializer)
+    def post(self, request: Request, notification_id: int) -> Response:
+        notification = selectors.notifications_for(request.user).filter(pk=notification_id).first()
+        if notification is None:
+            raise NotFound("no such notification")
+        if notification.read_at is None:
+            notification.read_at = timezone.now()
+            notification.save(update_fields=["read_at"])
+        return Response(NotificationSerializer(notification).data)
+
+
+class NotificationReadAllApi(APIView):
+    @extend_schema(request=None)
+    def post(self, request: Request) -> Response:
+        count = selectors.notifications_for(request.user, unread=True).update(read_at=timezone.now())
+        return Response({"marked": count})

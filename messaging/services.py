@@ -1,0 +1,165 @@
+"""Messages, read receipts and who may talk to whom (contract 5.5)."""
+
+from datetime import timedelta
+from typing import Any
+
+from django.contrib.auth import get_user_model
+from django.contrib.auth.models import AbstractBaseUser
+from django.db import IntegrityError, transaction
+from django.db.models import Q
+from django.utils import timezone
+
+from bookings.models import ACTIVE_STATUSES, Booking, BookingStatus
+from bookings.selectors import parse_booking_id
+from config.errors import Forbidden, NotFound, ValidationError
+from config.realtime import rooms
+from config.realtime.emit import emit
+from messaging import events
+from messaging.models import Message
+from messaging.notify import notification_create
+
+# After completion the two may still talk this long (a forgotten key, a receipt).
+AFTER_COMPLETION = timedelta(hours=24)
+MAX_LENGTH = 2000
+
+
+def person_namespaces(user: AbstractBaseUser) -> tuple[str, ...]:
+    """Where a user-directed event reaches ``user`` (staff also read in /admin)."""
+    return (*rooms.PERSON_NAMESPACES, rooms.ADMIN) if user.is_staff else rooms.PERSON_NAMESPACES
+
+
+def sender_summary(user: AbstractBaseUser) -> dict[str, Any]:
+    role = "staff" if user.is_staff else "partner" if hasattr(user, "partner") else "customer"
+    return {"id": str(user.pk), "name": user.get_full_name() or user.username, "role": role}
+
+
+def linking_bookings(user_a: Any, user_b: Any) -> Any:
+    """Bookings that let a customer and a partner talk: in progress, or completed within a day."""
+    pair = Q(customer_id=user_a, partner_id=user_b) | Q(customer_id=user_b, partner_id=user_a)
+    live = Q(status__in=ACTIVE_STATUSES) | Q(
+        status=BookingStatus.COMPLETED, completed_at__gte=timezone.now() - AFTER_COMPLETION
+    )
+    return Booking.objects.filter(pair & live)
+
+
+def conversation_check(*, sender: AbstractBaseUser, recipient_id: Any, booking_id: Any = None) -> AbstractBaseUser:
+    """The recipient, if ``sender`` may message (or show typing to) them; else ``FORBIDDEN``."""
+    try:
+        recipient_pk = int(recipient_id)
+    except (TypeError, ValueError) as exc:
+        raise ValidationError("recipientId must be a user id") from exc
+    recipient = get_user_model().objects.filter(pk=recipient_pk, is_active=True).first()
+    if recipient is None:
+        raise NotFound("no such recipient")
+    if recipient.pk == sender.pk:
+        raise ValidationError("you cannot message yourself")
+    if sender.is_staff or recipient.is_staff:
+        return recipient
+    links = linking_bookings(sender.pk, recipient.pk)
+    if booking_id is not None:
+        links = links.filter(pk=parse_booking_id(booking_id))
+    if not links.exists():
+        raise Forbidden("no booking links you to this person")
+    return recipient
+
+
+def message_send(
+    *,
+    sender: AbstractBaseUser,
+    recipient_id: Any,
+    body: Any,
+    booking_id: Any = None,
+    client_message_id: Any = None,
+    recipient_online: bool = True,
+) -> tuple[Message, bool]:
+    """Store a message once per ``clientMessageId``; ``(message, created)``.
+
+    A resend of a stored ``clientMessageId`` returns the first message and
+    announces nothing again: the recipient already had it.
+    """
+    if not isinstance(body, str) or not len(body.strip()) >= 1 or len(body) > MAX_LENGTH:
+        raise ValidationError(f"message must be 1 to {MAX_LENGTH} characters")
+    if client_message_id is not None and (
+        not isinstance(client_message_id, str) or not 0 < len(client_message_id) <= 64
+    ):
+        raise ValidationError("clientMessageId must be a string of 1 to 64 characters")
+    if client_message_id is not None:
+        existing = Message.objects.filter(sender=sender, client_message_id=client_message_id).first()
+        if existing is not None:
+            return existing, False
+    recipient = conversation_check(sender=sender, recipient_id=recipient_id, booking_id=booking_id)
+    try:
+        with transaction.atomic():
+            message = Message.objects.create(
+                sender=sender,
+                recipient=recipient,
+                booking_id=parse_booking_id(booking_id) if booking_id is not None else None,
+                body=body,
+                client_message_id=client_message_id,
+            )
+            _announce_message(message, sender, recipient, recipient_online)
+    except IntegrityError:
+        # Two sockets of one sender raced with the same clientMessageId.
+        return Message.objects.get(sender=sender, client_message_id=client_message_id), False
+    return message, True
+
+
+def _announce_message(message: Message, sender: AbstractBaseUser, recipient: AbstractBaseUser, online: bool) -> None:
+    received = events.message_received(message, sender_summary(sender))
+    for namespace in person_namespaces(recipient):
+        emit("message:received", received, namespace=namespace, room=rooms.user(recipient.pk))
+    sent = events.message_sent(message)
+    for namespace in person_namespaces(sender):
+        emit("message:sent", sent, namespace=namespace, room=rooms.user(sender.pk))
+    if not online:
+        notification_create(
+            user_id=recipient.pk,
+            type="message",
+            title=f"New message from {received['sender']['name']}",
+            body=message.body[:200],
+            data={"messageId": str(message.pk), "senderId": str(sender.pk), "bookingId": received["bookingId"]},
+        )
+
+
+def message_mark_read(*, reader: AbstractBaseUser, message_id: Any) -> Message:
+    """Only the recipient marks a message read; the first time tells the sender."""
+    try:
+        pk = int(message_id)
+    except (TypeError, ValueError) as exc:
+        raise ValidationError("messageId must be a message id") from exc
+    with transaction.atomic():
+        message = Message.objects.select_for_update().select_related("sender").filter(pk=pk).first()
+        if message is None:
+            raise NotFound("no such message")
+        if message.recipient_id != reader.pk:
+            raise Forbidden("only the recipient can mark a message read")
+        if message.read_at is None:
+            message.read_at = timezone.now()
+            message.save(update_fields=["read_at"])
+            _announce_read(message)
+    return message
+
+
+def conversation_mark_read(*, reader: AbstractBaseUser, other_id: Any, booking_id: Any = None) -> int:
+    """Mark every unread message from ``other_id`` to ``reader`` read; returns how many."""
+    with transaction.atomic():
+        unread = (
+            Message.objects.select_for_update()
+            .select_related("sender")
+            .filter(recipient=reader, sender_id=other_id, read_at__isnull=True)
+        )
+        if booking_id is not None:
+            unread = unread.filter(booking_id=parse_booking_id(booking_id))
+        now = timezone.now()
+        messages = list(unread[:500])
+        for message in messages:
+            message.read_at = now
+            _announce_read(message)
+        Message.objects.filter(pk__in=[m.pk for m in messages]).update(read_at=now)
+    return len(messages)
+
+
+def _announce_read(message: Message) -> None:
+    payload = events.message_read(message)
+    for namespace in person_namespaces(message.sender):
+        emit("message:read", payload, namespace=namespace, room=rooms.user(message.sender_id))

@@ -1,0 +1,107 @@
+"""Chat handlers shared by the three namespaces: messages, receipts, typing (contract 5.5)."""
+
+import asyncio
+import time
+from typing import Any
+
+from django.conf import settings
+from django.contrib.auth import get_user_model
+
+from config.errors import ValidationError
+from config.realtime import rooms
+from config.realtime.emit import emit_now
+from config.realtime.namespace import Session, db
+from config.realtime.presence import presence
+from messaging import events, services
+
+# A typing permission, once checked, holds this long on the socket.
+TYPING_AUTH_TTL = 60.0
+
+
+def _user(session: Session) -> Any:
+    return get_user_model().objects.get(pk=session["uid"])
+
+
+def _send(session: Session, payload: dict[str, Any], online: bool) -> tuple[Any, bool]:
+    return services.message_send(
+        sender=_user(session),
+        recipient_id=payload.get("recipientId"),
+        body=payload.get("message"),
+        booking_id=payload.get("bookingId"),
+        client_message_id=payload.get("clientMessageId"),
+        recipient_online=online,
+    )
+
+
+def _is_online(user_id: Any) -> bool:
+    try:
+        uid = int(user_id)
+    except (TypeError, ValueError):
+        return False
+    return any(uid in presence.online(ns) for ns in rooms.NAMESPACES)
+
+
+class ChatMixin:
+    """Mixed into a ``BaseNamespace``: ``message:send``, ``message:mark_read``, ``typing:*``."""
+
+    async def on_message_send(self, sid: str, payload: Any) -> dict[str, Any]:
+        if not isinstance(payload, dict):
+            raise ValidationError("payload must be an object with recipientId and message")
+        session = await self.get_session(sid)
+        self.rate_limit(session, "message:send")
+        online = _is_online(payload.get("recipientId"))
+        message, created = await db(_send)(session, payload, online)
+        return {**events.message_sent(message), "duplicate": not created}
+
+    async def on_message_mark_read(self, sid: str, payload: Any) -> dict[str, Any]:
+        message_id = payload.get("messageId") if isinstance(payload, dict) else payload
+        if isinstance(message_id, bool) or not isinstance(message_id, (str, int)):
+            raise ValidationError("messageId is required")
+        session = await self.get_session(sid)
+        message = await db(lambda: services.message_mark_read(reader=_user(session), message_id=message_id))()
+        return events.message_read(message)
+
+    async def on_typing_start(self, sid: str, payload: Any) -> None:
+        await self._typing(sid, payload, True)
+
+    async def on_typing_stop(self, sid: str, payload: Any) -> None:
+        await self._typing(sid, payload, False)
+
+    async def _typing(self, sid: str, payload: Any, typing: bool) -> None:
+        recipient = payload.get("recipientId") if isinstance(payload, dict) else payload
+        if isinstance(recipient, bool) or not isinstance(recipient, (str, int)) or not str(recipient).isdigit():
+            raise ValidationError("recipientId is required")
+        recipient = str(int(recipient))
+        session = await self.get_session(sid)
+        self.rate_limit(session, "typing")
+        allowed: dict[str, float] = session.setdefault("typing_ok", {})
+        if allowed.get(recipient, 0) < time.monotonic():
+            await db(lambda: services.conversation_check(sender=_user(session), recipient_id=recipient))()
+            allowed[recipient] = time.monotonic() + TYPING_AUTH_TTL
+        timers: dict[str, asyncio.TimerHandle] = session.setdefault("typing", {})
+        old = timers.pop(recipient, None)
+        if old is not None:
+            old.cancel()
+        if typing:
+            # A client that never sends typing:stop does not leave the indicator on.
+            timers[recipient] = asyncio.get_running_loop().call_later(
+                settings.TYPING_TIMEOUT,
+                lambda: asyncio.ensure_future(self._typing_expired(sid, session, recipient)),
+            )
+        await send_typing(session["user_id"], recipient, typing)
+
+    async def _typing_expired(self, sid: str, session: Session, recipient: str) -> None:
+        if session.get("typing", {}).pop(recipient, None) is not None:
+            await send_typing(session["user_id"], recipient, False)
+
+    async def stop_typing(self, session: Session) -> None:
+        """On disconnect: every indicator this socket left on goes off."""
+        for recipient, handle in list(session.pop("typing", {}).items()):
+            handle.cancel()
+            await send_typing(session["user_id"], recipient, False)
+
+
+async def send_typing(user_id: str, recipient_id: str, typing: bool) -> None:
+    payload = events.typing_indicator(user_id, typing)
+    for namespace in rooms.NAMESPACES:
+        await emit_now("typing:indicator", payload, namespace=namespace, room=rooms.user(recipient_id))

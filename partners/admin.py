@@ -1,0 +1,102 @@
+from django.contrib import admin
+from django.http import HttpRequest
+
+from config.admin_actions import run_for_each
+from partners import services
+from partners.models import Earning, KycStatus, KycSubmission, Partner
+
+
+@admin.register(Partner)
+class PartnerAdmin(admin.ModelAdmin):
+    list_display = (
+        "name",
+        "phone",
+        "kyc_status",
+        "is_available",
+        "is_suspended",
+        "rating",
+        "online_until",
+        "created_at",
+    )
+    list_filter = ("kyc_status", "is_available", "is_suspended", "services")
+    search_fields = ("name", "phone", "user__username")
+    filter_horizontal = ("services",)
+    raw_id_fields = ("user",)
+    readonly_fields = (
+        "is_suspended",
+        "kyc_status",
+        "last_latitude",
+        "last_longitude",
+        "last_location_at",
+        "online_until",
+        "created_at",
+    )
+    actions = ["suspend", "reinstate"]
+
+    @admin.action(description="Suspend selected partners (disconnects them)")
+    def suspend(self, request: HttpRequest, queryset) -> None:
+        run_for_each(
+            self,
+            request,
+            queryset,
+            lambda p: services.partner_suspend(partner_id=p.pk, actor=request.user),
+            "Suspended",
+        )
+
+    @admin.action(description="Reinstate selected partners")
+    def reinstate(self, request: HttpRequest, queryset) -> None:
+        run_for_each(
+            self,
+            request,
+            queryset,
+            lambda p: services.partner_suspend(partner_id=p.pk, actor=request.user, suspended=False),
+            "Reinstated",
+        )
+
+
+@admin.register(KycSubmission)
+class KycSubmissionAdmin(admin.ModelAdmin):
+    list_display = ("partner", "document_type", "document_number", "status", "submitted_at", "reviewed_by")
+    list_filter = ("status", "document_type")
+    search_fields = ("partner__name", "document_number")
+    readonly_fields = (
+        "partner",
+        "document_type",
+        "document_number",
+        "status",
+        "submitted_at",
+        "reviewed_at",
+        "reviewed_by",
+    )
+    actions = ["approve", "reject"]
+
+    def get_queryset(self, request: HttpRequest):
+        return super().get_queryset(request).select_related("partner", "reviewed_by")
+
+    @admin.action(description="Approve selected KYC submissions")
+    def approve(self, request: HttpRequest, queryset) -> None:
+        run_for_each(
+            self,
+            request,
+            queryset.filter(status=KycStatus.PENDING),
+            lambda s: services.kyc_review(submission_id=s.pk, reviewer=request.user, approve=True),
+            "Approved",
+        )
+
+    @admin.action(description="Reject selected KYC submissions")
+    def reject(self, request: HttpRequest, queryset) -> None:
+        run_for_each(
+            self,
+            request,
+            queryset.filter(status=KycStatus.PENDING),
+            lambda s: services.kyc_review(submission_id=s.pk, reviewer=request.user, approve=False),
+            "Rejected",
+        )
+
+
+@admin.register(Earning)
+class EarningAdmin(admin.ModelAdmin):
+    list_display = ("partner", "booking", "amount", "currency", "created_at")
+    list_filter = ("currency", "created_at")
+    search_fields = ("partner__name", "booking__number")
+    readonly_fields = ("partner", "booking", "amount", "currency", "created_at")

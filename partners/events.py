@@ -1,0 +1,37 @@
+"""Payload builders for partner-side events (contract 5.2, 5.3)."""
+
+from decimal import Decimal
+from typing import Any
+
+from bookings.events import iso
+from partners.models import Earning, KycSubmission, Partner
+
+
+def partner_registered(partner: Partner) -> dict[str, Any]:
+    return {
+        "partnerId": str(partner.pk),
+        "name": partner.name,
+        "phone": partner.phone,
+        "services": [str(pk) for pk in partner.services.values_list("pk", flat=True)],
+        "createdAt": iso(partner.created_at),
+    }
+
+
+def kyc_submitted(submission: KycSubmission) -> dict[str, Any]:
+    return {
+        "submissionId": str(submission.pk),
+        "partnerId": str(submission.partner_id),
+        "partnerName": submission.partner.name,
+        "documentType": submission.document_type,
+        "submittedAt": iso(submission.submitted_at),
+    }
+
+
+def earnings_updated(earning: Earning, *, today: Decimal, total: Decimal) -> dict[str, Any]:
+    return {
+        "bookingId": str(earning.booking_id),
+        "amount": float(earning.amount),
+        "todayEarnings": float(today),
+        "totalEarnings": float(total),
+        "currency": earning.currency,
+    }

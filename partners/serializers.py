@@ -1,0 +1,100 @@
+"""Partner representations (output) and partner inputs."""
+
+from typing import Any
+
+from django.contrib.auth import get_user_model
+from rest_framework import serializers
+
+from bookings.models import Service
+from partners.models import DocumentType, Earning, KycSubmission, Partner
+
+
+class PartnerSummarySerializer(serializers.Serializer):
+    """How a partner appears inside a booking and in ``partner:assigned``."""
+
+    id = serializers.CharField(source="pk")
+    name = serializers.CharField()
+    phone = serializers.CharField()
+    rating = serializers.FloatField()
+
+
+def partner_location(partner: Partner) -> dict[str, float] | None:
+    if partner.last_latitude is None or partner.last_longitude is None:
+        return None
+    return {"latitude": partner.last_latitude, "longitude": partner.last_longitude}
+
+
+class PartnerSerializer(PartnerSummarySerializer):
+    services = serializers.SerializerMethodField()
+    isAvailable = serializers.BooleanField(source="is_available")
+    isSuspended = serializers.BooleanField(source="is_suspended")
+    kycStatus = serializers.CharField(source="kyc_status")
+    createdAt = serializers.DateTimeField(source="created_at")
+
+    def get_services(self, partner: Partner) -> list[str]:
+        return [str(pk) for pk in partner.services.values_list("pk", flat=True)]
+
+
+class PartnerRegisterInput(serializers.Serializer):
+    username = serializers.CharField(max_length=150)
+    password = serializers.CharField(min_length=8, max_length=128, write_only=True)
+    name = serializers.CharField(max_length=120)
+    phone = serializers.CharField(max_length=32)
+    services = serializers.PrimaryKeyRelatedField(queryset=Service.objects.filter(is_active=True), many=True)
+
+    def validate_username(self, value: str) -> str:
+        if get_user_model().objects.filter(username__iexact=value).exists():
+            raise serializers.ValidationError("this username is taken")
+        return value
+
+
+class KycInput(serializers.Serializer):
+    documentType = serializers.ChoiceField(choices=DocumentType.choices)
+    documentNumber = serializers.CharField(max_length=64)
+
+
+class KycSerializer(serializers.Serializer):
+    id = serializers.CharField(source="pk")
+    documentType = serializers.CharField(source="document_type")
+    documentNumber = serializers.CharField(source="document_number")
+    status = serializers.CharField()
+    submittedAt = serializers.DateTimeField(source="submitted_at")
+    reviewedAt = serializers.DateTimeField(source="reviewed_at", allow_null=True)
+    reviewNote = serializers.CharField(source="review_note")
+
+
+class EarningSerializer(serializers.Serializer):
+    id = serializers.CharField(source="pk")
+    bookingId = serializers.CharField(source="booking_id")
+    amount = serializers.FloatField()
+    currency = serializers.CharField()
+    createdAt = serializers.DateTimeField(source="created_at")
+
+    class Meta:
+        model = Earning
+
+
+class AvailabilityInput(serializers.Serializer):
+    available = serializers.BooleanField()
+
+
+class LocationInput(serializers.Serializer):
+    latitude = serializers.FloatField(min_value=-90, max_value=90)
+    longitude = serializers.FloatField(min_value=-180, max_value=180)
+    accuracy = serializers.FloatField(min_value=0, max_value=100_000, required=False)
+    heading = serializers.FloatField(min_value=0, max_value=360, required=False)
+    speed = serializers.FloatField(min_value=0, max_value=1_000, required=False)
+
+    def to_internal_value(self, data: Any) -> Any:
+        # bool is an int in Python: refuse true/false as coordinates.
+        for key in ("latitude", "longitude", "accuracy", "heading", "speed"):
+            if isinstance(data.get(key), bool):
+                raise serializers.ValidationError({key: ["must be a number"]})
+        return super().to_internal_value(data)
+
+
+class KycSubmissionAdminSerializer(KycSerializer):
+    partnerId = serializers.CharField(source="partner_id")
+
+    class Meta:
+        model = KycSubmission

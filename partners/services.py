@@ -1,0 +1,151 @@
+"""Partner sign-up, KYC, suspension, availability, earnings and presence."""
+
+from datetime import timedelta
+from decimal import ROUND_HALF_UP, Decimal
+from typing import Any
+
+from django.conf import settings
+from django.contrib.auth import get_user_model
+from django.contrib.auth.models import AbstractBaseUser
+from django.db import transaction
+from django.db.models import Sum
+from django.utils import timezone
+
+from bookings.models import Booking
+from bookings.selectors import active_booking_ids
+from config.errors import Conflict, Forbidden, NotFound
+from config.realtime import rooms
+from config.realtime.emit import control, emit
+from messaging.notify import notification_create
+from partners import events
+from partners.models import Earning, KycStatus, KycSubmission, Partner
+
+CENT = Decimal("0.01")
+
+
+# ---------------------------------------------------------------- sign-up and KYC
+def partner_register(*, username: str, password: str, name: str, phone: str, services: list[Any]) -> Partner:
+    with transaction.atomic():
+        user = get_user_model().objects.create_user(username=username, password=password, first_name=name[:150])
+        partner = Partner.objects.create(user=user, name=name, phone=phone)
+        partner.services.set(services)
+        emit("partner:registered", events.partner_registered(partner), namespace=rooms.ADMIN, room=rooms.ADMINS)
+    return partner
+
+
+def kyc_submit(*, partner: Partner, document_type: str, document_number: str) -> KycSubmission:
+    with transaction.atomic():
+        partner = Partner.objects.select_for_update().get(pk=partner.pk)
+        if partner.kyc_submissions.filter(status=KycStatus.PENDING).exists():
+            raise Conflict("a KYC submission is already waiting for review")
+        submission = KycSubmission.objects.create(
+            partner=partner, document_type=document_type, document_number=document_number
+        )
+        if partner.kyc_status != KycStatus.APPROVED:
+            partner.kyc_status = KycStatus.PENDING
+            partner.save(update_fields=["kyc_status"])
+        emit("kyc:submitted", events.kyc_submitted(submission), namespace=rooms.ADMIN, room=rooms.ADMINS)
+    return submission
+
+
+def kyc_review(*, submission_id: Any, reviewer: AbstractBaseUser, approve: bool, note: str = "") -> KycSubmission:
+    """Staff decide a PENDING submission; the partner's KYC status follows it."""
+    if not reviewer.is_staff:
+        raise Forbidden("only staff can review KYC")
+    with transaction.atomic():
+        submission = (
+            KycSubmission.objects.select_for_update().select_related("partner").filter(pk=submission_id).first()
+        )
+        if submission is None:
+            raise NotFound("no such KYC submission")
+        if submission.status != KycStatus.PENDING:
+            raise Conflict(f"this submission was already {submission.status.lower()}")
+        submission.status = KycStatus.APPROVED if approve else KycStatus.REJECTED
+        submission.reviewed_at = timezone.now()
+        submission.reviewed_by = reviewer
+        submission.review_note = note[:500]
+        submission.save()
+        partner = submission.partner
+        partner.kyc_status = submission.status
+        partner.save(update_fields=["kyc_status"])
+        title = "KYC approved" if approve else "KYC rejected"
+        notification_create(
+            user_id=partner.pk, type="kyc_decision", title=title, body=note, data={"submissionId": str(submission.pk)}
+        )
+    return submission
+
+
+# ---------------------------------------------------------------- suspension and availability
+def partner_suspend(*, partner_id: Any, actor: AbstractBaseUser, suspended: bool = True) -> Partner:
+    """Suspend (or reinstate) a partner; a suspension disconnects their sockets on every process."""
+    if not actor.is_staff:
+        raise Forbidden("only staff can suspend partners")
+    with transaction.atomic():
+        partner = Partner.objects.select_for_update().filter(pk=partner_id).first()
+        if partner is None:
+            raise NotFound("no such partner")
+        partner.is_suspended = suspended
+        partner.save(update_fields=["is_suspended"])
+        if suspended:
+            control("disconnect_user", user_id=str(partner.pk), namespaces=[rooms.PARTNER], reason="partner suspended")
+    return partner
+
+
+def partner_set_availability(*, partner_id: Any, available: bool) -> bool:
+    Partner.objects.filter(pk=partner_id).update(is_available=available)
+    return available
+
+
+# ---------------------------------------------------------------- earnings
+def earning_record(*, booking: Booking) -> Earning:
+    """Called when a booking completes, inside its transaction."""
+    share = Decimal(1) - Decimal(settings.PLATFORM_COMMISSION)
+    amount = (booking.amount * share).quantize(CENT, rounding=ROUND_HALF_UP)
+    earning, _ = Earning.objects.get_or_create(
+        booking=booking, defaults={"partner_id": booking.partner_id, "amount": amount, "currency": booking.currency}
+    )
+    totals = earnings_totals(partner_id=booking.partner_id)
+    emit(
+        "earnings:updated",
+        events.earnings_updated(earning, **totals),
+        namespace=rooms.PARTNER,
+        room=rooms.user(booking.partner_id),
+    )
+    notification_create(
+        user_id=booking.partner_id,
+        type="earnings",
+        title="You earned money",
+        body=f"{earning.amount} {earning.currency} for {booking.number}",
+        data={"bookingId": str(booking.pk), "amount": float(earning.amount)},
+    )
+    return earning
+
+
+def earnings_totals(*, partner_id: Any) -> dict[str, Decimal]:
+    rows = Earning.objects.filter(partner_id=partner_id)
+    start_of_day = timezone.now().replace(hour=0, minute=0, second=0, microsecond=0)
+    return {
+        "today": rows.filter(created_at__gte=start_of_day).aggregate(s=Sum("amount"))["s"] or Decimal(0),
+        "total": rows.aggregate(s=Sum("amount"))["s"] or Decimal(0),
+    }
+
+
+# ---------------------------------------------------------------- tracking and presence
+def partner_bookings_changed(*, partner_id: Any) -> None:
+    """Tell every process the partner's active bookings, so the location relay needs no query."""
+    control("partner_bookings", user_id=str(partner_id), bookings=active_booking_ids(partner_id=partner_id))
+
+
+def partner_locations_store(locations: dict[int, tuple[float, float, Any]]) -> None:
+    """Write buffered last-known locations: one UPDATE per partner, one transaction."""
+    with transaction.atomic():
+        for partner_id, (latitude, longitude, at) in locations.items():
+            Partner.objects.filter(pk=partner_id).update(
+                last_latitude=latitude, last_longitude=longitude, last_location_at=at
+            )
+
+
+def partners_online(*, partner_ids: list[int], online: bool = True) -> None:
+    """Mark partners dispatchable for ``PRESENCE_TTL`` seconds (or not at all)."""
+    until = timezone.now() + timedelta(seconds=settings.PRESENCE_TTL) if online else None
+    Partner.objects.filter(pk__in=partner_ids).update(online_until=until)

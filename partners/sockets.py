@@ -1,0 +1,85 @@
+"""The ``/partner`` namespace (contract 5.2)."""
+
+from typing import Any
+
+from django.contrib.auth import get_user_model
+
+from bookings import events, services
+from bookings.selectors import active_booking_ids, parse_booking_id
+from bookings.serializers import BookingRejectInput, BookingStatusInput
+from config.api import validated
+from config.errors import Forbidden
+from config.realtime import rooms
+from config.realtime.namespace import BaseNamespace, Session, db
+from config.realtime.presence import presence
+from messaging.sockets import ChatMixin
+from partners import services as partner_services
+from partners.models import Partner
+from partners.serializers import AvailabilityInput
+from partners.tracking import locations, relay_location
+
+
+def _user(session: Session) -> Any:
+    return get_user_model().objects.get(pk=session["uid"])
+
+
+def _accept(session: Session, booking_id: Any) -> dict[str, Any]:
+    return events.booking(services.booking_accept(booking_id=booking_id, partner_user=_user(session)))
+
+
+def _reject(session: Session, data: dict[str, Any]) -> dict[str, Any]:
+    booking = services.booking_reject(booking_id=data["bookingId"], partner_user=_user(session), reason=data["reason"])
+    return events.booking(booking)
+
+
+def _status(session: Session, data: dict[str, Any]) -> dict[str, Any]:
+    booking = services.booking_update_status(
+        booking_id=data["bookingId"], partner_user=_user(session), status=data["status"]
+    )
+    return events.booking(booking)
+
+
+class PartnerNamespace(ChatMixin, BaseNamespace):
+    namespace_name = rooms.PARTNER
+    role = "partner"
+
+    def connect_session(self, user: Any) -> Session:
+        partner = Partner.objects.filter(pk=user.pk).first()
+        if partner is None:
+            raise Forbidden("This account is not a partner")
+        if partner.is_suspended:
+            raise Forbidden("This partner is suspended")
+        partner_services.partners_online(partner_ids=[partner.pk])
+        return {"bookings": active_booking_ids(partner_id=partner.pk)}
+
+    async def on_disconnected(self, sid: str, session: Session) -> None:
+        await self.stop_typing(session)
+        uid = session["uid"]
+        await locations.flush(uid)
+        if uid not in presence.local[rooms.PARTNER]:
+            await db(partner_services.partners_online)(partner_ids=[uid], online=False)
+
+    async def on_booking_accept(self, sid: str, payload: Any) -> dict[str, Any]:
+        value = payload.get("bookingId") if isinstance(payload, dict) else payload
+        booking_id = parse_booking_id(value if isinstance(value, str) else None)
+        return {"booking": await db(_accept)(await self.get_session(sid), booking_id)}
+
+    async def on_booking_reject(self, sid: str, payload: Any) -> dict[str, Any]:
+        data = validated(BookingRejectInput, payload)
+        return {"booking": await db(_reject)(await self.get_session(sid), data)}
+
+    async def on_booking_status_update(self, sid: str, payload: Any) -> dict[str, Any]:
+        data = validated(BookingStatusInput, payload)
+        return {"booking": await db(_status)(await self.get_session(sid), data)}
+
+    async def on_location_update(self, sid: str, payload: Any) -> dict[str, Any]:
+        relayed = await relay_location(await self.get_session(sid), payload)
+        return {"relayed": relayed}
+
+    async def on_availability_update(self, sid: str, payload: Any) -> dict[str, Any]:
+        data = validated(AvailabilityInput, payload)
+        session = await self.get_session(sid)
+        available = await db(partner_services.partner_set_availability)(
+            partner_id=session["uid"], available=data["available"]
+        )
+        return {"available": available}

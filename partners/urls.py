@@ -1,0 +1,9 @@
+from django.urls import path
+
+from partners import apis
+
+urlpatterns = [
+    path("partners/register/", apis.PartnerRegisterApi.as_view(), name="partner-register"),
+    path("partners/me/kyc/", apis.KycApi.as_view(), name="partner-kyc"),
+    path("partners/me/earnings/", apis.EarningsApi.as_view(), name="partner-earnings"),
+]

@@ -1,0 +1,245 @@
+"""The booking lifecycle: every transition allowed and refused, with its exact events."""
+
+from datetime import timedelta
+
+import pytest
+from django.utils import timezone
+
+from bookings import services
+from bookings.models import BookingStatus as S
+from bookings.models import BookingStatusChange
+from config.errors import Forbidden, InvalidTransition, NotFound, ValidationError
+from partners.models import Earning
+from tests.conftest import events_named
+from tests.factories import BookingFactory, PartnerFactory, UserFactory
+
+pytestmark = pytest.mark.django_db
+
+
+def create(customer, service, **kw):
+    return services.booking_create(
+        customer=customer,
+        service=service,
+        scheduled_at=timezone.now() + timedelta(hours=3),
+        address="12 MG Road",
+        latitude=kw.get("lat", 28.6139),
+        longitude=kw.get("lng", 77.2090),
+    )
+
+
+def test_create_dispatches_to_nearest_partner_and_announces(customer, service, emitted):
+    near = PartnerFactory(services=[service], last_latitude=28.62, last_longitude=77.21)
+    PartnerFactory(services=[service], last_latitude=28.90, last_longitude=77.50)
+    booking = create(customer, service)
+    assert booking.status == S.PARTNER_ASSIGNED
+    assert booking.partner_id == near.pk
+    assert booking.number.startswith("BK") and len(booking.number) == 8
+    created = events_named(emitted, "booking:created")
+    assert created[0]["namespace"] == "/admin" and created[0]["room"] == "monitor:bookings"
+    assert created[0]["data"][0]["status"] == "PENDING"
+    offer = events_named(emitted, "booking:new_request")[0]
+    assert offer["room"] == f"user:{near.pk}" and offer["namespace"] == "/partner"
+    assert set(offer["data"][0]) == {
+        "bookingId",
+        "bookingNumber",
+        "service",
+        "scheduledAt",
+        "address",
+        "amount",
+        "location",
+        "customer",
+    }
+    assert offer["data"][0]["service"] == service.name
+    history = list(BookingStatusChange.objects.filter(booking=booking).values_list("from_status", "to_status"))
+    assert history == [("", "PENDING"), ("PENDING", "PARTNER_ASSIGNED")]
+
+
+@pytest.mark.parametrize(
+    "field,value",
+    [
+        ("kyc_status", "PENDING"),
+        ("is_suspended", True),
+        ("is_available", False),
+        ("online_until", None),
+    ],
+)
+def test_dispatch_skips_ineligible_partners(customer, service, field, value):
+    far = PartnerFactory(services=[service], last_latitude=28.9, last_longitude=77.5)
+    PartnerFactory(services=[service], **{field: value})  # nearest, but not eligible
+    assert create(customer, service).partner_id == far.pk
+
+
+def test_dispatch_skips_busy_partner_and_other_services(customer, service):
+    busy = PartnerFactory(services=[service])
+    BookingFactory(partner=busy, status=S.IN_PROGRESS, service=service)
+    PartnerFactory()  # offers no service of ours
+    booking = create(customer, service)
+    assert booking.status == S.PENDING and booking.partner is None
+
+
+def test_reject_redispatches_never_to_the_rejecter(customer, service, emitted):
+    first = PartnerFactory(services=[service], last_latitude=28.6139, last_longitude=77.2090)
+    second = PartnerFactory(services=[service], last_latitude=28.7, last_longitude=77.3)
+    booking = create(customer, service)
+    assert booking.partner_id == first.pk
+    booking = services.booking_reject(booking_id=booking.pk, partner_user=first.user, reason="busy")
+    assert booking.status == S.PARTNER_ASSIGNED and booking.partner_id == second.pk
+    booking = services.booking_reject(booking_id=booking.pk, partner_user=second.user)
+    assert booking.status == S.PENDING and booking.partner is None
+
+
+def test_full_lifecycle_and_earnings(customer, service, partner, emitted, settings):
+    booking = create(customer, service)
+    services.booking_accept(booking_id=booking.pk, partner_user=partner.user)
+    for status in (S.PARTNER_EN_ROUTE, S.PARTNER_ARRIVED, S.IN_PROGRESS, S.COMPLETED):
+        booking = services.booking_update_status(booking_id=booking.pk, partner_user=partner.user, status=status)
+    assert booking.status == S.COMPLETED and booking.completed_at
+    earning = Earning.objects.get(booking=booking)
+    assert earning.amount == booking.amount * (1 - settings.PLATFORM_COMMISSION)
+    statuses = [m["data"][0]["status"] for m in events_named(emitted, "booking:status_updated")]
+    assert statuses == [
+        "PARTNER_ASSIGNED",
+        "PARTNER_ACCEPTED",
+        "PARTNER_EN_ROUTE",
+        "PARTNER_ARRIVED",
+        "IN_PROGRESS",
+        "COMPLETED",
+    ]
+    assigned = events_named(emitted, "partner:assigned")[0]
+    assert assigned["room"] == [f"booking:{booking.pk}", f"user:{customer.pk}"]
+    assert set(assigned["data"][0]["partner"]) == {"id", "name", "phone", "rating", "location"}
+    assert assigned["data"][0]["partner"]["id"] == str(partner.pk)
+    earned = events_named(emitted, "earnings:updated")[0]["data"][0]
+    assert earned == {
+        "bookingId": str(booking.pk),
+        "amount": 799.2,
+        "todayEarnings": 799.2,
+        "totalEarnings": 799.2,
+        "currency": "INR",
+    }
+    controls = [m["bookings"] for m in emitted.controls("partner_bookings")]
+    assert controls[0] == [str(booking.pk)] and controls[-1] == []
+
+
+def test_skipping_en_route_and_arrived_is_allowed(customer, service, partner):
+    booking = create(customer, service)
+    services.booking_accept(booking_id=booking.pk, partner_user=partner.user)
+    booking = services.booking_update_status(booking_id=booking.pk, partner_user=partner.user, status=S.IN_PROGRESS)
+    assert booking.status == S.IN_PROGRESS
+
+
+@pytest.mark.parametrize(
+    "start,target",
+    [
+        (S.PARTNER_ASSIGNED, S.IN_PROGRESS),
+        (S.PARTNER_ACCEPTED, S.COMPLETED),
+        (S.IN_PROGRESS, S.PARTNER_EN_ROUTE),
+        (S.COMPLETED, S.IN_PROGRESS),
+        (S.CANCELLED, S.PARTNER_EN_ROUTE),
+        (S.PARTNER_ARRIVED, S.PARTNER_EN_ROUTE),
+    ],
+)
+def test_partner_invalid_transitions_are_refused_without_events(partner, start, target, emitted):
+    booking = BookingFactory(partner=partner, status=start)
+    with pytest.raises(InvalidTransition):
+        services.booking_update_status(booking_id=booking.pk, partner_user=partner.user, status=target)
+    booking.refresh_from_db()
+    assert booking.status == start
+    assert emitted.all() == []
+
+
+def test_partner_cannot_set_pending_or_cancelled(partner):
+    booking = BookingFactory(partner=partner, status=S.PARTNER_ACCEPTED)
+    for status in (S.PENDING, S.CANCELLED, S.PARTNER_ACCEPTED):
+        with pytest.raises(InvalidTransition):
+            services.booking_update_status(booking_id=booking.pk, partner_user=partner.user, status=status)
+
+
+def test_only_the_assigned_partner_may_act(partner, service):
+    other = PartnerFactory(services=[service])
+    booking = BookingFactory(partner=partner, status=S.PARTNER_ASSIGNED)
+    with pytest.raises(Forbidden):
+        services.booking_accept(booking_id=booking.pk, partner_user=other.user)
+    with pytest.raises(Forbidden):
+        services.booking_reject(booking_id=booking.pk, partner_user=other.user)
+
+
+def test_accept_twice_is_invalid(partner):
+    booking = BookingFactory(partner=partner, status=S.PARTNER_ASSIGNED)
+    services.booking_accept(booking_id=booking.pk, partner_user=partner.user)
+    with pytest.raises(InvalidTransition):
+        services.booking_accept(booking_id=booking.pk, partner_user=partner.user)
+
+
+@pytest.mark.parametrize("status", [S.PENDING, S.PARTNER_ASSIGNED, S.PARTNER_ACCEPTED, S.PARTNER_EN_ROUTE])
+def test_customer_cancels_and_partner_is_told(customer, partner, status, emitted):
+    booking = BookingFactory(customer=customer, partner=None if status == S.PENDING else partner, status=status)
+    booking = services.booking_cancel(booking_id=booking.pk, actor=customer, reason="Changed my mind")
+    assert booking.status == S.CANCELLED and booking.cancelled_by_id == customer.pk
+    cancelled = events_named(emitted, "booking:cancelled")
+    if status == S.PENDING:
+        assert cancelled == []
+    else:
+        data = cancelled[0]["data"][0]
+        assert cancelled[0]["room"] == f"user:{partner.pk}"
+        assert data["reason"] == "Changed my mind" and data["cancelledBy"] == "customer"
+        assert set(data) == {"bookingId", "bookingNumber", "reason", "cancelledBy", "cancelledAt"}
+
+
+@pytest.mark.parametrize("status", [S.PARTNER_ARRIVED, S.IN_PROGRESS, S.COMPLETED, S.CANCELLED])
+def test_cancel_too_late_is_invalid(customer, partner, status):
+    booking = BookingFactory(customer=customer, partner=partner, status=status)
+    with pytest.raises(InvalidTransition):
+        services.booking_cancel(booking_id=booking.pk, actor=customer)
+
+
+def test_strangers_cannot_cancel_staff_can(customer, other_customer, staff):
+    booking = BookingFactory(customer=customer)
+    with pytest.raises(Forbidden):
+        services.booking_cancel(booking_id=booking.pk, actor=other_customer)
+    booking = services.booking_cancel(booking_id=booking.pk, actor=staff, reason="fraud")
+    assert booking.status == S.CANCELLED
+
+
+def test_staff_assign_rules(staff, customer, partner, service):
+    booking = BookingFactory(customer=customer, status=S.PENDING)
+    with pytest.raises(Forbidden):
+        services.booking_assign(booking_id=booking.pk, partner_id=partner.pk, actor=customer)
+    suspended = PartnerFactory(is_suspended=True)
+    with pytest.raises(ValidationError):
+        services.booking_assign(booking_id=booking.pk, partner_id=suspended.pk, actor=staff)
+    with pytest.raises(NotFound):
+        services.booking_assign(booking_id=booking.pk, partner_id=999999, actor=staff)
+    offline = PartnerFactory(online_until=None, kyc_status="PENDING")  # ops override: any non-suspended partner
+    booking = services.booking_assign(booking_id=booking.pk, partner_id=offline.pk, actor=staff)
+    assert booking.status == S.PARTNER_ASSIGNED and booking.partner_id == offline.pk
+    with pytest.raises(InvalidTransition):
+        services.booking_assign(booking_id=booking.pk, partner_id=partner.pk, actor=staff)
+
+
+def test_unknown_booking_ids_are_not_found(partner):
+    for bad in ("nope", "00000000-0000-0000-0000-000000000000", None, 12):
+        with pytest.raises(NotFound):
+            services.booking_accept(booking_id=bad, partner_user=partner.user)
+
+
+def test_booking_in_the_past_is_refused(customer, service):
+    with pytest.raises(ValidationError):
+        services.booking_create(
+            customer=customer,
+            service=service,
+            scheduled_at=timezone.now() - timedelta(days=1),
+            address="x",
+            latitude=1,
+            longitude=1,
+        )
+
+
+def test_partner_never_dispatched_own_booking(service):
+    partner = PartnerFactory(services=[service])
+    booking = create(partner.user, service)
+    assert booking.partner is None
+
+
+def test_user_factory_sanity():
+    assert UserFactory().check_password("password123")

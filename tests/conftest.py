@@ -1,0 +1,108 @@
+"""Fixtures: users per role, an API client, the captured emits, the live ASGI server."""
+
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+from rest_framework.test import APIClient
+
+from config.realtime import emit as emit_module
+from tests.factories import PartnerFactory, ServiceFactory, StaffFactory, UserFactory
+from tests.live import LiveServer
+
+
+@pytest.fixture
+def service(db: Any) -> Any:
+    return ServiceFactory(name="House Cleaning")
+
+
+@pytest.fixture
+def customer(db: Any) -> Any:
+    return UserFactory(username="alice", first_name="Alice")
+
+
+@pytest.fixture
+def other_customer(db: Any) -> Any:
+    return UserFactory(username="bob", first_name="Bob")
+
+
+@pytest.fixture
+def staff(db: Any) -> Any:
+    return StaffFactory(username="ops")
+
+
+@pytest.fixture
+def partner(db: Any, service: Any) -> Any:
+    return PartnerFactory(user__username="pat", user__first_name="Pat", name="Pat", services=[service])
+
+
+@pytest.fixture
+def api() -> APIClient:
+    return APIClient()
+
+
+@pytest.fixture
+def api_as(api: APIClient) -> Any:
+    def login(user: Any) -> APIClient:
+        api.force_authenticate(user)
+        return api
+
+    return login
+
+
+class Emitted:
+    """What the emit entry point delivered, as if the test's transaction had committed.
+
+    The test runs inside one outer transaction, so on-commit callbacks wait in
+    ``connection.run_on_commit``; reading runs those whose savepoints survived
+    (a refused transition rolls its own back, so its events never show).
+    """
+
+    def __init__(self) -> None:
+        self.seen: list[dict[str, Any]] = []
+
+    def _flush(self) -> None:
+        from django.db import connection
+
+        pending, connection.run_on_commit[:] = list(connection.run_on_commit), []
+        for _sids, callback, _robust in pending:
+            callback()
+
+    def all(self) -> list[dict[str, Any]]:
+        self._flush()
+        return self.seen
+
+    def named(self, name: str) -> list[dict[str, Any]]:
+        return [m for m in self.all() if m.get("event") == name]
+
+    def controls(self, method: str) -> list[dict[str, Any]]:
+        return [m for m in self.all() if m["method"] == method]
+
+
+@pytest.fixture
+def emitted(db: Any) -> Iterator[Emitted]:
+    captured = Emitted()
+    emit_module._observers.append(captured.seen.append)
+    yield captured
+    emit_module._observers.remove(captured.seen.append)
+
+
+def events_named(captured: Emitted, name: str) -> list[dict[str, Any]]:
+    return captured.named(name)
+
+
+_live: LiveServer | None = None
+
+
+@pytest.fixture(scope="session")
+def live_server_url() -> Iterator[str]:
+    """One real ASGI server for the whole session (python-socketio's manager binds to its loop)."""
+    global _live
+    if _live is None:
+        _live = LiveServer().start()
+    yield _live.url
+
+
+def pytest_sessionfinish(session: Any, exitstatus: int) -> None:
+    if _live is not None:
+        _live.stop()

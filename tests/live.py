@@ -1,0 +1,138 @@
+"""The real ASGI server on a free loopback port, and real Socket.IO clients for it."""
+
+import asyncio
+import socket
+import threading
+import time
+from collections import defaultdict
+from typing import Any
+
+import socketio
+import uvicorn
+from rest_framework_simplejwt.tokens import AccessToken
+
+WAIT = 5.0  # every wait in the socket tests is bounded by this
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+class LiveServer:
+    """uvicorn serving ``config.asgi.application`` in a thread of the test process."""
+
+    def __init__(self) -> None:
+        from config.asgi import application
+
+        self.port = free_port()
+        self.url = f"http://127.0.0.1:{self.port}"
+        config = uvicorn.Config(application, host="127.0.0.1", port=self.port, lifespan="off", log_level="warning")
+        self.server = uvicorn.Server(config)
+        self.thread = threading.Thread(target=self.server.run, daemon=True, name="live-asgi")
+
+    def start(self) -> "LiveServer":
+        self.thread.start()
+        deadline = time.monotonic() + 15
+        while not self.server.started:
+            if time.monotonic() > deadline:
+                raise RuntimeError("live server did not start")
+            time.sleep(0.02)
+        return self
+
+    def stop(self) -> None:
+        self.server.should_exit = True
+        self.thread.join(timeout=10)
+
+
+def token_for(user: Any, lifetime: float | None = None) -> str:
+    token = AccessToken.for_user(user)
+    if lifetime is not None:
+        from datetime import timedelta
+
+        token.set_exp(lifetime=timedelta(seconds=lifetime))
+    return str(token)
+
+
+class Client:
+    """A python-socketio ``AsyncClient`` that records every event it receives."""
+
+    def __init__(self, url: str, namespace: str, transports: list[str] | None = None) -> None:
+        self.url = url
+        self.namespace = namespace
+        self.transports = transports or ["websocket"]
+        self.sio = socketio.AsyncClient(reconnection=False)
+        self.events: dict[str, list[Any]] = defaultdict(list)
+        self._arrived = asyncio.Event()
+        self.connect_error: Any = None
+        self.sio.on("*", self._record, namespace=namespace)
+        self.sio.on("connect_error", self._on_connect_error, namespace=namespace)
+
+    async def _record(self, event: str, *args: Any) -> None:
+        self.events[event].append(args[0] if len(args) == 1 else list(args))
+        self._arrived.set()
+
+    async def _on_connect_error(self, data: Any) -> None:
+        self.connect_error = data
+
+    async def connect(self, token: str | None = None, headers: dict[str, str] | None = None) -> "Client":
+        auth = {"token": token} if token is not None else None
+        await self.sio.connect(
+            self.url,
+            namespaces=[self.namespace],
+            auth=auth,
+            headers=headers or {},
+            transports=self.transports,
+            wait_timeout=WAIT,
+        )
+        return self
+
+    async def call(self, event: str, data: Any = None, timeout: float = WAIT) -> Any:
+        if data is None:
+            return await self.sio.call(event, namespace=self.namespace, timeout=timeout)
+        return await self.sio.call(event, data, namespace=self.namespace, timeout=timeout)
+
+    async def emit(self, event: str, data: Any = None) -> None:
+        await self.sio.emit(event, data, namespace=self.namespace)
+
+    async def wait_for(self, event: str, count: int = 1, timeout: float = WAIT, where: Any = None) -> list[Any]:
+        """The first ``count`` payloads of ``event`` (matching ``where``); fails after ``timeout``."""
+        deadline = time.monotonic() + timeout
+        while True:
+            found = [p for p in self.events.get(event, []) if where is None or where(p)]
+            if len(found) >= count:
+                return found[:count]
+            remaining = deadline - time.monotonic()
+            if remaining <= 0:
+                raise AssertionError(f"{self.namespace}: expected {count} {event!r}, got {self.events.get(event)}")
+            self._arrived.clear()
+            try:
+                await asyncio.wait_for(self._arrived.wait(), timeout=min(remaining, 0.2))
+            except TimeoutError:
+                pass
+
+    async def none_for(self, event: str, seconds: float = 0.5) -> None:
+        await asyncio.sleep(seconds)
+        assert not self.events.get(event), f"unexpected {event}: {self.events.get(event)}"
+
+    async def close(self) -> None:
+        if self.sio.connected:
+            await self.sio.disconnect()
+
+
+async def wait_until(predicate: Any, timeout: float = WAIT, what: str = "condition") -> None:
+    deadline = time.monotonic() + timeout
+    while not predicate():
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out waiting for {what}")
+        await asyncio.sleep(0.02)
+
+
+def eventually(predicate: Any, timeout: float = WAIT, what: str = "condition") -> None:
+    """Synchronous poll (for ORM checks outside the event loop)."""
+    deadline = time.monotonic() + timeout
+    while not predicate():
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out waiting for {what}")
+        time.sleep(0.05)
