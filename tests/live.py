@@ -1,6 +1,7 @@
 """The real ASGI server on a free loopback port, and real Socket.IO clients for it."""
 
 import asyncio
+import contextlib
 import socket
 import threading
 import time
@@ -107,10 +108,8 @@ class Client:
             if remaining <= 0:
                 raise AssertionError(f"{self.namespace}: expected {count} {event!r}, got {self.events.get(event)}")
             self._arrived.clear()
-            try:
+            with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._arrived.wait(), timeout=min(remaining, 0.2))
-            except TimeoutError:
-                pass
 
     async def none_for(self, event: str, seconds: float = 0.5) -> None:
         await asyncio.sleep(seconds)

@@ -14,3 +14,5 @@ LOCATION_FLUSH_INTERVAL = 0.3
 DASHBOARD_PUSH_INTERVAL = 0.3
 TYPING_TIMEOUT = 1.0
 SIMPLE_JWT = {**SIMPLE_JWT}
+# A polling client's disconnect waits for the open long-poll: keep it short.
+SOCKETIO = {**SOCKETIO, "PING_INTERVAL": 2, "PING_TIMEOUT": 5}

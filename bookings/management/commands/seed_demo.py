@@ -48,7 +48,7 @@ class Command(BaseCommand):
 
     def handle(self, *args: Any, customers: int, partners: int, bookings: int, quiet: bool, **options: Any) -> None:
         rng = random.Random(42)
-        User = get_user_model()
+        user_model = get_user_model()
         with transaction.atomic():
             services = [
                 Service.objects.get_or_create(
@@ -62,16 +62,19 @@ class Command(BaseCommand):
                 )[0]
                 for name, desc, price, minutes in SERVICES
             ]
-            staff, created = User.objects.get_or_create(
+            staff, created = user_model.objects.get_or_create(
                 username=STAFF[0], defaults={"is_staff": True, "is_superuser": True, "first_name": "Ops Admin"}
             )
             if created:
                 staff.set_password(STAFF[1])
                 staff.save()
 
-        customer_users = [self._customer(User, i) for i in self._progress(range(1, customers + 1), "customers", quiet)]
+        customer_users = [
+            self._customer(user_model, i) for i in self._progress(range(1, customers + 1), "customers", quiet)
+        ]
         partner_rows = [
-            self._partner(User, i, services, rng) for i in self._progress(range(1, partners + 1), "partners", quiet)
+            self._partner(user_model, i, services, rng)
+            for i in self._progress(range(1, partners + 1), "partners", quiet)
         ]
         existing = Booking.objects.filter(notes=DEMO_NOTE).count()
         statuses = list(BookingStatus.values)
@@ -93,8 +96,10 @@ class Command(BaseCommand):
         return tqdm(items, desc=what, unit=what[:-1])
 
     @transaction.atomic
-    def _customer(self, User: Any, i: int) -> Any:
-        user, created = User.objects.get_or_create(username=f"customer{i}", defaults={"first_name": f"Customer {i}"})
+    def _customer(self, user_model: Any, i: int) -> Any:
+        user, created = user_model.objects.get_or_create(
+            username=f"customer{i}", defaults={"first_name": f"Customer {i}"}
+        )
         if created:
             user.set_password(CUSTOMER_PASSWORD)
             user.save()
@@ -102,8 +107,10 @@ class Command(BaseCommand):
         return user
 
     @transaction.atomic
-    def _partner(self, User: Any, i: int, services: list[Service], rng: random.Random) -> Partner:
-        user, created = User.objects.get_or_create(username=f"partner{i}", defaults={"first_name": f"Partner {i}"})
+    def _partner(self, user_model: Any, i: int, services: list[Service], rng: random.Random) -> Partner:
+        user, created = user_model.objects.get_or_create(
+            username=f"partner{i}", defaults={"first_name": f"Partner {i}"}
+        )
         if not created:
             return user.partner
         user.set_password(PARTNER_PASSWORD)
@@ -119,7 +126,7 @@ class Command(BaseCommand):
             last_longitude=lng,
             last_location_at=timezone.now(),
         )
-        partner.services.set(rng.sample(services, k=min(3, len(services))) + [services[0]])
+        partner.services.set([*rng.sample(services, k=min(3, len(services))), services[0]])
         KycSubmission.objects.create(
             partner=partner,
             document_type="AADHAAR",

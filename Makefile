@@ -1,0 +1,62 @@
+# Home-services real-time backend. Every target sets itself up (virtualenv, install, migrate).
+PY ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+HOST ?= 127.0.0.1
+PORT ?= 8000
+WORKERS ?= 2
+
+.PHONY: run test lint format serve cluster bench bench-quick clean
+
+$(BIN)/python:
+	$(PY) -m venv $(VENV)
+
+$(VENV)/.installed: requirements.txt requirements-dev.txt | $(BIN)/python
+	$(BIN)/pip install -q --upgrade pip
+	$(BIN)/pip install -q -r requirements-dev.txt
+	touch $@
+
+tests/js/node_modules: tests/js/package-lock.json
+	@if command -v npm >/dev/null; then cd tests/js && npm ci --no-audit --no-fund --silent; fi
+
+# Set up and run the server on embedded defaults (SQLite, in-memory layer) with demo data.
+run: $(VENV)/.installed
+	$(BIN)/python manage.py migrate --noinput
+	$(BIN)/python manage.py seed_demo
+	$(BIN)/python manage.py runserver $(HOST):$(PORT)
+
+# Set up and run the whole test suite (DATABASE_URL / REDIS_URL switch to PostgreSQL / Redis).
+test: $(VENV)/.installed tests/js/node_modules
+	$(BIN)/python -m pytest tests
+
+# Lint and check formatting (ruff).
+lint: $(VENV)/.installed
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+
+# Rewrite files to the project's format.
+format: $(VENV)/.installed
+	$(BIN)/ruff check --fix .
+	$(BIN)/ruff format .
+
+# Production-style single process (uvicorn + uvloop); settings from the environment.
+serve: $(VENV)/.installed
+	$(BIN)/python manage.py migrate --noinput
+	$(BIN)/uvicorn config.asgi:application --host $(HOST) --port $(PORT) --loop uvloop --http httptools --ws websockets --lifespan off --no-access-log
+
+# WORKERS processes behind one port (needs REDIS_URL; see docs/deployment.md about sticky sessions).
+cluster: $(VENV)/.installed
+	$(BIN)/python manage.py migrate --noinput
+	$(BIN)/uvicorn config.asgi:application --host $(HOST) --port $(PORT) --workers $(WORKERS) --loop uvloop --http httptools --ws websockets --lifespan off --no-access-log
+
+# The full benchmark (several minutes); figures in bench/results/latest.json.
+bench: $(VENV)/.installed tests/js/node_modules
+	$(BIN)/python bench/run.py
+
+# A benchmark smoke run that finishes in under a minute.
+bench-quick: $(VENV)/.installed tests/js/node_modules
+	$(BIN)/python bench/run.py --quick
+
+# Remove the virtualenv, databases and caches.
+clean:
+	rm -rf $(VENV) db.sqlite3 test_db.sqlite3 tests/js/node_modules .pytest_cache .ruff_cache

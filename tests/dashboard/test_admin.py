@@ -1,0 +1,84 @@
+"""Django admin: pages render for staff and the actions go through the services."""
+
+import pytest
+from django.urls import reverse
+
+from bookings.models import BookingStatus as S
+from partners.models import KycStatus, KycSubmission
+from tests.factories import BookingFactory, PartnerFactory, StaffFactory
+
+pytestmark = pytest.mark.django_db
+
+
+@pytest.fixture
+def admin_client_(client):
+    user = StaffFactory(username="root", is_superuser=True)
+    client.force_login(user)
+    return client
+
+
+@pytest.mark.parametrize(
+    "model",
+    [
+        "bookings/booking",
+        "bookings/service",
+        "bookings/bookingstatuschange",
+        "partners/partner",
+        "partners/kycsubmission",
+        "partners/earning",
+        "messaging/message",
+        "messaging/notification",
+        "auth/user",
+    ],
+)
+def test_changelists_render(admin_client_, model):
+    BookingFactory()
+    assert admin_client_.get(f"/admin/{model}/").status_code == 200
+
+
+def test_cancel_action(admin_client_, partner, emitted):
+    booking = BookingFactory(partner=partner, status=S.PARTNER_ACCEPTED)
+    done = BookingFactory(status=S.COMPLETED)
+    url = reverse("admin:bookings_booking_changelist")
+    r = admin_client_.post(
+        url,
+        {"action": "cancel_bookings", "_selected_action": [booking.pk, done.pk], "apply": "1", "reason": "ops says no"},
+        follow=True,
+    )
+    assert r.status_code == 200
+    booking.refresh_from_db()
+    done.refresh_from_db()
+    assert booking.status == S.CANCELLED and booking.cancel_reason == "ops says no"
+    assert done.status == S.COMPLETED
+    assert emitted.named("booking:cancelled")[0]["data"][0]["cancelledBy"] == "staff"
+    assert any("cannot go from COMPLETED" in str(m) for m in r.context["messages"])
+
+
+def test_assign_action(admin_client_):
+    booking = BookingFactory(status=S.PENDING)
+    partner = PartnerFactory()
+    url = reverse("admin:bookings_booking_changelist")
+    form = admin_client_.post(url, {"action": "assign_partner", "_selected_action": [booking.pk]})
+    assert form.status_code == 200 and b"Assign a partner" in form.content
+    admin_client_.post(
+        url, {"action": "assign_partner", "_selected_action": [booking.pk], "apply": "1", "partner": partner.pk}
+    )
+    booking.refresh_from_db()
+    assert booking.status == S.PARTNER_ASSIGNED and booking.partner_id == partner.pk
+
+
+def test_kyc_and_suspend_actions(admin_client_, emitted):
+    partner = PartnerFactory(kyc_status=KycStatus.PENDING)
+    sub = KycSubmission.objects.create(partner=partner, document_type="PAN", document_number="X")
+    admin_client_.post(
+        reverse("admin:partners_kycsubmission_changelist"), {"action": "approve", "_selected_action": [sub.pk]}
+    )
+    partner.refresh_from_db()
+    assert partner.kyc_status == KycStatus.APPROVED
+    admin_client_.post(
+        reverse("admin:partners_partner_changelist"), {"action": "suspend", "_selected_action": [partner.pk]}
+    )
+    partner.refresh_from_db()
+    assert partner.is_suspended
+    kicks = emitted.controls("disconnect_user")
+    assert kicks[0]["user_id"] == str(partner.pk) and kicks[0]["namespaces"] == ["/partner"]

@@ -1,0 +1,79 @@
+"""/admin over the real server: stats, monitoring, ops events."""
+
+import asyncio
+from datetime import timedelta
+
+import pytest
+from channels.db import database_sync_to_async as sync_to_async
+from django.utils import timezone
+
+from bookings import services
+from partners.services import kyc_submit, partner_register
+from tests.live import Client, token_for
+
+pytestmark = pytest.mark.django_db(transaction=True)
+
+STATS_KEYS = {"bookings", "revenue", "partners", "customers", "generatedAt"}
+
+
+def run(coro):
+    return asyncio.run(asyncio.wait_for(coro, 60))
+
+
+def test_admin_sees_stats_bookings_signups_and_kyc(live_server_url, staff, customer, service):
+    async def scenario():
+        a = await Client(live_server_url, "/admin").connect(token_for(staff))
+        c = await Client(live_server_url, "/customer").connect(token_for(customer))
+        ack = await a.call("request:stats")
+        assert ack["ok"] and set(ack["stats"]) == STATS_KEYS
+        assert set(ack["stats"]["bookings"]) == {"total", "today", "active", "byStatus"}
+        assert set(ack["stats"]["partners"]) == {"total", "online", "available", "pendingKyc"}
+        assert ack["stats"]["customers"]["online"] >= 1
+        [pushed] = await a.wait_for("dashboard:stats_update")
+        assert set(pushed) == STATS_KEYS
+
+        ack = await a.call("monitor:bookings")
+        assert ack["ok"] and ack["bookings"] == []
+        booking = await sync_to_async(services.booking_create)(
+            customer=customer,
+            service=service,
+            scheduled_at=timezone.now() + timedelta(hours=1),
+            address="1 Main St",
+            latitude=28.61,
+            longitude=77.2,
+        )
+        [created] = await a.wait_for("booking:created")
+        assert created["id"] == str(booking.pk) and created["status"] == "PENDING"
+        assert created["bookingNumber"] == booking.number
+        # the figures changed: a push follows within a second or so
+        await a.wait_for("dashboard:stats_update", where=lambda s: s["bookings"]["total"] == 1)
+
+        await sync_to_async(services.booking_cancel)(booking_id=booking.pk, actor=staff, reason="ops")
+        [updated] = await a.wait_for("booking:updated")
+        assert updated["status"] == "CANCELLED" and updated["cancelledBy"] == "staff"
+
+        partner = await sync_to_async(partner_register)(
+            username="newbie", password="secret123", name="Newbie", phone="+91-1", services=[service.pk]
+        )
+        [registered] = await a.wait_for("partner:registered")
+        assert registered == {
+            "partnerId": str(partner.pk),
+            "name": "Newbie",
+            "phone": "+91-1",
+            "services": [str(service.pk)],
+            "createdAt": registered["createdAt"],
+        }
+        submission = await sync_to_async(kyc_submit)(partner=partner, document_type="PAN", document_number="ABCDE1234F")
+        [kyc] = await a.wait_for("kyc:submitted")
+        assert kyc["submissionId"] == str(submission.pk) and kyc["partnerName"] == "Newbie"
+        assert kyc["documentType"] == "PAN" and set(kyc) == {
+            "submissionId",
+            "partnerId",
+            "partnerName",
+            "documentType",
+            "submittedAt",
+        }
+        await a.close()
+        await c.close()
+
+    run(scenario())

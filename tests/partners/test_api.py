@@ -1,0 +1,63 @@
+"""REST: partner sign-up, KYC, earnings; dashboard stats; notifications."""
+
+import pytest
+
+from bookings.models import BookingStatus as S
+from bookings.services import booking_update_status
+from messaging.models import Notification
+from partners.models import KycStatus, Partner
+from tests.factories import BookingFactory
+
+pytestmark = pytest.mark.django_db
+
+
+def test_partner_register_then_kyc(api, service, emitted):
+    r = api.post(
+        "/api/partners/register/",
+        {"username": "sam", "password": "s3cret-pass", "name": "Sam", "phone": "+91-2", "services": [service.pk]},
+        format="json",
+    )
+    assert r.status_code == 201 and r.json()["services"] == [str(service.pk)]
+    assert emitted.named("partner:registered")[0]["data"][0]["name"] == "Sam"
+    partner = Partner.objects.get(name="Sam")
+    api.force_authenticate(partner.user)
+    r = api.post("/api/partners/me/kyc/", {"documentType": "PAN", "documentNumber": "ABCDE1234F"}, format="json")
+    assert r.status_code == 201 and r.json()["status"] == "PENDING"
+    assert emitted.named("kyc:submitted")[0]["room"] == "admins"
+    again = api.post("/api/partners/me/kyc/", {"documentType": "PAN", "documentNumber": "X"}, format="json")
+    assert again.status_code == 409 and again.json()["code"] == "CONFLICT"
+    bad = api.post("/api/partners/me/kyc/", {"documentType": "SELFIE", "documentNumber": "X"}, format="json")
+    assert bad.status_code == 400 and "documentType" in bad.json()["details"]
+    partner.refresh_from_db()
+    assert partner.kyc_status == KycStatus.PENDING
+
+
+def test_kyc_is_for_partners_only(api_as, customer):
+    r = api_as(customer).post("/api/partners/me/kyc/", {"documentType": "PAN", "documentNumber": "X"}, format="json")
+    assert r.status_code == 403 and r.json()["code"] == "FORBIDDEN"
+
+
+def test_earnings_endpoint(api_as, partner):
+    booking = BookingFactory(partner=partner, status=S.IN_PROGRESS)
+    booking_update_status(booking_id=booking.pk, partner_user=partner.user, status=S.COMPLETED)
+    body = api_as(partner.user).get("/api/partners/me/earnings/").json()
+    assert body["count"] == 1 and body["results"][0]["amount"] == 799.2
+    assert body["todayEarnings"] == 799.2 and body["totalEarnings"] == 799.2
+
+
+def test_dashboard_stats_is_staff_only(api_as, staff, customer):
+    assert api_as(customer).get("/api/dashboard/stats/").status_code == 403
+    body = api_as(staff).get("/api/dashboard/stats/").json()
+    assert set(body) == {"bookings", "revenue", "partners", "customers", "generatedAt"}
+
+
+def test_notifications_list_and_read(api_as, customer):
+    n = Notification.objects.create(user=customer, type="t", title="Hello")
+    Notification.objects.create(user=customer, type="t", title="Second")
+    api = api_as(customer)
+    body = api.get("/api/notifications/").json()
+    assert body["count"] == 2 and body["unreadCount"] == 2
+    r = api.post(f"/api/notifications/{n.pk}/read/")
+    assert r.status_code == 200 and r.json()["readAt"]
+    assert api.get("/api/notifications/", {"unread": "1"}).json()["count"] == 1
+    assert api.post("/api/notifications/read-all/").json() == {"marked": 1}

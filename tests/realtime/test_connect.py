@@ -1,0 +1,127 @@
+"""Connect refusals, token expiry and refresh, kicks, room cleanup, both transports."""
+
+import asyncio
+
+import pytest
+from channels.db import database_sync_to_async as sync_to_async
+
+from config.realtime import rooms
+from config.realtime.server import sio
+from dashboard.services import user_deactivate
+from partners.services import partner_suspend
+from tests.factories import PartnerFactory, UserFactory
+from tests.live import Client, token_for, wait_until
+
+pytestmark = pytest.mark.django_db(transaction=True)
+
+
+def run(coro):
+    return asyncio.run(asyncio.wait_for(coro, 60))
+
+
+async def refused(url: str, namespace: str, token: str | None = None, headers: dict | None = None) -> dict:
+    client = Client(url, namespace)
+    with pytest.raises(Exception):  # noqa: B017 - socketio.exceptions.ConnectionError
+        await client.connect(token, headers=headers)
+    await client.close()
+    return client.connect_error
+
+
+def test_connect_refusals_carry_the_contract_codes(live_server_url, customer, staff):
+    suspended = PartnerFactory(is_suspended=True)
+    inactive = UserFactory(is_active=False)
+
+    async def scenario():
+        err = await refused(live_server_url, "/customer")
+        assert err["data"] == {"code": "AUTH_REQUIRED"}
+        err = await refused(live_server_url, "/customer", "garbage")
+        assert err["data"] == {"code": "TOKEN_INVALID"}
+        err = await refused(live_server_url, "/customer", token_for(customer, lifetime=-10))
+        assert err["data"] == {"code": "TOKEN_EXPIRED"} and "expired" in err["message"]
+        err = await refused(live_server_url, "/partner", token_for(customer))
+        assert err["data"] == {"code": "FORBIDDEN"}
+        err = await refused(live_server_url, "/admin", token_for(customer))
+        assert err["data"] == {"code": "FORBIDDEN"}
+        err = await refused(live_server_url, "/partner", token_for(suspended.user))
+        assert err["data"] == {"code": "FORBIDDEN"} and "suspended" in err["message"]
+        err = await refused(live_server_url, "/customer", token_for(inactive))
+        assert err["data"] == {"code": "FORBIDDEN"}
+        # a partner may book as a customer; staff may use /admin; a header works like auth.token
+        ok = await Client(live_server_url, "/admin").connect(headers={"Authorization": f"Bearer {token_for(staff)}"})
+        assert ok.sio.connected
+        await ok.close()
+
+    run(scenario())
+
+
+@pytest.mark.parametrize("transports", [["polling"], ["polling", "websocket"], ["websocket"]])
+def test_both_transports(live_server_url, customer, transports):
+    async def scenario():
+        c = await Client(live_server_url, "/customer", transports=transports).connect(token_for(customer))
+        ack = await c.call("booking:track", "00000000-0000-0000-0000-000000000000")
+        assert ack["error"]["code"] == "NOT_FOUND"
+        await c.close()
+
+    run(scenario())
+
+
+def test_token_expiry_disconnects_unless_refreshed(live_server_url, customer):
+    async def scenario():
+        short = await Client(live_server_url, "/customer").connect(token_for(customer, lifetime=1.5))
+        refreshed = await Client(live_server_url, "/customer").connect(token_for(customer, lifetime=1.5))
+        ack = await refreshed.call("auth:refresh", {"token": token_for(customer, lifetime=60)})
+        assert ack["ok"] is True and ack["expiresAt"].endswith("Z")
+        bad = await refreshed.call("auth:refresh", {"token": "nope"})
+        assert bad["ok"] is False and bad["error"]["code"] == "VALIDATION_ERROR"
+        other = await refreshed.call("auth:refresh", {"token": token_for(await sync_to_async(UserFactory)())})
+        assert other["error"]["code"] == "FORBIDDEN"
+        [err] = await short.wait_for("error", timeout=5, where=lambda e: e["code"] == "TOKEN_EXPIRED")
+        assert err["code"] == "TOKEN_EXPIRED"
+        await wait_until(lambda: not short.sio.connected, what="expired socket to be disconnected")
+        await asyncio.sleep(0.5)
+        assert refreshed.sio.connected
+        await refreshed.close()
+
+    run(scenario())
+
+
+def test_suspension_and_deactivation_kick_connected_sockets(live_server_url, partner, staff, customer):
+    async def scenario():
+        p = await Client(live_server_url, "/partner").connect(token_for(partner.user))
+        c = await Client(live_server_url, "/customer").connect(token_for(customer))
+        await sync_to_async(partner_suspend)(partner_id=partner.pk, actor=staff)
+        [err] = await p.wait_for("error")
+        assert err["code"] == "FORBIDDEN" and "suspended" in err["message"]
+        await wait_until(lambda: not p.sio.connected, what="suspended partner to be kicked")
+        await sync_to_async(user_deactivate)(user_id=customer.pk, actor=staff)
+        await wait_until(lambda: not c.sio.connected, what="deactivated customer to be kicked")
+
+    run(scenario())
+
+
+def test_rooms_and_session_state_are_cleaned_on_disconnect(live_server_url, customer, partner, service):
+    from tests.factories import BookingFactory
+
+    booking = BookingFactory(customer=customer, partner=partner, status="PARTNER_ACCEPTED", service=service)
+    room = rooms.booking(booking.pk)
+
+    def members(namespace, name):
+        return [sid for sid, _ in sio.manager.get_participants(namespace, name)]
+
+    async def scenario():
+        c = await Client(live_server_url, "/customer").connect(token_for(customer))
+        await c.call("booking:track", str(booking.pk))
+        assert len(members("/customer", room)) == 1
+        await c.call("booking:untrack", str(booking.pk))
+        assert members("/customer", room) == []
+        await c.call("booking:track", str(booking.pk))
+        await c.emit("typing:start", str(partner.pk))
+        await c.close()
+        await wait_until(lambda: not members("/customer", room), what="room cleanup")
+        assert members("/customer", rooms.user(customer.pk)) == []
+        from config.realtime.presence import presence
+
+        await wait_until(lambda: customer.pk not in presence.local["/customer"], what="presence cleanup")
+        assert room not in sio.manager.rooms.get("/customer", {})
+
+    run(scenario())
