@@ -80,7 +80,9 @@ class ChannelLayerManager(AsyncPubSubManager):
         self._layer_down = False
         self.dropped = 0
         self.tasks: list[asyncio.Task[Any]] = []
-        logging.getLogger("channels_redis").addFilter(self._outage)
+        # Logger filters do not apply to records of child loggers: name each one.
+        for name in ("channels_redis.pubsub", "channels_redis.core"):
+            logging.getLogger(name).addFilter(self._outage)
 
     # ------------------------------------------------------------ life cycle
     @property

@@ -1,0 +1,319 @@
+"""Several server processes, one product: Socket.IO over the Channels layer (real Redis).
+
+Two uvicorn processes (A, B), a WSGI process, management commands and a shell,
+all on the test database and one Redis; clients connect to whichever process.
+"""
+
+import asyncio
+import http.cookiejar
+import os
+import re
+import shutil
+import subprocess
+import sys
+import time
+import urllib.parse
+import urllib.request
+from collections.abc import Iterator
+from datetime import timedelta
+
+import pytest
+from django.db import connection
+from django.utils import timezone
+
+from bookings.models import BookingStatus as S
+from partners.models import Partner
+from tests.factories import BookingFactory, PartnerFactory, StaffFactory, UserFactory
+from tests.live import Client, ServerProcess, free_port, token_for
+
+pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.redis]
+
+
+def run(coro):
+    return asyncio.run(asyncio.wait_for(coro, 90))
+
+
+def database_url() -> str:
+    s = connection.settings_dict
+    if s["ENGINE"] == "django.db.backends.sqlite3":
+        return f"sqlite:///{s['NAME']}"
+    return f"postgres://{s['USER'] or 'postgres'}@{s['HOST'] or '127.0.0.1'}:{s['PORT'] or 5432}/{s['NAME']}"
+
+
+@pytest.fixture(scope="module")
+def cluster_env(django_db_setup, django_db_blocker) -> dict[str, str]:
+    if not os.environ.get("REDIS_URL"):
+        pytest.skip("several processes need Redis (set REDIS_URL); .ci/run runs them")
+    with django_db_blocker.unblock():
+        url = database_url()
+    return {"DATABASE_URL": url, "DJANGO_SETTINGS_MODULE": "tests.settings", "REDIS_URL": os.environ["REDIS_URL"]}
+
+
+@pytest.fixture(scope="module")
+def servers(cluster_env) -> Iterator[tuple[ServerProcess, ServerProcess]]:
+    a, b = ServerProcess(cluster_env), ServerProcess(cluster_env)
+    try:
+        yield a.start(), b.start()
+    finally:
+        a.stop()
+        b.stop()
+
+
+def manage(env: dict[str, str], *args: str) -> str:
+    out = subprocess.run(
+        [sys.executable, "manage.py", *args],
+        env={**os.environ, **env},
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=True,
+    )
+    return out.stdout
+
+
+def test_customer_on_a_follows_partner_on_b(servers, customer, partner, service):
+    a, b = servers
+    booking = BookingFactory(customer=customer, partner=partner, status=S.PARTNER_ASSIGNED, service=service)
+
+    async def scenario():
+        c = await Client(a.url, "/customer").connect(token_for(customer))
+        p = await Client(b.url, "/partner").connect(token_for(partner.user))
+        assert (await c.call("booking:track", str(booking.pk)))["ok"]
+        assert (await p.call("booking:accept", str(booking.pk)))["ok"]
+        [assigned] = await c.wait_for("partner:assigned")
+        assert assigned["partner"]["id"] == str(partner.pk)
+        # B learnt the partner's active booking from its own control message: no query per update
+        ack = await p.call("location:update", {"latitude": 28.5, "longitude": 77.1})
+        assert ack == {"ok": True, "relayed": 1}
+        [loc] = await c.wait_for("partner:location_update")
+        assert loc["location"] == {"latitude": 28.5, "longitude": 77.1} and loc["bookingId"] == str(booking.pk)
+        for status in ("PARTNER_EN_ROUTE", "PARTNER_ARRIVED", "IN_PROGRESS", "COMPLETED"):
+            assert (await p.call("booking:status_update", {"bookingId": str(booking.pk), "status": status}))["ok"]
+        updates = await c.wait_for("booking:status_updated", count=5)
+        assert [u["status"] for u in updates] == [
+            "PARTNER_ACCEPTED",
+            "PARTNER_EN_ROUTE",
+            "PARTNER_ARRIVED",
+            "IN_PROGRESS",
+            "COMPLETED",
+        ]
+        await c.close()
+        await p.close()
+
+    run(scenario())
+
+
+def test_rest_on_b_and_on_wsgi_reach_admin_on_a(servers, cluster_env, customer, staff, service):
+    a, b = servers
+    wsgi = ServerProcess(cluster_env, wsgi=True).start()
+    token = token_for(customer)
+
+    def create_booking(url: str) -> str:
+        body = (
+            f'{{"serviceId": {service.pk}, "scheduledAt": "{(timezone.now() + timedelta(hours=2)).isoformat()}",'
+            f' "address": "1 Main St", "latitude": 28.6, "longitude": 77.2}}'
+        )
+        request = urllib.request.Request(
+            url + "/api/bookings/",
+            data=body.encode(),
+            method="POST",
+            headers={"Authorization": f"Bearer {token}", "Content-Type": "application/json"},
+        )
+        import json
+
+        return json.loads(urllib.request.urlopen(request, timeout=10).read())["id"]
+
+    async def scenario():
+        admin = await Client(a.url, "/admin").connect(token_for(staff))
+        assert (await admin.call("monitor:bookings"))["ok"]
+        via_b = await asyncio.to_thread(create_booking, b.url)
+        via_wsgi = await asyncio.to_thread(create_booking, wsgi.url)
+        created = await admin.wait_for("booking:created", count=2)
+        assert {c["id"] for c in created} == {via_b, via_wsgi}
+        await admin.close()
+
+    try:
+        run(scenario())
+    finally:
+        wsgi.stop()
+
+
+def test_management_command_and_shell_reach_sockets_on_a(servers, cluster_env, customer, partner, staff):
+    a, _ = servers
+
+    async def scenario():
+        c = await Client(a.url, "/customer").connect(token_for(customer))
+        p = await Client(a.url, "/partner").connect(token_for(partner.user))
+        await asyncio.to_thread(manage, cluster_env, "notify", customer.username, "Your invoice is ready")
+        [note] = await c.wait_for("notification:new")
+        assert note["title"] == "Your invoice is ready" and note["type"] == "ops"
+        script = (
+            "from partners.services import partner_suspend; from django.contrib.auth.models import User; "
+            f"partner_suspend(partner_id={partner.pk}, actor=User.objects.get(pk={staff.pk}))"
+        )
+        await asyncio.to_thread(manage, cluster_env, "shell", "-c", script)
+        [err] = await p.wait_for("error")
+        assert err["code"] == "FORBIDDEN"
+        for _ in range(100):
+            if not p.sio.connected:
+                break
+            await asyncio.sleep(0.05)
+        assert not p.sio.connected
+        await c.close()
+
+    run(scenario())
+
+
+def test_admin_suspension_on_b_kicks_partner_on_a(servers, partner):
+    a, b = servers
+    StaffFactory(username="root", is_superuser=True, password="rootpass123")
+
+    def suspend_via_admin() -> int:
+        jar = http.cookiejar.CookieJar()
+        opener = urllib.request.build_opener(urllib.request.HTTPCookieProcessor(jar))
+        page = opener.open(b.url + "/admin/login/", timeout=10).read().decode()
+        csrf = re.search(r'name="csrfmiddlewaretoken" value="([^"]+)"', page).group(1)
+        form = {"csrfmiddlewaretoken": csrf, "username": "root", "password": "rootpass123", "next": "/admin/"}
+        opener.open(b.url + "/admin/login/", urllib.parse.urlencode(form).encode(), timeout=10).read()
+        page = opener.open(b.url + "/admin/partners/partner/", timeout=10).read().decode()
+        csrf = re.search(r'name="csrfmiddlewaretoken" value="([^"]+)"', page).group(1)
+        form = {"csrfmiddlewaretoken": csrf, "action": "suspend", "_selected_action": str(partner.pk)}
+        return opener.open(b.url + "/admin/partners/partner/", urllib.parse.urlencode(form).encode(), timeout=10).status
+
+    async def scenario():
+        p = await Client(a.url, "/partner").connect(token_for(partner.user))
+        assert await asyncio.to_thread(suspend_via_admin) == 200
+        [err] = await p.wait_for("error")
+        assert "suspended" in err["message"]
+        for _ in range(100):
+            if not p.sio.connected:
+                break
+            await asyncio.sleep(0.05)
+        assert not p.sio.connected
+
+    run(scenario())
+    assert Partner.objects.get(pk=partner.pk).is_suspended
+
+
+def test_online_counts_span_processes(servers, staff):
+    a, b = servers
+    alice, bob = UserFactory(), UserFactory()
+
+    async def scenario():
+        ca = await Client(a.url, "/customer").connect(token_for(alice))
+        cb = await Client(b.url, "/customer").connect(token_for(bob))
+        admin = await Client(a.url, "/admin").connect(token_for(staff))
+        online = 0
+        for _ in range(60):  # heartbeats every 0.5 s in tests
+            online = (await admin.call("request:stats"))["stats"]["customers"]["online"]
+            if online == 2:
+                break
+            await asyncio.sleep(0.1)
+        assert online == 2
+        await cb.close()
+        for _ in range(60):
+            online = (await admin.call("request:stats"))["stats"]["customers"]["online"]
+            if online == 1:
+                break
+            await asyncio.sleep(0.1)
+        assert online == 1
+        await ca.close()
+        await admin.close()
+
+    run(scenario())
+
+
+def test_nothing_dropped_across_processes_under_load(servers, service):
+    """10 partners on B stream 300 updates each, unacknowledged and back to back; customers on A count them."""
+    a, b = servers
+    pairs = []
+    for _ in range(10):
+        partner = PartnerFactory(services=[service])
+        booking = BookingFactory(partner=partner, status=S.PARTNER_EN_ROUTE, service=service)
+        pairs.append((partner, booking))
+    per_partner = 300
+
+    async def scenario():
+        customers, partners = [], []
+        for partner, booking in pairs:
+            c = await Client(a.url, "/customer").connect(token_for(booking.customer))
+            assert (await c.call("booking:track", str(booking.pk)))["ok"]
+            customers.append(c)
+            partners.append(await Client(b.url, "/partner").connect(token_for(partner.user)))
+
+        async def stream(p):
+            for i in range(per_partner):
+                await p.emit("location:update", {"latitude": 10 + i / 1000, "longitude": 20})
+
+        await asyncio.gather(*(stream(p) for p in partners))
+        for c, (_, booking) in zip(customers, pairs, strict=True):
+            got = await c.wait_for("partner:location_update", count=per_partner, timeout=30)
+            assert {g["bookingId"] for g in got} == {str(booking.pk)}  # nothing misrouted
+            assert [g["location"]["latitude"] for g in got] == [10 + i / 1000 for i in range(per_partner)]  # in order
+        for client in customers + partners:
+            await client.close()
+
+    run(scenario())
+
+
+@pytest.fixture
+def own_redis() -> Iterator[tuple[int, list[str]]]:
+    if shutil.which("redis-server") is None:
+        pytest.fail("redis-server is needed for the outage test")
+    port = free_port()
+    cmd = ["redis-server", "--port", str(port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no"]
+    procs = [subprocess.Popen(cmd, stdout=subprocess.DEVNULL)]
+    time.sleep(0.3)
+    yield port, cmd
+    for proc in procs:
+        proc.terminate()
+
+
+def test_redis_outage_keeps_local_sockets_and_recovers(own_redis, cluster_env, service):
+    port, cmd = own_redis
+    env = {**cluster_env, "REDIS_URL": f"redis://127.0.0.1:{port}/0"}
+    a, b = ServerProcess(env).start(), ServerProcess(env).start()
+    partner = PartnerFactory(services=[service])
+    booking = BookingFactory(partner=partner, status=S.PARTNER_EN_ROUTE, service=service)
+    redis = {"proc": None}
+
+    def stop_redis():
+        subprocess.run(["redis-cli", "-p", str(port), "shutdown", "nosave"], timeout=10, capture_output=True)
+
+    async def scenario():
+        far = await Client(a.url, "/customer").connect(token_for(booking.customer))
+        near = await Client(b.url, "/customer").connect(token_for(booking.customer))
+        p = await Client(b.url, "/partner").connect(token_for(partner.user))
+        for c in (far, near):
+            assert (await c.call("booking:track", str(booking.pk)))["ok"]
+        await p.call("location:update", {"latitude": 1, "longitude": 1})
+        await far.wait_for("partner:location_update")
+        await asyncio.to_thread(stop_redis)
+        await asyncio.sleep(0.5)
+        for i in range(50):  # during the outage: local delivery goes on, no error per event
+            ack = await p.call("location:update", {"latitude": 2, "longitude": i})
+            assert ack["ok"]
+        await near.wait_for("partner:location_update", count=51)
+        await asyncio.sleep(2.5)  # several retry rounds: still one log line
+        redis["proc"] = subprocess.Popen(cmd, stdout=subprocess.DEVNULL)
+        # cross-process delivery resumes by itself
+        for _ in range(100):
+            await p.call("location:update", {"latitude": 3, "longitude": 3})
+            if any(e["location"]["latitude"] == 3 for e in far.events["partner:location_update"]):
+                break
+            await asyncio.sleep(0.2)
+        assert any(e["location"]["latitude"] == 3 for e in far.events["partner:location_update"])
+        for client in (far, near, p):
+            await client.close()
+
+    try:
+        run(scenario())
+    finally:
+        a.stop()
+        b.stop()
+        if redis["proc"]:
+            redis["proc"].terminate()
+    log = b.output()
+    assert log.count("channel layer unavailable") == 1, log[-3000:]
+    assert log.count("Unexpected exception in receive task") <= 1, log[-3000:]
+    assert "cross-process delivery resumed" in log
