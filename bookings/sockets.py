@@ -2,13 +2,11 @@
 
 from typing import Any
 
-from django.contrib.auth import get_user_model
-
 from bookings import events, selectors, services
 from bookings.serializers import BookingCancelInput
 from config.api import validated
 from config.realtime import rooms
-from config.realtime.namespace import BaseNamespace, Session, db
+from config.realtime.namespace import BaseNamespace, Session, db, session_user
 from messaging.sockets import ChatMixin
 
 
@@ -19,12 +17,12 @@ def _booking_id(payload: Any) -> str:
 
 
 def _track(session: Session, booking_id: str) -> dict[str, Any]:
-    user = get_user_model().objects.get(pk=session["uid"])
+    user = session_user(session)
     return events.booking(selectors.booking_for_customer(booking_id=booking_id, user=user))
 
 
 def _cancel(session: Session, data: dict[str, Any]) -> dict[str, Any]:
-    user = get_user_model().objects.get(pk=session["uid"])
+    user = session_user(session)
     booking = services.booking_cancel(booking_id=data["bookingId"], actor=user, reason=data["reason"])
     return events.booking(booking)
 

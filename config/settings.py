@@ -119,7 +119,7 @@ SOCKETIO = {
     "MAX_HTTP_BUFFER_SIZE": int(os.environ.get("SOCKETIO_MAX_BUFFER", str(2 * 1024 * 1024))),
     "CHANNEL_GROUP": os.environ.get("SOCKETIO_CHANNEL_GROUP", "socketio"),
     # Threads (and so database connections) a server process uses for ORM calls.
-    "DB_THREADS": int(os.environ.get("SOCKETIO_DB_THREADS", "8")),
+    "DB_THREADS": int(os.environ.get("SOCKETIO_DB_THREADS", "4")),
 }
 # How often buffered partner locations are written to the database (seconds).
 LOCATION_FLUSH_INTERVAL = float(os.environ.get("LOCATION_FLUSH_INTERVAL", "5"))

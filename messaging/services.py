@@ -6,7 +6,7 @@ from typing import Any
 from django.contrib.auth import get_user_model
 from django.contrib.auth.models import AbstractBaseUser
 from django.db import IntegrityError, transaction
-from django.db.models import Q
+from django.db.models import Exists, Q
 from django.utils import timezone
 
 from bookings.models import ACTIVE_STATUSES, Booking, BookingStatus
@@ -17,6 +17,7 @@ from config.realtime.emit import emit
 from messaging import events
 from messaging.models import Message
 from messaging.notify import notification_create
+from partners.models import Partner
 
 # After completion the two may still talk this long (a forgotten key, a receipt).
 AFTER_COMPLETION = timedelta(hours=24)
@@ -29,7 +30,10 @@ def person_namespaces(user: AbstractBaseUser) -> tuple[str, ...]:
 
 
 def sender_summary(user: AbstractBaseUser) -> dict[str, Any]:
-    role = "staff" if user.is_staff else "partner" if hasattr(user, "partner") else "customer"
+    """``person_role`` is set on socket users (the role the socket acts in); others are looked up."""
+    role = getattr(user, "person_role", None)
+    if role is None:
+        role = "staff" if user.is_staff else "partner" if Partner.objects.filter(pk=user.pk).exists() else "customer"
     return {"id": str(user.pk), "name": user.get_full_name() or user.username, "role": role}
 
 
@@ -48,17 +52,16 @@ def conversation_check(*, sender: AbstractBaseUser, recipient_id: Any, booking_i
         recipient_pk = int(recipient_id)
     except (TypeError, ValueError) as exc:
         raise ValidationError("recipientId must be a user id") from exc
-    recipient = get_user_model().objects.filter(pk=recipient_pk, is_active=True).first()
-    if recipient is None:
-        raise NotFound("no such recipient")
-    if recipient.pk == sender.pk:
+    if recipient_pk == sender.pk:
         raise ValidationError("you cannot message yourself")
-    if sender.is_staff or recipient.is_staff:
-        return recipient
-    links = linking_bookings(sender.pk, recipient.pk)
+    links = linking_bookings(sender.pk, recipient_pk)
     if booking_id is not None:
         links = links.filter(pk=parse_booking_id(booking_id))
-    if not links.exists():
+    # One query: the recipient, and whether a booking links the two.
+    recipient = get_user_model().objects.filter(pk=recipient_pk, is_active=True).annotate(linked=Exists(links)).first()
+    if recipient is None:
+        raise NotFound("no such recipient")
+    if not (sender.is_staff or recipient.is_staff or recipient.linked):
         raise Forbidden("no booking links you to this person")
     return recipient
 
@@ -83,10 +86,6 @@ def message_send(
         not isinstance(client_message_id, str) or not 0 < len(client_message_id) <= 64
     ):
         raise ValidationError("clientMessageId must be a string of 1 to 64 characters")
-    if client_message_id is not None:
-        existing = Message.objects.filter(sender=sender, client_message_id=client_message_id).first()
-        if existing is not None:
-            return existing, False
     recipient = conversation_check(sender=sender, recipient_id=recipient_id, booking_id=booking_id)
     try:
         with transaction.atomic():
@@ -99,8 +98,11 @@ def message_send(
             )
             _announce_message(message, sender, recipient, recipient_online)
     except IntegrityError:
-        # Two sockets of one sender raced with the same clientMessageId.
-        return Message.objects.get(sender=sender, client_message_id=client_message_id), False
+        # A resend (or two devices racing) with a stored clientMessageId: the first message wins.
+        existing = Message.objects.filter(sender=sender, client_message_id=client_message_id).first()
+        if existing is None:
+            raise
+        return existing, False
     return message, True
 
 

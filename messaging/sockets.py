@@ -5,12 +5,11 @@ import time
 from typing import Any
 
 from django.conf import settings
-from django.contrib.auth import get_user_model
 
 from config.errors import ValidationError
 from config.realtime import rooms
 from config.realtime.emit import emit_now
-from config.realtime.namespace import Session, db
+from config.realtime.namespace import Session, db, session_user
 from config.realtime.presence import presence
 from messaging import events, services
 
@@ -18,13 +17,9 @@ from messaging import events, services
 TYPING_AUTH_TTL = 60.0
 
 
-def _user(session: Session) -> Any:
-    return get_user_model().objects.get(pk=session["uid"])
-
-
 def _send(session: Session, payload: dict[str, Any], online: bool) -> tuple[Any, bool]:
     return services.message_send(
-        sender=_user(session),
+        sender=session_user(session),
         recipient_id=payload.get("recipientId"),
         body=payload.get("message"),
         booking_id=payload.get("bookingId"),
@@ -58,7 +53,7 @@ class ChatMixin:
         if isinstance(message_id, bool) or not isinstance(message_id, (str, int)):
             raise ValidationError("messageId is required")
         session = await self.get_session(sid)
-        message = await db(lambda: services.message_mark_read(reader=_user(session), message_id=message_id))()
+        message = await db(lambda: services.message_mark_read(reader=session_user(session), message_id=message_id))()
         return events.message_read(message)
 
     async def on_typing_start(self, sid: str, payload: Any) -> None:
@@ -76,7 +71,7 @@ class ChatMixin:
         self.rate_limit(session, "typing")
         allowed: dict[str, float] = session.setdefault("typing_ok", {})
         if allowed.get(recipient, 0) < time.monotonic():
-            await db(lambda: services.conversation_check(sender=_user(session), recipient_id=recipient))()
+            await db(lambda: services.conversation_check(sender=session_user(session), recipient_id=recipient))()
             allowed[recipient] = time.monotonic() + TYPING_AUTH_TTL
         timers: dict[str, asyncio.TimerHandle] = session.setdefault("typing", {})
         old = timers.pop(recipient, None)

@@ -7,7 +7,7 @@ from typing import Any
 from django.conf import settings
 from django.contrib.auth import get_user_model
 from django.contrib.auth.models import AbstractBaseUser
-from django.db import transaction
+from django.db import connection, transaction
 from django.db.models import Sum
 from django.utils import timezone
 
@@ -137,11 +137,24 @@ def partner_bookings_changed(*, partner_id: Any) -> None:
 
 
 def partner_locations_store(locations: dict[int, tuple[float, float, Any]]) -> None:
-    """Write buffered last-known locations: one UPDATE per partner, one transaction."""
-    with transaction.atomic():
-        for partner_id, (latitude, longitude, at) in locations.items():
-            Partner.objects.filter(pk=partner_id).update(
-                last_latitude=latitude, last_longitude=longitude, last_location_at=at
+    """Write buffered last-known locations: one ``UPDATE ... FROM`` a VALUES list per 500 partners.
+
+    Raw SQL because the ORM would compile one statement per partner (about 1.5 ms of
+    CPU each, holding the GIL the socket loop needs); PostgreSQL and SQLite >= 3.33
+    both run this form.
+    """
+    table = connection.ops.quote_name(Partner._meta.db_table)
+    rows = [(pk, lat, lng, at) for pk, (lat, lng, at) in locations.items()]
+    with transaction.atomic(), connection.cursor() as cursor:
+        for start in range(0, len(rows), 500):
+            chunk = rows[start : start + 500]
+            values = ", ".join(["(%s, %s, %s, %s)"] * len(chunk))
+            cast = "::timestamptz" if connection.vendor == "postgresql" else ""
+            cursor.execute(
+                f"WITH v(id, lat, lng, at) AS (VALUES {values}) "
+                f"UPDATE {table} SET last_latitude = v.lat, last_longitude = v.lng, last_location_at = v.at{cast} "
+                f"FROM v WHERE {table}.user_id = v.id",
+                [value for row in chunk for value in row],
             )
 
 

@@ -2,39 +2,34 @@
 
 from typing import Any
 
-from django.contrib.auth import get_user_model
-
 from bookings import events, services
 from bookings.selectors import active_booking_ids, parse_booking_id
 from bookings.serializers import BookingRejectInput, BookingStatusInput
 from config.api import validated
 from config.errors import Forbidden
 from config.realtime import rooms
-from config.realtime.namespace import BaseNamespace, Session, db
+from config.realtime.namespace import BaseNamespace, Session, db, session_user
 from config.realtime.presence import presence
 from messaging.sockets import ChatMixin
 from partners import services as partner_services
-from partners.models import Partner
 from partners.serializers import AvailabilityInput
 from partners.tracking import locations, relay_location
 
 
-def _user(session: Session) -> Any:
-    return get_user_model().objects.get(pk=session["uid"])
-
-
 def _accept(session: Session, booking_id: Any) -> dict[str, Any]:
-    return events.booking(services.booking_accept(booking_id=booking_id, partner_user=_user(session)))
+    return events.booking(services.booking_accept(booking_id=booking_id, partner_user=session_user(session)))
 
 
 def _reject(session: Session, data: dict[str, Any]) -> dict[str, Any]:
-    booking = services.booking_reject(booking_id=data["bookingId"], partner_user=_user(session), reason=data["reason"])
+    booking = services.booking_reject(
+        booking_id=data["bookingId"], partner_user=session_user(session), reason=data["reason"]
+    )
     return events.booking(booking)
 
 
 def _status(session: Session, data: dict[str, Any]) -> dict[str, Any]:
     booking = services.booking_update_status(
-        booking_id=data["bookingId"], partner_user=_user(session), status=data["status"]
+        booking_id=data["bookingId"], partner_user=session_user(session), status=data["status"]
     )
     return events.booking(booking)
 
@@ -44,12 +39,11 @@ class PartnerNamespace(ChatMixin, BaseNamespace):
     role = "partner"
 
     def connect_session(self, user: Any) -> Session:
-        partner = Partner.objects.filter(pk=user.pk).first()
+        partner = getattr(user, "partner", None)  # joined by _load_session
         if partner is None:
             raise Forbidden("This account is not a partner")
         if partner.is_suspended:
             raise Forbidden("This partner is suspended")
-        partner_services.partners_online(partner_ids=[partner.pk])
         return {"bookings": active_booking_ids(partner_id=partner.pk)}
 
     async def on_disconnected(self, sid: str, session: Session) -> None:

@@ -108,6 +108,12 @@ class ChannelLayerManager(AsyncPubSubManager):
         self.tasks.append(self.loop.create_task(self._run_publisher()))
         for hook in _startup_hooks:
             hook(self)
+        from config.realtime.tuning import LoopDiagnostics, diagnostics_enabled
+
+        if diagnostics_enabled():
+            diagnostics = LoopDiagnostics()
+            diagnostics.install()
+            self.start_task(diagnostics.watch_loop())
 
     def start_task(self, coro: Awaitable[Any]) -> None:
         assert self.loop is not None

@@ -41,6 +41,26 @@ def db(func: Callable[..., Any]) -> Callable[..., Awaitable[Any]]:
     return database_sync_to_async(func, thread_sensitive=False)
 
 
+def session_user(session: Session) -> Any:
+    """The socket's user as checked at connect, without a query.
+
+    An unsaved ``User`` carrying the fields the services read (pk, names,
+    ``is_staff``) plus ``person_role`` (customer, partner or staff: the role
+    this socket acts in). Deactivation disconnects the socket, so the
+    snapshot cannot outlive the account.
+    """
+    user = get_user_model()(
+        pk=session["uid"],
+        username=session["username"],
+        first_name=session["first_name"],
+        last_name=session["last_name"],
+        is_staff=session["is_staff"],
+        is_active=True,
+    )
+    user.person_role = "staff" if session["is_staff"] or session["role"] == "admin" else session["role"]
+    return user
+
+
 class Refused(socketio.exceptions.ConnectionRefusedError):
     """A refused connect: ``connect_error`` with ``message`` and ``data.code``."""
 
@@ -104,13 +124,16 @@ class BaseNamespace(socketio.AsyncNamespace):
         await self.on_connected(sid, session)
 
     def _load_session(self, user_id: int) -> Session:
-        user = get_user_model().objects.filter(pk=user_id).first()
+        # One query for the user and, if any, their partner profile (LEFT JOIN).
+        user = get_user_model().objects.select_related("partner").filter(pk=user_id).first()
         if user is None or not user.is_active:
             raise Forbidden("This account is not active")
         return {
             "uid": user.pk,
             "user_id": str(user.pk),
-            "name": user.get_full_name() or user.username,
+            "username": user.username,
+            "first_name": user.first_name,
+            "last_name": user.last_name,
             "is_staff": user.is_staff,
             "role": self.role,
             **self.connect_session(user),

@@ -1,0 +1,345 @@
+"""The product benchmark: the real server, real tokens and bookings, the official client.
+
+    python bench/run.py                      # the full run (several minutes)
+    python bench/run.py --quick              # a smoke run, under a minute
+    python bench/run.py --server daphne      # daphne instead of uvicorn
+    python bench/run.py --processes 2        # two processes sharing Redis (REDIS_URL or the local one)
+    python bench/run.py --idle 10000 --hold 60   # 10,000 idle sockets kept across heartbeats
+
+It prepares N partner+customer pairs with bookings in PARTNER_ACCEPTED directly through the
+ORM (PostgreSQL database ``homeservices_bench`` when PostgreSQL answers, else SQLite), mints
+real JWTs, starts the server as production would, and runs ``bench/loadgen.js``
+(socket.io-client 4.8 over websockets). Prints a table; writes ``bench/results/latest.json``
+(schema: ``docs/performance.md``).
+"""
+
+import argparse
+import json
+import os
+import resource
+import shutil
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.request
+from datetime import UTC, datetime
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+RESULTS = ROOT / "bench" / "results"
+PG_URL = "postgres://postgres@127.0.0.1:5432/homeservices_bench"
+SCHEMA_VERSION = 1
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def postgres_up() -> bool:
+    return (
+        shutil.which("pg_isready") is not None
+        and subprocess.run(["pg_isready", "-q", "-h", "127.0.0.1"], check=False).returncode == 0
+    )
+
+
+def database_url(kind: str) -> str:
+    if kind == "postgres" or (kind == "auto" and postgres_up()):
+        subprocess.run(
+            ["dropdb", "-h", "127.0.0.1", "-U", "postgres", "--if-exists", "--force", "homeservices_bench"], check=True
+        )
+        subprocess.run(["createdb", "-h", "127.0.0.1", "-U", "postgres", "homeservices_bench"], check=True)
+        return PG_URL
+    path = ROOT / "bench" / "bench.sqlite3"
+    path.unlink(missing_ok=True)
+    return f"sqlite:///{path}"
+
+
+def prepare(env: dict[str, str], pairs: int, accepts: int) -> dict:
+    """Users, partners, bookings through the ORM; tokens minted for them. Runs in a child process."""
+    code = f"""
+import json, django, os
+django.setup()
+from django.core.management import call_command
+call_command("migrate", verbosity=0)
+from datetime import timedelta
+from decimal import Decimal
+from django.contrib.auth.models import User
+from django.utils import timezone
+from rest_framework_simplejwt.tokens import AccessToken
+from bookings.models import Booking, Service
+from partners.models import Partner
+N, A = {pairs}, {accepts}
+service = Service.objects.create(name="House Cleaning", price=Decimal("999.00"))
+users = User.objects.bulk_create([User(username=f"c{{i}}", first_name=f"C{{i}}") for i in range(N)]
+                                 + [User(username=f"p{{i}}", first_name=f"P{{i}}") for i in range(N)])
+customers, partner_users = users[:N], users[N:]
+Partner.objects.bulk_create([Partner(user=u, name=u.first_name, phone="+91", kyc_status="APPROVED",
+                                     last_latitude=28.6, last_longitude=77.2) for u in partner_users])
+when = timezone.now() + timedelta(hours=2)
+def booking(i, status):
+    return Booking(number=f"BK{{len(made):06d}}", customer=customers[i], partner_id=partner_users[i].pk,
+                   service=service, status=status, scheduled_at=when, address="1 Bench St",
+                   latitude=28.6, longitude=77.2, amount=service.price)
+made = []
+for i in range(N):
+    made.append(booking(i, "PARTNER_ACCEPTED"))
+for k in range(A):
+    made.append(booking(k % N, "PARTNER_ASSIGNED"))
+Booking.objects.bulk_create(made)
+life = timedelta(hours=6)
+def tok(u):
+    t = AccessToken.for_user(u); t.set_exp(lifetime=life); return str(t)
+plan = {{"pairs": [{{"partner_token": tok(partner_users[i]), "customer_token": tok(customers[i]),
+                    "booking_id": str(made[i].pk), "partner_id": str(partner_users[i].pk)}} for i in range(N)],
+        "accepts": [{{"pair": k % N, "booking_id": str(made[N + k].pk)}} for k in range(A)]}}
+print(json.dumps(plan))
+"""
+    out = subprocess.run([sys.executable, "-c", code], env=env, cwd=ROOT, capture_output=True, text=True, check=False)
+    if out.returncode != 0:
+        raise SystemExit(out.stderr[-3000:])
+    return json.loads(out.stdout.strip().splitlines()[-1])
+
+
+def start_servers(kind: str, count: int, env: dict[str, str]) -> list[tuple[subprocess.Popen, str]]:
+    servers = []
+    for _ in range(count):
+        port = free_port()
+        if kind == "uvicorn":
+            cmd = [
+                sys.executable,
+                "-m",
+                "uvicorn",
+                "config.asgi:application",
+                "--host",
+                "127.0.0.1",
+                "--port",
+                str(port),
+                "--loop",
+                "uvloop",
+                "--http",
+                "httptools",
+                "--ws",
+                os.environ.get("BENCH_UVICORN_WS", "websockets"),
+                "--lifespan",
+                "off",
+                "--no-access-log",
+                "--log-level",
+                "warning",
+                "--backlog",
+                "4096",
+            ]
+        else:
+            cmd = [
+                sys.executable,
+                "-m",
+                "daphne",
+                "-e",
+                f"tcp:port={port}:interface=127.0.0.1:backlog=4096",
+                "config.asgi:application",
+            ]
+        log = open(RESULTS / f"server-{kind}-{len(servers)}.log", "w")  # noqa: SIM115
+        servers.append(
+            (subprocess.Popen(cmd, cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT), f"http://127.0.0.1:{port}")
+        )
+    for proc, url in servers:
+        deadline = time.monotonic() + 60
+        while True:
+            try:
+                urllib.request.urlopen(url + "/api/services/", timeout=2).read()
+                break
+            except Exception:
+                if proc.poll() is not None or time.monotonic() > deadline:
+                    raise SystemExit(f"server {url} did not start") from None
+                time.sleep(0.2)
+    return servers
+
+
+def run_loadgen(plan: dict, timeout: float) -> dict:
+    with tempfile.TemporaryDirectory() as tmp:
+        plan_path, out_path = Path(tmp) / "plan.json", Path(tmp) / "out.json"
+        plan_path.write_text(json.dumps(plan))
+        env = {**os.environ, "NODE_PATH": str(ROOT / "tests" / "js" / "node_modules")}
+        subprocess.run(
+            ["node", str(ROOT / "bench" / "loadgen.js"), "--plan", str(plan_path), "--out", str(out_path)],
+            env=env,
+            timeout=timeout,
+            check=False,
+        )
+        return json.loads(out_path.read_text())
+
+
+def table(result: dict) -> str:
+    r = result["loadgen"]
+    lines = [
+        f"server {result['config']['server']} x{result['config']['processes']}, {result['config']['pairs']} pairs, "
+        f"db {result['config']['database']}, layer {result['config']['layer']}",
+        f"connect ramp: {r['ramp']['connected']}/{r['ramp']['sockets_wanted']} sockets in {r['ramp']['ramp_s']} s "
+        f"(connect p50 {r['ramp']['connect_ms_p50']} ms, p99 {r['ramp']['connect_ms_p99']} ms)",
+        f"booking:track acks: {r['track']['acked']} in {r['track']['track_s']} s, failed {r['track']['failed']}",
+        f"idle: {r['idle']['rss_per_socket_kib']} KiB per socket "
+        f"({r['idle']['server_rss_idle_kib'] / 1024:.0f} MiB total)",
+    ]
+    if r.get("hold"):
+        h = r["hold"]
+        lines.append(f"hold {h['seconds']} s: {h['still_connected']} still connected, {h['disconnects']} disconnects")
+    if r["steps"]:
+        lines.append("")
+        columns = [
+            "updates/s",
+            "sent",
+            "delivered",
+            "misrouted",
+            "p50 ms",
+            "p95 ms",
+            "p99 ms",
+            "max ms",
+            "server CPU %",
+            "loadgen CPU %",
+            "pass",
+        ]
+        lines.append("| " + " | ".join(columns) + " |")
+        lines.append("|---|---|---|---|---|---|---|---|---|---|---|")
+        for s in r["steps"]:
+            lines.append(
+                f"| {s['offered_rate']} | {s['sent']} | {s['delivered_ratio'] * 100:.3f} % | {s['misrouted']} "
+                f"| {s['lat_ms_p50']} | {s['lat_ms_p95']} | {s['lat_ms_p99']} | {s['lat_ms_max']} "
+                f"| {s['server_cpu_pct']} | {s['loadgen_cpu_pct']} | {'yes' if s['pass'] else 'NO'} |"
+            )
+    if r.get("chat"):
+        c = r["chat"]
+        lines.append(
+            f"\nchat {c['rate']}/s: delivered {c['received']}/{c['sent']}, p50 {c['lat_ms_p50']} ms, "
+            f"p99 {c['lat_ms_p99']} ms, max {c['lat_ms_max']} ms, server CPU {c['server_cpu_pct']} %"
+        )
+    if r.get("accept"):
+        a = r["accept"]
+        lines.append(
+            f"accept -> status_updated {a['rate']}/s: {a['received']}/{a['sent']}, p50 {a['lat_ms_p50']} ms, "
+            f"p99 {a['lat_ms_p99']} ms, max {a['lat_ms_max']} ms"
+        )
+    return "\n".join(lines)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--quick", action="store_true", help="smoke run, under a minute")
+    parser.add_argument("--server", choices=["uvicorn", "daphne"], default="uvicorn")
+    parser.add_argument("--processes", type=int, default=1)
+    parser.add_argument("--pairs", type=int, default=1000)
+    parser.add_argument("--fanout", type=int, default=1, help="customer sockets tracking each booking")
+    parser.add_argument("--steps", default="500:10,1000:15,2000:20,2500:20,3000:20,4000:20")
+    parser.add_argument("--chat", default="200:15", help="rate:seconds of message:send, '' to skip")
+    parser.add_argument("--accepts", type=int, default=500, help="booking:accept count at --accept-rate")
+    parser.add_argument("--accept-rate", type=int, default=50)
+    parser.add_argument("--idle", type=int, default=0, help="idle-only run with this many sockets")
+    parser.add_argument("--hold", type=int, default=0, help="seconds to hold idle sockets")
+    parser.add_argument("--database", choices=["auto", "postgres", "sqlite"], default="auto")
+    parser.add_argument("--gc", choices=["tuned", "default"], default="tuned")
+    parser.add_argument("--stop-on-fail", action="store_true")
+    parser.add_argument("--out", default=str(RESULTS / "latest.json"))
+    parser.add_argument("--diagnostics", action="store_true", help="servers log loop stalls and GC pauses")
+    parser.add_argument("--profile", action="store_true", help="py-spy the servers into bench/results/profile-*.txt")
+    args = parser.parse_args()
+
+    if args.quick:
+        args.pairs, args.steps, args.chat, args.accepts = 200, "500:5,1000:5", "100:5", 100
+    if args.idle:
+        args.pairs, args.steps, args.chat, args.accepts = args.idle // 2, "", "", 0
+        args.hold = args.hold or 60
+
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    resource.setrlimit(resource.RLIMIT_NOFILE, (max(soft, min(hard, 65536)), hard))
+    db_url = database_url(args.database)
+    env = {
+        **os.environ,
+        "DATABASE_URL": db_url,
+        "DJANGO_SETTINGS_MODULE": "config.settings",
+        "DEBUG": "0",
+        "LOG_LEVEL": "WARNING",
+        "RATE_MESSAGES": "100000",
+        "RATE_TYPING": "100000",
+        "GC_TUNING": "1" if args.gc == "tuned" else "0",
+    }
+    if args.diagnostics:
+        env["LOOP_DIAGNOSTICS"] = "1"
+    if args.processes > 1:
+        env["REDIS_URL"] = os.environ.get("REDIS_URL", "redis://127.0.0.1:6379/1")
+    else:
+        env.pop("REDIS_URL", None)
+    print(f"preparing {args.pairs} pairs on {db_url.split('://')[0]} ...", flush=True)
+    plan = prepare(env, args.pairs, args.accepts)
+    servers = start_servers(args.server, args.processes, env)
+    steps = [{"rate": int(r), "seconds": float(s)} for r, s in (x.split(":") for x in args.steps.split(",") if x)]
+    plan.update(
+        urls=[url for _, url in servers],
+        server_pids=[p.pid for p, _ in servers],
+        fanout=args.fanout,
+        steps=steps,
+        chat={"rate": int(args.chat.split(":")[0]), "seconds": float(args.chat.split(":")[1])} if args.chat else None,
+        accept_rate=args.accept_rate if args.accepts else 0,
+        idle_settle_s=5 if args.quick else 10,
+        hold_s=args.hold,
+        stop_on_fail=args.stop_on_fail,
+        p99_limit_ms=50,
+        concurrency=100,
+        max_runtime_s=1500,
+    )
+    spies = []
+    if args.profile:
+        spies = [
+            subprocess.Popen(
+                [
+                    str(Path(sys.executable).parent / "py-spy"),
+                    "record",
+                    "--pid",
+                    str(proc.pid),
+                    "--rate",
+                    "200",
+                    "--format",
+                    "raw",
+                    "-o",
+                    str(RESULTS / f"profile-{i}.txt"),
+                ],
+                stdout=subprocess.DEVNULL,
+                stderr=subprocess.DEVNULL,
+            )
+            for i, (proc, _) in enumerate(servers)
+        ]
+    try:
+        loadgen = run_loadgen(plan, timeout=1600)
+    finally:
+        for spy in spies:
+            spy.send_signal(2)
+            spy.wait(timeout=30)
+        for proc, _ in servers:
+            proc.terminate()
+        for proc, _ in servers:
+            proc.wait(timeout=20)
+    result = {
+        "schema": SCHEMA_VERSION,
+        "measured_at": datetime.now(UTC).isoformat(),
+        "config": {
+            "server": args.server,
+            "processes": args.processes,
+            "pairs": args.pairs,
+            "fanout": args.fanout,
+            "database": db_url.split("://")[0],
+            "layer": "redis-pubsub" if args.processes > 1 else "in-memory",
+            "gc": args.gc,
+            "quick": args.quick,
+            "idle_only": bool(args.idle),
+        },
+        "loadgen": loadgen,
+    }
+    RESULTS.mkdir(parents=True, exist_ok=True)
+    Path(args.out).write_text(json.dumps(result, indent=1))
+    print(table(result))
+    print(f"\nwritten: {args.out}")
+
+
+if __name__ == "__main__":
+    main()
