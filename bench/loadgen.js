@@ -271,8 +271,13 @@ async function main() {
     if (!r.pass && plan.stop_on_fail) break;
     await sleep(2000);
   }
-  if (plan.chat) { result.chat = await chatPhase(plan.chat.rate, plan.chat.seconds); log('chat', JSON.stringify(result.chat)); }
-  if (plan.accept_rate) { result.accept = await acceptPhase(plan.accept_rate); log('accept', JSON.stringify(result.accept)); }
+  // accepts first: a saturated chat step must not leave a backlog that the accept figures inherit
+  if (plan.accept_rate) { result.accept = await acceptPhase(plan.accept_rate); log('accept', JSON.stringify(result.accept)); await sleep(3000); }
+  result.chat = [];
+  for (const c of plan.chat || []) {
+    const r = await chatPhase(c.rate, c.seconds); result.chat.push(r); log('chat', JSON.stringify(r));
+    await sleep(3000);
+  }
   finish(0);
 }
 main().catch((e) => { result.errors.push(String((e && e.stack) || e)); finish(2); });

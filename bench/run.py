@@ -209,10 +209,9 @@ def table(result: dict) -> str:
                 f"| {s['lat_ms_p50']} | {s['lat_ms_p95']} | {s['lat_ms_p99']} | {s['lat_ms_max']} "
                 f"| {s['server_cpu_pct']} | {s['loadgen_cpu_pct']} | {'yes' if s['pass'] else 'NO'} |"
             )
-    if r.get("chat"):
-        c = r["chat"]
+    for c in r.get("chat") or []:
         lines.append(
-            f"\nchat {c['rate']}/s: delivered {c['received']}/{c['sent']}, p50 {c['lat_ms_p50']} ms, "
+            f"chat {c['rate']}/s: delivered {c['received']}/{c['sent']}, p50 {c['lat_ms_p50']} ms, "
             f"p99 {c['lat_ms_p99']} ms, max {c['lat_ms_max']} ms, server CPU {c['server_cpu_pct']} %"
         )
     if r.get("accept"):
@@ -231,8 +230,8 @@ def main() -> None:
     parser.add_argument("--processes", type=int, default=1)
     parser.add_argument("--pairs", type=int, default=1000)
     parser.add_argument("--fanout", type=int, default=1, help="customer sockets tracking each booking")
-    parser.add_argument("--steps", default="500:10,1000:15,2000:20,2500:20,3000:20,4000:20")
-    parser.add_argument("--chat", default="200:15", help="rate:seconds of message:send, '' to skip")
+    parser.add_argument("--steps", default="500:10,1000:20,1500:20,2000:20,2500:20")
+    parser.add_argument("--chat", default="50:10,200:15", help="rate:seconds steps of message:send, '' to skip")
     parser.add_argument("--accepts", type=int, default=500, help="booking:accept count at --accept-rate")
     parser.add_argument("--accept-rate", type=int, default=50)
     parser.add_argument("--idle", type=int, default=0, help="idle-only run with this many sockets")
@@ -246,7 +245,7 @@ def main() -> None:
     args = parser.parse_args()
 
     if args.quick:
-        args.pairs, args.steps, args.chat, args.accepts = 200, "500:5,1000:5", "100:5", 100
+        args.pairs, args.steps, args.chat, args.accepts = 200, "500:5,1000:5", "30:5", 100
     if args.idle:
         args.pairs, args.steps, args.chat, args.accepts = args.idle // 2, "", "", 0
         args.hold = args.hold or 60
@@ -279,7 +278,7 @@ def main() -> None:
         server_pids=[p.pid for p, _ in servers],
         fanout=args.fanout,
         steps=steps,
-        chat={"rate": int(args.chat.split(":")[0]), "seconds": float(args.chat.split(":")[1])} if args.chat else None,
+        chat=[{"rate": int(r), "seconds": float(sec)} for r, sec in (x.split(":") for x in args.chat.split(",") if x)],
         accept_rate=args.accept_rate if args.accepts else 0,
         idle_settle_s=5 if args.quick else 10,
         hold_s=args.hold,

@@ -34,8 +34,8 @@ class AdminNamespace(ChatMixin, BaseNamespace):
     namespace_name = rooms.ADMIN
     role = "admin"
 
-    def connect_session(self, user: Any) -> Session:
-        if not user.is_staff:
+    def connect_session(self, identity: dict[str, Any]) -> Session:
+        if not identity["is_staff"]:
             raise Forbidden("Only staff may connect to /admin")
         return {}
 

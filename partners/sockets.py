@@ -38,13 +38,12 @@ class PartnerNamespace(ChatMixin, BaseNamespace):
     namespace_name = rooms.PARTNER
     role = "partner"
 
-    def connect_session(self, user: Any) -> Session:
-        partner = getattr(user, "partner", None)  # joined by _load_session
-        if partner is None:
+    def connect_session(self, identity: dict[str, Any]) -> Session:
+        if not identity["is_partner"]:
             raise Forbidden("This account is not a partner")
-        if partner.is_suspended:
+        if identity["is_suspended"]:
             raise Forbidden("This partner is suspended")
-        return {"bookings": active_booking_ids(partner_id=partner.pk)}
+        return {"bookings": active_booking_ids(partner_id=identity["uid"])}
 
     async def on_disconnected(self, sid: str, session: Session) -> None:
         await self.stop_typing(session)

@@ -23,6 +23,7 @@ from rest_framework_simplejwt.tokens import AccessToken
 
 from config.errors import DomainError, Forbidden, RateLimited, TokenExpired, ValidationError
 from config.realtime import rooms
+from config.realtime.identity import socket_identity
 from config.realtime.manager import ChannelLayerManager, on_control
 from config.realtime.presence import presence
 
@@ -96,8 +97,11 @@ class BaseNamespace(socketio.AsyncNamespace):
     role = "user"
 
     # ------------------------------------------------------------ hooks for subclasses
-    def connect_session(self, user: Any) -> Session:
-        """Runs in a DB thread: refuse with ``Forbidden`` or return extra session fields."""
+    def connect_session(self, identity: dict[str, Any]) -> Session:
+        """Runs in a DB thread: refuse with ``Forbidden`` or return extra session fields.
+
+        ``identity`` is ``config.realtime.identity.socket_identity``'s answer.
+        """
         return {}
 
     async def on_connected(self, sid: str, session: Session) -> None:
@@ -124,19 +128,18 @@ class BaseNamespace(socketio.AsyncNamespace):
         await self.on_connected(sid, session)
 
     def _load_session(self, user_id: int) -> Session:
-        # One query for the user and, if any, their partner profile (LEFT JOIN).
-        user = get_user_model().objects.select_related("partner").filter(pk=user_id).first()
-        if user is None or not user.is_active:
+        identity = socket_identity(user_id)
+        if identity is None or not identity["is_active"]:
             raise Forbidden("This account is not active")
         return {
-            "uid": user.pk,
-            "user_id": str(user.pk),
-            "username": user.username,
-            "first_name": user.first_name,
-            "last_name": user.last_name,
-            "is_staff": user.is_staff,
+            "uid": identity["uid"],
+            "user_id": str(identity["uid"]),
+            "username": identity["username"],
+            "first_name": identity["first_name"],
+            "last_name": identity["last_name"],
+            "is_staff": identity["is_staff"],
             "role": self.role,
-            **self.connect_session(user),
+            **self.connect_session(identity),
         }
 
     async def on_disconnect(self, sid: str, reason: Any = None) -> None:
