@@ -255,7 +255,7 @@ function finish(code) {
 async function main() {
   result.server_rss_at_start_kib = srvRss();
   result.ramp = await ramp(); log('ramp', JSON.stringify(result.ramp));
-  result.track = await track(); log('track', JSON.stringify(result.track));
+  if (!plan.skip_track) { result.track = await track(); log('track', JSON.stringify(result.track)); }
   const a = snapshot(); await sleep((plan.idle_settle_s || 10) * 1000); const b = snapshot();
   result.idle = { sockets: result.ramp.connected, server_rss_idle_kib: b.rss,
     rss_per_socket_kib: r2((b.rss - result.server_rss_at_start_kib) / Math.max(1, result.ramp.connected)), ...usage(a, b) };

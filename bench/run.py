@@ -179,7 +179,9 @@ def table(result: dict) -> str:
         f"db {result['config']['database']}, layer {result['config']['layer']}",
         f"connect ramp: {r['ramp']['connected']}/{r['ramp']['sockets_wanted']} sockets in {r['ramp']['ramp_s']} s "
         f"(connect p50 {r['ramp']['connect_ms_p50']} ms, p99 {r['ramp']['connect_ms_p99']} ms)",
-        f"booking:track acks: {r['track']['acked']} in {r['track']['track_s']} s, failed {r['track']['failed']}",
+        f"booking:track acks: {r['track']['acked']} in {r['track']['track_s']} s, failed {r['track']['failed']}"
+        if r.get("track")
+        else "booking:track: skipped (idle run)",
         f"idle: {r['idle']['rss_per_socket_kib']} KiB per socket "
         f"({r['idle']['server_rss_idle_kib'] / 1024:.0f} MiB total)",
     ]
@@ -282,6 +284,7 @@ def main() -> None:
         accept_rate=args.accept_rate if args.accepts else 0,
         idle_settle_s=5 if args.quick else 10,
         hold_s=args.hold,
+        skip_track=bool(args.idle),
         stop_on_fail=args.stop_on_fail,
         p99_limit_ms=50,
         concurrency=100,
@@ -317,7 +320,11 @@ def main() -> None:
         for proc, _ in servers:
             proc.terminate()
         for proc, _ in servers:
-            proc.wait(timeout=20)
+            try:
+                proc.wait(timeout=20)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+                proc.wait(timeout=10)
     result = {
         "schema": SCHEMA_VERSION,
         "measured_at": datetime.now(UTC).isoformat(),

@@ -118,6 +118,8 @@ SOCKETIO = {
     # Largest accepted Socket.IO packet; a bigger one closes the transport.
     "MAX_HTTP_BUFFER_SIZE": int(os.environ.get("SOCKETIO_MAX_BUFFER", str(2 * 1024 * 1024))),
     "CHANNEL_GROUP": os.environ.get("SOCKETIO_CHANNEL_GROUP", "socketio"),
+    # Cross-process messages wait this long to be published together (batching).
+    "PUBLISH_LINGER_MS": float(os.environ.get("SOCKETIO_PUBLISH_LINGER_MS", "3")),
     # Threads (and so database connections) a server process uses for ORM calls.
     "DB_THREADS": int(os.environ.get("SOCKETIO_DB_THREADS", "4")),
 }

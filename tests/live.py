@@ -193,3 +193,8 @@ class ServerProcess:
             self.proc.wait(timeout=10)
         except Exception:
             self.proc.kill()
+
+
+def run(coro: Any, timeout: float = 90) -> Any:
+    """Run a test scenario on a fresh event loop, bounded in time."""
+    return asyncio.run(asyncio.wait_for(coro, timeout))

@@ -243,3 +243,19 @@ def test_partner_never_dispatched_own_booking(service):
 
 def test_user_factory_sanity():
     assert UserFactory().check_password("password123")
+
+
+def test_each_role_is_refused_the_moves_of_the_others(customer, partner, staff):
+    """Customers do not accept or progress, partners do not cancel, staff do not accept for a partner."""
+    booking = BookingFactory(customer=customer, partner=partner, status=S.PARTNER_ASSIGNED)
+    for actor in (customer, staff):
+        with pytest.raises(Forbidden):
+            services.booking_accept(booking_id=booking.pk, partner_user=actor)
+        with pytest.raises(Forbidden):
+            services.booking_update_status(booking_id=booking.pk, partner_user=actor, status=S.PARTNER_EN_ROUTE)
+    with pytest.raises(Forbidden):
+        services.booking_cancel(booking_id=booking.pk, actor=partner.user)
+    with pytest.raises(Forbidden):
+        services.booking_assign(booking_id=booking.pk, partner_id=partner.pk, actor=partner.user)
+    booking.refresh_from_db()
+    assert booking.status == S.PARTNER_ASSIGNED

@@ -1,6 +1,5 @@
 """/customer and /partner over the real server: tracking, lifecycle events, refusals."""
 
-import asyncio
 from datetime import timedelta
 
 import pytest
@@ -12,7 +11,7 @@ from bookings.models import Booking
 from bookings.models import BookingStatus as S
 from partners.models import Partner
 from tests.factories import BookingFactory, PartnerFactory
-from tests.live import Client, eventually, token_for
+from tests.live import Client, eventually, run, token_for
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -35,10 +34,6 @@ BOOKING_FIELDS = {
     "createdAt",
     "updatedAt",
 }
-
-
-def run(coro):
-    return asyncio.run(asyncio.wait_for(coro, 60))
 
 
 def test_customer_tracks_and_sees_the_whole_journey(live_server_url, customer, partner, service):

@@ -1,6 +1,5 @@
 """/admin over the real server: stats, monitoring, ops events."""
 
-import asyncio
 from datetime import timedelta
 
 import pytest
@@ -9,15 +8,11 @@ from django.utils import timezone
 
 from bookings import services
 from partners.services import kyc_submit, partner_register
-from tests.live import Client, token_for
+from tests.live import Client, run, token_for
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
 STATS_KEYS = {"bookings", "revenue", "partners", "customers", "generatedAt"}
-
-
-def run(coro):
-    return asyncio.run(asyncio.wait_for(coro, 60))
 
 
 def test_admin_sees_stats_bookings_signups_and_kyc(live_server_url, staff, customer, service):

@@ -7,13 +7,9 @@ import pytest
 from bookings.models import BookingStatus as S
 from messaging.models import Message, Notification
 from tests.factories import BookingFactory, PartnerFactory, UserFactory
-from tests.live import Client, token_for
+from tests.live import Client, run, token_for
 
 pytestmark = pytest.mark.django_db(transaction=True)
-
-
-def run(coro):
-    return asyncio.run(asyncio.wait_for(coro, 60))
 
 
 @pytest.fixture

@@ -24,13 +24,9 @@ from django.utils import timezone
 from bookings.models import BookingStatus as S
 from partners.models import Partner
 from tests.factories import BookingFactory, PartnerFactory, StaffFactory, UserFactory
-from tests.live import Client, ServerProcess, free_port, token_for
+from tests.live import Client, ServerProcess, free_port, run, token_for
 
 pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.redis]
-
-
-def run(coro):
-    return asyncio.run(asyncio.wait_for(coro, 90))
 
 
 def database_url() -> str:

@@ -10,13 +10,9 @@ from config.realtime.server import sio
 from dashboard.services import user_deactivate
 from partners.services import partner_suspend
 from tests.factories import PartnerFactory, UserFactory
-from tests.live import Client, token_for, wait_until
+from tests.live import Client, run, token_for, wait_until
 
 pytestmark = pytest.mark.django_db(transaction=True)
-
-
-def run(coro):
-    return asyncio.run(asyncio.wait_for(coro, 60))
 
 
 async def refused(url: str, namespace: str, token: str | None = None, headers: dict | None = None) -> dict:
