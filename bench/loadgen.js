@@ -272,6 +272,8 @@ async function main() {
     await sleep(2000);
   }
   // accepts first: a saturated chat step must not leave a backlog that the accept figures inherit
+  // let the last location step's backlog drain before measuring request/response paths
+  if (plan.accept_rate || (plan.chat || []).length) await sleep(5000);
   if (plan.accept_rate) { result.accept = await acceptPhase(plan.accept_rate); log('accept', JSON.stringify(result.accept)); await sleep(3000); }
   result.chat = [];
   for (const c of plan.chat || []) {

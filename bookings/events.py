@@ -1,11 +1,11 @@
 """Payload builders for the booking events (contract 5.1-5.4). One function per event."""
 
-from datetime import datetime
 from typing import Any
 
 from bookings.models import Booking, BookingStatus
 from bookings.serializers import booking_data, cancelled_by_role, display_name
-from partners.serializers import PartnerSummarySerializer, partner_location
+from config.formats import iso
+from partners.serializers import partner_location, partner_summary
 
 STATUS_MESSAGES = {
     BookingStatus.PENDING: "We are looking for a partner for your booking",
@@ -17,14 +17,6 @@ STATUS_MESSAGES = {
     BookingStatus.COMPLETED: "Your booking is complete",
     BookingStatus.CANCELLED: "Your booking has been cancelled",
 }
-
-
-def iso(value: datetime | None) -> str | None:
-    """ISO 8601 in UTC, spelled as DRF spells it in REST responses."""
-    if value is None:
-        return None
-    text = value.isoformat()
-    return text[:-6] + "Z" if text.endswith("+00:00") else text
 
 
 def booking(booking: Booking) -> dict[str, Any]:
@@ -46,7 +38,7 @@ def partner_assigned(booking: Booking) -> dict[str, Any]:
     partner = booking.partner
     return {
         "bookingId": str(booking.pk),
-        "partner": {**PartnerSummarySerializer(partner).data, "location": partner_location(partner)},
+        "partner": {**partner_summary(partner), "location": partner_location(partner)},
     }
 
 

@@ -7,8 +7,8 @@ from django.contrib.auth import get_user_model
 from django.db.models import Count, Q, Sum
 from django.utils import timezone
 
-from bookings.events import iso
 from bookings.models import OPEN_STATUSES, Booking, BookingStatus
+from config.formats import iso
 from partners.models import KycStatus, Partner
 
 

@@ -2,7 +2,7 @@
 
 from typing import Any
 
-from bookings.events import iso
+from config.formats import iso
 from messaging.models import Message, Notification
 
 

@@ -3,7 +3,7 @@
 from decimal import Decimal
 from typing import Any
 
-from bookings.events import iso
+from config.formats import iso
 from partners.models import Earning, KycSubmission, Partner
 
 

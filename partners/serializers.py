@@ -9,13 +9,21 @@ from bookings.models import Service
 from partners.models import DocumentType, Earning, KycSubmission, Partner
 
 
-class PartnerSummarySerializer(serializers.Serializer):
+def partner_summary(partner: Partner) -> dict[str, Any]:
     """How a partner appears inside a booking and in ``partner:assigned``."""
+    return {"id": str(partner.pk), "name": partner.name, "phone": partner.phone, "rating": float(partner.rating)}
+
+
+class PartnerSummarySerializer(serializers.Serializer):
+    """Schema of ``partner_summary`` (the representation itself is that function)."""
 
     id = serializers.CharField(source="pk")
     name = serializers.CharField()
     phone = serializers.CharField()
     rating = serializers.FloatField()
+
+    def to_representation(self, instance: Partner) -> dict[str, Any]:
+        return partner_summary(instance)
 
 
 def partner_location(partner: Partner) -> dict[str, float] | None:
@@ -33,6 +41,10 @@ class PartnerSerializer(PartnerSummarySerializer):
 
     def get_services(self, partner: Partner) -> list[str]:
         return [str(pk) for pk in partner.services.values_list("pk", flat=True)]
+
+    def to_representation(self, instance: Partner) -> dict[str, Any]:
+        # All declared fields, not just the summary the parent class returns.
+        return serializers.Serializer.to_representation(self, instance)
 
 
 class PartnerRegisterInput(serializers.Serializer):
