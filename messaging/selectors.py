@@ -1,13 +1,69 @@
 """Reads of conversations and notifications."""
 
+from datetime import timedelta
 from typing import Any
 
+from django.contrib.auth import get_user_model
 from django.contrib.auth.models import AbstractBaseUser
+from django.db import connection
 from django.db.models import Q, QuerySet
+from django.utils import timezone
 
+from bookings.models import ACTIVE_STATUSES, Booking, BookingStatus
 from bookings.selectors import parse_booking_id
 from config.errors import ValidationError
 from messaging.models import Message, Notification
+
+# After completion the two may still talk this long (a forgotten key, a receipt).
+AFTER_COMPLETION = timedelta(hours=24)
+
+
+def recipient_with_link(*, sender_id: int, recipient_id: int, booking_id: Any = None) -> dict[str, Any] | None:
+    """The active recipient and whether a booking links them to the sender (``None``: no such user).
+
+    The rule of who may talk (contract 5.5), in one place: a booking between the two,
+    in PARTNER_ACCEPTED..IN_PROGRESS, or COMPLETED within ``AFTER_COMPLETION``.
+    Raw SQL because every message and typing check runs it and the ORM's
+    compilation of this query costs more than the query itself.
+    """
+    users = connection.ops.quote_name(get_user_model()._meta.db_table)
+    bookings = connection.ops.quote_name(Booking._meta.db_table)
+    active = ", ".join(["%s"] * len(ACTIVE_STATUSES))
+    params: list[Any] = [
+        sender_id,
+        recipient_id,
+        recipient_id,
+        sender_id,
+        *ACTIVE_STATUSES,
+        BookingStatus.COMPLETED,
+        timezone.now() - AFTER_COMPLETION,
+    ]
+    only_booking = ""
+    if booking_id is not None:
+        only_booking = " AND b.id = %s"
+        params.append(Booking._meta.pk.get_db_prep_value(parse_booking_id(booking_id), connection))
+    params.append(recipient_id)
+    with connection.cursor() as cursor:
+        cursor.execute(
+            f"SELECT u.id, u.username, u.first_name, u.last_name, u.is_staff, EXISTS ("
+            f"SELECT 1 FROM {bookings} b WHERE ((b.customer_id = %s AND b.partner_id = %s) "
+            f"OR (b.customer_id = %s AND b.partner_id = %s)) "
+            f"AND (b.status IN ({active}) OR (b.status = %s AND b.completed_at >= %s)){only_booking}) "
+            f"FROM {users} u WHERE u.id = %s AND u.is_active",
+            params,
+        )
+        row = cursor.fetchone()
+    if row is None:
+        return None
+    pk, username, first_name, last_name, is_staff, linked = row
+    return {
+        "pk": pk,
+        "username": username,
+        "first_name": first_name,
+        "last_name": last_name,
+        "is_staff": bool(is_staff),
+        "linked": bool(linked),
+    }
 
 
 def conversation(

@@ -1,26 +1,21 @@
 """Messages, read receipts and who may talk to whom (contract 5.5)."""
 
-from datetime import timedelta
 from typing import Any
 
 from django.contrib.auth import get_user_model
 from django.contrib.auth.models import AbstractBaseUser
 from django.db import IntegrityError, transaction
-from django.db.models import Exists, Q
 from django.utils import timezone
 
-from bookings.models import ACTIVE_STATUSES, Booking, BookingStatus
 from bookings.selectors import parse_booking_id
 from config.errors import Forbidden, NotFound, ValidationError
 from config.realtime import rooms
 from config.realtime.emit import emit
-from messaging import events
+from messaging import events, selectors
 from messaging.models import Message
 from messaging.notify import notification_create
 from partners.models import Partner
 
-# After completion the two may still talk this long (a forgotten key, a receipt).
-AFTER_COMPLETION = timedelta(hours=24)
 MAX_LENGTH = 2000
 
 
@@ -37,32 +32,26 @@ def sender_summary(user: AbstractBaseUser) -> dict[str, Any]:
     return {"id": str(user.pk), "name": user.get_full_name() or user.username, "role": role}
 
 
-def linking_bookings(user_a: Any, user_b: Any) -> Any:
-    """Bookings that let a customer and a partner talk: in progress, or completed within a day."""
-    pair = Q(customer_id=user_a, partner_id=user_b) | Q(customer_id=user_b, partner_id=user_a)
-    live = Q(status__in=ACTIVE_STATUSES) | Q(
-        status=BookingStatus.COMPLETED, completed_at__gte=timezone.now() - AFTER_COMPLETION
-    )
-    return Booking.objects.filter(pair & live)
-
-
 def conversation_check(*, sender: AbstractBaseUser, recipient_id: Any, booking_id: Any = None) -> AbstractBaseUser:
-    """The recipient, if ``sender`` may message (or show typing to) them; else ``FORBIDDEN``."""
+    """The recipient, if ``sender`` may message (or show typing to) them; else ``FORBIDDEN``.
+
+    Staff may message anyone and anyone may answer staff; otherwise a booking
+    must link the two (``messaging.selectors.recipient_with_link``).
+    """
     try:
         recipient_pk = int(recipient_id)
     except (TypeError, ValueError) as exc:
         raise ValidationError("recipientId must be a user id") from exc
     if recipient_pk == sender.pk:
         raise ValidationError("you cannot message yourself")
-    links = linking_bookings(sender.pk, recipient_pk)
-    if booking_id is not None:
-        links = links.filter(pk=parse_booking_id(booking_id))
-    # One query: the recipient, and whether a booking links the two.
-    recipient = get_user_model().objects.filter(pk=recipient_pk, is_active=True).annotate(linked=Exists(links)).first()
-    if recipient is None:
+    found = selectors.recipient_with_link(sender_id=sender.pk, recipient_id=recipient_pk, booking_id=booking_id)
+    if found is None:
         raise NotFound("no such recipient")
-    if not (sender.is_staff or recipient.is_staff or recipient.linked):
+    if not (sender.is_staff or found["is_staff"] or found["linked"]):
         raise Forbidden("no booking links you to this person")
+    linked = found.pop("linked")
+    recipient = get_user_model()(**found, is_active=True)
+    recipient.linked = linked
     return recipient
 
 

@@ -1,0 +1,66 @@
+"""Who may talk to whom (contract 5.5), decided by one rule."""
+
+from datetime import timedelta
+
+import pytest
+from django.utils import timezone
+
+from bookings.models import BookingStatus as S
+from config.errors import Forbidden, NotFound, ValidationError
+from messaging.services import conversation_check, message_send
+from tests.factories import BookingFactory, UserFactory
+
+pytestmark = pytest.mark.django_db
+
+
+@pytest.mark.parametrize(
+    "status,completed_ago,allowed",
+    [
+        (S.PARTNER_ASSIGNED, None, False),
+        (S.PARTNER_ACCEPTED, None, True),
+        (S.IN_PROGRESS, None, True),
+        (S.COMPLETED, timedelta(hours=2), True),
+        (S.COMPLETED, timedelta(days=2), False),
+        (S.CANCELLED, None, False),
+    ],
+)
+def test_a_booking_links_customer_and_partner(customer, partner, status, completed_ago, allowed):
+    completed_at = timezone.now() - completed_ago if completed_ago else None
+    booking = BookingFactory(customer=customer, partner=partner, status=status, completed_at=completed_at)
+    for sender, recipient in ((customer, partner.user), (partner.user, customer)):
+        if allowed:
+            assert (
+                conversation_check(sender=sender, recipient_id=recipient.pk, booking_id=booking.pk).pk == recipient.pk
+            )
+        else:
+            with pytest.raises(Forbidden):
+                conversation_check(sender=sender, recipient_id=recipient.pk)
+
+
+def test_booking_id_must_be_the_linking_one(customer, partner, other_customer):
+    BookingFactory(customer=customer, partner=partner, status=S.PARTNER_ACCEPTED)
+    other = BookingFactory(customer=other_customer, partner=partner, status=S.PARTNER_ACCEPTED)
+    with pytest.raises(Forbidden):
+        conversation_check(sender=customer, recipient_id=partner.pk, booking_id=other.pk)
+
+
+def test_staff_and_replies_to_staff(customer, staff):
+    assert conversation_check(sender=staff, recipient_id=customer.pk).pk == customer.pk
+    assert conversation_check(sender=customer, recipient_id=staff.pk).is_staff
+
+
+def test_unknown_inactive_and_self(customer):
+    inactive = UserFactory(is_active=False)
+    for bad in (999999, inactive.pk):
+        with pytest.raises(NotFound):
+            conversation_check(sender=customer, recipient_id=bad)
+    for bad in ("abc", None, customer.pk):
+        with pytest.raises(ValidationError):
+            conversation_check(sender=customer, recipient_id=bad)
+
+
+def test_client_message_id_is_stored_once(customer, partner):
+    BookingFactory(customer=customer, partner=partner, status=S.PARTNER_ACCEPTED)
+    first, created = message_send(sender=customer, recipient_id=partner.pk, body="hi", client_message_id="x1")
+    again, created_again = message_send(sender=customer, recipient_id=partner.pk, body="hi", client_message_id="x1")
+    assert created and not created_again and again.pk == first.pk
