@@ -10,6 +10,7 @@ from bookings import events
 from bookings.models import OPEN_STATUSES, Booking
 from config.errors import Forbidden
 from config.realtime import rooms
+from config.realtime.emit import emit_now
 from config.realtime.manager import ChannelLayerManager, on_startup
 from config.realtime.namespace import BaseNamespace, Session, db
 from config.realtime.presence import presence
@@ -47,7 +48,7 @@ class AdminNamespace(ChatMixin, BaseNamespace):
 
     async def on_request_stats(self, sid: str, payload: Any) -> dict[str, Any]:
         stats = await db(current_stats)()
-        await self.emit("dashboard:stats_update", stats, to=sid)
+        await emit_now("dashboard:stats_update", stats, namespace=rooms.ADMIN, room=sid, local=True)
         return {"stats": stats}
 
     async def on_monitor_bookings(self, sid: str, payload: Any) -> dict[str, Any]:
@@ -78,6 +79,5 @@ async def _push_stats(manager: ChannelLayerManager) -> None:
         figures = {k: v for k, v in stats.items() if k != "generatedAt"}
         if figures != last:
             last = figures
-            await manager.server.emit(
-                "dashboard:stats_update", stats, room=rooms.ADMINS, namespace=rooms.ADMIN, ignore_queue=True
-            )
+            # Every process computes the same figures for its own admins: no publish.
+            await emit_now("dashboard:stats_update", stats, namespace=rooms.ADMIN, room=rooms.ADMINS, local=True)

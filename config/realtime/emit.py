@@ -41,15 +41,16 @@ def control(method: str, **fields: Any) -> None:
     transaction.on_commit(partial(deliver, message), robust=True)
 
 
-async def emit_now(event: str, payload: Any, *, namespace: str, room: str | list[str]) -> None:
-    """Send at once from the event loop: for relays that change no data.
+async def emit_now(event: str, payload: Any, *, namespace: str, room: str | list[str], local: bool = False) -> None:
+    """Send at once from the event loop: for relays and replies that change no data.
 
     The payload must already be plain JSON (a builder of floats and strings):
-    the hot path skips the call-site round trip.
+    the hot path skips the call-site round trip. ``local=True`` reaches only this
+    process's sockets (a reply to one socket, figures every process computes itself).
     """
     from config.realtime.server import sio
 
-    await sio.manager.dispatch(_message(event, payload, namespace=namespace, room=room))
+    await sio.manager.dispatch(_message(event, payload, namespace=namespace, room=room), local=local)
 
 
 def emit_message(event: str, payload: Any, *, namespace: str, room: str | list[str]) -> Message:

@@ -121,8 +121,8 @@ class ChannelLayerManager(AsyncPubSubManager):
         self.tasks.append(self.loop.create_task(coro))
 
     # ------------------------------------------------------------ delivery
-    async def dispatch(self, message: dict[str, Any]) -> None:
-        """Deliver to this process's sockets, then publish for the others."""
+    async def dispatch(self, message: dict[str, Any], local: bool = False) -> None:
+        """Deliver to this process's sockets, then (unless ``local``) publish for the others."""
         message.setdefault("host_id", self.host_id)
         method = message["method"]
         try:
@@ -132,7 +132,8 @@ class ChannelLayerManager(AsyncPubSubManager):
                 await _control_handlers[method](self, message)
         except Exception:
             logger.exception("local delivery of %s failed", message.get("event") or method)
-        await self._publish(message)
+        if not local:
+            await self._publish(message)
 
     async def _drain_outbox(self) -> None:
         while True:

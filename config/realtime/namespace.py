@@ -23,6 +23,7 @@ from rest_framework_simplejwt.tokens import AccessToken
 
 from config.errors import DomainError, Forbidden, RateLimited, TokenExpired, ValidationError
 from config.realtime import rooms
+from config.realtime.emit import emit_now
 from config.realtime.identity import socket_identity
 from config.realtime.manager import ChannelLayerManager, on_control
 from config.realtime.presence import presence
@@ -166,7 +167,9 @@ class BaseNamespace(socketio.AsyncNamespace):
         session = await self.get_session(sid)
         if session.get("exp") != expected_exp:
             return  # refreshed in the meantime
-        await self.emit("error", {**TokenExpired().as_dict(), "event": None}, to=sid)
+        await emit_now(
+            "error", {**TokenExpired().as_dict(), "event": None}, namespace=self.namespace_name, room=sid, local=True
+        )
         await self.disconnect(sid)
 
     async def on_auth_refresh(self, sid: str, payload: Any) -> dict[str, Any]:
@@ -208,7 +211,7 @@ class BaseNamespace(socketio.AsyncNamespace):
 
     async def _fail(self, sid: str, event: str, exc: DomainError) -> dict[str, Any]:
         error = {"code": exc.code, "message": exc.message}
-        await self.emit("error", {**error, "event": event}, to=sid)
+        await emit_now("error", {**error, "event": event}, namespace=self.namespace_name, room=sid, local=True)
         return {"ok": False, "error": error}
 
     # ------------------------------------------------------------ helpers for handlers
@@ -240,11 +243,6 @@ async def _disconnect_user(manager: ChannelLayerManager, message: dict[str, Any]
     room = rooms.user(message["user_id"])
     for namespace in message.get("namespaces") or rooms.NAMESPACES:
         for sid, _ in list(manager.get_participants(namespace, room)):
-            await manager.server.emit(
-                "error",
-                {"code": "FORBIDDEN", "message": message.get("reason") or "disconnected", "event": None},
-                to=sid,
-                namespace=namespace,
-                ignore_queue=True,
-            )
+            payload = {"code": "FORBIDDEN", "message": message.get("reason") or "disconnected", "event": None}
+            await emit_now("error", payload, namespace=namespace, room=sid, local=True)
             await manager.server.disconnect(sid, namespace=namespace, ignore_queue=True)
