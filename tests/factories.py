@@ -70,3 +70,17 @@ class BookingFactory(factory.django.DjangoModelFactory):
     latitude = CITY[0]
     longitude = CITY[1]
     amount = Decimal("999.00")
+
+
+def book(customer, service, *, latitude: float = 28.61, longitude: float = 77.2):
+    """A booking made the way a customer makes one: through the service (dispatch, events)."""
+    from bookings.services import booking_create
+
+    return booking_create(
+        customer=customer,
+        service=service,
+        scheduled_at=timezone.now() + timedelta(hours=1),
+        address="1 Main St",
+        latitude=latitude,
+        longitude=longitude,
+    )

@@ -1,16 +1,12 @@
 """/customer and /partner over the real server: tracking, lifecycle events, refusals."""
 
-from datetime import timedelta
-
 import pytest
 from channels.db import database_sync_to_async as sync_to_async
-from django.utils import timezone
 
-from bookings import services
 from bookings.models import Booking
 from bookings.models import BookingStatus as S
 from partners.models import Partner
-from tests.factories import BookingFactory, PartnerFactory
+from tests.factories import BookingFactory, PartnerFactory, book
 from tests.live import Client, eventually, run, token_for
 
 pytestmark = pytest.mark.django_db(transaction=True)
@@ -37,14 +33,7 @@ BOOKING_FIELDS = {
 
 
 def test_customer_tracks_and_sees_the_whole_journey(live_server_url, customer, partner, service):
-    booking = services.booking_create(
-        customer=customer,
-        service=service,
-        scheduled_at=timezone.now() + timedelta(hours=1),
-        address="1 Main St",
-        latitude=28.61,
-        longitude=77.2,
-    )
+    booking = book(customer, service)
     assert booking.partner_id == partner.pk
     ctoken, ptoken = token_for(customer), token_for(partner.user)
 
@@ -100,14 +89,7 @@ def test_partner_gets_new_request_and_cancellation(live_server_url, customer, pa
     async def scenario():
         p = await Client(live_server_url, "/partner").connect(token_for(partner.user))
         c = await Client(live_server_url, "/customer").connect(token_for(customer))
-        booking = await sync_to_async(services.booking_create)(
-            customer=customer,
-            service=service,
-            scheduled_at=timezone.now() + timedelta(hours=1),
-            address="1 Main St",
-            latitude=28.61,
-            longitude=77.2,
-        )
+        booking = await sync_to_async(book)(customer, service)
         [offer] = await p.wait_for("booking:new_request")
         assert offer["bookingId"] == str(booking.pk) and offer["service"] == service.name
         assert offer["amount"] == 999.0 and offer["address"] == "1 Main St"

@@ -1,13 +1,11 @@
 """/admin over the real server: stats, monitoring, ops events."""
 
-from datetime import timedelta
-
 import pytest
 from channels.db import database_sync_to_async as sync_to_async
-from django.utils import timezone
 
 from bookings import services
 from partners.services import kyc_submit, partner_register
+from tests.factories import book
 from tests.live import Client, run, token_for
 
 pytestmark = pytest.mark.django_db(transaction=True)
@@ -29,14 +27,7 @@ def test_admin_sees_stats_bookings_signups_and_kyc(live_server_url, staff, custo
 
         ack = await a.call("monitor:bookings")
         assert ack["ok"] and ack["bookings"] == []
-        booking = await sync_to_async(services.booking_create)(
-            customer=customer,
-            service=service,
-            scheduled_at=timezone.now() + timedelta(hours=1),
-            address="1 Main St",
-            latitude=28.61,
-            longitude=77.2,
-        )
+        booking = await sync_to_async(book)(customer, service)
         [created] = await a.wait_for("booking:created")
         assert created["id"] == str(booking.pk) and created["status"] == "PENDING"
         assert created["bookingNumber"] == booking.number
