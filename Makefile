@@ -42,12 +42,12 @@ format: $(VENV)/.installed
 # Production-style single process (uvicorn + uvloop); settings from the environment.
 serve: $(VENV)/.installed
 	$(BIN)/python manage.py migrate --noinput
-	$(BIN)/uvicorn config.asgi:application --host $(HOST) --port $(PORT) --loop uvloop --http httptools --ws websockets --lifespan off --no-access-log
+	$(BIN)/uvicorn config.asgi:application --host $(HOST) --port $(PORT) --loop uvloop --http httptools --ws websockets-sansio --lifespan off --no-access-log
 
 # WORKERS processes behind one port (needs REDIS_URL; see docs/deployment.md about sticky sessions).
 cluster: $(VENV)/.installed
 	$(BIN)/python manage.py migrate --noinput
-	$(BIN)/uvicorn config.asgi:application --host $(HOST) --port $(PORT) --workers $(WORKERS) --loop uvloop --http httptools --ws websockets --lifespan off --no-access-log
+	$(BIN)/uvicorn config.asgi:application --host $(HOST) --port $(PORT) --workers $(WORKERS) --loop uvloop --http httptools --ws websockets-sansio --lifespan off --no-access-log
 
 # The full benchmark (several minutes); figures in bench/results/latest.json.
 bench: $(VENV)/.installed tests/js/node_modules

@@ -123,7 +123,7 @@ def start_servers(kind: str, count: int, env: dict[str, str]) -> list[tuple[subp
                 "--http",
                 "httptools",
                 "--ws",
-                os.environ.get("BENCH_UVICORN_WS", "websockets"),
+                os.environ.get("BENCH_UVICORN_WS", "websockets-sansio"),
                 "--lifespan",
                 "off",
                 "--no-access-log",
