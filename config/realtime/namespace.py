@@ -158,8 +158,9 @@ class BaseNamespace(socketio.AsyncNamespace):
         if old is not None:
             old.cancel()
         loop = asyncio.get_running_loop()
-        delay = max(0.0, session["exp"] - time.time())
-        session["expiry"] = loop.call_later(delay, lambda: asyncio.ensure_future(self._expire(sid, session["exp"])))
+        expires_at = session["exp"]
+        delay = max(0.0, expires_at - time.time())
+        session["expiry"] = loop.call_later(delay, lambda: asyncio.ensure_future(self._expire(sid, expires_at)))
 
     async def _expire(self, sid: str, expected_exp: float) -> None:
         if not self.server.manager.is_connected(sid, self.namespace_name):
