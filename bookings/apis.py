@@ -1,7 +1,5 @@
 """REST: sign-up, services and bookings (contract 6). Thin: validate, call the service, answer."""
 
-from django.contrib.auth import get_user_model
-from django.db import transaction
 from drf_spectacular.utils import extend_schema
 from rest_framework import generics, status
 from rest_framework.permissions import AllowAny
@@ -10,7 +8,7 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from bookings import selectors, services
-from bookings.models import CustomerProfile, Service
+from bookings.models import Service
 from bookings.serializers import (
     BookingAssignInput,
     BookingCancelInput,
@@ -31,11 +29,7 @@ class RegisterApi(APIView):
     @extend_schema(request=CustomerRegisterInput, responses={201: UserSerializer})
     def post(self, request: Request) -> Response:
         data = validated(CustomerRegisterInput, request.data)
-        with transaction.atomic():
-            user = get_user_model().objects.create_user(
-                username=data["username"], password=data["password"], email=data["email"], first_name=data["name"][:150]
-            )
-            CustomerProfile.objects.create(user=user, phone=data["phone"])
+        user = services.customer_register(**data)
         return Response(UserSerializer(user).data, status=status.HTTP_201_CREATED)
 
 

@@ -19,6 +19,12 @@ def parse_booking_id(value: Any) -> uuid.UUID:
         raise NotFound("no such booking") from exc
 
 
+def booking_id_from(payload: Any) -> uuid.UUID:
+    """A booking id sent bare (as in the original document) or as ``{bookingId}``."""
+    value = payload.get("bookingId") if isinstance(payload, dict) else payload
+    return parse_booking_id(value if isinstance(value, str) else None)
+
+
 def bookings_for(user: AbstractBaseUser) -> QuerySet[Booking]:
     """Bookings a user may list: all for staff, else their own as customer or as partner."""
     qs = Booking.objects.select_related("service", "customer", "partner")

@@ -11,6 +11,7 @@ import random
 from datetime import datetime, timedelta
 from typing import Any
 
+from django.contrib.auth import get_user_model
 from django.contrib.auth.models import AbstractBaseUser
 from django.db import IntegrityError, transaction
 from django.utils import timezone
@@ -22,6 +23,7 @@ from bookings.models import (
     BookingRejection,
     BookingStatus,
     BookingStatusChange,
+    CustomerProfile,
     Service,
 )
 from bookings.selectors import parse_booking_id
@@ -55,6 +57,17 @@ TRANSITIONS: dict[tuple[str, str], frozenset[str]] = {
 PARTNER_PROGRESS = (S.PARTNER_EN_ROUTE, S.PARTNER_ARRIVED, S.IN_PROGRESS, S.COMPLETED)
 EARTH_RADIUS_KM = 6371.0088
 SCHEDULE_GRACE = timedelta(minutes=5)
+
+
+# ---------------------------------------------------------------- customers
+def customer_register(*, username: str, password: str, email: str, name: str, phone: str) -> AbstractBaseUser:
+    """A customer's account: the user (name on it) and the profile with the phone."""
+    with transaction.atomic():
+        user = get_user_model().objects.create_user(
+            username=username, password=password, email=email, first_name=name[:150]
+        )
+        CustomerProfile.objects.create(user=user, phone=phone)
+    return user
 
 
 # ---------------------------------------------------------------- create

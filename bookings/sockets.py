@@ -11,9 +11,7 @@ from messaging.sockets import ChatMixin
 
 
 def _booking_id(payload: Any) -> str:
-    """``booking:track`` takes the id itself (as in the original) or ``{bookingId}``."""
-    value = payload.get("bookingId") if isinstance(payload, dict) else payload
-    return str(selectors.parse_booking_id(value if isinstance(value, str) else None))
+    return str(selectors.booking_id_from(payload))
 
 
 def _track(session: Session, booking_id: str) -> dict[str, Any]:

@@ -5,7 +5,7 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from config.api import IsStaff
-from dashboard.sockets import current_stats
+from dashboard.selectors import current_stats
 
 
 class StatsApi(APIView):

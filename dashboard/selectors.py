@@ -12,6 +12,14 @@ from config.formats import iso
 from partners.models import KycStatus, Partner
 
 
+def current_stats() -> dict[str, Any]:
+    """The figures with online customers from the cluster-wide presence (runs in a DB thread)."""
+    from config.realtime import rooms
+    from config.realtime.presence import presence
+
+    return dashboard_stats(online_customers=len(presence.online(rooms.CUSTOMER)))
+
+
 def dashboard_stats(*, online_customers: int | None = None) -> dict[str, Any]:
     now = timezone.now()
     start_of_day = now.replace(hour=0, minute=0, second=0, microsecond=0)

@@ -13,17 +13,11 @@ from config.realtime import rooms
 from config.realtime.emit import emit_now
 from config.realtime.manager import ChannelLayerManager, on_startup
 from config.realtime.namespace import BaseNamespace, Session, db
-from config.realtime.presence import presence
-from dashboard.selectors import dashboard_stats
+from dashboard.selectors import current_stats
 from messaging.sockets import ChatMixin
 
 logger = logging.getLogger(__name__)
 MONITOR_LIMIT = 200
-
-
-def current_stats() -> dict[str, Any]:
-    """Runs in a DB thread; online customers come from the cluster-wide presence."""
-    return dashboard_stats(online_customers=len(presence.online(rooms.CUSTOMER)))
 
 
 def _open_bookings() -> list[dict[str, Any]]:

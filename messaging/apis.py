@@ -1,6 +1,5 @@
 """REST: message history, read receipts and notifications (contract 6)."""
 
-from django.utils import timezone
 from drf_spectacular.utils import OpenApiParameter, extend_schema
 from rest_framework import generics
 from rest_framework.request import Request
@@ -8,7 +7,6 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from config.api import validated
-from config.errors import NotFound
 from messaging import selectors, services
 from messaging.serializers import ConversationReadInput, MessageSerializer, NotificationSerializer
 
@@ -59,17 +57,12 @@ class NotificationListApi(generics.ListAPIView):
 class NotificationReadApi(APIView):
     @extend_schema(request=None, responses=NotificationSerializer)
     def post(self, request: Request, notification_id: int) -> Response:
-        notification = selectors.notifications_for(request.user).filter(pk=notification_id).first()
-        if notification is None:
-            raise NotFound("no such notification")
-        if notification.read_at is None:
-            notification.read_at = timezone.now()
-            notification.save(update_fields=["read_at"])
+        notification = services.notification_mark_read(user=request.user, notification_id=notification_id)
         return Response(NotificationSerializer(notification).data)
 
 
 class NotificationReadAllApi(APIView):
     @extend_schema(request=None)
     def post(self, request: Request) -> Response:
-        count = selectors.notifications_for(request.user, unread=True).update(read_at=timezone.now())
+        count = services.notifications_mark_all_read(user=request.user)
         return Response({"marked": count})

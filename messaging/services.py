@@ -12,7 +12,7 @@ from config.errors import Forbidden, NotFound, ValidationError
 from config.realtime import rooms
 from config.realtime.emit import emit
 from messaging import events, selectors
-from messaging.models import Message
+from messaging.models import Message, Notification
 from messaging.notify import notification_create
 from partners.models import Partner
 
@@ -148,6 +148,21 @@ def conversation_mark_read(*, reader: AbstractBaseUser, other_id: Any, booking_i
             _announce_read(message)
         Message.objects.filter(pk__in=[m.pk for m in messages]).update(read_at=now)
     return len(messages)
+
+
+def notification_mark_read(*, user: AbstractBaseUser, notification_id: int) -> Notification:
+    """The user's own notification, read (the first read time is kept)."""
+    notification = Notification.objects.filter(user=user, pk=notification_id).first()
+    if notification is None:
+        raise NotFound("no such notification")
+    if notification.read_at is None:
+        notification.read_at = timezone.now()
+        notification.save(update_fields=["read_at"])
+    return notification
+
+
+def notifications_mark_all_read(*, user: AbstractBaseUser) -> int:
+    return Notification.objects.filter(user=user, read_at__isnull=True).update(read_at=timezone.now())
 
 
 def _announce_read(message: Message) -> None:

@@ -33,7 +33,7 @@ def _is_online(user_id: Any) -> bool:
         uid = int(user_id)
     except (TypeError, ValueError):
         return False
-    return any(uid in presence.online(ns) for ns in rooms.NAMESPACES)
+    return presence.is_online(uid)
 
 
 class ChatMixin:

@@ -3,7 +3,7 @@
 from typing import Any
 
 from bookings import events, services
-from bookings.selectors import active_booking_ids, parse_booking_id
+from bookings.selectors import active_booking_ids, booking_id_from
 from bookings.serializers import BookingRejectInput, BookingStatusInput
 from config.api import validated
 from config.errors import Forbidden
@@ -53,8 +53,7 @@ class PartnerNamespace(ChatMixin, BaseNamespace):
             await db(partner_services.partners_online)(partner_ids=[uid], online=False)
 
     async def on_booking_accept(self, sid: str, payload: Any) -> dict[str, Any]:
-        value = payload.get("bookingId") if isinstance(payload, dict) else payload
-        booking_id = parse_booking_id(value if isinstance(value, str) else None)
+        booking_id = booking_id_from(payload)
         return {"booking": await db(_accept)(await self.get_session(sid), booking_id)}
 
     async def on_booking_reject(self, sid: str, payload: Any) -> dict[str, Any]:

@@ -113,10 +113,6 @@ class Client:
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._arrived.wait(), timeout=min(remaining, 0.2))
 
-    async def none_for(self, event: str, seconds: float = 0.5) -> None:
-        await asyncio.sleep(seconds)
-        assert not self.events.get(event), f"unexpected {event}: {self.events.get(event)}"
-
     async def close(self) -> None:
         if self.sio.connected:
             await self.sio.disconnect()

@@ -11,6 +11,7 @@ import asyncio
 import logging
 import time
 from collections.abc import Awaitable, Callable
+from datetime import UTC, datetime
 from typing import Any
 
 import socketio
@@ -22,6 +23,7 @@ from rest_framework_simplejwt.settings import api_settings as jwt_settings
 from rest_framework_simplejwt.tokens import AccessToken
 
 from config.errors import DomainError, Forbidden, RateLimited, TokenExpired, ValidationError
+from config.formats import iso
 from config.realtime import rooms
 from config.realtime.emit import emit_now
 from config.realtime.identity import socket_identity
@@ -188,7 +190,7 @@ class BaseNamespace(socketio.AsyncNamespace):
         if expires_at > session["exp"]:
             session["exp"] = expires_at
             self._schedule_expiry(sid, session)
-        return {"expiresAt": _iso_ts(session["exp"])}
+        return {"expiresAt": iso(datetime.fromtimestamp(session["exp"], tz=UTC))}
 
     # ------------------------------------------------------------ events
     async def trigger_event(self, event: str, *args: Any) -> Any:
@@ -216,12 +218,9 @@ class BaseNamespace(socketio.AsyncNamespace):
         return {"ok": False, "error": error}
 
     # ------------------------------------------------------------ helpers for handlers
-    async def session_of(self, sid: str) -> Session:
-        return await self.get_session(sid)
-
     @staticmethod
     def rate_limit(session: Session, key: str) -> None:
-        """Sliding-window count per socket; refuses with ``RATE_LIMITED``."""
+        """Fixed-window count per socket (the window starts at its first event); ``RATE_LIMITED`` past it."""
         limit, window = settings.RATE_LIMITS[key]
         now = time.monotonic()
         start, count = session.get(("rate", key), (now, 0))
@@ -230,12 +229,6 @@ class BaseNamespace(socketio.AsyncNamespace):
         if count >= limit:
             raise RateLimited(f"at most {limit} {key} events per {int(window)} s")
         session[("rate", key)] = (start, count + 1)
-
-
-def _iso_ts(epoch: float) -> str:
-    from datetime import UTC, datetime
-
-    return datetime.fromtimestamp(epoch, tz=UTC).isoformat().replace("+00:00", "Z")
 
 
 @on_control("disconnect_user")

@@ -57,6 +57,16 @@ class Presence:
                 users |= snapshot.get(namespace, set())
         return users
 
+    def is_online(self, user_id: int) -> bool:
+        """Any socket of the user, in any namespace, on any process (no set is built)."""
+        if any(user_id in counter for counter in self.local.values()):
+            return True
+        now = time.monotonic()
+        return any(
+            expires >= now and any(user_id in ids for ids in snapshot.values())
+            for expires, snapshot in list(self.remote.values())
+        )
+
     def snapshot(self) -> dict[str, list[int]]:
         return {ns: list(counter) for ns, counter in self.local.items()}
 

@@ -11,7 +11,7 @@ from bookings.models import BookingStatusChange
 from config.errors import Forbidden, InvalidTransition, NotFound, ValidationError
 from partners.models import Earning
 from tests.conftest import events_named
-from tests.factories import BookingFactory, PartnerFactory, UserFactory
+from tests.factories import BookingFactory, PartnerFactory
 
 pytestmark = pytest.mark.django_db
 
@@ -239,10 +239,6 @@ def test_partner_never_dispatched_own_booking(service):
     partner = PartnerFactory(services=[service])
     booking = create(partner.user, service)
     assert booking.partner is None
-
-
-def test_user_factory_sanity():
-    assert UserFactory().check_password("password123")
 
 
 def test_each_role_is_refused_the_moves_of_the_others(customer, partner, staff):

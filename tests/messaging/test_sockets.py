@@ -6,7 +6,7 @@ import pytest
 
 from bookings.models import BookingStatus as S
 from messaging.models import Message, Notification
-from tests.factories import BookingFactory, PartnerFactory, UserFactory
+from tests.factories import BookingFactory, PartnerFactory
 from tests.live import Client, run, token_for
 
 pytestmark = pytest.mark.django_db(transaction=True)
@@ -163,7 +163,3 @@ def test_rate_limit(live_server_url, customer, partner, linked, settings):
 
     run(scenario())
     assert Message.objects.count() == 20
-
-
-def test_user_factory_for_messaging():
-    assert UserFactory().is_active

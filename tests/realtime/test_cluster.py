@@ -24,7 +24,7 @@ from django.utils import timezone
 from bookings.models import BookingStatus as S
 from partners.models import Partner
 from tests.factories import BookingFactory, PartnerFactory, StaffFactory, UserFactory
-from tests.live import Client, ServerProcess, free_port, run, token_for
+from tests.live import Client, ServerProcess, free_port, run, token_for, wait_until
 
 pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.redis]
 
@@ -150,11 +150,7 @@ def test_management_command_and_shell_reach_sockets_on_a(servers, cluster_env, c
         await asyncio.to_thread(manage, cluster_env, "shell", "-c", script)
         [err] = await p.wait_for("error")
         assert err["code"] == "FORBIDDEN"
-        for _ in range(100):
-            if not p.sio.connected:
-                break
-            await asyncio.sleep(0.05)
-        assert not p.sio.connected
+        await wait_until(lambda: not p.sio.connected, what="the suspended partner to be disconnected")
         await c.close()
 
     run(scenario())
@@ -181,11 +177,7 @@ def test_admin_suspension_on_b_kicks_partner_on_a(servers, partner):
         assert await asyncio.to_thread(suspend_via_admin) == 200
         [err] = await p.wait_for("error")
         assert "suspended" in err["message"]
-        for _ in range(100):
-            if not p.sio.connected:
-                break
-            await asyncio.sleep(0.05)
-        assert not p.sio.connected
+        await wait_until(lambda: not p.sio.connected, what="the suspended partner to be disconnected")
 
     run(scenario())
     assert Partner.objects.get(pk=partner.pk).is_suspended
@@ -199,20 +191,19 @@ def test_online_counts_span_processes(servers, staff):
         ca = await Client(a.url, "/customer").connect(token_for(alice))
         cb = await Client(b.url, "/customer").connect(token_for(bob))
         admin = await Client(a.url, "/admin").connect(token_for(staff))
-        online = 0
-        for _ in range(60):  # heartbeats every 0.5 s in tests
-            online = (await admin.call("request:stats"))["stats"]["customers"]["online"]
-            if online == 2:
-                break
-            await asyncio.sleep(0.1)
-        assert online == 2
+
+        async def online_becomes(expected: int) -> None:
+            online = None
+            for _ in range(60):  # heartbeats every 0.5 s in tests: 6 s at most
+                online = (await admin.call("request:stats"))["stats"]["customers"]["online"]
+                if online == expected:
+                    return
+                await asyncio.sleep(0.1)
+            raise AssertionError(f"customers online: {online}, expected {expected}")
+
+        await online_becomes(2)
         await cb.close()
-        for _ in range(60):
-            online = (await admin.call("request:stats"))["stats"]["customers"]["online"]
-            if online == 1:
-                break
-            await asyncio.sleep(0.1)
-        assert online == 1
+        await online_becomes(1)
         await ca.close()
         await admin.close()
 

@@ -3,6 +3,7 @@
 import asyncio
 
 import pytest
+import socketio
 from channels.db import database_sync_to_async as sync_to_async
 
 from config.realtime import rooms
@@ -17,7 +18,7 @@ pytestmark = pytest.mark.django_db(transaction=True)
 
 async def refused(url: str, namespace: str, token: str | None = None, headers: dict | None = None) -> dict:
     client = Client(url, namespace)
-    with pytest.raises(Exception):  # noqa: B017 - socketio.exceptions.ConnectionError
+    with pytest.raises(socketio.exceptions.ConnectionError):
         await client.connect(token, headers=headers)
     await client.close()
     return client.connect_error
@@ -121,3 +122,17 @@ def test_rooms_and_session_state_are_cleaned_on_disconnect(live_server_url, cust
         assert room not in sio.manager.rooms.get("/customer", {})
 
     run(scenario())
+
+
+def test_presence_counts_sockets_and_remote_hosts(settings):
+    from config.realtime.presence import Presence
+
+    presence = Presence()
+    assert presence.add("/customer", 7) is True and presence.add("/partner", 7) is True
+    assert presence.add("/customer", 7) is False
+    assert presence.is_online(7) and not presence.is_online(8)
+    presence.receive("other-host", {"/partner": [8]})
+    assert presence.is_online(8) and presence.online("/partner") == {7, 8}
+    assert presence.remove("/customer", 7) is False and presence.remove("/customer", 7) is True
+    presence.remote["other-host"] = (0.0, presence.remote["other-host"][1])  # expired: the host died
+    assert not presence.is_online(8) and presence.online("/partner") == {7}
