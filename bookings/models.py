@@ -51,6 +51,7 @@ ACTIVE_STATUSES = (
     BookingStatus.IN_PROGRESS,
 )
 OPEN_STATUSES = (BookingStatus.PENDING, BookingStatus.PARTNER_ASSIGNED, *ACTIVE_STATUSES)
+TERMINAL_STATUSES = (BookingStatus.COMPLETED, BookingStatus.CANCELLED)
 
 
 class Booking(models.Model):

@@ -53,16 +53,27 @@ def booking_for_customer(*, booking_id: Any, user: AbstractBaseUser) -> Booking:
 
 
 def active_booking_ids(*, partner_id: int) -> list[str]:
-    """The bookings whose rooms a partner's location is relayed to.
+    """The bookings whose rooms a partner's location is relayed to."""
+    return active_booking_ids_of(partner_ids=[partner_id]).get(partner_id, [])
+
+
+def active_booking_ids_of(*, partner_ids: list[int]) -> dict[int, list[str]]:
+    """Active booking ids per partner (partners with none are absent).
 
     Raw SQL: it runs on every partner connect and every change of a partner's
     bookings, and the ORM's compilation would cost more than the query.
     """
+    if not partner_ids:
+        return {}
     table = connection.ops.quote_name(Booking._meta.db_table)
-    marks = ", ".join(["%s"] * len(ACTIVE_STATUSES))
+    statuses = ", ".join(["%s"] * len(ACTIVE_STATUSES))
+    partners = ", ".join(["%s"] * len(partner_ids))
+    found: dict[int, list[str]] = {}
     with connection.cursor() as cursor:
         cursor.execute(
-            f"SELECT id FROM {table} WHERE partner_id = %s AND status IN ({marks})",
-            [partner_id, *ACTIVE_STATUSES],
+            f"SELECT partner_id, id FROM {table} WHERE partner_id IN ({partners}) AND status IN ({statuses})",
+            [*partner_ids, *ACTIVE_STATUSES],
         )
-        return [str(uuid.UUID(str(row[0]))) for row in cursor.fetchall()]
+        for partner_id, booking_id in cursor.fetchall():
+            found.setdefault(partner_id, []).append(str(uuid.UUID(str(booking_id))))
+    return found

@@ -10,7 +10,9 @@ from django.contrib.auth import get_user_model
 from rest_framework import serializers
 
 from bookings.models import Booking, BookingStatus, Service
+from config.fields import StrictFloatField, StrictIntegerField, id_field
 from config.formats import iso
+from config.parsing import MAX_ID
 from partners.serializers import PartnerSummarySerializer, partner_summary
 
 
@@ -113,11 +115,11 @@ def booking_data(booking: Booking) -> dict[str, Any]:
 
 
 class BookingCreateInput(serializers.Serializer):
-    serviceId = serializers.PrimaryKeyRelatedField(queryset=Service.objects.filter(is_active=True))
+    serviceId = id_field(Service.objects.filter(is_active=True))
     scheduledAt = serializers.DateTimeField()
     address = serializers.CharField(max_length=300)
-    latitude = serializers.FloatField(min_value=-90, max_value=90)
-    longitude = serializers.FloatField(min_value=-180, max_value=180)
+    latitude = StrictFloatField(min_value=-90, max_value=90)
+    longitude = StrictFloatField(min_value=-180, max_value=180)
     notes = serializers.CharField(max_length=2000, required=False, allow_blank=True, default="")
 
 
@@ -138,7 +140,7 @@ class BookingStatusInput(BookingIdInput):
 
 
 class BookingAssignInput(serializers.Serializer):
-    partnerId = serializers.IntegerField(min_value=1)
+    partnerId = StrictIntegerField(min_value=1, max_value=MAX_ID)
 
 
 class CustomerRegisterInput(serializers.Serializer):

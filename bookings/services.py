@@ -19,6 +19,7 @@ from django.utils import timezone
 from bookings import events
 from bookings.models import (
     ACTIVE_STATUSES,
+    TERMINAL_STATUSES,
     Booking,
     BookingRejection,
     BookingStatus,
@@ -29,7 +30,7 @@ from bookings.models import (
 from bookings.selectors import parse_booking_id
 from config.errors import Forbidden, InvalidTransition, NotFound, ValidationError
 from config.realtime import rooms
-from config.realtime.emit import emit
+from config.realtime.emit import close_room, emit
 from messaging.notify import notification_create
 from partners.models import KycStatus, Partner
 
@@ -243,6 +244,8 @@ def _locked(booking_id: Any) -> Booking:
 def _require_assigned_partner(booking: Booking, partner_user: AbstractBaseUser) -> None:
     if booking.partner_id != partner_user.pk:
         raise Forbidden("this booking is not assigned to you")
+    if booking.partner.is_suspended:
+        raise Forbidden("This partner is suspended")
 
 
 def _check(booking: Booking, to_status: str, role: str) -> None:
@@ -336,6 +339,9 @@ def _announce(booking: Booking, from_status: str, previous_partner: Partner | No
 
     if status in ACTIVE_STATUSES or from_status in ACTIVE_STATUSES:
         partner_services.partner_bookings_changed(partner_id=(booking.partner_id or previous_partner.pk))
+    if status in TERMINAL_STATUSES:
+        # Nothing more is said about it: nobody stays in its room to hear a stale relay.
+        close_room(rooms.booking(booking.pk), namespace=rooms.CUSTOMER)
 
 
 def _announce_cancel(booking: Booking, partner: Partner | None) -> None:

@@ -3,6 +3,7 @@
 from typing import Any
 
 from bookings import events, selectors, services
+from bookings.models import TERMINAL_STATUSES, Booking
 from bookings.serializers import BookingCancelInput
 from config.api import validated
 from config.realtime import rooms
@@ -14,9 +15,8 @@ def _booking_id(payload: Any) -> str:
     return str(selectors.booking_id_from(payload))
 
 
-def _track(session: Session, booking_id: str) -> dict[str, Any]:
-    user = session_user(session)
-    return events.booking(selectors.booking_for_customer(booking_id=booking_id, user=user))
+def _track(session: Session, booking_id: str) -> Booking:
+    return selectors.booking_for_customer(booking_id=booking_id, user=session_user(session))
 
 
 def _cancel(session: Session, data: dict[str, Any]) -> dict[str, Any]:
@@ -35,11 +35,14 @@ class CustomerNamespace(ChatMixin, BaseNamespace):
     async def on_booking_track(self, sid: str, payload: Any) -> dict[str, Any]:
         booking_id = _booking_id(payload)
         booking = await db(_track)(await self.get_session(sid), booking_id)
-        await self.enter_room(sid, rooms.booking(booking_id))
-        return {"booking": booking}
+        if booking.status not in TERMINAL_STATUSES:
+            # A finished booking's room was closed; nothing will be sent to it again.
+            await self.enter_room(sid, rooms.booking(booking_id))
+        return {"booking": events.booking(booking)}
 
     async def on_booking_untrack(self, sid: str, payload: Any) -> dict[str, Any]:
         booking_id = _booking_id(payload)
+        await db(_track)(await self.get_session(sid), booking_id)
         await self.leave_room(sid, rooms.booking(booking_id))
         return {"bookingId": booking_id}
 

@@ -1,4 +1,7 @@
-"""ASGI entry point: ``/socket.io/`` goes to python-socketio, the rest to Django."""
+"""ASGI entry point and composition root: ``/socket.io/`` goes to python-socketio, the rest to Django.
+
+The apps' namespaces are attached here, so ``config.realtime`` knows no app.
+"""
 
 import os
 
@@ -10,9 +13,17 @@ django.setup()
 import socketio  # noqa: E402
 from django.core.asgi import get_asgi_application  # noqa: E402
 
-from config.realtime.server import register_namespaces, sio  # noqa: E402
+from bookings.sockets import CustomerNamespace  # noqa: E402
+from config.realtime.namespace import set_identity_loader  # noqa: E402
+from config.realtime.server import register_namespace, sio  # noqa: E402
 from config.realtime.tuning import tune_gc_after_startup  # noqa: E402
+from dashboard.sockets import AdminNamespace  # noqa: E402
+from partners.access import socket_identity  # noqa: E402
+from partners.sockets import PartnerNamespace  # noqa: E402
 
-register_namespaces()
+set_identity_loader(socket_identity)
+for namespace in (CustomerNamespace, PartnerNamespace, AdminNamespace):
+    register_namespace(namespace(namespace.namespace_name))
+
 application = socketio.ASGIApp(sio, other_asgi_app=get_asgi_application(), socketio_path="socket.io")
 tune_gc_after_startup()

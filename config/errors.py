@@ -4,6 +4,7 @@ Services raise these; the DRF exception handler and the Socket.IO base
 namespace both turn them into the contract's error.
 """
 
+import math
 from typing import Any
 
 
@@ -59,8 +60,23 @@ class RateLimited(DomainError):
     http_status = 429
     default_message = "Too many requests; slow down"
 
+    def __init__(self, message: str | None = None, *, retry_after: float = 1.0) -> None:
+        super().__init__(message)
+        self.retry_after = max(1, math.ceil(retry_after))
+
+    def as_dict(self) -> dict[str, Any]:
+        return {**super().as_dict(), "retryAfter": self.retry_after}
+
 
 class TokenExpired(DomainError):
     code = "TOKEN_EXPIRED"
     http_status = 401
     default_message = "The access token has expired"
+
+
+class Unavailable(DomainError):
+    """A dependency (database, channel layer) is down, or the process is overloaded or stopping."""
+
+    code = "UNAVAILABLE"
+    http_status = 503
+    default_message = "The service is briefly unavailable; retry with backoff"

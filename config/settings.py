@@ -125,6 +125,8 @@ SOCKETIO = {
 }
 # How often buffered partner locations are written to the database (seconds).
 LOCATION_FLUSH_INTERVAL = float(os.environ.get("LOCATION_FLUSH_INTERVAL", "5"))
+# How often each process re-reads its partners' relay lists as a safety net (seconds).
+RELAY_RECONCILE_INTERVAL = float(os.environ.get("RELAY_RECONCILE_INTERVAL", "30"))
 # A connected partner stays dispatchable this long after the last heartbeat.
 PRESENCE_TTL = int(os.environ.get("PRESENCE_TTL", "90"))
 PRESENCE_HEARTBEAT = float(os.environ.get("PRESENCE_HEARTBEAT", "15"))
@@ -145,6 +147,11 @@ REST_FRAMEWORK = {
         "rest_framework.authentication.SessionAuthentication",
     ],
     "DEFAULT_PERMISSION_CLASSES": ["rest_framework.permissions.IsAuthenticated"],
+    "DEFAULT_PARSER_CLASSES": [
+        "config.parsers.StrictJSONParser",
+        "rest_framework.parsers.FormParser",
+        "rest_framework.parsers.MultiPartParser",
+    ],
     "DEFAULT_PAGINATION_CLASS": "config.api.Pagination",
     "PAGE_SIZE": 20,
     "EXCEPTION_HANDLER": "config.api.exception_handler",

@@ -1,4 +1,4 @@
-"""Users: deactivating one from the admin disconnects their sockets on every process."""
+"""Users: deactivating or demoting one disconnects their sockets on every process (``partners.access``)."""
 
 from django.contrib import admin
 from django.contrib.auth import get_user_model
@@ -21,8 +21,3 @@ class OpsUserAdmin(UserAdmin):
         run_for_each(
             self, request, queryset, lambda u: services.user_deactivate(user_id=u.pk, actor=request.user), "Deactivated"
         )
-
-    def save_model(self, request: HttpRequest, obj, form, change: bool) -> None:
-        super().save_model(request, obj, form, change)
-        if change and "is_active" in form.changed_data and not obj.is_active:
-            services.user_sockets_disconnect(user_id=obj.pk, reason="account deactivated")

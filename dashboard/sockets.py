@@ -29,10 +29,9 @@ class AdminNamespace(ChatMixin, BaseNamespace):
     namespace_name = rooms.ADMIN
     role = "admin"
 
-    def connect_session(self, identity: dict[str, Any]) -> Session:
+    def qualify(self, identity: dict[str, Any]) -> None:
         if not identity["is_staff"]:
             raise Forbidden("Only staff may connect to /admin")
-        return {}
 
     async def on_connected(self, sid: str, session: Session) -> None:
         await self.enter_room(sid, rooms.ADMINS)

@@ -11,7 +11,7 @@ from django.utils import timezone
 
 from bookings.models import ACTIVE_STATUSES, Booking, BookingStatus
 from bookings.selectors import parse_booking_id
-from config.errors import ValidationError
+from config.parsing import parse_id, parse_user_id
 from messaging.models import Message, Notification
 
 # After completion the two may still talk this long (a forgotten key, a receipt).
@@ -72,15 +72,12 @@ def conversation(
     """Messages the user sent or received, newest first; with ``after``, oldest first from that id."""
     qs = Message.objects.filter(Q(sender=user) | Q(recipient=user))
     if other_id not in (None, ""):
-        if not str(other_id).isdigit():
-            raise ValidationError("with must be a user id")
-        qs = qs.filter(Q(sender_id=other_id) | Q(recipient_id=other_id))
+        other = parse_user_id(other_id, field="with")
+        qs = qs.filter(Q(sender_id=other) | Q(recipient_id=other))
     if booking_id not in (None, ""):
         qs = qs.filter(booking_id=parse_booking_id(booking_id))
     if after not in (None, ""):
-        if not str(after).isdigit():
-            raise ValidationError("after must be a message id")
-        return qs.filter(pk__gt=int(after)).order_by("id")
+        return qs.filter(pk__gt=parse_id(after, field="after")).order_by("id")
     return qs.order_by("-id")
 
 

@@ -2,6 +2,8 @@
 
 from rest_framework import serializers
 
+from config.parsing import parse_user_id
+
 
 class MessageSerializer(serializers.Serializer):
     id = serializers.CharField(source="pk")
@@ -30,8 +32,5 @@ class ConversationReadInput(serializers.Serializer):
 
     def to_internal_value(self, data):
         value = super().to_internal_value(data)
-        other = data.get("with")
-        if other is None or not str(other).isdigit():
-            raise serializers.ValidationError({"with": ["a user id is required"]})
-        value["with"] = int(other)
+        value["with"] = parse_user_id(data.get("with"), field="with")
         return value

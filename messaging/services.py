@@ -7,8 +7,10 @@ from django.contrib.auth.models import AbstractBaseUser
 from django.db import IntegrityError, transaction
 from django.utils import timezone
 
+from bookings.models import Booking
 from bookings.selectors import parse_booking_id
 from config.errors import Forbidden, NotFound, ValidationError
+from config.parsing import parse_id, parse_user_id
 from config.realtime import rooms
 from config.realtime.emit import emit
 from messaging import events, selectors
@@ -17,6 +19,7 @@ from messaging.notify import notification_create
 from partners.models import Partner
 
 MAX_LENGTH = 2000
+NOT_A_CONVERSATION = "you cannot message this person"
 
 
 def person_namespaces(user: AbstractBaseUser) -> tuple[str, ...]:
@@ -36,19 +39,18 @@ def conversation_check(*, sender: AbstractBaseUser, recipient_id: Any, booking_i
     """The recipient, if ``sender`` may message (or show typing to) them; else ``FORBIDDEN``.
 
     Staff may message anyone and anyone may answer staff; otherwise a booking
-    must link the two (``messaging.selectors.recipient_with_link``).
+    must link the two (``messaging.selectors.recipient_with_link``). An unknown
+    recipient gets the same answer as one you may not message, so the answer
+    tells nobody which user ids exist.
     """
-    try:
-        recipient_pk = int(recipient_id)
-    except (TypeError, ValueError) as exc:
-        raise ValidationError("recipientId must be a user id") from exc
+    recipient_pk = parse_user_id(recipient_id, field="recipientId")
     if recipient_pk == sender.pk:
         raise ValidationError("you cannot message yourself")
+    if booking_id is not None and not Booking.objects.filter(pk=parse_booking_id(booking_id)).exists():
+        raise NotFound("no such booking")
     found = selectors.recipient_with_link(sender_id=sender.pk, recipient_id=recipient_pk, booking_id=booking_id)
-    if found is None:
-        raise NotFound("no such recipient")
-    if not (sender.is_staff or found["is_staff"] or found["linked"]):
-        raise Forbidden("no booking links you to this person")
+    if found is None or not (sender.is_staff or found["is_staff"] or found["linked"]):
+        raise Forbidden(NOT_A_CONVERSATION)
     linked = found.pop("linked")
     recipient = get_user_model()(**found, is_active=True)
     recipient.linked = linked
@@ -75,6 +77,10 @@ def message_send(
         not isinstance(client_message_id, str) or not 0 < len(client_message_id) <= 64
     ):
         raise ValidationError("clientMessageId must be a string of 1 to 64 characters")
+    if client_message_id is not None:
+        existing = _stored(sender, client_message_id)
+        if existing is not None:
+            return existing, False
     recipient = conversation_check(sender=sender, recipient_id=recipient_id, booking_id=booking_id)
     try:
         with transaction.atomic():
@@ -87,12 +93,17 @@ def message_send(
             )
             _announce_message(message, sender, recipient, recipient_online)
     except IntegrityError:
-        # A resend (or two devices racing) with a stored clientMessageId: the first message wins.
-        existing = Message.objects.filter(sender=sender, client_message_id=client_message_id).first()
+        # Two devices racing with one clientMessageId: the first message wins.
+        existing = _stored(sender, client_message_id) if client_message_id is not None else None
         if existing is None:
             raise
         return existing, False
     return message, True
+
+
+def _stored(sender: AbstractBaseUser, client_message_id: str) -> Message | None:
+    """The sender's message with this ``clientMessageId`` (the idempotency key is that pair only)."""
+    return Message.objects.filter(sender_id=sender.pk, client_message_id=client_message_id).first()
 
 
 def _announce_message(message: Message, sender: AbstractBaseUser, recipient: AbstractBaseUser, online: bool) -> None:
@@ -114,10 +125,7 @@ def _announce_message(message: Message, sender: AbstractBaseUser, recipient: Abs
 
 def message_mark_read(*, reader: AbstractBaseUser, message_id: Any) -> Message:
     """Only the recipient marks a message read; the first time tells the sender."""
-    try:
-        pk = int(message_id)
-    except (TypeError, ValueError) as exc:
-        raise ValidationError("messageId must be a message id") from exc
+    pk = parse_id(message_id, field="messageId")
     with transaction.atomic():
         message = Message.objects.select_for_update().select_related("sender").filter(pk=pk).first()
         if message is None:
@@ -152,7 +160,7 @@ def conversation_mark_read(*, reader: AbstractBaseUser, other_id: Any, booking_i
 
 def notification_mark_read(*, user: AbstractBaseUser, notification_id: int) -> Notification:
     """The user's own notification, read (the first read time is kept)."""
-    notification = Notification.objects.filter(user=user, pk=notification_id).first()
+    notification = Notification.objects.filter(user=user, pk=parse_id(notification_id, field="id")).first()
     if notification is None:
         raise NotFound("no such notification")
     if notification.read_at is None:

@@ -7,6 +7,7 @@ from typing import Any
 from django.conf import settings
 
 from config.errors import ValidationError
+from config.parsing import parse_id, parse_user_id
 from config.realtime import rooms
 from config.realtime.emit import emit_now
 from config.realtime.namespace import Session, db, session_user
@@ -29,11 +30,7 @@ def _send(session: Session, payload: dict[str, Any], online: bool) -> tuple[Any,
 
 
 def _is_online(user_id: Any) -> bool:
-    try:
-        uid = int(user_id)
-    except (TypeError, ValueError):
-        return False
-    return presence.is_online(uid)
+    return presence.is_online(parse_user_id(user_id, field="recipientId"))
 
 
 class ChatMixin:
@@ -49,9 +46,7 @@ class ChatMixin:
         return {**events.message_sent(message), "duplicate": not created}
 
     async def on_message_mark_read(self, sid: str, payload: Any) -> dict[str, Any]:
-        message_id = payload.get("messageId") if isinstance(payload, dict) else payload
-        if isinstance(message_id, bool) or not isinstance(message_id, (str, int)):
-            raise ValidationError("messageId is required")
+        message_id = parse_id(payload.get("messageId") if isinstance(payload, dict) else payload, field="messageId")
         session = await self.get_session(sid)
         message = await db(lambda: services.message_mark_read(reader=session_user(session), message_id=message_id))()
         return events.message_read(message)
@@ -64,9 +59,7 @@ class ChatMixin:
 
     async def _typing(self, sid: str, payload: Any, typing: bool) -> None:
         recipient = payload.get("recipientId") if isinstance(payload, dict) else payload
-        if isinstance(recipient, bool) or not isinstance(recipient, (str, int)) or not str(recipient).isdigit():
-            raise ValidationError("recipientId is required")
-        recipient = str(int(recipient))
+        recipient = str(parse_user_id(recipient, field="recipientId"))
         session = await self.get_session(sid)
         self.rate_limit(session, "typing")
         allowed: dict[str, float] = session.setdefault("typing_ok", {})

@@ -6,6 +6,7 @@ from django.contrib.auth import get_user_model
 from rest_framework import serializers
 
 from bookings.models import Service
+from config.fields import StrictBooleanField, id_field
 from partners.models import DocumentType, Earning, KycSubmission, Partner
 
 
@@ -52,7 +53,7 @@ class PartnerRegisterInput(serializers.Serializer):
     password = serializers.CharField(min_length=8, max_length=128, write_only=True)
     name = serializers.CharField(max_length=120)
     phone = serializers.CharField(max_length=32)
-    services = serializers.PrimaryKeyRelatedField(queryset=Service.objects.filter(is_active=True), many=True)
+    services = id_field(Service.objects.filter(is_active=True), many=True)
 
     def validate_username(self, value: str) -> str:
         if get_user_model().objects.filter(username__iexact=value).exists():
@@ -87,22 +88,7 @@ class EarningSerializer(serializers.Serializer):
 
 
 class AvailabilityInput(serializers.Serializer):
-    available = serializers.BooleanField()
-
-
-class LocationInput(serializers.Serializer):
-    latitude = serializers.FloatField(min_value=-90, max_value=90)
-    longitude = serializers.FloatField(min_value=-180, max_value=180)
-    accuracy = serializers.FloatField(min_value=0, max_value=100_000, required=False)
-    heading = serializers.FloatField(min_value=0, max_value=360, required=False)
-    speed = serializers.FloatField(min_value=0, max_value=1_000, required=False)
-
-    def to_internal_value(self, data: Any) -> Any:
-        # bool is an int in Python: refuse true/false as coordinates.
-        for key in ("latitude", "longitude", "accuracy", "heading", "speed"):
-            if isinstance(data.get(key), bool):
-                raise serializers.ValidationError({key: ["must be a number"]})
-        return super().to_internal_value(data)
+    available = StrictBooleanField()
 
 
 class KycSubmissionAdminSerializer(KycSerializer):

@@ -12,7 +12,6 @@ from django.db.models import Sum
 from django.utils import timezone
 
 from bookings.models import Booking
-from bookings.selectors import active_booking_ids
 from config.errors import Conflict, Forbidden, NotFound
 from config.realtime import rooms
 from config.realtime.emit import control, emit
@@ -77,7 +76,10 @@ def kyc_review(*, submission_id: Any, reviewer: AbstractBaseUser, approve: bool,
 
 # ---------------------------------------------------------------- suspension and availability
 def partner_suspend(*, partner_id: Any, actor: AbstractBaseUser, suspended: bool = True) -> Partner:
-    """Suspend (or reinstate) a partner; a suspension disconnects their sockets on every process."""
+    """Suspend (or reinstate) a partner; a suspension disconnects their sockets on every process.
+
+    The disconnect comes from ``partners.access`` (the profile's save), like any other change of rights.
+    """
     if not actor.is_staff:
         raise Forbidden("only staff can suspend partners")
     with transaction.atomic():
@@ -86,13 +88,12 @@ def partner_suspend(*, partner_id: Any, actor: AbstractBaseUser, suspended: bool
             raise NotFound("no such partner")
         partner.is_suspended = suspended
         partner.save(update_fields=["is_suspended"])
-        if suspended:
-            control("disconnect_user", user_id=str(partner.pk), namespaces=[rooms.PARTNER], reason="partner suspended")
     return partner
 
 
 def partner_set_availability(*, partner_id: Any, available: bool) -> bool:
-    Partner.objects.filter(pk=partner_id).update(is_available=available)
+    if not Partner.objects.filter(pk=partner_id, is_suspended=False).update(is_available=available):
+        raise Forbidden("This partner is suspended")
     return available
 
 
@@ -132,8 +133,8 @@ def earnings_totals(*, partner_id: Any) -> dict[str, Decimal]:
 
 # ---------------------------------------------------------------- tracking and presence
 def partner_bookings_changed(*, partner_id: Any) -> None:
-    """Tell every process the partner's active bookings, so the location relay needs no query."""
-    control("partner_bookings", user_id=str(partner_id), bookings=active_booking_ids(partner_id=partner_id))
+    """Tell every process to re-read the partner's relay list (``partners.tracking``)."""
+    control("partner_bookings", user_id=str(partner_id))
 
 
 def partner_locations_store(locations: dict[int, tuple[float, float, Any]]) -> None:

@@ -3,7 +3,7 @@
 from typing import Any
 
 from bookings import events, services
-from bookings.selectors import active_booking_ids, booking_id_from
+from bookings.selectors import booking_id_from
 from bookings.serializers import BookingRejectInput, BookingStatusInput
 from config.api import validated
 from config.errors import Forbidden
@@ -13,7 +13,7 @@ from config.realtime.presence import presence
 from messaging.sockets import ChatMixin
 from partners import services as partner_services
 from partners.serializers import AvailabilityInput
-from partners.tracking import locations, relay_location
+from partners.tracking import locations, refresh_relay, relay_location
 
 
 def _accept(session: Session, booking_id: Any) -> dict[str, Any]:
@@ -38,12 +38,15 @@ class PartnerNamespace(ChatMixin, BaseNamespace):
     namespace_name = rooms.PARTNER
     role = "partner"
 
-    def connect_session(self, identity: dict[str, Any]) -> Session:
-        if not identity["is_partner"]:
+    def qualify(self, identity: dict[str, Any]) -> None:
+        if not identity.get("is_partner"):
             raise Forbidden("This account is not a partner")
-        if identity["is_suspended"]:
+        if identity.get("is_suspended"):
             raise Forbidden("This partner is suspended")
-        return {"bookings": active_booking_ids(partner_id=identity["uid"])}
+
+    async def on_connected(self, sid: str, session: Session) -> None:
+        session["bookings"] = []
+        await refresh_relay(self.server.manager, session["uid"])
 
     async def on_disconnected(self, sid: str, session: Session) -> None:
         await self.stop_typing(session)
@@ -54,7 +57,11 @@ class PartnerNamespace(ChatMixin, BaseNamespace):
 
     async def on_booking_accept(self, sid: str, payload: Any) -> dict[str, Any]:
         booking_id = booking_id_from(payload)
-        return {"booking": await db(_accept)(await self.get_session(sid), booking_id)}
+        session = await self.get_session(sid)
+        booking = await db(_accept)(session, booking_id)
+        # The ack promises a current relay list: the next location:update reaches the customer.
+        await refresh_relay(self.server.manager, session["uid"])
+        return {"booking": booking}
 
     async def on_booking_reject(self, sid: str, payload: Any) -> dict[str, Any]:
         data = validated(BookingRejectInput, payload)
@@ -62,7 +69,10 @@ class PartnerNamespace(ChatMixin, BaseNamespace):
 
     async def on_booking_status_update(self, sid: str, payload: Any) -> dict[str, Any]:
         data = validated(BookingStatusInput, payload)
-        return {"booking": await db(_status)(await self.get_session(sid), data)}
+        session = await self.get_session(sid)
+        booking = await db(_status)(session, data)
+        await refresh_relay(self.server.manager, session["uid"])
+        return {"booking": booking}
 
     async def on_location_update(self, sid: str, payload: Any) -> dict[str, Any]:
         relayed = await relay_location(await self.get_session(sid), payload)

@@ -1,20 +1,30 @@
 """The location hot path: validate fast, relay to the partner's booking rooms, buffer the write.
 
-No query runs per update: the partner's active bookings sit on the socket's
-session (refreshed by the ``partner_bookings`` control message when they
-change), and last-known locations are written in one batch every
+No query runs per update: the partner's active bookings (the *relay list*) sit on
+the socket's session, and last-known locations are written in one batch every
 ``LOCATION_FLUSH_INTERVAL`` seconds instead of once per update.
+
+The relay list decides who sees a partner's position, so it must be exact. It is
+read from the database, never carried in a message (two transactions committing
+at once would each send a list missing the other's change), and always under the
+partner's lock, after the socket joined its user room: on connect, on every
+``partner_bookings`` control (sent after a booking of theirs changes), and by a
+periodic reconcile. A read that starts after a commit sees it, and the lock
+keeps an older read from landing after a newer one.
 """
 
 import asyncio
+import contextlib
 import logging
 import math
+import weakref
 from datetime import UTC, datetime
 from typing import Any
 
 from django.conf import settings
 
 from bookings import events
+from bookings.selectors import active_booking_ids, active_booking_ids_of
 from config.errors import ValidationError
 from config.realtime import rooms
 from config.realtime.emit import emit_now
@@ -94,17 +104,79 @@ async def relay_location(session: dict[str, Any], payload: Any) -> int:
     return len(booking_ids)
 
 
+# One lock per partner while anyone waits on it (weak values: nothing left behind).
+_relay_locks: "weakref.WeakValueDictionary[int, asyncio.Lock]" = weakref.WeakValueDictionary()
+RECONCILE_BATCH = 200
+
+
+def _relay_lock(partner_id: int) -> asyncio.Lock:
+    lock = _relay_locks.get(partner_id)
+    if lock is None:
+        lock = _relay_locks[partner_id] = asyncio.Lock()
+    return lock
+
+
+def _local_sids(manager: Any, partner_id: int) -> list[str]:
+    return [sid for sid, _ in manager.get_participants(rooms.PARTNER, rooms.user(partner_id))]
+
+
+async def refresh_relay(manager: Any, partner_id: int) -> None:
+    """Re-read the partner's active bookings into the sessions of their sockets on this process."""
+    from config.realtime.namespace import db
+
+    if not _local_sids(manager, partner_id):
+        return
+    async with _relay_lock(partner_id):
+        booking_ids = await db(active_booking_ids)(partner_id=partner_id)
+        await _apply(manager, partner_id, booking_ids)
+
+
+async def _apply(manager: Any, partner_id: int, booking_ids: list[str]) -> None:
+    for sid in _local_sids(manager, partner_id):
+        session = await manager.server.get_session(sid, namespace=rooms.PARTNER)
+        session["bookings"] = booking_ids
+
+
+async def reconcile_relays(manager: Any) -> None:
+    """Safety net: every local partner's relay list read again, a batch of partners per query."""
+    from config.realtime.namespace import db
+
+    partner_ids = sorted({int(room.removeprefix(rooms.user(""))) for room in _partner_rooms(manager)})
+    for start in range(0, len(partner_ids), RECONCILE_BATCH):
+        batch = partner_ids[start : start + RECONCILE_BATCH]
+        async with contextlib.AsyncExitStack() as stack:
+            for partner_id in batch:
+                await stack.enter_async_context(_relay_lock(partner_id))
+            lists = await db(active_booking_ids_of)(partner_ids=batch)
+            for partner_id in batch:
+                await _apply(manager, partner_id, lists.get(partner_id, []))
+
+
+def _partner_rooms(manager: Any) -> list[str]:
+    return [room for room in manager.rooms.get(rooms.PARTNER, {}) if room and room.startswith(rooms.user(""))]
+
+
 @on_control("partner_bookings")
 async def _partner_bookings(manager: ChannelLayerManager, message: dict[str, Any]) -> None:
-    """A partner's active bookings changed: update the sessions of their local sockets."""
-    for sid, _ in list(manager.get_participants(rooms.PARTNER, rooms.user(message["user_id"]))):
-        session = await manager.server.get_session(sid, namespace=rooms.PARTNER)
-        session["bookings"] = list(message.get("bookings") or [])
+    """A partner's bookings changed: refresh the relay list of their local sockets."""
+    await refresh_relay(manager, int(message["user_id"]))
 
 
 @on_startup
 def _start_flusher(manager: ChannelLayerManager) -> None:
     manager.start_task(_flush_forever())
+    manager.start_task(_reconcile_forever(manager))
+
+
+async def _reconcile_forever(manager: ChannelLayerManager) -> None:
+    while True:
+        await asyncio.sleep(settings.RELAY_RECONCILE_INTERVAL)
+        try:
+            await reconcile_relays(manager)
+        except asyncio.CancelledError:
+            raise
+        except Exception:
+            logger.exception("reconciling partners' relay lists failed")
 
 
 async def _flush_forever() -> None:

@@ -4,6 +4,8 @@ from typing import Any
 
 import orjson
 
+from config.realtime.inbound import decode_fallback
+
 
 class OrjsonCodec:
     """stdlib-json-compatible shim: python-socketio passes ``separators=`` etc."""
@@ -14,7 +16,10 @@ class OrjsonCodec:
 
     @staticmethod
     def loads(s: str | bytes, *args: Any, **kwargs: Any) -> Any:
-        return orjson.loads(s)
+        try:
+            return orjson.loads(s)
+        except orjson.JSONDecodeError:
+            return decode_fallback(s)
 
 
 def roundtrip(payload: Any) -> Any:

@@ -41,6 +41,12 @@ def control(method: str, **fields: Any) -> None:
     transaction.on_commit(partial(deliver, message), robust=True)
 
 
+def close_room(room: str, *, namespace: str) -> None:
+    """Empty ``room`` on every process once the current transaction commits (after its last events)."""
+    message = {"method": "close_room", "room": room, "namespace": namespace}
+    transaction.on_commit(partial(deliver, message), robust=True)
+
+
 async def emit_now(event: str, payload: Any, *, namespace: str, room: str | list[str], local: bool = False) -> None:
     """Send at once from the event loop: for relays and replies that change no data.
 

@@ -128,6 +128,8 @@ class ChannelLayerManager(AsyncPubSubManager):
         try:
             if method == "emit":
                 await self._handle_emit(message)
+            elif method == "close_room":
+                await self._handle_close_room(message)
             elif method in _control_handlers:
                 await _control_handlers[method](self, message)
         except Exception:

@@ -18,15 +18,16 @@ import socketio
 from channels.db import database_sync_to_async
 from django.conf import settings
 from django.contrib.auth import get_user_model
+from django.db import InterfaceError, OperationalError
 from rest_framework_simplejwt.exceptions import ExpiredTokenError, TokenError
 from rest_framework_simplejwt.settings import api_settings as jwt_settings
 from rest_framework_simplejwt.tokens import AccessToken
 
-from config.errors import DomainError, Forbidden, RateLimited, TokenExpired, ValidationError
+from config.errors import DomainError, Forbidden, RateLimited, TokenExpired, Unavailable, ValidationError
 from config.formats import iso
 from config.realtime import rooms
 from config.realtime.emit import emit_now
-from config.realtime.identity import socket_identity
+from config.realtime.inbound import RejectedEvent
 from config.realtime.manager import ChannelLayerManager, on_control
 from config.realtime.presence import presence
 
@@ -95,17 +96,53 @@ def decode_token(token: str) -> tuple[int, float]:
         raise Refused("TOKEN_INVALID", "The access token carries no user") from exc
 
 
+IdentityLoader = Callable[[int], "dict[str, Any] | None"]
+_identity: list[IdentityLoader] = []
+
+
+def set_identity_loader(loader: IdentityLoader) -> None:
+    """Register how a user id becomes an identity (the composition root calls this once).
+
+    The loader runs in a DB thread and returns ``None`` for an unknown user, else a
+    dict with at least ``uid``, ``username``, ``first_name``, ``last_name``,
+    ``is_active`` and ``is_staff``; namespaces read whatever else they need from it.
+    """
+    _identity[:] = [loader]
+
+
+def load_identity(user_id: int) -> dict[str, Any] | None:
+    return _identity[0](user_id)
+
+
+# Users whose access changed lately (monotonic time): a connect that read the user
+# before such a change re-reads after joining the user room (see ``on_connect``).
+_access_changed: dict[int, float] = {}
+ACCESS_CHANGE_MEMORY = 60.0
+
+
+def _note_access_change(user_id: int) -> None:
+    now = time.monotonic()
+    for uid, at in list(_access_changed.items()):
+        if now - at > ACCESS_CHANGE_MEMORY:
+            del _access_changed[uid]
+    _access_changed[user_id] = now
+
+
+def _unavailable(exc: BaseException) -> bool:
+    return isinstance(exc, (OperationalError, InterfaceError))
+
+
 class BaseNamespace(socketio.AsyncNamespace):
     namespace_name = "/"
     role = "user"
 
     # ------------------------------------------------------------ hooks for subclasses
-    def connect_session(self, identity: dict[str, Any]) -> Session:
-        """Runs in a DB thread: refuse with ``Forbidden`` or return extra session fields.
+    def qualify(self, identity: dict[str, Any]) -> None:
+        """Refuse with ``Forbidden`` when ``identity`` may not use this namespace.
 
-        ``identity`` is ``config.realtime.identity.socket_identity``'s answer.
+        Checked at connect, on ``auth:refresh`` and whenever the user's access
+        changes (``access_changed`` control), so keep it free of I/O.
         """
-        return {}
 
     async def on_connected(self, sid: str, session: Session) -> None:
         """Runs on the loop after the socket joined its user room."""
@@ -119,21 +156,38 @@ class BaseNamespace(socketio.AsyncNamespace):
         if token is None:
             raise Refused("AUTH_REQUIRED", "An access token is required (auth.token)")
         user_id, expires_at = decode_token(token)
-        try:
-            session = await db(self._load_session)(user_id)
-        except DomainError as exc:
-            raise Refused("FORBIDDEN", exc.message) from exc
+        read_at = time.monotonic()
+        session = await self._checked_session(user_id)
         session["exp"] = expires_at
         await self.save_session(sid, session)
         await self.enter_room(sid, rooms.user(user_id))
+        if _access_changed.get(user_id, -1.0) >= read_at:
+            # The user's access changed while we read it: the control that announced it
+            # may have reached this process before the socket was in its user room.
+            await self.leave_room(sid, rooms.user(user_id))
+            session = {**(await self._checked_session(user_id)), "exp": expires_at}
+            await self.save_session(sid, session)
+            await self.enter_room(sid, rooms.user(user_id))
         presence.add(self.namespace_name, user_id)
         self._schedule_expiry(sid, session)
         await self.on_connected(sid, session)
 
-    def _load_session(self, user_id: int) -> Session:
-        identity = socket_identity(user_id)
+    async def _checked_session(self, user_id: int) -> Session:
+        try:
+            identity = await db(load_identity)(user_id)
+        except Exception as exc:
+            if _unavailable(exc):
+                raise Refused("UNAVAILABLE", "The service is briefly unavailable; retry with backoff") from exc
+            raise
+        try:
+            return self._session_for(identity)
+        except DomainError as exc:
+            raise Refused("FORBIDDEN", exc.message) from exc
+
+    def _session_for(self, identity: dict[str, Any] | None) -> Session:
         if identity is None or not identity["is_active"]:
             raise Forbidden("This account is not active")
+        self.qualify(identity)
         return {
             "uid": identity["uid"],
             "user_id": str(identity["uid"]),
@@ -142,7 +196,6 @@ class BaseNamespace(socketio.AsyncNamespace):
             "last_name": identity["last_name"],
             "is_staff": identity["is_staff"],
             "role": self.role,
-            **self.connect_session(identity),
         }
 
     async def on_disconnect(self, sid: str, reason: Any = None) -> None:
@@ -153,6 +206,21 @@ class BaseNamespace(socketio.AsyncNamespace):
         if "uid" in session:
             presence.remove(self.namespace_name, session["uid"])
             await self.on_disconnected(sid, session)
+
+    # ------------------------------------------------------------ access rechecks
+    async def recheck(self, user_id: int, identity: dict[str, Any] | None) -> None:
+        """Apply a fresh identity to this process's sockets of ``user_id`` in this namespace."""
+        for sid, _ in list(self.server.manager.get_participants(self.namespace_name, rooms.user(user_id))):
+            session = await self.get_session(sid)
+            try:
+                session.update(self._session_for(identity))
+            except Forbidden as exc:
+                await self._revoke(sid, exc.message)
+
+    async def _revoke(self, sid: str, reason: str) -> None:
+        payload = {"code": Forbidden.code, "message": reason, "event": None}
+        await emit_now("error", payload, namespace=self.namespace_name, room=sid, local=True)
+        await self.disconnect(sid)
 
     # ------------------------------------------------------------ token lifetime
     def _schedule_expiry(self, sid: str, session: Session) -> None:
@@ -187,6 +255,15 @@ class BaseNamespace(socketio.AsyncNamespace):
         session = await self.get_session(sid)
         if user_id != session["uid"]:
             raise Forbidden("the token belongs to another user")
+        # A new token is no reason to keep rights the user lost since connecting.
+        identity = await db(load_identity)(user_id)
+        try:
+            session.update(self._session_for(identity))
+        except Forbidden as exc:
+            # Refuse (the ack), then disconnect once the ack has left.
+            reason = exc.message
+            asyncio.get_running_loop().call_later(0.1, lambda: asyncio.ensure_future(self._revoke(sid, reason)))
+            raise
         if expires_at > session["exp"]:
             session["exp"] = expires_at
             self._schedule_expiry(sid, session)
@@ -194,12 +271,12 @@ class BaseNamespace(socketio.AsyncNamespace):
 
     # ------------------------------------------------------------ events
     async def trigger_event(self, event: str, *args: Any) -> Any:
+        if isinstance(event, RejectedEvent):
+            return await self._fail(args[0], event, ValidationError(event.reason))
         if event in ("connect", "disconnect"):
             return await super().trigger_event(event, *args)
         sid = args[0]
         payload = args[1] if len(args) > 1 else None
-        if not isinstance(event, str):
-            return None
         handler = getattr(self, "on_" + event.replace(":", "_"), None) if ":" in event else None
         try:
             if handler is None:
@@ -207,14 +284,17 @@ class BaseNamespace(socketio.AsyncNamespace):
             result = await handler(sid, payload)
         except DomainError as exc:
             return await self._fail(sid, event, exc)
-        except Exception:
+        except Exception as exc:
+            if _unavailable(exc):
+                logger.warning("%s: database unavailable (%s)", event, exc)
+                return await self._fail(sid, event, Unavailable())
             logger.exception("handler for %s failed", event)
             return await self._fail(sid, event, DomainError("The server could not handle this event"))
         return {"ok": True, **(result or {})}
 
     async def _fail(self, sid: str, event: str, exc: DomainError) -> dict[str, Any]:
-        error = {"code": exc.code, "message": exc.message}
-        await emit_now("error", {**error, "event": event}, namespace=self.namespace_name, room=sid, local=True)
+        error = exc.as_dict()
+        await emit_now("error", {**error, "event": str(event)}, namespace=self.namespace_name, room=sid, local=True)
         return {"ok": False, "error": error}
 
     # ------------------------------------------------------------ helpers for handlers
@@ -231,12 +311,18 @@ class BaseNamespace(socketio.AsyncNamespace):
         session[("rate", key)] = (start, count + 1)
 
 
-@on_control("disconnect_user")
-async def _disconnect_user(manager: ChannelLayerManager, message: dict[str, Any]) -> None:
-    """Kick every local socket of a user (suspension, deactivation): runs on each process."""
-    room = rooms.user(message["user_id"])
-    for namespace in message.get("namespaces") or rooms.NAMESPACES:
-        for sid, _ in list(manager.get_participants(namespace, room)):
-            payload = {"code": "FORBIDDEN", "message": message.get("reason") or "disconnected", "event": None}
-            await emit_now("error", payload, namespace=namespace, room=sid, local=True)
-            await manager.server.disconnect(sid, namespace=namespace, ignore_queue=True)
+@on_control("access_changed")
+async def _access_changed_received(manager: ChannelLayerManager, message: dict[str, Any]) -> None:
+    """A user's access changed (deactivated, demoted, suspended...): recheck their local sockets."""
+    user_id = int(message["user_id"])
+    _note_access_change(user_id)
+    namespaces = [
+        handler
+        for name, handler in manager.server.namespace_handlers.items()
+        if isinstance(handler, BaseNamespace) and any(True for _ in manager.get_participants(name, rooms.user(user_id)))
+    ]
+    if not namespaces:
+        return
+    identity = await db(load_identity)(user_id)
+    for namespace in namespaces:
+        await namespace.recheck(user_id, identity)

@@ -1,17 +1,38 @@
-"""The process's python-socketio ``AsyncServer`` and its namespaces."""
+"""The process's python-socketio ``AsyncServer``."""
+
+from typing import Any
 
 import socketio
 from django.conf import settings
 
 from config.realtime.codec import OrjsonCodec
+from config.realtime.inbound import screen
 from config.realtime.manager import ChannelLayerManager
+
+
+class Server(socketio.AsyncServer):
+    """``AsyncServer`` that screens client events before dispatch (see ``inbound``).
+
+    ``_handle_event`` is python-socketio's single entry for client EVENT packets
+    (plain and binary); overriding it is the narrowest place to refuse reserved
+    names and malformed packets so that they still get an answer.
+    """
+
+    async def _handle_event(self, eio_sid: str, namespace: str | None, id: int | None, data: Any) -> None:
+        await super()._handle_event(eio_sid, namespace, id, screen(data))
+
+
+def cors_origins(conf: dict[str, Any]) -> str | list[str]:
+    origins = conf["CORS_ALLOWED_ORIGINS"]
+    return "*" if origins == ["*"] else origins
+
 
 _conf = settings.SOCKETIO
 
-sio = socketio.AsyncServer(
+sio = Server(
     async_mode="asgi",
     client_manager=ChannelLayerManager(),
-    cors_allowed_origins=_conf["CORS_ALLOWED_ORIGINS"] if _conf["CORS_ALLOWED_ORIGINS"] != ["*"] else "*",
+    cors_allowed_origins=cors_origins(_conf),
     json=OrjsonCodec,
     ping_interval=_conf["PING_INTERVAL"],
     ping_timeout=_conf["PING_TIMEOUT"],
@@ -21,12 +42,7 @@ sio = socketio.AsyncServer(
 )
 
 
-def register_namespaces() -> None:
-    """Attach each app's namespace (imported late: they import models)."""
-    from bookings.sockets import CustomerNamespace
-    from dashboard.sockets import AdminNamespace
-    from partners.sockets import PartnerNamespace
-
-    for namespace in (CustomerNamespace, PartnerNamespace, AdminNamespace):
-        if namespace.namespace_name not in sio.namespace_handlers:
-            sio.register_namespace(namespace(namespace.namespace_name))
+def register_namespace(namespace: socketio.AsyncNamespace) -> None:
+    """Attach a namespace once (the composition root calls this for each app's namespace)."""
+    if namespace.namespace not in sio.namespace_handlers:
+        sio.register_namespace(namespace)

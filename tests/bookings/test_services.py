@@ -117,8 +117,12 @@ def test_full_lifecycle_and_earnings(customer, service, partner, emitted, settin
         "totalEarnings": 799.2,
         "currency": "INR",
     }
-    controls = [m["bookings"] for m in emitted.controls("partner_bookings")]
-    assert controls[0] == [str(booking.pk)] and controls[-1] == []
+    # Each process re-reads the relay list: the control carries who, never a list that could be stale.
+    controls = emitted.controls("partner_bookings")
+    assert controls and all(m.keys() - {"host_id"} == {"method", "user_id"} for m in controls)
+    assert {m["user_id"] for m in controls} == {str(partner.pk)}
+    closed = [(m["room"], m["namespace"]) for m in emitted.all() if m["method"] == "close_room"]
+    assert closed == [(f"booking:{booking.pk}", "/customer")]
 
 
 def test_skipping_en_route_and_arrived_is_allowed(customer, service, partner):

@@ -1,5 +1,6 @@
 """Who may talk to whom (contract 5.5), decided by one rule."""
 
+import uuid
 from datetime import timedelta
 
 import pytest
@@ -7,6 +8,7 @@ from django.utils import timezone
 
 from bookings.models import BookingStatus as S
 from config.errors import Forbidden, NotFound, ValidationError
+from messaging.models import Message
 from messaging.services import conversation_check, message_send
 from tests.factories import BookingFactory, UserFactory
 
@@ -49,12 +51,38 @@ def test_staff_and_replies_to_staff(customer, staff):
     assert conversation_check(sender=customer, recipient_id=staff.pk).is_staff
 
 
-def test_unknown_inactive_and_self(customer):
+def test_unknown_inactive_and_unlinked_get_one_answer(customer, other_customer, staff):
+    """No user enumeration: a missing user and one you may not message look the same."""
     inactive = UserFactory(is_active=False)
-    for bad in (999999, inactive.pk):
-        with pytest.raises(NotFound):
+    answers = set()
+    for bad in (999999, inactive.pk, other_customer.pk):
+        with pytest.raises(Forbidden) as refused:
             conversation_check(sender=customer, recipient_id=bad)
-    for bad in ("abc", None, customer.pk):
+        answers.add(refused.value.message)
+    assert answers == {"you cannot message this person"}
+    with pytest.raises(Forbidden):
+        conversation_check(sender=staff, recipient_id=999999)
+
+
+def test_unknown_booking_is_not_found_and_stores_nothing(staff, customer):
+    """Staff may message anyone, so only the booking check stands between a bad id and the insert."""
+    with pytest.raises(NotFound):
+        message_send(sender=staff, recipient_id=customer.pk, body="hi", booking_id=str(uuid.uuid4()))
+    with pytest.raises(NotFound):
+        message_send(
+            sender=staff, recipient_id=customer.pk, body="hi", booking_id=str(uuid.uuid4()), client_message_id="c1"
+        )
+    assert not Message.objects.exists()
+
+
+def test_a_resend_without_client_message_id_is_a_new_message(staff, customer):
+    first, _ = message_send(sender=staff, recipient_id=customer.pk, body="one")
+    second, created = message_send(sender=staff, recipient_id=customer.pk, body="two")
+    assert created and second.pk != first.pk and second.body == "two"
+
+
+def test_self_and_malformed_ids(customer):
+    for bad in ("abc", None, customer.pk, True, "²", "99999999999999999999", -1):
         with pytest.raises(ValidationError):
             conversation_check(sender=customer, recipient_id=bad)
 

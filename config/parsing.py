@@ -1,0 +1,48 @@
+"""Parsers for the id kinds that belong to no app (users are Django's; messages and
+notifications use plain integer keys). Booking ids are ``bookings.selectors.parse_booking_id``."""
+
+from typing import Any
+
+from config.errors import ValidationError
+
+MAX_ID = 2**63 - 1  # PostgreSQL bigint: a larger id would be a database error, not "not found"
+
+
+def parse_id(value: Any, *, field: str) -> int:
+    """A positive integer id, sent as a JSON number or as a string of ASCII digits."""
+    if isinstance(value, int) and not isinstance(value, bool):
+        number = value
+    elif isinstance(value, str) and value.isascii() and value.isdigit() and len(value) <= 19:
+        number = int(value)
+    else:
+        raise ValidationError(f"{field} must be an id", details={field: ["not an id"]})
+    if not 0 < number <= MAX_ID:
+        raise ValidationError(f"{field} must be an id", details={field: ["out of range"]})
+    return number
+
+
+def parse_user_id(value: Any, *, field: str = "userId") -> int:
+    return parse_id(value, field=field)
+
+
+def is_valid_text(value: Any) -> bool:
+    """No string anywhere in ``value`` (dict keys included) holds a lone UTF-16 surrogate.
+
+    JSON may spell one (``"\\ud800"``, what JavaScript sends for a truncated emoji),
+    but it is not Unicode text: no database column or UTF-8 encoder takes it.
+    """
+    stack = [value]
+    while stack:
+        item = stack.pop()
+        if isinstance(item, str):
+            if not item.isascii():
+                try:
+                    item.encode("utf-8")
+                except UnicodeEncodeError:
+                    return False
+        elif isinstance(item, dict):
+            stack.extend(item.keys())
+            stack.extend(item.values())
+        elif isinstance(item, list):
+            stack.extend(item)
+    return True

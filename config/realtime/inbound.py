@@ -1,0 +1,67 @@
+"""What a client packet must look like before any handler sees it.
+
+python-socketio hands a client EVENT packet named ``connect`` or ``disconnect`` to
+the namespace's lifecycle handlers, and passes on packets whose JSON it could not
+parse by dropping them unanswered. Both are closed here: such a packet becomes a
+:class:`RejectedEvent`, which the base namespace answers with ``VALIDATION_ERROR``
+(ack and ``error`` event) and which no handler ever runs for.
+"""
+
+import json
+from typing import Any
+
+from config.parsing import is_valid_text
+
+# Names Socket.IO (server or client) treats specially: never a client event.
+RESERVED_EVENTS = frozenset(
+    {"connect", "connect_error", "disconnect", "disconnecting", "error", "newListener", "removeListener"}
+)
+MAX_EVENT_NAME = 64
+
+
+class RejectedEvent(str):
+    """An event name standing for a packet refused before dispatch; ``reason`` says why."""
+
+    reason: str
+
+    def __new__(cls, name: str, reason: str) -> "RejectedEvent":
+        event = super().__new__(cls, name)
+        event.reason = reason
+        return event
+
+
+def screen(data: Any) -> list[Any]:
+    """The packet's ``[event, *args]``, or ``[RejectedEvent]`` when it may not reach a handler."""
+    if isinstance(data, list) and data and isinstance(data[0], RejectedEvent):
+        return data
+    if not isinstance(data, list) or not data or not isinstance(data[0], str) or not data[0]:
+        return [RejectedEvent("", "an event is a list whose first item is its name")]
+    name = data[0]
+    if len(name) > MAX_EVENT_NAME:
+        return [RejectedEvent(name[:MAX_EVENT_NAME], "unknown event")]
+    if name in RESERVED_EVENTS:
+        return [RejectedEvent(name, f"{name!r} is a reserved event name")]
+    return data
+
+
+def decode_fallback(text: str | bytes) -> Any:
+    """What orjson refused: valid JSON it cannot represent, or not JSON at all.
+
+    orjson rejects lone UTF-16 surrogates (``"\\ud800"``, which JavaScript sends for a
+    truncated emoji) and integers past 64 bits. The standard library reads both; a
+    packet with a lone surrogate, NaN/Infinity or no valid JSON is turned into a
+    refusal the client gets an answer to, instead of a packet dropped in silence.
+    """
+    try:
+        data = json.loads(text, parse_constant=_refuse_constant)
+    except (ValueError, RecursionError):
+        return [RejectedEvent("", "the packet is not valid JSON")]
+    if not is_valid_text(data):
+        name = data[0] if isinstance(data, list) and data and isinstance(data[0], str) else ""
+        name = name if is_valid_text(name) else ""
+        return [RejectedEvent(name[:MAX_EVENT_NAME], "strings must be valid Unicode (no lone surrogates)")]
+    return data
+
+
+def _refuse_constant(name: str) -> Any:
+    raise ValueError(f"{name} is not a JSON number")

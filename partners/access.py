@@ -1,0 +1,80 @@
+"""Who a socket belongs to, and telling every process when that changes.
+
+``socket_identity`` is the identity loader the composition root gives
+``config.realtime`` (the user and their partner profile in one raw query).
+Every change that can take a right away (activity, staff status, a partner
+profile saved or deleted) sends the ``access_changed`` control after commit; each
+process then re-checks that user's local sockets and disconnects those that no
+longer qualify. The receivers catch every door (services, the admin's forms, a
+shell), which is why this is a signal and not a call in each service.
+"""
+
+from typing import Any
+
+from django.contrib.auth import get_user_model
+from django.db import connection
+from django.db.models.signals import post_delete, post_save
+
+from config.realtime.emit import control
+from partners.models import Partner
+
+# Saves that touch only these fields change nobody's rights.
+_HARMLESS_FIELDS = frozenset({"last_login", "password", "online_until", "is_available", "kyc_status"})
+_HARMLESS_FIELDS |= {"last_latitude", "last_longitude", "last_location_at", "rating", "name", "phone"}
+
+
+def socket_identity(user_id: int) -> dict[str, Any] | None:
+    """The user and their partner profile in one query, or ``None``.
+
+    Every connect (and every reconnect storm after a deploy) runs this, so it skips
+    the ORM's SQL compilation, which costs about 3 ms of CPU per query on the
+    2-core machines we run on (bench: 2,000 sockets connected in 15-18 s with the
+    ORM). The columns read are few and stable.
+    """
+    users = connection.ops.quote_name(get_user_model()._meta.db_table)
+    partners = connection.ops.quote_name(Partner._meta.db_table)
+    with connection.cursor() as cursor:
+        cursor.execute(
+            f"SELECT u.id, u.username, u.first_name, u.last_name, u.is_active, u.is_staff, "
+            f"p.user_id, p.is_suspended FROM {users} u LEFT JOIN {partners} p ON p.user_id = u.id "
+            f"WHERE u.id = %s",
+            [user_id],
+        )
+        row = cursor.fetchone()
+    if row is None:
+        return None
+    pk, username, first_name, last_name, is_active, is_staff, partner_id, suspended = row
+    return {
+        "uid": pk,
+        "username": username,
+        "first_name": first_name,
+        "last_name": last_name,
+        "is_active": bool(is_active),
+        "is_staff": bool(is_staff),
+        "is_partner": partner_id is not None,
+        "is_suspended": bool(suspended),
+    }
+
+
+def access_changed(*, user_id: Any) -> None:
+    """Recheck the user's sockets on every process once the current transaction commits."""
+    control("access_changed", user_id=str(user_id))
+
+
+def _saved(sender: Any, instance: Any, created: bool, update_fields: Any = None, **kwargs: Any) -> None:
+    if created:
+        return  # a new user or profile takes no right away
+    if update_fields is not None and set(update_fields) <= _HARMLESS_FIELDS:
+        return
+    access_changed(user_id=instance.pk)
+
+
+def _deleted(sender: Any, instance: Any, **kwargs: Any) -> None:
+    access_changed(user_id=instance.pk)
+
+
+def connect_receivers() -> None:
+    post_save.connect(_saved, sender=get_user_model(), dispatch_uid="access-user-saved")
+    post_delete.connect(_deleted, sender=get_user_model(), dispatch_uid="access-user-deleted")
+    post_save.connect(_saved, sender=Partner, dispatch_uid="access-partner-saved")
+    post_delete.connect(_deleted, sender=Partner, dispatch_uid="access-partner-deleted")
