@@ -1,16 +1,21 @@
 """REST plumbing shared by every app: error body, pagination, validation helper."""
 
+import logging
 from typing import Any
 
 from django.core.exceptions import PermissionDenied
-from django.http import Http404
+from django.db import InterfaceError, OperationalError
+from django.http import Http404, HttpRequest, HttpResponse, JsonResponse
+from django.views import defaults
 from rest_framework import exceptions as drf_exceptions
 from rest_framework import serializers
 from rest_framework.pagination import PageNumberPagination
 from rest_framework.response import Response
 from rest_framework.views import exception_handler as drf_exception_handler
 
-from config.errors import DomainError, ValidationError
+from config.errors import DomainError, Unavailable, ValidationError
+
+logger = logging.getLogger(__name__)
 
 
 class Pagination(PageNumberPagination):
@@ -65,7 +70,7 @@ def exception_handler(exc: Exception, context: dict[str, Any]) -> Response | Non
         exc = drf_exceptions.PermissionDenied()
     response = drf_exception_handler(exc, context)
     if response is None:
-        return None
+        return _unexpected(exc, context)
     code = next((c for cls, c in _DRF_CODES.items() if isinstance(exc, cls)), "ERROR")
     if code == "TOKEN_INVALID" and "expired" in str(getattr(exc, "detail", "")).lower():
         code = "TOKEN_EXPIRED"
@@ -78,6 +83,27 @@ def exception_handler(exc: Exception, context: dict[str, Any]) -> Response | Non
         body["message"] = str(detail.get("detail", detail)) if isinstance(detail, dict) else str(detail)
     response.data = body
     return response
+
+
+def _unexpected(exc: Exception, context: dict[str, Any]) -> Response:
+    """A failure no handler expected: the contract's body, never Django's HTML page."""
+    if isinstance(exc, (OperationalError, InterfaceError)):
+        logger.warning("database unavailable for %s: %s", _path(context), exc)
+        return Response(Unavailable().as_dict(), status=Unavailable.http_status)
+    logger.error("unhandled error in %s", _path(context), exc_info=exc)
+    return Response(DomainError().as_dict(), status=DomainError.http_status)
+
+
+def _path(context: dict[str, Any]) -> str:
+    request = context.get("request")
+    return getattr(request, "path", "?")
+
+
+def server_error(request: HttpRequest) -> HttpResponse:
+    """Django's 500 handler: JSON under ``/api/`` (errors raised outside a DRF view), HTML elsewhere."""
+    if request.path.startswith("/api/"):
+        return JsonResponse(DomainError().as_dict(), status=DomainError.http_status)
+    return defaults.server_error(request)
 
 
 class IsStaff:

@@ -24,10 +24,24 @@ def env_list(name: str, default: str) -> list[str]:
 
 
 # ---------------------------------------------------------------- GENERAL
-SECRET_KEY = os.environ.get("SECRET_KEY", "dev-insecure-secret-key-change-me-in-production-0123456789")
+# DEBUG on is the embedded, try-it-here mode; production sets DEBUG=0 and must then
+# set the secrets and hosts below (see the checks at the end of this file).
 DEBUG = env_bool("DEBUG", True)
-ALLOWED_HOSTS = env_list("ALLOWED_HOSTS", "*")
+_DEV_SECRET_KEY = "dev-insecure-secret-key-change-me-in-production-0123456789"
+SECRET_KEY = os.environ.get("SECRET_KEY", _DEV_SECRET_KEY)
+ALLOWED_HOSTS = env_list("ALLOWED_HOSTS", "*" if DEBUG else "")
 CSRF_TRUSTED_ORIGINS = env_list("CSRF_TRUSTED_ORIGINS", "")
+
+# TLS ends at the proxy (docs/deployment.md), which says so in X-Forwarded-Proto.
+SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")
+SECURE_SSL_REDIRECT = env_bool("SECURE_SSL_REDIRECT", not DEBUG)
+# Load balancers and scrapers probe over plain HTTP inside the network.
+SECURE_REDIRECT_EXEMPT = [r"^healthz$", r"^readyz$", r"^metrics$"]
+SECURE_HSTS_SECONDS = int(os.environ.get("SECURE_HSTS_SECONDS", "0" if DEBUG else "31536000"))
+SECURE_HSTS_INCLUDE_SUBDOMAINS = env_bool("SECURE_HSTS_INCLUDE_SUBDOMAINS", not DEBUG)
+SECURE_HSTS_PRELOAD = env_bool("SECURE_HSTS_PRELOAD", not DEBUG)
+SESSION_COOKIE_SECURE = env_bool("SESSION_COOKIE_SECURE", not DEBUG)
+CSRF_COOKIE_SECURE = env_bool("CSRF_COOKIE_SECURE", not DEBUG)
 
 INSTALLED_APPS = [
     "daphne",
@@ -111,12 +125,22 @@ if REDIS_URL:
 else:
     CHANNEL_LAYERS = {"default": {"BACKEND": "channels.layers.InMemoryChannelLayer"}}
 
+
+def _origins_of(hosts: list[str]) -> str:
+    """Browser origins for the served host names (a ``.example.com`` wildcard needs SOCKETIO_CORS_ORIGINS)."""
+    if "*" in hosts:
+        return "*"
+    return ",".join(f"{scheme}://{host}" for host in hosts if not host.startswith(".") for scheme in ("https", "http"))
+
+
 SOCKETIO = {
-    "CORS_ALLOWED_ORIGINS": env_list("SOCKETIO_CORS_ORIGINS", "*"),
+    # Browsers may open sockets from these origins only; non-browser clients send none.
+    "CORS_ALLOWED_ORIGINS": env_list("SOCKETIO_CORS_ORIGINS", _origins_of(ALLOWED_HOSTS)),
     "PING_INTERVAL": int(os.environ.get("SOCKETIO_PING_INTERVAL", "25")),
     "PING_TIMEOUT": int(os.environ.get("SOCKETIO_PING_TIMEOUT", "20")),
-    # Largest accepted Socket.IO packet; a bigger one closes the transport.
-    "MAX_HTTP_BUFFER_SIZE": int(os.environ.get("SOCKETIO_MAX_BUFFER", str(2 * 1024 * 1024))),
+    # Largest accepted Socket.IO packet; a bigger one closes the transport. No event
+    # of the contract comes near it (a chat message is at most 2,000 characters).
+    "MAX_HTTP_BUFFER_SIZE": int(os.environ.get("SOCKETIO_MAX_BUFFER", str(1_000_000))),
     "CHANNEL_GROUP": os.environ.get("SOCKETIO_CHANNEL_GROUP", "socketio"),
     # Cross-process messages wait this long to be published together (batching).
     "PUBLISH_LINGER_MS": float(os.environ.get("SOCKETIO_PUBLISH_LINGER_MS", "3")),
@@ -195,3 +219,25 @@ LOGGING = {
         "django.channels.server": {"level": "WARNING"},
     },
 }
+
+
+# ---------------------------------------------------------------- PRODUCTION CHECKS
+def _unsafe_production_settings() -> list[str]:
+    """What keeps this configuration from being served with DEBUG off."""
+    problems = []
+    if SECRET_KEY == _DEV_SECRET_KEY or len(SECRET_KEY) < 50 or len(set(SECRET_KEY)) < 5:
+        problems.append("set SECRET_KEY to a random string of at least 50 characters (it also signs the JWTs)")
+    jwt_key = os.environ.get("JWT_SIGNING_KEY")
+    if jwt_key is not None and (len(jwt_key) < 32 or jwt_key == _DEV_SECRET_KEY):
+        problems.append("set JWT_SIGNING_KEY to a random string of at least 32 characters, or leave it unset")
+    if not ALLOWED_HOSTS or "*" in ALLOWED_HOSTS:
+        problems.append("set ALLOWED_HOSTS to the host names you serve (comma-separated, no '*')")
+    if "*" in SOCKETIO["CORS_ALLOWED_ORIGINS"]:
+        problems.append("set SOCKETIO_CORS_ORIGINS to the browser origins of your apps (no '*')")
+    return problems
+
+
+if not DEBUG and (_problems := _unsafe_production_settings()):
+    from django.core.exceptions import ImproperlyConfigured
+
+    raise ImproperlyConfigured("DEBUG is off, so: " + "; ".join(_problems))

@@ -1,5 +1,7 @@
 """REST: the dashboard figures for staff (the same object as ``dashboard:stats_update``)."""
 
+from drf_spectacular.types import OpenApiTypes
+from drf_spectacular.utils import extend_schema
 from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
@@ -11,5 +13,6 @@ from dashboard.selectors import current_stats
 class StatsApi(APIView):
     permission_classes = [IsStaff]
 
+    @extend_schema(responses={200: OpenApiTypes.OBJECT})
     def get(self, request: Request) -> Response:
         return Response(current_stats())

@@ -8,7 +8,7 @@ from rest_framework.views import APIView
 
 from config.api import validated
 from messaging import selectors, services
-from messaging.serializers import ConversationReadInput, MessageSerializer, NotificationSerializer
+from messaging.serializers import ConversationReadInput, MarkedSerializer, MessageSerializer, NotificationSerializer
 
 
 @extend_schema(
@@ -32,7 +32,7 @@ class MessageListApi(generics.ListAPIView):
 
 
 class ConversationReadApi(APIView):
-    @extend_schema(request=ConversationReadInput)
+    @extend_schema(request=ConversationReadInput, responses={200: MarkedSerializer})
     def post(self, request: Request) -> Response:
         data = validated(ConversationReadInput, request.data)
         count = services.conversation_mark_read(
@@ -62,7 +62,7 @@ class NotificationReadApi(APIView):
 
 
 class NotificationReadAllApi(APIView):
-    @extend_schema(request=None)
+    @extend_schema(request=None, responses={200: MarkedSerializer})
     def post(self, request: Request) -> Response:
         count = services.notifications_mark_all_read(user=request.user)
         return Response({"marked": count})

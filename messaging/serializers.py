@@ -34,3 +34,7 @@ class ConversationReadInput(serializers.Serializer):
         value = super().to_internal_value(data)
         value["with"] = parse_user_id(data.get("with"), field="with")
         return value
+
+
+class MarkedSerializer(serializers.Serializer):
+    marked = serializers.IntegerField(help_text="how many were marked read")

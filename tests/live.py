@@ -198,3 +198,83 @@ class ServerProcess:
 def run(coro: Any, timeout: float = 90) -> Any:
     """Run a test scenario on a fresh event loop, bounded in time."""
     return asyncio.run(asyncio.wait_for(coro, timeout))
+
+
+class RawSocket:
+    """A Socket.IO client spoken by hand over one websocket (Engine.IO v4 text frames).
+
+    For what the official clients refuse to send: reserved event names, packets that
+    are not ``[name, ...]``, JSON with lone surrogates. ``send`` takes the Socket.IO
+    packet text after the Engine.IO ``4`` (e.g. ``'2/customer,7["disconnect"]'``).
+    """
+
+    def __init__(self, url: str, namespace: str) -> None:
+        self.url = url.replace("http://", "ws://") + "/socket.io/?EIO=4&transport=websocket"
+        self.namespace = namespace
+        self.frames: list[str] = []
+        self._arrived = asyncio.Event()
+
+    async def connect(self, token: str) -> "RawSocket":
+        import json
+
+        import aiohttp
+
+        self.http = aiohttp.ClientSession()
+        self.ws = await self.http.ws_connect(self.url)
+        self._reader = asyncio.create_task(self._read())
+        await self.next(lambda f: f.startswith("0{"))
+        await self.ws.send_str(f"40{self.namespace}," + json.dumps({"token": token}))
+        await self.next(lambda f: f.startswith(f"40{self.namespace},"))
+        return self
+
+    async def _read(self) -> None:
+        async for message in self.ws:
+            if message.data == "2":  # Engine.IO ping: answer, or the server drops us
+                await self.ws.send_str("3")
+                continue
+            self.frames.append(message.data)
+            self._arrived.set()
+
+    async def send(self, packet: str) -> None:
+        await self.ws.send_str("4" + packet)
+
+    async def next(self, match: Any, timeout: float = WAIT) -> str:
+        deadline = time.monotonic() + timeout
+        while True:
+            for frame in self.frames:
+                if match(frame):
+                    self.frames.remove(frame)
+                    return frame
+            remaining = deadline - time.monotonic()
+            if remaining <= 0:
+                raise AssertionError(f"no matching frame; got {self.frames}")
+            self._arrived.clear()
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._arrived.wait(), timeout=min(remaining, 0.2))
+
+    async def call(self, event: str, payload: Any, timeout: float = WAIT) -> Any:
+        """Emit with an ack, encoded by the standard library (lone surrogates, big integers and all)."""
+        import json
+
+        self._ack_id = getattr(self, "_ack_id", 0) + 1
+        await self.send(f"2{self.namespace},{self._ack_id}" + json.dumps([event, payload]))
+        answer = await self.ack(self._ack_id, timeout)
+        self.frames.clear()  # the error events that came with it
+        return answer
+
+    async def ack(self, ack_id: int, timeout: float = WAIT) -> Any:
+        """The payload of the ACK for ``ack_id`` (``43/ns,<id>[...]``)."""
+        import json
+
+        prefix = f"43{self.namespace},{ack_id}["
+        frame = await self.next(lambda f: f.startswith(prefix), timeout)
+        return json.loads(frame[len(prefix) - 1 :])[0]
+
+    @property
+    def open(self) -> bool:
+        return not self.ws.closed
+
+    async def close(self) -> None:
+        await self.ws.close()
+        self._reader.cancel()
+        await self.http.close()

@@ -1,0 +1,61 @@
+"""Production settings refuse to start unsafe; the documented production environment passes check --deploy."""
+
+import os
+import secrets
+import subprocess
+import sys
+
+import pytest
+
+PRODUCTION = {
+    "DEBUG": "0",
+    "SECRET_KEY": secrets.token_urlsafe(60),
+    "ALLOWED_HOSTS": "api.example.com",
+    "DATABASE_URL": "sqlite:///:memory:",
+}
+
+
+def manage(*args: str, **env: str) -> subprocess.CompletedProcess:
+    clean = {k: v for k, v in os.environ.items() if k not in {"DJANGO_SETTINGS_MODULE", *PRODUCTION}}
+    return subprocess.run(
+        [sys.executable, "manage.py", *args],
+        env={**clean, "DJANGO_SETTINGS_MODULE": "config.settings", **env},
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+
+
+@pytest.mark.parametrize(
+    "override,names",
+    [
+        ({"SECRET_KEY": ""}, ["SECRET_KEY"]),
+        ({"SECRET_KEY": "short"}, ["SECRET_KEY"]),
+        ({"ALLOWED_HOSTS": "*"}, ["ALLOWED_HOSTS"]),
+        ({"ALLOWED_HOSTS": ""}, ["ALLOWED_HOSTS"]),
+        ({"JWT_SIGNING_KEY": "tiny"}, ["JWT_SIGNING_KEY"]),
+        ({"SOCKETIO_CORS_ORIGINS": "*"}, ["SOCKETIO_CORS_ORIGINS"]),
+    ],
+)
+def test_debug_off_refuses_unsafe_settings(override, names):
+    env = {**PRODUCTION, **override}
+    if env["SECRET_KEY"] == "":
+        del env["SECRET_KEY"]  # unset: the repository's development key
+    result = manage("check", **env)
+    assert result.returncode != 0
+    assert "ImproperlyConfigured" in result.stderr
+    for name in names:
+        assert name in result.stderr
+
+
+def test_documented_production_environment_passes_check_deploy():
+    result = manage("check", "--deploy", "--fail-level", "WARNING", **PRODUCTION)
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "no issues" in result.stdout
+
+
+def test_socketio_origins_default_to_the_allowed_hosts():
+    code = "from django.conf import settings; print(settings.SOCKETIO['CORS_ALLOWED_ORIGINS'])"
+    result = manage("shell", "-c", code, **PRODUCTION)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.strip().splitlines()[-1] == "['https://api.example.com', 'http://api.example.com']"

@@ -1,0 +1,231 @@
+"""A hostile client: forged packets, stale permissions, revoked roles, lenient inputs.
+
+Raw frames go over a websocket spoken by hand (``tests.live.RawSocket``), because the
+official clients refuse to send reserved names or lone surrogates.
+"""
+
+import asyncio
+import json
+
+import pytest
+from channels.db import database_sync_to_async as sync_to_async
+
+from bookings import services as booking_services
+from bookings.models import BookingStatus as S
+from config.realtime import rooms
+from config.realtime.namespace import load_identity, set_identity_loader
+from config.realtime.presence import presence
+from config.realtime.server import sio
+from partners.access import socket_identity
+from partners.models import Partner
+from tests.factories import BookingFactory
+from tests.live import Client, RawSocket, run, token_for, wait_until
+
+pytestmark = pytest.mark.django_db(transaction=True)
+
+RESERVED = ["connect", "disconnect", "connect_error", "error", "disconnecting", "newListener", "removeListener"]
+
+
+def refusal(ack: dict) -> str:
+    assert ack["ok"] is False and set(ack["error"]) >= {"code", "message"}, ack
+    assert "Traceback" not in ack["error"]["message"]
+    return ack["error"]["code"]
+
+
+@pytest.mark.parametrize("namespace", ["/customer", "/partner", "/admin"])
+def test_reserved_event_names_are_refused_and_change_nothing(live_server_url, customer, partner, staff, namespace):
+    user = {"/customer": customer, "/partner": partner.user, "/admin": staff}[namespace]
+
+    async def scenario():
+        # A short token: the expiry timer must survive a forged "disconnect".
+        raw = await RawSocket(live_server_url, namespace).connect(token_for(user, lifetime=3))
+        for ack_id, name in enumerate(RESERVED, start=1):
+            await raw.send(f"2{namespace},{ack_id}" + json.dumps([name, {"x": 1}]))
+            assert refusal(await raw.ack(ack_id)) == "VALIDATION_ERROR"
+            error = json.loads(
+                (await raw.next(lambda f: f.startswith(f'42{namespace},["error"')))[len(namespace) + 3 :]
+            )
+            assert error[1]["code"] == "VALIDATION_ERROR" and error[1]["event"] == name
+        assert raw.open and presence.local[namespace][user.pk] == 1  # counted once, still online
+        # The expiry timer still runs: TOKEN_EXPIRED, then the server closes the socket.
+        await raw.next(lambda f: '"TOKEN_EXPIRED"' in f, timeout=6)
+        await wait_until(lambda: user.pk not in presence.local[namespace], what="presence withdrawn")
+        await raw.close()
+
+    run(scenario())
+
+
+def test_malformed_packets_are_answered(live_server_url, customer):
+    bad = {
+        1: "{}",  # not a list
+        2: "[]",  # no name
+        3: "[42]",  # a name that is not a string
+        4: '["booking:track", "\\ud800"]',  # a lone surrogate (valid JSON, not Unicode)
+        5: '["message:send", {"recipientId": "1", "message": "hi \\udc00"}]',
+        6: '["booking:track", NaN]',
+        7: '["booking:track", ',  # not JSON at all
+        8: '["' + "x" * 500 + '"]',  # a name nobody handles
+        9: '["booking:track", 123456789012345678901234567890]',  # past 64 bits: orjson refuses, JSON allows
+    }
+
+    async def scenario():
+        raw = await RawSocket(live_server_url, "/customer").connect(token_for(customer))
+        for ack_id, data in bad.items():
+            await raw.send(f"2/customer,{ack_id}{data}")
+        codes = {ack_id: refusal(await raw.ack(ack_id)) for ack_id in bad}
+        assert set(codes.values()) <= {"VALIDATION_ERROR", "NOT_FOUND"}, codes
+        assert codes[4] == codes[5] == codes[7] == "VALIDATION_ERROR"
+        # still connected and serving
+        await raw.send('2/customer,99["booking:track", "00000000-0000-0000-0000-000000000000"]')
+        assert refusal(await raw.ack(99)) == "NOT_FOUND"
+        await raw.close()
+
+    run(scenario())
+
+
+def test_demoted_staff_is_disconnected_everywhere(live_server_url, staff):
+    async def scenario():
+        admin = await Client(live_server_url, "/admin").connect(token_for(staff))
+        staff.is_staff = False
+        await sync_to_async(staff.save)()
+        error = await admin.wait_for("error")
+        assert error[0]["code"] == "FORBIDDEN"
+        await wait_until(lambda: not admin.sio.connected, what="demoted staff disconnected")
+
+    run(scenario())
+
+
+def test_auth_refresh_rereads_the_user(live_server_url, staff):
+    async def scenario():
+        admin = await Client(live_server_url, "/admin").connect(token_for(staff))
+        # Demoted without a signal (a bulk update): only the refresh's own check can notice.
+        await sync_to_async(type(staff).objects.filter(pk=staff.pk).update)(is_staff=False)
+        ack = await admin.call("auth:refresh", {"token": token_for(staff)})
+        assert refusal(ack) == "FORBIDDEN"
+        await wait_until(lambda: not admin.sio.connected, what="refused refresh disconnects")
+
+    run(scenario())
+
+
+def test_removed_partner_profile_and_suspension_disconnect(live_server_url, partner, staff):
+    from partners.services import partner_suspend
+
+    async def scenario():
+        p = await Client(live_server_url, "/partner").connect(token_for(partner.user))
+        await sync_to_async(partner_suspend)(partner_id=partner.pk, actor=staff)
+        await wait_until(lambda: not p.sio.connected, what="suspended partner disconnected")
+        await sync_to_async(partner_suspend)(partner_id=partner.pk, actor=staff, suspended=False)
+        p = await Client(live_server_url, "/partner").connect(token_for(partner.user))
+        customer_side = await Client(live_server_url, "/customer").connect(token_for(partner.user))
+        await sync_to_async(Partner.objects.filter(pk=partner.pk).delete)()
+        await wait_until(lambda: not p.sio.connected, what="partner without a profile disconnected")
+        assert customer_side.sio.connected  # still a customer
+        await customer_side.close()
+
+    run(scenario())
+
+
+def test_suspension_racing_the_connect_is_caught_after_joining(live_server_url, partner, staff):
+    """The partner is suspended after the connect read the profile but before the socket joined its room."""
+    from partners.services import partner_suspend
+
+    def read_then_suspend(user_id: int):
+        identity = socket_identity(user_id)
+        if user_id == partner.pk:
+            partner_suspend(partner_id=partner.pk, actor=staff)  # commits; its control races the join
+        return identity
+
+    async def scenario():
+        set_identity_loader(read_then_suspend)
+        try:
+            p = Client(live_server_url, "/partner")
+            try:
+                await p.connect(token_for(partner.user))
+            except Exception:
+                return  # refused outright: also fine
+            await wait_until(lambda: not p.sio.connected, what="racing suspension caught")
+        finally:
+            set_identity_loader(socket_identity)
+        assert load_identity(partner.pk)["is_suspended"]
+
+    run(scenario())
+
+
+def test_suspended_partner_services_refuse(partner, customer, service, staff):
+    from config.errors import Forbidden
+    from partners.services import partner_set_availability, partner_suspend
+
+    booking = BookingFactory(customer=customer, partner=partner, status=S.PARTNER_ASSIGNED, service=service)
+    partner_suspend(partner_id=partner.pk, actor=staff)
+    with pytest.raises(Forbidden):
+        booking_services.booking_accept(booking_id=booking.pk, partner_user=partner.user)
+    with pytest.raises(Forbidden):
+        partner_set_availability(partner_id=partner.pk, available=True)
+    booking.refresh_from_db()
+    assert booking.status == S.PARTNER_ASSIGNED
+
+
+def test_lenient_inputs_are_refused(live_server_url, customer, other_customer, partner, service):
+    theirs = BookingFactory(customer=other_customer, service=service)
+
+    async def scenario():
+        p = await Client(live_server_url, "/partner").connect(token_for(partner.user))
+        for bad in (1, 0, "true", None, [True]):
+            assert refusal(await p.call("availability:update", {"available": bad})) == "VALIDATION_ERROR"
+        assert (await p.call("availability:update", {"available": False}))["available"] is False
+        c = await Client(live_server_url, "/customer").connect(token_for(customer))
+        assert refusal(await c.call("booking:untrack", "6f1c1d0e-0000-4000-8000-000000000000")) == "NOT_FOUND"
+        assert refusal(await c.call("booking:untrack", str(theirs.pk))) == "FORBIDDEN"
+        await p.close()
+        await c.close()
+
+    run(scenario())
+
+
+def test_finished_booking_room_is_closed_even_for_a_stale_relay(live_server_url, customer, partner, service):
+    booking = BookingFactory(customer=customer, partner=partner, service=service, status=S.PARTNER_ASSIGNED)
+
+    async def scenario():
+        p = await Client(live_server_url, "/partner").connect(token_for(partner.user))
+        c = await Client(live_server_url, "/customer").connect(token_for(customer))
+        await c.call("booking:track", str(booking.pk))
+        await p.call("booking:accept", str(booking.pk))
+        assert (await p.call("location:update", {"latitude": 28.6, "longitude": 77.2}))["relayed"] == 1
+        await c.wait_for("partner:location_update")
+        await p.call("booking:status_update", {"bookingId": str(booking.pk), "status": "IN_PROGRESS"})
+        await p.call("booking:status_update", {"bookingId": str(booking.pk), "status": "COMPLETED"})
+        await c.wait_for("booking:status_updated", where=lambda e: e["status"] == "COMPLETED")
+        room = rooms.booking(booking.pk)
+        await wait_until(lambda: not list(sio.manager.get_participants(rooms.CUSTOMER, room)), what="room closed")
+        # Even a relay list gone stale (forced here) reaches nobody now.
+        (sid,) = [s for s, _ in sio.manager.get_participants(rooms.PARTNER, rooms.user(partner.pk))]
+        (await sio.get_session(sid, namespace=rooms.PARTNER))["bookings"] = [str(booking.pk)]
+        before = len(c.events["partner:location_update"])
+        await p.call("location:update", {"latitude": 28.7, "longitude": 77.3})
+        await asyncio.sleep(0.5)
+        assert len(c.events["partner:location_update"]) == before
+        # and tracking it again does not rejoin a finished booking's room
+        ack = await c.call("booking:track", str(booking.pk))
+        assert ack["booking"]["status"] == "COMPLETED"
+        assert not list(sio.manager.get_participants(rooms.CUSTOMER, room))
+        await p.close()
+        await c.close()
+
+    run(scenario())
+
+
+def test_relay_list_is_read_after_joining(live_server_url, customer, partner, service):
+    """The relay list comes from the database after the socket is in its user room, under the partner's lock."""
+    booking = BookingFactory(customer=customer, partner=partner, service=service, status=S.PARTNER_ACCEPTED)
+
+    async def scenario():
+        p = await Client(live_server_url, "/partner").connect(token_for(partner.user))
+        (sid,) = [s for s, _ in sio.manager.get_participants(rooms.PARTNER, rooms.user(partner.pk))]
+        session = await sio.get_session(sid, namespace=rooms.PARTNER)
+        await wait_until(lambda: session.get("bookings") == [str(booking.pk)], what="relay list read")
+        # A cancel from another door (REST, admin) reaches the session through the control.
+        await sync_to_async(booking_services.booking_cancel)(booking_id=booking.pk, actor=customer, reason="x")
+        await wait_until(lambda: session.get("bookings") == [], what="relay list emptied")
+        await p.close()
+
+    run(scenario())
