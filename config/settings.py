@@ -98,15 +98,23 @@ STATIC_ROOT = BASE_DIR / "staticfiles"
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
 # ---------------------------------------------------------------- DATABASES
-DATABASES = {
-    "default": dj_database_url.parse(
-        os.environ.get("DATABASE_URL", f"sqlite:///{BASE_DIR / 'db.sqlite3'}"),
-        # Socket handlers reach the ORM from a bounded thread pool (DB_THREADS);
-        # each thread keeps one connection for this long (0 in tests).
-        conn_max_age=int(os.environ.get("DB_CONN_MAX_AGE", "60")),
+DATABASES = {"default": dj_database_url.parse(os.environ.get("DATABASE_URL", f"sqlite:///{BASE_DIR / 'db.sqlite3'}"))}
+# PostgreSQL connections per server process, whatever the traffic: HTTP requests (one
+# thread each under ASGI) and the socket handlers' ORM threads borrow from one pool.
+# N processes need N x DB_POOL_SIZE connections (docs/deployment.md).
+DB_POOL_SIZE = int(os.environ.get("DB_POOL_SIZE", "10"))
+# How long a request waits for a pooled connection before it is answered UNAVAILABLE;
+# also how soon a database outage becomes an answer rather than a hang.
+DB_POOL_TIMEOUT = float(os.environ.get("DB_POOL_TIMEOUT", "4"))
+if DATABASES["default"]["ENGINE"] == "django.db.backends.postgresql":
+    DATABASES["default"]["CONN_MAX_AGE"] = 0  # the pool keeps connections; Django returns them after each use
+    # The pool checks a connection before lending it: after a database restart, no request gets a dead one.
+    DATABASES["default"]["CONN_HEALTH_CHECKS"] = True
+    DATABASES["default"].setdefault("OPTIONS", {}).update(
+        pool={"min_size": min(2, DB_POOL_SIZE), "max_size": DB_POOL_SIZE, "timeout": DB_POOL_TIMEOUT, "max_idle": 300},
+        connect_timeout=3,  # a fresh connection gives up quickly when the server is unreachable
     )
-}
-if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
+elif DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
     # A writer waits for the lock instead of failing at once under concurrent sockets.
     # IMMEDIATE: concurrent writers queue for the lock instead of deadlocking on upgrade.
     DATABASES["default"].setdefault("OPTIONS", {}).update(timeout=20, transaction_mode="IMMEDIATE")
@@ -144,7 +152,7 @@ SOCKETIO = {
     "CHANNEL_GROUP": os.environ.get("SOCKETIO_CHANNEL_GROUP", "socketio"),
     # Cross-process messages wait this long to be published together (batching).
     "PUBLISH_LINGER_MS": float(os.environ.get("SOCKETIO_PUBLISH_LINGER_MS", "3")),
-    # Threads (and so database connections) a server process uses for ORM calls.
+    # Threads a server process runs socket handlers' ORM calls in (they borrow pooled connections).
     "DB_THREADS": int(os.environ.get("SOCKETIO_DB_THREADS", "4")),
 }
 # How often buffered partner locations are written to the database (seconds).
