@@ -5,6 +5,10 @@ BIN := $(VENV)/bin
 HOST ?= 127.0.0.1
 PORT ?= 8000
 WORKERS ?= 2
+# Seconds a stopping process gets to close sockets and hand over its work (settings.SHUTDOWN_TIMEOUT).
+SHUTDOWN_TIMEOUT ?= 10
+UVICORN = $(BIN)/uvicorn config.asgi:application --loop uvloop --http httptools --ws websockets-sansio \
+	--lifespan on --timeout-graceful-shutdown $(SHUTDOWN_TIMEOUT) --no-access-log
 
 .PHONY: run test lint format serve cluster bench bench-quick clean
 
@@ -42,12 +46,12 @@ format: $(VENV)/.installed
 # Production-style single process (uvicorn + uvloop); settings from the environment.
 serve: $(VENV)/.installed
 	$(BIN)/python manage.py migrate --noinput
-	$(BIN)/uvicorn config.asgi:application --host $(HOST) --port $(PORT) --loop uvloop --http httptools --ws websockets-sansio --lifespan off --no-access-log
+	SHUTDOWN_TIMEOUT=$(SHUTDOWN_TIMEOUT) $(UVICORN) --host $(HOST) --port $(PORT)
 
 # WORKERS processes behind one port (needs REDIS_URL; see docs/deployment.md about sticky sessions).
 cluster: $(VENV)/.installed
 	$(BIN)/python manage.py migrate --noinput
-	$(BIN)/uvicorn config.asgi:application --host $(HOST) --port $(PORT) --workers $(WORKERS) --loop uvloop --http httptools --ws websockets-sansio --lifespan off --no-access-log
+	SHUTDOWN_TIMEOUT=$(SHUTDOWN_TIMEOUT) $(UVICORN) --host $(HOST) --port $(PORT) --workers $(WORKERS)
 
 # The full benchmark (several minutes); figures in bench/results/latest.json.
 bench: $(VENV)/.installed tests/js/node_modules

@@ -20,11 +20,13 @@ from bookings.serializers import (
     booking_data,
 )
 from config.api import IsStaff, validated
+from config.throttling import AuthRateThrottle, WriteRateThrottle
 
 
 class RegisterApi(APIView):
     permission_classes = [AllowAny]
     authentication_classes: list = []
+    throttle_classes = [AuthRateThrottle, WriteRateThrottle]
 
     @extend_schema(request=CustomerRegisterInput, responses={201: UserSerializer})
     def post(self, request: Request) -> Response:

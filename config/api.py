@@ -1,6 +1,7 @@
 """REST plumbing shared by every app: error body, pagination, validation helper."""
 
 import logging
+import math
 from typing import Any
 
 from django.core.exceptions import PermissionDenied
@@ -78,6 +79,9 @@ def exception_handler(exc: Exception, context: dict[str, Any]) -> Response | Non
     if isinstance(exc, drf_exceptions.ValidationError):
         body["message"] = _first_error(exc.detail)
         body["details"] = exc.detail
+    elif isinstance(exc, drf_exceptions.Throttled):
+        body["message"] = "Too many requests; slow down"
+        body["retryAfter"] = max(1, math.ceil(exc.wait or 1))
     else:
         detail = getattr(exc, "detail", "")
         body["message"] = str(detail.get("detail", detail)) if isinstance(detail, dict) else str(detail)

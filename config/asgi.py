@@ -25,5 +25,8 @@ set_identity_loader(socket_identity)
 for namespace in (CustomerNamespace, PartnerNamespace, AdminNamespace):
     register_namespace(namespace(namespace.namespace_name))
 
-application = socketio.ASGIApp(sio, other_asgi_app=get_asgi_application(), socketio_path="socket.io")
+# Lifespan shutdown (uvicorn --lifespan on): write what is buffered, withdraw presence, hand over queues.
+application = socketio.ASGIApp(
+    sio, other_asgi_app=get_asgi_application(), socketio_path="socket.io", on_shutdown=sio.manager.shutdown
+)
 tune_gc_after_startup()

@@ -113,11 +113,21 @@ if DATABASES["default"]["ENGINE"] == "django.db.backends.postgresql":
     DATABASES["default"].setdefault("OPTIONS", {}).update(
         pool={"min_size": min(2, DB_POOL_SIZE), "max_size": DB_POOL_SIZE, "timeout": DB_POOL_TIMEOUT, "max_idle": 300},
         connect_timeout=3,  # a fresh connection gives up quickly when the server is unreachable
+        application_name=os.environ.get("DB_APPLICATION_NAME", "homeservices"),  # seen in pg_stat_activity
     )
 elif DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
     # A writer waits for the lock instead of failing at once under concurrent sockets.
     # IMMEDIATE: concurrent writers queue for the lock instead of deadlocking on upgrade.
     DATABASES["default"].setdefault("OPTIONS", {}).update(timeout=20, transaction_mode="IMMEDIATE")
+
+# ---------------------------------------------------------------- CACHE (REST throttle counts)
+CACHES = {
+    "default": (
+        {"BACKEND": "django.core.cache.backends.redis.RedisCache", "LOCATION": os.environ["REDIS_URL"]}
+        if os.environ.get("REDIS_URL")
+        else {"BACKEND": "django.core.cache.backends.locmem.LocMemCache"}
+    )
+}
 
 # ---------------------------------------------------------------- CHANNELS / SOCKET.IO
 REDIS_URL = os.environ.get("REDIS_URL", "")
@@ -154,7 +164,12 @@ SOCKETIO = {
     "PUBLISH_LINGER_MS": float(os.environ.get("SOCKETIO_PUBLISH_LINGER_MS", "3")),
     # Threads a server process runs socket handlers' ORM calls in (they borrow pooled connections).
     "DB_THREADS": int(os.environ.get("SOCKETIO_DB_THREADS", "4")),
+    # ORM calls queued or running past which client events that need the database are
+    # refused UNAVAILABLE at once (a burst must not starve heartbeats and relays).
+    "DB_QUEUE_MAX": int(os.environ.get("SOCKETIO_DB_QUEUE_MAX", "64")),
 }
+# A stopping process finishes its work (buffered writes, queued messages) within this many seconds.
+SHUTDOWN_TIMEOUT = float(os.environ.get("SHUTDOWN_TIMEOUT", "10"))
 # How often buffered partner locations are written to the database (seconds).
 LOCATION_FLUSH_INTERVAL = float(os.environ.get("LOCATION_FLUSH_INTERVAL", "5"))
 # How often each process re-reads its partners' relay lists as a safety net (seconds).
@@ -165,10 +180,17 @@ PRESENCE_HEARTBEAT = float(os.environ.get("PRESENCE_HEARTBEAT", "15"))
 # Admin dashboards get pushed figures at most this often (seconds).
 DASHBOARD_PUSH_INTERVAL = float(os.environ.get("DASHBOARD_PUSH_INTERVAL", "1"))
 
-# Per-socket rate limits: (events, window seconds).
+# Per-user limits on client events, across the user's sockets and processes:
+# (events, window seconds). "typing" covers typing:start and typing:stop.
+_RATE_WINDOW = float(os.environ.get("RATE_WINDOW", "10"))
 RATE_LIMITS = {
-    "message:send": (int(os.environ.get("RATE_MESSAGES", "20")), 10.0),
-    "typing": (int(os.environ.get("RATE_TYPING", "30")), 10.0),
+    "default": (int(os.environ.get("RATE_DEFAULT", "60")), _RATE_WINDOW),
+    "location:update": (int(os.environ.get("RATE_LOCATION", "60")), _RATE_WINDOW),
+    "booking:track": (int(os.environ.get("RATE_TRACK", "30")), _RATE_WINDOW),
+    "request:stats": (int(os.environ.get("RATE_STATS", "20")), _RATE_WINDOW),
+    "message:send": (int(os.environ.get("RATE_MESSAGES", "20")), _RATE_WINDOW),
+    "typing": (int(os.environ.get("RATE_TYPING", "30")), _RATE_WINDOW),
+    "auth:refresh": (int(os.environ.get("RATE_REFRESH", "10")), 6 * _RATE_WINDOW),
 }
 TYPING_TIMEOUT = float(os.environ.get("TYPING_TIMEOUT", "6"))
 
@@ -184,6 +206,13 @@ REST_FRAMEWORK = {
         "rest_framework.parsers.FormParser",
         "rest_framework.parsers.MultiPartParser",
     ],
+    "DEFAULT_THROTTLE_CLASSES": ["config.throttling.WriteRateThrottle"],
+    "DEFAULT_THROTTLE_RATES": {
+        "auth": os.environ.get("THROTTLE_AUTH", "20/min"),
+        "writes": os.environ.get("THROTTLE_WRITES", "120/min"),
+    },
+    # Proxies in front that append to X-Forwarded-For (0: use the peer address, ignore the header).
+    "NUM_PROXIES": int(os.environ.get("NUM_PROXIES", "0")),
     "DEFAULT_PAGINATION_CLASS": "config.api.Pagination",
     "PAGE_SIZE": 20,
     "EXCEPTION_HANDLER": "config.api.exception_handler",

@@ -3,9 +3,14 @@ from django.urls import include, path
 from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
 from rest_framework_simplejwt.views import TokenObtainPairView, TokenRefreshView
 
+from config import health
+from config.throttling import AuthRateThrottle, WriteRateThrottle
+
+AUTH_THROTTLE = {"throttle_classes": [AuthRateThrottle, WriteRateThrottle]}
+
 api = [
-    path("auth/token/", TokenObtainPairView.as_view(), name="token"),
-    path("auth/token/refresh/", TokenRefreshView.as_view(), name="token-refresh"),
+    path("auth/token/", TokenObtainPairView.as_view(**AUTH_THROTTLE), name="token"),
+    path("auth/token/refresh/", TokenRefreshView.as_view(**AUTH_THROTTLE), name="token-refresh"),
     path("schema/", SpectacularAPIView.as_view(), name="schema"),
     path("docs/", SpectacularSwaggerView.as_view(url_name="schema"), name="docs"),
     path("", include("bookings.urls")),
@@ -15,6 +20,8 @@ api = [
 ]
 
 urlpatterns = [
+    path("healthz", health.healthz, name="healthz"),
+    path("readyz", health.readyz, name="readyz"),
     path("admin/", admin.site.urls),
     path("api/", include(api)),
 ]

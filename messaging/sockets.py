@@ -40,7 +40,6 @@ class ChatMixin:
         if not isinstance(payload, dict):
             raise ValidationError("payload must be an object with recipientId and message")
         session = await self.get_session(sid)
-        self.rate_limit(session, "message:send")
         online = _is_online(payload.get("recipientId"))
         message, created = await db(_send)(session, payload, online)
         return {**events.message_sent(message), "duplicate": not created}
@@ -61,7 +60,6 @@ class ChatMixin:
         recipient = payload.get("recipientId") if isinstance(payload, dict) else payload
         recipient = str(parse_user_id(recipient, field="recipientId"))
         session = await self.get_session(sid)
-        self.rate_limit(session, "typing")
         allowed: dict[str, float] = session.setdefault("typing_ok", {})
         if allowed.get(recipient, 0) < time.monotonic():
             await db(lambda: services.conversation_check(sender=session_user(session), recipient_id=recipient))()

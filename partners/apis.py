@@ -9,6 +9,7 @@ from rest_framework.views import APIView
 
 from config.api import validated
 from config.errors import Forbidden
+from config.throttling import AuthRateThrottle, WriteRateThrottle
 from partners import services
 from partners.models import Partner
 from partners.serializers import EarningSerializer, KycInput, KycSerializer, PartnerRegisterInput, PartnerSerializer
@@ -24,6 +25,7 @@ def partner_of(request: Request) -> Partner:
 class PartnerRegisterApi(APIView):
     permission_classes = [AllowAny]
     authentication_classes: list = []
+    throttle_classes = [AuthRateThrottle, WriteRateThrottle]
 
     @extend_schema(request=PartnerRegisterInput, responses={201: PartnerSerializer})
     def post(self, request: Request) -> Response:

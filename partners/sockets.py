@@ -37,6 +37,7 @@ def _status(session: Session, data: dict[str, Any]) -> dict[str, Any]:
 class PartnerNamespace(ChatMixin, BaseNamespace):
     namespace_name = rooms.PARTNER
     role = "partner"
+    lightweight_events = frozenset({"location:update"})
 
     def qualify(self, identity: dict[str, Any]) -> None:
         if not identity.get("is_partner"):

@@ -28,7 +28,8 @@ from bookings.selectors import active_booking_ids, active_booking_ids_of
 from config.errors import ValidationError
 from config.realtime import rooms
 from config.realtime.emit import emit_now
-from config.realtime.manager import ChannelLayerManager, on_control, on_startup
+from config.realtime.manager import ChannelLayerManager, on_control, on_shutdown, on_startup
+from config.realtime.presence import keep_online
 
 logger = logging.getLogger(__name__)
 
@@ -160,6 +161,22 @@ def _partner_rooms(manager: Any) -> list[str]:
 async def _partner_bookings(manager: ChannelLayerManager, message: dict[str, Any]) -> None:
     """A partner's bookings changed: refresh the relay list of their local sockets."""
     await refresh_relay(manager, int(message["user_id"]))
+
+
+def _record_online(partner_ids: list[int], online: bool) -> None:
+    from partners.services import partners_online
+
+    partners_online(partner_ids=partner_ids, online=online)
+
+
+# Connected partners are dispatchable: presence keeps ``online_until`` ahead while they are.
+keep_online(rooms.PARTNER, _record_online)
+
+
+@on_shutdown
+async def _flush_on_stop(manager: ChannelLayerManager) -> None:
+    """A stopping process writes the locations it buffered."""
+    await locations.flush()
 
 
 @on_startup

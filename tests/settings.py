@@ -1,7 +1,10 @@
 """Test settings: the real ones, with fast hashing and short timers."""
 
+import os
+import uuid
+
 from config.settings import *
-from config.settings import BASE_DIR, DATABASES, SIMPLE_JWT
+from config.settings import BASE_DIR, CACHES, DATABASES, REST_FRAMEWORK, SIMPLE_JWT, SOCKETIO
 
 # Connections are opened per call and closed after, so the test database can be dropped.
 DATABASES["default"]["CONN_MAX_AGE"] = 0
@@ -15,4 +18,15 @@ DASHBOARD_PUSH_INTERVAL = 0.3
 TYPING_TIMEOUT = 1.0
 SIMPLE_JWT = {**SIMPLE_JWT}
 # A polling client's disconnect waits for the open long-poll: keep it short.
-SOCKETIO = {**SOCKETIO, "PING_INTERVAL": 2, "PING_TIMEOUT": 5}
+# One run's Redis keys and groups apart from any other's (ids restart with each test database);
+# set in the environment so the server processes a test starts share it.
+_GROUP = os.environ.setdefault("SOCKETIO_CHANNEL_GROUP", f"test-{uuid.uuid4().hex[:10]}")
+SOCKETIO = {**SOCKETIO, "PING_INTERVAL": 2, "PING_TIMEOUT": 5, "CHANNEL_GROUP": _GROUP}
+
+# REST throttles out of the way of the suite (tests/config/test_throttling.py sets its own);
+# cache keys apart per run, like the Redis groups above.
+REST_FRAMEWORK = {
+    **REST_FRAMEWORK,
+    "DEFAULT_THROTTLE_RATES": {"auth": "100000/min", "writes": "100000/min"},
+}
+CACHES = {"default": {**CACHES["default"], "KEY_PREFIX": _GROUP}}

@@ -31,6 +31,8 @@ logger = logging.getLogger(__name__)
 ControlHandler = Callable[["ChannelLayerManager", dict[str, Any]], Awaitable[None]]
 _control_handlers: dict[str, ControlHandler] = {}
 _startup_hooks: list[Callable[["ChannelLayerManager"], None]] = []
+ShutdownHook = Callable[["ChannelLayerManager"], Awaitable[None]]
+_shutdown_hooks: list[ShutdownHook] = []
 
 PUBLISH_QUEUE_MAX = 50_000
 PUBLISH_BATCH_MAX = 500
@@ -50,6 +52,12 @@ def on_control(method: str) -> Callable[[ControlHandler], ControlHandler]:
 def on_startup(hook: Callable[["ChannelLayerManager"], None]) -> Callable[["ChannelLayerManager"], None]:
     """Register a function called once the server's loop runs (start background tasks there)."""
     _startup_hooks.append(hook)
+    return hook
+
+
+def on_shutdown(hook: ShutdownHook) -> ShutdownHook:
+    """Register a coroutine run once when the process stops (write what is buffered, withdraw state)."""
+    _shutdown_hooks.append(hook)
     return hook
 
 
@@ -81,6 +89,8 @@ class ChannelLayerManager(AsyncPubSubManager):
         self._layer_down = False
         self.dropped = 0
         self.tasks: list[asyncio.Task[Any]] = []
+        # Set when the process begins to stop: new connects are refused, /readyz answers 503.
+        self.stopping = False
         # Logger filters do not apply to records of child loggers: name each one.
         for name in ("channels_redis.pubsub", "channels_redis.core"):
             logging.getLogger(name).addFilter(self._outage)
@@ -119,6 +129,38 @@ class ChannelLayerManager(AsyncPubSubManager):
     def start_task(self, coro: Awaitable[Any]) -> None:
         assert self.loop is not None
         self.tasks.append(self.loop.create_task(coro))
+
+    async def shutdown(self) -> None:
+        """Stop gracefully (ASGI lifespan shutdown), within ``SHUTDOWN_TIMEOUT`` seconds.
+
+        The server has stopped accepting connections and closed its websockets by now
+        (uvicorn sends 1012, so clients reconnect elsewhere at once). Close what is
+        left at the transport level (a server-side Socket.IO disconnect would tell
+        clients not to reconnect), run the apps' hooks (buffered writes, presence),
+        then hand over everything still queued for other processes.
+        """
+        self.stopping = True
+        if self.loop is None:
+            return  # never served a socket: nothing to hand over
+        try:
+            await asyncio.wait_for(self._stop(), timeout=settings.SHUTDOWN_TIMEOUT)
+        except TimeoutError:
+            logger.error("graceful shutdown did not finish within %s s", settings.SHUTDOWN_TIMEOUT)
+        for task in self.tasks:
+            task.cancel()
+
+    async def _stop(self) -> None:
+        for eio_sid in list(self.server.eio.sockets):
+            await self.server.eio.disconnect(eio_sid)
+        for hook in _shutdown_hooks:
+            try:
+                await hook(self)
+            except Exception:
+                logger.exception("shutdown hook %s failed", getattr(hook, "__name__", hook))
+        while not self.outbox.empty():
+            await self.dispatch(self.outbox.get_nowait())
+        while self._publish_queue is not None and not self._publish_queue.empty() and not self.is_local_only:
+            await asyncio.sleep(0.01)  # the publisher task sends the rest
 
     # ------------------------------------------------------------ delivery
     async def dispatch(self, message: dict[str, Any], local: bool = False) -> None:

@@ -23,11 +23,12 @@ from rest_framework_simplejwt.exceptions import ExpiredTokenError, TokenError
 from rest_framework_simplejwt.settings import api_settings as jwt_settings
 from rest_framework_simplejwt.tokens import AccessToken
 
-from config.errors import DomainError, Forbidden, RateLimited, TokenExpired, Unavailable, ValidationError
+from config.errors import DomainError, Forbidden, TokenExpired, Unavailable, ValidationError
 from config.formats import iso
 from config.realtime import rooms
 from config.realtime.emit import emit_now
 from config.realtime.inbound import RejectedEvent
+from config.realtime.limits import limiter
 from config.realtime.manager import ChannelLayerManager, on_control
 from config.realtime.presence import presence
 
@@ -35,15 +36,35 @@ logger = logging.getLogger(__name__)
 Session = dict[str, Any]
 
 
+class _OrmLoad:
+    """ORM calls queued or running in this process (``db``), for admission control."""
+
+    in_flight = 0
+
+    @classmethod
+    def busy(cls) -> bool:
+        return cls.in_flight >= settings.SOCKETIO["DB_QUEUE_MAX"]
+
+
 def db(func: Callable[..., Any]) -> Callable[..., Awaitable[Any]]:
     """Run ORM code off the event loop.
 
     ``thread_sensitive=False``: calls run in the loop's bounded default executor
     (see ``ChannelLayerManager.initialize``) rather than queueing behind one
-    shared thread; ``database_sync_to_async`` closes connections older than
-    ``CONN_MAX_AGE`` around each call, so each pool thread holds at most one.
+    shared thread; ``database_sync_to_async`` returns the connection to the pool
+    around each call. Calls are counted so that a burst is refused at the door
+    (``BaseNamespace.trigger_event``) instead of queueing behind itself.
     """
-    return database_sync_to_async(func, thread_sensitive=False)
+    call = database_sync_to_async(func, thread_sensitive=False)
+
+    async def counted(*args: Any, **kwargs: Any) -> Any:
+        _OrmLoad.in_flight += 1
+        try:
+            return await call(*args, **kwargs)
+        finally:
+            _OrmLoad.in_flight -= 1
+
+    return counted
 
 
 def session_user(session: Session) -> Any:
@@ -135,6 +156,10 @@ def _unavailable(exc: BaseException) -> bool:
 class BaseNamespace(socketio.AsyncNamespace):
     namespace_name = "/"
     role = "user"
+    # Events whose handlers need no database: never refused for ORM load.
+    lightweight_events: frozenset[str] = frozenset()
+    # Events that share one rate limit (settings.RATE_LIMITS) under another name.
+    rate_keys = {"typing:start": "typing", "typing:stop": "typing"}
 
     # ------------------------------------------------------------ hooks for subclasses
     def qualify(self, identity: dict[str, Any]) -> None:
@@ -152,6 +177,8 @@ class BaseNamespace(socketio.AsyncNamespace):
 
     # ------------------------------------------------------------ connect / disconnect
     async def on_connect(self, sid: str, environ: dict[str, Any], auth: Any = None) -> None:
+        if self.server.manager.stopping:
+            raise Refused("UNAVAILABLE", "The server is restarting; reconnect")
         token = token_from(auth, environ)
         if token is None:
             raise Refused("AUTH_REQUIRED", "An access token is required (auth.token)")
@@ -281,6 +308,7 @@ class BaseNamespace(socketio.AsyncNamespace):
         try:
             if handler is None:
                 raise ValidationError(f"unknown event {event[:64]!r}")
+            await self._admit(sid, event)
             result = await handler(sid, payload)
         except DomainError as exc:
             return await self._fail(sid, event, exc)
@@ -292,23 +320,17 @@ class BaseNamespace(socketio.AsyncNamespace):
             return await self._fail(sid, event, DomainError("The server could not handle this event"))
         return {"ok": True, **(result or {})}
 
+    async def _admit(self, sid: str, event: str) -> None:
+        """Per-user rate limit, then load shedding: refused at once, so heartbeats and relays keep flowing."""
+        session = await self.get_session(sid)
+        limiter.hit(session["uid"], self.rate_keys.get(event, event))
+        if event not in self.lightweight_events and _OrmLoad.busy():
+            raise Unavailable("The server is busy; retry shortly")
+
     async def _fail(self, sid: str, event: str, exc: DomainError) -> dict[str, Any]:
         error = exc.as_dict()
         await emit_now("error", {**error, "event": str(event)}, namespace=self.namespace_name, room=sid, local=True)
         return {"ok": False, "error": error}
-
-    # ------------------------------------------------------------ helpers for handlers
-    @staticmethod
-    def rate_limit(session: Session, key: str) -> None:
-        """Fixed-window count per socket (the window starts at its first event); ``RATE_LIMITED`` past it."""
-        limit, window = settings.RATE_LIMITS[key]
-        now = time.monotonic()
-        start, count = session.get(("rate", key), (now, 0))
-        if now - start >= window:
-            start, count = now, 0
-        if count >= limit:
-            raise RateLimited(f"at most {limit} {key} events per {int(window)} s")
-        session[("rate", key)] = (start, count + 1)
 
 
 @on_control("access_changed")

@@ -3,39 +3,53 @@
 Each process counts its own sockets per namespace and user. Every
 ``PRESENCE_HEARTBEAT`` seconds it publishes that list on the Channels layer
 and keeps the lists of the others; a list not renewed within three
-heartbeats is dropped, so a process that dies stops counting by itself.
-Partners are also marked dispatchable in the database (``online_until``) on
-each heartbeat, which lapses the same way after a crash.
+heartbeats is dropped, so a process that dies stops counting by itself, and a
+process that stops gracefully withdraws its list at once.
+
+Apps that keep their own record of who is online (partners are dispatchable
+while ``online_until`` is ahead) register a *keeper* per namespace
+(:func:`keep_online`): called with the users seen online on each heartbeat, with
+new users within a second, and with everyone as offline when the process stops.
 """
 
 import asyncio
 import logging
 import time
-from collections import Counter
+from collections import Counter, defaultdict
+from collections.abc import Callable
 from typing import Any
 
 from django.conf import settings
 
-from config.realtime import rooms
-from config.realtime.manager import ChannelLayerManager, on_control, on_startup
+from config.realtime.manager import ChannelLayerManager, on_control, on_shutdown, on_startup
 
 logger = logging.getLogger(__name__)
 
 
+# namespace -> a sync function(user_ids, online) run in a DB thread.
+Keeper = Callable[[list[int], bool], None]
+_keepers: dict[str, Keeper] = {}
+
+
+def keep_online(namespace: str, keeper: Keeper) -> None:
+    """Have ``keeper(user_ids, online)`` record who is online in ``namespace`` (see module doc)."""
+    _keepers[namespace] = keeper
+
+
 class Presence:
     def __init__(self) -> None:
-        self.local: dict[str, Counter[int]] = {ns: Counter() for ns in rooms.NAMESPACES}
+        self.local: dict[str, Counter[int]] = defaultdict(Counter)
         self.remote: dict[str, tuple[float, dict[str, set[int]]]] = {}
-        # Partners who connected since the last write: marked dispatchable within a second,
-        # in one UPDATE, rather than one write per connect.
-        self.new_partners: set[int] = set()
+        # Users who connected since the last write, per kept namespace: recorded within
+        # a second, in one call, rather than one write per connect.
+        self.new: dict[str, set[int]] = defaultdict(set)
 
     def add(self, namespace: str, user_id: int) -> bool:
         """Count a socket; ``True`` when it is the user's first here."""
         counter = self.local[namespace]
         counter[user_id] += 1
-        if namespace == rooms.PARTNER and counter[user_id] == 1:
-            self.new_partners.add(user_id)
+        if namespace in _keepers and counter[user_id] == 1:
+            self.new[namespace].add(user_id)
         return counter[user_id] == 1
 
     def remove(self, namespace: str, user_id: int) -> bool:
@@ -90,26 +104,36 @@ def _start_heartbeat(manager: ChannelLayerManager) -> None:
 
 
 async def _heartbeat(manager: ChannelLayerManager) -> None:
-    """Every second: newly connected partners; every heartbeat: everyone, and the cluster list."""
+    """Every second: newly connected users; every heartbeat: everyone, and the cluster list."""
     from config.realtime.namespace import db
-    from partners.services import partners_online
 
     next_beat = 0.0
     while True:
         try:
             now = time.monotonic()
-            if now >= next_beat:
+            beat = now >= next_beat
+            for namespace, keeper in _keepers.items():
+                fresh = list(presence.local[namespace]) if beat else list(presence.new[namespace])
+                presence.new[namespace].clear()
+                if fresh:
+                    await db(keeper)(fresh, True)
+            if beat:
                 next_beat = now + settings.PRESENCE_HEARTBEAT
-                presence.new_partners.clear()
-                partner_ids = list(presence.local[rooms.PARTNER])
-                if partner_ids:
-                    await db(partners_online)(partner_ids=partner_ids)
                 await manager.dispatch({"method": "presence", "users": presence.snapshot()})
-            elif presence.new_partners:
-                fresh, presence.new_partners = list(presence.new_partners), set()
-                await db(partners_online)(partner_ids=fresh)
         except asyncio.CancelledError:
             raise
         except Exception:
             logger.exception("presence heartbeat failed")
         await asyncio.sleep(min(1.0, settings.PRESENCE_HEARTBEAT))
+
+
+@on_shutdown
+async def _withdraw(manager: ChannelLayerManager) -> None:
+    """A stopping process: its users are offline now, not when its heartbeat lapses."""
+    from config.realtime.namespace import db
+
+    for namespace, keeper in _keepers.items():
+        users = list(presence.local[namespace])
+        if users:
+            await db(keeper)(users, False)
+    await manager.dispatch({"method": "presence", "users": {}})

@@ -1,0 +1,136 @@
+"""Per-user rate limits on client events, across a user's sockets and, with Redis, across processes.
+
+Fixed windows aligned on the clock (``time() // window``), so every process counts
+the same window. Counting is local; with Redis a process takes *leases* of a
+quarter of the limit at a time (``INCRBY`` on the window's key) and spends them
+locally, so the location hot path makes about four Redis calls per user and window
+instead of one per event. A user can exceed a limit by at most one lease per extra
+process. When Redis is unreachable the limits hold per process (fail open across
+processes, never closed for the user).
+
+Hand-written rather than a rate-limit library: the libraries make one store round
+trip per hit, which the tracking hot path cannot afford.
+"""
+
+import asyncio
+import logging
+import math
+import time
+from dataclasses import dataclass
+from typing import Any
+
+from django.conf import settings
+
+from config.errors import RateLimited
+from config.realtime.manager import ChannelLayerManager, on_startup
+
+logger = logging.getLogger(__name__)
+REDIS_TIMEOUT = 0.5
+LEASE_FRACTION = 4
+
+
+@dataclass(slots=True)
+class _Window:
+    index: int
+    allowance: int  # events this process may still admit in the window
+    asking: bool = False  # a lease request is in flight
+
+
+class RateLimiter:
+    def __init__(self) -> None:
+        self.windows: dict[tuple[int, str], _Window] = {}
+        self._redis: Any = None
+        self._redis_down_until = 0.0
+        self._tasks: set[asyncio.Task[None]] = set()
+
+    @staticmethod
+    def limit_of(key: str) -> tuple[int, float]:
+        limits = settings.RATE_LIMITS
+        return limits.get(key) or limits["default"]
+
+    def hit(self, user_id: int, key: str) -> None:
+        """Count one event; ``RATE_LIMITED`` (with ``retryAfter``) past the user's limit.
+
+        Synchronous on purpose: a handler that awaited here could be overtaken by the
+        socket's next event, and location updates must stay in order. Leases are asked
+        for in the background, one ahead, while the current one is spent.
+        """
+        limit, window = self.limit_of(key)
+        now = time.time()
+        index = int(now // window)
+        state = self.windows.get((user_id, key))
+        if state is None or state.index != index:
+            shared = self._shared()
+            state = self.windows[(user_id, key)] = _Window(index, self._lease_size(limit) if shared else limit)
+            if shared:
+                self._ask(user_id, key, state, limit, window, confirm=True)
+        if state.allowance <= 0:
+            raise RateLimited(f"at most {limit} {key} events per {window:g} s", retry_after=(index + 1) * window - now)
+        state.allowance -= 1
+        if state.allowance <= self._lease_size(limit) // 2 and self._shared():
+            self._ask(user_id, key, state, limit, window)
+
+    def sweep(self) -> None:
+        """Forget finished windows (called periodically: nothing outlives its window by long)."""
+        now = time.time()
+        for (user_id, key), state in list(self.windows.items()):
+            if state.index < int(now // self.limit_of(key)[1]):
+                del self.windows[(user_id, key)]
+
+    @staticmethod
+    def _lease_size(limit: int) -> int:
+        return max(1, math.ceil(limit / LEASE_FRACTION))
+
+    def _shared(self) -> bool:
+        return bool(settings.REDIS_URL) and time.monotonic() >= self._redis_down_until
+
+    def _ask(self, user_id: int, key: str, state: _Window, limit: int, window: float, confirm: bool = False) -> None:
+        if state.asking:
+            return
+        state.asking = True
+        task = asyncio.get_running_loop().create_task(self._lease(user_id, key, state, limit, window, confirm))
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+
+    async def _lease(self, user_id: int, key: str, state: _Window, limit: int, window: float, confirm: bool) -> None:
+        """Take a lease from the window's shared count; ``confirm``: the one admitted on trust at its start."""
+        size = self._lease_size(limit)
+        redis_key = f"{settings.SOCKETIO['CHANNEL_GROUP']}:rl:{key}:{user_id}:{state.index}"
+        try:
+            async with self._client().pipeline(transaction=False) as pipe:
+                pipe.incrby(redis_key, size)
+                pipe.expire(redis_key, math.ceil(window) + 5)
+                total, _ = await pipe.execute()
+        except Exception as exc:
+            self._redis_down_until = time.monotonic() + 5
+            logger.warning("rate limits counted per process for now: Redis unreachable (%s)", exc)
+            granted = limit - size if confirm else 0  # this window: the local limit
+        else:
+            granted = max(0, min(size, limit - (total - size)))
+            if confirm:
+                granted -= size  # that lease was already admitted
+        state.allowance += granted
+        state.asking = False
+
+    def _client(self) -> Any:
+        if self._redis is None:
+            import redis.asyncio as redis
+
+            self._redis = redis.from_url(
+                settings.REDIS_URL, socket_connect_timeout=REDIS_TIMEOUT, socket_timeout=REDIS_TIMEOUT
+            )
+        return self._redis
+
+
+limiter = RateLimiter()
+
+
+@on_startup
+def _start_sweeper(manager: ChannelLayerManager) -> None:
+    manager.start_task(_sweep_forever())
+
+
+async def _sweep_forever() -> None:
+    while True:
+        await asyncio.sleep(10)
+        limiter.sweep()
