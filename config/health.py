@@ -27,7 +27,7 @@ async def healthz(request: HttpRequest) -> JsonResponse:
 async def readyz(request: HttpRequest) -> JsonResponse:
     """Readiness: database and channel layer reachable, and the process is not stopping."""
     checks = {
-        "stopping": not sio.manager.stopping,
+        "accepting": not sio.manager.stopping,
         "database": await _probe(sync_to_async(_database, thread_sensitive=False)()),
         "channelLayer": await _probe(_channel_layer()),
     }

@@ -79,7 +79,9 @@ class Client:
     async def _on_connect_error(self, data: Any) -> None:
         self.connect_error = data
 
-    async def connect(self, token: str | None = None, headers: dict[str, str] | None = None) -> "Client":
+    async def connect(
+        self, token: str | None = None, headers: dict[str, str] | None = None, timeout: float = WAIT
+    ) -> "Client":
         auth = {"token": token} if token is not None else None
         await self.sio.connect(
             self.url,
@@ -87,7 +89,7 @@ class Client:
             auth=auth,
             headers=headers or {},
             transports=self.transports,
-            wait_timeout=WAIT,
+            wait_timeout=timeout,
         )
         return self
 

@@ -1,0 +1,461 @@
+"""Load and faults with the real servers: bursts, SIGTERM, SIGKILL, a database outage, overload.
+
+Server processes run on the test database and one Redis (as in ``test_cluster``);
+clients that must fail over connect through ``FailoverProxy``, a TCP proxy this
+module owns, which sends each new connection to the first backend that accepts it.
+"""
+
+import asyncio
+import contextlib
+import glob
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from collections.abc import Iterator
+from typing import Any
+
+import aiohttp
+import psycopg
+import pytest
+import socketio
+from django.utils import timezone
+
+from bookings.models import BookingStatus as S
+from messaging.models import Message
+from partners.models import Partner
+from tests.factories import BookingFactory, PartnerFactory, UserFactory
+from tests.live import Client, ServerProcess, eventually, free_port, run, token_for, wait_until
+from tests.realtime.test_cluster import cluster_env, database_url  # noqa: F401 - fixture
+
+pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.redis]
+
+
+# ---------------------------------------------------------------- helpers
+class FailoverProxy:
+    """A TCP proxy on a free port: each connection goes to the first backend port that accepts it."""
+
+    def __init__(self, backends: list[int]) -> None:
+        self.backends = backends
+        self.port = free_port()
+        self.url = f"http://127.0.0.1:{self.port}"
+        self.loop = asyncio.new_event_loop()
+        self.thread = threading.Thread(target=self.loop.run_forever, daemon=True, name="failover-proxy")
+
+    def __enter__(self) -> "FailoverProxy":
+        self.thread.start()
+        asyncio.run_coroutine_threadsafe(self._serve(), self.loop).result(5)
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.loop.call_soon_threadsafe(self.server.close)
+        self.loop.call_soon_threadsafe(self.loop.stop)
+        self.thread.join(5)
+
+    async def _serve(self) -> None:
+        self.server = await asyncio.start_server(self._handle, "127.0.0.1", self.port)
+
+    async def _handle(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        for port in self.backends:
+            try:
+                up_reader, up_writer = await asyncio.open_connection("127.0.0.1", port)
+                break
+            except OSError:
+                continue
+        else:
+            writer.close()
+            return
+        await asyncio.gather(self._pipe(reader, up_writer), self._pipe(up_reader, writer))
+
+    @staticmethod
+    async def _pipe(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        with contextlib.suppress(Exception):
+            while data := await reader.read(65536):
+                writer.write(data)
+                await writer.drain()
+        with contextlib.suppress(Exception):
+            writer.close()
+
+
+class Reconnecting:
+    """python-socketio client that reconnects by itself (as phones do), recording its connects."""
+
+    def __init__(self, url: str, namespace: str, token: str) -> None:
+        self.sio = socketio.AsyncClient(reconnection=True, reconnection_delay=0.2, reconnection_delay_max=0.5)
+        self.url, self.namespace, self.token = url, namespace, token
+        self.connects: list[float] = []
+        self.sio.on("connect", lambda: self.connects.append(time.monotonic()), namespace=namespace)
+
+    async def connect(self) -> "Reconnecting":
+        await self.sio.connect(
+            self.url, namespaces=[self.namespace], auth={"token": self.token}, transports=["websocket"], wait_timeout=5
+        )
+        return self
+
+    async def call(self, event: str, data: Any) -> Any:
+        return await self.sio.call(event, data, namespace=self.namespace, timeout=5)
+
+
+def fault_env(cluster_env: dict[str, str], **extra: str) -> dict[str, str]:  # noqa: F811 - fixture value
+    return {**cluster_env, "PRESENCE_TTL": "3", **extra}
+
+
+# ---------------------------------------------------------------- burst
+def test_burst_of_rest_and_connects_on_two_processes(cluster_env, service):  # noqa: F811
+    """1,000 REST requests (50 in flight) and 500 socket connects at once; PostgreSQL connections stay bounded."""
+    pool = 10
+    env = fault_env(cluster_env, DB_POOL_SIZE=str(pool), DB_APPLICATION_NAME="burst", SOCKETIO_DB_QUEUE_MAX="10000")
+    a, b = ServerProcess(env).start(), ServerProcess(env).start()
+    bound = 2 * pool
+    customers = [UserFactory(username=f"burst{i}") for i in range(20)]
+    dsn = database_url().replace("postgres://", "postgresql://")
+    samples: list[int] = []
+    stop = threading.Event()
+
+    def sample() -> None:
+        with psycopg.connect(dsn, autocommit=True) as conn:
+            while not stop.is_set():
+                row = conn.execute("SELECT count(*) FROM pg_stat_activity WHERE application_name = 'burst'").fetchone()
+                samples.append(row[0])
+                time.sleep(0.05)
+
+    def request(i: int) -> tuple[str, str, dict[str, Any] | None, str | None]:
+        """(method, path, body, token) of the i-th request: reads and writes mixed."""
+        user = customers[i % len(customers)]
+        kind = i % 5
+        if kind == 0:
+            body = {"username": f"signup{i}", "password": "password123", "name": "New", "phone": "1"}
+            return "POST", "/api/auth/register/", body, None
+        if kind == 1:
+            return "POST", "/api/auth/token/", {"username": user.username, "password": "password123"}, None
+        if kind == 2:
+            body = {
+                "serviceId": service.pk,
+                "scheduledAt": "2030-01-01T10:00:00Z",
+                "address": "1 Road",
+                "latitude": 28.6,
+                "longitude": 77.2,
+            }
+            return "POST", "/api/bookings/", body, token_for(user)
+        if kind == 3:
+            return "GET", "/api/bookings/", None, token_for(user)
+        return "GET", "/api/messages/", None, token_for(user)
+
+    async def scenario() -> tuple[list[int], list[Any]]:
+        gate = asyncio.Semaphore(50)
+        statuses: list[int] = []
+        async with aiohttp.ClientSession() as http:
+
+            async def one(i: int) -> None:
+                method, path, body, token = request(i)
+                server = (a, b)[i % 2]
+                headers = {"Authorization": f"Bearer {token}"} if token else {}
+                async with gate, http.request(method, server.url + path, json=body, headers=headers) as response:
+                    await response.read()
+                    statuses.append(response.status)
+
+            async def connect(i: int) -> Any:
+                client = Client((a, b)[i % 2].url, "/customer")
+                try:
+                    # socket.io-client's own connect timeout (20 s): slow under the burst is not refused
+                    await client.connect(token_for(customers[i % len(customers)]), timeout=20)
+                    return client
+                except Exception as exc:
+                    return (exc, client.connect_error)
+
+            rest = asyncio.gather(*(one(i) for i in range(1000)))
+            sockets = asyncio.gather(*(connect(i) for i in range(500)))
+            results = await asyncio.gather(rest, sockets)
+            connected = results[1]
+            for client in connected:
+                if isinstance(client, Client):
+                    await client.close()
+        return statuses, connected
+
+    sampler = threading.Thread(target=sample, daemon=True)
+    sampler.start()
+    try:
+        started = time.monotonic()
+        statuses, connected = run(scenario(), timeout=240)
+        took = time.monotonic() - started
+    finally:
+        stop.set()
+        sampler.join(5)
+        a.stop()
+        b.stop()
+    refused = [c for c in connected if not isinstance(c, Client)]
+    print(f"burst: {len(statuses)} requests + 500 connects in {took:.1f} s; max connections {max(samples)}")
+    assert len(statuses) == 1000
+    assert not [s for s in statuses if s >= 500], sorted(set(statuses))
+    assert set(statuses) <= {200, 201}, sorted(set(statuses))
+    assert not refused, (len(refused), refused[:3])
+    assert samples and max(samples) <= bound, (max(samples), bound)
+
+
+# ---------------------------------------------------------------- graceful shutdown
+def test_sigterm_writes_state_and_hands_clients_over(cluster_env, customer, service):  # noqa: F811
+    env = fault_env(cluster_env)
+    a, b = ServerProcess(env).start(), ServerProcess(env).start()
+    partner = PartnerFactory(services=[service], kyc_status="APPROVED", online_until=None)
+    timing: dict[str, float] = {}
+
+    async def scenario():
+        with FailoverProxy([a.port, b.port]) as proxy:
+            p = await Client(a.url, "/partner").connect(token_for(partner.user))
+            c = await Reconnecting(proxy.url, "/customer", token_for(customer)).connect()
+            await asyncio.to_thread(
+                eventually,
+                lambda: Partner.objects.filter(pk=partner.pk, online_until__gt=timezone.now()).exists(),
+                what="partner online",
+            )
+            assert (await p.call("location:update", {"latitude": 12.5, "longitude": 77.5}))["relayed"] == 0
+            stopped = time.monotonic()
+            a.proc.send_signal(signal.SIGTERM)
+            await wait_until(lambda: len(c.connects) == 2, timeout=5, what="customer reconnected to B")
+            timing["reconnect"] = c.connects[1] - stopped
+            await asyncio.to_thread(a.proc.wait, 15)
+            timing["exit"] = time.monotonic() - stopped
+            ack = await c.call("booking:track", "6f1c1d0e-0000-4000-8000-000000000000")
+            assert ack["error"]["code"] == "NOT_FOUND"  # served by B
+            await c.sio.disconnect()
+            await p.close()
+
+    try:
+        run(scenario())
+    finally:
+        a.stop()
+        b.stop()
+    print(f"SIGTERM: customer back on B after {timing['reconnect']:.2f} s; A exited after {timing['exit']:.2f} s")
+    partner.refresh_from_db()
+    assert (partner.last_latitude, partner.last_longitude) == (12.5, 77.5)  # the buffered location was written
+    assert partner.online_until is None  # withdrawn at once, not left to lapse
+    assert a.proc.returncode in (0, -signal.SIGTERM)  # uvicorn re-raises the signal once it has shut down
+    assert "Traceback" not in a.output()
+
+
+# ---------------------------------------------------------------- SIGKILL
+def test_sigkill_loses_nothing_acknowledged(cluster_env, customer, service):  # noqa: F811
+    env = fault_env(cluster_env)
+    a, b = ServerProcess(env).start(), ServerProcess(env).start()
+    partner = PartnerFactory(services=[service], kyc_status="APPROVED", online_until=None)
+    booking = BookingFactory(customer=customer, partner=partner, service=service, status=S.PARTNER_ACCEPTED)
+    acked: list[str] = []
+
+    async def scenario():
+        with FailoverProxy([a.port, b.port]) as proxy:
+            p = await Client(a.url, "/partner").connect(token_for(partner.user))
+            c = await Reconnecting(proxy.url, "/customer", token_for(customer)).connect()
+            ack = await p.call("booking:status_update", {"bookingId": str(booking.pk), "status": "PARTNER_EN_ROUTE"})
+            assert ack["ok"]
+
+            async def chatter() -> None:
+                for i in range(10_000):
+                    try:
+                        ack = await c.call("message:send", {"recipientId": str(partner.pk), "message": f"m{i}"})
+                    except Exception:
+                        await asyncio.sleep(0.05)  # in flight when the process died: not acknowledged
+                        continue
+                    if ack.get("ok"):
+                        acked.append(ack["id"])
+                    if len(c.connects) == 2 and len(acked) > 40:
+                        return
+
+            sender = asyncio.create_task(chatter())
+            await wait_until(lambda: len(acked) >= 20, timeout=10, what="messages flowing")
+            killed = time.monotonic()
+            a.proc.kill()
+            await wait_until(lambda: len(c.connects) == 2, timeout=5, what="customer reconnected to B")
+            print(f"SIGKILL: customer back on B after {c.connects[1] - killed:.2f} s")
+            await asyncio.wait_for(sender, 20)
+            await c.sio.disconnect()
+            with contextlib.suppress(Exception):
+                await p.close()
+
+    try:
+        run(scenario())
+    finally:
+        a.stop()
+        b.stop()
+    stored = set(Message.objects.filter(pk__in=[int(i) for i in acked]).values_list("pk", flat=True))
+    assert len(stored) == len(acked) > 40  # every acknowledged message is in the database
+    booking.refresh_from_db()
+    assert booking.status == S.PARTNER_EN_ROUTE
+    # Nobody marks the dead process's partner offline: it lapses within PRESENCE_TTL (3 s here).
+    deadline = time.monotonic() + 10
+    while Partner.objects.filter(pk=partner.pk, online_until__gt=timezone.now()).exists():
+        assert time.monotonic() < deadline, (Partner.objects.get(pk=partner.pk).online_until, timezone.now())
+        time.sleep(0.2)
+
+
+# ---------------------------------------------------------------- database outage
+@pytest.fixture
+def own_postgres() -> Iterator[dict[str, Any]]:
+    """A throwaway PostgreSQL cluster this test may stop and start."""
+    bindir = next(iter(sorted(glob.glob("/usr/lib/postgresql/*/bin"))), None)
+    if bindir is None or shutil.which("runuser") is None:
+        pytest.fail("PostgreSQL server binaries and runuser are needed for the outage test")
+    data = tempfile.mkdtemp(prefix="pg-outage-")
+    shutil.chown(data, "postgres", "postgres")
+    port = free_port()
+
+    def as_postgres(*cmd: str) -> None:
+        # No pipes: the server it starts would hold them open.
+        subprocess.run(
+            ["runuser", "-u", "postgres", "--", *cmd],
+            check=True,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+            timeout=60,
+        )
+
+    as_postgres(f"{bindir}/initdb", "-D", data, "-A", "trust", "-U", "postgres")
+    opts = f"-p {port} -k {data} -c listen_addresses=127.0.0.1 -c fsync=off"
+    cluster = {
+        "start": lambda: as_postgres(f"{bindir}/pg_ctl", "-D", data, "-o", opts, "-l", f"{data}/log", "-w", "start"),
+        "stop": lambda: as_postgres(f"{bindir}/pg_ctl", "-D", data, "-m", "immediate", "-w", "stop"),
+        "url": f"postgres://postgres@127.0.0.1:{port}/postgres",
+    }
+    cluster["start"]()
+    try:
+        yield cluster
+    finally:
+        with contextlib.suppress(Exception):
+            cluster["stop"]()
+        shutil.rmtree(data, ignore_errors=True)
+
+
+def test_database_outage_is_answered_not_hung(own_postgres, cluster_env):  # noqa: F811
+    env = {**cluster_env, "DATABASE_URL": own_postgres["url"], "DB_POOL_TIMEOUT": "2"}
+    migrated = subprocess.run(
+        [sys.executable, "manage.py", "migrate", "--noinput"],
+        env={**os.environ, **env},
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert migrated.returncode == 0, migrated.stderr[-2000:]
+    server = ServerProcess(env).start()
+
+    async def scenario():
+        async with aiohttp.ClientSession() as http:
+            body = {"username": "out", "password": "password123", "name": "Out", "phone": "1"}
+            async with http.post(server.url + "/api/auth/register/", json=body) as response:
+                assert response.status == 201
+            async with http.post(server.url + "/api/auth/token/", json=body) as response:
+                token = (await response.json())["access"]
+            c = await Client(server.url, "/customer").connect(token)
+            await asyncio.to_thread(own_postgres["stop"])
+
+            started = time.monotonic()
+            late = Client(server.url, "/customer")
+            with pytest.raises(socketio.exceptions.ConnectionError):
+                await late.connect(token)
+            assert late.connect_error["data"] == {"code": "UNAVAILABLE"}
+            assert time.monotonic() - started < 5
+            ack = await c.call("booking:track", "6f1c1d0e-0000-4000-8000-000000000000")
+            assert ack["error"]["code"] == "UNAVAILABLE" and c.sio.connected
+            headers = {"Authorization": f"Bearer {token}"}
+            async with http.get(server.url + "/api/bookings/", headers=headers) as response:
+                assert response.status == 503
+                assert (await response.json())["code"] == "UNAVAILABLE"
+            async with http.get(server.url + "/readyz") as response:
+                assert response.status == 503 and (await response.json())["details"]["database"] is False
+            async with http.get(server.url + "/healthz") as response:
+                assert response.status == 200
+
+            await asyncio.to_thread(own_postgres["start"])
+            back = time.monotonic()
+            while True:
+                ack = await c.call("booking:track", "6f1c1d0e-0000-4000-8000-000000000000")
+                if ack["error"]["code"] == "NOT_FOUND":
+                    break
+                assert time.monotonic() - back < 5, ack
+                await asyncio.sleep(0.2)
+            fresh = await Client(server.url, "/customer").connect(token)
+            async with http.get(server.url + "/readyz") as response:
+                assert response.status == 200
+            print(f"database back: events answered again after {time.monotonic() - back:.2f} s")
+            for client in (c, fresh):
+                await client.close()
+
+    try:
+        run(scenario())
+    finally:
+        server.stop()
+    assert "Traceback" not in server.output(), server.output()[-3000:]
+
+
+# ---------------------------------------------------------------- overload
+def test_a_burst_of_database_events_is_shed_not_suffered(live_server_url, customer, settings):
+    """Past DB_QUEUE_MAX queued ORM calls, events are refused at once; every event is answered, nobody drops."""
+    settings.SOCKETIO = {**settings.SOCKETIO, "DB_QUEUE_MAX": 8}
+    settings.RATE_LIMITS = {key: (1_000_000, 3600.0) for key in settings.RATE_LIMITS}
+
+    async def scenario():
+        clients = [await Client(live_server_url, "/customer").connect(token_for(customer)) for _ in range(20)]
+        calls = [
+            c.call("booking:track", "6f1c1d0e-0000-4000-8000-000000000000", 20) for c in clients for _ in range(25)
+        ]
+        acks = await asyncio.gather(*calls)
+        codes = [ack["error"]["code"] for ack in acks]
+        assert set(codes) <= {"NOT_FOUND", "UNAVAILABLE"}
+        assert codes.count("UNAVAILABLE") > 0 and codes.count("NOT_FOUND") > 0
+        assert all(c.sio.connected for c in clients)
+        for c in clients:
+            await c.close()
+
+    run(scenario())
+
+
+# ---------------------------------------------------------------- limits
+def test_event_limits_are_per_user_across_processes(cluster_env, customer, other_customer):  # noqa: F811
+    env = fault_env(cluster_env, RATE_TRACK="10", RATE_WINDOW="3600")
+    a, b = ServerProcess(env).start(), ServerProcess(env).start()
+
+    async def scenario():
+        on_a = await Client(a.url, "/customer").connect(token_for(customer))
+        on_b = await Client(b.url, "/customer").connect(token_for(customer))
+        codes = []
+        for i in range(30):
+            ack = await (on_a, on_b)[i % 2].call("booking:track", "6f1c1d0e-0000-4000-8000-000000000000")
+            codes.append(ack["error"]["code"])
+            if ack["error"]["code"] == "RATE_LIMITED":
+                assert ack["error"]["retryAfter"] >= 1
+        admitted = codes.count("NOT_FOUND")
+        # The limit is 10 for the user, whichever process: at most one lease (3) over it.
+        assert 10 <= admitted <= 13, codes
+        other = await Client(a.url, "/customer").connect(token_for(other_customer))
+        assert (await other.call("booking:track", "6f1c1d0e-0000-4000-8000-000000000000"))["error"][
+            "code"
+        ] == "NOT_FOUND"
+        for client in (on_a, on_b, other):
+            await client.close()
+
+    try:
+        run(scenario())
+    finally:
+        a.stop()
+        b.stop()
+
+
+def test_rest_throttles_answer_429_with_retry_after(api, customer, monkeypatch):
+    from config.throttling import AuthRateThrottle
+
+    monkeypatch.setattr(AuthRateThrottle, "THROTTLE_RATES", {"auth": "3/min", "writes": "100000/min"})
+    body = {"username": "alice", "password": "nope"}
+    # An address of its own: counts are per IP, and other tests log in from 127.0.0.1.
+    answers = [api.post("/api/auth/token/", body, format="json", REMOTE_ADDR="203.0.113.9") for _ in range(4)]
+    assert [r.status_code for r in answers] == [401, 401, 401, 429]
+    body = answers[-1].json()
+    assert body["code"] == "RATE_LIMITED" and body["retryAfter"] >= 1
+
+
+def test_health_endpoints(client):
+    assert client.get("/healthz").json() == {"status": "ok"}
+    ready = client.get("/readyz")
+    assert ready.status_code == 200
+    assert ready.json() == {"status": "ready", "checks": {"accepting": True, "database": True, "channelLayer": True}}
