@@ -17,6 +17,7 @@ import argparse
 import json
 import os
 import resource
+import secrets
 import shutil
 import socket
 import subprocess
@@ -125,7 +126,7 @@ def start_servers(kind: str, count: int, env: dict[str, str]) -> list[tuple[subp
                 "--ws",
                 os.environ.get("BENCH_UVICORN_WS", "websockets-sansio"),
                 "--lifespan",
-                "off",
+                "on",
                 "--no-access-log",
                 "--log-level",
                 "warning",
@@ -179,7 +180,8 @@ def table(result: dict) -> str:
         f"db {result['config']['database']}, layer {result['config']['layer']}",
         f"connect ramp: {r['ramp']['connected']}/{r['ramp']['sockets_wanted']} sockets in {r['ramp']['ramp_s']} s "
         f"(connect p50 {r['ramp']['connect_ms_p50']} ms, p99 {r['ramp']['connect_ms_p99']} ms)",
-        f"booking:track acks: {r['track']['acked']} in {r['track']['track_s']} s, failed {r['track']['failed']}"
+        f"booking:track burst: {r['track']['acked']} ok in {r['track']['track_s']} s, refused {r['track']['failed']} "
+        f"{r['track'].get('codes', {})}, disconnects {r['track'].get('disconnects', 0)}"
         if r.get("track")
         else "booking:track: skipped (idle run)",
         f"idle: {r['idle']['rss_per_socket_kib']} KiB per socket "
@@ -260,6 +262,10 @@ def main() -> None:
         "DATABASE_URL": db_url,
         "DJANGO_SETTINGS_MODULE": "config.settings",
         "DEBUG": "0",
+        # Production settings refuse to start without these; TLS ends nowhere on loopback.
+        "SECRET_KEY": secrets.token_urlsafe(60),
+        "ALLOWED_HOSTS": "127.0.0.1,localhost",
+        "SECURE_SSL_REDIRECT": "0",
         "LOG_LEVEL": "WARNING",
         "RATE_MESSAGES": "100000",
         "RATE_TYPING": "100000",
