@@ -459,3 +459,24 @@ def test_health_endpoints(client):
     ready = client.get("/readyz")
     assert ready.status_code == 200
     assert ready.json() == {"status": "ready", "checks": {"accepting": True, "database": True, "channelLayer": True}}
+
+
+def test_an_unexpected_rest_error_is_the_contracts_json(api_as, customer, service, monkeypatch, caplog):
+    from bookings import services
+
+    def broken(**kwargs: Any) -> None:
+        raise RuntimeError("boom")
+
+    monkeypatch.setattr(services, "booking_create", broken)
+    body = {
+        "serviceId": service.pk,
+        "scheduledAt": "2030-01-01T10:00:00Z",
+        "address": "x",
+        "latitude": 1,
+        "longitude": 1,
+    }
+    response = api_as(customer).post("/api/bookings/", body, format="json")
+    assert response.status_code == 500
+    assert response.json() == {"code": "INTERNAL_ERROR", "message": "Something went wrong"}
+    assert "boom" not in response.content.decode()
+    assert any(r.exc_info for r in caplog.records)  # logged for us, not shown to them
