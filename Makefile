@@ -7,7 +7,10 @@ PORT ?= 8000
 WORKERS ?= 2
 # Seconds a stopping process gets to close sockets and hand over its work (settings.SHUTDOWN_TIMEOUT).
 SHUTDOWN_TIMEOUT ?= 10
-UVICORN = $(BIN)/uvicorn config.asgi:application --loop uvloop --http httptools --ws websockets-sansio \
+# websockets-sansio without its per-connection cycle (config/realtime/websocket_protocol.py);
+# permessage-deflate off: small JSON frames gain nothing from it, and every socket would pay its zlib state.
+UVICORN = $(BIN)/uvicorn config.asgi:application --loop uvloop --http httptools \
+	--ws config.realtime.websocket_protocol:WebSocketProtocol --ws-per-message-deflate false \
 	--lifespan on --timeout-graceful-shutdown $(SHUTDOWN_TIMEOUT) --no-access-log
 
 .PHONY: run test lint format serve cluster bench bench-quick clean

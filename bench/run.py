@@ -5,6 +5,7 @@
     python bench/run.py --server daphne      # daphne instead of uvicorn
     python bench/run.py --processes 2        # two processes sharing Redis (REDIS_URL or the local one)
     python bench/run.py --idle 10000 --hold 60   # 10,000 idle sockets kept across heartbeats
+    python bench/run.py --churn 70:300       # connection churn: RSS per round beside bare python-socketio
 
 It prepares N partner+customer pairs with bookings in PARTNER_ACCEPTED directly through the
 ORM (PostgreSQL database ``homeservices_bench`` when PostgreSQL answers, else SQLite), mints
@@ -124,7 +125,9 @@ def start_servers(kind: str, count: int, env: dict[str, str]) -> list[tuple[subp
                 "--http",
                 "httptools",
                 "--ws",
-                os.environ.get("BENCH_UVICORN_WS", "websockets-sansio"),
+                os.environ.get("BENCH_UVICORN_WS", "config.realtime.websocket_protocol:WebSocketProtocol"),
+                "--ws-per-message-deflate",
+                os.environ.get("BENCH_WS_DEFLATE", "false"),
                 "--lifespan",
                 "on",
                 "--no-access-log",
@@ -244,6 +247,7 @@ def main() -> None:
     parser.add_argument("--gc", choices=["tuned", "default"], default="tuned")
     parser.add_argument("--stop-on-fail", action="store_true")
     parser.add_argument("--out", default=str(RESULTS / "latest.json"))
+    parser.add_argument("--churn", metavar="ROUNDS:SOCKETS", help="connection churn run (bench/churn.py) only")
     parser.add_argument("--diagnostics", action="store_true", help="servers log loop stalls and GC pauses")
     parser.add_argument("--profile", action="store_true", help="py-spy the servers into bench/results/profile-*.txt")
     args = parser.parse_args()
@@ -277,6 +281,12 @@ def main() -> None:
         env["REDIS_URL"] = os.environ.get("REDIS_URL", "redis://127.0.0.1:6379/1")
     else:
         env.pop("REDIS_URL", None)
+    if args.churn:
+        import churn
+
+        # Memory is measured here: no event refused for rate or load.
+        churn.main(args.churn, {**env, "RATE_TRACK": "1000000", "SOCKETIO_DB_QUEUE_MAX": "1000000"})
+        return
     print(f"preparing {args.pairs} pairs on {db_url.split('://')[0]} ...", flush=True)
     plan = prepare(env, args.pairs, args.accepts)
     servers = start_servers(args.server, args.processes, env)

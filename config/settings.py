@@ -166,7 +166,7 @@ SOCKETIO = {
     "DB_THREADS": int(os.environ.get("SOCKETIO_DB_THREADS", "4")),
     # ORM calls queued or running past which client events that need the database are
     # refused UNAVAILABLE at once (a burst must not starve heartbeats and relays).
-    "DB_QUEUE_MAX": int(os.environ.get("SOCKETIO_DB_QUEUE_MAX", "64")),
+    "DB_QUEUE_MAX": int(os.environ.get("SOCKETIO_DB_QUEUE_MAX", "200")),
 }
 # A stopping process finishes its work (buffered writes, queued messages) within this many seconds.
 SHUTDOWN_TIMEOUT = float(os.environ.get("SHUTDOWN_TIMEOUT", "10"))

@@ -13,6 +13,7 @@ import uvicorn
 from rest_framework_simplejwt.tokens import AccessToken
 
 WAIT = 5.0  # every wait in the socket tests is bounded by this
+WS_PROTOCOL = "config.realtime.websocket_protocol:WebSocketProtocol"  # as make serve runs it
 
 
 def free_port() -> int:
@@ -30,7 +31,7 @@ class LiveServer:
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
         config = uvicorn.Config(
-            application, host="127.0.0.1", port=self.port, lifespan="off", log_level="warning", ws="websockets-sansio"
+            application, host="127.0.0.1", port=self.port, lifespan="off", log_level="warning", ws=WS_PROTOCOL
         )
         self.server = uvicorn.Server(config)
         self.thread = threading.Thread(target=self.server.run, daemon=True, name="live-asgi")
@@ -161,7 +162,7 @@ class ServerProcess:
                 "--port",
                 str(self.port),
                 "--ws",
-                "websockets-sansio",
+                WS_PROTOCOL,
                 "--lifespan",
                 "on",
                 "--timeout-graceful-shutdown",

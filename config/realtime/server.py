@@ -5,6 +5,7 @@ from typing import Any
 import socketio
 from django.conf import settings
 
+from config.realtime import asgi_driver
 from config.realtime.codec import OrjsonCodec
 from config.realtime.inbound import screen
 from config.realtime.manager import ChannelLayerManager
@@ -17,6 +18,11 @@ class Server(socketio.AsyncServer):
     (plain and binary); overriding it is the narrowest place to refuse reserved
     names and malformed packets so that they still get an answer.
     """
+
+    def __init__(self, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        # engineio picks its ASGI request and websocket classes from this table (see asgi_driver).
+        self.eio._async = asgi_driver.driver(self.eio._async)
 
     async def _handle_event(self, eio_sid: str, namespace: str | None, id: int | None, data: Any) -> None:
         await super()._handle_event(eio_sid, namespace, id, screen(data))

@@ -1,0 +1,76 @@
+"""python-engineio's ASGI driver, less the two reference cycles it leaves per connection.
+
+Found with ``gc.DEBUG_SAVEALL`` under connection churn (docs/performance.md, "Memory
+under churn"); both keep a closed connection's whole protocol stack (uvicorn's
+protocol, the websockets state machine, buffers) alive until a full collection:
+
+- ``translate_request`` defines a class per request; the class's ``read`` closes over
+  the request's ASGI ``receive``, and a class is always a cycle. The environ (and so
+  the class) lives as long as the connection, long enough to reach the oldest GC
+  generation, where the tuned collector seldom looks.
+- ``WebSocket.wait`` raises ``OSError`` when the client goes; the exception's
+  traceback holds the frames that hold the task that holds the exception.
+
+Both are replaced here and installed per server (``Server.__init__``), not patched
+into the library: the same names, the same behaviour, no cycle.
+"""
+
+from typing import Any
+
+from engineio.async_drivers import asgi
+
+_NO_BODY_YET = object()
+
+
+class RequestBody:
+    """The request body as engineio reads it (``environ['wsgi.input'].read``), without a per-request class."""
+
+    __slots__ = ("event", "payload", "receive")
+
+    def __init__(self, event: dict[str, Any], receive: Any) -> None:
+        self.event = event
+        self.receive = receive
+        self.payload: Any = _NO_BODY_YET
+
+    async def read(self, length: int | None = None) -> bytes:
+        if self.payload is _NO_BODY_YET:
+            self.payload = b""
+            if self.event["type"] == "http.request":
+                self.payload = self.event.get("body") or b""
+                while self.event.get("more_body"):
+                    self.event = await self.receive()
+                    if self.event["type"] == "http.request" and (length is None or len(self.payload) < length):
+                        self.payload += self.event.get("body") or b""
+        if length is None:
+            body, self.payload = self.payload, b""
+        else:
+            body, self.payload = self.payload[:length], self.payload[length:]
+        return body
+
+
+async def translate_request(scope: dict[str, Any], receive: Any, send: Any) -> dict[str, Any]:
+    environ = await asgi.translate_request(scope, receive, send)
+    original = environ.get("wsgi.input")
+    if original is not None:
+        environ["wsgi.input"] = RequestBody(original.event, receive)
+        # The throwaway class now closes over nothing: a small cycle, collected young.
+        for member in vars(type(original)).values():
+            for cell in getattr(member, "__closure__", None) or ():
+                cell.cell_contents = None
+    return environ
+
+
+class WebSocket(asgi.WebSocket):
+    async def wait(self) -> Any:
+        """The next message, or ``None`` once the client has gone (engineio's "connection closed")."""
+        event = await self.asgi_receive()
+        if event["type"] != "websocket.receive":
+            return None
+        if event.get("bytes") is not None:
+            return event["bytes"]
+        return event.get("text")
+
+
+def driver(base: dict[str, Any]) -> dict[str, Any]:
+    """engineio's ``_async`` table for a server, with the two replacements."""
+    return {**base, "translate_request": translate_request, "websocket": WebSocket}

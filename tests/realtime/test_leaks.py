@@ -1,0 +1,96 @@
+"""Nothing a closed connection owned is left behind (issue: memory under churn).
+
+Every socket-scoped object is counted by type on the live server (same process). Before
+the clients close, two young-generation collections promote everything they hold to the
+oldest generation, as a long-lived connection's objects end up in production; after they
+close, only young collections run again. Whatever is still there was kept alive by a
+reference cycle that only a full collection (which the tuned collector runs seldom)
+would free, or by bookkeeping that forgot to let go.
+"""
+
+import asyncio
+import gc
+import time
+from collections import Counter
+
+import pytest
+
+from bookings.models import BookingStatus as S
+from config.realtime import rooms
+from config.realtime.limits import limiter
+from config.realtime.presence import presence
+from config.realtime.server import sio
+from tests.factories import BookingFactory
+from tests.live import Client, run, token_for, wait_until
+
+pytestmark = pytest.mark.django_db(transaction=True)
+
+SOCKET_SCOPED = {
+    "AsyncSocket",  # engineio's session
+    "WebSocket",  # engineio's ASGI websocket
+    "WebSocketsSansIOProtocol",  # uvicorn
+    "HttpToolsProtocol",
+    "ServerProtocol",  # websockets' state machine
+    "RequestBody",
+}
+
+
+def socket_objects() -> Counter:
+    return Counter(type(o).__name__ for o in gc.get_objects() if type(o).__name__ in SOCKET_SCOPED)
+
+
+def expiry_timers() -> int:
+    """Token-expiry timers still scheduled (the namespace's ``_schedule_expiry`` lambdas)."""
+    return sum(
+        1
+        for o in gc.get_objects()
+        if type(o).__name__ == "TimerHandle"
+        and not o.cancelled()
+        and "_schedule_expiry" in getattr(getattr(o, "_callback", None), "__qualname__", "")
+    )
+
+
+def test_closed_connections_leave_nothing_behind(live_server_url, customer, partner, service, settings):
+    settings.RATE_LIMITS = {key: (1_000_000, 1.0) for key in settings.RATE_LIMITS}
+    booking = BookingFactory(customer=customer, partner=partner, service=service, status=S.PARTNER_ACCEPTED)
+    rounds, per_round = 4, 15
+
+    async def session_round() -> None:
+        customers = [await Client(live_server_url, "/customer").connect(token_for(customer)) for _ in range(per_round)]
+        partners = [await Client(live_server_url, "/partner").connect(token_for(partner.user)) for _ in range(3)]
+        for c in customers:
+            assert (await c.call("booking:track", str(booking.pk)))["ok"]
+        for p in partners:
+            await p.call("location:update", {"latitude": 1, "longitude": 2})
+            await p.call("typing:start", str(customer.pk))  # leaves a typing timer to clean up
+        await customers[0].call("message:send", {"recipientId": str(partner.pk), "message": "hi"})
+        gc.collect(1)
+        gc.collect(1)  # everything the connections hold is now in the oldest generation
+        for client in customers + partners:
+            await client.close()
+
+    async def scenario() -> None:
+        gc.collect()
+        before = socket_objects()
+        for _ in range(rounds):
+            await session_round()
+        # engineio lets a closed session go at its next ping (PING_INTERVAL, 2 s in tests)
+        await asyncio.sleep(settings.SOCKETIO["PING_INTERVAL"] + 0.5)
+        await wait_until(lambda: not sio.eio.sockets, timeout=10, what="engineio sessions released")
+        gc.collect(1)
+        left = socket_objects() - before
+        # engineio's service task keeps the last session it looked at in a local variable: one, not a leak
+        left -= Counter({"AsyncSocket": 1})
+        assert not left, f"left behind by {rounds * (per_round + 3)} closed connections: {dict(left)}"
+
+    run(scenario())
+
+    # The product's own bookkeeping is empty again.
+    assert not any(presence.local[ns] for ns in rooms.NAMESPACES)
+    assert not sio.environ
+    for namespace in rooms.NAMESPACES:
+        assert not [room for room in sio.manager.rooms.get(namespace, {}) if room], namespace
+    assert expiry_timers() == 0
+    time.sleep(1.1)
+    limiter.sweep()
+    assert not limiter.windows
