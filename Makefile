@@ -56,9 +56,10 @@ cluster: $(VENV)/.installed
 	$(BIN)/python manage.py migrate --noinput
 	SHUTDOWN_TIMEOUT=$(SHUTDOWN_TIMEOUT) $(UVICORN) --host $(HOST) --port $(PORT) --workers $(WORKERS)
 
-# The full benchmark (several minutes); figures in bench/results/latest.json.
+# The full benchmark (several minutes) and the connection-churn run; figures in bench/results/.
 bench: $(VENV)/.installed tests/js/node_modules
 	$(BIN)/python bench/run.py
+	$(BIN)/python bench/run.py --churn 70:300 --database sqlite
 
 # A benchmark smoke run that finishes in under a minute.
 bench-quick: $(VENV)/.installed tests/js/node_modules

@@ -183,8 +183,10 @@ def table(result: dict) -> str:
         f"db {result['config']['database']}, layer {result['config']['layer']}",
         f"connect ramp: {r['ramp']['connected']}/{r['ramp']['sockets_wanted']} sockets in {r['ramp']['ramp_s']} s "
         f"(connect p50 {r['ramp']['connect_ms_p50']} ms, p99 {r['ramp']['connect_ms_p99']} ms)",
-        f"booking:track burst: {r['track']['acked']} ok in {r['track']['track_s']} s, refused {r['track']['failed']} "
-        f"{r['track'].get('codes', {})}, disconnects {r['track'].get('disconnects', 0)}"
+        f"booking:track burst: every answer in {r['track'].get('first_answers_s')} s, first try refused "
+        f"{r['track'].get('first_refused')} {r['track'].get('codes', {})}; all {r['track']['acked']} tracked "
+        f"after retries in {r['track']['track_s']} s, failed {r['track']['failed']}, "
+        f"disconnects {r['track'].get('disconnects', 0)}"
         if r.get("track")
         else "booking:track: skipped (idle run)",
         f"idle: {r['idle']['rss_per_socket_kib']} KiB per socket "
