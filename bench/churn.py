@@ -12,12 +12,12 @@ product with ``GC_TUNING=0`` and the product as shipped. Writes a table and
 
 import json
 import os
-import warnings
 import subprocess
 import sys
 import tempfile
 import time
 import urllib.request
+import warnings
 from pathlib import Path
 
 import jwt
