@@ -49,12 +49,15 @@ format: $(VENV)/.installed
 # Production-style single process (uvicorn + uvloop); settings from the environment.
 serve: $(VENV)/.installed
 	$(BIN)/python manage.py migrate --noinput
+	$(BIN)/python manage.py collectstatic --noinput -v 0
 	SHUTDOWN_TIMEOUT=$(SHUTDOWN_TIMEOUT) $(UVICORN) --host $(HOST) --port $(PORT)
 
-# WORKERS processes behind one port (needs REDIS_URL; see docs/deployment.md about sticky sessions).
+# WORKERS processes, each on its own loopback port, behind HAProxy on PORT with sticky
+# sessions (needs REDIS_URL; installs HAProxy when missing; see docs/deployment.md).
 cluster: $(VENV)/.installed
 	$(BIN)/python manage.py migrate --noinput
-	SHUTDOWN_TIMEOUT=$(SHUTDOWN_TIMEOUT) $(UVICORN) --host $(HOST) --port $(PORT) --workers $(WORKERS)
+	$(BIN)/python manage.py collectstatic --noinput -v 0
+	SHUTDOWN_TIMEOUT=$(SHUTDOWN_TIMEOUT) $(BIN)/python deploy/cluster.py --workers $(WORKERS) --port $(PORT) --host $(HOST) -- $(UVICORN)
 
 # The full benchmark (several minutes) and the connection-churn run; figures in bench/results/.
 bench: $(VENV)/.installed tests/js/node_modules

@@ -62,6 +62,9 @@ INSTALLED_APPS = [
 
 MIDDLEWARE = [
     "django.middleware.security.SecurityMiddleware",
+    # The admin's (and later pages') static files from the application itself, with caching
+    # headers, so make serve / make cluster need no file server (contract 8.4).
+    "whitenoise.middleware.WhiteNoiseMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
     "django.middleware.common.CommonMiddleware",
     "django.middleware.csrf.CsrfViewMiddleware",
@@ -95,6 +98,12 @@ USE_I18N = True
 USE_TZ = True
 STATIC_URL = "static/"
 STATIC_ROOT = BASE_DIR / "staticfiles"
+STORAGES = {
+    "default": {"BACKEND": "django.core.files.storage.FileSystemStorage"},
+    # Compressed copies made by collectstatic (make serve / make cluster run it); no manifest,
+    # so a page renders the same whether or not collectstatic ran.
+    "staticfiles": {"BACKEND": "whitenoise.storage.CompressedStaticFilesStorage"},
+}
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
 # ---------------------------------------------------------------- DATABASES
@@ -160,6 +169,10 @@ SOCKETIO = {
     # of the contract comes near it (a chat message is at most 2,000 characters).
     "MAX_HTTP_BUFFER_SIZE": int(os.environ.get("SOCKETIO_MAX_BUFFER", str(1_000_000))),
     "CHANNEL_GROUP": os.environ.get("SOCKETIO_CHANNEL_GROUP", "socketio"),
+    # Engine.IO sets this cookie to the session id on the handshake: a proxy can learn which
+    # process holds a session from it and route the session's later requests there
+    # (deploy/haproxy.cfg.tmpl), whether or not the client keeps cookies.
+    "SESSION_COOKIE": os.environ.get("SOCKETIO_SESSION_COOKIE", "io"),
     # Cross-process messages wait this long to be published together (batching).
     "PUBLISH_LINGER_MS": float(os.environ.get("SOCKETIO_PUBLISH_LINGER_MS", "3")),
     # Threads a server process runs socket handlers' ORM calls in (they borrow pooled connections).

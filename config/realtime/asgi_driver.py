@@ -62,9 +62,16 @@ async def translate_request(scope: dict[str, Any], receive: Any, send: Any) -> d
 
 class WebSocket(asgi.WebSocket):
     async def wait(self) -> Any:
-        """The next message, or ``None`` once the client has gone (engineio's "connection closed")."""
+        """The next message, or ``None`` once the client has gone (engineio's "connection closed").
+
+        During an upgrade engineio reads packets outside its receive loop and expects
+        ``OSError`` for a client that went away; there the old behaviour stays (no task
+        is involved, so no cycle).
+        """
         event = await self.asgi_receive()
         if event["type"] != "websocket.receive":
+            if getattr(getattr(self.handler, "__self__", None), "upgrading", False):
+                raise OSError("the client went away during the upgrade")
             return None
         if event.get("bytes") is not None:
             return event["bytes"]

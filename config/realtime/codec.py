@@ -1,4 +1,4 @@
-"""JSON codec for python-socketio and for the emit entry point (orjson)."""
+"""JSON codecs (orjson): Engine.IO's, Socket.IO packets', and the emit entry point's."""
 
 from typing import Any
 
@@ -8,11 +8,23 @@ from config.realtime.inbound import decode_fallback
 
 
 class OrjsonCodec:
-    """stdlib-json-compatible shim: python-socketio passes ``separators=`` etc."""
+    """stdlib-json-compatible shim: python-socketio passes ``separators=`` etc.
+
+    ``loads`` raises ``ValueError`` on what is not JSON, as the standard library does:
+    Engine.IO relies on it (a ``2probe`` packet's ``probe`` is text, not JSON).
+    """
 
     @staticmethod
     def dumps(obj: Any, *args: Any, **kwargs: Any) -> str:
         return orjson.dumps(obj).decode()
+
+    @staticmethod
+    def loads(s: str | bytes, *args: Any, **kwargs: Any) -> Any:
+        return orjson.loads(s)
+
+
+class PacketCodec(OrjsonCodec):
+    """For Socket.IO packets only: what orjson refuses becomes an answered refusal (``inbound``)."""
 
     @staticmethod
     def loads(s: str | bytes, *args: Any, **kwargs: Any) -> Any:

@@ -6,7 +6,7 @@ import socketio
 from django.conf import settings
 
 from config.realtime import asgi_driver
-from config.realtime.codec import OrjsonCodec
+from config.realtime.codec import OrjsonCodec, PacketCodec
 from config.realtime.inbound import screen
 from config.realtime.manager import ChannelLayerManager
 
@@ -20,7 +20,9 @@ class Server(socketio.AsyncServer):
     """
 
     def __init__(self, **kwargs: Any) -> None:
-        super().__init__(**kwargs)
+        super().__init__(json=OrjsonCodec, **kwargs)
+        # Socket.IO packets decode leniently (refusals get answers); Engine.IO keeps the strict codec.
+        self.packet_class.json = PacketCodec
         # engineio picks its ASGI request and websocket classes from this table (see asgi_driver).
         self.eio._async = asgi_driver.driver(self.eio._async)
 
@@ -39,10 +41,12 @@ sio = Server(
     async_mode="asgi",
     client_manager=ChannelLayerManager(),
     cors_allowed_origins=cors_origins(_conf),
-    json=OrjsonCodec,
     ping_interval=_conf["PING_INTERVAL"],
     ping_timeout=_conf["PING_TIMEOUT"],
     max_http_buffer_size=_conf["MAX_HTTP_BUFFER_SIZE"],
+    cookie={"name": _conf["SESSION_COOKIE"], "path": "/", "SameSite": "Lax", "HttpOnly": True}
+    if _conf["SESSION_COOKIE"]
+    else None,
     logger=False,
     engineio_logger=False,
 )

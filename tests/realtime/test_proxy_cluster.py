@@ -1,0 +1,128 @@
+"""``make cluster``: processes behind HAProxy with sticky sessions, used by official clients with default options.
+
+200 socket.io-client 4.8 clients connect through the proxy's one port the way the event
+document's examples do (long-polling first, then the websocket upgrade); each must
+connect, upgrade, and hear events emitted by both processes; when one process stops,
+its clients must come back through the proxy on the other.
+"""
+
+import json
+import os
+import signal
+import subprocess
+import tempfile
+import time
+import urllib.request
+from pathlib import Path
+
+import pytest
+
+from bookings.models import BookingStatus as S
+from tests.factories import BookingFactory, PartnerFactory, StaffFactory, UserFactory
+from tests.live import free_port, token_for
+from tests.realtime.test_cluster import cluster_env  # noqa: F401 - fixture
+
+pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.redis, pytest.mark.node]
+ROOT = Path(__file__).resolve().parents[2]
+CLIENTS = 200
+
+
+def get(url: str, timeout: float = 2) -> tuple[int, bytes]:
+    try:
+        with urllib.request.urlopen(url, timeout=timeout) as response:
+            return response.status, response.read()
+    except urllib.error.HTTPError as error:
+        return error.code, error.read()
+
+
+def post(url: str, token: str, body: dict) -> int:
+    request = urllib.request.Request(
+        url,
+        data=json.dumps(body).encode(),
+        headers={"Authorization": f"Bearer {token}", "Content-Type": "application/json"},
+        method="POST",
+    )
+    with urllib.request.urlopen(request, timeout=10) as response:
+        return response.status
+
+
+def test_make_cluster_serves_default_clients_through_haproxy(cluster_env, service):  # noqa: F811
+    port = free_port()
+    state_file = Path(tempfile.mkdtemp()) / "state.json"
+    staff = StaffFactory()
+    partner = PartnerFactory(services=[service])
+    clients = []
+    for i in range(CLIENTS):
+        customer = UserFactory(username=f"crowd{i}")
+        booking = BookingFactory(customer=customer, service=service, status=S.PENDING)
+        clients.append({"token": token_for(customer), "booking_id": str(booking.pk)})
+    env = {**os.environ, **cluster_env, "CLUSTER_STATE": str(state_file), "SHUTDOWN_TIMEOUT": "5"}
+    cluster = subprocess.Popen(
+        ["make", "cluster", "WORKERS=2", f"PORT={port}"],
+        cwd=ROOT,
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        start_new_session=True,
+    )
+    node = None
+    try:
+        url = f"http://127.0.0.1:{port}"
+        deadline = time.monotonic() + 120
+        while not (state_file.exists() and get(url + "/readyz")[0] == 200):
+            assert cluster.poll() is None and time.monotonic() < deadline, "make cluster did not come up"
+            time.sleep(0.3)
+        state = json.loads(state_file.read_text())
+        assert get(url + "/static/admin/css/base.css")[0] == 200  # static files through the proxy too
+        status, body = get(url + "/api/services/")
+        assert status == 200 and json.loads(body)
+
+        plan = Path(tempfile.mkdtemp()) / "plan.json"
+        plan.write_text(json.dumps({"url": url, "clients": clients}))
+        node = subprocess.Popen(
+            ["node", "cluster_clients.mjs", str(plan)],
+            cwd=ROOT / "tests" / "js",
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            text=True,
+        )
+
+        def phase(command: str | None = None) -> dict:
+            if command:
+                node.stdin.write(command + "\n")
+                node.stdin.flush()
+            line = node.stdout.readline()
+            assert line, "the client script ended early"
+            return json.loads(line)
+
+        connected = phase()
+        print(f"through HAProxy: {connected}")
+        assert connected["connected"] == connected["upgraded"] == connected["tracked"] == CLIENTS, connected
+
+        # Each booking changes twice, once through each process's own port: every client hears
+        # one event emitted on its own process and one emitted on the other.
+        staff_token = token_for(staff)
+        a, b = (f"http://127.0.0.1:{w['port']}" for w in state["workers"])
+        for client in clients:
+            booking = client["booking_id"]
+            assert post(f"{a}/api/bookings/{booking}/assign/", staff_token, {"partnerId": partner.pk}) == 200
+            assert post(f"{b}/api/bookings/{booking}/cancel/", staff_token, {"reason": "test"}) == 200
+        events = phase("events")
+        assert events["both"] == CLIENTS, events
+
+        os.kill(state["workers"][0]["pid"], signal.SIGTERM)
+        dropped = phase("dropped")
+        print(
+            f"after stopping one process: {dropped['dropped']} dropped, {dropped['reconnected']} back, "
+            f"slowest {max(dropped['seconds'] or [0]):.2f} s"
+        )
+        assert dropped["dropped"] > 0 and dropped["reconnected"] == dropped["dropped"], dropped
+        assert max(dropped["seconds"]) < 10
+    finally:
+        if node is not None and node.poll() is None:
+            node.kill()
+        os.killpg(cluster.pid, signal.SIGTERM)
+        try:
+            cluster.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            os.killpg(cluster.pid, signal.SIGKILL)
