@@ -13,7 +13,6 @@ product with ``GC_TUNING=0`` and the product as shipped. Writes a table and
 import json
 import os
 import subprocess
-import sys
 import tempfile
 import time
 import urllib.request
@@ -21,7 +20,7 @@ import warnings
 from pathlib import Path
 
 import jwt
-from run import RESULTS, ROOT, free_port, prepare, start_servers
+from run import RESULTS, ROOT, free_port, prepare, start_servers, uvicorn_command
 
 ANCHORS = ROOT.parent / "shared" / "anchors"
 ANCHOR_SECRET = "bench-secret"  # shared/anchors/server_py.py
@@ -44,27 +43,7 @@ def churn(url: str, pid: int, clients: list[dict], rounds: int, sockets: int) ->
 
 def start_anchor() -> tuple[subprocess.Popen, str]:
     port = free_port()
-    cmd = [
-        sys.executable,
-        "-m",
-        "uvicorn",
-        "server_py:app",
-        "--app-dir",
-        str(ANCHORS),
-        "--host",
-        "127.0.0.1",
-        "--port",
-        str(port),
-        "--loop",
-        "uvloop",
-        "--http",
-        "httptools",
-        "--ws",
-        "websockets-sansio",
-        "--log-level",
-        "warning",
-        "--no-access-log",
-    ]
+    cmd = uvicorn_command("server_py:app", port, ws="websockets-sansio", extra=["--app-dir", str(ANCHORS)])
     proc = subprocess.Popen(cmd, cwd=ROOT)
     url = f"http://127.0.0.1:{port}"
     deadline = time.monotonic() + 30

@@ -106,36 +106,43 @@ print(json.dumps(plan))
     return json.loads(out.stdout.strip().splitlines()[-1])
 
 
+def uvicorn_command(app: str, port: int, *, ws: str, extra: list[str] = ()) -> list[str]:
+    """uvicorn as production runs it (uvloop, httptools), on a loopback port."""
+    return [
+        sys.executable,
+        "-m",
+        "uvicorn",
+        app,
+        "--host",
+        "127.0.0.1",
+        "--port",
+        str(port),
+        "--loop",
+        "uvloop",
+        "--http",
+        "httptools",
+        "--ws",
+        ws,
+        "--no-access-log",
+        "--log-level",
+        "warning",
+        "--backlog",
+        "4096",
+        *extra,
+    ]
+
+
 def start_servers(kind: str, count: int, env: dict[str, str]) -> list[tuple[subprocess.Popen, str]]:
     servers = []
     for _ in range(count):
         port = free_port()
         if kind == "uvicorn":
-            cmd = [
-                sys.executable,
-                "-m",
-                "uvicorn",
+            cmd = uvicorn_command(
                 "config.asgi:application",
-                "--host",
-                "127.0.0.1",
-                "--port",
-                str(port),
-                "--loop",
-                "uvloop",
-                "--http",
-                "httptools",
-                "--ws",
-                os.environ.get("BENCH_UVICORN_WS", "config.realtime.websocket_protocol:WebSocketProtocol"),
-                "--ws-per-message-deflate",
-                os.environ.get("BENCH_WS_DEFLATE", "false"),
-                "--lifespan",
-                "on",
-                "--no-access-log",
-                "--log-level",
-                "warning",
-                "--backlog",
-                "4096",
-            ]
+                port,
+                ws=os.environ.get("BENCH_UVICORN_WS", "config.realtime.websocket_protocol:WebSocketProtocol"),
+                extra=["--ws-per-message-deflate", os.environ.get("BENCH_WS_DEFLATE", "false"), "--lifespan", "on"],
+            )
         else:
             cmd = [
                 sys.executable,

@@ -6,6 +6,7 @@ import socket
 import threading
 import time
 from collections import defaultdict
+from collections.abc import Iterator
 from typing import Any
 
 import socketio
@@ -13,6 +14,7 @@ import uvicorn
 from rest_framework_simplejwt.tokens import AccessToken
 
 WAIT = 5.0  # every wait in the socket tests is bounded by this
+UNKNOWN_BOOKING = "6f1c1d0e-0000-4000-8000-000000000000"  # a well-formed id no booking has
 WS_PROTOCOL = "config.realtime.websocket_protocol:WebSocketProtocol"  # as make serve runs it
 
 
@@ -198,6 +200,17 @@ class ServerProcess:
             self.proc.wait(timeout=10)
         except Exception:
             self.proc.kill()
+
+
+@contextlib.contextmanager
+def server_processes(env: dict[str, str], count: int = 2) -> Iterator[list[ServerProcess]]:
+    """``count`` real server processes, started, and stopped whatever happens."""
+    processes = [ServerProcess(env) for _ in range(count)]
+    try:
+        yield [process.start() for process in processes]
+    finally:
+        for process in processes:
+            process.stop()
 
 
 def run(coro: Any, timeout: float = 90) -> Any:

@@ -29,7 +29,17 @@ from bookings.models import BookingStatus as S
 from messaging.models import Message
 from partners.models import Partner
 from tests.factories import BookingFactory, PartnerFactory, UserFactory
-from tests.live import Client, ServerProcess, eventually, free_port, run, token_for, wait_until
+from tests.live import (
+    UNKNOWN_BOOKING,
+    Client,
+    ServerProcess,
+    eventually,
+    free_port,
+    run,
+    server_processes,
+    token_for,
+    wait_until,
+)
 from tests.realtime.test_cluster import cluster_env, database_url  # noqa: F401 - fixture
 
 pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.redis]
@@ -110,7 +120,6 @@ def test_burst_of_rest_and_connects_on_two_processes(cluster_env, service):  # n
     """1,000 REST requests (50 in flight) and 500 socket connects at once; PostgreSQL connections stay bounded."""
     pool = 10
     env = fault_env(cluster_env, DB_POOL_SIZE=str(pool), DB_APPLICATION_NAME="burst", SOCKETIO_DB_QUEUE_MAX="10000")
-    a, b = ServerProcess(env).start(), ServerProcess(env).start()
     bound = 2 * pool
     customers = [UserFactory(username=f"burst{i}") for i in range(20)]
     dsn = database_url().replace("postgres://", "postgresql://")
@@ -185,16 +194,15 @@ def test_burst_of_rest_and_connects_on_two_processes(cluster_env, service):  # n
         return statuses, connected
 
     sampler = threading.Thread(target=sample, daemon=True)
-    sampler.start()
-    try:
-        started = time.monotonic()
-        statuses, connected = run(scenario(), timeout=240)
-        took = time.monotonic() - started
-    finally:
-        stop.set()
-        sampler.join(5)
-        a.stop()
-        b.stop()
+    with server_processes(env) as (a, b):
+        sampler.start()
+        try:
+            started = time.monotonic()
+            statuses, connected = run(scenario(), timeout=240)
+            took = time.monotonic() - started
+        finally:
+            stop.set()
+            sampler.join(5)
     refused = [c for c in connected if not isinstance(c, Client)]
     print(
         f"burst: {len(statuses)} requests + 500 connects in {took:.1f} s; max connections {max(samples)}; "
@@ -210,7 +218,6 @@ def test_burst_of_rest_and_connects_on_two_processes(cluster_env, service):  # n
 # ---------------------------------------------------------------- graceful shutdown
 def test_sigterm_writes_state_and_hands_clients_over(cluster_env, customer, service):  # noqa: F811
     env = fault_env(cluster_env)
-    a, b = ServerProcess(env).start(), ServerProcess(env).start()
     partner = PartnerFactory(services=[service], kyc_status="APPROVED", online_until=None)
     timing: dict[str, float] = {}
 
@@ -230,16 +237,13 @@ def test_sigterm_writes_state_and_hands_clients_over(cluster_env, customer, serv
             timing["reconnect"] = c.connects[1] - stopped
             await asyncio.to_thread(a.proc.wait, 15)
             timing["exit"] = time.monotonic() - stopped
-            ack = await c.call("booking:track", "6f1c1d0e-0000-4000-8000-000000000000")
+            ack = await c.call("booking:track", UNKNOWN_BOOKING)
             assert ack["error"]["code"] == "NOT_FOUND"  # served by B
             await c.sio.disconnect()
             await p.close()
 
-    try:
+    with server_processes(env) as (a, b):
         run(scenario())
-    finally:
-        a.stop()
-        b.stop()
     print(f"SIGTERM: customer back on B after {timing['reconnect']:.2f} s; A exited after {timing['exit']:.2f} s")
     partner.refresh_from_db()
     assert (partner.last_latitude, partner.last_longitude) == (12.5, 77.5)  # the buffered location was written
@@ -251,7 +255,6 @@ def test_sigterm_writes_state_and_hands_clients_over(cluster_env, customer, serv
 # ---------------------------------------------------------------- SIGKILL
 def test_sigkill_loses_nothing_acknowledged(cluster_env, customer, service):  # noqa: F811
     env = fault_env(cluster_env)
-    a, b = ServerProcess(env).start(), ServerProcess(env).start()
     partner = PartnerFactory(services=[service], kyc_status="APPROVED", online_until=None)
     booking = BookingFactory(customer=customer, partner=partner, service=service, status=S.PARTNER_ACCEPTED)
     acked: list[str] = []
@@ -286,11 +289,8 @@ def test_sigkill_loses_nothing_acknowledged(cluster_env, customer, service):  # 
             with contextlib.suppress(Exception):
                 await p.close()
 
-    try:
+    with server_processes(env) as (a, b):
         run(scenario())
-    finally:
-        a.stop()
-        b.stop()
     stored = set(Message.objects.filter(pk__in=[int(i) for i in acked]).values_list("pk", flat=True))
     assert len(stored) == len(acked) > 40  # every acknowledged message is in the database
     booking.refresh_from_db()
@@ -367,7 +367,7 @@ def test_database_outage_is_answered_not_hung(own_postgres, cluster_env):  # noq
                 await late.connect(token)
             assert late.connect_error["data"] == {"code": "UNAVAILABLE"}
             assert time.monotonic() - started < 5
-            ack = await c.call("booking:track", "6f1c1d0e-0000-4000-8000-000000000000")
+            ack = await c.call("booking:track", UNKNOWN_BOOKING)
             assert ack["error"]["code"] == "UNAVAILABLE" and c.sio.connected
             headers = {"Authorization": f"Bearer {token}"}
             async with http.get(server.url + "/api/bookings/", headers=headers) as response:
@@ -381,7 +381,7 @@ def test_database_outage_is_answered_not_hung(own_postgres, cluster_env):  # noq
             await asyncio.to_thread(own_postgres["start"])
             back = time.monotonic()
             while True:
-                ack = await c.call("booking:track", "6f1c1d0e-0000-4000-8000-000000000000")
+                ack = await c.call("booking:track", UNKNOWN_BOOKING)
                 if ack["error"]["code"] == "NOT_FOUND":
                     break
                 assert time.monotonic() - back < 5, ack
@@ -408,9 +408,7 @@ def test_a_burst_of_database_events_is_shed_not_suffered(live_server_url, custom
 
     async def scenario():
         clients = [await Client(live_server_url, "/customer").connect(token_for(customer)) for _ in range(20)]
-        calls = [
-            c.call("booking:track", "6f1c1d0e-0000-4000-8000-000000000000", 20) for c in clients for _ in range(25)
-        ]
+        calls = [c.call("booking:track", UNKNOWN_BOOKING, 20) for c in clients for _ in range(25)]
         acks = await asyncio.gather(*calls)
         codes = [ack["error"]["code"] for ack in acks]
         assert set(codes) <= {"NOT_FOUND", "UNAVAILABLE"}
@@ -425,14 +423,13 @@ def test_a_burst_of_database_events_is_shed_not_suffered(live_server_url, custom
 # ---------------------------------------------------------------- limits
 def test_event_limits_are_per_user_across_processes(cluster_env, customer, other_customer):  # noqa: F811
     env = fault_env(cluster_env, RATE_TRACK="10", RATE_WINDOW="3600")
-    a, b = ServerProcess(env).start(), ServerProcess(env).start()
 
     async def scenario():
         on_a = await Client(a.url, "/customer").connect(token_for(customer))
         on_b = await Client(b.url, "/customer").connect(token_for(customer))
         codes = []
         for i in range(30):
-            ack = await (on_a, on_b)[i % 2].call("booking:track", "6f1c1d0e-0000-4000-8000-000000000000")
+            ack = await (on_a, on_b)[i % 2].call("booking:track", UNKNOWN_BOOKING)
             codes.append(ack["error"]["code"])
             if ack["error"]["code"] == "RATE_LIMITED":
                 assert ack["error"]["retryAfter"] >= 1
@@ -440,17 +437,12 @@ def test_event_limits_are_per_user_across_processes(cluster_env, customer, other
         # The limit is 10 for the user, whichever process: at most one lease (3) over it.
         assert 10 <= admitted <= 13, codes
         other = await Client(a.url, "/customer").connect(token_for(other_customer))
-        assert (await other.call("booking:track", "6f1c1d0e-0000-4000-8000-000000000000"))["error"][
-            "code"
-        ] == "NOT_FOUND"
+        assert (await other.call("booking:track", UNKNOWN_BOOKING))["error"]["code"] == "NOT_FOUND"
         for client in (on_a, on_b, other):
             await client.close()
 
-    try:
+    with server_processes(env) as (a, b):
         run(scenario())
-    finally:
-        a.stop()
-        b.stop()
 
 
 def test_rest_throttles_answer_429_with_retry_after(api, customer, monkeypatch):

@@ -19,7 +19,7 @@ from config.realtime.server import sio
 from partners.access import socket_identity
 from partners.models import Partner
 from tests.factories import BookingFactory
-from tests.live import Client, RawSocket, run, token_for, wait_until
+from tests.live import UNKNOWN_BOOKING, Client, RawSocket, run, token_for, wait_until
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -174,7 +174,7 @@ def test_lenient_inputs_are_refused(live_server_url, customer, other_customer, p
             assert refusal(await p.call("availability:update", {"available": bad})) == "VALIDATION_ERROR"
         assert (await p.call("availability:update", {"available": False}))["available"] is False
         c = await Client(live_server_url, "/customer").connect(token_for(customer))
-        assert refusal(await c.call("booking:untrack", "6f1c1d0e-0000-4000-8000-000000000000")) == "NOT_FOUND"
+        assert refusal(await c.call("booking:untrack", UNKNOWN_BOOKING)) == "NOT_FOUND"
         assert refusal(await c.call("booking:untrack", str(theirs.pk))) == "FORBIDDEN"
         await p.close()
         await c.close()
