@@ -5,7 +5,7 @@ from django.shortcuts import render
 
 from bookings import services
 from bookings.models import Booking, BookingRejection, BookingStatusChange, CustomerProfile, Service
-from config.admin_actions import run_for_each
+from config.admin_actions import AuditTrailAdmin, run_for_each
 from partners.models import Partner
 
 
@@ -41,26 +41,64 @@ class CancelForm(forms.Form):
     reason = forms.CharField(max_length=500, required=False)
 
 
+class BookingCreateForm(forms.ModelForm):
+    """What staff give to create a booking for a customer; the service does the rest."""
+
+    class Meta:
+        model = Booking
+        fields = ("customer", "service", "scheduled_at", "address", "latitude", "longitude", "notes")
+
+
 @admin.register(Booking)
 class BookingAdmin(admin.ModelAdmin):
+    """Bookings change only through the services: "Add" calls ``booking_create``; an existing
+    booking is read-only (actions assign and cancel through the services); none is deleted."""
+
     list_display = ("number", "status", "service", "customer", "partner", "scheduled_at", "amount", "created_at")
     list_filter = ("status", "service", "created_at")
     search_fields = ("number", "address", "customer__username", "partner__name")
     date_hierarchy = "created_at"
-    raw_id_fields = ("customer", "partner", "cancelled_by")
-    readonly_fields = (
-        "id",
-        "number",
-        "status",
-        "partner",
-        "cancel_reason",
-        "cancelled_by",
-        "created_at",
-        "updated_at",
-        "completed_at",
-    )
+    raw_id_fields = ("customer",)
     inlines = [HistoryInline]
     actions = ["assign_partner", "cancel_bookings"]
+    add_form = BookingCreateForm
+
+    def get_form(self, request: HttpRequest, obj: Booking | None = None, **kwargs: object) -> type[forms.ModelForm]:
+        if obj is None:
+            kwargs["form"] = self.add_form
+        return super().get_form(request, obj, **kwargs)
+
+    def get_inlines(self, request: HttpRequest, obj: Booking | None = None) -> list[type]:
+        return self.inlines if obj is not None else []  # a new booking has no history yet
+
+    def get_fields(self, request: HttpRequest, obj: Booking | None = None) -> list[str]:
+        if obj is None:
+            return list(BookingCreateForm.Meta.fields)
+        return super().get_fields(request, obj)
+
+    def get_readonly_fields(self, request: HttpRequest, obj: Booking | None = None) -> list[str]:
+        if obj is None:
+            return []
+        return [field.name for field in Booking._meta.fields]
+
+    def save_model(self, request: HttpRequest, obj: Booking, form: forms.ModelForm, change: bool) -> None:
+        if change:
+            return  # every field is read-only: nothing to write behind the services' back
+        data = form.cleaned_data
+        booking = services.booking_create(
+            customer=data["customer"],
+            service=data["service"],
+            scheduled_at=data["scheduled_at"],
+            address=data["address"],
+            latitude=data["latitude"],
+            longitude=data["longitude"],
+            notes=data["notes"],
+        )
+        obj.pk = booking.pk
+        obj.__dict__.update({k: v for k, v in booking.__dict__.items() if not k.startswith("_")})
+
+    def has_delete_permission(self, request: HttpRequest, obj: Booking | None = None) -> bool:
+        return False
 
     @admin.action(description="Assign a partner (goes through dispatch rules)")
     def assign_partner(self, request: HttpRequest, queryset) -> HttpResponse | None:
@@ -112,21 +150,14 @@ class BookingAdmin(admin.ModelAdmin):
 
 
 @admin.register(BookingStatusChange)
-class BookingStatusChangeAdmin(admin.ModelAdmin):
+class BookingStatusChangeAdmin(AuditTrailAdmin):
     list_display = ("booking", "from_status", "to_status", "actor", "partner", "created_at")
     list_filter = ("to_status",)
     search_fields = ("booking__number",)
-    readonly_fields = [f.name for f in BookingStatusChange._meta.fields]
-
-    def has_add_permission(self, request: HttpRequest) -> bool:
-        return False
-
-    def has_change_permission(self, request: HttpRequest, obj: object = None) -> bool:
-        return False
 
 
 @admin.register(BookingRejection)
-class BookingRejectionAdmin(admin.ModelAdmin):
+class BookingRejectionAdmin(AuditTrailAdmin):
     list_display = ("booking", "partner", "reason", "created_at")
     search_fields = ("booking__number", "partner__name")
     readonly_fields = ("booking", "partner", "reason", "created_at")

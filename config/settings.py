@@ -54,6 +54,7 @@ INSTALLED_APPS = [
     "channels",
     "rest_framework",
     "drf_spectacular",
+    "drf_spectacular_sidecar",  # Swagger UI's assets served from here: /api/docs/ works without internet
     "bookings",
     "partners",
     "messaging",
@@ -249,6 +250,9 @@ SPECTACULAR_SETTINGS = {
     "DESCRIPTION": "REST side of the platform; the Socket.IO events are in README.md.",
     "VERSION": "1.0.0",
     "SERVE_INCLUDE_SCHEMA": False,
+    "SWAGGER_UI_DIST": "SIDECAR",
+    "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
+    "REDOC_DIST": "SIDECAR",
     "CAMELIZE_NAMES": False,
 }
 

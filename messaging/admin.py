@@ -1,10 +1,11 @@
 from django.contrib import admin
 
+from config.admin_actions import AuditTrailAdmin
 from messaging.models import Message, Notification
 
 
 @admin.register(Message)
-class MessageAdmin(admin.ModelAdmin):
+class MessageAdmin(AuditTrailAdmin):
     list_display = ("id", "sender", "recipient", "booking", "short_body", "created_at", "read_at")
     list_filter = ("created_at",)
     search_fields = ("body", "sender__username", "recipient__username", "booking__number")

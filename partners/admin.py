@@ -1,7 +1,7 @@
 from django.contrib import admin
 from django.http import HttpRequest
 
-from config.admin_actions import run_for_each
+from config.admin_actions import AuditTrailAdmin, run_for_each
 from partners import services
 from partners.models import Earning, KycStatus, KycSubmission, Partner
 
@@ -95,7 +95,7 @@ class KycSubmissionAdmin(admin.ModelAdmin):
 
 
 @admin.register(Earning)
-class EarningAdmin(admin.ModelAdmin):
+class EarningAdmin(AuditTrailAdmin):
     list_display = ("partner", "booking", "amount", "currency", "created_at")
     list_filter = ("currency", "created_at")
     search_fields = ("partner__name", "booking__number")

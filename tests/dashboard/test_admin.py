@@ -82,3 +82,59 @@ def test_kyc_and_suspend_actions(admin_client_, emitted):
     assert partner.is_suspended
     rechecks = emitted.controls("access_changed")
     assert str(partner.pk) in {m["user_id"] for m in rechecks}
+
+
+def test_the_admin_keeps_the_audit_trail(admin_client_, partner, emitted):
+    """Bookings, their history, earnings and messages cannot be deleted or edited behind the services."""
+    from bookings.models import Booking, BookingStatusChange
+    from messaging.models import Message
+    from partners.models import Earning
+    from tests.factories import UserFactory
+
+    booking = BookingFactory(partner=partner, status=S.COMPLETED)
+    change = BookingStatusChange.objects.create(booking=booking, from_status="IN_PROGRESS", to_status="COMPLETED")
+    earning = Earning.objects.create(partner=partner, booking=booking, amount=10)
+    message = Message.objects.create(sender=partner.user, recipient=booking.customer, body="hi")
+    for model, obj in (
+        ("bookings/booking", booking),
+        ("bookings/bookingstatuschange", change),
+        ("partners/earning", earning),
+        ("messaging/message", message),
+    ):
+        assert admin_client_.post(f"/admin/{model}/{obj.pk}/delete/", {"post": "yes"}).status_code == 403
+    assert admin_client_.post(
+        "/admin/bookings/booking/", {"action": "delete_selected", "_selected_action": [booking.pk], "post": "yes"}
+    ).status_code in (200, 302)
+    assert Booking.objects.filter(pk=booking.pk).exists()
+    # The booking's page shows it (with its history), and posting to it writes nothing.
+    page = admin_client_.get(f"/admin/bookings/booking/{booking.pk}/change/")
+    assert page.status_code == 200 and booking.number in page.content.decode()
+    admin_client_.post(f"/admin/bookings/booking/{booking.pk}/change/", {"amount": "1.00", "address": "elsewhere"})
+    booking.refresh_from_db()
+    assert booking.amount != 1 and booking.address != "elsewhere"
+    # "Add booking" goes through booking_create: a number, a history row, the event.
+    customer = UserFactory(username="walkin")
+    response = admin_client_.post(
+        "/admin/bookings/booking/add/",
+        {
+            "customer": customer.pk,
+            "service": booking.service_id,
+            "scheduled_at_0": "2030-01-01",
+            "scheduled_at_1": "10:00:00",
+            "address": "1 Road",
+            "latitude": "28.6",
+            "longitude": "77.2",
+            "notes": "",
+        },
+    )
+    assert response.status_code == 302, response.context["adminform"].form.errors
+    created = Booking.objects.get(customer=customer)
+    assert created.number.startswith("BK") and len(created.number) == 8
+    assert created.history.filter(to_status=S.PENDING).exists()
+    assert [m["data"][0]["id"] for m in emitted.named("booking:created")] == [str(created.pk)]
+
+
+def test_api_docs_work_offline(client):
+    page = client.get("/api/docs/").content.decode()
+    assert "cdn.jsdelivr" not in page and "unpkg" not in page
+    assert "/static/drf_spectacular_sidecar/" in page
