@@ -70,6 +70,7 @@ MIDDLEWARE = [
     "django.middleware.common.CommonMiddleware",
     "django.middleware.csrf.CsrfViewMiddleware",
     "django.contrib.auth.middleware.AuthenticationMiddleware",
+    "config.metrics.MetricsMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
 ]
@@ -256,6 +257,11 @@ SPECTACULAR_SETTINGS = {
     "CAMELIZE_NAMES": False,
 }
 
+# ---------------------------------------------------------------- METRICS
+# /metrics answers a bearer METRICS_TOKEN when one is set, else only these networks.
+METRICS_TOKEN = os.environ.get("METRICS_TOKEN", "")
+METRICS_ALLOWED_NETWORKS = env_list("METRICS_ALLOWED_NETWORKS", "127.0.0.0/8,::1/128")
+
 # ---------------------------------------------------------------- PRODUCT
 PLATFORM_COMMISSION = Decimal(os.environ.get("PLATFORM_COMMISSION", "0.20"))
 DEFAULT_CURRENCY = os.environ.get("DEFAULT_CURRENCY", "INR")
@@ -273,6 +279,12 @@ LOGGING = {
         "django.channels.server": {"level": "WARNING"},
     },
 }
+
+
+# ---------------------------------------------------------------- METRICS
+# /metrics answers a bearer METRICS_TOKEN when one is set, else only these networks.
+METRICS_TOKEN = os.environ.get("METRICS_TOKEN", "")
+METRICS_ALLOWED_NETWORKS = env_list("METRICS_ALLOWED_NETWORKS", "127.0.0.0/8,::1/128")
 
 
 # ---------------------------------------------------------------- PRODUCTION CHECKS

@@ -3,7 +3,7 @@ from django.urls import include, path
 from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
 from rest_framework_simplejwt.views import TokenObtainPairView, TokenRefreshView
 
-from config import health
+from config import health, metrics
 from config.throttling import AuthRateThrottle, WriteRateThrottle
 
 AUTH_THROTTLE = {"throttle_classes": [AuthRateThrottle, WriteRateThrottle]}
@@ -22,6 +22,7 @@ api = [
 urlpatterns = [
     path("healthz", health.healthz, name="healthz"),
     path("readyz", health.readyz, name="readyz"),
+    path("metrics", metrics.metrics_view, name="metrics"),
     path("admin/", admin.site.urls),
     path("api/", include(api)),
 ]

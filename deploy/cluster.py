@@ -73,7 +73,11 @@ def main() -> None:
     resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))  # sockets are file descriptors
 
     ports = [free_port() for _ in range(args.workers)]
-    env = {**os.environ, "NUM_PROXIES": os.environ.get("NUM_PROXIES", "1")}
+    # One directory for the workers' metric samples: /metrics on any of them reports the sum.
+    metrics_dir = os.environ.get("PROMETHEUS_MULTIPROC_DIR") or tempfile.mkdtemp(prefix="cluster-metrics-")
+    for stale in Path(metrics_dir).glob("*.db"):
+        stale.unlink()
+    env = {**os.environ, "NUM_PROXIES": os.environ.get("NUM_PROXIES", "1"), "PROMETHEUS_MULTIPROC_DIR": metrics_dir}
     workers = [subprocess.Popen([*command, "--host", "127.0.0.1", "--port", str(p)], env=env) for p in ports]
     config = Path(tempfile.mkdtemp(prefix="cluster-")) / "haproxy.cfg"
     config.write_text(render(args.host, args.port, ports))

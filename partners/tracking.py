@@ -25,6 +25,7 @@ from django.conf import settings
 
 from bookings import events
 from bookings.selectors import active_booking_ids, active_booking_ids_of
+from config import metrics
 from config.errors import ValidationError
 from config.realtime import rooms
 from config.realtime.emit import emit_now
@@ -102,6 +103,8 @@ async def relay_location(session: dict[str, Any], payload: Any) -> int:
             room=rooms.booking(booking_id),
         )
     locations.put(session["uid"], latitude, longitude, now)
+    if booking_ids:
+        metrics.LOCATION_RELAYS.inc(len(booking_ids))
     return len(booking_ids)
 
 

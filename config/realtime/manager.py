@@ -26,6 +26,8 @@ from channels.layers import InMemoryChannelLayer, get_channel_layer
 from django.conf import settings
 from socketio.async_pubsub_manager import AsyncPubSubManager
 
+from config import metrics
+
 logger = logging.getLogger(__name__)
 
 ControlHandler = Callable[["ChannelLayerManager", dict[str, Any]], Awaitable[None]]
@@ -119,6 +121,7 @@ class ChannelLayerManager(AsyncPubSubManager):
         self.tasks.append(self.loop.create_task(self._run_publisher()))
         for hook in _startup_hooks:
             hook(self)
+        self.start_task(self._sample_gauges())
         from config.realtime.tuning import LoopDiagnostics, diagnostics_enabled
 
         if diagnostics_enabled():
@@ -129,6 +132,17 @@ class ChannelLayerManager(AsyncPubSubManager):
     def start_task(self, coro: Awaitable[Any]) -> None:
         assert self.loop is not None
         self.tasks.append(self.loop.create_task(coro))
+
+    async def _sample_gauges(self) -> None:
+        """Once a second: the gauges (sockets, queues) from state this process keeps anyway."""
+        from config.realtime.namespace import orm_in_flight
+
+        while True:
+            for namespace, members in self.rooms.items():
+                metrics.SOCKETS.labels(namespace).set(len(members.get(None, ())))
+            metrics.ORM_QUEUE.set(orm_in_flight())
+            metrics.PUBLISH_QUEUE.set(self._publish_queue.qsize() if self._publish_queue is not None else 0)
+            await asyncio.sleep(1)
 
     async def shutdown(self) -> None:
         """Stop gracefully (ASGI lifespan shutdown), within ``SHUTDOWN_TIMEOUT`` seconds.
@@ -148,6 +162,7 @@ class ChannelLayerManager(AsyncPubSubManager):
             logger.error("graceful shutdown did not finish within %s s", settings.SHUTDOWN_TIMEOUT)
         for task in self.tasks:
             task.cancel()
+        metrics.process_stopping()
 
     async def _stop(self) -> None:
         for eio_sid in list(self.server.eio.sockets):
@@ -169,6 +184,7 @@ class ChannelLayerManager(AsyncPubSubManager):
         method = message["method"]
         try:
             if method == "emit":
+                metrics.SERVER_EVENTS.labels(message["event"]).inc()
                 await self._handle_emit(message)
             elif method == "close_room":
                 await self._handle_close_room(message)
@@ -192,6 +208,7 @@ class ChannelLayerManager(AsyncPubSubManager):
             self._publish_queue.put_nowait(data)
         except asyncio.QueueFull:
             self.dropped += 1
+            metrics.PUBLISH_DROPPED.inc()
             if self.dropped == 1 or self.dropped % 10_000 == 0:
                 logger.error("channel layer backlog full: %d cross-process messages dropped", self.dropped)
 
@@ -221,9 +238,11 @@ class ChannelLayerManager(AsyncPubSubManager):
                 except asyncio.CancelledError:
                     raise
                 except Exception as exc:
+                    metrics.PUBLISH_FAILURES.inc()
                     self._mark_down(exc)
                     await asyncio.sleep(0.5)
                     continue
+                metrics.PUBLISH_BATCHES.inc()
                 self._mark_up()
                 break
 

@@ -23,6 +23,7 @@ from rest_framework_simplejwt.exceptions import ExpiredTokenError, TokenError
 from rest_framework_simplejwt.settings import api_settings as jwt_settings
 from rest_framework_simplejwt.tokens import AccessToken
 
+from config import metrics
 from config.errors import DomainError, Forbidden, TokenExpired, Unavailable, ValidationError
 from config.formats import iso
 from config.realtime import rooms
@@ -44,6 +45,10 @@ class _OrmLoad:
     @classmethod
     def busy(cls) -> bool:
         return cls.in_flight >= settings.SOCKETIO["DB_QUEUE_MAX"]
+
+
+def orm_in_flight() -> int:
+    return _OrmLoad.in_flight
 
 
 def db(func: Callable[..., Any]) -> Callable[..., Awaitable[Any]]:
@@ -299,25 +304,30 @@ class BaseNamespace(socketio.AsyncNamespace):
     # ------------------------------------------------------------ events
     async def trigger_event(self, event: str, *args: Any) -> Any:
         if isinstance(event, RejectedEvent):
-            return await self._fail(args[0], event, ValidationError(event.reason))
+            return await self._fail(args[0], event, ValidationError(event.reason), "rejected")
         if event in ("connect", "disconnect"):
             return await super().trigger_event(event, *args)
         sid = args[0]
         payload = args[1] if len(args) > 1 else None
         handler = getattr(self, "on_" + event.replace(":", "_"), None) if ":" in event else None
+        started = time.perf_counter()
+        label = metrics.event_label(event, handler is not None)
         try:
             if handler is None:
                 raise ValidationError(f"unknown event {event[:64]!r}")
             await self._admit(sid, event)
             result = await handler(sid, payload)
         except DomainError as exc:
-            return await self._fail(sid, event, exc)
+            return await self._fail(sid, event, exc, label)
         except Exception as exc:
             if _unavailable(exc):
                 logger.warning("%s: database unavailable (%s)", event, exc)
-                return await self._fail(sid, event, Unavailable())
+                return await self._fail(sid, event, Unavailable(), label)
             logger.exception("handler for %s failed", event)
-            return await self._fail(sid, event, DomainError("The server could not handle this event"))
+            return await self._fail(sid, event, DomainError("The server could not handle this event"), label)
+        finally:
+            metrics.HANDLER_SECONDS.labels(self.namespace_name, label).observe(time.perf_counter() - started)
+        metrics.CLIENT_EVENTS.labels(self.namespace_name, label, "ok").inc()
         return {"ok": True, **(result or {})}
 
     async def _admit(self, sid: str, event: str) -> None:
@@ -327,7 +337,8 @@ class BaseNamespace(socketio.AsyncNamespace):
         if event not in self.lightweight_events and _OrmLoad.busy():
             raise Unavailable("The server is busy; retry shortly")
 
-    async def _fail(self, sid: str, event: str, exc: DomainError) -> dict[str, Any]:
+    async def _fail(self, sid: str, event: str, exc: DomainError, label: str) -> dict[str, Any]:
+        metrics.CLIENT_EVENTS.labels(self.namespace_name, label, exc.code).inc()
         error = exc.as_dict()
         await emit_now("error", {**error, "event": str(event)}, namespace=self.namespace_name, room=sid, local=True)
         return {"ok": False, "error": error}

@@ -18,6 +18,9 @@ import sys
 
 
 def tune_gc_after_startup() -> None:
+    from config.metrics import watch_gc
+
+    watch_gc()  # GC pauses are a metric whether or not the collector is tuned
     if os.environ.get("GC_TUNING", "1") == "0":
         return
     gc.collect()

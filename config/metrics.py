@@ -1,0 +1,132 @@
+"""Prometheus metrics (prometheus-client) and the ``/metrics`` endpoint.
+
+With several processes (``make cluster``) set ``PROMETHEUS_MULTIPROC_DIR`` to an empty
+directory shared by them: each process writes its samples there and ``/metrics`` on
+any of them reports the sum. Access: ``METRICS_TOKEN`` (``Authorization: Bearer``) when
+set, else only clients in ``METRICS_ALLOWED_NETWORKS`` (loopback by default).
+
+Gauges are sampled once a second by each process (``sample_forever``), not written on
+every change, so the hot paths pay only for the counters they bump.
+"""
+
+import gc
+import ipaddress
+import os
+import time
+from collections.abc import Callable
+from typing import Any
+
+from django.conf import settings
+from django.http import HttpRequest, HttpResponse
+from prometheus_client import (
+    CONTENT_TYPE_LATEST,
+    REGISTRY,
+    CollectorRegistry,
+    Counter,
+    Gauge,
+    Histogram,
+    generate_latest,
+    multiprocess,
+)
+
+SOCKETS = Gauge(
+    "homeservices_sockets_connected", "Sockets connected, per namespace", ["namespace"], multiprocess_mode="livesum"
+)
+CLIENT_EVENTS = Counter(
+    "homeservices_client_events_total",
+    "Client events received, by namespace, event and outcome (ok or the error code)",
+    ["namespace", "event", "outcome"],
+)
+HANDLER_SECONDS = Histogram(
+    "homeservices_handler_seconds",
+    "Time to answer a client event",
+    ["namespace", "event"],
+    buckets=(0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5),
+)
+SERVER_EVENTS = Counter("homeservices_server_events_total", "Server events handed to local delivery", ["event"])
+ORM_QUEUE = Gauge(
+    "homeservices_orm_queue_depth", "ORM calls queued or running for socket handlers", multiprocess_mode="livesum"
+)
+PUBLISH_QUEUE = Gauge(
+    "homeservices_publish_queue_depth", "Cross-process messages waiting to be published", multiprocess_mode="livesum"
+)
+PUBLISH_BATCHES = Counter("homeservices_publish_batches_total", "Batches published on the channel layer")
+PUBLISH_FAILURES = Counter("homeservices_publish_failures_total", "Failed attempts to publish a batch (retried)")
+PUBLISH_DROPPED = Counter("homeservices_publish_dropped_total", "Cross-process messages dropped: backlog full")
+LOCATION_RELAYS = Counter("homeservices_location_relays_total", "partner:location_update relays to booking rooms")
+GC_PAUSE = Counter("homeservices_gc_pause_seconds_total", "Time spent in cyclic GC, per generation", ["generation"])
+GC_COLLECTIONS = Counter("homeservices_gc_collections_total", "Cyclic GC runs, per generation", ["generation"])
+HTTP_REQUESTS = Counter(
+    "homeservices_http_requests_total", "HTTP requests, by view, method and status", ["view", "method", "status"]
+)
+HTTP_SECONDS = Histogram("homeservices_http_request_seconds", "HTTP request time, by view", ["view"])
+
+_KNOWN_EVENT_LABEL = "unknown"  # client-chosen names never become label values
+
+
+def event_label(event: str, handled: bool) -> str:
+    return event if handled else _KNOWN_EVENT_LABEL
+
+
+# ---------------------------------------------------------------- GC pauses
+_gc_started = [0.0]
+
+
+def _on_gc(phase: str, info: dict[str, Any]) -> None:
+    if phase == "start":
+        _gc_started[0] = time.perf_counter()
+        return
+    generation = str(info["generation"])
+    GC_PAUSE.labels(generation).inc(time.perf_counter() - _gc_started[0])
+    GC_COLLECTIONS.labels(generation).inc()
+
+
+def watch_gc() -> None:
+    if _on_gc not in gc.callbacks:
+        gc.callbacks.append(_on_gc)
+
+
+# ---------------------------------------------------------------- HTTP
+class MetricsMiddleware:
+    """Counts every HTTP request by the view that answered it (``unmatched`` when none did)."""
+
+    def __init__(self, get_response: Callable[[HttpRequest], HttpResponse]) -> None:
+        self.get_response = get_response
+
+    def __call__(self, request: HttpRequest) -> HttpResponse:
+        started = time.perf_counter()
+        response = self.get_response(request)
+        match = getattr(request, "resolver_match", None)
+        view = (match.view_name or match._func_path) if match else "unmatched"
+        HTTP_REQUESTS.labels(view, request.method, str(response.status_code)).inc()
+        HTTP_SECONDS.labels(view).observe(time.perf_counter() - started)
+        return response
+
+
+def process_stopping() -> None:
+    """A stopping process's live gauges leave the multiprocess sum."""
+    if os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
+        multiprocess.mark_process_dead(os.getpid())
+
+
+# ---------------------------------------------------------------- the endpoint
+def metrics_view(request: HttpRequest) -> HttpResponse:
+    if not _allowed(request):
+        return HttpResponse(status=403)
+    if os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
+        registry = CollectorRegistry()
+        multiprocess.MultiProcessCollector(registry)
+    else:
+        registry = REGISTRY
+    return HttpResponse(generate_latest(registry), content_type=CONTENT_TYPE_LATEST)
+
+
+def _allowed(request: HttpRequest) -> bool:
+    token = settings.METRICS_TOKEN
+    if token:
+        return request.headers.get("Authorization", "") == f"Bearer {token}"
+    try:
+        address = ipaddress.ip_address(request.META.get("REMOTE_ADDR", ""))
+    except ValueError:
+        return False
+    return any(address in ipaddress.ip_network(net) for net in settings.METRICS_ALLOWED_NETWORKS)

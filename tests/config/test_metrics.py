@@ -1,0 +1,68 @@
+"""/metrics: what operators alert on, and who may read it."""
+
+import asyncio
+import re
+import urllib.request
+
+import pytest
+
+from tests.live import UNKNOWN_BOOKING, Client, run, token_for
+
+pytestmark = pytest.mark.django_db(transaction=True)
+
+
+def scrape(url: str) -> str:
+    with urllib.request.urlopen(url + "/metrics", timeout=5) as response:
+        assert response.status == 200
+        return response.read().decode()
+
+
+def value(text: str, name: str, **labels: str) -> float:
+    """The sample of ``name`` whose labels include ``labels`` (0 when absent)."""
+    for line in text.splitlines():
+        if line.startswith(name + "{") or line.startswith(name + " "):
+            found = dict(re.findall(r'(\w+)="([^"]*)"', line.split("}")[0]))
+            if all(found.get(k) == v for k, v in labels.items()):
+                return float(line.rsplit(" ", 1)[1])
+    return 0.0
+
+
+def test_metrics_count_events_outcomes_and_sockets(live_server_url, customer):
+    before = scrape(live_server_url)
+    counted = {"namespace": "/customer", "event": "booking:track", "outcome": "NOT_FOUND"}
+
+    async def scenario():
+        c = await Client(live_server_url, "/customer").connect(token_for(customer))
+        assert (await c.call("booking:track", UNKNOWN_BOOKING))["error"]["code"] == "NOT_FOUND"
+        assert (await c.call("no:such:event", {}))["error"]["code"] == "VALIDATION_ERROR"
+        await asyncio.sleep(1.3)  # gauges are sampled once a second
+        text = scrape(live_server_url)
+        await c.close()
+        return text
+
+    after = run(scenario())
+    assert (
+        value(after, "homeservices_client_events_total", **counted)
+        == value(before, "homeservices_client_events_total", **counted) + 1
+    )
+    # a client-chosen event name never becomes a label value
+    assert value(after, "homeservices_client_events_total", event="unknown", outcome="VALIDATION_ERROR") >= 1
+    assert 'event="no:such:event"' not in after
+    assert value(after, "homeservices_sockets_connected", namespace="/customer") >= 1
+    assert value(after, "homeservices_handler_seconds_count", namespace="/customer", event="booking:track") >= 1
+    for name in (
+        "homeservices_orm_queue_depth",
+        "homeservices_publish_queue_depth",
+        "homeservices_gc_collections_total",
+        "homeservices_http_requests_total",
+        "homeservices_server_events_total",
+    ):
+        assert name in after, name
+
+
+def test_metrics_are_not_public(client, settings):
+    assert client.get("/metrics", REMOTE_ADDR="203.0.113.5").status_code == 403
+    assert client.get("/metrics", REMOTE_ADDR="127.0.0.1").status_code == 200
+    settings.METRICS_TOKEN = "s3cret-token"
+    assert client.get("/metrics", REMOTE_ADDR="127.0.0.1").status_code == 403
+    assert client.get("/metrics", HTTP_AUTHORIZATION="Bearer s3cret-token").status_code == 200
