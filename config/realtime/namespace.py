@@ -34,6 +34,9 @@ from config.realtime.manager import ChannelLayerManager, on_control
 from config.realtime.presence import presence
 
 logger = logging.getLogger(__name__)
+# One line per refused connect or failed event: who (user id, sid) and what (namespace,
+# event, code), never the payload (it may hold addresses, phone numbers, messages).
+outcomes = logging.getLogger("config.realtime.outcomes")
 Session = dict[str, Any]
 
 
@@ -182,6 +185,14 @@ class BaseNamespace(socketio.AsyncNamespace):
 
     # ------------------------------------------------------------ connect / disconnect
     async def on_connect(self, sid: str, environ: dict[str, Any], auth: Any = None) -> None:
+        try:
+            await self._connect(sid, environ, auth)
+        except Refused as exc:
+            metrics.CLIENT_EVENTS.labels(self.namespace_name, "connect", exc.error_args["data"]["code"]).inc()
+            self._log_outcome("connect refused", sid, None, "connect", exc.error_args["data"]["code"])
+            raise
+
+    async def _connect(self, sid: str, environ: dict[str, Any], auth: Any) -> None:
         if self.server.manager.stopping:
             raise Refused("UNAVAILABLE", "The server is restarting; reconnect")
         token = token_from(auth, environ)
@@ -330,6 +341,11 @@ class BaseNamespace(socketio.AsyncNamespace):
         metrics.CLIENT_EVENTS.labels(self.namespace_name, label, "ok").inc()
         return {"ok": True, **(result or {})}
 
+    def _log_outcome(self, what: str, sid: str, user_id: str | None, event: str | None, code: str) -> None:
+        level = logging.WARNING if code in ("INTERNAL_ERROR", "UNAVAILABLE") else logging.INFO
+        fields = {"namespace": self.namespace_name, "event": event, "user_id": user_id, "sid": sid, "code": code}
+        outcomes.log(level, "%s: %s %s %s", what, self.namespace_name, event or "-", code, extra=fields)
+
     async def _admit(self, sid: str, event: str) -> None:
         """Per-user rate limit, then load shedding: refused at once, so heartbeats and relays keep flowing."""
         session = await self.get_session(sid)
@@ -339,6 +355,8 @@ class BaseNamespace(socketio.AsyncNamespace):
 
     async def _fail(self, sid: str, event: str, exc: DomainError, label: str) -> dict[str, Any]:
         metrics.CLIENT_EVENTS.labels(self.namespace_name, label, exc.code).inc()
+        session = await self.get_session(sid)
+        self._log_outcome("event failed", sid, session.get("user_id"), label, exc.code)
         error = exc.as_dict()
         await emit_now("error", {**error, "event": str(event)}, namespace=self.namespace_name, room=sid, local=True)
         return {"ok": False, "error": error}

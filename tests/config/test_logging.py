@@ -1,0 +1,37 @@
+"""Structured logs: one line per refused connect or failed event, no personal data from payloads."""
+
+import json
+import logging
+
+import pytest
+from pythonjsonlogger.json import JsonFormatter
+
+from tests.live import Client, run, token_for
+
+pytestmark = pytest.mark.django_db(transaction=True)
+
+
+def test_failed_events_and_refused_connects_are_logged_without_payloads(live_server_url, customer, caplog):
+    caplog.set_level(logging.INFO, logger="config.realtime.outcomes")
+
+    async def scenario():
+        c = await Client(live_server_url, "/customer").connect(token_for(customer))
+        secret = {"recipientId": "999999999", "message": "call me on +91 98765 43210 at 12 Baker St"}
+        assert (await c.call("message:send", secret))["error"]["code"] == "FORBIDDEN"
+        await c.close()
+        refused = Client(live_server_url, "/partner")
+        with pytest.raises(Exception):  # noqa: B017 - the refusal itself is asserted below
+            await refused.connect(token_for(customer))
+
+    run(scenario())
+    records = [r for r in caplog.records if r.name == "config.realtime.outcomes"]
+    failed = [r for r in records if r.event == "message:send"]
+    assert failed and failed[0].code == "FORBIDDEN" and failed[0].namespace == "/customer"
+    assert failed[0].user_id == str(customer.pk) and failed[0].sid
+    assert [r.code for r in records if r.event == "connect" and r.namespace == "/partner"] == ["FORBIDDEN"]
+    text = "\n".join(r.getMessage() + json.dumps({k: str(v) for k, v in vars(r).items()}) for r in records)
+    assert "98765" not in text and "Baker" not in text
+
+    line = JsonFormatter("%(asctime)s %(levelname)s %(name)s %(message)s").format(failed[0])
+    parsed = json.loads(line)
+    assert {parsed[k] for k in ("namespace", "event", "code")} == {"/customer", "message:send", "FORBIDDEN"}
