@@ -13,7 +13,7 @@ UVICORN = $(BIN)/uvicorn config.asgi:application --loop uvloop --http httptools 
 	--ws config.realtime.websocket_protocol:WebSocketProtocol --ws-per-message-deflate false \
 	--lifespan on --timeout-graceful-shutdown $(SHUTDOWN_TIMEOUT) --no-access-log
 
-.PHONY: run test lint format serve cluster bench bench-quick clean
+.PHONY: run test lint format serve cluster bench bench-quick vendor-socketio clean
 
 $(BIN)/python:
 	$(PY) -m venv $(VENV)
@@ -67,6 +67,10 @@ bench: $(VENV)/.installed tests/js/node_modules
 # A benchmark smoke run that finishes in under a minute.
 bench-quick: $(VENV)/.installed tests/js/node_modules
 	$(BIN)/python bench/run.py --quick
+
+# Refresh the vendored socket.io-client browser bundle of the live dashboard (needs npm; make run does not).
+vendor-socketio: tests/js/node_modules
+	cp tests/js/node_modules/socket.io-client/dist/socket.io.min.js dashboard/static/dashboard/vendor/socket.io.min.js
 
 # Remove the virtualenv, databases and caches.
 clean:

@@ -5,6 +5,7 @@ from rest_framework_simplejwt.views import TokenObtainPairView, TokenRefreshView
 
 from config import health, metrics
 from config.throttling import AuthRateThrottle, WriteRateThrottle
+from dashboard import views as cockpit_views
 
 AUTH_THROTTLE = {"throttle_classes": [AuthRateThrottle, WriteRateThrottle]}
 
@@ -23,6 +24,8 @@ urlpatterns = [
     path("healthz", health.healthz, name="healthz"),
     path("readyz", health.readyz, name="readyz"),
     path("metrics", metrics.metrics_view, name="metrics"),
+    path("admin/dashboard/", cockpit_views.cockpit, name="cockpit"),
+    path("admin/dashboard/token/", cockpit_views.cockpit_token, name="cockpit-token"),
     path("admin/", admin.site.urls),
     path("api/", include(api)),
 ]

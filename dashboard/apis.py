@@ -7,7 +7,7 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from config.api import IsStaff
-from dashboard.selectors import current_stats
+from dashboard.selectors import cockpit_map, cockpit_timeline, current_stats
 
 
 class StatsApi(APIView):
@@ -16,3 +16,23 @@ class StatsApi(APIView):
     @extend_schema(responses={200: OpenApiTypes.OBJECT})
     def get(self, request: Request) -> Response:
         return Response(current_stats())
+
+
+class CockpitMapApi(APIView):
+    """The cockpit's map: partners' last positions and open bookings (staff)."""
+
+    permission_classes = [IsStaff]
+
+    @extend_schema(responses={200: OpenApiTypes.OBJECT})
+    def get(self, request: Request) -> Response:
+        return Response(cockpit_map())
+
+
+class CockpitTimelineApi(APIView):
+    """The cockpit's chart: bookings entering each status per 5 minutes, last hour (staff)."""
+
+    permission_classes = [IsStaff]
+
+    @extend_schema(responses={200: OpenApiTypes.OBJECT})
+    def get(self, request: Request) -> Response:
+        return Response(cockpit_timeline())

@@ -56,3 +56,54 @@ def dashboard_stats(*, online_customers: int | None = None) -> dict[str, Any]:
         "customers": {"total": customers_total, "online": online_customers or 0},
         "generatedAt": iso(now),
     }
+
+
+def cockpit_map(*, limit: int = 500) -> dict[str, Any]:
+    """Partners' last known positions (online first) and open bookings, for the cockpit's map."""
+    now = timezone.now()
+    partners = (
+        Partner.objects.filter(last_latitude__isnull=False, last_longitude__isnull=False)
+        .order_by("-online_until", "-last_location_at")
+        .values("user_id", "name", "last_latitude", "last_longitude", "online_until")[:limit]
+    )
+    bookings = Booking.objects.filter(status__in=OPEN_STATUSES).values(
+        "id", "number", "status", "latitude", "longitude"
+    )[:limit]
+    return {
+        "partners": [
+            {
+                "id": str(p["user_id"]),
+                "name": p["name"],
+                "location": {"latitude": p["last_latitude"], "longitude": p["last_longitude"]},
+                "online": bool(p["online_until"] and p["online_until"] > now),
+            }
+            for p in partners
+        ],
+        "bookings": [
+            {
+                "id": str(b["id"]),
+                "bookingNumber": b["number"],
+                "status": b["status"],
+                "location": {"latitude": b["latitude"], "longitude": b["longitude"]},
+            }
+            for b in bookings
+        ],
+        "generatedAt": iso(now),
+    }
+
+
+def cockpit_timeline(*, minutes: int = 60, bucket: int = 5) -> dict[str, Any]:
+    """Bookings entering each status per ``bucket`` minutes over the last ``minutes`` (from the history)."""
+    from bookings.models import BookingStatusChange
+
+    now = timezone.now()
+    start = now - timezone.timedelta(minutes=minutes)
+    buckets = minutes // bucket
+    series = {status: [0] * buckets for status in BookingStatus.values}
+    for to_status, at in BookingStatusChange.objects.filter(created_at__gte=start).values_list(
+        "to_status", "created_at"
+    ):
+        index = min(buckets - 1, int((at - start).total_seconds() // (bucket * 60)))
+        if to_status in series:
+            series[to_status][index] += 1
+    return {"from": iso(start), "bucketMinutes": bucket, "series": series, "generatedAt": iso(now)}

@@ -1,0 +1,72 @@
+"""The live dashboard in a real browser (Debian's Chromium, driven by Playwright)."""
+
+import json
+import shutil
+import urllib.request
+from pathlib import Path
+
+import pytest
+
+from tests.factories import PartnerFactory, StaffFactory, UserFactory
+from tests.live import token_for
+
+pytestmark = pytest.mark.django_db(transaction=True)
+SCREENSHOT = Path(__file__).resolve().parents[2] / "bench" / "results" / "cockpit.png"
+CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
+
+
+def create_booking(url: str, customer, service) -> dict:
+    body = {
+        "serviceId": service.pk,
+        "scheduledAt": "2030-01-01T10:00:00Z",
+        "address": "7 Cockpit Lane",
+        "latitude": 28.62,
+        "longitude": 77.21,
+    }
+    request = urllib.request.Request(
+        url + "/api/bookings/",
+        data=json.dumps(body).encode(),
+        headers={"Authorization": f"Bearer {token_for(customer)}", "Content-Type": "application/json"},
+        method="POST",
+    )
+    with urllib.request.urlopen(request, timeout=10) as response:
+        return json.loads(response.read())
+
+
+def test_cockpit_shows_a_new_booking_live(live_server_url, service):
+    from playwright.sync_api import expect, sync_playwright
+
+    if not Path(CHROMIUM).exists():
+        pytest.skip("Debian's chromium is not installed (.ci/run installs it)")
+    StaffFactory(username="opsview", password="password123")
+    customer = UserFactory(username="livecustomer")
+    PartnerFactory(services=[service], last_latitude=28.6, last_longitude=77.2)
+    problems: list[str] = []
+
+    with sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=CHROMIUM, args=["--no-sandbox"])
+        page = browser.new_page(viewport={"width": 1280, "height": 1000})
+        page.on("console", lambda m: problems.append(m.text) if m.type == "error" else None)
+        page.on("pageerror", lambda e: problems.append(str(e)))
+        page.goto(live_server_url + "/admin/login/?next=/admin/")
+        page.fill("#id_username", "opsview")
+        page.fill("#id_password", "password123")
+        page.click("input[type=submit]")
+        page.click("#cockpit-link")  # linked from the admin index
+        expect(page.locator("#conn")).to_have_text("connected", timeout=5000)
+        expect(page.locator("#c-bookings-total")).not_to_have_text("-", timeout=5000)
+        total_before = int(page.locator("#c-bookings-total").inner_text())
+
+        booking = create_booking(live_server_url, customer, service)
+        row = page.locator(f"#bookings tr[data-booking='{booking['id']}']")
+        expect(row).to_be_visible(timeout=2000)  # within 2 s of the REST call
+        expect(row.locator("a")).to_have_attribute("href", f"/admin/bookings/booking/{booking['id']}/change/")
+        expect(page.locator("#c-bookings-total")).to_have_text(str(total_before + 1), timeout=3000)
+        expect(page.locator("#map circle")).not_to_have_count(0, timeout=5000)  # the partner, drawn by the page
+        expect(page.locator("#map rect")).to_have_count(1, timeout=5000)  # the open booking
+        expect(page.locator("#chart-legend")).to_contain_text("PENDING (1)", timeout=5000)
+
+        SCREENSHOT.parent.mkdir(parents=True, exist_ok=True)
+        page.screenshot(path=str(SCREENSHOT), full_page=True)
+        browser.close()
+    assert not problems, problems
