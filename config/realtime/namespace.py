@@ -205,12 +205,11 @@ class BaseNamespace(socketio.AsyncNamespace):
         await self.save_session(sid, session)
         await self.enter_room(sid, rooms.user(user_id))
         if _access_changed.get(user_id, -1.0) >= read_at:
-            # The user's access changed while we read it: the control that announced it
-            # may have reached this process before the socket was in its user room.
-            await self.leave_room(sid, rooms.user(user_id))
+            # The user's access changed while we read it: the control that announced it may
+            # have reached this process before the socket was in its user room. Read again
+            # (a refusal here undoes the connect, rooms included).
             session = {**(await self._checked_session(user_id)), "exp": expires_at}
             await self.save_session(sid, session)
-            await self.enter_room(sid, rooms.user(user_id))
         presence.add(self.namespace_name, user_id)
         self._schedule_expiry(sid, session)
         await self.on_connected(sid, session)
