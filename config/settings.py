@@ -6,6 +6,7 @@ exists only in production.
 """
 
 import os
+import warnings
 from datetime import timedelta
 from decimal import Decimal
 from pathlib import Path
@@ -110,6 +111,8 @@ STORAGES = {
 # Also serve files not collected yet (straight from the apps' static folders): a page never
 # loses its script because collectstatic was skipped; collected files win when present.
 WHITENOISE_USE_FINDERS = True
+# Before the first collectstatic there is no STATIC_ROOT yet; the finders serve the files meanwhile.
+warnings.filterwarnings("ignore", message="No directory at: ")
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
 # ---------------------------------------------------------------- DATABASES
