@@ -5,7 +5,97 @@ from typing import Any
 from bookings.models import Booking, BookingStatus
 from bookings.serializers import booking_data, cancelled_by_role, display_name
 from config.formats import iso
+from config.realtime import rooms
+from config.realtime.catalogue import (
+    ID,
+    LOCATION,
+    NUMBER,
+    PERSON,
+    STRING,
+    TIME,
+    UUID,
+    enum,
+    nullable,
+    obj,
+    server_event,
+)
 from partners.serializers import partner_location, partner_summary
+
+S = BookingStatus
+PARTNER_SUMMARY = obj({"id": ID, "name": STRING, "phone": STRING, "rating": NUMBER})
+BOOKING = obj(
+    {
+        "id": UUID,
+        "bookingNumber": STRING,
+        "status": enum(S.values),
+        "service": obj({"id": ID, "name": STRING}),
+        "scheduledAt": TIME,
+        "address": STRING,
+        "location": LOCATION,
+        "amount": NUMBER,
+        "currency": STRING,
+        "notes": STRING,
+        "customer": PERSON,
+        "partner": nullable(PARTNER_SUMMARY),
+        "cancelReason": STRING,
+        "cancelledBy": nullable(enum(["customer", "staff"])),
+        "createdAt": TIME,
+        "updatedAt": TIME,
+    }
+)
+server_event(
+    "booking:status_updated",
+    namespaces=(rooms.CUSTOMER,),
+    summary="The booking's status changed (to booking:<id>)",
+    payload=obj(
+        {"bookingId": UUID, "bookingNumber": STRING, "status": enum(S.values), "message": STRING, "updatedAt": TIME}
+    ),
+)
+server_event(
+    "partner:assigned",
+    namespaces=(rooms.CUSTOMER,),
+    summary="The partner accepted the booking (to booking:<id> and the customer)",
+    payload=obj({"bookingId": UUID, "partner": obj({**PARTNER_SUMMARY["properties"], "location": nullable(LOCATION)})}),
+)
+server_event(
+    "partner:location_update",
+    namespaces=(rooms.CUSTOMER,),
+    summary="The partner's position, while the booking is accepted..in progress (to booking:<id>)",
+    payload=obj({"bookingId": UUID, "location": LOCATION, "timestamp": TIME}),
+)
+server_event(
+    "booking:new_request",
+    namespaces=(rooms.PARTNER,),
+    summary="A booking is offered to this partner",
+    payload=obj(
+        {
+            "bookingId": UUID,
+            "bookingNumber": STRING,
+            "service": STRING,
+            "scheduledAt": TIME,
+            "address": STRING,
+            "amount": NUMBER,
+            "location": LOCATION,
+            "customer": PERSON,
+        }
+    ),
+)
+server_event(
+    "booking:cancelled",
+    namespaces=(rooms.PARTNER,),
+    summary="The partner's booking was cancelled",
+    payload=obj(
+        {
+            "bookingId": UUID,
+            "bookingNumber": STRING,
+            "reason": STRING,
+            "cancelledBy": nullable(enum(["customer", "staff"])),
+            "cancelledAt": TIME,
+        }
+    ),
+)
+for _name, _summary in (("booking:created", "A booking was created"), ("booking:updated", "A booking changed")):
+    server_event(_name, namespaces=(rooms.ADMIN,), summary=f"{_summary} (to monitor:bookings)", payload=BOOKING)
 
 STATUS_MESSAGES = {
     BookingStatus.PENDING: "We are looking for a partner for your booking",

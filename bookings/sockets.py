@@ -7,8 +7,32 @@ from bookings.models import TERMINAL_STATUSES, Booking
 from bookings.serializers import BookingCancelInput
 from config.api import validated
 from config.realtime import rooms
+from config.realtime.catalogue import UUID, client_event, obj, one_of
 from config.realtime.namespace import BaseNamespace, Session, db, session_user
 from messaging.sockets import ChatMixin
+
+BOOKING_ID = one_of(UUID, obj({"bookingId": UUID}))
+client_event(
+    "booking:track",
+    namespaces=(rooms.CUSTOMER,),
+    summary="Watch your booking: join booking:<id> (a finished booking joins no room)",
+    payload=BOOKING_ID,
+    ack=obj({"booking": events.BOOKING}),
+)
+client_event(
+    "booking:untrack",
+    namespaces=(rooms.CUSTOMER,),
+    summary="Stop watching your booking",
+    payload=BOOKING_ID,
+    ack=obj({"bookingId": UUID}),
+)
+client_event(
+    "booking:cancel",
+    namespaces=(rooms.CUSTOMER,),
+    summary="Cancel your booking (PENDING..PARTNER_EN_ROUTE)",
+    payload=obj({"bookingId": UUID}, {"reason": {"type": "string", "maxLength": 500}}),
+    ack=obj({"booking": events.BOOKING}),
+)
 
 
 def _booking_id(payload: Any) -> str:

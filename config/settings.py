@@ -255,7 +255,10 @@ SIMPLE_JWT = {
 
 SPECTACULAR_SETTINGS = {
     "TITLE": "Home services real-time backend",
-    "DESCRIPTION": "REST side of the platform; the Socket.IO events are in README.md.",
+    "DESCRIPTION": (
+        "REST side of the platform. The Socket.IO events: the AsyncAPI 3 document at "
+        "[/api/asyncapi.json](/api/asyncapi.json) ([YAML](/api/asyncapi.yaml)); README.md explains them."
+    ),
     "VERSION": "1.0.0",
     "SERVE_INCLUDE_SCHEMA": False,
     "SWAGGER_UI_DIST": "SIDECAR",

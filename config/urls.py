@@ -3,7 +3,7 @@ from django.urls import include, path
 from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
 from rest_framework_simplejwt.views import TokenObtainPairView, TokenRefreshView
 
-from config import health, metrics
+from config import asyncapi, health, metrics
 from config.throttling import AuthRateThrottle, WriteRateThrottle
 from dashboard import views as cockpit_views
 
@@ -13,6 +13,8 @@ api = [
     path("auth/token/", TokenObtainPairView.as_view(**AUTH_THROTTLE), name="token"),
     path("auth/token/refresh/", TokenRefreshView.as_view(**AUTH_THROTTLE), name="token-refresh"),
     path("schema/", SpectacularAPIView.as_view(), name="schema"),
+    path("asyncapi.json", asyncapi.asyncapi_json, name="asyncapi-json"),
+    path("asyncapi.yaml", asyncapi.asyncapi_yaml, name="asyncapi-yaml"),
     path("docs/", SpectacularSwaggerView.as_view(url_name="schema"), name="docs"),
     path("", include("bookings.urls")),
     path("", include("partners.urls")),

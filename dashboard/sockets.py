@@ -10,6 +10,7 @@ from bookings import events
 from bookings.models import OPEN_STATUSES, Booking
 from config.errors import Forbidden
 from config.realtime import rooms
+from config.realtime.catalogue import ANY_OBJECT, NOTHING, NUMBER, STRING, TIME, client_event, obj, server_event
 from config.realtime.emit import emit_now
 from config.realtime.manager import ChannelLayerManager, on_startup
 from config.realtime.namespace import BaseNamespace, Session, db
@@ -18,6 +19,36 @@ from messaging.sockets import ChatMixin
 
 logger = logging.getLogger(__name__)
 MONITOR_LIMIT = 200
+_COUNT = {"type": "integer", "minimum": 0}
+STATS = obj(
+    {
+        "bookings": obj({"total": _COUNT, "today": _COUNT, "active": _COUNT, "byStatus": ANY_OBJECT}),
+        "revenue": obj({"today": NUMBER, "total": NUMBER, "currency": STRING}),
+        "partners": obj({"total": _COUNT, "online": _COUNT, "available": _COUNT, "pendingKyc": _COUNT}),
+        "customers": obj({"total": _COUNT, "online": _COUNT}),
+        "generatedAt": TIME,
+    }
+)
+server_event(
+    "dashboard:stats_update",
+    namespaces=(rooms.ADMIN,),
+    summary="The dashboard figures (to the asking socket; to admins at most once a second when they change)",
+    payload=STATS,
+)
+client_event(
+    "request:stats",
+    namespaces=(rooms.ADMIN,),
+    summary="Ask for the figures (also emitted as dashboard:stats_update)",
+    payload=NOTHING,
+    ack=obj({"stats": STATS}),
+)
+client_event(
+    "monitor:bookings",
+    namespaces=(rooms.ADMIN,),
+    summary="Join monitor:bookings; the ack carries the open bookings (newest 200)",
+    payload=NOTHING,
+    ack=obj({"bookings": {"type": "array", "items": events.BOOKING}}),
+)
 
 
 def _open_bookings() -> list[dict[str, Any]]:

@@ -3,7 +3,63 @@
 from typing import Any
 
 from config.formats import iso
+from config.realtime import rooms
+from config.realtime.catalogue import ANY_OBJECT, BOOLEAN, ID, STRING, TIME, UUID, enum, nullable, obj, server_event
 from messaging.models import Message, Notification
+
+ALL = (rooms.CUSTOMER, rooms.PARTNER, rooms.ADMIN)
+server_event(
+    "message:received",
+    namespaces=ALL,
+    summary="A message for this user (in /admin only for staff)",
+    payload=obj(
+        {
+            "id": ID,
+            "senderId": ID,
+            "recipientId": ID,
+            "bookingId": nullable(UUID),
+            "message": STRING,
+            "createdAt": TIME,
+            "readAt": nullable(TIME),
+            "clientMessageId": nullable(STRING),
+            "sender": obj({"id": ID, "name": STRING, "role": enum(["customer", "partner", "staff"])}),
+        }
+    ),
+)
+server_event(
+    "message:sent",
+    namespaces=ALL,
+    summary="A message this user sent was stored (every socket of the sender)",
+    payload=obj({"id": ID, "createdAt": TIME, "clientMessageId": nullable(STRING)}),
+)
+server_event(
+    "message:read",
+    namespaces=ALL,
+    summary="The recipient read a message this user sent",
+    payload=obj({"id": ID, "readAt": TIME, "readerId": ID}),
+)
+server_event(
+    "typing:indicator",
+    namespaces=ALL,
+    summary="Someone started or stopped typing to this user",
+    payload=obj({"userId": ID, "typing": BOOLEAN}),
+)
+server_event(
+    "notification:new",
+    namespaces=rooms.PERSON_NAMESPACES,
+    summary="A notification was stored for this user",
+    payload=obj(
+        {
+            "id": ID,
+            "type": STRING,
+            "title": STRING,
+            "body": STRING,
+            "data": ANY_OBJECT,
+            "createdAt": TIME,
+            "readAt": nullable(TIME),
+        }
+    ),
+)
 
 
 def message_sent(message: Message) -> dict[str, Any]:

@@ -9,10 +9,33 @@ from django.conf import settings
 from config.errors import ValidationError
 from config.parsing import parse_id, parse_user_id
 from config.realtime import rooms
+from config.realtime.catalogue import BOOLEAN, ID, INTEGER, STRING, TIME, UUID, client_event, nullable, obj, one_of
 from config.realtime.emit import emit_now
 from config.realtime.namespace import Session, db, session_user
 from config.realtime.presence import presence
 from messaging import events, services
+
+ALL = (rooms.CUSTOMER, rooms.PARTNER, rooms.ADMIN)
+RECIPIENT = one_of(ID, INTEGER, obj({"recipientId": one_of(ID, INTEGER)}))
+client_event(
+    "message:send",
+    namespaces=ALL,
+    summary="Send a message (contract 5.5); a resend with the same clientMessageId is stored once",
+    payload=obj(
+        {"recipientId": one_of(ID, INTEGER), "message": {"type": "string", "minLength": 1, "maxLength": 2000}},
+        {"bookingId": UUID, "clientMessageId": {"type": "string", "minLength": 1, "maxLength": 64}},
+    ),
+    ack=obj({"id": ID, "createdAt": TIME, "clientMessageId": nullable(STRING), "duplicate": BOOLEAN}),
+)
+client_event(
+    "message:mark_read",
+    namespaces=ALL,
+    summary="Mark a message read (its recipient only)",
+    payload=one_of(ID, INTEGER, obj({"messageId": one_of(ID, INTEGER)})),
+    ack=obj({"id": ID, "readAt": TIME, "readerId": ID}),
+)
+for _event in ("typing:start", "typing:stop"):
+    client_event(_event, namespaces=ALL, summary="Typing indicator to a person you may message", payload=RECIPIENT)
 
 # A typing permission, once checked, holds this long on the socket.
 TYPING_AUTH_TTL = 60.0

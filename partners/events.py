@@ -4,7 +4,46 @@ from decimal import Decimal
 from typing import Any
 
 from config.formats import iso
-from partners.models import Earning, KycSubmission, Partner
+from config.realtime import rooms
+from config.realtime.catalogue import ID, NUMBER, STRING, TIME, UUID, enum, obj, server_event
+from partners.models import DocumentType, Earning, KycSubmission, Partner
+
+server_event(
+    "partner:registered",
+    namespaces=(rooms.ADMIN,),
+    summary="A partner signed up (to admins)",
+    payload=obj(
+        {
+            "partnerId": ID,
+            "name": STRING,
+            "phone": STRING,
+            "services": {"type": "array", "items": ID},
+            "createdAt": TIME,
+        }
+    ),
+)
+server_event(
+    "kyc:submitted",
+    namespaces=(rooms.ADMIN,),
+    summary="A partner submitted a KYC document (to admins)",
+    payload=obj(
+        {
+            "submissionId": ID,
+            "partnerId": ID,
+            "partnerName": STRING,
+            "documentType": enum(DocumentType.values),
+            "submittedAt": TIME,
+        }
+    ),
+)
+server_event(
+    "earnings:updated",
+    namespaces=(rooms.PARTNER,),
+    summary="The partner earned from a completed booking",
+    payload=obj(
+        {"bookingId": UUID, "amount": NUMBER, "todayEarnings": NUMBER, "totalEarnings": NUMBER, "currency": STRING}
+    ),
+)
 
 
 def partner_registered(partner: Partner) -> dict[str, Any]:

@@ -8,12 +8,62 @@ from bookings.serializers import BookingRejectInput, BookingStatusInput
 from config.api import validated
 from config.errors import Forbidden
 from config.realtime import rooms
+from config.realtime.catalogue import BOOLEAN, INTEGER, UUID, client_event, enum, obj, one_of
 from config.realtime.namespace import BaseNamespace, Session, db, session_user
 from config.realtime.presence import presence
 from messaging.sockets import ChatMixin
 from partners import services as partner_services
 from partners.serializers import AvailabilityInput
 from partners.tracking import locations, refresh_relay, relay_location
+
+_BOOKING_ACK = obj({"booking": events.BOOKING})
+client_event(
+    "booking:accept",
+    namespaces=(rooms.PARTNER,),
+    summary="Accept the booking offered to you",
+    payload=one_of(UUID, obj({"bookingId": UUID})),
+    ack=_BOOKING_ACK,
+)
+client_event(
+    "booking:reject",
+    namespaces=(rooms.PARTNER,),
+    summary="Turn the offer down: it goes to the next partner",
+    payload=obj({"bookingId": UUID}, {"reason": {"type": "string", "maxLength": 500}}),
+    ack=_BOOKING_ACK,
+)
+client_event(
+    "booking:status_update",
+    namespaces=(rooms.PARTNER,),
+    summary="Move your booking on: EN_ROUTE -> ARRIVED -> IN_PROGRESS -> COMPLETED (the first two may be skipped)",
+    payload=obj(
+        {"bookingId": UUID, "status": enum(["PARTNER_EN_ROUTE", "PARTNER_ARRIVED", "IN_PROGRESS", "COMPLETED"])}
+    ),
+    ack=_BOOKING_ACK,
+)
+client_event(
+    "location:update",
+    namespaces=(rooms.PARTNER,),
+    summary="Your position: relayed to your active bookings' rooms, stored as your last location",
+    payload=obj(
+        {
+            "latitude": {"type": "number", "minimum": -90, "maximum": 90},
+            "longitude": {"type": "number", "minimum": -180, "maximum": 180},
+        },
+        {
+            "accuracy": {"type": "number", "minimum": 0, "maximum": 100000},
+            "heading": {"type": "number", "minimum": 0, "maximum": 360},
+            "speed": {"type": "number", "minimum": 0, "maximum": 1000},
+        },
+    ),
+    ack=obj({"relayed": INTEGER}),
+)
+client_event(
+    "availability:update",
+    namespaces=(rooms.PARTNER,),
+    summary="Whether dispatch may offer you bookings",
+    payload=obj({"available": BOOLEAN}),
+    ack=obj({"available": BOOLEAN}),
+)
 
 
 def _accept(session: Session, booking_id: Any) -> dict[str, Any]:

@@ -79,6 +79,31 @@ class Emitted:
         return [m for m in self.all() if m["method"] == method]
 
 
+@pytest.fixture(autouse=True)
+def _emitted_payloads_follow_the_asyncapi_document() -> Iterator[None]:
+    """Every payload a service emits during any test validates against the event catalogue."""
+    import jsonschema
+
+    from config.realtime import catalogue
+
+    wrong: list[str] = []
+
+    def check(message: dict[str, Any]) -> None:
+        if message.get("method") != "emit":
+            return
+        spec = catalogue.spec("server", message["namespace"], message["event"])
+        if spec is None:
+            wrong.append(f"{message['namespace']} {message['event']}: not in the catalogue")
+            return
+        for error in jsonschema.Draft7Validator(spec.payload).iter_errors(message["data"][0]):
+            wrong.append(f"{message['event']} {list(error.path)}: {error.message}")
+
+    emit_module._observers.append(check)
+    yield
+    emit_module._observers.remove(check)
+    assert not wrong, wrong[:5]
+
+
 @pytest.fixture
 def emitted(db: Any) -> Iterator[Emitted]:
     captured = Emitted()

@@ -5,7 +5,7 @@ from typing import Any
 import socketio
 from django.conf import settings
 
-from config.realtime import asgi_driver
+from config.realtime import asgi_driver, catalogue
 from config.realtime.codec import OrjsonCodec, PacketCodec
 from config.realtime.inbound import screen
 from config.realtime.manager import ChannelLayerManager
@@ -52,7 +52,45 @@ sio = Server(
 )
 
 
+ERROR_CODES = (
+    "VALIDATION_ERROR",
+    "NOT_FOUND",
+    "FORBIDDEN",
+    "INVALID_TRANSITION",
+    "CONFLICT",
+    "RATE_LIMITED",
+    "TOKEN_EXPIRED",
+    "UNAVAILABLE",
+    "INTERNAL_ERROR",
+)
+
+
 def register_namespace(namespace: socketio.AsyncNamespace) -> None:
-    """Attach a namespace once (the composition root calls this for each app's namespace)."""
-    if namespace.namespace not in sio.namespace_handlers:
-        sio.register_namespace(namespace)
+    """Attach a namespace once (the composition root calls this for each app's namespace).
+
+    Declares what every ``BaseNamespace`` speaks: the ``error`` event and ``auth:refresh``.
+    """
+    if namespace.namespace in sio.namespace_handlers:
+        return
+    sio.register_namespace(namespace)
+    names = (namespace.namespace,)
+    catalogue.server_event(
+        "error",
+        namespaces=names,
+        summary="A client event failed, or the socket is about to be disconnected (event: null)",
+        payload=catalogue.obj(
+            {
+                "code": catalogue.enum(ERROR_CODES),
+                "message": catalogue.STRING,
+                "event": catalogue.nullable(catalogue.STRING),
+            },
+            {"retryAfter": catalogue.INTEGER, "details": {}},
+        ),
+    )
+    catalogue.client_event(
+        "auth:refresh",
+        namespaces=names,
+        summary="A newer access token of the same user: the socket outlives the old one's expiry",
+        payload=catalogue.obj({"token": catalogue.STRING}),
+        ack=catalogue.obj({"expiresAt": catalogue.TIME}),
+    )

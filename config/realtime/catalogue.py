@@ -1,0 +1,84 @@
+"""The event catalogue: every Socket.IO event with its direction, namespaces and payload schema.
+
+Apps declare their events next to the code that builds or handles them
+(``<app>/events.py`` for server events, ``<app>/sockets.py`` for client events);
+``config/asyncapi.py`` turns the catalogue into the AsyncAPI document. The test suite
+keeps it honest: every handler and every emitted event name must be declared, and every
+payload the services emit during the tests must validate against its schema.
+"""
+
+from dataclasses import dataclass
+from typing import Any
+
+Schema = dict[str, Any]
+
+
+@dataclass(frozen=True)
+class EventSpec:
+    name: str
+    direction: str  # "client" (client -> server) or "server" (server -> client)
+    namespaces: tuple[str, ...]
+    payload: Schema
+    summary: str
+    ack: Schema | None = None  # client events: the extra fields of a successful ack
+
+
+_catalogue: dict[tuple[str, str, str], EventSpec] = {}
+
+
+def client_event(
+    name: str, *, namespaces: tuple[str, ...], payload: Schema, summary: str, ack: Schema | None = None
+) -> None:
+    for namespace in namespaces:
+        _catalogue[("client", namespace, name)] = EventSpec(name, "client", (namespace,), payload, summary, ack)
+
+
+def server_event(name: str, *, namespaces: tuple[str, ...], payload: Schema, summary: str) -> None:
+    for namespace in namespaces:
+        _catalogue[("server", namespace, name)] = EventSpec(name, "server", (namespace,), payload, summary)
+
+
+def events() -> list[EventSpec]:
+    return list(_catalogue.values())
+
+
+def spec(direction: str, namespace: str, name: str) -> EventSpec | None:
+    return _catalogue.get((direction, namespace, name))
+
+
+# ---------------------------------------------------------------- schema helpers
+STRING: Schema = {"type": "string"}
+ID: Schema = {"type": "string", "pattern": "^[0-9]+$", "description": "an id, as a string of digits"}
+UUID: Schema = {"type": "string", "format": "uuid"}
+TIME: Schema = {"type": "string", "format": "date-time"}
+NUMBER: Schema = {"type": "number"}
+INTEGER: Schema = {"type": "integer"}
+BOOLEAN: Schema = {"type": "boolean"}
+ANY_OBJECT: Schema = {"type": "object"}
+NOTHING: Schema = {"description": "no payload (anything sent is ignored)"}
+
+
+def nullable(schema: Schema) -> Schema:
+    return {"oneOf": [schema, {"type": "null"}]}
+
+
+def enum(values: list[str] | tuple[str, ...]) -> Schema:
+    return {"type": "string", "enum": list(values)}
+
+
+def obj(required: dict[str, Schema], optional: dict[str, Schema] | None = None) -> Schema:
+    """An object with exactly these fields (``optional`` may be absent)."""
+    return {
+        "type": "object",
+        "properties": {**required, **(optional or {})},
+        "required": list(required),
+        "additionalProperties": False,
+    }
+
+
+def one_of(*schemas: Schema) -> Schema:
+    return {"oneOf": list(schemas)}
+
+
+LOCATION = obj({"latitude": NUMBER, "longitude": NUMBER})
+PERSON = obj({"id": ID, "name": STRING})
