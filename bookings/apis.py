@@ -1,6 +1,6 @@
 """REST: sign-up, services and bookings (contract 6). Thin: validate, call the service, answer."""
 
-from drf_spectacular.utils import extend_schema
+from drf_spectacular.utils import extend_schema, inline_serializer
 from rest_framework import generics, status
 from rest_framework.permissions import AllowAny
 from rest_framework.request import Request
@@ -20,6 +20,8 @@ from bookings.serializers import (
     booking_data,
 )
 from config.api import IsStaff, validated
+from config.errors import ValidationError
+from config.fields import StrictCharField
 from config.throttling import AuthRateThrottle, WriteRateThrottle
 
 
@@ -28,7 +30,7 @@ class RegisterApi(APIView):
     authentication_classes: list = []
     throttle_classes = [AuthRateThrottle, WriteRateThrottle]
 
-    @extend_schema(request=CustomerRegisterInput, responses={201: UserSerializer})
+    @extend_schema(auth=[], request=CustomerRegisterInput, responses={201: UserSerializer})
     def post(self, request: Request) -> Response:
         data = validated(CustomerRegisterInput, request.data)
         user = services.customer_register(**data)
@@ -71,10 +73,18 @@ class BookingDetailApi(APIView):
 
 
 class BookingCancelApi(APIView):
-    @extend_schema(request=BookingCancelInput, responses=BookingSerializer)
+    @extend_schema(
+        # The booking is the one in the path; the body only says why.
+        request=inline_serializer(
+            "BookingCancelRequest",
+            fields={"reason": StrictCharField(max_length=500, required=False, allow_blank=True)},
+        ),
+        responses=BookingSerializer,
+    )
     def post(self, request: Request, booking_id: str) -> Response:
-        reason = request.data.get("reason", "") if isinstance(request.data, dict) else ""
-        data = validated(BookingCancelInput, {"bookingId": booking_id, "reason": reason})
+        if not isinstance(request.data, dict):
+            raise ValidationError("the body must be an object (or empty)")
+        data = validated(BookingCancelInput, {"reason": request.data.get("reason", ""), "bookingId": booking_id})
         booking = services.booking_cancel(booking_id=data["bookingId"], actor=request.user, reason=data["reason"])
         return Response(booking_data(booking))
 

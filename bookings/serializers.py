@@ -6,11 +6,10 @@
 
 from typing import Any
 
-from django.contrib.auth import get_user_model
 from rest_framework import serializers
 
 from bookings.models import Booking, BookingStatus, Service
-from config.fields import StrictFloatField, StrictIntegerField, id_field
+from config.fields import StrictCharField, StrictFloatField, StrictIntegerField, StrictUUIDField, id_field
 from config.formats import iso
 from config.parsing import MAX_ID
 from partners.serializers import PartnerSummarySerializer, partner_summary
@@ -117,18 +116,18 @@ def booking_data(booking: Booking) -> dict[str, Any]:
 class BookingCreateInput(serializers.Serializer):
     serviceId = id_field(Service.objects.filter(is_active=True))
     scheduledAt = serializers.DateTimeField()
-    address = serializers.CharField(max_length=300)
+    address = StrictCharField(max_length=300)
     latitude = StrictFloatField(min_value=-90, max_value=90)
     longitude = StrictFloatField(min_value=-180, max_value=180)
-    notes = serializers.CharField(max_length=2000, required=False, allow_blank=True, default="")
+    notes = StrictCharField(max_length=2000, required=False, allow_blank=True, default="")
 
 
 class BookingIdInput(serializers.Serializer):
-    bookingId = serializers.UUIDField()
+    bookingId = StrictUUIDField()
 
 
 class BookingCancelInput(BookingIdInput):
-    reason = serializers.CharField(max_length=500, required=False, allow_blank=True, default="")
+    reason = StrictCharField(max_length=500, required=False, allow_blank=True, default="")
 
 
 class BookingRejectInput(BookingCancelInput):
@@ -140,20 +139,15 @@ class BookingStatusInput(BookingIdInput):
 
 
 class BookingAssignInput(serializers.Serializer):
-    partnerId = StrictIntegerField(min_value=1, max_value=MAX_ID)
+    partnerId = StrictIntegerField(min_value=0, max_value=MAX_ID)
 
 
 class CustomerRegisterInput(serializers.Serializer):
-    username = serializers.CharField(max_length=150)
-    password = serializers.CharField(min_length=8, max_length=128, write_only=True)
+    username = StrictCharField(max_length=150)
+    password = StrictCharField(min_length=8, max_length=128, write_only=True)
     email = serializers.EmailField(required=False, allow_blank=True, default="")
-    name = serializers.CharField(max_length=120)
-    phone = serializers.CharField(max_length=32, required=False, allow_blank=True, default="")
-
-    def validate_username(self, value: str) -> str:
-        if get_user_model().objects.filter(username__iexact=value).exists():
-            raise serializers.ValidationError("this username is taken")
-        return value
+    name = StrictCharField(max_length=120)
+    phone = StrictCharField(max_length=32, required=False, allow_blank=True, default="")
 
 
 class UserSerializer(serializers.Serializer):

@@ -28,7 +28,7 @@ from bookings.models import (
     Service,
 )
 from bookings.selectors import parse_booking_id
-from config.errors import Forbidden, InvalidTransition, NotFound, ValidationError
+from config.errors import Conflict, Forbidden, InvalidTransition, NotFound
 from config.realtime import rooms
 from config.realtime.emit import close_room, emit
 from messaging.notify import notification_create
@@ -61,12 +61,22 @@ SCHEDULE_GRACE = timedelta(minutes=5)
 
 
 # ---------------------------------------------------------------- customers
+def user_create(*, username: str, password: str, **fields: Any) -> AbstractBaseUser:
+    """A new account; a taken username (whatever its case) is ``CONFLICT``. Caller holds a transaction."""
+    users = get_user_model().objects
+    if users.filter(username__iexact=username).exists():
+        raise Conflict("this username is taken", details={"username": ["taken"]})
+    try:
+        with transaction.atomic():
+            return users.create_user(username=username, password=password, **fields)
+    except IntegrityError as exc:  # two sign-ups racing for one name
+        raise Conflict("this username is taken", details={"username": ["taken"]}) from exc
+
+
 def customer_register(*, username: str, password: str, email: str, name: str, phone: str) -> AbstractBaseUser:
     """A customer's account: the user (name on it) and the profile with the phone."""
     with transaction.atomic():
-        user = get_user_model().objects.create_user(
-            username=username, password=password, email=email, first_name=name[:150]
-        )
+        user = user_create(username=username, password=password, email=email, first_name=name[:150])
         CustomerProfile.objects.create(user=user, phone=phone)
     return user
 
@@ -84,7 +94,8 @@ def booking_create(
 ) -> Booking:
     """A customer's new booking: PENDING, announced, then offered to the nearest partner."""
     if scheduled_at < timezone.now() - SCHEDULE_GRACE:
-        raise ValidationError("scheduledAt must not be in the past", details={"scheduledAt": ["in the past"]})
+        # Well-formed, but the time has passed: the request conflicts with the clock (409), not the schema.
+        raise Conflict("scheduledAt must not be in the past", details={"scheduledAt": ["in the past"]})
     with transaction.atomic():
         booking = _insert_with_number(
             customer=customer,
@@ -173,7 +184,7 @@ def booking_assign(*, booking_id: Any, partner_id: Any, actor: AbstractBaseUser)
         if partner is None:
             raise NotFound("no such partner")
         if partner.is_suspended:
-            raise ValidationError("this partner is suspended", details={"partnerId": ["suspended"]})
+            raise Conflict("this partner is suspended", details={"partnerId": ["suspended"]})
         _check(booking, S.PARTNER_ASSIGNED, STAFF)
         _booking_transition(booking, S.PARTNER_ASSIGNED, actor=actor, role=STAFF, partner=partner)
     return booking

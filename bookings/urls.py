@@ -6,7 +6,7 @@ urlpatterns = [
     path("auth/register/", apis.RegisterApi.as_view(), name="register"),
     path("services/", apis.ServiceListApi.as_view(), name="services"),
     path("bookings/", apis.BookingListCreateApi.as_view(), name="bookings"),
-    path("bookings/<str:booking_id>/", apis.BookingDetailApi.as_view(), name="booking-detail"),
-    path("bookings/<str:booking_id>/cancel/", apis.BookingCancelApi.as_view(), name="booking-cancel"),
-    path("bookings/<str:booking_id>/assign/", apis.BookingAssignApi.as_view(), name="booking-assign"),
+    path("bookings/<uuid:booking_id>/", apis.BookingDetailApi.as_view(), name="booking-detail"),
+    path("bookings/<uuid:booking_id>/cancel/", apis.BookingCancelApi.as_view(), name="booking-cancel"),
+    path("bookings/<uuid:booking_id>/assign/", apis.BookingAssignApi.as_view(), name="booking-assign"),
 ]

@@ -20,8 +20,29 @@ logger = logging.getLogger(__name__)
 
 
 class Pagination(PageNumberPagination):
+    """``page`` and ``pageSize`` as documented: a value that is not a page size is refused, not ignored."""
+
     page_size_query_param = "pageSize"
     max_page_size = 100
+
+    def get_page_size(self, request: Any) -> int:
+        raw = request.query_params.get(self.page_size_query_param)
+        if raw is None:
+            return self.page_size
+        if not (raw.isascii() and raw.isdigit()) or not 1 <= int(raw) <= self.max_page_size:
+            raise ValidationError(
+                f"pageSize must be a whole number from 1 to {self.max_page_size}", details={"pageSize": ["invalid"]}
+            )
+        return int(raw)
+
+    def get_schema_operation_parameters(self, view: Any) -> list[dict[str, Any]]:
+        parameters = super().get_schema_operation_parameters(view)
+        for parameter in parameters:
+            if parameter["name"] == self.page_size_query_param:
+                parameter["schema"] = {"type": "integer", "minimum": 1, "maximum": self.max_page_size}
+            elif parameter["name"] == self.page_query_param:
+                parameter["schema"] = {"type": "integer", "minimum": 1}
+        return parameters
 
 
 def validated(serializer_class: type[serializers.Serializer], data: Any, **kwargs: Any) -> dict[str, Any]:
@@ -101,6 +122,13 @@ def _unexpected(exc: Exception, context: dict[str, Any]) -> Response:
 def _path(context: dict[str, Any]) -> str:
     request = context.get("request")
     return getattr(request, "path", "?")
+
+
+def not_found(request: HttpRequest, exception: Exception | None = None) -> HttpResponse:
+    """Django's 404 handler: JSON under ``/api/`` (no route matched, e.g. a malformed id in the path)."""
+    if request.path.startswith("/api/"):
+        return JsonResponse({"code": "NOT_FOUND", "message": "Not found"}, status=404)
+    return defaults.page_not_found(request, exception)
 
 
 def server_error(request: HttpRequest) -> HttpResponse:

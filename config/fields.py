@@ -5,10 +5,13 @@ valid booleans. The contract says booleans are never numbers and numbers never
 booleans, so inputs use these instead.
 """
 
+import uuid
 from typing import Any
 
+from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
+from config.errors import NotFound
 from config.parsing import MAX_ID
 
 
@@ -21,12 +24,22 @@ class StrictFloatField(serializers.FloatField):
         return super().to_internal_value(data)
 
 
+# Ids travel as JSON strings (contract 1) and are accepted as integers too.
+ID_SCHEMA = {
+    "oneOf": [
+        {"type": "integer", "minimum": 0, "maximum": MAX_ID},
+        {"type": "string", "pattern": "^[0-9]{1,18}$"},
+    ]
+}
+
+
+@extend_schema_field(ID_SCHEMA)
 class StrictIntegerField(serializers.IntegerField):
-    """A JSON integer (or a string of ASCII digits, as ids travel); never a boolean."""
+    """An id: a JSON integer, or a string of at most 18 ASCII digits (so always within bigint); never a boolean."""
 
     def to_internal_value(self, data: Any) -> int:
         if isinstance(data, bool) or not (
-            isinstance(data, int) or (isinstance(data, str) and data.isascii() and data.isdigit() and len(data) <= 19)
+            isinstance(data, int) or (isinstance(data, str) and data.isascii() and data.isdigit() and len(data) <= 18)
         ):
             self.fail("invalid")
         return super().to_internal_value(data)
@@ -41,8 +54,39 @@ class StrictBooleanField(serializers.BooleanField):
         return data
 
 
+@extend_schema_field(ID_SCHEMA)
+class ReferenceField(serializers.PrimaryKeyRelatedField):
+    """A reference by id to an object that must exist: a well-formed id of nothing is ``NOT_FOUND``."""
+
+    def to_internal_value(self, data: Any) -> Any:
+        try:
+            return super().to_internal_value(data)
+        except serializers.ValidationError as exc:
+            if "does_not_exist" in getattr(exc, "get_codes", lambda: [])():
+                raise NotFound(f"no such {self.queryset.model._meta.verbose_name}") from exc
+            raise
+
+
 def id_field(queryset: Any, **kwargs: Any) -> serializers.PrimaryKeyRelatedField:
     """A reference by integer id (a boolean is not an id; an id past bigint is not found)."""
-    return serializers.PrimaryKeyRelatedField(
-        queryset=queryset, pk_field=StrictIntegerField(min_value=1, max_value=MAX_ID), **kwargs
-    )
+    return ReferenceField(queryset=queryset, pk_field=StrictIntegerField(min_value=0, max_value=MAX_ID), **kwargs)
+
+
+class StrictCharField(serializers.CharField):
+    """Text sent as a JSON string: ``0`` is not ``"0"``."""
+
+    def to_internal_value(self, data: Any) -> str:
+        if not isinstance(data, str):
+            self.fail("invalid")
+        return super().to_internal_value(data)
+
+
+class StrictUUIDField(serializers.UUIDField):
+    """A UUID sent as a string: ``false`` (and any integer) is not ``UUID(int=0)``."""
+
+    def to_internal_value(self, data: Any) -> Any:
+        if isinstance(data, uuid.UUID):
+            return data  # from a URL's <uuid:...> converter
+        if not isinstance(data, str):
+            self.fail("invalid", value=data)
+        return super().to_internal_value(data)

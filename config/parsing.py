@@ -9,14 +9,14 @@ MAX_ID = 2**63 - 1  # PostgreSQL bigint: a larger id would be a database error, 
 
 
 def parse_id(value: Any, *, field: str) -> int:
-    """A positive integer id, sent as a JSON number or as a string of ASCII digits."""
+    """A non-negative integer id within bigint, sent as a JSON number or as a string of ASCII digits."""
     if isinstance(value, int) and not isinstance(value, bool):
         number = value
     elif isinstance(value, str) and value.isascii() and value.isdigit() and len(value) <= 19:
         number = int(value)
     else:
         raise ValidationError(f"{field} must be an id", details={field: ["not an id"]})
-    if not 0 < number <= MAX_ID:
+    if not 0 <= number <= MAX_ID:  # 0 is well-formed; no row has it, so it is simply not found
         raise ValidationError(f"{field} must be an id", details={field: ["out of range"]})
     return number
 

@@ -1,5 +1,6 @@
 from django.contrib import admin
 from django.urls import include, path
+from drf_spectacular.utils import extend_schema, extend_schema_view
 from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
 from rest_framework_simplejwt.views import TokenObtainPairView, TokenRefreshView
 
@@ -8,10 +9,13 @@ from config.throttling import AuthRateThrottle, WriteRateThrottle
 from dashboard import views as cockpit_views
 
 AUTH_THROTTLE = {"throttle_classes": [AuthRateThrottle, WriteRateThrottle]}
+# Login and refresh take no credentials: the schema says so.
+TokenObtain = extend_schema_view(post=extend_schema(auth=[]))(TokenObtainPairView)
+TokenRefresh = extend_schema_view(post=extend_schema(auth=[]))(TokenRefreshView)
 
 api = [
-    path("auth/token/", TokenObtainPairView.as_view(**AUTH_THROTTLE), name="token"),
-    path("auth/token/refresh/", TokenRefreshView.as_view(**AUTH_THROTTLE), name="token-refresh"),
+    path("auth/token/", TokenObtain.as_view(**AUTH_THROTTLE), name="token"),
+    path("auth/token/refresh/", TokenRefresh.as_view(**AUTH_THROTTLE), name="token-refresh"),
     path("schema/", SpectacularAPIView.as_view(), name="schema"),
     path("asyncapi.json", asyncapi.asyncapi_json, name="asyncapi-json"),
     path("asyncapi.yaml", asyncapi.asyncapi_yaml, name="asyncapi-yaml"),
@@ -32,4 +36,5 @@ urlpatterns = [
     path("api/", include(api)),
 ]
 
+handler404 = "config.api.not_found"
 handler500 = "config.api.server_error"

@@ -1,21 +1,28 @@
 """REST: message history, read receipts and notifications (contract 6)."""
 
-from drf_spectacular.utils import OpenApiParameter, extend_schema
-from rest_framework import generics
+from drf_spectacular.types import OpenApiTypes
+from drf_spectacular.utils import OpenApiParameter, extend_schema, inline_serializer
+from rest_framework import generics, serializers
 from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from config.api import validated
+from config.fields import StrictUUIDField
+from config.parsing import MAX_ID
 from messaging import selectors, services
 from messaging.serializers import ConversationReadInput, MarkedSerializer, MessageSerializer, NotificationSerializer
+
+ID_PARAMETER = {"type": "integer", "minimum": 0, "maximum": MAX_ID}
 
 
 @extend_schema(
     parameters=[
-        OpenApiParameter("with", str, description="the other person's user id"),
-        OpenApiParameter("booking", str, description="booking id"),
-        OpenApiParameter("after", str, description="only messages after this id, oldest first (catch-up cursor)"),
+        OpenApiParameter("with", ID_PARAMETER, description="the other person's user id"),
+        OpenApiParameter("booking", OpenApiTypes.UUID, description="booking id"),
+        OpenApiParameter(
+            "after", ID_PARAMETER, description="only messages after this id, oldest first (catch-up cursor)"
+        ),
     ]
 )
 class MessageListApi(generics.ListAPIView):
@@ -32,7 +39,17 @@ class MessageListApi(generics.ListAPIView):
 
 
 class ConversationReadApi(APIView):
-    @extend_schema(request=ConversationReadInput, responses={200: MarkedSerializer})
+    @extend_schema(
+        # "with" is a Python keyword: the input serializer adds it by hand, so its schema is spelled here.
+        request=inline_serializer(
+            "ConversationReadRequest",
+            fields={
+                "with": serializers.IntegerField(min_value=0, max_value=MAX_ID, help_text="the other person's user id"),
+                "bookingId": StrictUUIDField(required=False, allow_null=True),
+            },
+        ),
+        responses={200: MarkedSerializer},
+    )
     def post(self, request: Request) -> Response:
         data = validated(ConversationReadInput, request.data)
         count = services.conversation_mark_read(
@@ -55,7 +72,11 @@ class NotificationListApi(generics.ListAPIView):
 
 
 class NotificationReadApi(APIView):
-    @extend_schema(request=None, responses=NotificationSerializer)
+    @extend_schema(
+        request=None,
+        responses=NotificationSerializer,
+        parameters=[OpenApiParameter("notification_id", ID_PARAMETER, OpenApiParameter.PATH)],
+    )
     def post(self, request: Request, notification_id: int) -> Response:
         notification = services.notification_mark_read(user=request.user, notification_id=notification_id)
         return Response(NotificationSerializer(notification).data)

@@ -71,12 +71,12 @@ def conversation(
 ) -> QuerySet[Message]:
     """Messages the user sent or received, newest first; with ``after``, oldest first from that id."""
     qs = Message.objects.filter(Q(sender=user) | Q(recipient=user))
-    if other_id not in (None, ""):
+    if other_id is not None:
         other = parse_user_id(other_id, field="with")
         qs = qs.filter(Q(sender_id=other) | Q(recipient_id=other))
-    if booking_id not in (None, ""):
+    if booking_id is not None:
         qs = qs.filter(booking_id=parse_booking_id(booking_id))
-    if after not in (None, ""):
+    if after is not None:
         return qs.filter(pk__gt=parse_id(after, field="after")).order_by("id")
     return qs.order_by("-id")
 

@@ -2,6 +2,7 @@
 
 from rest_framework import serializers
 
+from config.fields import StrictUUIDField
 from config.parsing import parse_user_id
 
 
@@ -28,7 +29,7 @@ class NotificationSerializer(serializers.Serializer):
 
 class ConversationReadInput(serializers.Serializer):
     # "with" is a Python keyword; the field is renamed in to_internal_value.
-    bookingId = serializers.UUIDField(required=False, allow_null=True)
+    bookingId = StrictUUIDField(required=False, allow_null=True)
 
     def to_internal_value(self, data):
         value = super().to_internal_value(data)

@@ -27,7 +27,7 @@ class PartnerRegisterApi(APIView):
     authentication_classes: list = []
     throttle_classes = [AuthRateThrottle, WriteRateThrottle]
 
-    @extend_schema(request=PartnerRegisterInput, responses={201: PartnerSerializer})
+    @extend_schema(auth=[], request=PartnerRegisterInput, responses={201: PartnerSerializer})
     def post(self, request: Request) -> Response:
         data = validated(PartnerRegisterInput, request.data)
         partner = services.partner_register(**data)

@@ -2,11 +2,10 @@
 
 from typing import Any
 
-from django.contrib.auth import get_user_model
 from rest_framework import serializers
 
 from bookings.models import Service
-from config.fields import StrictBooleanField, id_field
+from config.fields import StrictBooleanField, StrictCharField, id_field
 from partners.models import DocumentType, Earning, KycSubmission, Partner
 
 
@@ -49,21 +48,16 @@ class PartnerSerializer(PartnerSummarySerializer):
 
 
 class PartnerRegisterInput(serializers.Serializer):
-    username = serializers.CharField(max_length=150)
-    password = serializers.CharField(min_length=8, max_length=128, write_only=True)
-    name = serializers.CharField(max_length=120)
-    phone = serializers.CharField(max_length=32)
+    username = StrictCharField(max_length=150)
+    password = StrictCharField(min_length=8, max_length=128, write_only=True)
+    name = StrictCharField(max_length=120)
+    phone = StrictCharField(max_length=32)
     services = id_field(Service.objects.filter(is_active=True), many=True)
-
-    def validate_username(self, value: str) -> str:
-        if get_user_model().objects.filter(username__iexact=value).exists():
-            raise serializers.ValidationError("this username is taken")
-        return value
 
 
 class KycInput(serializers.Serializer):
     documentType = serializers.ChoiceField(choices=DocumentType.choices)
-    documentNumber = serializers.CharField(max_length=64)
+    documentNumber = StrictCharField(max_length=64)
 
 
 class KycSerializer(serializers.Serializer):

@@ -5,13 +5,13 @@ from decimal import ROUND_HALF_UP, Decimal
 from typing import Any
 
 from django.conf import settings
-from django.contrib.auth import get_user_model
 from django.contrib.auth.models import AbstractBaseUser
 from django.db import connection, transaction
 from django.db.models import Sum
 from django.utils import timezone
 
 from bookings.models import Booking
+from bookings.services import user_create
 from config.errors import Conflict, Forbidden, NotFound
 from config.realtime import rooms
 from config.realtime.emit import control, emit
@@ -25,7 +25,7 @@ CENT = Decimal("0.01")
 # ---------------------------------------------------------------- sign-up and KYC
 def partner_register(*, username: str, password: str, name: str, phone: str, services: list[Any]) -> Partner:
     with transaction.atomic():
-        user = get_user_model().objects.create_user(username=username, password=password, first_name=name[:150])
+        user = user_create(username=username, password=password, first_name=name[:150])
         partner = Partner.objects.create(user=user, name=name, phone=phone)
         partner.services.set(services)
         emit("partner:registered", events.partner_registered(partner), namespace=rooms.ADMIN, room=rooms.ADMINS)

@@ -64,8 +64,10 @@ class RateLimiter:
             state = self.windows[(user_id, key)] = _Window(index, self._lease_size(limit) if shared else limit)
             if shared:
                 self._ask(user_id, key, state, limit, window, confirm=True)
-        if state.allowance <= 0:
+        if state.allowance <= 0 and not (state.asking and -state.allowance < self._lease_size(limit)):
             raise RateLimited(f"at most {limit} {key} events per {window:g} s", retry_after=(index + 1) * window - now)
+        # While a lease is on its way, up to one lease is admitted on credit (the lease pays it back):
+        # a user is never refused below the limit just because Redis answered late.
         state.allowance -= 1
         if state.allowance <= self._lease_size(limit) // 2 and self._shared():
             self._ask(user_id, key, state, limit, window)

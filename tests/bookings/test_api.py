@@ -31,7 +31,7 @@ def test_register_login_refresh(api):
         "phone": "+91-1",
     }
     dup = api.post("/api/auth/register/", {"username": "neo", "password": "s3cret-pass", "name": "x"}, format="json")
-    assert dup.status_code == 400 and dup.json()["code"] == "VALIDATION_ERROR" and "username" in dup.json()["details"]
+    assert dup.status_code == 409 and dup.json()["code"] == "CONFLICT" and "username" in dup.json()["details"]
     tokens = api.post("/api/auth/token/", {"username": "neo", "password": "s3cret-pass"}, format="json").json()
     assert {"access", "refresh"} <= set(tokens)
     fresh = api.post("/api/auth/token/refresh/", {"refresh": tokens["refresh"]}, format="json")
@@ -78,7 +78,6 @@ def test_customer_creates_lists_and_reads_own_bookings(api_as, customer, service
     [
         ({"latitude": 91}, "latitude"),
         ({"longitude": -181}, "longitude"),
-        ({"serviceId": 9999}, "serviceId"),
         ({"scheduledAt": "tomorrow"}, "scheduledAt"),
         ({"address": ""}, "address"),
     ],
@@ -87,6 +86,13 @@ def test_create_validation(api_as, customer, service, payload, field):
     data = {"serviceId": service.pk, "scheduledAt": future(), "address": "x", "latitude": 1, "longitude": 1, **payload}
     r = api_as(customer).post("/api/bookings/", data, format="json")
     assert r.status_code == 400 and r.json()["code"] == "VALIDATION_ERROR" and field in r.json()["details"]
+    assert Booking.objects.count() == 0
+
+
+def test_an_unknown_service_is_not_found(api_as, customer):
+    data = {"serviceId": 9999, "scheduledAt": future(), "address": "x", "latitude": 1, "longitude": 1}
+    r = api_as(customer).post("/api/bookings/", data, format="json")
+    assert r.status_code == 404 and r.json() == {"code": "NOT_FOUND", "message": "no such service"}
     assert Booking.objects.count() == 0
 
 

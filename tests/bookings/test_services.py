@@ -8,7 +8,7 @@ from django.utils import timezone
 from bookings import services
 from bookings.models import BookingStatus as S
 from bookings.models import BookingStatusChange
-from config.errors import Forbidden, InvalidTransition, NotFound, ValidationError
+from config.errors import Conflict, Forbidden, InvalidTransition, NotFound
 from partners.models import Earning
 from tests.conftest import events_named
 from tests.factories import BookingFactory, PartnerFactory
@@ -210,7 +210,7 @@ def test_staff_assign_rules(staff, customer, partner, service):
     with pytest.raises(Forbidden):
         services.booking_assign(booking_id=booking.pk, partner_id=partner.pk, actor=customer)
     suspended = PartnerFactory(is_suspended=True)
-    with pytest.raises(ValidationError):
+    with pytest.raises(Conflict):
         services.booking_assign(booking_id=booking.pk, partner_id=suspended.pk, actor=staff)
     with pytest.raises(NotFound):
         services.booking_assign(booking_id=booking.pk, partner_id=999999, actor=staff)
@@ -228,7 +228,7 @@ def test_unknown_booking_ids_are_not_found(partner):
 
 
 def test_booking_in_the_past_is_refused(customer, service):
-    with pytest.raises(ValidationError):
+    with pytest.raises(Conflict):
         services.booking_create(
             customer=customer,
             service=service,

@@ -434,8 +434,9 @@ def test_event_limits_are_per_user_across_processes(cluster_env, customer, other
             if ack["error"]["code"] == "RATE_LIMITED":
                 assert ack["error"]["retryAfter"] >= 1
         admitted = codes.count("NOT_FOUND")
-        # The limit is 10 for the user, whichever process: at most one lease (3) over it.
-        assert 10 <= admitted <= 13, codes
+        # The limit is 10 for the user, whichever process: over it by at most a lease (3) per process
+        # (the first lease of a window is admitted on trust, a late one on credit).
+        assert 10 <= admitted <= 16, codes
         other = await Client(a.url, "/customer").connect(token_for(other_customer))
         assert (await other.call("booking:track", UNKNOWN_BOOKING))["error"]["code"] == "NOT_FOUND"
         for client in (on_a, on_b, other):
