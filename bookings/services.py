@@ -28,7 +28,7 @@ from bookings.models import (
     Service,
 )
 from bookings.selectors import parse_booking_id
-from config.errors import Conflict, Forbidden, InvalidTransition, NotFound
+from config.errors import Conflict, Forbidden, InvalidTransition, NotFound, ValidationError
 from config.realtime import rooms
 from config.realtime.emit import close_room, emit
 from messaging.notify import notification_create
@@ -94,8 +94,7 @@ def booking_create(
 ) -> Booking:
     """A customer's new booking: PENDING, announced, then offered to the nearest partner."""
     if scheduled_at < timezone.now() - SCHEDULE_GRACE:
-        # Well-formed, but the time has passed: the request conflicts with the clock (409), not the schema.
-        raise Conflict("scheduledAt must not be in the past", details={"scheduledAt": ["in the past"]})
+        raise ValidationError("scheduledAt must not be in the past", details={"scheduledAt": ["in the past"]})
     with transaction.atomic():
         booking = _insert_with_number(
             customer=customer,

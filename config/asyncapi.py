@@ -13,8 +13,9 @@ import yaml
 from django.conf import settings
 from django.http import HttpRequest, HttpResponse, JsonResponse
 
+from config.errors import ERROR_CODES
 from config.realtime import catalogue
-from config.realtime.server import ERROR_CODES, sio
+from config.realtime.server import sio
 
 ERROR = catalogue.obj(
     {"code": catalogue.enum(ERROR_CODES), "message": catalogue.STRING},

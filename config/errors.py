@@ -80,3 +80,7 @@ class Unavailable(DomainError):
     code = "UNAVAILABLE"
     http_status = 503
     default_message = "The service is briefly unavailable; retry with backoff"
+
+
+# Every code a client can receive, in the order the classes are declared (the AsyncAPI enum).
+ERROR_CODES = tuple(dict.fromkeys(cls.code for cls in (DomainError, *DomainError.__subclasses__())))

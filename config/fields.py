@@ -11,8 +11,8 @@ from typing import Any
 from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
-from config.errors import NotFound
-from config.parsing import MAX_ID
+from config.errors import NotFound, ValidationError
+from config.parsing import MAX_ID, parse_id
 
 
 class StrictFloatField(serializers.FloatField):
@@ -38,9 +38,9 @@ class StrictIntegerField(serializers.IntegerField):
     """An id: a JSON integer, or a string of at most 18 ASCII digits (so always within bigint); never a boolean."""
 
     def to_internal_value(self, data: Any) -> int:
-        if isinstance(data, bool) or not (
-            isinstance(data, int) or (isinstance(data, str) and data.isascii() and data.isdigit() and len(data) <= 18)
-        ):
+        try:
+            parse_id(data, field=self.field_name or "id")
+        except ValidationError:
             self.fail("invalid")
         return super().to_internal_value(data)
 

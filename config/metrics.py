@@ -126,7 +126,19 @@ def _allowed(request: HttpRequest) -> bool:
     if token:
         return request.headers.get("Authorization", "") == f"Bearer {token}"
     try:
-        address = ipaddress.ip_address(request.META.get("REMOTE_ADDR", ""))
+        address = ipaddress.ip_address(_client_address(request))
     except ValueError:
         return False
     return any(address in ipaddress.ip_network(net) for net in settings.METRICS_ALLOWED_NETWORKS)
+
+
+def _client_address(request: HttpRequest) -> str:
+    """The client's address: behind NUM_PROXIES proxies, the one they appended to X-Forwarded-For.
+
+    Without this, every request through the proxy (a loopback peer) would pass the network check.
+    """
+    proxies = settings.REST_FRAMEWORK.get("NUM_PROXIES") or 0
+    forwarded = [part.strip() for part in request.META.get("HTTP_X_FORWARDED_FOR", "").split(",") if part.strip()]
+    if proxies and forwarded:
+        return forwarded[-min(proxies, len(forwarded))]
+    return request.META.get("REMOTE_ADDR", "")

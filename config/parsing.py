@@ -12,7 +12,7 @@ def parse_id(value: Any, *, field: str) -> int:
     """A non-negative integer id within bigint, sent as a JSON number or as a string of ASCII digits."""
     if isinstance(value, int) and not isinstance(value, bool):
         number = value
-    elif isinstance(value, str) and value.isascii() and value.isdigit() and len(value) <= 19:
+    elif isinstance(value, str) and value.isascii() and value.isdigit() and len(value) <= 18:  # always < MAX_ID
         number = int(value)
     else:
         raise ValidationError(f"{field} must be an id", details={field: ["not an id"]})

@@ -24,7 +24,7 @@ from rest_framework_simplejwt.settings import api_settings as jwt_settings
 from rest_framework_simplejwt.tokens import AccessToken
 
 from config import metrics
-from config.errors import DomainError, Forbidden, TokenExpired, Unavailable, ValidationError
+from config.errors import DomainError, Forbidden, RateLimited, TokenExpired, Unavailable, ValidationError
 from config.formats import iso
 from config.realtime import rooms
 from config.realtime.emit import emit_now
@@ -314,7 +314,7 @@ class BaseNamespace(socketio.AsyncNamespace):
     # ------------------------------------------------------------ events
     async def trigger_event(self, event: str, *args: Any) -> Any:
         if isinstance(event, RejectedEvent):
-            return await self._fail(args[0], event, ValidationError(event.reason), "rejected")
+            return await self._refuse_unhandled(args[0], event, ValidationError(event.reason), "rejected")
         if event in ("connect", "disconnect"):
             return await super().trigger_event(event, *args)
         sid = args[0]
@@ -322,9 +322,9 @@ class BaseNamespace(socketio.AsyncNamespace):
         handler = getattr(self, "on_" + event.replace(":", "_"), None) if ":" in event else None
         started = time.perf_counter()
         label = metrics.event_label(event, handler is not None)
+        if handler is None:
+            return await self._refuse_unhandled(sid, event, ValidationError(f"unknown event {event[:64]!r}"), label)
         try:
-            if handler is None:
-                raise ValidationError(f"unknown event {event[:64]!r}")
             await self._admit(sid, event)
             result = await handler(sid, payload)
         except DomainError as exc:
@@ -340,7 +340,18 @@ class BaseNamespace(socketio.AsyncNamespace):
         metrics.CLIENT_EVENTS.labels(self.namespace_name, label, "ok").inc()
         return {"ok": True, **(result or {})}
 
+    async def _refuse_unhandled(self, sid: str, event: str, exc: DomainError, label: str) -> dict[str, Any]:
+        """A packet no handler takes still counts against the sender's limit: refusals are not free to flood."""
+        session = await self.get_session(sid)
+        try:
+            limiter.hit(session["uid"], "default")
+        except RateLimited as limited:
+            exc = limited
+        return await self._fail(sid, event, exc, label)
+
     def _log_outcome(self, what: str, sid: str, user_id: str | None, event: str | None, code: str) -> None:
+        if code == RateLimited.code:
+            return  # counted in metrics; one log line per refused event would let a client flood the logs
         level = logging.WARNING if code in ("INTERNAL_ERROR", "UNAVAILABLE") else logging.INFO
         fields = {"namespace": self.namespace_name, "event": event, "user_id": user_id, "sid": sid, "code": code}
         outcomes.log(level, "%s: %s %s %s", what, self.namespace_name, event or "-", code, extra=fields)

@@ -5,6 +5,7 @@ from typing import Any
 import socketio
 from django.conf import settings
 
+from config.errors import ERROR_CODES
 from config.realtime import asgi_driver, catalogue
 from config.realtime.codec import OrjsonCodec, PacketCodec
 from config.realtime.inbound import screen
@@ -49,19 +50,6 @@ sio = Server(
     else None,
     logger=False,
     engineio_logger=False,
-)
-
-
-ERROR_CODES = (
-    "VALIDATION_ERROR",
-    "NOT_FOUND",
-    "FORBIDDEN",
-    "INVALID_TRANSITION",
-    "CONFLICT",
-    "RATE_LIMITED",
-    "TOKEN_EXPIRED",
-    "UNAVAILABLE",
-    "INTERNAL_ERROR",
 )
 
 

@@ -8,7 +8,7 @@ from django.utils import timezone
 from bookings import services
 from bookings.models import BookingStatus as S
 from bookings.models import BookingStatusChange
-from config.errors import Conflict, Forbidden, InvalidTransition, NotFound
+from config.errors import Conflict, Forbidden, InvalidTransition, NotFound, ValidationError
 from partners.models import Earning
 from tests.conftest import events_named
 from tests.factories import BookingFactory, PartnerFactory
@@ -228,7 +228,7 @@ def test_unknown_booking_ids_are_not_found(partner):
 
 
 def test_booking_in_the_past_is_refused(customer, service):
-    with pytest.raises(Conflict):
+    with pytest.raises(ValidationError):
         services.booking_create(
             customer=customer,
             service=service,

@@ -4,6 +4,7 @@ import json
 import logging
 
 import pytest
+import socketio
 from pythonjsonlogger.json import JsonFormatter
 
 from tests.live import Client, run, token_for
@@ -20,7 +21,7 @@ def test_failed_events_and_refused_connects_are_logged_without_payloads(live_ser
         assert (await c.call("message:send", secret))["error"]["code"] == "FORBIDDEN"
         await c.close()
         refused = Client(live_server_url, "/partner")
-        with pytest.raises(Exception):  # noqa: B017 - the refusal itself is asserted below
+        with pytest.raises(socketio.exceptions.ConnectionError):
             await refused.connect(token_for(customer))
 
     run(scenario())

@@ -66,3 +66,11 @@ def test_metrics_are_not_public(client, settings):
     settings.METRICS_TOKEN = "s3cret-token"
     assert client.get("/metrics", REMOTE_ADDR="127.0.0.1").status_code == 403
     assert client.get("/metrics", HTTP_AUTHORIZATION="Bearer s3cret-token").status_code == 200
+
+
+def test_metrics_behind_the_proxy_check_the_client_not_the_proxy(client, settings):
+    settings.REST_FRAMEWORK = {**settings.REST_FRAMEWORK, "NUM_PROXIES": 1}
+    outside = client.get("/metrics", REMOTE_ADDR="127.0.0.1", HTTP_X_FORWARDED_FOR="203.0.113.5")
+    assert outside.status_code == 403
+    inside = client.get("/metrics", REMOTE_ADDR="127.0.0.1", HTTP_X_FORWARDED_FOR="127.0.0.1")
+    assert inside.status_code == 200

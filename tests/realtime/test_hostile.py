@@ -6,6 +6,7 @@ official clients refuse to send reserved names or lone surrogates.
 
 import asyncio
 import json
+import logging
 
 import pytest
 from channels.db import database_sync_to_async as sync_to_async
@@ -229,3 +230,24 @@ def test_relay_list_is_read_after_joining(live_server_url, customer, partner, se
         await p.close()
 
     run(scenario())
+
+
+def test_a_flood_of_unknown_or_refused_packets_is_rate_limited(live_server_url, customer, settings, caplog):
+    """Refusals are not free: unknown names and malformed packets count against the user's default limit."""
+    settings.RATE_LIMITS = {**settings.RATE_LIMITS, "default": (5, 3600.0)}
+    caplog.set_level(logging.INFO, logger="config.realtime.outcomes")
+
+    async def scenario():
+        raw = await RawSocket(live_server_url, "/customer").connect(token_for(customer))
+        codes = []
+        for ack_id in range(1, 13):
+            packet = '["no:such:event", {}]' if ack_id % 2 else '["disconnect"]'
+            await raw.send(f"2/customer,{ack_id}{packet}")
+            codes.append(refusal(await raw.ack(ack_id)))
+        assert codes[:5] == ["VALIDATION_ERROR"] * 5 and set(codes[5:]) == {"RATE_LIMITED"}, codes
+        assert raw.open
+        await raw.close()
+
+    run(scenario())
+    logged = [r.code for r in caplog.records if r.name == "config.realtime.outcomes"]
+    assert logged == ["VALIDATION_ERROR"] * 5  # the rate-limited ones are counted, not logged
