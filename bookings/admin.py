@@ -27,7 +27,7 @@ class HistoryInline(admin.TabularInline):
     model = BookingStatusChange
     extra = 0
     can_delete = False
-    readonly_fields = ("from_status", "to_status", "actor", "partner", "note", "created_at")
+    readonly_fields = ("from_status", "to_status", "role", "actor", "partner", "note", "created_at")
 
     def has_add_permission(self, request: HttpRequest, obj: object = None) -> bool:
         return False
@@ -54,8 +54,20 @@ class BookingAdmin(admin.ModelAdmin):
     """Bookings change only through the services: "Add" calls ``booking_create``; an existing
     booking is read-only (actions assign and cancel through the services); none is deleted."""
 
-    list_display = ("number", "status", "service", "customer", "partner", "scheduled_at", "amount", "created_at")
-    list_filter = ("status", "service", "created_at")
+    list_display = (
+        "number",
+        "status",
+        "dispatch_state",
+        "dispatch_attempts",
+        "service",
+        "customer",
+        "partner",
+        "scheduled_at",
+        "amount",
+        "created_at",
+    )
+    # dispatch_state "unassigned": dispatch found nobody or ran out of offers; staff assign from here.
+    list_filter = ("status", "dispatch_state", "service", "created_at")
     search_fields = ("number", "address", "customer__username", "partner__name")
     date_hierarchy = "created_at"
     raw_id_fields = ("customer",)
@@ -100,7 +112,7 @@ class BookingAdmin(admin.ModelAdmin):
     def has_delete_permission(self, request: HttpRequest, obj: Booking | None = None) -> bool:
         return False
 
-    @admin.action(description="Assign a partner (goes through dispatch rules)")
+    @admin.action(description="Assign or re-assign a partner (goes through dispatch rules)")
     def assign_partner(self, request: HttpRequest, queryset) -> HttpResponse | None:
         form = AssignForm(request.POST if "apply" in request.POST else None)
         if form.is_valid():
@@ -151,8 +163,8 @@ class BookingAdmin(admin.ModelAdmin):
 
 @admin.register(BookingStatusChange)
 class BookingStatusChangeAdmin(AuditTrailAdmin):
-    list_display = ("booking", "from_status", "to_status", "actor", "partner", "created_at")
-    list_filter = ("to_status",)
+    list_display = ("booking", "from_status", "to_status", "role", "actor", "partner", "note", "created_at")
+    list_filter = ("to_status", "role")
     search_fields = ("booking__number",)
 
 

@@ -2,12 +2,14 @@
 
 from typing import Any
 
-from bookings.models import Booking, BookingStatus
+from bookings.geo import arrival
+from bookings.models import Booking, BookingStatus, DispatchState
 from bookings.serializers import booking_data, cancelled_by_role, display_name
 from config.formats import iso
 from config.realtime import rooms
 from config.realtime.catalogue import (
     ID,
+    INTEGER,
     LOCATION,
     NUMBER,
     PERSON,
@@ -23,6 +25,8 @@ from partners.serializers import partner_location, partner_summary
 
 S = BookingStatus
 PARTNER_SUMMARY = obj({"id": ID, "name": STRING, "phone": STRING, "rating": NUMBER})
+# How far the partner is from the booking, on partner:assigned and partner:location_update (contract 8.2).
+ARRIVAL = {"distanceMeters": INTEGER, "etaSeconds": INTEGER}
 BOOKING = obj(
     {
         "id": UUID,
@@ -41,7 +45,8 @@ BOOKING = obj(
         "cancelledBy": nullable(enum(["customer", "staff"])),
         "createdAt": TIME,
         "updatedAt": TIME,
-    }
+    },
+    {"dispatch": obj({"attempts": INTEGER, "state": enum(DispatchState.values)})},
 )
 server_event(
     "booking:status_updated",
@@ -55,13 +60,16 @@ server_event(
     "partner:assigned",
     namespaces=(rooms.CUSTOMER,),
     summary="The partner accepted the booking (to booking:<id> and the customer)",
-    payload=obj({"bookingId": UUID, "partner": obj({**PARTNER_SUMMARY["properties"], "location": nullable(LOCATION)})}),
+    payload=obj(
+        {"bookingId": UUID, "partner": obj({**PARTNER_SUMMARY["properties"], "location": nullable(LOCATION)})},
+        ARRIVAL,
+    ),
 )
 server_event(
     "partner:location_update",
     namespaces=(rooms.CUSTOMER,),
     summary="The partner's position, while the booking is accepted..in progress (to booking:<id>)",
-    payload=obj({"bookingId": UUID, "location": LOCATION, "timestamp": TIME}),
+    payload=obj({"bookingId": UUID, "location": LOCATION, "timestamp": TIME}, ARRIVAL),
 )
 server_event(
     "booking:new_request",
@@ -93,6 +101,12 @@ server_event(
             "cancelledAt": TIME,
         }
     ),
+)
+server_event(
+    "booking:offer_expired",
+    namespaces=(rooms.PARTNER,),
+    summary="The partner let the offer lapse (OFFER_TIMEOUT_SECONDS); it goes to another partner",
+    payload=obj({"bookingId": UUID, "bookingNumber": STRING, "expiredAt": TIME}),
 )
 for _name, _summary in (("booking:created", "A booking was created"), ("booking:updated", "A booking changed")):
     server_event(_name, namespaces=(rooms.ADMIN,), summary=f"{_summary} (to monitor:bookings)", payload=BOOKING)
@@ -129,6 +143,7 @@ def partner_assigned(booking: Booking) -> dict[str, Any]:
     return {
         "bookingId": str(booking.pk),
         "partner": {**partner_summary(partner), "location": partner_location(partner)},
+        **arrival(partner.last_latitude, partner.last_longitude, booking.latitude, booking.longitude),
     }
 
 
@@ -145,6 +160,21 @@ def new_request(booking: Booking) -> dict[str, Any]:
     }
 
 
+def offer_expired(booking: Booking) -> dict[str, Any]:
+    return {"bookingId": str(booking.pk), "bookingNumber": booking.number, "expiredAt": iso(booking.updated_at)}
+
+
+def withdrawn(booking: Booking, reason: str) -> dict[str, Any]:
+    """``booking:cancelled`` to a partner whose open offer staff took back (re-assigned, suspended)."""
+    return {
+        "bookingId": str(booking.pk),
+        "bookingNumber": booking.number,
+        "reason": reason,
+        "cancelledBy": "staff",
+        "cancelledAt": iso(booking.updated_at),
+    }
+
+
 def cancelled(booking: Booking) -> dict[str, Any]:
     return {
         "bookingId": str(booking.pk),
@@ -155,5 +185,13 @@ def cancelled(booking: Booking) -> dict[str, Any]:
     }
 
 
-def location_update(booking_id: str, latitude: float, longitude: float, timestamp: str) -> dict[str, Any]:
-    return {"bookingId": booking_id, "location": {"latitude": latitude, "longitude": longitude}, "timestamp": timestamp}
+def location_update(
+    booking_id: str, latitude: float, longitude: float, timestamp: str, arrival: dict[str, int]
+) -> dict[str, Any]:
+    """``arrival`` is ``bookings.geo.arrival`` from this position to the booking."""
+    return {
+        "bookingId": booking_id,
+        "location": {"latitude": latitude, "longitude": longitude},
+        "timestamp": timestamp,
+        **arrival,
+    }

@@ -54,6 +54,15 @@ OPEN_STATUSES = (BookingStatus.PENDING, BookingStatus.PARTNER_ASSIGNED, *ACTIVE_
 TERMINAL_STATUSES = (BookingStatus.COMPLETED, BookingStatus.CANCELLED)
 
 
+class DispatchState(models.TextChoices):
+    """Where dispatch stands with a booking (contract 8.2), as staff see it."""
+
+    SEARCHING = "searching"  # PENDING, dispatch is choosing (or will try again)
+    OFFERED = "offered"  # PARTNER_ASSIGNED, the offer's clock is running
+    UNASSIGNED = "unassigned"  # PENDING, nobody eligible or the offers ran out: staff should look
+    DONE = "done"  # accepted, finished or cancelled
+
+
 class Booking(models.Model):
     id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
     number = models.CharField(max_length=8, unique=True, editable=False)
@@ -78,10 +87,31 @@ class Booking(models.Model):
     created_at = models.DateTimeField(auto_now_add=True)
     updated_at = models.DateTimeField(auto_now=True)
     completed_at = models.DateTimeField(null=True, blank=True)
+    dispatch_state = models.CharField(
+        max_length=10, choices=DispatchState.choices, default=DispatchState.SEARCHING, editable=False
+    )
+    # Offers made so far (dispatch and staff), against DISPATCH_MAX_OFFERS.
+    dispatch_attempts = models.PositiveSmallIntegerField(default=0, editable=False)
+    # When the dispatch sweeper must look at it again: the offer's deadline (PARTNER_ASSIGNED)
+    # or the next search (PENDING, nobody was eligible). Null: nothing is due.
+    dispatch_due_at = models.DateTimeField(null=True, blank=True, editable=False)
 
     class Meta:
         ordering = ["-created_at"]
+        constraints = [
+            # A partner holds at most one open offer (contract 8.2), whatever races above this.
+            models.UniqueConstraint(
+                fields=["partner"],
+                condition=models.Q(status=BookingStatus.PARTNER_ASSIGNED),
+                name="one_open_offer_per_partner",
+            ),
+        ]
         indexes = [
+            models.Index(
+                fields=["dispatch_due_at"],
+                condition=models.Q(dispatch_due_at__isnull=False),
+                name="booking_dispatch_due",
+            ),
             models.Index(fields=["partner", "status"], name="booking_partner_status"),
             models.Index(fields=["customer", "-created_at"], name="booking_customer_recent"),
             models.Index(fields=["status", "-created_at"], name="booking_status_recent"),
@@ -99,6 +129,8 @@ class BookingStatusChange(models.Model):
     from_status = models.CharField(max_length=20, blank=True)
     to_status = models.CharField(max_length=20)
     actor = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.SET_NULL, null=True, blank=True)
+    # Who made the move: customer, partner, staff or dispatch (which has no user).
+    role = models.CharField(max_length=10, blank=True)
     partner = models.ForeignKey("partners.Partner", on_delete=models.SET_NULL, null=True, blank=True, related_name="+")
     note = models.CharField(max_length=500, blank=True)
     created_at = models.DateTimeField(auto_now_add=True)
@@ -111,7 +143,10 @@ class BookingStatusChange(models.Model):
 
 
 class BookingRejection(models.Model):
-    """A partner who turned a booking down is never offered it again."""
+    """A partner who turned a booking down, let its offer lapse or lost it to staff is never offered it again.
+
+    ``reason`` is the partner's words, or ``offer_expired`` / ``reassigned``.
+    """
 
     booking = models.ForeignKey(Booking, on_delete=models.CASCADE, related_name="rejections")
     partner = models.ForeignKey("partners.Partner", on_delete=models.CASCADE, related_name="rejections")

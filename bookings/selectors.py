@@ -52,13 +52,17 @@ def booking_for_customer(*, booking_id: Any, user: AbstractBaseUser) -> Booking:
     return booking
 
 
-def active_booking_ids(*, partner_id: int) -> list[str]:
-    """The bookings whose rooms a partner's location is relayed to."""
-    return active_booking_ids_of(partner_ids=[partner_id]).get(partner_id, [])
+# Where a partner's position goes: (booking id, booking latitude, booking longitude).
+RelayTarget = tuple[str, float, float]
 
 
-def active_booking_ids_of(*, partner_ids: list[int]) -> dict[int, list[str]]:
-    """Active booking ids per partner (partners with none are absent).
+def relay_targets(*, partner_id: int) -> list[RelayTarget]:
+    """The active bookings whose rooms a partner's location is relayed to, with their places (for the ETA)."""
+    return relay_targets_of(partner_ids=[partner_id]).get(partner_id, [])
+
+
+def relay_targets_of(*, partner_ids: list[int]) -> dict[int, list[RelayTarget]]:
+    """``relay_targets`` per partner (partners with none are absent).
 
     Raw SQL: it runs on every partner connect and every change of a partner's
     bookings, and the ORM's compilation would cost more than the query.
@@ -68,12 +72,13 @@ def active_booking_ids_of(*, partner_ids: list[int]) -> dict[int, list[str]]:
     table = connection.ops.quote_name(Booking._meta.db_table)
     statuses = ", ".join(["%s"] * len(ACTIVE_STATUSES))
     partners = ", ".join(["%s"] * len(partner_ids))
-    found: dict[int, list[str]] = {}
+    found: dict[int, list[RelayTarget]] = {}
     with connection.cursor() as cursor:
         cursor.execute(
-            f"SELECT partner_id, id FROM {table} WHERE partner_id IN ({partners}) AND status IN ({statuses})",
+            f"SELECT partner_id, id, latitude, longitude FROM {table} "
+            f"WHERE partner_id IN ({partners}) AND status IN ({statuses})",
             [*partner_ids, *ACTIVE_STATUSES],
         )
-        for partner_id, booking_id in cursor.fetchall():
-            found.setdefault(partner_id, []).append(str(uuid.UUID(str(booking_id))))
+        for partner_id, booking_id, latitude, longitude in cursor.fetchall():
+            found.setdefault(partner_id, []).append((str(uuid.UUID(str(booking_id))), latitude, longitude))
     return found

@@ -8,7 +8,7 @@ from typing import Any
 
 from rest_framework import serializers
 
-from bookings.models import Booking, BookingStatus, Service
+from bookings.models import Booking, BookingStatus, DispatchState, Service
 from config.fields import StrictCharField, StrictFloatField, StrictIntegerField, StrictUUIDField, id_field
 from config.formats import iso
 from config.parsing import MAX_ID
@@ -46,6 +46,11 @@ class LocationSerializer(serializers.Serializer):
     longitude = serializers.FloatField()
 
 
+class DispatchSerializer(serializers.Serializer):
+    attempts = serializers.IntegerField(source="dispatch_attempts")
+    state = serializers.ChoiceField(source="dispatch_state", choices=DispatchState.choices)
+
+
 class BookingSerializer(serializers.Serializer):
     """The booking's schema for OpenAPI; its representation is ``booking_data``.
 
@@ -70,6 +75,7 @@ class BookingSerializer(serializers.Serializer):
     cancelledBy = serializers.SerializerMethodField()
     createdAt = serializers.DateTimeField(source="created_at")
     updatedAt = serializers.DateTimeField(source="updated_at")
+    dispatch = DispatchSerializer(source="*")
 
     def get_location(self, booking: Booking) -> dict[str, float]:
         return {"latitude": booking.latitude, "longitude": booking.longitude}
@@ -110,6 +116,7 @@ def booking_data(booking: Booking) -> dict[str, Any]:
         "cancelledBy": cancelled_by_role(booking),
         "createdAt": iso(booking.created_at),
         "updatedAt": iso(booking.updated_at),
+        "dispatch": {"attempts": booking.dispatch_attempts, "state": booking.dispatch_state},
     }
 
 

@@ -6,17 +6,18 @@ over to ``_booking_transition``, the only place a status changes. Events leave
 through ``config.realtime.emit`` after the transaction commits.
 """
 
-import math
 import random
 from datetime import datetime, timedelta
 from typing import Any
 
+from django.conf import settings
 from django.contrib.auth import get_user_model
 from django.contrib.auth.models import AbstractBaseUser
 from django.db import IntegrityError, transaction
 from django.utils import timezone
 
 from bookings import events
+from bookings.dispatch import nearest_eligible_partner
 from bookings.models import (
     ACTIVE_STATUSES,
     TERMINAL_STATUSES,
@@ -25,6 +26,7 @@ from bookings.models import (
     BookingStatus,
     BookingStatusChange,
     CustomerProfile,
+    DispatchState,
     Service,
 )
 from bookings.selectors import parse_booking_id
@@ -32,7 +34,7 @@ from config.errors import Conflict, Forbidden, InvalidTransition, NotFound, Vali
 from config.realtime import rooms
 from config.realtime.emit import close_room, emit
 from messaging.notify import notification_create
-from partners.models import KycStatus, Partner
+from partners.models import Partner
 
 S = BookingStatus
 CUSTOMER, PARTNER, STAFF, DISPATCH = "customer", "partner", "staff", "dispatch"
@@ -41,7 +43,10 @@ CUSTOMER, PARTNER, STAFF, DISPATCH = "customer", "partner", "staff", "dispatch"
 TRANSITIONS: dict[tuple[str, str], frozenset[str]] = {
     (S.PENDING, S.PARTNER_ASSIGNED): frozenset({DISPATCH, STAFF}),
     (S.PARTNER_ASSIGNED, S.PARTNER_ACCEPTED): frozenset({PARTNER}),
-    (S.PARTNER_ASSIGNED, S.PENDING): frozenset({PARTNER}),
+    # The partner rejects, the offer lapses (dispatch) or staff withdraw it (suspension).
+    (S.PARTNER_ASSIGNED, S.PENDING): frozenset({PARTNER, DISPATCH, STAFF}),
+    # Staff re-assign: the offer moves to another partner.
+    (S.PARTNER_ASSIGNED, S.PARTNER_ASSIGNED): frozenset({STAFF}),
     (S.PARTNER_ACCEPTED, S.PARTNER_EN_ROUTE): frozenset({PARTNER}),
     (S.PARTNER_ACCEPTED, S.PARTNER_ARRIVED): frozenset({PARTNER}),
     (S.PARTNER_ACCEPTED, S.IN_PROGRESS): frozenset({PARTNER}),
@@ -56,7 +61,8 @@ TRANSITIONS: dict[tuple[str, str], frozenset[str]] = {
 }
 # Statuses a partner may set with booking:status_update.
 PARTNER_PROGRESS = (S.PARTNER_EN_ROUTE, S.PARTNER_ARRIVED, S.IN_PROGRESS, S.COMPLETED)
-EARTH_RADIUS_KM = 6371.0088
+# Why an offer left its partner without them deciding (history note, rejection reason, withdrawal reason).
+OFFER_EXPIRED, REASSIGNED, PARTNER_SUSPENDED = "offer_expired", "reassigned", "partner_suspended"
 SCHEDULE_GRACE = timedelta(minutes=5)
 
 
@@ -128,65 +134,130 @@ def _insert_with_number(**fields: Any) -> Booking:
 
 # ---------------------------------------------------------------- dispatch and assignment
 def booking_dispatch(*, booking_id: Any) -> Partner | None:
-    """Offer a PENDING booking to the nearest eligible partner; ``None`` leaves it for staff."""
+    """Offer a PENDING booking to the nearest eligible partner; ``None`` leaves it waiting."""
     with transaction.atomic():
         booking = _locked(booking_id)
         if booking.status != S.PENDING:
             return None
+        return _dispatch(booking)
+
+
+def _dispatch(booking: Booking) -> Partner | None:
+    """Offer a PENDING booking (row locked) while offers remain, else leave it for staff."""
+    partner = None
+    if booking.dispatch_attempts < settings.DISPATCH_MAX_OFFERS:
         partner = nearest_eligible_partner(booking)
-        if partner is None:
-            return None
-        _booking_transition(booking, S.PARTNER_ASSIGNED, actor=None, role=DISPATCH, partner=partner)
-        return partner
+    if partner is None:
+        _wait_for_partner(booking)
+        return None
+    _booking_transition(booking, S.PARTNER_ASSIGNED, actor=None, role=DISPATCH, partner=partner)
+    return partner
 
 
-def nearest_eligible_partner(booking: Booking) -> Partner | None:
-    """Nearest partner (great-circle) who may take ``booking`` now (contract section 4)."""
-    candidates = (
-        Partner.objects.filter(
-            services=booking.service_id,
-            kyc_status=KycStatus.APPROVED,
-            is_suspended=False,
-            is_available=True,
-            online_until__gt=timezone.now(),
-            user__is_active=True,
-            last_latitude__isnull=False,
-            last_longitude__isnull=False,
+def _wait_for_partner(booking: Booking) -> None:
+    """Nobody to offer it to: staff see it unassigned; dispatch looks again later while offers remain."""
+    exhausted = booking.dispatch_attempts >= settings.DISPATCH_MAX_OFFERS
+    retry = timedelta(seconds=settings.DISPATCH_RETRY_SECONDS)
+    booking.dispatch_due_at = None if exhausted else timezone.now() + retry
+    newly_unassigned = booking.dispatch_state != DispatchState.UNASSIGNED
+    booking.dispatch_state = DispatchState.UNASSIGNED
+    booking.save(update_fields=["dispatch_state", "dispatch_due_at", "updated_at"])
+    if newly_unassigned:
+        emit("booking:updated", events.booking(booking), namespace=rooms.ADMIN, room=rooms.MONITOR_BOOKINGS)
+        _notify(
+            booking.customer_id,
+            "booking_searching",
+            "Still looking",
+            f"We are still looking for a partner for {booking.number}",
+            booking,
         )
-        .exclude(pk=booking.customer_id)
-        .exclude(rejections__booking=booking)
-        .exclude(bookings__status__in=ACTIVE_STATUSES)
-        .values_list("pk", "last_latitude", "last_longitude")
-    )
-    best = min(
-        candidates,
-        key=lambda row: haversine_km(booking.latitude, booking.longitude, row[1], row[2]),
-        default=None,
-    )
-    return Partner.objects.get(pk=best[0]) if best else None
 
 
-def haversine_km(lat1: float, lon1: float, lat2: float, lon2: float) -> float:
-    phi1, phi2 = math.radians(lat1), math.radians(lat2)
-    dphi, dlmb = phi2 - phi1, math.radians(lon2 - lon1)
-    a = math.sin(dphi / 2) ** 2 + math.cos(phi1) * math.cos(phi2) * math.sin(dlmb / 2) ** 2
-    return 2 * EARTH_RADIUS_KM * math.asin(math.sqrt(a))
+def dispatch_sweep(*, limit: int = 100) -> int:
+    """Bookings whose dispatch clock ran out: lapse their offers, search again. Returns how many.
+
+    Each booking is taken in its own transaction with ``FOR UPDATE SKIP LOCKED``, so
+    every process may sweep at once and each due booking is handled exactly once.
+    """
+    handled = 0
+    while handled < limit:
+        with transaction.atomic():
+            booking = (
+                Booking.objects.select_for_update(skip_locked=True, of=("self",))
+                .select_related("service", "customer", "partner")
+                .filter(dispatch_due_at__lte=timezone.now())
+                .order_by("dispatch_due_at")
+                .first()
+            )
+            if booking is None:
+                break
+            if booking.status == S.PARTNER_ASSIGNED:
+                _expire_offer(booking)
+            elif booking.status == S.PENDING:
+                _dispatch(booking)
+            else:  # nothing is due for a booking past dispatch; never expected
+                Booking.objects.filter(pk=booking.pk).update(dispatch_due_at=None)
+        handled += 1
+    return handled
+
+
+def _expire_offer(booking: Booking) -> None:
+    """The partner let the offer lapse: back to PENDING, never offered to them again, offered to the next."""
+    partner = booking.partner
+    BookingRejection.objects.get_or_create(booking=booking, partner=partner, defaults={"reason": OFFER_EXPIRED})
+    _booking_transition(booking, S.PENDING, actor=None, role=DISPATCH, note=OFFER_EXPIRED)
+    emit(
+        "booking:offer_expired",
+        events.offer_expired(booking),
+        namespace=rooms.PARTNER,
+        room=rooms.user(partner.pk),
+    )
+    _notify(partner.pk, "offer_expired", "Offer expired", f"The offer of {booking.number} has expired", booking)
+    _dispatch(booking)
 
 
 def booking_assign(*, booking_id: Any, partner_id: Any, actor: AbstractBaseUser) -> Booking:
-    """Staff override: offer a PENDING booking to any partner who is not suspended."""
+    """Staff override: offer a PENDING booking to any partner who is not suspended, or move an open offer.
+
+    The partner's row is locked like dispatch locks it, so neither can give them a second open offer.
+    """
     if not actor.is_staff:
         raise Forbidden("only staff can assign partners")
     with transaction.atomic():
         booking = _locked(booking_id)
-        partner = Partner.objects.filter(pk=partner_id).first()
+        partner = Partner.objects.select_for_update(of=("self",)).filter(pk=partner_id).first()
         if partner is None:
             raise NotFound("no such partner")
         if partner.is_suspended:
             raise Conflict("this partner is suspended", details={"partnerId": ["suspended"]})
         _check(booking, S.PARTNER_ASSIGNED, STAFF)
-        _booking_transition(booking, S.PARTNER_ASSIGNED, actor=actor, role=STAFF, partner=partner)
+        if Booking.objects.filter(partner=partner, status=S.PARTNER_ASSIGNED).exists():
+            raise Conflict("this partner already holds an open offer", details={"partnerId": ["has an open offer"]})
+        previous = booking.partner if booking.status == S.PARTNER_ASSIGNED else None
+        if previous is not None:
+            BookingRejection.objects.get_or_create(booking=booking, partner=previous, defaults={"reason": REASSIGNED})
+        note = REASSIGNED if previous else ""
+        _booking_transition(booking, S.PARTNER_ASSIGNED, actor=actor, role=STAFF, partner=partner, note=note)
+        if previous is not None:
+            _withdraw(booking, previous, REASSIGNED)
     return booking
+
+
+def offers_withdraw(*, partner_id: Any, actor: AbstractBaseUser, reason: str = PARTNER_SUSPENDED) -> int:
+    """Take a partner's open offers back (they were suspended) and dispatch them again. Caller holds a transaction."""
+    withdrawn = 0
+    for booking_id in Booking.objects.filter(partner_id=partner_id, status=S.PARTNER_ASSIGNED).values_list(
+        "pk", flat=True
+    ):
+        booking = _locked(booking_id)
+        if booking.status != S.PARTNER_ASSIGNED or booking.partner_id != partner_id:
+            continue
+        previous = booking.partner
+        _booking_transition(booking, S.PENDING, actor=actor, role=STAFF, note=reason)
+        _withdraw(booking, previous, reason)
+        _dispatch(booking)
+        withdrawn += 1
+    return withdrawn
 
 
 # ---------------------------------------------------------------- the partner's moves
@@ -253,6 +324,8 @@ def _locked(booking_id: Any) -> Booking:
 
 def _require_assigned_partner(booking: Booking, partner_user: AbstractBaseUser) -> None:
     if booking.partner_id != partner_user.pk:
+        if booking.rejections.filter(partner_id=partner_user.pk, reason__in=(OFFER_EXPIRED, REASSIGNED)).exists():
+            raise InvalidTransition("this offer is no longer yours: it expired or was re-assigned")
         raise Forbidden("this booking is not assigned to you")
     if booking.partner.is_suspended:
         raise Forbidden("This partner is suspended")
@@ -281,18 +354,26 @@ def _booking_transition(
     from_status = booking.status
     previous_partner = booking.partner
     booking.status = to_status
+    booking.dispatch_due_at = None
     if to_status == S.PARTNER_ASSIGNED:
         booking.partner = partner
+        booking.dispatch_attempts += 1
+        booking.dispatch_state = DispatchState.OFFERED
+        booking.dispatch_due_at = timezone.now() + timedelta(seconds=settings.OFFER_TIMEOUT_SECONDS)
     elif to_status == S.PENDING:
         booking.partner = None
-    elif to_status == S.COMPLETED:
-        booking.completed_at = timezone.now()
+        booking.dispatch_state = DispatchState.SEARCHING
+    else:
+        booking.dispatch_state = DispatchState.DONE
+        if to_status == S.COMPLETED:
+            booking.completed_at = timezone.now()
     booking.save()
     BookingStatusChange.objects.create(
         booking=booking,
         from_status=from_status,
         to_status=to_status,
         actor=actor,
+        role=role,
         partner=booking.partner or previous_partner,
         note=note[:500],
     )
@@ -352,6 +433,17 @@ def _announce(booking: Booking, from_status: str, previous_partner: Partner | No
     if status in TERMINAL_STATUSES:
         # Nothing more is said about it: nobody stays in its room to hear a stale relay.
         close_room(rooms.booking(booking.pk), namespace=rooms.CUSTOMER)
+
+
+def _withdraw(booking: Booking, partner: Partner, reason: str) -> None:
+    """Staff took the offer back (re-assigned, partner suspended): to the partner it is a cancellation."""
+    emit(
+        "booking:cancelled",
+        events.withdrawn(booking, reason),
+        namespace=rooms.PARTNER,
+        room=rooms.user(partner.pk),
+    )
+    _notify(partner.pk, "booking_cancelled", "Offer withdrawn", f"The offer of {booking.number} was withdrawn", booking)
 
 
 def _announce_cancel(booking: Booking, partner: Partner | None) -> None:

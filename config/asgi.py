@@ -14,6 +14,8 @@ import socketio  # noqa: E402
 from django.core.asgi import get_asgi_application  # noqa: E402
 
 from bookings.sockets import CustomerNamespace  # noqa: E402
+from bookings.sweeper import sweep_forever  # noqa: E402
+from config.realtime.manager import on_startup  # noqa: E402
 from config.realtime.namespace import set_identity_loader  # noqa: E402
 from config.realtime.server import register_namespace, sio  # noqa: E402
 from config.realtime.tuning import tune_gc_after_startup  # noqa: E402
@@ -24,9 +26,16 @@ from partners.sockets import PartnerNamespace  # noqa: E402
 set_identity_loader(socket_identity)
 for namespace in (CustomerNamespace, PartnerNamespace, AdminNamespace):
     register_namespace(namespace(namespace.namespace_name))
+on_startup(lambda manager: manager.start_task(sweep_forever()))
 
-# Lifespan shutdown (uvicorn --lifespan on): write what is buffered, withdraw presence, hand over queues.
+
+# Lifespan (uvicorn --lifespan on): start the periodic work at once; at shutdown write what is
+# buffered, withdraw presence, hand over queues.
 application = socketio.ASGIApp(
-    sio, other_asgi_app=get_asgi_application(), socketio_path="socket.io", on_shutdown=sio.manager.shutdown
+    sio,
+    other_asgi_app=get_asgi_application(),
+    socketio_path="socket.io",
+    on_startup=sio.start,
+    on_shutdown=sio.manager.shutdown,
 )
 tune_gc_after_startup()

@@ -199,6 +199,16 @@ RELAY_RECONCILE_INTERVAL = float(os.environ.get("RELAY_RECONCILE_INTERVAL", "30"
 # A connected partner stays dispatchable this long after the last heartbeat.
 PRESENCE_TTL = int(os.environ.get("PRESENCE_TTL", "90"))
 PRESENCE_HEARTBEAT = float(os.environ.get("PRESENCE_HEARTBEAT", "15"))
+# Dispatch (contract 8.2): an offer lapses after OFFER_TIMEOUT_SECONDS; a booking is offered
+# at most DISPATCH_MAX_OFFERS times before it waits for staff; one that found nobody is tried
+# again every DISPATCH_RETRY_SECONDS; every process sweeps due bookings every
+# DISPATCH_SWEEP_INTERVAL seconds (row locks, SKIP LOCKED: each runs once). The ETA of a
+# partner who is not moving (or does not report speed) assumes CITY_SPEED_KMH.
+OFFER_TIMEOUT_SECONDS = float(os.environ.get("OFFER_TIMEOUT_SECONDS", "30"))
+DISPATCH_MAX_OFFERS = int(os.environ.get("DISPATCH_MAX_OFFERS", "5"))
+DISPATCH_RETRY_SECONDS = float(os.environ.get("DISPATCH_RETRY_SECONDS", "10"))
+DISPATCH_SWEEP_INTERVAL = float(os.environ.get("DISPATCH_SWEEP_INTERVAL", "1"))
+CITY_SPEED_KMH = float(os.environ.get("CITY_SPEED_KMH", "20"))
 # Admin dashboards get pushed figures at most this often (seconds).
 DASHBOARD_PUSH_INTERVAL = float(os.environ.get("DASHBOARD_PUSH_INTERVAL", "1"))
 

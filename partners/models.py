@@ -39,6 +39,8 @@ class Partner(models.Model):
             models.Index(
                 fields=["kyc_status", "is_suspended", "is_available", "online_until"], name="partner_dispatchable"
             ),
+            # Dispatch's bounding box: a latitude band, then longitude, read from the index.
+            models.Index(fields=["last_latitude", "last_longitude"], name="partner_position"),
         ]
 
     def __str__(self) -> str:

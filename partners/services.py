@@ -11,7 +11,7 @@ from django.db.models import Sum
 from django.utils import timezone
 
 from bookings.models import Booking
-from bookings.services import user_create
+from bookings.services import offers_withdraw, user_create
 from config.errors import Conflict, Forbidden, NotFound
 from config.realtime import rooms
 from config.realtime.emit import control, emit
@@ -76,7 +76,8 @@ def kyc_review(*, submission_id: Any, reviewer: AbstractBaseUser, approve: bool,
 
 # ---------------------------------------------------------------- suspension and availability
 def partner_suspend(*, partner_id: Any, actor: AbstractBaseUser, suspended: bool = True) -> Partner:
-    """Suspend (or reinstate) a partner; a suspension disconnects their sockets on every process.
+    """Suspend (or reinstate) a partner; a suspension withdraws their open offers (dispatched again)
+    and disconnects their sockets on every process.
 
     The disconnect comes from ``partners.access`` (the profile's save), like any other change of rights.
     """
@@ -88,6 +89,8 @@ def partner_suspend(*, partner_id: Any, actor: AbstractBaseUser, suspended: bool
             raise NotFound("no such partner")
         partner.is_suspended = suspended
         partner.save(update_fields=["is_suspended"])
+        if suspended:
+            offers_withdraw(partner_id=partner.pk, actor=actor)
     return partner
 
 

@@ -24,7 +24,8 @@ from typing import Any
 from django.conf import settings
 
 from bookings import events
-from bookings.selectors import active_booking_ids, active_booking_ids_of
+from bookings.geo import arrival
+from bookings.selectors import RelayTarget, relay_targets, relay_targets_of
 from config import metrics
 from config.errors import ValidationError
 from config.realtime import rooms
@@ -44,8 +45,8 @@ _RANGES = {
 _REQUIRED = ("latitude", "longitude")
 
 
-def parse_location(payload: Any) -> tuple[float, float]:
-    """``(latitude, longitude)`` of a ``location:update`` payload, every field range-checked."""
+def parse_location(payload: Any) -> tuple[float, float, float | None]:
+    """``(latitude, longitude, speed)`` of a ``location:update`` payload, every field range-checked."""
     if not isinstance(payload, dict):
         raise ValidationError("payload must be an object with latitude and longitude")
     for key, (low, high) in _RANGES.items():
@@ -58,7 +59,8 @@ def parse_location(payload: Any) -> tuple[float, float]:
             raise ValidationError(f"{key} must be a number", details={key: ["not a number"]})
         if not low <= value <= high:
             raise ValidationError(f"{key} must be between {low:g} and {high:g}", details={key: ["out of range"]})
-    return float(payload["latitude"]), float(payload["longitude"])
+    speed = payload.get("speed")
+    return float(payload["latitude"]), float(payload["longitude"]), None if speed is None else float(speed)
 
 
 class LocationBuffer:
@@ -90,22 +92,28 @@ locations = LocationBuffer()
 
 
 async def relay_location(session: dict[str, Any], payload: Any) -> int:
-    """Relay one update to the rooms of the partner's active bookings; returns how many."""
-    latitude, longitude = parse_location(payload)
+    """Relay one update to the rooms of the partner's active bookings, with distance and ETA; returns how many."""
+    latitude, longitude, speed = parse_location(payload)
     now = datetime.now(UTC)
     timestamp = now.isoformat().replace("+00:00", "Z")
-    booking_ids = session.get("bookings") or ()
-    for booking_id in booking_ids:
+    targets: list[RelayTarget] = session.get("bookings") or ()
+    for booking_id, booking_lat, booking_lng in targets:
         await emit_now(
             "partner:location_update",
-            events.location_update(booking_id, latitude, longitude, timestamp),
+            events.location_update(
+                booking_id,
+                latitude,
+                longitude,
+                timestamp,
+                arrival(latitude, longitude, booking_lat, booking_lng, speed),
+            ),
             namespace=rooms.CUSTOMER,
             room=rooms.booking(booking_id),
         )
     locations.put(session["uid"], latitude, longitude, now)
-    if booking_ids:
-        metrics.LOCATION_RELAYS.inc(len(booking_ids))
-    return len(booking_ids)
+    if targets:
+        metrics.LOCATION_RELAYS.inc(len(targets))
+    return len(targets)
 
 
 # One lock per partner while anyone waits on it (weak values: nothing left behind).
@@ -131,14 +139,14 @@ async def refresh_relay(manager: Any, partner_id: int) -> None:
     if not _local_sids(manager, partner_id):
         return
     async with _relay_lock(partner_id):
-        booking_ids = await db(active_booking_ids)(partner_id=partner_id)
-        await _apply(manager, partner_id, booking_ids)
+        targets = await db(relay_targets)(partner_id=partner_id)
+        await _apply(manager, partner_id, targets)
 
 
-async def _apply(manager: Any, partner_id: int, booking_ids: list[str]) -> None:
+async def _apply(manager: Any, partner_id: int, targets: list[RelayTarget]) -> None:
     for sid in _local_sids(manager, partner_id):
         session = await manager.server.get_session(sid, namespace=rooms.PARTNER)
-        session["bookings"] = booking_ids
+        session["bookings"] = targets
 
 
 async def reconcile_relays(manager: Any) -> None:
@@ -151,7 +159,7 @@ async def reconcile_relays(manager: Any) -> None:
         async with contextlib.AsyncExitStack() as stack:
             for partner_id in batch:
                 await stack.enter_async_context(_relay_lock(partner_id))
-            lists = await db(active_booking_ids_of)(partner_ids=batch)
+            lists = await db(relay_targets_of)(partner_ids=batch)
             for partner_id in batch:
                 await _apply(manager, partner_id, lists.get(partner_id, []))
 

@@ -30,6 +30,16 @@ class Server(socketio.AsyncServer):
     async def _handle_event(self, eio_sid: str, namespace: str | None, id: int | None, data: Any) -> None:
         await super()._handle_event(eio_sid, namespace, id, screen(data))
 
+    def start(self) -> None:
+        """Start the manager (its startup hooks, background tasks) now, not at the first connection.
+
+        The ASGI lifespan calls this, so a process that no client reached yet still runs its
+        periodic work (the dispatch sweep, presence, metrics gauges).
+        """
+        if not self.manager_initialized:
+            self.manager_initialized = True
+            self.manager.initialize()
+
 
 def cors_origins(conf: dict[str, Any]) -> str | list[str]:
     origins = conf["CORS_ALLOWED_ORIGINS"]

@@ -217,8 +217,9 @@ def test_staff_assign_rules(staff, customer, partner, service):
     offline = PartnerFactory(online_until=None, kyc_status="PENDING")  # ops override: any non-suspended partner
     booking = services.booking_assign(booking_id=booking.pk, partner_id=offline.pk, actor=staff)
     assert booking.status == S.PARTNER_ASSIGNED and booking.partner_id == offline.pk
-    with pytest.raises(InvalidTransition):
-        services.booking_assign(booking_id=booking.pk, partner_id=partner.pk, actor=staff)
+    accepted = BookingFactory(customer=customer, partner=offline, status=S.PARTNER_ACCEPTED)
+    with pytest.raises(InvalidTransition):  # re-assign moves open offers only (tests/bookings/test_dispatch.py)
+        services.booking_assign(booking_id=accepted.pk, partner_id=partner.pk, actor=staff)
 
 
 def test_unknown_booking_ids_are_not_found(partner):

@@ -3,6 +3,7 @@
 import pytest
 from channels.db import database_sync_to_async as sync_to_async
 
+from bookings.geo import distance_m
 from bookings.models import Booking
 from bookings.models import BookingStatus as S
 from partners.models import Partner
@@ -29,6 +30,7 @@ BOOKING_FIELDS = {
     "cancelledBy",
     "createdAt",
     "updatedAt",
+    "dispatch",
 }
 
 
@@ -52,6 +54,8 @@ def test_customer_tracks_and_sees_the_whole_journey(live_server_url, customer, p
         [assigned] = await c.wait_for("partner:assigned")
         assert assigned["bookingId"] == str(booking.pk)
         assert assigned["partner"]["id"] == str(partner.pk) and assigned["partner"]["name"] == "Pat"
+        away = distance_m(partner.last_latitude, partner.last_longitude, booking.latitude, booking.longitude)
+        assert assigned["distanceMeters"] == round(away) and assigned["etaSeconds"] == round(away / (20 / 3.6))
         notes = await c.wait_for("notification:new")
         assert notes[0]["type"] == "booking_accepted"
 
@@ -62,6 +66,12 @@ def test_customer_tracks_and_sees_the_whole_journey(live_server_url, customer, p
         assert loc["bookingId"] == str(booking.pk)
         assert loc["location"] == {"latitude": 28.6, "longitude": 77.21}
         assert loc["timestamp"].endswith("Z")
+        away = distance_m(28.6, 77.21, booking.latitude, booking.longitude)
+        assert loc["distanceMeters"] == round(away) and loc["etaSeconds"] == round(away / (20 / 3.6))
+        # a moving partner's ETA follows the speed they report (m/s)
+        await p.call("location:update", {"latitude": 28.6, "longitude": 77.21, "speed": 10})
+        [_, moving] = await c.wait_for("partner:location_update", count=2)
+        assert moving["etaSeconds"] == round(away / 10)
 
         for s in ("PARTNER_EN_ROUTE", "PARTNER_ARRIVED", "IN_PROGRESS", "COMPLETED"):
             ack = await p.call("booking:status_update", {"bookingId": str(booking.pk), "status": s})

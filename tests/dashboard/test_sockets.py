@@ -35,8 +35,11 @@ def test_admin_sees_stats_bookings_signups_and_kyc(live_server_url, staff, custo
         await a.wait_for("dashboard:stats_update", where=lambda s: s["bookings"]["total"] == 1)
 
         await sync_to_async(services.booking_cancel)(booking_id=booking.pk, actor=staff, reason="ops")
-        [updated] = await a.wait_for("booking:updated")
-        assert updated["status"] == "CANCELLED" and updated["cancelledBy"] == "staff"
+        # nobody was eligible: staff see it flagged, then cancelled
+        [flagged] = await a.wait_for("booking:updated", where=lambda b: b["status"] == "PENDING")
+        assert flagged["dispatch"] == {"attempts": 0, "state": "unassigned"}
+        [updated] = await a.wait_for("booking:updated", where=lambda b: b["status"] == "CANCELLED")
+        assert updated["cancelledBy"] == "staff" and updated["dispatch"]["state"] == "done"
 
         partner = await sync_to_async(partner_register)(
             username="newbie", password="secret123", name="Newbie", phone="+91-1", services=[service.pk]

@@ -200,7 +200,7 @@ def test_finished_booking_room_is_closed_even_for_a_stale_relay(live_server_url,
         await wait_until(lambda: not list(sio.manager.get_participants(rooms.CUSTOMER, room)), what="room closed")
         # Even a relay list gone stale (forced here) reaches nobody now.
         (sid,) = [s for s, _ in sio.manager.get_participants(rooms.PARTNER, rooms.user(partner.pk))]
-        (await sio.get_session(sid, namespace=rooms.PARTNER))["bookings"] = [str(booking.pk)]
+        (await sio.get_session(sid, namespace=rooms.PARTNER))["bookings"] = [(str(booking.pk), 28.6, 77.2)]
         before = len(c.events["partner:location_update"])
         await p.call("location:update", {"latitude": 28.7, "longitude": 77.3})
         await asyncio.sleep(0.5)
@@ -223,7 +223,8 @@ def test_relay_list_is_read_after_joining(live_server_url, customer, partner, se
         p = await Client(live_server_url, "/partner").connect(token_for(partner.user))
         (sid,) = [s for s, _ in sio.manager.get_participants(rooms.PARTNER, rooms.user(partner.pk))]
         session = await sio.get_session(sid, namespace=rooms.PARTNER)
-        await wait_until(lambda: session.get("bookings") == [str(booking.pk)], what="relay list read")
+        relay = [(str(booking.pk), booking.latitude, booking.longitude)]
+        await wait_until(lambda: session.get("bookings") == relay, what="relay list read")
         # A cancel from another door (REST, admin) reaches the session through the control.
         await sync_to_async(booking_services.booking_cancel)(booking_id=booking.pk, actor=customer, reason="x")
         await wait_until(lambda: session.get("bookings") == [], what="relay list emptied")

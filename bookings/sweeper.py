@@ -1,0 +1,29 @@
+"""The dispatch clock: every server process sweeps due bookings (lapsed offers, searches to retry).
+
+A deadline in the database rather than a timer in memory: it survives a restart,
+and ``dispatch_sweep`` takes each due booking under ``FOR UPDATE SKIP LOCKED``, so
+however many processes sweep, each booking is handled once. No job library: the
+work is one indexed query a second, and the lifecycle's row lock already serialises
+it against a late ``booking:accept``.
+"""
+
+import asyncio
+import logging
+
+from django.conf import settings
+
+from bookings.services import dispatch_sweep
+from config.realtime.namespace import db
+
+logger = logging.getLogger(__name__)
+
+
+async def sweep_forever() -> None:
+    while True:
+        await asyncio.sleep(settings.DISPATCH_SWEEP_INTERVAL)
+        try:
+            await db(dispatch_sweep)()
+        except asyncio.CancelledError:
+            raise
+        except Exception:
+            logger.exception("the dispatch sweep failed")

@@ -1,0 +1,167 @@
+"""Dispatch in the field (contract 8.2): offers that lapse, one offer per partner, re-assign,
+suspension, the unassigned flag, and the ring search."""
+
+from datetime import timedelta
+
+import pytest
+from django.utils import timezone
+
+from bookings import services
+from bookings.dispatch import nearest_eligible_partner
+from bookings.models import Booking, BookingRejection, BookingStatusChange
+from bookings.models import BookingStatus as S
+from config.errors import Conflict, InvalidTransition
+from partners import services as partner_services
+from tests.conftest import events_named
+from tests.factories import BookingFactory, PartnerFactory, book
+
+
+def lapse(booking: Booking) -> Booking:
+    """Let the booking's dispatch clock run out and sweep, as every server process does each second."""
+    Booking.objects.filter(pk=booking.pk).update(dispatch_due_at=timezone.now() - timedelta(seconds=1))
+    assert services.dispatch_sweep() >= 1
+    return Booking.objects.get(pk=booking.pk)
+
+
+def notes_to(emitted, user_id: int) -> list[str]:
+    """Types of the notifications a user was sent (once each: counted in /customer)."""
+    return [
+        n["data"][0]["type"]
+        for n in events_named(emitted, "notification:new")
+        if n["room"] == f"user:{user_id}" and n["namespace"] == "/customer"
+    ]
+
+
+def near(service, km: float) -> object:
+    """An eligible partner ``km`` kilometres north of the booking (28.61, 77.2)."""
+    return PartnerFactory(services=[service], last_latitude=28.61 + km / 111.2, last_longitude=77.2)
+
+
+def test_an_offer_lapses_to_the_next_nearest_partner(customer, service, emitted, settings):
+    settings.OFFER_TIMEOUT_SECONDS = 30
+    first, second = near(service, 1), near(service, 3)
+    booking = book(customer, service)
+    assert booking.partner_id == first.pk and booking.dispatch_state == "offered"
+    deadline = booking.dispatch_due_at - booking.updated_at
+    assert timedelta(seconds=29) < deadline <= timedelta(seconds=30)
+
+    booking = lapse(booking)
+    assert booking.status == S.PARTNER_ASSIGNED and booking.partner_id == second.pk
+    assert booking.dispatch_attempts == 2 and booking.dispatch_state == "offered"
+    [expired] = events_named(emitted, "booking:offer_expired")
+    assert expired["room"] == f"user:{first.pk}" and expired["namespace"] == "/partner"
+    assert expired["data"][0]["bookingId"] == str(booking.pk)
+    assert set(expired["data"][0]) == {"bookingId", "bookingNumber", "expiredAt"}
+    assert notes_to(emitted, first.pk) == ["booking_assigned", "offer_expired"]
+    lapsed = BookingStatusChange.objects.get(booking=booking, to_status=S.PENDING, from_status=S.PARTNER_ASSIGNED)
+    assert (lapsed.role, lapsed.actor, lapsed.note, lapsed.partner_id) == ("dispatch", None, "offer_expired", first.pk)
+    # the partner who let it lapse is never offered it again, and cannot accept it late
+    assert BookingRejection.objects.get(booking=booking, partner=first).reason == "offer_expired"
+    with pytest.raises(InvalidTransition):
+        services.booking_accept(booking_id=booking.pk, partner_user=first.user)
+
+    booking = lapse(booking)  # nobody else: it waits, flagged for staff, and the customer hears why
+    assert booking.status == S.PENDING and booking.partner is None
+    assert booking.dispatch_state == "unassigned" and booking.dispatch_due_at is not None
+    assert notes_to(emitted, customer.pk) == ["booking_searching"]
+    assert events_named(emitted, "booking:updated")[-1]["data"][0]["dispatch"] == {"attempts": 2, "state": "unassigned"}
+
+
+def test_after_the_last_offer_it_waits_for_staff(customer, service, emitted, settings):
+    settings.DISPATCH_MAX_OFFERS = 2
+    near(service, 1), near(service, 2), near(service, 3)
+    booking = lapse(lapse(book(customer, service)))
+    assert booking.status == S.PENDING and booking.dispatch_attempts == 2
+    assert booking.dispatch_state == "unassigned" and booking.dispatch_due_at is None  # no more automatic offers
+    assert services.dispatch_sweep() == 0
+    history = list(BookingStatusChange.objects.filter(booking=booking).values_list("to_status", "role", "note"))
+    assert history == [
+        ("PENDING", "", ""),
+        ("PARTNER_ASSIGNED", "dispatch", ""),
+        ("PENDING", "dispatch", "offer_expired"),
+        ("PARTNER_ASSIGNED", "dispatch", ""),
+        ("PENDING", "dispatch", "offer_expired"),
+    ]
+
+
+def test_a_waiting_booking_is_offered_when_a_partner_appears(customer, service, settings):
+    booking = book(customer, service)
+    assert booking.status == S.PENDING and booking.dispatch_state == "unassigned"
+    retry = booking.dispatch_due_at - timezone.now()
+    assert timedelta(0) < retry <= timedelta(seconds=settings.DISPATCH_RETRY_SECONDS)
+    assert services.dispatch_sweep() == 0  # not due yet
+    partner = near(service, 2)  # comes online
+    booking = lapse(booking)
+    assert booking.status == S.PARTNER_ASSIGNED and booking.partner_id == partner.pk
+
+
+def test_a_partner_holds_one_open_offer_and_none_while_busy(customer, other_customer, service):
+    partner = near(service, 1)
+    first = book(customer, service)
+    second = book(other_customer, service)
+    assert first.partner_id == partner.pk and second.status == S.PENDING
+    services.booking_accept(booking_id=first.pk, partner_user=partner.user)
+    assert services.booking_dispatch(booking_id=second.pk) is None  # an active job: still busy
+
+
+def test_staff_reassign_withdraws_the_open_offer(customer, staff, service, emitted):
+    first, second = near(service, 1), near(service, 5)
+    booking = book(customer, service)
+    booking = services.booking_assign(booking_id=booking.pk, partner_id=second.pk, actor=staff)
+    assert booking.status == S.PARTNER_ASSIGNED and booking.partner_id == second.pk
+    [withdrawn] = [e for e in events_named(emitted, "booking:cancelled") if e["room"] == f"user:{first.pk}"]
+    assert withdrawn["data"][0]["cancelledBy"] == "staff" and withdrawn["data"][0]["reason"] == "reassigned"
+    assert [e["room"] for e in events_named(emitted, "booking:new_request")] == [
+        f"user:{first.pk}",
+        f"user:{second.pk}",
+    ]
+    moved = BookingStatusChange.objects.filter(booking=booking).last()
+    assert (moved.from_status, moved.to_status, moved.role, moved.note) == (
+        "PARTNER_ASSIGNED",
+        "PARTNER_ASSIGNED",
+        "staff",
+        "reassigned",
+    )
+    with pytest.raises(InvalidTransition):  # the old partner's late accept
+        services.booking_accept(booking_id=booking.pk, partner_user=first.user)
+    other = BookingFactory(service=service, status=S.PENDING)
+    with pytest.raises(Conflict):  # one open offer per partner, staff included
+        services.booking_assign(booking_id=other.pk, partner_id=second.pk, actor=staff)
+
+
+def test_suspension_withdraws_open_offers_and_dispatches_them_again(customer, staff, service, emitted):
+    first, second = near(service, 1), near(service, 4)
+    booking = book(customer, service)
+    partner_services.partner_suspend(partner_id=first.pk, actor=staff)
+    booking.refresh_from_db()
+    assert booking.status == S.PARTNER_ASSIGNED and booking.partner_id == second.pk
+    [withdrawn] = [e for e in events_named(emitted, "booking:cancelled") if e["room"] == f"user:{first.pk}"]
+    assert withdrawn["data"][0]["reason"] == "partner_suspended"
+    roles = list(BookingStatusChange.objects.filter(booking=booking).values_list("to_status", "role", "note"))
+    assert roles[-2:] == [("PENDING", "staff", "partner_suspended"), ("PARTNER_ASSIGNED", "dispatch", "")]
+
+
+def test_an_accepted_offer_does_not_lapse(customer, service):
+    partner = near(service, 1)
+    booking = book(customer, service)
+    services.booking_accept(booking_id=booking.pk, partner_user=partner.user)
+    booking.refresh_from_db()
+    assert booking.dispatch_due_at is None and booking.dispatch_state == "done"
+    assert services.dispatch_sweep() == 0
+
+
+@pytest.mark.parametrize("km", [0.5, 4, 20, 120, 900])
+def test_the_ring_search_finds_the_nearest_at_any_distance(customer, service, km):
+    nearest = near(service, km)
+    near(service, km * 1.5)
+    PartnerFactory(services=[service], last_latitude=28.61, last_longitude=77.2 + km * 1.2 / 98)  # east, farther
+    booking = BookingFactory(customer=customer, service=service, latitude=28.61, longitude=77.2)
+    assert nearest_eligible_partner(booking).pk == nearest.pk
+
+
+def test_a_box_corner_does_not_beat_a_nearer_partner_outside_the_box(customer, service):
+    """Within the 2 km box's corner (2.8 km away) versus due north at 2.1 km (outside the box)."""
+    PartnerFactory(services=[service], last_latitude=28.61 + 1.95 / 111.2, last_longitude=77.2 + 1.95 / 97.6)
+    nearer = near(service, 2.1)
+    booking = BookingFactory(customer=customer, service=service, latitude=28.61, longitude=77.2)
+    assert nearest_eligible_partner(booking).pk == nearer.pk
