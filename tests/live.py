@@ -202,6 +202,16 @@ class ServerProcess:
             self.proc.kill()
 
 
+def database_url() -> str:
+    """The test database as a ``DATABASE_URL``, for server processes the test starts."""
+    from django.db import connection
+
+    s = connection.settings_dict
+    if s["ENGINE"] == "django.db.backends.sqlite3":
+        return f"sqlite:///{s['NAME']}"
+    return f"postgres://{s['USER'] or 'postgres'}@{s['HOST'] or '127.0.0.1'}:{s['PORT'] or 5432}/{s['NAME']}"
+
+
 @contextlib.contextmanager
 def server_processes(env: dict[str, str], count: int = 2) -> Iterator[list[ServerProcess]]:
     """``count`` real server processes, started, and stopped whatever happens."""

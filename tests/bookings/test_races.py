@@ -1,15 +1,17 @@
 """Real races on PostgreSQL: row locks make exactly one of two racing moves win."""
 
 import threading
+from datetime import timedelta
 
 import pytest
 from django.db import connection, connections
+from django.utils import timezone
 
 from bookings import services
-from bookings.models import Booking, BookingStatusChange
+from bookings.models import Booking, BookingRejection, BookingStatusChange
 from bookings.models import BookingStatus as S
 from config.errors import DomainError
-from tests.factories import BookingFactory
+from tests.factories import BookingFactory, PartnerFactory, UserFactory, book
 
 pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.postgres]
 
@@ -85,3 +87,51 @@ def test_accept_versus_reject(partner, attempt):
     assert len(errors) == 1 and errors[0].code in {"INVALID_TRANSITION", "FORBIDDEN"}
     booking.refresh_from_db()
     assert booking.status in {S.PARTNER_ACCEPTED, S.PENDING}
+
+
+def lapsed_offer(customer, service, partner):
+    """A booking offered to ``partner`` whose deadline has passed (the sweeper's next catch)."""
+    booking = BookingFactory(customer=customer, service=service, partner=partner, status=S.PARTNER_ASSIGNED)
+    Booking.objects.filter(pk=booking.pk).update(
+        dispatch_state="offered", dispatch_attempts=1, dispatch_due_at=timezone.now() - timedelta(seconds=1)
+    )
+    return booking
+
+
+@pytest.mark.parametrize("attempt", range(5))
+def test_a_late_accept_versus_the_expiry_leaves_one_state(customer, service, partner, attempt):
+    PartnerFactory(services=[service])  # the next partner, should the offer lapse
+    booking = lapsed_offer(customer, service, partner)
+    accepted, swept = race(
+        lambda: services.booking_accept(booking_id=booking.pk, partner_user=partner.user),
+        services.dispatch_sweep,
+    )
+    booking.refresh_from_db()
+    history = list(BookingStatusChange.objects.filter(booking=booking).values_list("to_status", "note"))
+    if isinstance(accepted, DomainError):  # the sweeper took the lock first
+        assert accepted.code == "INVALID_TRANSITION" and swept == 1
+        assert booking.status == S.PARTNER_ASSIGNED and booking.partner_id != partner.pk
+        assert history == [("PENDING", "offer_expired"), ("PARTNER_ASSIGNED", "")]
+    else:  # the accept did: nothing was due any more
+        assert swept == 0 and booking.status == S.PARTNER_ACCEPTED and booking.partner_id == partner.pk
+        assert history == [("PARTNER_ACCEPTED", "")]
+
+
+@pytest.mark.parametrize("attempt", range(3))
+def test_sweepers_on_every_process_expire_an_offer_once(customer, service, partner, attempt):
+    booking = lapsed_offer(customer, service, partner)
+    outcomes = race(*[services.dispatch_sweep] * 4)
+    assert sorted(outcomes) == [0, 0, 0, 1]
+    assert BookingStatusChange.objects.filter(booking=booking, note="offer_expired").count() == 1
+    assert BookingRejection.objects.filter(booking=booking, partner=partner).count() == 1
+
+
+@pytest.mark.parametrize("attempt", range(3))
+def test_concurrent_dispatches_never_pick_the_same_partner(service, attempt):
+    partners = PartnerFactory.create_batch(2, services=[service])
+    customers = UserFactory.create_batch(6)
+    outcomes = race(*[lambda c=c: book(c, service) for c in customers])
+    assert all(isinstance(o, Booking) for o in outcomes), outcomes
+    offered = Booking.objects.filter(status=S.PARTNER_ASSIGNED)
+    assert sorted(offered.values_list("partner_id", flat=True)) == sorted(p.pk for p in partners)
+    assert Booking.objects.filter(status=S.PENDING, dispatch_state="unassigned").count() == 4

@@ -18,22 +18,14 @@ from collections.abc import Iterator
 from datetime import timedelta
 
 import pytest
-from django.db import connection
 from django.utils import timezone
 
 from bookings.models import BookingStatus as S
 from partners.models import Partner
 from tests.factories import BookingFactory, PartnerFactory, StaffFactory, UserFactory
-from tests.live import Client, ServerProcess, free_port, run, token_for, wait_until
+from tests.live import Client, ServerProcess, database_url, free_port, run, token_for, wait_until
 
 pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.redis]
-
-
-def database_url() -> str:
-    s = connection.settings_dict
-    if s["ENGINE"] == "django.db.backends.sqlite3":
-        return f"sqlite:///{s['NAME']}"
-    return f"postgres://{s['USER'] or 'postgres'}@{s['HOST'] or '127.0.0.1'}:{s['PORT'] or 5432}/{s['NAME']}"
 
 
 @pytest.fixture(scope="module")

@@ -33,6 +33,7 @@ from tests.live import (
     UNKNOWN_BOOKING,
     Client,
     ServerProcess,
+    database_url,
     eventually,
     free_port,
     run,
@@ -40,7 +41,7 @@ from tests.live import (
     token_for,
     wait_until,
 )
-from tests.realtime.test_cluster import cluster_env, database_url  # noqa: F401 - fixture
+from tests.realtime.test_cluster import cluster_env  # noqa: F401 - fixture
 
 pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.redis]
 
