@@ -113,7 +113,9 @@ def booking_create(
             amount=service.price,
             currency=service.currency,
         )
-        BookingStatusChange.objects.create(booking=booking, from_status="", to_status=S.PENDING, actor=customer)
+        BookingStatusChange.objects.create(
+            booking=booking, from_status="", to_status=S.PENDING, actor=customer, role=CUSTOMER
+        )
         emit("booking:created", events.booking(booking), namespace=rooms.ADMIN, room=rooms.MONITOR_BOOKINGS)
         booking_dispatch(booking_id=booking.pk)
     booking.refresh_from_db()

@@ -76,7 +76,7 @@ def test_after_the_last_offer_it_waits_for_staff(customer, service, emitted, set
     assert services.dispatch_sweep() == 0
     history = list(BookingStatusChange.objects.filter(booking=booking).values_list("to_status", "role", "note"))
     assert history == [
-        ("PENDING", "", ""),
+        ("PENDING", "customer", ""),
         ("PARTNER_ASSIGNED", "dispatch", ""),
         ("PENDING", "dispatch", "offer_expired"),
         ("PARTNER_ASSIGNED", "dispatch", ""),
