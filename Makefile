@@ -13,7 +13,7 @@ UVICORN = $(BIN)/uvicorn config.asgi:application --loop uvloop --http httptools 
 	--ws config.realtime.websocket_protocol:WebSocketProtocol --ws-per-message-deflate false \
 	--lifespan on --timeout-graceful-shutdown $(SHUTDOWN_TIMEOUT) --no-access-log
 
-.PHONY: run test lint format serve cluster bench bench-quick vendor-socketio clean
+.PHONY: run test lint format serve cluster bench bench-quick bench-dispatch simulate vendor-socketio clean
 
 $(BIN)/python:
 	$(PY) -m venv $(VENV)
@@ -63,6 +63,15 @@ cluster: $(VENV)/.installed
 bench: $(VENV)/.installed tests/js/node_modules
 	$(BIN)/python bench/run.py
 	$(BIN)/python bench/run.py --churn 70:300 --database sqlite
+	$(BIN)/python bench/dispatch.py --partners 50000
+
+# Dispatch with 50,000 partners online around one city (PostgreSQL; figures in docs/performance.md).
+bench-dispatch: $(VENV)/.installed
+	$(BIN)/python bench/dispatch.py --partners 50000
+
+# Partners and customers as Socket.IO clients against a running server (make run in another terminal).
+simulate: $(VENV)/.installed
+	$(BIN)/python manage.py simulate --url http://$(HOST):$(PORT)
 
 # A benchmark smoke run that finishes in under a minute.
 bench-quick: $(VENV)/.installed tests/js/node_modules

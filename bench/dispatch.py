@@ -1,0 +1,204 @@
+"""Dispatch at city scale: how long choosing a partner takes with 50,000 partners online around one city.
+
+    python bench/dispatch.py                      # 50,000 partners, 300 dispatches, PostgreSQL
+    python bench/dispatch.py --partners 5000      # smaller
+
+Loads the partners into a database of its own (``homeservices_bench`` on the PostgreSQL
+of ``BENCH_DATABASE_URL``, default 127.0.0.1:5432), then times, for the same bookings:
+
+- ``ring search``: ``bookings.dispatch.nearest_eligible_partner`` (bounding-box rings on
+  the ``partner_position`` index, the chosen row locked), in a transaction rolled back;
+- ``full scan``: the search as it was before (every eligible partner of the city read
+  into Python, a haversine for each), for comparison;
+- ``dispatch``: ``bookings.services.booking_dispatch``, the whole offer (search, locks,
+  the booking's update and history, events queued), committed.
+
+Writes a table and ``bench/results/dispatch.json``.
+"""
+
+import argparse
+import json
+import os
+import random
+import statistics
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+RESULTS = ROOT / "bench" / "results"
+CITY = (28.6139, 77.2090)
+
+
+def setup_django(database: str) -> None:
+    server = os.environ.get("BENCH_DATABASE_URL", "postgres://postgres@127.0.0.1:5432")
+    # CREATE DATABASE fails harmlessly when it exists.
+    subprocess.run(["psql", f"{server}/postgres", "-qc", f"CREATE DATABASE {database}"], capture_output=True)
+    os.environ.update(DATABASE_URL=f"{server}/{database}", DJANGO_SETTINGS_MODULE="config.settings")
+    os.environ.pop("REDIS_URL", None)  # the in-memory layer: events are queued, nobody listens
+    sys.path.insert(0, str(ROOT))
+    import django
+
+    django.setup()
+    from django.core.management import call_command
+
+    call_command("migrate", verbosity=0)
+
+
+def near_city(rng: random.Random, km: float) -> tuple[float, float]:
+    return CITY[0] + rng.uniform(-km, km) / 111.2, CITY[1] + rng.uniform(-km, km) / 97.6
+
+
+def load_partners(count: int, rng: random.Random) -> object:
+    """``count`` approved, available, online partners spread over 30 x 30 km; returns their service."""
+    from datetime import timedelta
+
+    from django.contrib.auth import get_user_model
+    from django.db import connection
+    from django.utils import timezone
+
+    from bookings.models import Booking, Service
+    from partners.models import KycStatus, Partner
+
+    service, _ = Service.objects.get_or_create(name="Bench service", defaults={"price": 499})
+    users = get_user_model().objects
+    tables = ", ".join(m._meta.db_table for m in (Booking, Partner, users.model))
+    with connection.cursor() as cursor:  # a fresh city every run (a database of its own)
+        cursor.execute(f"TRUNCATE {tables} CASCADE")
+    until = timezone.now() + timedelta(hours=2)
+    for start in range(0, count, 5000):
+        batch = range(start, min(start + 5000, count))
+        created = users.bulk_create([users.model(username=f"bench-{i}", first_name=f"P{i}") for i in batch])
+        partners = []
+        for user in created:
+            lat, lng = near_city(rng, 15)
+            partners.append(
+                Partner(
+                    user=user,
+                    name=user.first_name,
+                    phone="+91",
+                    kyc_status=KycStatus.APPROVED,
+                    last_latitude=lat,
+                    last_longitude=lng,
+                    online_until=until,
+                )
+            )
+        Partner.objects.bulk_create(partners)
+        Partner.services.through.objects.bulk_create(
+            [Partner.services.through(partner_id=p.pk, service_id=service.pk) for p in partners]
+        )
+    customer = users.create(username="bench-customer")
+    with connection.cursor() as cursor:
+        cursor.execute("ANALYZE")
+    return service, customer
+
+
+def full_scan(booking: object) -> int | None:
+    """The search before this change: every eligible partner of the city, a haversine each."""
+    from django.utils import timezone
+
+    from bookings.geo import distance_m
+    from bookings.models import ACTIVE_STATUSES
+    from partners.models import Partner
+
+    rows = (
+        Partner.objects.filter(
+            services=booking.service_id,
+            kyc_status="APPROVED",
+            is_suspended=False,
+            is_available=True,
+            online_until__gt=timezone.now(),
+            user__is_active=True,
+            last_latitude__isnull=False,
+            last_longitude__isnull=False,
+        )
+        .exclude(pk=booking.customer_id)
+        .exclude(rejections__booking=booking)
+        .exclude(bookings__status__in=ACTIVE_STATUSES)
+        .values_list("pk", "last_latitude", "last_longitude")
+    )
+    best = min(rows, key=lambda r: distance_m(booking.latitude, booking.longitude, r[1], r[2]), default=None)
+    return best[0] if best else None
+
+
+def timed(func: object, items: list) -> list[float]:
+    out = []
+    for item in items:
+        start = time.perf_counter()
+        func(item)
+        out.append((time.perf_counter() - start) * 1000)
+    return out
+
+
+def summary(ms: list[float]) -> dict[str, float]:
+    ordered = sorted(ms)
+    return {
+        "n": len(ms),
+        "p50_ms": round(statistics.median(ordered), 2),
+        "p99_ms": round(ordered[min(len(ordered) - 1, int(len(ordered) * 0.99))], 2),
+        "max_ms": round(ordered[-1], 2),
+    }
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--partners", type=int, default=50_000)
+    parser.add_argument("--bookings", type=int, default=300)
+    parser.add_argument("--database", default="homeservices_bench")
+    args = parser.parse_args()
+    setup_django(args.database)
+
+    from django.db import transaction
+    from django.utils import timezone
+
+    from bookings import services
+    from bookings.dispatch import nearest_eligible_partner
+    from bookings.models import Booking
+
+    rng = random.Random(7)
+    started = time.perf_counter()
+    service, customer = load_partners(args.partners, rng)
+    loaded = time.perf_counter() - started
+    bookings = []
+    for i in range(args.bookings):
+        lat, lng = near_city(rng, 12)
+        bookings.append(
+            Booking.objects.create(
+                number=f"BN{i:06d}",
+                customer=customer,
+                service=service,
+                scheduled_at=timezone.now(),
+                address="bench",
+                latitude=lat,
+                longitude=lng,
+            )
+        )
+
+    def ring(booking: Booking) -> None:
+        with transaction.atomic():
+            assert nearest_eligible_partner(booking) is not None
+            transaction.set_rollback(True)
+
+    def dispatch(booking: Booking) -> None:
+        assert services.booking_dispatch(booking_id=booking.pk) is not None
+
+    ring(bookings[0]), full_scan(bookings[0])  # warm caches and connections
+    results = {
+        "partners": args.partners,
+        "load_seconds": round(loaded, 1),
+        "ring search": summary(timed(ring, bookings)),
+        "full scan": summary(timed(full_scan, bookings[: max(20, args.bookings // 10)])),
+        "dispatch": summary(timed(dispatch, bookings)),
+    }
+    print(f"{args.partners:,} partners online around one city (PostgreSQL), loaded in {loaded:.0f} s")
+    print(f"{'':12} {'n':>5} {'p50 ms':>8} {'p99 ms':>8} {'max ms':>8}")
+    for name in ("ring search", "full scan", "dispatch"):
+        r = results[name]
+        print(f"{name:12} {r['n']:>5} {r['p50_ms']:>8} {r['p99_ms']:>8} {r['max_ms']:>8}")
+    RESULTS.mkdir(exist_ok=True)
+    (RESULTS / "dispatch.json").write_text(json.dumps(results, indent=2) + "\n")
+
+
+if __name__ == "__main__":
+    main()
