@@ -71,9 +71,12 @@
     body.replaceChildren(...[...bookings.values()]
       .sort((a, b) => b.createdAt.localeCompare(a.createdAt))
       .map((b) => {
-        const row = el('tr', { 'data-booking': b.id });
+        // Dispatch: its state and the offers made so far; "unassigned" rows want staff.
+        const state = b.dispatch ? b.dispatch.state : '';
+        const row = el('tr', { 'data-booking': b.id, class: state === 'unassigned' ? 'unassigned' : '' });
         const number = el('td'); number.append(el('a', { href: link(cfg.bookingUrl, b.id) }, b.bookingNumber));
-        const dispatch = b.dispatch ? String(b.dispatch.expired ?? b.dispatch.attempts ?? '-') : '-';
+        const offers = b.dispatch ? b.dispatch.attempts : 0;
+        const dispatch = b.dispatch ? `${state} · ${offers} offer${offers === 1 ? '' : 's'}` : '-';
         row.append(number, el('td', {}, b.status), el('td', {}, b.service.name), el('td', {}, b.customer.name),
           el('td', {}, b.partner ? b.partner.name : '-'), el('td', { 'data-created': b.createdAt }, age(b.createdAt)),
           el('td', {}, dispatch));
