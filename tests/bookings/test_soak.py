@@ -78,6 +78,7 @@ def overlapping_offers(histories: dict) -> list[str]:
     return clashes
 
 
+@pytest.mark.timeout(SOAK_SECONDS + 180)
 def test_two_minutes_of_simulated_city_leave_every_booking_legal(cluster_env, service):  # noqa: F811
     if connection.vendor != "postgresql":
         pytest.skip("the soak runs on PostgreSQL (set DATABASE_URL); .ci/run runs it")
