@@ -70,6 +70,7 @@ server_event(
     namespaces=(rooms.CUSTOMER,),
     summary="The partner's position, while the booking is accepted..in progress (to booking:<id>)",
     payload=obj({"bookingId": UUID, "location": LOCATION, "timestamp": TIME}, ARRIVAL),
+    volatile=True,
 )
 server_event(
     "booking:new_request",

@@ -189,6 +189,14 @@ SOCKETIO = {
     # ORM calls queued or running past which client events that need the database are
     # refused UNAVAILABLE at once (a burst must not starve heartbeats and relays).
     "DB_QUEUE_MAX": int(os.environ.get("SOCKETIO_DB_QUEUE_MAX", "200")),
+    # Connection state recovery (socket.io 4.6+'s, for the official client): a socket that drops
+    # involuntarily and comes back within the window gets its sid, rooms and missed events, on
+    # any process. On, every logged event carries its offset as a last argument (python-socketio
+    # clients see it as an extra handler argument). The log keeps at most LOG_LENGTH events per
+    # namespace, and none older than the window.
+    "RECOVERY_ENABLED": os.environ.get("RECOVERY_ENABLED", "1") == "1",
+    "RECOVERY_WINDOW_SECONDS": float(os.environ.get("RECOVERY_WINDOW_SECONDS", "120")),
+    "RECOVERY_LOG_LENGTH": int(os.environ.get("RECOVERY_LOG_LENGTH", "10000")),
 }
 # A stopping process finishes its work (buffered writes, queued messages) within this many seconds.
 SHUTDOWN_TIMEOUT = float(os.environ.get("SHUTDOWN_TIMEOUT", "10"))

@@ -34,6 +34,7 @@ server_event(
     namespaces=(rooms.ADMIN,),
     summary="The dashboard figures (to the asking socket; to admins at most once a second when they change)",
     payload=STATS,
+    volatile=True,
 )
 client_event(
     "request:stats",

@@ -43,6 +43,7 @@ server_event(
     namespaces=ALL,
     summary="Someone started or stopped typing to this user",
     payload=obj({"userId": ID, "typing": BOOLEAN}),
+    volatile=True,
 )
 server_event(
     "notification:new",

@@ -13,6 +13,8 @@ import socketio
 import uvicorn
 from rest_framework_simplejwt.tokens import AccessToken
 
+from config.realtime.recovery import OFFSET
+
 WAIT = 5.0  # every wait in the socket tests is bounded by this
 UNKNOWN_BOOKING = "6f1c1d0e-0000-4000-8000-000000000000"  # a well-formed id no booking has
 WS_PROTOCOL = "config.realtime.websocket_protocol:WebSocketProtocol"  # as make serve runs it
@@ -70,12 +72,17 @@ class Client:
         self.transports = transports or ["websocket"]
         self.sio = socketio.AsyncClient(reconnection=False)
         self.events: dict[str, list[Any]] = defaultdict(list)
+        self.offsets: list[tuple[str, str]] = []  # (event, offset) of the logged events received
         self._arrived = asyncio.Event()
         self.connect_error: Any = None
         self.sio.on("*", self._record, namespace=namespace)
         self.sio.on("connect_error", self._on_connect_error, namespace=namespace)
 
     async def _record(self, event: str, *args: Any) -> None:
+        # python-socketio hands the recovery offset (contract 8.3) over as a last argument.
+        if len(args) > 1 and isinstance(args[-1], str) and OFFSET.match(args[-1]):
+            *args, offset = args
+            self.offsets.append((event, offset))
         self.events[event].append(args[0] if len(args) == 1 else list(args))
         self._arrived.set()
 
@@ -306,3 +313,80 @@ class RawSocket:
         await self.ws.close()
         self._reader.cancel()
         await self.http.close()
+
+
+class TcpProxy:
+    """A TCP proxy the test owns, between clients and a server: it can cut every connection,
+    refuse new ones for a while, and send later ones to another server (a transport cut as a
+    phone in a tunnel sees it, and a reconnect that lands on another process)."""
+
+    def __init__(self, upstream: str) -> None:
+        self.upstream = upstream
+        self.port = free_port()
+        self.url = f"http://127.0.0.1:{self.port}"
+        self.open = True
+        self.accepted = 0
+        self._writers: set[asyncio.StreamWriter] = set()
+        self._loop = asyncio.new_event_loop()
+        self._ready = threading.Event()
+        self._thread = threading.Thread(target=self._run, daemon=True, name="tcp-proxy")
+
+    def start(self) -> "TcpProxy":
+        self._thread.start()
+        if not self._ready.wait(5):
+            raise RuntimeError("proxy did not start")
+        return self
+
+    def _run(self) -> None:
+        asyncio.set_event_loop(self._loop)
+        self._server = self._loop.run_until_complete(asyncio.start_server(self._serve, "127.0.0.1", self.port))
+        self._ready.set()
+        self._loop.run_forever()
+
+    async def _serve(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        if not self.open:
+            writer.close()
+            return
+        self.accepted += 1
+        host, port = self.upstream.removeprefix("http://").split(":")
+        try:
+            up_reader, up_writer = await asyncio.open_connection(host, int(port))
+        except OSError:
+            writer.close()
+            return
+        self._writers |= {writer, up_writer}
+        await asyncio.gather(self._pipe(reader, up_writer), self._pipe(up_reader, writer))
+
+    async def _pipe(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        try:
+            while data := await reader.read(65536):
+                writer.write(data)
+                await writer.drain()
+        except (ConnectionError, OSError):
+            pass
+        finally:
+            self._writers.discard(writer)
+            writer.close()
+
+    def cut(self, reopen: bool = False) -> None:
+        """Close every proxied connection, both ways; refuse new ones until ``reopen``."""
+
+        def close_all() -> None:
+            self.open = reopen
+            for writer in list(self._writers):
+                writer.transport.abort()
+            self._writers.clear()
+
+        self._loop.call_soon_threadsafe(close_all)
+
+    def reopen(self, upstream: str | None = None) -> None:
+        def reopen() -> None:
+            self.upstream = upstream or self.upstream
+            self.open = True
+
+        self._loop.call_soon_threadsafe(reopen)
+
+    def stop(self) -> None:
+        self.cut()
+        self._loop.call_soon_threadsafe(self._loop.stop)
+        self._thread.join(timeout=5)

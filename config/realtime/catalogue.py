@@ -21,6 +21,9 @@ class EventSpec:
     payload: Schema
     summary: str
     ack: Schema | None = None  # client events: the extra fields of a successful ack
+    # Server events the next one supersedes (positions, typing, figures): never logged for
+    # connection state recovery, never replayed (``recovery``).
+    volatile: bool = False
 
 
 _catalogue: dict[tuple[str, str, str], EventSpec] = {}
@@ -33,9 +36,21 @@ def client_event(
         _catalogue[("client", namespace, name)] = EventSpec(name, "client", (namespace,), payload, summary, ack)
 
 
-def server_event(name: str, *, namespaces: tuple[str, ...], payload: Schema, summary: str) -> None:
+def server_event(
+    name: str, *, namespaces: tuple[str, ...], payload: Schema, summary: str, volatile: bool = False
+) -> None:
     for namespace in namespaces:
-        _catalogue[("server", namespace, name)] = EventSpec(name, "server", (namespace,), payload, summary)
+        spec = EventSpec(name, "server", (namespace,), payload, summary, volatile=volatile)
+        _catalogue[("server", namespace, name)] = spec
+        if volatile:
+            _volatile.add((namespace, name))
+
+
+_volatile: set[tuple[str, str]] = set()
+
+
+def is_volatile(namespace: str, name: str) -> bool:
+    return (namespace, name) in _volatile
 
 
 def events() -> list[EventSpec]:

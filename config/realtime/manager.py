@@ -27,6 +27,7 @@ from django.conf import settings
 from socketio.async_pubsub_manager import AsyncPubSubManager
 
 from config import metrics
+from config.realtime import catalogue, recovery
 
 logger = logging.getLogger(__name__)
 
@@ -93,6 +94,8 @@ class ChannelLayerManager(AsyncPubSubManager):
         self.tasks: list[asyncio.Task[Any]] = []
         # Set when the process begins to stop: new connects are refused, /readyz answers 503.
         self.stopping = False
+        # eio_sid -> the sid a recovering connection gets back (``server.Server``); read by ``pre_connect``.
+        self.reused_sids: dict[str, str] = {}
         # Logger filters do not apply to records of child loggers: name each one.
         for name in ("channels_redis.pubsub", "channels_redis.core"):
             logging.getLogger(name).addFilter(self._outage)
@@ -121,6 +124,8 @@ class ChannelLayerManager(AsyncPubSubManager):
         self.tasks.append(self.loop.create_task(self._run_publisher()))
         for hook in _startup_hooks:
             hook(self)
+        if self.server.recovery is not None:
+            self.start_task(self._trim_recovery_log())
         self.start_task(self._sample_gauges())
         from config.realtime.tuning import LoopDiagnostics, diagnostics_enabled
 
@@ -132,6 +137,12 @@ class ChannelLayerManager(AsyncPubSubManager):
     def start_task(self, coro: Awaitable[Any]) -> None:
         assert self.loop is not None
         self.tasks.append(self.loop.create_task(coro))
+
+    async def _trim_recovery_log(self) -> None:
+        """Every few seconds, drop logged events older than the recovery window."""
+        while True:
+            await asyncio.sleep(10)
+            await self.server.recovery.trim(list(self.server.namespace_handlers))
 
     async def _sample_gauges(self) -> None:
         """Once a second: the gauges (sockets, queues) from state this process keeps anyway."""
@@ -177,12 +188,45 @@ class ChannelLayerManager(AsyncPubSubManager):
         while self._publish_queue is not None and not self._publish_queue.empty() and not self.is_local_only:
             await asyncio.sleep(0.01)  # the publisher task sends the rest
 
+    async def pre_connect(self, eio_sid: str, namespace: str) -> str | None:
+        """A recovering connection gets its old sid back; any other a new one."""
+        reused = self.reused_sids.pop(eio_sid, None)
+        if reused is None:
+            return await super().pre_connect(eio_sid, namespace)
+        self.basic_enter_room(reused, namespace, None, eio_sid=eio_sid)
+        self.basic_enter_room(reused, namespace, reused, eio_sid=eio_sid)
+        self.pending_connect.setdefault(namespace, []).append(reused)
+        return reused
+
     # ------------------------------------------------------------ delivery
+    async def _log(self, message: dict[str, Any]) -> None:
+        """Give a server event its offset: appended once to the recovery log, before anyone receives it.
+
+        Not for events asking for an ack, volatile ones (superseded by the next) or replies
+        a process computes for itself (``local``).
+        """
+        recovery = self.server.recovery
+        if recovery is None or message.get("callback") is not None or "offset" in message:
+            return
+        if catalogue.is_volatile(message["namespace"], message["event"]):
+            return
+        offset = await recovery.append(message["namespace"], message)
+        if offset is not None:
+            message["offset"] = offset
+
+    async def _handle_emit(self, message: dict[str, Any]) -> None:
+        """Deliver with the event's offset as the last argument (``recovery``)."""
+        if message.get("offset"):
+            message = {**message, "data": [*message["data"], message["offset"]]}
+        await super()._handle_emit(message)
+
     async def dispatch(self, message: dict[str, Any], local: bool = False) -> None:
         """Deliver to this process's sockets, then (unless ``local``) publish for the others."""
         message.setdefault("host_id", self.host_id)
         method = message["method"]
         try:
+            if method == "emit" and not local:
+                await self._log(message)
             if method == "emit":
                 metrics.SERVER_EVENTS.labels(message["event"]).inc()
                 await self._handle_emit(message)
@@ -251,6 +295,16 @@ class ChannelLayerManager(AsyncPubSubManager):
         if self.is_local_only:
             return
         message.setdefault("host_id", f"external-{uuid.uuid4().hex}")
+        if message["method"] == "emit" and self.server.recovery is not None:
+            # Each call runs on a loop of its own (async_to_sync): a store for this call only.
+            own = recovery.build()
+            try:
+                if message.get("callback") is None and not catalogue.is_volatile(
+                    message["namespace"], message["event"]
+                ):
+                    message["offset"] = await own.append(message["namespace"], message)
+            finally:
+                await own.close()
         await self.layer.group_send(self.channel, {"type": "sio.message", "data": message})
 
     def _mark_down(self, exc: BaseException) -> None:

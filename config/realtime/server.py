@@ -1,15 +1,40 @@
 """The process's python-socketio ``AsyncServer``."""
 
+import re
+import secrets
+from dataclasses import dataclass
 from typing import Any
 
 import socketio
 from django.conf import settings
+from engineio import packet as eio_packet
+from socketio import packet
 
 from config.errors import ERROR_CODES
-from config.realtime import asgi_driver, catalogue
+from config.realtime import asgi_driver, catalogue, recovery
 from config.realtime.codec import OrjsonCodec, PacketCodec
 from config.realtime.inbound import screen
 from config.realtime.manager import ChannelLayerManager
+
+# Disconnects after which a session is kept for recovery (as Node keeps them): not the
+# client's own, not a kick by the server (unless the whole process is stopping).
+INVOLUNTARY = {
+    socketio.AsyncServer.reason.TRANSPORT_CLOSE,
+    socketio.AsyncServer.reason.TRANSPORT_ERROR,
+    socketio.AsyncServer.reason.PING_TIMEOUT,
+}
+# The offset at the end of an encoded EVENT packet: 2/namespace,["event",{...},"1700000000000-0"]
+_ENCODED_OFFSET = re.compile(r'^2(/[^,]*)?,.*,"(\d+-\d+)"\]$', re.S)
+
+
+@dataclass
+class Joining:
+    """A CONNECT in progress under recovery: what it may restore, and packets held meanwhile."""
+
+    pid: str
+    since: str | None = None  # the log's end before the socket joined any room
+    saved: recovery.SavedSession | None = None
+    offset: str | None = None  # replay after this
 
 
 class Server(socketio.AsyncServer):
@@ -22,6 +47,9 @@ class Server(socketio.AsyncServer):
 
     def __init__(self, **kwargs: Any) -> None:
         super().__init__(json=OrjsonCodec, **kwargs)
+        self.recovery = recovery.build()
+        self._joining: dict[tuple[str, str], Joining] = {}
+        self._held: dict[str, list[Any]] = {}  # eio_sid -> packets held while a CONNECT completes
         # Socket.IO packets decode leniently (refusals get answers); Engine.IO keeps the strict codec.
         self.packet_class.json = PacketCodec
         # engineio picks its ASGI request and websocket classes from this table (see asgi_driver).
@@ -29,6 +57,116 @@ class Server(socketio.AsyncServer):
 
     async def _handle_event(self, eio_sid: str, namespace: str | None, id: int | None, data: Any) -> None:
         await super()._handle_event(eio_sid, namespace, id, screen(data))
+
+    # ------------------------------------------------------------ connection state recovery
+    # The protocol of socket.io 4.6+ (``recovery`` holds the log and the sessions): the
+    # CONNECT answer carries a private ``pid``; a client that comes back with ``auth.pid``
+    # of a session dropped within the window (and the same user) gets the old sid, its
+    # rooms and every logged event it missed, in order, before the CONNECT answer. Live
+    # packets to the connection are held until then and sent after it, minus any the
+    # replay already carried.
+
+    async def _handle_connect(self, eio_sid: str, namespace: str | None, data: Any) -> None:
+        namespace = namespace or "/"
+        if self.recovery is None:
+            await super()._handle_connect(eio_sid, namespace, data)
+            return
+        joining = self._joining[(eio_sid, namespace)] = Joining(pid=secrets.token_urlsafe(16))
+        self._held.setdefault(eio_sid, [])
+        try:
+            await self._find_session(eio_sid, namespace, joining, data)
+            await super()._handle_connect(eio_sid, namespace, data)
+        finally:
+            self._joining.pop((eio_sid, namespace), None)
+            self.manager.reused_sids.pop(eio_sid, None)
+            await self._release(eio_sid, namespace, None)
+
+    async def _find_session(self, eio_sid: str, namespace: str, joining: Joining, auth: Any) -> None:
+        joining.since = await self.recovery.tail(namespace)
+        saved = await self.recovery.take(auth.get("pid")) if isinstance(auth, dict) else None
+        if saved is None or saved.namespace != namespace or self.manager.is_connected(saved.sid, namespace):
+            return  # unknown, expired, or its sid is live again: a fresh session
+        offset = auth.get("offset") if isinstance(auth.get("offset"), str) else saved.offset
+        if await self.recovery.after(namespace, offset) is None:
+            return  # events after its offset are gone from the log
+        joining.saved, joining.offset = saved, offset
+        joining.pid = auth["pid"]
+        self.manager.reused_sids[eio_sid] = saved.sid
+
+    async def _answer_connect(self, eio_sid: str, pkt: Any, joining: Joining) -> None:
+        """The connect handler accepted: restore and replay if recovering, then answer ``{sid, pid}``."""
+        namespace, sid = pkt.namespace or "/", pkt.data["sid"]
+        session = await self.get_session(sid, namespace=namespace)
+        saved, last = joining.saved, None
+        if saved is not None and saved.sid == sid and session.get("uid") == saved.uid:
+            for room in saved.rooms:
+                self.manager.basic_enter_room(sid, namespace, room)
+            missed = await self.recovery.after(namespace, joining.offset)
+            if missed is not None:
+                last = joining.offset
+                rooms = set(self.manager.get_rooms(sid, namespace))
+                for offset, entry in missed:
+                    if entry.reaches(sid, rooms):
+                        replay = self.packet_class(
+                            packet.EVENT, namespace=namespace, data=[entry.event, *entry.data, offset]
+                        )
+                        await super()._send_packet(eio_sid, replay)
+                    last = offset
+        if last is None:  # a fresh session
+            joining.pid = secrets.token_urlsafe(16)
+        session["pid"], session["since"] = joining.pid, last or joining.since or "0-0"
+        await super()._send_packet(
+            eio_sid, self.packet_class(packet.CONNECT, {"sid": sid, "pid": joining.pid}, namespace)
+        )
+        await self._release(eio_sid, namespace, last)
+
+    async def _release(self, eio_sid: str, namespace: str, replayed_to: str | None) -> None:
+        """Send what was held, in order, minus events of ``namespace`` the replay already carried."""
+        held = self._held.pop(eio_sid, None)
+        for item in held or ():
+            offset = _offset_of(item, namespace)
+            if (
+                replayed_to is not None
+                and offset is not None
+                and recovery.offset_key(offset) <= recovery.offset_key(replayed_to)
+            ):
+                continue
+            if isinstance(item, eio_packet.Packet):
+                await super()._send_eio_packet(eio_sid, item)
+            else:
+                await super()._send_packet(eio_sid, item)
+
+    async def _send_packet(self, eio_sid: str, pkt: Any) -> None:
+        joining = self._joining.get((eio_sid, pkt.namespace or "/"))
+        if joining is not None and pkt.packet_type == packet.CONNECT:
+            await self._answer_connect(eio_sid, pkt, joining)
+        elif eio_sid in self._held:
+            self._held[eio_sid].append(pkt)
+        else:
+            await super()._send_packet(eio_sid, pkt)
+
+    async def _send_eio_packet(self, eio_sid: str, eio_pkt: Any) -> None:
+        if eio_sid in self._held:
+            self._held[eio_sid].append(eio_pkt)
+        else:
+            await super()._send_eio_packet(eio_sid, eio_pkt)
+
+    async def _handle_disconnect(self, eio_sid: str, namespace: str | None, reason: Any = None) -> None:
+        namespace = namespace or "/"
+        if self.recovery is not None and (reason in INVOLUNTARY or self.manager.stopping):
+            await self._keep_session(eio_sid, namespace)
+        await super()._handle_disconnect(eio_sid, namespace, reason)
+
+    async def _keep_session(self, eio_sid: str, namespace: str) -> None:
+        sid = self.manager.sid_from_eio_sid(eio_sid, namespace)
+        if sid is None or not self.manager.is_connected(sid, namespace):
+            return
+        session = await self.get_session(sid, namespace=namespace)
+        if "pid" not in session or "uid" not in session:
+            return
+        rooms = [room for room in self.manager.get_rooms(sid, namespace) if room not in (None, sid)]
+        saved = recovery.SavedSession(sid, namespace, session["uid"], rooms, session["since"])
+        await self.recovery.save(session["pid"], saved)
 
     def start(self) -> None:
         """Start the manager (its startup hooks, background tasks) now, not at the first connection.
@@ -39,6 +177,20 @@ class Server(socketio.AsyncServer):
         if not self.manager_initialized:
             self.manager_initialized = True
             self.manager.initialize()
+
+
+def _offset_of(item: Any, namespace: str) -> str | None:
+    """The offset a held EVENT packet of ``namespace`` carries, if any."""
+    if isinstance(item, eio_packet.Packet):
+        found = _ENCODED_OFFSET.match(item.data) if isinstance(item.data, str) else None
+        if found and (found.group(1) or "/") == namespace:
+            return found.group(2)
+        return None
+    data = item.data
+    if item.packet_type == packet.EVENT and (item.namespace or "/") == namespace and isinstance(data, list):
+        last = data[-1] if data else None
+        return last if isinstance(last, str) and recovery.OFFSET.match(last) else None
+    return None
 
 
 def cors_origins(conf: dict[str, Any]) -> str | list[str]:
@@ -76,6 +228,7 @@ def register_namespace(namespace: socketio.AsyncNamespace) -> None:
         "error",
         namespaces=names,
         summary="A client event failed, or the socket is about to be disconnected (event: null)",
+        volatile=True,
         payload=catalogue.obj(
             {
                 "code": catalogue.enum(ERROR_CODES),

@@ -1,0 +1,253 @@
+"""Connection state recovery, wire-compatible with socket.io 4.6+ and socket.io-client 4.x.
+
+python-socketio has no such feature (its maintainer declined it), so this module
+supplies the two stores Node's adapters keep, shared by every server process:
+
+- **the log**: every server event that is neither volatile nor asking for an ack is
+  appended once, where it is emitted, before anyone receives it. Its id is the event's
+  *offset*: the string every recipient gets as the event's last argument, and that the
+  official client sends back on reconnect (``auth.offset``). With Redis it is a stream
+  per namespace (``XADD``, trimmed by length and by age), so offsets are ordered across
+  processes; with the in-memory layer, a deque per namespace in this process.
+- **the sessions**: when a socket drops without meaning to (transport closed or failed,
+  ping timeout, the server stopping), its sid, rooms, user and last seen offset are kept
+  under its private id (``pid``) for ``RECOVERY_WINDOW_SECONDS``. Taking one removes it,
+  so a session is recovered at most once.
+
+``server.Server`` does the protocol with these: ``{sid, pid}`` in the CONNECT answer, the
+session restored and missed events replayed before it, live events held meanwhile.
+"""
+
+import asyncio
+import collections
+import json
+import logging
+import re
+import time
+from dataclasses import asdict, dataclass
+from typing import Any
+
+from django.conf import settings
+
+logger = logging.getLogger(__name__)
+
+OFFSET = re.compile(r"^\d{1,15}-\d{1,10}$")
+# Recovery must never stall delivery: a store that does not answer in time is skipped.
+STORE_TIMEOUT = 0.5
+
+
+def offset_key(offset: str) -> tuple[int, int]:
+    ms, seq = offset.split("-")
+    return int(ms), int(seq)
+
+
+@dataclass
+class SavedSession:
+    """What a dropped socket leaves for its recovery."""
+
+    sid: str
+    namespace: str
+    uid: int
+    rooms: list[str]
+    # Where replay starts when the client sends no offset (it saw no logged event): the log's
+    # end when the socket connected, or the last event replayed when it was itself recovered.
+    offset: str
+
+    def dumps(self) -> str:
+        return json.dumps(asdict(self))
+
+    @classmethod
+    def loads(cls, raw: str | bytes) -> "SavedSession":
+        return cls(**json.loads(raw))
+
+
+@dataclass
+class Entry:
+    """One logged event: who it was for (rooms, exclusions) and the packet's data."""
+
+    event: str
+    data: list[Any]
+    rooms: list[str] | None  # None: the whole namespace
+    skip: list[str]
+
+    def reaches(self, sid: str, rooms: set[str]) -> bool:
+        if sid in self.skip:
+            return False
+        return self.rooms is None or not rooms.isdisjoint(self.rooms)
+
+    def dumps(self) -> str:
+        return json.dumps([self.event, self.data, self.rooms, self.skip], separators=(",", ":"))
+
+    @classmethod
+    def loads(cls, raw: str | bytes) -> "Entry":
+        return cls(*json.loads(raw))
+
+    @classmethod
+    def of(cls, message: dict[str, Any]) -> "Entry":
+        room, skip = message.get("room"), message.get("skip_sid")
+        rooms = None if room is None else [room] if isinstance(room, str) else list(room)
+        skips = [] if skip is None else [skip] if isinstance(skip, str) else list(skip)
+        return cls(message["event"], list(message["data"]), rooms, skips)
+
+
+class MemoryStore:
+    """Log and sessions in this process (the in-memory channel layer: one process)."""
+
+    def __init__(self, length: int, window: float) -> None:
+        self.length, self.window = length, window
+        self.logs: dict[str, collections.deque[tuple[str, float, Entry]]] = {}
+        self.sessions: dict[str, tuple[float, SavedSession]] = {}
+        self.trimmed: set[str] = set()  # namespaces whose log lost entries (to length or age)
+        self.last = (0, 0)
+
+    async def append(self, namespace: str, entry: Entry) -> str:
+        now = time.time()
+        ms = int(now * 1000)
+        self.last = (ms, 0) if ms > self.last[0] else (self.last[0], self.last[1] + 1)
+        offset = f"{self.last[0]}-{self.last[1]}"
+        log = self.logs.setdefault(namespace, collections.deque())
+        log.append((offset, now, entry))
+        while log and (len(log) > self.length or log[0][1] < now - self.window):
+            log.popleft()
+            self.trimmed.add(namespace)
+        return offset
+
+    async def tail(self, namespace: str) -> str:
+        log = self.logs.get(namespace)
+        return log[-1][0] if log else "0-0"
+
+    async def after(self, namespace: str, offset: str) -> list[tuple[str, Entry]] | None:
+        log = self.logs.get(namespace, ())
+        complete = namespace not in self.trimmed or any(o == offset for o, _, _ in log)
+        if not complete and offset != await self.tail(namespace):
+            return None  # trimmed: the client may have missed events we no longer have
+        key = offset_key(offset)
+        return [(o, e) for o, _, e in log if offset_key(o) > key]
+
+    async def save(self, pid: str, session: SavedSession) -> None:
+        now = time.monotonic()
+        for key, (until, _) in list(self.sessions.items()):
+            if until < now:
+                del self.sessions[key]
+        self.sessions[pid] = (now + self.window, session)
+
+    async def take(self, pid: str) -> SavedSession | None:
+        until, session = self.sessions.pop(pid, (0.0, None))
+        return session if until >= time.monotonic() else None
+
+    async def close(self) -> None:
+        pass
+
+
+class RedisStore:
+    """Log as one Redis stream per namespace, sessions as keys that expire."""
+
+    def __init__(self, url: str, prefix: str, length: int, window: float) -> None:
+        import redis.asyncio as redis
+
+        self.redis = redis.Redis.from_url(url)
+        self.prefix, self.length, self.window = prefix, length, window
+
+    def _stream(self, namespace: str) -> str:
+        return f"{self.prefix}:log:{namespace}"
+
+    async def append(self, namespace: str, entry: Entry) -> str:
+        offset = await self.redis.xadd(
+            self._stream(namespace), {"e": entry.dumps()}, maxlen=self.length, approximate=True
+        )
+        return offset.decode()
+
+    async def trim(self, namespaces: list[str]) -> None:
+        """Drop what is older than the window (``XADD`` trims by length only)."""
+        oldest = int((time.time() - self.window) * 1000)
+        for namespace in namespaces:
+            await self.redis.xtrim(self._stream(namespace), minid=f"{oldest}-0", approximate=True)
+
+    async def tail(self, namespace: str) -> str:
+        newest = await self.redis.xrevrange(self._stream(namespace), count=1)
+        return newest[0][0].decode() if newest else "0-0"
+
+    async def after(self, namespace: str, offset: str) -> list[tuple[str, Entry]] | None:
+        """Entries after ``offset``; ``None`` when entries after it may have been trimmed away.
+
+        The offset is good if it is still in the stream, if the stream never lost an entry,
+        or if nothing came after it.
+        """
+        import redis
+
+        stream = self._stream(namespace)
+        try:
+            info = await self.redis.xinfo_stream(stream)
+        except redis.ResponseError:  # no stream: nothing was ever logged here
+            return []
+        complete = info["entries-added"] == info["length"]
+        last = info["last-generated-id"].decode()
+        gone = not complete and offset_key(offset) < offset_key(last)
+        if gone and not await self.redis.xrange(stream, offset, offset):
+            return None
+        rows = await self.redis.xrange(stream, f"({offset}", "+")
+        return [(o.decode(), Entry.loads(fields[b"e"])) for o, fields in rows]
+
+    async def save(self, pid: str, session: SavedSession) -> None:
+        await self.redis.set(f"{self.prefix}:session:{pid}", session.dumps(), ex=max(1, round(self.window)))
+
+    async def take(self, pid: str) -> SavedSession | None:
+        raw = await self.redis.getdel(f"{self.prefix}:session:{pid}")
+        return SavedSession.loads(raw) if raw else None
+
+    async def close(self) -> None:
+        await self.redis.aclose()
+
+
+class Recovery:
+    """The stores behind a bound on time: recovery degrades to a fresh session, never to a stall."""
+
+    def __init__(self, store: MemoryStore | RedisStore) -> None:
+        self.store = store
+
+    async def _call(self, what: str, coro: Any, default: Any = None) -> Any:
+        try:
+            return await asyncio.wait_for(coro, STORE_TIMEOUT)
+        except asyncio.CancelledError:
+            raise
+        except Exception as exc:
+            logger.warning("recovery store: %s failed (%s)", what, exc)
+            return default
+
+    async def append(self, namespace: str, message: dict[str, Any]) -> str | None:
+        return await self._call("append", self.store.append(namespace, Entry.of(message)))
+
+    async def tail(self, namespace: str) -> str | None:
+        return await self._call("tail", self.store.tail(namespace))
+
+    async def after(self, namespace: str, offset: str) -> list[tuple[str, Entry]] | None:
+        if not OFFSET.match(offset):
+            return None
+        return await self._call("read", self.store.after(namespace, offset))
+
+    async def save(self, pid: str, session: SavedSession) -> None:
+        await self._call("save", self.store.save(pid, session))
+
+    async def take(self, pid: Any) -> SavedSession | None:
+        if not isinstance(pid, str) or not 0 < len(pid) <= 64:
+            return None
+        return await self._call("take", self.store.take(pid))
+
+    async def trim(self, namespaces: list[str]) -> None:
+        if isinstance(self.store, RedisStore):
+            await self._call("trim", self.store.trim(namespaces))
+
+    async def close(self) -> None:
+        await self.store.close()
+
+
+def build() -> Recovery | None:
+    """The deployment's recovery (``RECOVERY_ENABLED``), on Redis when ``REDIS_URL`` is set."""
+    conf = settings.SOCKETIO
+    if not conf["RECOVERY_ENABLED"]:
+        return None
+    window, length = conf["RECOVERY_WINDOW_SECONDS"], conf["RECOVERY_LOG_LENGTH"]
+    if settings.REDIS_URL:
+        prefix = f"{conf['CHANNEL_GROUP']}:recovery"
+        return Recovery(RedisStore(settings.REDIS_URL, prefix, length, window))
+    return Recovery(MemoryStore(length, window))

@@ -1,0 +1,267 @@
+"""Connection state recovery (contract 8.3) with the official socket.io-client 4.8.
+
+The transport is cut for real: the client talks through a TCP proxy the test owns, which
+drops every connection and refuses new ones while events happen, then lets the client
+back in, to the same server process or to another one.
+"""
+
+import json
+import os
+import queue
+import shutil
+import subprocess
+import threading
+import time
+from pathlib import Path
+from typing import Any
+
+import pytest
+from asgiref.sync import sync_to_async
+
+from bookings import services
+from bookings.models import BookingStatus as S
+from config.realtime import rooms
+from config.realtime.server import sio
+from messaging.notify import notification_create
+from tests.factories import BookingFactory, StaffFactory
+from tests.live import Client, TcpProxy, eventually, run, server_processes, token_for
+from tests.realtime.test_cluster import cluster_env  # noqa: F401 - fixture
+
+pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.node]
+JS = Path(__file__).resolve().parents[1] / "js"
+
+
+@pytest.fixture(autouse=True)
+def _node_available():
+    if shutil.which("node") is None:
+        pytest.skip("node is not installed")
+    if not (JS / "node_modules" / "socket.io-client").exists():
+        subprocess.run(["npm", "ci", "--no-audit", "--no-fund"], cwd=JS, check=True, timeout=300)
+
+
+class NodeClient:
+    """``tests/js/recovery_client.mjs``: the official client, one JSON line per happening."""
+
+    def __init__(self, url: str, namespace: str, token: str) -> None:
+        self.proc = subprocess.Popen(
+            ["node", "recovery_client.mjs", url, namespace],
+            cwd=JS,
+            env={**os.environ, "ACCESS_TOKEN": token},
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            text=True,
+        )
+        self.lines: list[dict[str, Any]] = []
+        self._new: queue.Queue[dict[str, Any]] = queue.Queue()
+        threading.Thread(target=self._read, daemon=True).start()
+
+    def _read(self) -> None:
+        for line in self.proc.stdout:
+            if line.startswith("{"):
+                self._new.put(json.loads(line))
+
+    def wait(self, predicate: Any, timeout: float = 10) -> dict[str, Any]:
+        """The next line matching ``predicate`` (earlier ones are kept in ``lines``)."""
+        deadline = time.monotonic() + timeout
+        while True:
+            try:
+                line = self._new.get(timeout=max(0.0, deadline - time.monotonic()))
+            except queue.Empty:
+                raise AssertionError(f"no matching line within {timeout} s; saw {self.lines[-8:]}") from None
+            self.lines.append(line)
+            if predicate(line):
+                return line
+
+    def send(self, *command: Any) -> None:
+        self.proc.stdin.write(json.dumps(command) + "\n")
+        self.proc.stdin.flush()
+
+    def events_after(self, marker: dict[str, Any]) -> list[tuple[str, Any]]:
+        start = next(i for i, line in enumerate(self.lines) if line is marker)
+        return [(line["name"], line["payload"]) for line in self.lines[start:] if line["type"] == "event"]
+
+    def close(self) -> None:
+        if self.proc.poll() is None:
+            self.send("exit")
+            try:
+                self.proc.wait(timeout=5)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+
+
+def kind(name: str):
+    return lambda line: line["type"] == name
+
+
+def status_event(status: str):
+    return lambda line: line.get("name") == "booking:status_updated" and line["payload"]["status"] == status
+
+
+def tracking_customer(url: str, customer, booking) -> tuple[NodeClient, dict[str, Any]]:
+    """The official client connected, tracking ``booking``, having seen one logged event."""
+    node = NodeClient(url, "/customer", token_for(customer))
+    first = node.wait(kind("connect"))
+    assert first["recovered"] is False
+    node.send("emit", "booking:track", str(booking.pk))
+    assert node.wait(kind("ack"))["ack"]["ok"] is True
+    return node, first
+
+
+def the_gap(booking, customer, partner) -> None:
+    """What happens while the phone is away: socket events, a notification, a REST-side change."""
+    services.booking_update_status(booking_id=booking.pk, partner_user=partner.user, status=S.PARTNER_ARRIVED)
+    notification_create(user_id=customer.pk, type="promo", title="While you were away", body="", data={})
+    services.booking_update_status(booking_id=booking.pk, partner_user=partner.user, status=S.IN_PROGRESS)
+
+
+GAP = [
+    ("booking:status_updated", "PARTNER_ARRIVED"),
+    ("notification:new", "While you were away"),
+    ("booking:status_updated", "IN_PROGRESS"),
+]
+
+
+def gap_seen(node: NodeClient, marker: dict[str, Any]) -> list[tuple[str, str]]:
+    return [
+        (name, payload.get("status") or payload.get("title"))
+        for name, payload in node.events_after(marker)
+        if name in ("booking:status_updated", "notification:new")
+    ]
+
+
+def test_a_cut_is_recovered_on_the_same_process(live_server_url, customer, partner, service):
+    booking = BookingFactory(customer=customer, partner=partner, service=service, status=S.PARTNER_ACCEPTED)
+    proxy = TcpProxy(live_server_url).start()
+    node, first = tracking_customer(proxy.url, customer, booking)
+    try:
+        services.booking_update_status(booking_id=booking.pk, partner_user=partner.user, status=S.PARTNER_EN_ROUTE)
+        node.wait(status_event("PARTNER_EN_ROUTE"))
+
+        proxy.cut()
+        cut = node.wait(kind("disconnect"))
+        assert cut["reason"] == "transport close"
+        eventually(lambda: not sio.manager.is_connected(first["id"], rooms.CUSTOMER), what="server saw the cut")
+        the_gap(booking, customer, partner)
+        proxy.reopen()
+
+        back = node.wait(kind("connect"))
+        assert back["recovered"] is True and back["id"] == first["id"]
+        assert gap_seen(node, cut) == GAP  # every missed event, once, in order, none from before the cut
+
+        # its booking room came back with it: the partner's position arrives without re-tracking
+        async def partner_moves():
+            p = await Client(live_server_url, "/partner").connect(token_for(partner.user))
+            assert (await p.call("location:update", {"latitude": 28.62, "longitude": 77.21}))["relayed"] == 1
+            await p.close()
+
+        run(partner_moves())
+        moved = node.wait(lambda line: line.get("name") == "partner:location_update")
+        assert moved["payload"]["bookingId"] == str(booking.pk)
+        node.send("emit", "booking:untrack", str(booking.pk))
+        assert node.wait(kind("ack"))["ack"]["ok"] is True
+    finally:
+        node.close()
+        proxy.stop()
+    assert gap_seen(node, cut) == GAP  # and nothing came twice afterwards
+
+
+def test_a_cut_is_recovered_on_another_process(cluster_env, customer, partner, service):  # noqa: F811
+    booking = BookingFactory(customer=customer, partner=partner, service=service, status=S.PARTNER_ACCEPTED)
+    staff = StaffFactory()
+    with server_processes(cluster_env) as (a, b):
+        proxy = TcpProxy(a.url).start()
+        node, first = tracking_customer(proxy.url, customer, booking)
+        try:
+            services.booking_update_status(booking_id=booking.pk, partner_user=partner.user, status=S.PARTNER_EN_ROUTE)
+            node.wait(status_event("PARTNER_EN_ROUTE"))
+            proxy.cut()
+            cut = node.wait(kind("disconnect"))
+            time.sleep(0.5)  # process A notices the closed transport and keeps the session
+            notification_create(user_id=customer.pk, type="promo", title="While you were away", body="", data={})
+            services.booking_cancel(booking_id=booking.pk, actor=staff, reason="ops")  # as REST and the admin do
+            proxy.reopen(upstream=b.url)
+
+            back = node.wait(kind("connect"))
+            assert back["recovered"] is True and back["id"] == first["id"]  # missed events come before "connect"
+            assert gap_seen(node, cut) == [
+                ("notification:new", "While you were away"),
+                ("booking:status_updated", "CANCELLED"),
+                ("notification:new", "Booking cancelled"),
+            ]
+            # a second cut, now on B, recovers too (the recovered session was kept again)
+            proxy.cut()
+            again = node.wait(kind("disconnect"))
+            time.sleep(0.5)
+            notification_create(user_id=customer.pk, type="promo", title="Second gap", body="", data={})
+            proxy.reopen(upstream=a.url)
+            back = node.wait(kind("connect"))
+            assert back["recovered"] is True and back["id"] == first["id"]
+            assert gap_seen(node, again) == [("notification:new", "Second gap")]
+        finally:
+            node.close()
+            proxy.stop()
+
+
+def test_no_recovery_after_a_voluntary_disconnect_or_outside_the_window(live_server_url, customer, service):
+    booking = BookingFactory(customer=customer, service=service, status=S.PENDING)
+    proxy = TcpProxy(live_server_url).start()
+    node, first = tracking_customer(proxy.url, customer, booking)
+    store = sio.recovery.store
+    window = store.window
+    try:
+        node.send("disconnect")  # the app closed it: nothing kept
+        node.wait(kind("disconnect"))
+        node.send("connect")
+        again = node.wait(kind("connect"))
+        assert again["recovered"] is False and again["id"] != first["id"]
+
+        store.window = 1  # sessions kept one second
+        proxy.cut()
+        node.wait(kind("disconnect"))
+        time.sleep(2.5)
+        proxy.reopen()
+        late = node.wait(kind("connect"))
+        assert late["recovered"] is False and late["id"] != again["id"]
+    finally:
+        store.window = window
+        node.close()
+        proxy.stop()
+
+
+def test_recovery_needs_a_user_who_may_still_connect(live_server_url, customer, service):
+    booking = BookingFactory(customer=customer, service=service, status=S.PENDING)
+    proxy = TcpProxy(live_server_url).start()
+    node, first = tracking_customer(proxy.url, customer, booking)
+    try:
+        proxy.cut()
+        node.wait(kind("disconnect"))
+        eventually(lambda: not sio.manager.is_connected(first["id"], rooms.CUSTOMER), what="server saw the cut")
+        type(customer).objects.filter(pk=customer.pk).update(is_active=False)
+        proxy.reopen()
+        refused = node.wait(kind("connect_error"))
+        assert refused["data"]["code"] == "FORBIDDEN"
+    finally:
+        node.close()
+        proxy.stop()
+
+
+def test_python_socketio_clients_get_the_offset_as_a_last_argument(live_server_url, customer, partner, service):
+    booking = BookingFactory(customer=customer, partner=partner, service=service, status=S.PARTNER_ACCEPTED)
+
+    async def scenario():
+        c = await Client(live_server_url, "/customer").connect(token_for(customer))
+        await c.call("booking:track", str(booking.pk))
+        await sync_to_async(services.booking_update_status)(
+            booking_id=booking.pk, partner_user=partner.user, status=S.PARTNER_EN_ROUTE
+        )
+        [update] = await c.wait_for("booking:status_updated")
+        assert update["status"] == "PARTNER_EN_ROUTE"
+        assert [event for event, _ in c.offsets] == ["booking:status_updated"]
+        p = await Client(live_server_url, "/partner").connect(token_for(partner.user))
+        await p.call("location:update", {"latitude": 28.62, "longitude": 77.21})
+        await c.wait_for("partner:location_update")
+        assert [event for event, _ in c.offsets] == ["booking:status_updated"]  # volatile: no offset
+        await p.close()
+        await c.close()
+
+    run(scenario())
