@@ -11,6 +11,7 @@ import asyncio
 import logging
 
 from django.conf import settings
+from django.db import InterfaceError, OperationalError
 
 from bookings.services import dispatch_sweep
 from config.realtime.namespace import db
@@ -25,5 +26,7 @@ async def sweep_forever() -> None:
             await db(dispatch_sweep)()
         except asyncio.CancelledError:
             raise
+        except (OperationalError, InterfaceError) as exc:  # the database is away: the next sweep retries
+            logger.warning("the dispatch sweep could not reach the database (%s)", exc)
         except Exception:
             logger.exception("the dispatch sweep failed")

@@ -163,7 +163,7 @@ def test_suspended_partner_services_refuse(partner, customer, service, staff):
     with pytest.raises(Forbidden):
         partner_set_availability(partner_id=partner.pk, available=True)
     booking.refresh_from_db()
-    assert booking.status == S.PARTNER_ASSIGNED
+    assert booking.status == S.PENDING and booking.partner_id is None  # the offer was withdrawn (contract 8.2)
 
 
 def test_lenient_inputs_are_refused(live_server_url, customer, other_customer, partner, service):
