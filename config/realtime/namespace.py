@@ -365,8 +365,11 @@ class BaseNamespace(socketio.AsyncNamespace):
 
     async def _fail(self, sid: str, event: str, exc: DomainError, label: str) -> dict[str, Any]:
         metrics.CLIENT_EVENTS.labels(self.namespace_name, label, exc.code).inc()
-        session = await self.get_session(sid)
-        self._log_outcome("event failed", sid, session.get("user_id"), label, exc.code)
+        try:
+            user_id = (await self.get_session(sid)).get("user_id")
+        except KeyError:  # the socket went while its event ran: the answer reaches nobody
+            user_id = None
+        self._log_outcome("event failed", sid, user_id, label, exc.code)
         error = exc.as_dict()
         await emit_now("error", {**error, "event": str(event)}, namespace=self.namespace_name, room=sid, local=True)
         return {"ok": False, "error": error}

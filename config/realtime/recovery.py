@@ -34,6 +34,7 @@ logger = logging.getLogger(__name__)
 OFFSET = re.compile(r"^\d{1,15}-\d{1,10}$")
 # Recovery must never stall delivery: a store that does not answer in time is skipped.
 STORE_TIMEOUT = 0.5
+REDIS_CONNECTIONS = 8
 
 
 def offset_key(offset: str) -> tuple[int, int]:
@@ -145,7 +146,10 @@ class RedisStore:
     def __init__(self, url: str, prefix: str, length: int, window: float) -> None:
         import redis.asyncio as redis
 
-        self.redis = redis.Redis.from_url(url)
+        # A reconnect storm asks many things at once: a few connections, queued for, serve it
+        # better than one new connection per waiting coroutine.
+        pool = redis.BlockingConnectionPool.from_url(url, max_connections=REDIS_CONNECTIONS, timeout=STORE_TIMEOUT)
+        self.redis = redis.Redis(connection_pool=pool)
         self.prefix, self.length, self.window = prefix, length, window
 
     def _stream(self, namespace: str) -> str:

@@ -86,10 +86,10 @@ class Server(socketio.AsyncServer):
         saved = await self.recovery.take(auth.get("pid")) if isinstance(auth, dict) else None
         if saved is None or saved.namespace != namespace or self.manager.is_connected(saved.sid, namespace):
             return  # unknown, expired, or its sid is live again: a fresh session
-        offset = auth.get("offset") if isinstance(auth.get("offset"), str) else saved.offset
-        if await self.recovery.after(namespace, offset) is None:
-            return  # events after its offset are gone from the log
-        joining.saved, joining.offset = saved, offset
+        # Whether the log still holds everything after the offset is read once, when the
+        # connect handler has accepted (``_answer_connect``); the old sid is free either way.
+        joining.saved = saved
+        joining.offset = auth.get("offset") if isinstance(auth.get("offset"), str) else saved.offset
         joining.pid = auth["pid"]
         self.manager.reused_sids[eio_sid] = saved.sid
 
