@@ -5,8 +5,8 @@ from typing import Any
 from bookings.geo import arrival
 from bookings.models import Booking, BookingStatus, DispatchState
 from bookings.serializers import booking_data, cancelled_by_role, display_name
+from config import rooms
 from config.formats import iso
-from config.realtime import rooms
 from config.realtime.catalogue import (
     ID,
     INTEGER,

@@ -30,8 +30,8 @@ from bookings.models import (
     Service,
 )
 from bookings.selectors import parse_booking_id
+from config import rooms
 from config.errors import Conflict, Forbidden, InvalidTransition, NotFound, ValidationError
-from config.realtime import rooms
 from config.realtime.emit import close_room, emit
 from messaging.notify import notification_create
 from partners.models import Partner

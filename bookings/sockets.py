@@ -5,8 +5,8 @@ from typing import Any
 from bookings import events, selectors, services
 from bookings.models import TERMINAL_STATUSES, Booking
 from bookings.serializers import BookingCancelInput
+from config import rooms
 from config.api import validated
-from config.realtime import rooms
 from config.realtime.catalogue import UUID, client_event, obj, one_of
 from config.realtime.namespace import BaseNamespace, Session, db, session_user
 from messaging.sockets import ChatMixin

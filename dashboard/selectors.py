@@ -14,7 +14,7 @@ from partners.models import KycStatus, Partner
 
 def current_stats() -> dict[str, Any]:
     """The figures with online customers from the cluster-wide presence (runs in a DB thread)."""
-    from config.realtime import rooms
+    from config import rooms
     from config.realtime.presence import presence
 
     return dashboard_stats(online_customers=len(presence.online(rooms.CUSTOMER)))

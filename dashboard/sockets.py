@@ -8,8 +8,8 @@ from django.conf import settings
 
 from bookings import events
 from bookings.models import OPEN_STATUSES, Booking
+from config import rooms
 from config.errors import Forbidden
-from config.realtime import rooms
 from config.realtime.catalogue import ANY_OBJECT, NOTHING, NUMBER, STRING, TIME, client_event, obj, server_event
 from config.realtime.emit import emit_now
 from config.realtime.manager import ChannelLayerManager, on_startup

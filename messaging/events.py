@@ -2,8 +2,8 @@
 
 from typing import Any
 
+from config import rooms
 from config.formats import iso
-from config.realtime import rooms
 from config.realtime.catalogue import ANY_OBJECT, BOOLEAN, ID, STRING, TIME, UUID, enum, nullable, obj, server_event
 from messaging.models import Message, Notification
 

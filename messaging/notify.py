@@ -5,7 +5,7 @@ Kept apart from ``messaging.services`` because every app's services call it.
 
 from typing import Any
 
-from config.realtime import rooms
+from config import rooms
 from config.realtime.emit import emit
 from messaging import events
 from messaging.models import Notification

@@ -9,9 +9,9 @@ from django.utils import timezone
 
 from bookings.models import Booking
 from bookings.selectors import parse_booking_id
+from config import rooms
 from config.errors import Forbidden, NotFound, ValidationError
 from config.parsing import parse_id, parse_user_id
-from config.realtime import rooms
 from config.realtime.emit import emit
 from messaging import events, selectors
 from messaging.models import Message, Notification

@@ -6,9 +6,9 @@ from typing import Any
 
 from django.conf import settings
 
+from config import rooms
 from config.errors import ValidationError
 from config.parsing import parse_id, parse_user_id
-from config.realtime import rooms
 from config.realtime.catalogue import BOOLEAN, ID, INTEGER, STRING, TIME, UUID, client_event, nullable, obj, one_of
 from config.realtime.emit import emit_now
 from config.realtime.namespace import Session, db, session_user

@@ -3,8 +3,8 @@
 from decimal import Decimal
 from typing import Any
 
+from config import rooms
 from config.formats import iso
-from config.realtime import rooms
 from config.realtime.catalogue import ID, NUMBER, STRING, TIME, UUID, enum, obj, server_event
 from partners.models import DocumentType, Earning, KycSubmission, Partner
 

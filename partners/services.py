@@ -12,8 +12,8 @@ from django.utils import timezone
 
 from bookings.models import Booking
 from bookings.services import offers_withdraw, user_create
+from config import rooms
 from config.errors import Conflict, Forbidden, NotFound
-from config.realtime import rooms
 from config.realtime.emit import control, emit
 from messaging.notify import notification_create
 from partners import events

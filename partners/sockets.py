@@ -5,9 +5,9 @@ from typing import Any
 from bookings import events, services
 from bookings.selectors import booking_id_from
 from bookings.serializers import BookingRejectInput, BookingStatusInput
+from config import rooms
 from config.api import validated
 from config.errors import Forbidden
-from config.realtime import rooms
 from config.realtime.catalogue import BOOLEAN, INTEGER, UUID, client_event, enum, obj, one_of
 from config.realtime.namespace import BaseNamespace, Session, db, session_user
 from config.realtime.presence import presence

@@ -26,9 +26,8 @@ from django.conf import settings
 from bookings import events
 from bookings.geo import arrival
 from bookings.selectors import RelayTarget, relay_targets, relay_targets_of
-from config import metrics
+from config import metrics, rooms
 from config.errors import ValidationError
-from config.realtime import rooms
 from config.realtime.emit import emit_now
 from config.realtime.manager import ChannelLayerManager, on_control, on_shutdown, on_startup
 from config.realtime.presence import keep_online

@@ -26,7 +26,6 @@ from rest_framework_simplejwt.tokens import AccessToken
 from config import metrics
 from config.errors import DomainError, Forbidden, RateLimited, TokenExpired, Unavailable, ValidationError
 from config.formats import iso
-from config.realtime import rooms
 from config.realtime.emit import emit_now
 from config.realtime.inbound import RejectedEvent
 from config.realtime.limits import limiter
@@ -38,6 +37,11 @@ logger = logging.getLogger(__name__)
 # event, code), never the payload (it may hold addresses, phone numbers, messages).
 outcomes = logging.getLogger("config.realtime.outcomes")
 Session = dict[str, Any]
+
+
+def user_room(user_id: object) -> str:
+    """The room every socket of a user joins, in its namespace (the one room this package names)."""
+    return f"user:{user_id}"
 
 
 class _OrmLoad:
@@ -203,7 +207,7 @@ class BaseNamespace(socketio.AsyncNamespace):
         session = await self._checked_session(user_id)
         session["exp"] = expires_at
         await self.save_session(sid, session)
-        await self.enter_room(sid, rooms.user(user_id))
+        await self.enter_room(sid, user_room(user_id))
         if _access_changed.get(user_id, -1.0) >= read_at:
             # The user's access changed while we read it: the control that announced it may
             # have reached this process before the socket was in its user room. Read again
@@ -252,7 +256,7 @@ class BaseNamespace(socketio.AsyncNamespace):
     # ------------------------------------------------------------ access rechecks
     async def recheck(self, user_id: int, identity: dict[str, Any] | None) -> None:
         """Apply a fresh identity to this process's sockets of ``user_id`` in this namespace."""
-        for sid, _ in list(self.server.manager.get_participants(self.namespace_name, rooms.user(user_id))):
+        for sid, _ in list(self.server.manager.get_participants(self.namespace_name, user_room(user_id))):
             session = await self.get_session(sid)
             try:
                 session.update(self._session_for(identity))
@@ -383,7 +387,7 @@ async def _access_changed_received(manager: ChannelLayerManager, message: dict[s
     namespaces = [
         handler
         for name, handler in manager.server.namespace_handlers.items()
-        if isinstance(handler, BaseNamespace) and any(True for _ in manager.get_participants(name, rooms.user(user_id)))
+        if isinstance(handler, BaseNamespace) and any(True for _ in manager.get_participants(name, user_room(user_id)))
     ]
     if not namespaces:
         return

@@ -59,3 +59,19 @@ def test_socketio_origins_default_to_the_allowed_hosts():
     result = manage("shell", "-c", code, **PRODUCTION)
     assert result.returncode == 0, result.stderr
     assert result.stdout.strip().splitlines()[-1] == "['https://api.example.com', 'http://api.example.com']"
+
+
+def test_config_realtime_imports_no_app():
+    """``config.realtime`` is infrastructure: no app, and no product room name, is imported there."""
+    import ast
+    from pathlib import Path
+
+    apps = ("bookings", "partners", "messaging", "dashboard", "config.rooms")
+    package = Path(__file__).resolve().parents[2] / "config" / "realtime"
+    found = []
+    for path in package.glob("*.py"):
+        for node in ast.walk(ast.parse(path.read_text())):
+            names = [node.module or ""] if isinstance(node, ast.ImportFrom) else []
+            names += [alias.name for alias in node.names] if isinstance(node, ast.Import) else []
+            found += [f"{path.name}: {n}" for n in names if n.startswith(apps)]
+    assert found == []

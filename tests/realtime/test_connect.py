@@ -6,7 +6,7 @@ import pytest
 import socketio
 from channels.db import database_sync_to_async as sync_to_async
 
-from config.realtime import rooms
+from config import rooms
 from config.realtime.server import sio
 from dashboard.services import user_deactivate
 from partners.services import partner_suspend

@@ -13,7 +13,7 @@ from channels.db import database_sync_to_async as sync_to_async
 
 from bookings import services as booking_services
 from bookings.models import BookingStatus as S
-from config.realtime import rooms
+from config import rooms
 from config.realtime.namespace import load_identity, set_identity_loader
 from config.realtime.presence import presence
 from config.realtime.server import sio

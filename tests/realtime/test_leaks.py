@@ -16,7 +16,7 @@ from collections import Counter
 import pytest
 
 from bookings.models import BookingStatus as S
-from config.realtime import rooms
+from config import rooms
 from config.realtime.limits import limiter
 from config.realtime.presence import presence
 from config.realtime.server import sio

@@ -11,7 +11,7 @@ import pytest
 
 from bookings import services
 from bookings.models import BookingStatus as S
-from config.realtime import rooms
+from config import rooms
 from config.realtime.server import sio
 from tests.factories import BookingFactory, StaffFactory
 from tests.live import eventually, token_for

@@ -20,7 +20,7 @@ from asgiref.sync import sync_to_async
 
 from bookings import services
 from bookings.models import BookingStatus as S
-from config.realtime import rooms
+from config import rooms
 from config.realtime.server import sio
 from messaging.notify import notification_create
 from tests.factories import BookingFactory, StaffFactory

@@ -1,4 +1,10 @@
-"""Namespace and room names. Spelled here and nowhere else."""
+"""The product's namespace and room names. Spelled here and nowhere else.
+
+``config.realtime`` knows none of them: every socket joins its user's room (``user``,
+the one room the infrastructure itself uses); the rest belong to the apps.
+"""
+
+from config.realtime.namespace import user_room
 
 CUSTOMER = "/customer"
 PARTNER = "/partner"
@@ -11,8 +17,7 @@ ADMINS = "admins"
 MONITOR_BOOKINGS = "monitor:bookings"
 
 
-def user(user_id: object) -> str:
-    return f"user:{user_id}"
+user = user_room
 
 
 def booking(booking_id: object) -> str:
