@@ -13,7 +13,7 @@ UVICORN = $(BIN)/uvicorn config.asgi:application --loop uvloop --http httptools 
 	--ws config.realtime.websocket_protocol:WebSocketProtocol --ws-per-message-deflate false \
 	--lifespan on --timeout-graceful-shutdown $(SHUTDOWN_TIMEOUT) --no-access-log
 
-.PHONY: run test lint format serve cluster bench bench-quick bench-dispatch simulate vendor-socketio clean
+.PHONY: run test lint format serve cluster bench bench-quick bench-dispatch bench-recovery simulate vendor-socketio clean
 
 $(BIN)/python:
 	$(PY) -m venv $(VENV)
@@ -64,6 +64,13 @@ bench: $(VENV)/.installed tests/js/node_modules
 	$(BIN)/python bench/run.py
 	$(BIN)/python bench/run.py --churn 70:300 --database sqlite
 	$(BIN)/python bench/dispatch.py --partners 50000
+	$(MAKE) bench-recovery
+
+# Connection state recovery's cost: the same load with it off, then on (docs/performance.md).
+RECOVERY_BENCH = --steps 1000:15,3000:15 --chat 100:15 --accepts 300
+bench-recovery: $(VENV)/.installed tests/js/node_modules
+	RECOVERY_ENABLED=0 $(BIN)/python bench/run.py $(RECOVERY_BENCH) --out bench/results/recovery-off.json
+	RECOVERY_ENABLED=1 $(BIN)/python bench/run.py $(RECOVERY_BENCH) --out bench/results/recovery-on.json
 
 # Dispatch with 50,000 partners online around one city (PostgreSQL; figures in docs/performance.md).
 bench-dispatch: $(VENV)/.installed
