@@ -67,7 +67,7 @@ bench: $(VENV)/.installed tests/js/node_modules
 	$(MAKE) bench-recovery
 
 # Connection state recovery's cost: the same load with it off, then on (docs/performance.md).
-RECOVERY_BENCH = --steps 1000:15,3000:15 --chat 100:15 --accepts 300
+RECOVERY_BENCH = --steps 1000:15,2000:15 --chat 100:15 --accepts 0
 bench-recovery: $(VENV)/.installed tests/js/node_modules
 	RECOVERY_ENABLED=0 $(BIN)/python bench/run.py $(RECOVERY_BENCH) --out bench/results/recovery-off.json
 	RECOVERY_ENABLED=1 $(BIN)/python bench/run.py $(RECOVERY_BENCH) --out bench/results/recovery-on.json

@@ -390,3 +390,18 @@ class TcpProxy:
         self.cut()
         self._loop.call_soon_threadsafe(self._loop.stop)
         self._thread.join(timeout=5)
+
+
+def require_node() -> None:
+    """Skip without Node; install the official client (tests/js) when it is missing."""
+    import shutil
+    import subprocess
+    from pathlib import Path
+
+    import pytest
+
+    js = Path(__file__).resolve().parent / "js"
+    if shutil.which("node") is None:
+        pytest.skip("node is not installed")
+    if not (js / "node_modules" / "socket.io-client").exists():
+        subprocess.run(["npm", "ci", "--no-audit", "--no-fund"], cwd=js, check=True, timeout=300)

@@ -2,7 +2,6 @@
 
 import json
 import os
-import shutil
 import subprocess
 import time
 from pathlib import Path
@@ -14,7 +13,7 @@ from bookings.models import BookingStatus as S
 from config import rooms
 from config.realtime.server import sio
 from tests.factories import BookingFactory, StaffFactory
-from tests.live import eventually, token_for
+from tests.live import eventually, require_node, token_for
 
 pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.node]
 JS = Path(__file__).resolve().parents[1] / "js"
@@ -22,10 +21,7 @@ JS = Path(__file__).resolve().parents[1] / "js"
 
 @pytest.fixture(autouse=True)
 def _node_available():
-    if shutil.which("node") is None:
-        pytest.skip("node is not installed")
-    if not (JS / "node_modules" / "socket.io-client").exists():
-        subprocess.run(["npm", "ci", "--no-audit", "--no-fund"], cwd=JS, check=True, timeout=300)
+    require_node()
 
 
 def start(example: str, url: str, token: str, booking_id: str = "") -> subprocess.Popen:

@@ -5,13 +5,14 @@ drops every connection and refuses new ones while events happen, then lets the c
 back in, to the same server process or to another one.
 """
 
+import contextlib
 import json
 import os
 import queue
-import shutil
 import subprocess
 import threading
 import time
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -24,7 +25,7 @@ from config import rooms
 from config.realtime.server import sio
 from messaging.notify import notification_create
 from tests.factories import BookingFactory, StaffFactory
-from tests.live import Client, TcpProxy, eventually, run, server_processes, token_for
+from tests.live import Client, TcpProxy, eventually, require_node, run, server_processes, token_for
 from tests.realtime.test_cluster import cluster_env  # noqa: F401 - fixture
 
 pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.node]
@@ -33,10 +34,7 @@ JS = Path(__file__).resolve().parents[1] / "js"
 
 @pytest.fixture(autouse=True)
 def _node_available():
-    if shutil.which("node") is None:
-        pytest.skip("node is not installed")
-    if not (JS / "node_modules" / "socket.io-client").exists():
-        subprocess.run(["npm", "ci", "--no-audit", "--no-fund"], cwd=JS, check=True, timeout=300)
+    require_node()
 
 
 class NodeClient:
@@ -107,6 +105,18 @@ def tracking_customer(url: str, customer, booking) -> tuple[NodeClient, dict[str
     return node, first
 
 
+@contextlib.contextmanager
+def through_proxy(url: str, customer, booking) -> Iterator[tuple[TcpProxy, NodeClient, dict[str, Any]]]:
+    """A proxy in front of ``url`` and the official client tracking ``booking`` through it."""
+    proxy = TcpProxy(url).start()
+    node, first = tracking_customer(proxy.url, customer, booking)
+    try:
+        yield proxy, node, first
+    finally:
+        node.close()
+        proxy.stop()
+
+
 def the_gap(booking, customer, partner) -> None:
     """What happens while the phone is away: socket events, a notification, a REST-side change."""
     services.booking_update_status(booking_id=booking.pk, partner_user=partner.user, status=S.PARTNER_ARRIVED)
@@ -131,9 +141,7 @@ def gap_seen(node: NodeClient, marker: dict[str, Any]) -> list[tuple[str, str]]:
 
 def test_a_cut_is_recovered_on_the_same_process(live_server_url, customer, partner, service):
     booking = BookingFactory(customer=customer, partner=partner, service=service, status=S.PARTNER_ACCEPTED)
-    proxy = TcpProxy(live_server_url).start()
-    node, first = tracking_customer(proxy.url, customer, booking)
-    try:
+    with through_proxy(live_server_url, customer, booking) as (proxy, node, first):
         services.booking_update_status(booking_id=booking.pk, partner_user=partner.user, status=S.PARTNER_EN_ROUTE)
         node.wait(status_event("PARTNER_EN_ROUTE"))
 
@@ -159,9 +167,6 @@ def test_a_cut_is_recovered_on_the_same_process(live_server_url, customer, partn
         assert moved["payload"]["bookingId"] == str(booking.pk)
         node.send("emit", "booking:untrack", str(booking.pk))
         assert node.wait(kind("ack"))["ack"]["ok"] is True
-    finally:
-        node.close()
-        proxy.stop()
     assert gap_seen(node, cut) == GAP  # and nothing came twice afterwards
 
 
@@ -204,11 +209,9 @@ def test_a_cut_is_recovered_on_another_process(cluster_env, customer, partner, s
 
 def test_no_recovery_after_a_voluntary_disconnect_or_outside_the_window(live_server_url, customer, service):
     booking = BookingFactory(customer=customer, service=service, status=S.PENDING)
-    proxy = TcpProxy(live_server_url).start()
-    node, first = tracking_customer(proxy.url, customer, booking)
     store = sio.recovery.store
     window = store.window
-    try:
+    with through_proxy(live_server_url, customer, booking) as (proxy, node, first):
         node.send("disconnect")  # the app closed it: nothing kept
         node.wait(kind("disconnect"))
         node.send("connect")
@@ -222,17 +225,12 @@ def test_no_recovery_after_a_voluntary_disconnect_or_outside_the_window(live_ser
         proxy.reopen()
         late = node.wait(kind("connect"))
         assert late["recovered"] is False and late["id"] != again["id"]
-    finally:
-        store.window = window
-        node.close()
-        proxy.stop()
+    store.window = window
 
 
 def test_recovery_needs_a_user_who_may_still_connect(live_server_url, customer, service):
     booking = BookingFactory(customer=customer, service=service, status=S.PENDING)
-    proxy = TcpProxy(live_server_url).start()
-    node, first = tracking_customer(proxy.url, customer, booking)
-    try:
+    with through_proxy(live_server_url, customer, booking) as (proxy, node, first):
         proxy.cut()
         node.wait(kind("disconnect"))
         eventually(lambda: not sio.manager.is_connected(first["id"], rooms.CUSTOMER), what="server saw the cut")
@@ -240,9 +238,6 @@ def test_recovery_needs_a_user_who_may_still_connect(live_server_url, customer, 
         proxy.reopen()
         refused = node.wait(kind("connect_error"))
         assert refused["data"]["code"] == "FORBIDDEN"
-    finally:
-        node.close()
-        proxy.stop()
 
 
 def test_python_socketio_clients_get_the_offset_as_a_last_argument(live_server_url, customer, partner, service):
