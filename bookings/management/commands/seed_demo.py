@@ -15,7 +15,7 @@ from django.db import transaction
 from django.utils import timezone
 from tqdm import tqdm
 
-from bookings.models import Booking, BookingStatus, BookingStatusChange, CustomerProfile, Service
+from bookings.models import Booking, BookingStatus, BookingStatusChange, CustomerProfile, DispatchState, Service
 from bookings.services import _insert_with_number
 from partners.models import Earning, KycStatus, KycSubmission, Partner
 
@@ -146,6 +146,20 @@ class Command(BaseCommand):
         partner = rng.choice(partners) if needs_partner else None
         if status == BookingStatus.CANCELLED and rng.random() < 0.5:
             partner = None
+        if status == BookingStatus.PARTNER_ASSIGNED:  # one open offer per partner (contract 8.2)
+            offered = set(Booking.objects.filter(status=status).values_list("partner_id", flat=True))
+            free = [p for p in partners if p.pk not in offered]
+            partner = rng.choice(free) if free else None
+            status = status if partner else BookingStatus.PENDING
+        # Seeded offers lapse like any other; seeded pending bookings wait for staff.
+        dispatch = {
+            BookingStatus.PENDING: {"dispatch_state": DispatchState.UNASSIGNED},
+            BookingStatus.PARTNER_ASSIGNED: {
+                "dispatch_state": DispatchState.OFFERED,
+                "dispatch_attempts": 1,
+                "dispatch_due_at": timezone.now() + timedelta(seconds=settings.OFFER_TIMEOUT_SECONDS),
+            },
+        }.get(status, {"dispatch_state": DispatchState.DONE})
         booking = _insert_with_number(
             customer=customer,
             partner=partner,
@@ -161,6 +175,7 @@ class Command(BaseCommand):
             cancel_reason="Changed my mind" if status == BookingStatus.CANCELLED else "",
             cancelled_by=customer if status == BookingStatus.CANCELLED else None,
             completed_at=timezone.now() if status == BookingStatus.COMPLETED else None,
+            **dispatch,
         )
         BookingStatusChange.objects.create(
             booking=booking, from_status="", to_status=status, actor=customer, partner=partner, note="seeded"
