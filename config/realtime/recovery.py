@@ -20,13 +20,13 @@ session restored and missed events replayed before it, live events held meanwhil
 
 import asyncio
 import collections
-import json
 import logging
 import re
 import time
 from dataclasses import asdict, dataclass
 from typing import Any
 
+import orjson
 from django.conf import settings
 
 logger = logging.getLogger(__name__)
@@ -54,12 +54,12 @@ class SavedSession:
     # end when the socket connected, or the last event replayed when it was itself recovered.
     offset: str
 
-    def dumps(self) -> str:
-        return json.dumps(asdict(self))
+    def dumps(self) -> bytes:
+        return orjson.dumps(asdict(self))
 
     @classmethod
     def loads(cls, raw: str | bytes) -> "SavedSession":
-        return cls(**json.loads(raw))
+        return cls(**orjson.loads(raw))
 
 
 @dataclass
@@ -76,12 +76,12 @@ class Entry:
             return False
         return self.rooms is None or not rooms.isdisjoint(self.rooms)
 
-    def dumps(self) -> str:
-        return json.dumps([self.event, self.data, self.rooms, self.skip], separators=(",", ":"))
+    def dumps(self) -> bytes:
+        return orjson.dumps([self.event, self.data, self.rooms, self.skip])
 
     @classmethod
     def loads(cls, raw: str | bytes) -> "Entry":
-        return cls(*json.loads(raw))
+        return cls(*orjson.loads(raw))
 
     @classmethod
     def of(cls, message: dict[str, Any]) -> "Entry":
@@ -180,15 +180,14 @@ class RedisStore:
         import redis
 
         stream = self._stream(namespace)
-        try:
-            info = await self.redis.xinfo_stream(stream)
-        except redis.ResponseError:  # no stream: nothing was ever logged here
-            return []
-        complete = info["entries-added"] == info["length"]
-        last = info["last-generated-id"].decode()
-        gone = not complete and offset_key(offset) < offset_key(last)
-        if gone and not await self.redis.xrange(stream, offset, offset):
-            return None
+        if not await self.redis.xrange(stream, offset, offset):  # not in the log: was anything lost after it?
+            try:
+                info = await self.redis.xinfo_stream(stream)
+            except redis.ResponseError:  # no stream: nothing was ever logged here
+                return []
+            complete = info["entries-added"] == info["length"]
+            if not complete and offset_key(offset) < offset_key(info["last-generated-id"].decode()):
+                return None
         rows = await self.redis.xrange(stream, f"({offset}", "+")
         return [(o.decode(), Entry.loads(fields[b"e"])) for o, fields in rows]
 

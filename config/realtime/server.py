@@ -99,10 +99,14 @@ class Server(socketio.AsyncServer):
         session = await self.get_session(sid, namespace=namespace)
         saved, last = joining.saved, None
         if saved is not None and saved.sid == sid and session.get("uid") == saved.uid:
-            for room in saved.rooms:
+            restored = [room for room in saved.rooms if room not in set(self.manager.get_rooms(sid, namespace))]
+            for room in restored:
                 self.manager.basic_enter_room(sid, namespace, room)
             missed = await self.recovery.after(namespace, joining.offset)
-            if missed is not None:
+            if missed is None:  # the log lost events after its offset: a fresh session, without the old rooms
+                for room in restored:
+                    self.manager.basic_leave_room(sid, namespace, room)
+            else:
                 last = joining.offset
                 rooms = set(self.manager.get_rooms(sid, namespace))
                 for offset, entry in missed:

@@ -5,6 +5,7 @@ drops every connection and refuses new ones while events happen, then lets the c
 back in, to the same server process or to another one.
 """
 
+import collections
 import contextlib
 import json
 import os
@@ -17,11 +18,14 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+import redis
 from asgiref.sync import sync_to_async
+from django.conf import settings
 
 from bookings import services
 from bookings.models import BookingStatus as S
 from config import rooms
+from config.realtime import recovery
 from config.realtime.server import sio
 from messaging.notify import notification_create
 from tests.factories import BookingFactory, StaffFactory
@@ -260,3 +264,29 @@ def test_python_socketio_clients_get_the_offset_as_a_last_argument(live_server_u
         await c.close()
 
     run(scenario())
+
+
+def empty_the_log(namespace: str) -> None:
+    """Trim the namespace's log to nothing, as its length or age limit would in time."""
+    store = sio.recovery.store
+    if isinstance(store, recovery.RedisStore):  # a client of its own: the store's belongs to the server's loop
+        redis.Redis.from_url(settings.REDIS_URL).xtrim(store._stream(namespace), maxlen=0, approximate=False)
+    else:
+        store.logs.get(namespace, collections.deque()).clear()
+        store.trimmed.add(namespace)
+
+
+def test_no_recovery_when_the_log_lost_the_missed_events(live_server_url, customer, partner, service):
+    booking = BookingFactory(customer=customer, partner=partner, service=service, status=S.PARTNER_ACCEPTED)
+    with through_proxy(live_server_url, customer, booking) as (proxy, node, first):
+        services.booking_update_status(booking_id=booking.pk, partner_user=partner.user, status=S.PARTNER_EN_ROUTE)
+        node.wait(status_event("PARTNER_EN_ROUTE"))
+        proxy.cut()
+        cut = node.wait(kind("disconnect"))
+        eventually(lambda: not sio.manager.is_connected(first["id"], rooms.CUSTOMER), what="server saw the cut")
+        the_gap(booking, customer, partner)
+        empty_the_log(rooms.CUSTOMER)
+        proxy.reopen()
+        back = node.wait(kind("connect"))
+        assert back["recovered"] is False and gap_seen(node, cut) == []  # the app refetches
+        assert not any(room.startswith("booking:") for room in sio.manager.get_rooms(back["id"], rooms.CUSTOMER))
