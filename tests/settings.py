@@ -30,3 +30,7 @@ REST_FRAMEWORK = {
     "DEFAULT_THROTTLE_RATES": {"auth": "100000/min", "writes": "100000/min"},
 }
 CACHES = {"default": {**CACHES["default"], "KEY_PREFIX": _GROUP}}
+# The in-process live server does not sweep offers: its transactions would race the suite's
+# own teardown (TRUNCATE between tests). Tests of the offer clock start server processes
+# with their own DISPATCH_SWEEP_INTERVAL, or call dispatch_sweep themselves.
+DISPATCH_SWEEP_INTERVAL = float(os.environ.get("DISPATCH_SWEEP_INTERVAL", "3600"))
