@@ -116,6 +116,22 @@ def events_named(captured: Emitted, name: str) -> list[dict[str, Any]]:
     return captured.named(name)
 
 
+@pytest.fixture(autouse=True)
+def _live_server_settles() -> Iterator[None]:
+    """After each test the in-process server finishes the ORM work the test set off (a control
+    message's recheck, a disconnect's presence write) before the database is flushed: a query
+    in flight across two tables deadlocks with the flush's TRUNCATE."""
+    yield
+    import time
+
+    from config.realtime.namespace import orm_in_flight
+
+    time.sleep(0.05)  # a control message on its way to the server's loop
+    deadline = time.monotonic() + 5
+    while orm_in_flight() and time.monotonic() < deadline:
+        time.sleep(0.02)
+
+
 @pytest.fixture(scope="session")
 def live_server_url(django_db_setup: Any) -> Iterator[str]:
     """One real ASGI server for the whole session (python-socketio's manager binds to its loop).
