@@ -33,7 +33,7 @@ PARTNER_PASSWORD = "partner12345"
 DEMO_NOTE = "demo booking"
 
 
-def _near_city(rng: random.Random, km: float = 10.0) -> tuple[float, float]:
+def near_city(rng: random.Random, km: float = 10.0) -> tuple[float, float]:
     return CITY[0] + rng.uniform(-km, km) / 111.0, CITY[1] + rng.uniform(-km, km) / 98.0
 
 
@@ -115,7 +115,7 @@ class Command(BaseCommand):
             return user.partner
         user.set_password(PARTNER_PASSWORD)
         user.save()
-        lat, lng = _near_city(rng)
+        lat, lng = near_city(rng)
         partner = Partner.objects.create(
             user=user,
             name=f"Partner {i}",
@@ -141,7 +141,7 @@ class Command(BaseCommand):
         self, rng: random.Random, status: str, customer: Any, partners: list[Partner], services: list[Service]
     ) -> None:
         service = rng.choice(services)
-        lat, lng = _near_city(rng)
+        lat, lng = near_city(rng)
         needs_partner = status not in (BookingStatus.PENDING,) and partners
         partner = rng.choice(partners) if needs_partner else None
         if status == BookingStatus.CANCELLED and rng.random() < 0.5:

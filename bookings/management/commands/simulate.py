@@ -30,18 +30,14 @@ from rest_framework_simplejwt.tokens import AccessToken
 
 from bookings import services as booking_services
 from bookings.geo import distance_m
+from bookings.management.commands.seed_demo import near_city
 from bookings.models import OPEN_STATUSES, Booking, BookingStatusChange, Service
 from config.errors import InvalidTransition
 from partners.models import KycStatus, Partner
 
-CITY = (28.6139, 77.2090)
 PASSWORD = "simulate12345"
 TICK = 1.0  # seconds between a moving partner's location updates
 ARRIVED_M = 30.0
-
-
-def near_city(rng: random.Random, km: float) -> tuple[float, float]:
-    return CITY[0] + rng.uniform(-km, km) / 111.2, CITY[1] + rng.uniform(-km, km) / 97.6
 
 
 def step_towards(lat: float, lng: float, to_lat: float, to_lng: float, meters: float) -> tuple[float, float]:
