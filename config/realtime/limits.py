@@ -106,13 +106,18 @@ class RateLimiter:
         except Exception as exc:
             self._redis_down_until = time.monotonic() + 5
             logger.warning("rate limits counted per process for now: Redis unreachable (%s)", exc)
-            granted = limit - size if confirm else 0  # this window: the local limit
-        else:
-            granted = max(0, min(size, limit - (total - size)))
-            if confirm:
-                granted -= size  # that lease was already admitted
+            state.allowance += limit - size if confirm else 0  # this window: the local limit
+            state.asking = False
+            return
+        granted = max(0, min(size, limit - (total - size)))
+        if confirm:
+            granted -= size  # that lease was already admitted
         state.allowance += granted
         state.asking = False
+        if total < limit and state.allowance <= size // 2 and state.index == int(time.time() // window):
+            # Events admitted on credit while this answer was on its way are still owed:
+            # ask again, or the user stays refused below the limit until the window ends.
+            self._ask(user_id, key, state, limit, window)
 
     def _client(self) -> Any:
         if self._redis is None:

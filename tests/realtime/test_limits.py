@@ -1,0 +1,71 @@
+"""The rate limiter's shared leases, against the real Redis."""
+
+import asyncio
+import os
+
+import pytest
+
+from config.errors import RateLimited
+from config.realtime.limits import RateLimiter
+
+pytestmark = pytest.mark.redis
+
+
+@pytest.fixture(autouse=True)
+def _needs_redis() -> None:
+    if not os.environ.get("REDIS_URL"):
+        pytest.skip("leases are taken from Redis (set REDIS_URL); .ci/run runs them")
+
+
+def admitted(limiter: RateLimiter, user_id: int, hits: int) -> int:
+    count = 0
+    for _ in range(hits):
+        try:
+            limiter.hit(user_id, "default")
+        except RateLimited:
+            continue
+        count += 1
+    return count
+
+
+async def settled(limiter: RateLimiter) -> None:
+    async with asyncio.timeout(5):
+        while limiter._tasks:
+            await asyncio.gather(*limiter._tasks)
+
+
+def test_events_admitted_on_credit_before_redis_answers_do_not_cost_the_rest_of_the_window(settings):
+    """Redis slower than the user's events: the credit is paid back and the user still gets the whole limit."""
+    settings.RATE_LIMITS = {"default": (8, 3600.0)}
+
+    async def scenario() -> tuple[int, int, int]:
+        limiter = RateLimiter()
+        user_id = int.from_bytes(os.urandom(4), "big")  # a window key of its own in the shared Redis
+        # No await between hits: every lease request is still on its way, as with a slow Redis.
+        before_any_answer = admitted(limiter, user_id, 8)
+        await settled(limiter)
+        after_answers = admitted(limiter, user_id, 8)
+        await settled(limiter)
+        return before_any_answer, after_answers, admitted(limiter, user_id, 1)
+
+    before, after, past_the_limit = asyncio.run(scenario())
+    # The lease taken on trust (2) plus one lease of credit (2); the other 4 once Redis has answered.
+    assert (before, after, past_the_limit) == (4, 4, 0)
+
+
+def test_two_processes_share_one_limit(settings):
+    """Each process spends leases of the one count in Redis: together they admit the limit, give or take a lease."""
+    settings.RATE_LIMITS = {"default": (20, 3600.0)}
+
+    async def scenario() -> list[int]:
+        first, second = RateLimiter(), RateLimiter()
+        user_id = int.from_bytes(os.urandom(4), "big")
+        counts = [0, 0]
+        for _ in range(20):
+            for index, limiter in enumerate((first, second)):
+                counts[index] += admitted(limiter, user_id, 1)
+                await settled(limiter)
+        return counts
+
+    counts = asyncio.run(scenario())
+    assert 20 <= sum(counts) <= 20 + 5 and min(counts) >= 5, counts
