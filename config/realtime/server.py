@@ -11,7 +11,7 @@ from engineio import packet as eio_packet
 from socketio import packet
 
 from config.errors import ERROR_CODES
-from config.realtime import asgi_driver, catalogue, recovery
+from config.realtime import catalogue, engine, recovery
 from config.realtime.codec import OrjsonCodec, PacketCodec
 from config.realtime.inbound import screen
 from config.realtime.manager import ChannelLayerManager
@@ -52,8 +52,9 @@ class Server(socketio.AsyncServer):
         self._held: dict[str, list[Any]] = {}  # eio_sid -> packets held while a CONNECT completes
         # Socket.IO packets decode leniently (refusals get answers); Engine.IO keeps the strict codec.
         self.packet_class.json = PacketCodec
-        # engineio picks its ASGI request and websocket classes from this table (see asgi_driver).
-        self.eio._async = asgi_driver.driver(self.eio._async)
+
+    def _engineio_server_class(self) -> type[engine.EngineServer]:
+        return engine.EngineServer
 
     async def _handle_event(self, eio_sid: str, namespace: str | None, id: int | None, data: Any) -> None:
         await super()._handle_event(eio_sid, namespace, id, screen(data))

@@ -1,28 +1,52 @@
-"""uvicorn's websockets-sansio protocol, without the cycle that outlives each connection.
+"""uvicorn's websockets-sansio protocol, without what it keeps per connection for nothing.
 
-``websockets``' sans-I/O ``ServerProtocol`` parses with a generator stored on the
-protocol (``self.parser = self.parse()``), and the suspended generator's frame refers
-back to the protocol: a reference cycle as old as the connection. Under the tuned
-collector (``config/realtime/tuning.py``) such old cycles wait for a full collection,
-and each one holds its connection's buffers and permessage-deflate state: under
-connection churn the process grew by ~25 KiB per closed connection (docs/performance.md).
-
-When the connection is lost: feed the protocol the end of the stream
-(``receive_eof``, the library's own idempotent API), which takes the parser to its
-last ``yield`` (websockets keeps it suspended there for good and never steps it
-after EOF), then close that generator. A closed generator holds no frame, so
-refcounting frees the connection at once.
+- **The cycle that outlived each connection.** ``websockets``' sans-I/O
+  ``ServerProtocol`` parses with a generator stored on the protocol
+  (``self.parser = self.parse()``), and the suspended generator's frame refers back
+  to the protocol: a reference cycle as old as the connection. Under the tuned
+  collector (``config/realtime/tuning.py``) such old cycles wait for a full
+  collection, and each one holds its connection's buffers and permessage-deflate
+  state: under connection churn the process grew by ~25 KiB per closed connection
+  (docs/performance.md). When the connection is lost: feed the protocol the end of
+  the stream (``receive_eof``, the library's own idempotent API), which takes the
+  parser to its last ``yield`` (websockets keeps it suspended there for good and
+  never steps it after EOF), then close that generator. A closed generator holds no
+  frame, so refcounting frees the connection at once.
+- **Idle memory.** The receive queue and the "writable" event are the lean ones of
+  ``config.realtime.primitives`` (asyncio's cost ~4 KiB a socket). The handshake's
+  request and response headers are emptied once the handshake is over: the ASGI
+  scope has its own copy, and websockets' parser keeps the request for the
+  connection's life.
 
 Use: ``uvicorn --ws config.realtime.websocket_protocol:WebSocketProtocol`` (as
 ``make serve`` does).
 """
 
 import contextlib
+from typing import Any
 
 from uvicorn.protocols.websockets.websockets_sansio_impl import WebSocketsSansIOProtocol
+from websockets.http11 import Request
+
+from config.realtime.primitives import Flag, Mailbox
 
 
 class WebSocketProtocol(WebSocketsSansIOProtocol):
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.queue = Mailbox()  # type: ignore[assignment]
+        self.writable = Flag()  # type: ignore[assignment]
+        self.writable.set()
+
+    def handle_connect(self, event: Request) -> None:
+        super().handle_connect(event)
+        event.headers.clear()  # copied into the scope by now; the response is built
+
+    def start_keepalive(self) -> None:
+        # Called once, right after the handshake's response went out (a hook off the send path).
+        super().start_keepalive()
+        self.response.headers.clear()
+
     def connection_lost(self, exc: Exception | None) -> None:
         super().connection_lost(exc)
         with contextlib.suppress(Exception):  # best effort: the connection is gone either way

@@ -1,23 +1,30 @@
-"""python-engineio's ASGI driver, less the two reference cycles it leaves per connection.
+"""python-engineio's server, less what it keeps per connection for nothing.
 
-Found with ``gc.DEBUG_SAVEALL`` under connection churn (docs/performance.md, "Memory
-under churn"); both keep a closed connection's whole protocol stack (uvicorn's
-protocol, the websockets state machine, buffers) alive until a full collection:
+Two reference cycles per connection, found with ``gc.DEBUG_SAVEALL`` under connection
+churn (docs/performance.md, "Memory under churn"); both kept a closed connection's
+whole protocol stack (uvicorn's protocol, the websockets state machine, buffers)
+alive until a full collection:
 
-- ``translate_request`` defines a class per request; the class's ``read`` closes over
-  the request's ASGI ``receive``, and a class is always a cycle. The environ (and so
-  the class) lives as long as the connection, long enough to reach the oldest GC
-  generation, where the tuned collector seldom looks.
+- ``translate_request`` (its ASGI driver) defines a class per request; the class's
+  ``read`` closes over the request's ASGI ``receive``, and a class is always a cycle.
+  The environ (and so the class) lives as long as the connection, long enough to
+  reach the oldest GC generation, where the tuned collector seldom looks.
 - ``WebSocket.wait`` raises ``OSError`` when the client goes; the exception's
   traceback holds the frames that hold the task that holds the exception.
 
-Both are replaced here and installed per server (``Server.__init__``), not patched
-into the library: the same names, the same behaviour, no cycle.
+And one cost of idle memory: each socket's send queue is an ``asyncio.Queue`` (about
+3 KiB, empty nearly all the time); here it is a ``primitives.Mailbox``.
+
+All replaced in a subclass (python-socketio's ``_engineio_server_class`` hook), not
+patched into the library: the same names, the same behaviour.
 """
 
 from typing import Any
 
+import engineio
 from engineio.async_drivers import asgi
+
+from config.realtime.primitives import Mailbox
 
 _NO_BODY_YET = object()
 
@@ -78,6 +85,11 @@ class WebSocket(asgi.WebSocket):
         return event.get("text")
 
 
-def driver(base: dict[str, Any]) -> dict[str, Any]:
-    """engineio's ``_async`` table for a server, with the two replacements."""
-    return {**base, "translate_request": translate_request, "websocket": WebSocket}
+class EngineServer(engineio.AsyncServer):
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        # engineio picks its ASGI request and websocket classes from this table.
+        self._async = {**self._async, "translate_request": translate_request, "websocket": WebSocket}
+
+    def create_queue(self, *args: Any, **kwargs: Any) -> Mailbox:
+        return Mailbox()
