@@ -44,7 +44,8 @@ SOCKET_SCOPED = (
 
 
 def socket_objects() -> Counter:
-    return Counter(type(o).__name__ for o in gc.get_objects() if isinstance(o, SOCKET_SCOPED))
+    # issubclass on the type: isinstance on a dead weak proxy raises ReferenceError
+    return Counter(type(o).__name__ for o in gc.get_objects() if issubclass(type(o), SOCKET_SCOPED))
 
 
 def expiry_timers() -> int:
