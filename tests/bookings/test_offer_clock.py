@@ -5,7 +5,7 @@ import asyncio
 from datetime import timedelta
 
 import pytest
-from asgiref.sync import sync_to_async
+from channels.db import database_sync_to_async as sync_to_async
 from django.utils import timezone
 
 from bookings.models import Booking, BookingStatusChange

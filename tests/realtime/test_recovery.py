@@ -19,7 +19,7 @@ from typing import Any
 
 import pytest
 import redis
-from asgiref.sync import sync_to_async
+from channels.db import database_sync_to_async as sync_to_async
 from django.conf import settings
 
 from bookings import services
