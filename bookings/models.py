@@ -50,7 +50,9 @@ ACTIVE_STATUSES = (
     BookingStatus.PARTNER_ARRIVED,
     BookingStatus.IN_PROGRESS,
 )
-OPEN_STATUSES = (BookingStatus.PENDING, BookingStatus.PARTNER_ASSIGNED, *ACTIVE_STATUSES)
+# A partner holds it (an offer or a job): dispatch offers them nothing else meanwhile.
+HELD_STATUSES = (BookingStatus.PARTNER_ASSIGNED, *ACTIVE_STATUSES)
+OPEN_STATUSES = (BookingStatus.PENDING, *HELD_STATUSES)
 TERMINAL_STATUSES = (BookingStatus.COMPLETED, BookingStatus.CANCELLED)
 
 

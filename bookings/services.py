@@ -20,6 +20,7 @@ from bookings import events
 from bookings.dispatch import nearest_eligible_partner
 from bookings.models import (
     ACTIVE_STATUSES,
+    HELD_STATUSES,
     TERMINAL_STATUSES,
     Booking,
     BookingRejection,
@@ -173,6 +174,23 @@ def _wait_for_partner(booking: Booking) -> None:
             f"We are still looking for a partner for {booking.number}",
             booking,
         )
+
+
+def dispatch_waiting_now() -> int:
+    """A partner may have become eligible: bookings waiting for one are due at once. Returns how many.
+
+    The next sweep (within ``DISPATCH_SWEEP_INTERVAL``) offers them, instead of their
+    retry in up to ``DISPATCH_RETRY_SECONDS``. Bookings another transaction holds are
+    skipped, never waited for: that transaction is dispatching them already.
+    """
+    now = timezone.now()
+    with transaction.atomic():
+        waiting = list(
+            Booking.objects.select_for_update(skip_locked=True)
+            .filter(status=S.PENDING, dispatch_state=DispatchState.UNASSIGNED, dispatch_due_at__gt=now)
+            .values_list("pk", flat=True)
+        )
+        return Booking.objects.filter(pk__in=waiting).update(dispatch_due_at=now) if waiting else 0
 
 
 def dispatch_sweep(*, limit: int = 100) -> int:
@@ -380,6 +398,8 @@ def _booking_transition(
         note=note[:500],
     )
     _announce(booking, from_status, previous_partner)
+    if from_status in HELD_STATUSES and (to_status not in HELD_STATUSES or booking.partner != previous_partner):
+        dispatch_waiting_now()  # that partner is free for another booking
 
 
 def _announce(booking: Booking, from_status: str, previous_partner: Partner | None) -> None:

@@ -7,11 +7,11 @@ from typing import Any
 from django.conf import settings
 from django.contrib.auth.models import AbstractBaseUser
 from django.db import connection, transaction
-from django.db.models import Sum
+from django.db.models import Q, Sum
 from django.utils import timezone
 
 from bookings.models import Booking
-from bookings.services import offers_withdraw, user_create
+from bookings.services import dispatch_waiting_now, offers_withdraw, user_create
 from config import rooms
 from config.errors import Conflict, Forbidden, NotFound
 from config.realtime.emit import control, emit
@@ -97,6 +97,8 @@ def partner_suspend(*, partner_id: Any, actor: AbstractBaseUser, suspended: bool
 def partner_set_availability(*, partner_id: Any, available: bool) -> bool:
     if not Partner.objects.filter(pk=partner_id, is_suspended=False).update(is_available=available):
         raise Forbidden("This partner is suspended")
+    if available:
+        dispatch_waiting_now()
     return available
 
 
@@ -164,5 +166,9 @@ def partner_locations_store(locations: dict[int, tuple[float, float, Any]]) -> N
 
 def partners_online(*, partner_ids: list[int], online: bool = True) -> None:
     """Mark partners dispatchable for ``PRESENCE_TTL`` seconds (or not at all)."""
-    until = timezone.now() + timedelta(seconds=settings.PRESENCE_TTL) if online else None
-    Partner.objects.filter(pk__in=partner_ids).update(online_until=until)
+    now = timezone.now()
+    partners = Partner.objects.filter(pk__in=partner_ids)
+    arriving = online and partners.filter(Q(online_until__isnull=True) | Q(online_until__lt=now)).exists()
+    partners.update(online_until=now + timedelta(seconds=settings.PRESENCE_TTL) if online else None)
+    if arriving:
+        dispatch_waiting_now()  # not on every heartbeat: only when someone comes online

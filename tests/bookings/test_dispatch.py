@@ -165,3 +165,65 @@ def test_a_box_corner_does_not_beat_a_nearer_partner_outside_the_box(customer, s
     nearer = near(service, 2.1)
     booking = BookingFactory(customer=customer, service=service, latitude=28.61, longitude=77.2)
     assert nearest_eligible_partner(booking).pk == nearer.pk
+
+
+def waiting(customer, service) -> Booking:
+    """A booking that found nobody: it waits for its retry, ``DISPATCH_RETRY_SECONDS`` away."""
+    booking = book(customer, service)
+    assert booking.dispatch_state == "unassigned" and booking.dispatch_due_at > timezone.now()
+    return booking
+
+
+def due_now(booking: Booking) -> bool:
+    return Booking.objects.get(pk=booking.pk).dispatch_due_at <= timezone.now()
+
+
+def test_a_partner_who_finishes_a_job_is_offered_a_waiting_booking_at_once(customer, other_customer, service):
+    partner = near(service, 1)
+    job = book(customer, service)
+    services.booking_accept(booking_id=job.pk, partner_user=partner.user)
+    booking = waiting(other_customer, service)  # the only partner is busy
+    services.booking_update_status(booking_id=job.pk, partner_user=partner.user, status=S.PARTNER_EN_ROUTE)
+    assert not due_now(booking)  # still busy: the retry stays where it was
+    for status in (S.PARTNER_ARRIVED, S.IN_PROGRESS, S.COMPLETED):
+        services.booking_update_status(booking_id=job.pk, partner_user=partner.user, status=status)
+    assert due_now(booking)
+    assert services.dispatch_sweep() == 1
+    booking.refresh_from_db()
+    assert (booking.status, booking.partner_id) == (S.PARTNER_ASSIGNED, partner.pk)
+
+
+def test_a_rejected_offer_frees_the_partner_for_a_waiting_booking(customer, other_customer, service):
+    partner = near(service, 1)
+    offered = book(customer, service)
+    booking = waiting(other_customer, service)
+    services.booking_reject(booking_id=offered.pk, partner_user=partner.user)
+    assert due_now(booking)
+    assert services.dispatch_sweep() == 1
+    booking.refresh_from_db()
+    assert booking.partner_id == partner.pk
+
+
+def test_a_partner_who_becomes_available_or_comes_online_is_offered_a_waiting_booking(customer, service):
+    away = PartnerFactory(services=[service], last_latitude=28.62, last_longitude=77.2, is_available=False)
+    offline = PartnerFactory(services=[service], last_latitude=28.63, last_longitude=77.2, online_until=None)
+    booking = waiting(customer, service)
+
+    partner_services.partner_set_availability(partner_id=away.pk, available=False)
+    assert not due_now(booking)
+    partner_services.partner_set_availability(partner_id=away.pk, available=True)
+    assert due_now(booking)
+    assert services.dispatch_sweep() == 1
+    booking.refresh_from_db()
+    assert booking.partner_id == away.pk
+
+    services.booking_reject(booking_id=booking.pk, partner_user=away.user)  # waits again: `offline` is offline
+    booking.refresh_from_db()
+    Booking.objects.filter(pk=booking.pk).update(dispatch_due_at=timezone.now() + timedelta(seconds=10))
+    partner_services.partners_online(partner_ids=[away.pk])  # a heartbeat of someone already online
+    assert not due_now(booking)
+    partner_services.partners_online(partner_ids=[offline.pk])  # comes online
+    assert due_now(booking)
+    assert services.dispatch_sweep() == 1
+    booking.refresh_from_db()
+    assert booking.partner_id == offline.pk
