@@ -176,19 +176,30 @@ def _wait_for_partner(booking: Booking) -> None:
         )
 
 
-def dispatch_waiting_now() -> int:
-    """A partner may have become eligible: bookings waiting for one are due at once. Returns how many.
+def dispatch_waiting_now(*, partner_ids: list[Any]) -> int:
+    """Partners who may have become free: waiting bookings they could take are due at once. Returns how many.
 
     The next sweep (within ``DISPATCH_SWEEP_INTERVAL``) offers them, instead of their
-    retry in up to ``DISPATCH_RETRY_SECONDS``. Bookings another transaction holds are
-    skipped, never waited for: that transaction is dispatching them already.
+    retry in up to ``DISPATCH_RETRY_SECONDS``. A partner takes one offer at a time, so
+    one booking per partner is enough: the longest waiting of the services they offer,
+    and not one they turned down.
+    That also bounds what one partner can set off (toggling availability re-dispatches
+    one booking, not every waiting one). Bookings another transaction holds are skipped,
+    never waited for: that transaction is dispatching them already.
     """
     now = timezone.now()
     with transaction.atomic():
         waiting = list(
             Booking.objects.select_for_update(skip_locked=True)
-            .filter(status=S.PENDING, dispatch_state=DispatchState.UNASSIGNED, dispatch_due_at__gt=now)
-            .values_list("pk", flat=True)
+            .filter(
+                status=S.PENDING,
+                dispatch_state=DispatchState.UNASSIGNED,
+                dispatch_due_at__gt=now,
+                service_id__in=Service.objects.filter(partners__in=partner_ids).values("pk"),
+            )
+            .exclude(rejections__partner_id__in=partner_ids)  # never offered to them again
+            .order_by("created_at")
+            .values_list("pk", flat=True)[: len(partner_ids)]
         )
         return Booking.objects.filter(pk__in=waiting).update(dispatch_due_at=now) if waiting else 0
 
@@ -399,7 +410,7 @@ def _booking_transition(
     )
     _announce(booking, from_status, previous_partner)
     if from_status in HELD_STATUSES and (to_status not in HELD_STATUSES or booking.partner != previous_partner):
-        dispatch_waiting_now()  # that partner is free for another booking
+        dispatch_waiting_now(partner_ids=[previous_partner.pk])  # free for another booking
 
 
 def _announce(booking: Booking, from_status: str, previous_partner: Partner | None) -> None:

@@ -98,7 +98,7 @@ def partner_set_availability(*, partner_id: Any, available: bool) -> bool:
     if not Partner.objects.filter(pk=partner_id, is_suspended=False).update(is_available=available):
         raise Forbidden("This partner is suspended")
     if available:
-        dispatch_waiting_now()
+        dispatch_waiting_now(partner_ids=[partner_id])
     return available
 
 
@@ -168,7 +168,11 @@ def partners_online(*, partner_ids: list[int], online: bool = True) -> None:
     """Mark partners dispatchable for ``PRESENCE_TTL`` seconds (or not at all)."""
     now = timezone.now()
     partners = Partner.objects.filter(pk__in=partner_ids)
-    arriving = online and partners.filter(Q(online_until__isnull=True) | Q(online_until__lt=now)).exists()
+    arriving = (
+        list(partners.filter(Q(online_until__isnull=True) | Q(online_until__lt=now)).values_list("pk", flat=True))
+        if online
+        else []
+    )
     partners.update(online_until=now + timedelta(seconds=settings.PRESENCE_TTL) if online else None)
-    if arriving:
-        dispatch_waiting_now()  # not on every heartbeat: only when someone comes online
+    if arriving:  # not on every heartbeat: only for who comes online
+        dispatch_waiting_now(partner_ids=arriving)

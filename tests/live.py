@@ -342,6 +342,7 @@ class TcpProxy:
         self._server = self._loop.run_until_complete(asyncio.start_server(self._serve, "127.0.0.1", self.port))
         self._ready.set()
         self._loop.run_forever()
+        self._loop.close()
 
     async def _serve(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         if not self.open:
@@ -387,8 +388,17 @@ class TcpProxy:
         self._loop.call_soon_threadsafe(reopen)
 
     def stop(self) -> None:
-        self.cut()
-        self._loop.call_soon_threadsafe(self._loop.stop)
+        async def shut_down() -> None:
+            self._server.close()
+            for writer in list(self._writers):
+                writer.transport.abort()
+            pipes = [task for task in asyncio.all_tasks() if task is not asyncio.current_task()]
+            for task in pipes:
+                task.cancel()
+            await asyncio.gather(*pipes, return_exceptions=True)  # none left pending when the loop stops
+            self._loop.stop()
+
+        asyncio.run_coroutine_threadsafe(shut_down(), self._loop)
         self._thread.join(timeout=5)
 
 

@@ -227,3 +227,18 @@ def test_a_partner_who_becomes_available_or_comes_online_is_offered_a_waiting_bo
     assert services.dispatch_sweep() == 1
     booking.refresh_from_db()
     assert booking.partner_id == offline.pk
+
+
+def test_a_freed_partner_brings_forward_one_waiting_booking_of_their_services(customer, other_customer, service):
+    """They can take one offer: the longest-waiting booking is due now, the others keep their retry."""
+    from tests.factories import ServiceFactory
+
+    partner = near(service, 1)
+    offered = book(customer, service)
+    oldest, newer = waiting(other_customer, service), waiting(other_customer, service)
+    elsewhere = waiting(other_customer, ServiceFactory())  # a service the partner does not offer
+    services.booking_reject(booking_id=offered.pk, partner_user=partner.user)
+    assert [due_now(b) for b in (oldest, newer, elsewhere)] == [True, False, False]
+    # toggling availability brings forward one more, not every waiting booking
+    partner_services.partner_set_availability(partner_id=partner.pk, available=True)
+    assert [due_now(b) for b in (oldest, newer, elsewhere)] == [True, True, False]

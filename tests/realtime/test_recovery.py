@@ -143,16 +143,22 @@ def gap_seen(node: NodeClient, marker: dict[str, Any]) -> list[tuple[str, str]]:
     ]
 
 
+def cut_connection(proxy: TcpProxy, node: NodeClient, sid: str) -> dict[str, Any]:
+    """Cut the client's TCP connection; its ``disconnect``, once this server has seen the socket go."""
+    proxy.cut()
+    gone = node.wait(kind("disconnect"))
+    eventually(lambda: not sio.manager.is_connected(sid, rooms.CUSTOMER), what="server saw the cut")
+    return gone
+
+
 def test_a_cut_is_recovered_on_the_same_process(live_server_url, customer, partner, service):
     booking = BookingFactory(customer=customer, partner=partner, service=service, status=S.PARTNER_ACCEPTED)
     with through_proxy(live_server_url, customer, booking) as (proxy, node, first):
         services.booking_update_status(booking_id=booking.pk, partner_user=partner.user, status=S.PARTNER_EN_ROUTE)
         node.wait(status_event("PARTNER_EN_ROUTE"))
 
-        proxy.cut()
-        cut = node.wait(kind("disconnect"))
+        cut = cut_connection(proxy, node, first["id"])
         assert cut["reason"] == "transport close"
-        eventually(lambda: not sio.manager.is_connected(first["id"], rooms.CUSTOMER), what="server saw the cut")
         the_gap(booking, customer, partner)
         proxy.reopen()
 
@@ -211,10 +217,10 @@ def test_a_cut_is_recovered_on_another_process(cluster_env, customer, partner, s
             proxy.stop()
 
 
-def test_no_recovery_after_a_voluntary_disconnect_or_outside_the_window(live_server_url, customer, service):
+def test_no_recovery_after_a_voluntary_disconnect_or_outside_the_window(
+    live_server_url, customer, service, monkeypatch
+):
     booking = BookingFactory(customer=customer, service=service, status=S.PENDING)
-    store = sio.recovery.store
-    window = store.window
     with through_proxy(live_server_url, customer, booking) as (proxy, node, first):
         node.send("disconnect")  # the app closed it: nothing kept
         node.wait(kind("disconnect"))
@@ -222,22 +228,19 @@ def test_no_recovery_after_a_voluntary_disconnect_or_outside_the_window(live_ser
         again = node.wait(kind("connect"))
         assert again["recovered"] is False and again["id"] != first["id"]
 
-        store.window = 1  # sessions kept one second
+        monkeypatch.setattr(sio.recovery.store, "window", 1)  # sessions kept one second
         proxy.cut()
         node.wait(kind("disconnect"))
         time.sleep(2.5)
         proxy.reopen()
         late = node.wait(kind("connect"))
         assert late["recovered"] is False and late["id"] != again["id"]
-    store.window = window
 
 
 def test_recovery_needs_a_user_who_may_still_connect(live_server_url, customer, service):
     booking = BookingFactory(customer=customer, service=service, status=S.PENDING)
     with through_proxy(live_server_url, customer, booking) as (proxy, node, first):
-        proxy.cut()
-        node.wait(kind("disconnect"))
-        eventually(lambda: not sio.manager.is_connected(first["id"], rooms.CUSTOMER), what="server saw the cut")
+        cut_connection(proxy, node, first["id"])
         type(customer).objects.filter(pk=customer.pk).update(is_active=False)
         proxy.reopen()
         refused = node.wait(kind("connect_error"))
@@ -281,9 +284,7 @@ def test_no_recovery_when_the_log_lost_the_missed_events(live_server_url, custom
     with through_proxy(live_server_url, customer, booking) as (proxy, node, first):
         services.booking_update_status(booking_id=booking.pk, partner_user=partner.user, status=S.PARTNER_EN_ROUTE)
         node.wait(status_event("PARTNER_EN_ROUTE"))
-        proxy.cut()
-        cut = node.wait(kind("disconnect"))
-        eventually(lambda: not sio.manager.is_connected(first["id"], rooms.CUSTOMER), what="server saw the cut")
+        cut = cut_connection(proxy, node, first["id"])
         the_gap(booking, customer, partner)
         empty_the_log(rooms.CUSTOMER)
         proxy.reopen()
