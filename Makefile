@@ -7,10 +7,17 @@ PORT ?= 8000
 WORKERS ?= 2
 # Seconds a stopping process gets to close sockets and hand over its work (settings.SHUTDOWN_TIMEOUT).
 SHUTDOWN_TIMEOUT ?= 10
+# Largest Socket.IO packet (settings.SOCKETIO["MAX_HTTP_BUFFER_SIZE"]); uvicorn refuses a larger
+# websocket frame from its header, before buffering it.
+SOCKETIO_MAX_BUFFER ?= 1000000
+# The production commands never run in debug mode, whatever the environment says; the
+# settings then refuse to start without SECRET_KEY and ALLOWED_HOSTS, naming them.
+PRODUCTION = DEBUG=0
 # websockets-sansio without its per-connection cycle (config/realtime/websocket_protocol.py);
 # permessage-deflate off: small JSON frames gain nothing from it, and every socket would pay its zlib state.
 UVICORN = $(BIN)/uvicorn config.asgi:application --loop uvloop --http httptools \
 	--ws config.realtime.websocket_protocol:WebSocketProtocol --ws-per-message-deflate false \
+	--ws-max-size $(SOCKETIO_MAX_BUFFER) \
 	--lifespan on --timeout-graceful-shutdown $(SHUTDOWN_TIMEOUT) --no-access-log
 
 .PHONY: run test lint format serve cluster bench bench-quick bench-dispatch bench-recovery simulate vendor-socketio clean
@@ -26,11 +33,12 @@ $(VENV)/.installed: requirements.txt requirements-dev.txt | $(BIN)/python
 tests/js/node_modules: tests/js/package-lock.json
 	@if command -v npm >/dev/null; then cd tests/js && npm ci --no-audit --no-fund --silent; fi
 
-# Set up and run the server on embedded defaults (SQLite, in-memory layer) with demo data.
+# Set up and run the server on embedded defaults (SQLite, in-memory layer) with demo data, in
+# debug mode with this checkout's own key (.secret_key, made on first use).
 run: $(VENV)/.installed
-	$(BIN)/python manage.py migrate --noinput
-	$(BIN)/python manage.py seed_demo
-	$(BIN)/python manage.py runserver $(HOST):$(PORT)
+	DEBUG=1 $(BIN)/python manage.py migrate --noinput
+	DEBUG=1 $(BIN)/python manage.py seed_demo
+	DEBUG=1 $(BIN)/python manage.py runserver $(HOST):$(PORT)
 
 # Set up and run the whole test suite (DATABASE_URL / REDIS_URL switch to PostgreSQL / Redis).
 test: $(VENV)/.installed tests/js/node_modules
@@ -48,16 +56,16 @@ format: $(VENV)/.installed
 
 # Production-style single process (uvicorn + uvloop); settings from the environment.
 serve: $(VENV)/.installed
-	$(BIN)/python manage.py migrate --noinput
-	$(BIN)/python manage.py collectstatic --noinput -v 0
-	SHUTDOWN_TIMEOUT=$(SHUTDOWN_TIMEOUT) $(UVICORN) --host $(HOST) --port $(PORT)
+	$(PRODUCTION) $(BIN)/python manage.py migrate --noinput
+	$(PRODUCTION) $(BIN)/python manage.py collectstatic --noinput -v 0
+	$(PRODUCTION) SHUTDOWN_TIMEOUT=$(SHUTDOWN_TIMEOUT) $(UVICORN) --host $(HOST) --port $(PORT)
 
 # WORKERS processes, each on its own loopback port, behind HAProxy on PORT with sticky
 # sessions (needs REDIS_URL; installs HAProxy when missing; see docs/deployment.md).
 cluster: $(VENV)/.installed
-	$(BIN)/python manage.py migrate --noinput
-	$(BIN)/python manage.py collectstatic --noinput -v 0
-	SHUTDOWN_TIMEOUT=$(SHUTDOWN_TIMEOUT) $(BIN)/python deploy/cluster.py --workers $(WORKERS) --port $(PORT) --host $(HOST) -- $(UVICORN)
+	$(PRODUCTION) $(BIN)/python manage.py migrate --noinput
+	$(PRODUCTION) $(BIN)/python manage.py collectstatic --noinput -v 0
+	$(PRODUCTION) SHUTDOWN_TIMEOUT=$(SHUTDOWN_TIMEOUT) $(BIN)/python deploy/cluster.py --workers $(WORKERS) --port $(PORT) --host $(HOST) -- $(UVICORN)
 
 # The full benchmark (several minutes) and the connection-churn run; figures in bench/results/.
 bench: $(VENV)/.installed tests/js/node_modules
@@ -78,7 +86,7 @@ bench-dispatch: $(VENV)/.installed
 
 # Partners and customers as Socket.IO clients against a running server (make run in another terminal).
 simulate: $(VENV)/.installed
-	$(BIN)/python manage.py simulate --url http://$(HOST):$(PORT)
+	DEBUG=1 $(BIN)/python manage.py simulate --url http://$(HOST):$(PORT)
 
 # A benchmark smoke run that finishes in under a minute.
 bench-quick: $(VENV)/.installed tests/js/node_modules
@@ -90,4 +98,4 @@ vendor-socketio: tests/js/node_modules
 
 # Remove the virtualenv, databases and caches.
 clean:
-	rm -rf $(VENV) db.sqlite3 test_db.sqlite3 tests/js/node_modules .pytest_cache .ruff_cache
+	rm -rf $(VENV) .secret_key db.sqlite3 test_db.sqlite3 tests/js/node_modules .pytest_cache .ruff_cache

@@ -74,6 +74,12 @@ class TokenExpired(DomainError):
     default_message = "The access token has expired"
 
 
+class TokenInvalid(DomainError):
+    code = "TOKEN_INVALID"
+    http_status = 401
+    default_message = "The token is not valid"
+
+
 class Unavailable(DomainError):
     """A dependency (database, channel layer) is down, or the process is overloaded or stopping."""
 

@@ -6,14 +6,15 @@ from typing import Any
 from config.errors import ValidationError
 
 MAX_ID = 2**63 - 1  # PostgreSQL bigint: a larger id would be a database error, not "not found"
+MAX_ID_DIGITS = 32  # a longer string of digits is refused before int() reads it
 
 
 def parse_id(value: Any, *, field: str) -> int:
     """A non-negative integer id within bigint, sent as a JSON number or as a string of ASCII digits."""
     if isinstance(value, int) and not isinstance(value, bool):
         number = value
-    elif isinstance(value, str) and value.isascii() and value.isdigit() and len(value) <= 18:  # always < MAX_ID
-        number = int(value)
+    elif isinstance(value, str) and value.isascii() and value.isdigit() and len(value) <= MAX_ID_DIGITS:
+        number = int(value)  # every bigint, leading zeros or not; int() of a bounded string is cheap
     else:
         raise ValidationError(f"{field} must be an id", details={field: ["not an id"]})
     if not 0 <= number <= MAX_ID:  # 0 is well-formed; no row has it, so it is simply not found

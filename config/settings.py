@@ -25,11 +25,38 @@ def env_list(name: str, default: str) -> list[str]:
 
 
 # ---------------------------------------------------------------- GENERAL
-# DEBUG on is the embedded, try-it-here mode; production sets DEBUG=0 and must then
-# set the secrets and hosts below (see the checks at the end of this file).
-DEBUG = env_bool("DEBUG", True)
-_DEV_SECRET_KEY = "dev-insecure-secret-key-change-me-in-production-0123456789"
-SECRET_KEY = os.environ.get("SECRET_KEY", _DEV_SECRET_KEY)
+# Off unless asked for: the safe value is the default. The try-it command (make run) and the
+# tests turn it on; the production commands (make serve, make cluster) force it off, and then
+# the secrets and hosts below must be set (see the checks at the end of this file).
+DEBUG = env_bool("DEBUG", False)
+# Keys that were once published (an old repository default): never a secret, whatever the mode.
+_PUBLISHED_KEYS = frozenset({"dev-insecure-secret-key-change-me-in-production-0123456789"})
+_CHECKOUT_KEY_FILE = BASE_DIR / ".secret_key"  # ignored by git: one checkout's debug key
+
+
+def _checkout_key() -> str:
+    """The debug key of this checkout, made on first use: random, never in the repository.
+
+    Shared by every process started from the checkout (make run, simulate, the suite's
+    server processes), so tokens one of them mints are valid in the others. Created with
+    ``os.link`` so that processes starting at once all end up reading the same key.
+    """
+    if not _CHECKOUT_KEY_FILE.exists():
+        import secrets
+        import tempfile
+
+        with tempfile.NamedTemporaryFile("w", dir=BASE_DIR, prefix=".secret_key.", delete=False) as tmp:
+            tmp.write(secrets.token_urlsafe(60))
+        try:
+            os.link(tmp.name, _CHECKOUT_KEY_FILE)
+        except FileExistsError:
+            pass  # another process made it first: use theirs
+        finally:
+            os.unlink(tmp.name)
+    return _CHECKOUT_KEY_FILE.read_text().strip()
+
+
+SECRET_KEY = os.environ.get("SECRET_KEY") or (_checkout_key() if DEBUG else "")
 ALLOWED_HOSTS = env_list("ALLOWED_HOSTS", "*" if DEBUG else "")
 CSRF_TRUSTED_ORIGINS = env_list("CSRF_TRUSTED_ORIGINS", "")
 
@@ -54,6 +81,9 @@ INSTALLED_APPS = [
     "django.contrib.staticfiles",
     "channels",
     "rest_framework",
+    # Refresh tokens are recorded when issued and can be revoked (logout, password change,
+    # deactivation, suspension); ``manage.py flushexpiredtokens`` drops rows past their expiry.
+    "rest_framework_simplejwt.token_blacklist",
     "drf_spectacular",
     "drf_spectacular_sidecar",  # Swagger UI's assets served from here: /api/docs/ works without internet
     "bookings",
@@ -162,16 +192,10 @@ else:
     CHANNEL_LAYERS = {"default": {"BACKEND": "channels.layers.InMemoryChannelLayer"}}
 
 
-def _origins_of(hosts: list[str]) -> str:
-    """Browser origins for the served host names (a ``.example.com`` wildcard needs SOCKETIO_CORS_ORIGINS)."""
-    if "*" in hosts:
-        return "*"
-    return ",".join(f"{scheme}://{host}" for host in hosts if not host.startswith(".") for scheme in ("https", "http"))
-
-
 SOCKETIO = {
-    # Browsers may open sockets from these origins only; non-browser clients send none.
-    "CORS_ALLOWED_ORIGINS": env_list("SOCKETIO_CORS_ORIGINS", _origins_of(ALLOWED_HOSTS)),
+    # Browser origins besides the server's own that may open sockets (the server's own pages,
+    # such as the live dashboard, always may, on any host and port); non-browser clients send none.
+    "CORS_ALLOWED_ORIGINS": env_list("SOCKETIO_CORS_ORIGINS", "*" if DEBUG else ""),
     "PING_INTERVAL": int(os.environ.get("SOCKETIO_PING_INTERVAL", "25")),
     "PING_TIMEOUT": int(os.environ.get("SOCKETIO_PING_TIMEOUT", "20")),
     # Largest accepted Socket.IO packet; a bigger one closes the transport. No event
@@ -327,20 +351,14 @@ LOGGING = {
 }
 
 
-# ---------------------------------------------------------------- METRICS
-# /metrics answers a bearer METRICS_TOKEN when one is set, else only these networks.
-METRICS_TOKEN = os.environ.get("METRICS_TOKEN", "")
-METRICS_ALLOWED_NETWORKS = env_list("METRICS_ALLOWED_NETWORKS", "127.0.0.0/8,::1/128")
-
-
 # ---------------------------------------------------------------- PRODUCTION CHECKS
 def _unsafe_production_settings() -> list[str]:
     """What keeps this configuration from being served with DEBUG off."""
     problems = []
-    if SECRET_KEY == _DEV_SECRET_KEY or len(SECRET_KEY) < 50 or len(set(SECRET_KEY)) < 5:
+    if SECRET_KEY in _PUBLISHED_KEYS or len(SECRET_KEY) < 50 or len(set(SECRET_KEY)) < 5:
         problems.append("set SECRET_KEY to a random string of at least 50 characters (it also signs the JWTs)")
     jwt_key = os.environ.get("JWT_SIGNING_KEY")
-    if jwt_key is not None and (len(jwt_key) < 32 or jwt_key == _DEV_SECRET_KEY):
+    if jwt_key is not None and (len(jwt_key) < 32 or jwt_key in _PUBLISHED_KEYS):
         problems.append("set JWT_SIGNING_KEY to a random string of at least 32 characters, or leave it unset")
     if not ALLOWED_HOSTS or "*" in ALLOWED_HOSTS:
         problems.append("set ALLOWED_HOSTS to the host names you serve (comma-separated, no '*')")

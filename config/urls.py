@@ -4,7 +4,7 @@ from drf_spectacular.utils import extend_schema, extend_schema_view
 from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
 from rest_framework_simplejwt.views import TokenObtainPairView, TokenRefreshView
 
-from config import asyncapi, health, metrics
+from config import asyncapi, health, metrics, tokens
 from config.throttling import AuthRateThrottle, WriteRateThrottle
 from dashboard import views as cockpit_views
 
@@ -16,6 +16,8 @@ TokenRefresh = extend_schema_view(post=extend_schema(auth=[]))(TokenRefreshView)
 api = [
     path("auth/token/", TokenObtain.as_view(**AUTH_THROTTLE), name="token"),
     path("auth/token/refresh/", TokenRefresh.as_view(**AUTH_THROTTLE), name="token-refresh"),
+    path("auth/logout/", tokens.LogoutView.as_view(), name="logout"),
+    path("auth/password/", tokens.PasswordChangeView.as_view(), name="password-change"),
     path("schema/", SpectacularAPIView.as_view(), name="schema"),
     path("asyncapi.json", asyncapi.asyncapi_json, name="asyncapi-json"),
     path("asyncapi.yaml", asyncapi.asyncapi_yaml, name="asyncapi-yaml"),

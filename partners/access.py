@@ -1,5 +1,9 @@
 """Who a socket belongs to, and telling every process when that changes.
 
+A change that ends a session's right to exist (a new password, deactivation, a suspension)
+also revokes every refresh token of the user (``tokens_revoke_all``), whichever door it
+came through.
+
 ``socket_identity`` is the identity loader the composition root gives
 ``config.realtime`` (the user and their partner profile in one raw query).
 Every change that can take a right away (activity, staff status, a partner
@@ -13,7 +17,9 @@ from typing import Any
 
 from django.contrib.auth import get_user_model
 from django.db import connection
-from django.db.models.signals import post_delete, post_save
+from django.db.models.signals import post_delete, post_save, pre_save
+from django.utils import timezone
+from rest_framework_simplejwt.token_blacklist.models import BlacklistedToken, OutstandingToken
 
 from config.realtime.emit import control
 from partners.models import Partner
@@ -61,7 +67,54 @@ def access_changed(*, user_id: Any) -> None:
     control("access_changed", user_id=str(user_id))
 
 
+def tokens_revoke_all(*, user_id: Any) -> int:
+    """Revoke every unexpired refresh token of the user (one query to read, one to write)."""
+    live = OutstandingToken.objects.filter(user_id=user_id, expires_at__gt=timezone.now(), blacklistedtoken=None)
+    revoked = BlacklistedToken.objects.bulk_create(
+        [BlacklistedToken(token_id=pk) for pk in live.values_list("pk", flat=True)], ignore_conflicts=True
+    )
+    return len(revoked)
+
+
+# Saves after which the user must sign in again: a field's old value -> whether its new one ends
+# the user's sessions.
+_SESSION_ENDING = {
+    "user": {"is_active": lambda old, new: old and not new},
+    "partner": {"is_suspended": lambda old, new: new and not old},
+}
+
+
+def _ends_sessions(kind: str, instance: Any, update_fields: Any) -> bool:
+    fields = _SESSION_ENDING[kind]
+    watched = [name for name in fields if update_fields is None or name in update_fields]
+    if instance.pk is None or not watched:
+        return False
+    old = type(instance)._base_manager.filter(pk=instance.pk).values(*watched).first()
+    return old is not None and any(fields[name](old[name], getattr(instance, name)) for name in watched)
+
+
+def _password_set(instance: Any, update_fields: Any) -> bool:
+    """``set_password`` ran since the last save: Django keeps the raw password until the save.
+
+    A hasher upgrade at login re-hashes the same password and clears that first, so it
+    revokes nothing; comparing hashes could not tell the two apart.
+    """
+    return getattr(instance, "_password", None) is not None and (update_fields is None or "password" in update_fields)
+
+
+def _before_user_save(sender: Any, instance: Any, update_fields: Any = None, **kwargs: Any) -> None:
+    changed = instance.pk is not None and _password_set(instance, update_fields)
+    instance._ends_sessions = changed or _ends_sessions("user", instance, update_fields)
+
+
+def _before_partner_save(sender: Any, instance: Any, update_fields: Any = None, **kwargs: Any) -> None:
+    instance._ends_sessions = _ends_sessions("partner", instance, update_fields)
+
+
 def _saved(sender: Any, instance: Any, created: bool, update_fields: Any = None, **kwargs: Any) -> None:
+    if getattr(instance, "_ends_sessions", False):
+        instance._ends_sessions = False
+        tokens_revoke_all(user_id=instance.pk)
     if created:
         return  # a new user or profile takes no right away
     if update_fields is not None and set(update_fields) <= _HARMLESS_FIELDS:
@@ -74,6 +127,8 @@ def _deleted(sender: Any, instance: Any, **kwargs: Any) -> None:
 
 
 def connect_receivers() -> None:
+    pre_save.connect(_before_user_save, sender=get_user_model(), dispatch_uid="access-user-saving")
+    pre_save.connect(_before_partner_save, sender=Partner, dispatch_uid="access-partner-saving")
     post_save.connect(_saved, sender=get_user_model(), dispatch_uid="access-user-saved")
     post_delete.connect(_deleted, sender=get_user_model(), dispatch_uid="access-user-deleted")
     post_save.connect(_saved, sender=Partner, dispatch_uid="access-partner-saved")

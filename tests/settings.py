@@ -3,6 +3,10 @@
 import os
 import uuid
 
+# The suite runs in debug mode with this checkout's own key (config.settings._checkout_key);
+# set in the environment so the server processes a test starts run the same way.
+os.environ["DEBUG"] = "1"
+
 from config.settings import *
 from config.settings import BASE_DIR, CACHES, DATABASES, REST_FRAMEWORK, SIMPLE_JWT, SOCKETIO
 

@@ -4,14 +4,25 @@ import io
 from collections import Counter
 
 import pytest
-from django.core.management import call_command
+from django.contrib.auth import get_user_model
+from django.core.management import CommandError, call_command
 
 from bookings.models import Booking, BookingStatus
 
 pytestmark = pytest.mark.django_db
 
 
-def test_seeded_bookings_follow_the_dispatch_rules():
+def test_demo_logins_are_refused_with_debug_off(settings):
+    settings.DEBUG = False
+    with pytest.raises(CommandError, match="DEBUG is off"):
+        call_command("seed_demo", quiet=True, stdout=io.StringIO())
+    assert not get_user_model().objects.filter(username="admin").exists()
+    call_command("seed_demo", bookings=2, quiet=True, allow_demo_logins=True, stdout=io.StringIO())
+    assert get_user_model().objects.get(username="admin").check_password("admin12345")
+
+
+def test_seeded_bookings_follow_the_dispatch_rules(settings):
+    settings.DEBUG = True
     for _ in range(2):  # idempotent: the second run tops up and breaks nothing
         call_command("seed_demo", bookings=60, quiet=True, stdout=io.StringIO())
     offers = Booking.objects.filter(status=BookingStatus.PARTNER_ASSIGNED)

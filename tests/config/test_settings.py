@@ -31,6 +31,8 @@ def manage(*args: str, **env: str) -> subprocess.CompletedProcess:
     [
         ({"SECRET_KEY": ""}, ["SECRET_KEY"]),
         ({"SECRET_KEY": "short"}, ["SECRET_KEY"]),
+        ({"SECRET_KEY": "dev-insecure-secret-key-change-me-in-production-0123456789"}, ["SECRET_KEY"]),
+        ({"DEBUG": ""}, ["SECRET_KEY"]),  # DEBUG unset is DEBUG off
         ({"ALLOWED_HOSTS": "*"}, ["ALLOWED_HOSTS"]),
         ({"ALLOWED_HOSTS": ""}, ["ALLOWED_HOSTS"]),
         ({"JWT_SIGNING_KEY": "tiny"}, ["JWT_SIGNING_KEY"]),
@@ -39,8 +41,11 @@ def manage(*args: str, **env: str) -> subprocess.CompletedProcess:
 )
 def test_debug_off_refuses_unsafe_settings(override, names):
     env = {**PRODUCTION, **override}
-    if env["SECRET_KEY"] == "":
-        del env["SECRET_KEY"]  # unset: the repository's development key
+    for name in ("SECRET_KEY", "DEBUG"):
+        if env[name] == "":
+            del env[name]  # unset
+    if "DEBUG" not in env:
+        del env["SECRET_KEY"]  # an operator who forgot both
     result = manage("check", **env)
     assert result.returncode != 0
     assert "ImproperlyConfigured" in result.stderr
@@ -54,11 +59,23 @@ def test_documented_production_environment_passes_check_deploy():
     assert "no issues" in result.stdout
 
 
-def test_socketio_origins_default_to_the_allowed_hosts():
+def test_socketio_origins_default_to_the_servers_own():
+    """No other browser origin by default; the server's own pages always connect (``cors_origins``)."""
     code = "from django.conf import settings; print(settings.SOCKETIO['CORS_ALLOWED_ORIGINS'])"
     result = manage("shell", "-c", code, **PRODUCTION)
     assert result.returncode == 0, result.stderr
-    assert result.stdout.strip().splitlines()[-1] == "['https://api.example.com', 'http://api.example.com']"
+    assert result.stdout.strip().splitlines()[-1] == "[]"
+
+
+def test_debug_mode_uses_this_checkouts_own_key():
+    from django.conf import settings
+
+    from config.settings import _CHECKOUT_KEY_FILE, _PUBLISHED_KEYS
+
+    assert _CHECKOUT_KEY_FILE.read_text().strip() == settings.SECRET_KEY
+    assert len(settings.SECRET_KEY) >= 50 and settings.SECRET_KEY not in _PUBLISHED_KEYS
+    tracked = subprocess.run(["git", "ls-files", ".secret_key"], capture_output=True, text=True, check=False)
+    assert tracked.stdout == ""  # ignored: never in the repository
 
 
 def test_config_realtime_imports_no_app():

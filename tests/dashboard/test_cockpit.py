@@ -15,7 +15,7 @@ SCREENSHOT = Path(__file__).resolve().parents[2] / "bench" / "results" / "cockpi
 CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
 
 
-def create_booking(url: str, customer, service) -> dict:
+def create_booking(url: str, customer, service, token: str | None = None) -> dict:
     body = {
         "serviceId": service.pk,
         "scheduledAt": "2030-01-01T10:00:00Z",
@@ -26,7 +26,7 @@ def create_booking(url: str, customer, service) -> dict:
     request = urllib.request.Request(
         url + "/api/bookings/",
         data=json.dumps(body).encode(),
-        headers={"Authorization": f"Bearer {token_for(customer)}", "Content-Type": "application/json"},
+        headers={"Authorization": f"Bearer {token or token_for(customer)}", "Content-Type": "application/json"},
         method="POST",
     )
     with urllib.request.urlopen(request, timeout=10) as response:

@@ -10,7 +10,7 @@ from typing import Any
 
 from django.conf import settings
 from django.contrib.auth import get_user_model
-from django.core.management.base import BaseCommand, CommandParser
+from django.core.management.base import BaseCommand, CommandError, CommandParser
 from django.db import transaction
 from django.utils import timezone
 from tqdm import tqdm
@@ -45,8 +45,20 @@ class Command(BaseCommand):
         parser.add_argument("--partners", type=int, default=5)
         parser.add_argument("--bookings", type=int, default=16)
         parser.add_argument("--quiet", action="store_true", help="no progress bars")
+        parser.add_argument(
+            "--allow-demo-logins",
+            action="store_true",
+            help="create the published demo logins even with DEBUG off (a staging server, never production)",
+        )
 
     def handle(self, *args: Any, customers: int, partners: int, bookings: int, quiet: bool, **options: Any) -> None:
+        if not settings.DEBUG and not options["allow_demo_logins"]:
+            # Its logins (admin / admin12345 among them) are printed in the README: on a real
+            # server they would be anyone's staff account.
+            raise CommandError(
+                "DEBUG is off: seed_demo would create logins whose passwords are published. "
+                "Run it with DEBUG=1, or pass --allow-demo-logins on a server nobody else reaches."
+            )
         rng = random.Random(42)
         user_model = get_user_model()
         with transaction.atomic():
