@@ -282,6 +282,8 @@ def main() -> None:
         "LOG_LEVEL": "WARNING",
         "RATE_MESSAGES": "100000",
         "RATE_TYPING": "100000",
+        # Thousands of load-generator sockets connect from one loopback address.
+        "RATE_CONNECT_ADDRESS": "100000000",
         "GC_TUNING": "1" if args.gc == "tuned" else "0",
     }
     if args.diagnostics:

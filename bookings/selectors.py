@@ -7,7 +7,7 @@ from django.contrib.auth.models import AbstractBaseUser
 from django.db import connection
 from django.db.models import Q, QuerySet
 
-from bookings.models import ACTIVE_STATUSES, Booking
+from bookings.models import ACTIVE_STATUSES, TERMINAL_STATUSES, Booking
 from config.errors import Forbidden, NotFound
 
 
@@ -50,6 +50,21 @@ def booking_for_customer(*, booking_id: Any, user: AbstractBaseUser) -> Booking:
     if booking.customer_id != user.pk and not user.is_staff:
         raise Forbidden("this is not your booking")
     return booking
+
+
+def watchable_booking_ids(*, user: AbstractBaseUser, booking_ids: list[str]) -> set[str]:
+    """Which of these bookings ``user`` may watch now (``booking:track``'s rule): unfinished, and
+    theirs as customer unless they are staff. One query, for the rooms a socket holds."""
+    ids = []
+    for value in booking_ids:
+        try:
+            ids.append(uuid.UUID(value))
+        except ValueError:
+            continue
+    qs = Booking.objects.filter(pk__in=ids).exclude(status__in=TERMINAL_STATUSES)
+    if not user.is_staff:
+        qs = qs.filter(customer_id=user.pk)
+    return {str(pk) for pk in qs.values_list("pk", flat=True)}
 
 
 # Where a partner's position goes: (booking id, booking latitude, booking longitude).

@@ -56,6 +56,13 @@ class CustomerNamespace(ChatMixin, BaseNamespace):
     async def on_disconnected(self, sid: str, session: Session) -> None:
         await self.stop_typing(session)
 
+    def permitted_rooms(self, session: Session, joined: list[str]) -> list[str]:
+        """Booking rooms while the user may track the booking: staff lose others' when demoted."""
+        prefix = rooms.booking("")
+        ids = [room.removeprefix(prefix) for room in joined if room.startswith(prefix)]
+        allowed = selectors.watchable_booking_ids(user=session_user(session), booking_ids=ids)
+        return [rooms.booking(booking_id) for booking_id in allowed]
+
     async def on_booking_track(self, sid: str, payload: Any) -> dict[str, Any]:
         booking_id = _booking_id(payload)
         booking = await db(_track)(await self.get_session(sid), booking_id)

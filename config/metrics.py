@@ -10,6 +10,7 @@ every change, so the hot paths pay only for the counters they bump.
 """
 
 import gc
+import hmac
 import ipaddress
 import os
 import time
@@ -28,6 +29,8 @@ from prometheus_client import (
     generate_latest,
     multiprocess,
 )
+
+from config.realtime.auth import client_address
 
 SOCKETS = Gauge(
     "homeservices_sockets_connected", "Sockets connected, per namespace", ["namespace"], multiprocess_mode="livesum"
@@ -124,21 +127,10 @@ def metrics_view(request: HttpRequest) -> HttpResponse:
 def _allowed(request: HttpRequest) -> bool:
     token = settings.METRICS_TOKEN
     if token:
-        return request.headers.get("Authorization", "") == f"Bearer {token}"
+        # Constant time: a comparison that stops at the first wrong byte tells a prober how many were right.
+        return hmac.compare_digest(request.headers.get("Authorization", "").encode(), f"Bearer {token}".encode())
     try:
-        address = ipaddress.ip_address(_client_address(request))
+        address = ipaddress.ip_address(client_address(request.META))
     except ValueError:
         return False
     return any(address in ipaddress.ip_network(net) for net in settings.METRICS_ALLOWED_NETWORKS)
-
-
-def _client_address(request: HttpRequest) -> str:
-    """The client's address: behind NUM_PROXIES proxies, the one they appended to X-Forwarded-For.
-
-    Without this, every request through the proxy (a loopback peer) would pass the network check.
-    """
-    proxies = settings.REST_FRAMEWORK.get("NUM_PROXIES") or 0
-    forwarded = [part.strip() for part in request.META.get("HTTP_X_FORWARDED_FOR", "").split(",") if part.strip()]
-    if proxies and forwarded:
-        return forwarded[-min(proxies, len(forwarded))]
-    return request.META.get("REMOTE_ADDR", "")

@@ -218,10 +218,15 @@ SOCKETIO = {
     # any process. On, every logged event carries its offset as a last argument (python-socketio
     # clients see it as an extra handler argument). The log keeps at most LOG_LENGTH events per
     # namespace, and none older than the window.
-    "RECOVERY_ENABLED": os.environ.get("RECOVERY_ENABLED", "1") == "1",
+    "RECOVERY_ENABLED": env_bool("RECOVERY_ENABLED", True),
     "RECOVERY_WINDOW_SECONDS": float(os.environ.get("RECOVERY_WINDOW_SECONDS", "120")),
     "RECOVERY_LOG_LENGTH": int(os.environ.get("RECOVERY_LOG_LENGTH", "10000")),
+    # A replay reads at most this many logged events of the namespace; a longer gap gets a fresh session.
+    "RECOVERY_REPLAY_MAX": int(os.environ.get("RECOVERY_REPLAY_MAX", "1000")),
 }
+# Every socket's rights are compared with the database at least this often (seconds), besides
+# the recheck every change of rights sets off at once: a lost notification is bounded by it.
+ACCESS_RECHECK_SECONDS = float(os.environ.get("ACCESS_RECHECK_SECONDS", "60"))
 # A stopping process finishes its work (buffered writes, queued messages) within this many seconds.
 SHUTDOWN_TIMEOUT = float(os.environ.get("SHUTDOWN_TIMEOUT", "10"))
 # How often buffered partner locations are written to the database (seconds).
@@ -258,6 +263,10 @@ RATE_LIMITS = {
     "message:send": (int(os.environ.get("RATE_MESSAGES", "20")), _RATE_WINDOW),
     "typing": (int(os.environ.get("RATE_TYPING", "30")), _RATE_WINDOW),
     "auth:refresh": (int(os.environ.get("RATE_REFRESH", "10")), 6 * _RATE_WINDOW),
+    # Connects (every namespace) per user, and per client address (NUM_PROXIES says which
+    # address is the client's behind a proxy; carriers put many phones behind one address).
+    "connect": (int(os.environ.get("RATE_CONNECT", "30")), 6 * _RATE_WINDOW),
+    "connect:address": (int(os.environ.get("RATE_CONNECT_ADDRESS", "600")), 6 * _RATE_WINDOW),
 }
 TYPING_TIMEOUT = float(os.environ.get("TYPING_TIMEOUT", "6"))
 

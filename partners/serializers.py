@@ -5,7 +5,7 @@ from typing import Any
 from rest_framework import serializers
 
 from bookings.models import Service
-from config.fields import StrictBooleanField, StrictCharField, id_field
+from config.fields import ReferenceListField, StrictBooleanField, StrictCharField
 from partners.models import DocumentType, Earning, KycSubmission, Partner
 
 
@@ -47,12 +47,16 @@ class PartnerSerializer(PartnerSummarySerializer):
         return serializers.Serializer.to_representation(self, instance)
 
 
+# The most services one partner offers at sign-up (a catalogue has a few dozen at most).
+MAX_SERVICES = 50
+
+
 class PartnerRegisterInput(serializers.Serializer):
     username = StrictCharField(max_length=150)
     password = StrictCharField(min_length=8, max_length=128, write_only=True)
     name = StrictCharField(max_length=120)
     phone = StrictCharField(max_length=32)
-    services = id_field(Service.objects.filter(is_active=True), many=True)
+    services = ReferenceListField(queryset=Service.objects.filter(is_active=True), max_length=MAX_SERVICES)
 
 
 class KycInput(serializers.Serializer):

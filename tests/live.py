@@ -34,8 +34,16 @@ class LiveServer:
 
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
+        from django.conf import settings
+
         config = uvicorn.Config(
-            application, host="127.0.0.1", port=self.port, lifespan="off", log_level="warning", ws=WS_PROTOCOL
+            application,
+            host="127.0.0.1",
+            port=self.port,
+            lifespan="off",
+            log_level="warning",
+            ws=WS_PROTOCOL,
+            ws_max_size=settings.SOCKETIO["MAX_HTTP_BUFFER_SIZE"],  # as make serve runs it
         )
         self.server = uvicorn.Server(config)
         self.thread = threading.Thread(target=self.server.run, daemon=True, name="live-asgi")
@@ -172,6 +180,8 @@ class ServerProcess:
                 str(self.port),
                 "--ws",
                 WS_PROTOCOL,
+                "--ws-max-size",
+                env.get("SOCKETIO_MAX_BUFFER", "1000000"),
                 "--lifespan",
                 "on",
                 "--timeout-graceful-shutdown",
@@ -249,7 +259,8 @@ class RawSocket:
         self.frames: list[str] = []
         self._arrived = asyncio.Event()
 
-    async def connect(self, token: str) -> "RawSocket":
+    async def connect(self, token: str, auth: dict[str, Any] | None = None) -> "RawSocket":
+        """Connect with ``{token, **auth}``; the CONNECT answer (``{sid, pid?}``) is kept in ``answer``."""
         import json
 
         import aiohttp
@@ -258,8 +269,9 @@ class RawSocket:
         self.ws = await self.http.ws_connect(self.url)
         self._reader = asyncio.create_task(self._read())
         await self.next(lambda f: f.startswith("0{"))
-        await self.ws.send_str(f"40{self.namespace}," + json.dumps({"token": token}))
-        await self.next(lambda f: f.startswith(f"40{self.namespace},"))
+        await self.ws.send_str(f"40{self.namespace}," + json.dumps({"token": token, **(auth or {})}))
+        prefix = f"40{self.namespace},"
+        self.answer = json.loads((await self.next(lambda f: f.startswith(prefix)))[len(prefix) :])
         return self
 
     async def _read(self) -> None:

@@ -8,7 +8,7 @@ import uuid
 os.environ["DEBUG"] = "1"
 
 from config.settings import *
-from config.settings import BASE_DIR, CACHES, DATABASES, REST_FRAMEWORK, SIMPLE_JWT, SOCKETIO
+from config.settings import BASE_DIR, CACHES, DATABASES, RATE_LIMITS, REST_FRAMEWORK, SIMPLE_JWT, SOCKETIO
 
 # Connections are opened per call and closed after, so the test database can be dropped.
 DATABASES["default"]["CONN_MAX_AGE"] = 0
@@ -38,3 +38,11 @@ CACHES = {"default": {**CACHES["default"], "KEY_PREFIX": _GROUP}}
 # own teardown (TRUNCATE between tests). Tests of the offer clock start server processes
 # with their own DISPATCH_SWEEP_INTERVAL, or call dispatch_sweep themselves.
 DISPATCH_SWEEP_INTERVAL = float(os.environ.get("DISPATCH_SWEEP_INTERVAL", "3600"))
+
+# The suite connects thousands of sockets from one address, many as one user; the connect
+# limits' own tests set theirs (tests/realtime/test_rights.py).
+RATE_LIMITS = {
+    **RATE_LIMITS,
+    "connect": (int(os.environ.get("RATE_CONNECT", "1000000")), 60.0),
+    "connect:address": (int(os.environ.get("RATE_CONNECT_ADDRESS", "1000000")), 60.0),
+}

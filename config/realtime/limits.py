@@ -4,8 +4,8 @@ Fixed windows aligned on the clock (``time() // window``), so every process coun
 the same window. Counting is local; with Redis a process takes *leases* of a
 quarter of the limit at a time (``INCRBY`` on the window's key) and spends them
 locally, so the location hot path makes about four Redis calls per user and window
-instead of one per event. A user can exceed a limit by at most one lease per extra
-process. When Redis is unreachable the limits hold per process (fail open across
+instead of one per event (a lease is at most ``LEASE_MAX``). A user can exceed a limit by
+at most one lease per extra process. When Redis is unreachable the limits hold per process (fail open across
 processes, never closed for the user).
 
 Hand-written rather than a rate-limit library: the libraries make one store round
@@ -27,6 +27,10 @@ from config.realtime.manager import ChannelLayerManager, on_startup
 logger = logging.getLogger(__name__)
 REDIS_TIMEOUT = 0.5
 LEASE_FRACTION = 4
+# A lease is taken from the shared count whether or not it is spent, once per process and
+# window: past this size, a few processes would take a large limit (connects per address)
+# between them before any was used, and every other process would refuse at once.
+LEASE_MAX = 32
 
 
 @dataclass(slots=True)
@@ -38,7 +42,7 @@ class _Window:
 
 class RateLimiter:
     def __init__(self) -> None:
-        self.windows: dict[tuple[int, str], _Window] = {}
+        self.windows: dict[tuple[int | str, str], _Window] = {}
         self._redis: Any = None
         self._redis_down_until = 0.0
         self._tasks: set[asyncio.Task[None]] = set()
@@ -48,7 +52,7 @@ class RateLimiter:
         limits = settings.RATE_LIMITS
         return limits.get(key) or limits["default"]
 
-    def hit(self, user_id: int, key: str) -> None:
+    def hit(self, user_id: int | str, key: str) -> None:
         """Count one event; ``RATE_LIMITED`` (with ``retryAfter``) past the user's limit.
 
         Synchronous on purpose: a handler that awaited here could be overtaken by the
@@ -81,7 +85,7 @@ class RateLimiter:
 
     @staticmethod
     def _lease_size(limit: int) -> int:
-        return max(1, math.ceil(limit / LEASE_FRACTION))
+        return max(1, min(LEASE_MAX, math.ceil(limit / LEASE_FRACTION)))
 
     def _shared(self) -> bool:
         return bool(settings.REDIS_URL) and time.monotonic() >= self._redis_down_until

@@ -19,13 +19,11 @@ from channels.db import database_sync_to_async
 from django.conf import settings
 from django.contrib.auth import get_user_model
 from django.db import InterfaceError, OperationalError
-from rest_framework_simplejwt.exceptions import ExpiredTokenError, TokenError
-from rest_framework_simplejwt.settings import api_settings as jwt_settings
-from rest_framework_simplejwt.tokens import AccessToken
 
 from config import metrics
 from config.errors import DomainError, Forbidden, RateLimited, TokenExpired, Unavailable, ValidationError
 from config.formats import iso
+from config.realtime.auth import Refused, client_address, decode_token, token_from
 from config.realtime.emit import emit_now
 from config.realtime.inbound import RejectedEvent
 from config.realtime.limits import limiter
@@ -99,52 +97,27 @@ def session_user(session: Session) -> Any:
     return user
 
 
-class Refused(socketio.exceptions.ConnectionRefusedError):
-    """A refused connect: ``connect_error`` with ``message`` and ``data.code``."""
-
-    def __init__(self, code: str, message: str) -> None:
-        super().__init__(message, {"code": code})
-
-
-def token_from(auth: Any, environ: dict[str, Any]) -> str | None:
-    if isinstance(auth, dict) and isinstance(auth.get("token"), str) and auth["token"]:
-        return auth["token"]
-    header = environ.get("HTTP_AUTHORIZATION", "")
-    if header.lower().startswith("bearer "):
-        return header[7:].strip() or None
-    return None
-
-
-def decode_token(token: str) -> tuple[int, float]:
-    """``(user_id, expires_at)`` of a valid access token; raises ``Refused``."""
-    try:
-        access = AccessToken(token)
-    except ExpiredTokenError as exc:
-        raise Refused("TOKEN_EXPIRED", "The access token has expired") from exc
-    except TokenError as exc:
-        raise Refused("TOKEN_INVALID", "The access token is not valid") from exc
-    try:
-        return int(access[jwt_settings.USER_ID_CLAIM]), float(access["exp"])
-    except (KeyError, TypeError, ValueError) as exc:
-        raise Refused("TOKEN_INVALID", "The access token carries no user") from exc
-
-
-IdentityLoader = Callable[[int], "dict[str, Any] | None"]
+IdentityLoader = Callable[[list[int]], "dict[int, dict[str, Any]]"]
 _identity: list[IdentityLoader] = []
 
 
 def set_identity_loader(loader: IdentityLoader) -> None:
-    """Register how a user id becomes an identity (the composition root calls this once).
+    """Register how user ids become identities (the composition root calls this once).
 
-    The loader runs in a DB thread and returns ``None`` for an unknown user, else a
-    dict with at least ``uid``, ``username``, ``first_name``, ``last_name``,
-    ``is_active`` and ``is_staff``; namespaces read whatever else they need from it.
+    The loader runs in a DB thread and returns ``{user_id: identity}`` for the users that
+    exist (one query for many: the periodic recheck reads a process's users in batches);
+    an identity is a dict with at least ``uid``, ``username``, ``first_name``,
+    ``last_name``, ``is_active`` and ``is_staff``; namespaces read whatever else they need.
     """
     _identity[:] = [loader]
 
 
 def load_identity(user_id: int) -> dict[str, Any] | None:
-    return _identity[0](user_id)
+    return _identity[0]([user_id]).get(user_id)
+
+
+def load_identities(user_ids: list[int]) -> dict[int, dict[str, Any]]:
+    return _identity[0](user_ids)
 
 
 # Users whose access changed lately (monotonic time): a connect that read the user
@@ -159,6 +132,15 @@ def _note_access_change(user_id: int) -> None:
         if now - at > ACCESS_CHANGE_MEMORY:
             del _access_changed[uid]
     _access_changed[user_id] = now
+
+
+def _admit_connect(who: int | str, key: str) -> None:
+    """Connects are counted per user and per address: a reconnect loop costs the server a JWT
+    check, a query and a recovery read each time, and the client almost nothing."""
+    try:
+        limiter.hit(who, key)
+    except RateLimited as exc:
+        raise Refused(RateLimited.code, exc.message, retryAfter=exc.retry_after) from exc
 
 
 def _unavailable(exc: BaseException) -> bool:
@@ -199,10 +181,12 @@ class BaseNamespace(socketio.AsyncNamespace):
     async def _connect(self, sid: str, environ: dict[str, Any], auth: Any) -> None:
         if self.server.manager.stopping:
             raise Refused("UNAVAILABLE", "The server is restarting; reconnect")
+        _admit_connect(f"address:{client_address(environ)}", "connect:address")
         token = token_from(auth, environ)
         if token is None:
             raise Refused("AUTH_REQUIRED", "An access token is required (auth.token)")
         user_id, expires_at = decode_token(token)
+        _admit_connect(user_id, "connect")
         read_at = time.monotonic()
         session = await self._checked_session(user_id)
         session["exp"] = expires_at
@@ -254,14 +238,60 @@ class BaseNamespace(socketio.AsyncNamespace):
             await self.on_disconnected(sid, session)
 
     # ------------------------------------------------------------ access rechecks
+    def permitted_rooms(self, session: Session, rooms: list[str]) -> list[str]:
+        """Which of ``rooms`` (joined by the namespace's own handlers) the user may be in now.
+
+        Runs in a DB thread, on every change of the user's rights, on ``auth:refresh`` and
+        before a recovered session gets its rooms back. The default keeps none: a namespace
+        that joins rooms says here what right each one stands for.
+        """
+        return []
+
+    async def prune_rooms(self, sid: str, session: Session) -> None:
+        """Leave every room the socket's user may no longer be in (a room is membership in a right)."""
+        own = {sid, user_room(session["uid"])}
+        joined = [room for room in self.server.manager.get_rooms(sid, self.namespace_name) if room not in own]
+        if not joined:
+            return
+        permitted = set(await db(self.permitted_rooms)(dict(session), joined))
+        for room in joined:
+            if room not in permitted:
+                await self.leave_room(sid, room)
+
+    async def restorable_rooms(self, sid: str, rooms: list[str]) -> list[str]:
+        """Which of a recovered session's rooms the socket may have back (asked before any replay)."""
+        session = await self.get_session(sid)
+        wanted = [room for room in rooms if room not in (sid, user_room(session["uid"]))]
+        return await db(self.permitted_rooms)(dict(session), wanted) if wanted else []
+
     async def recheck(self, user_id: int, identity: dict[str, Any] | None) -> None:
         """Apply a fresh identity to this process's sockets of ``user_id`` in this namespace."""
         for sid, _ in list(self.server.manager.get_participants(self.namespace_name, user_room(user_id))):
-            session = await self.get_session(sid)
+            await self._apply_identity(sid, identity)
+
+    async def _apply_identity(self, sid: str, identity: dict[str, Any] | None) -> bool:
+        """The socket's session follows ``identity``: rights lost, rooms left, or the socket refused."""
+        session = await self.get_session(sid)
+        try:
+            session.update(self._session_for(identity))
+        except Forbidden as exc:
+            await self._revoke(sid, exc.message)
+            return False
+        await self.prune_rooms(sid, session)
+        return True
+
+    def stale_users(self, sessions: list[Session], identities: dict[int, dict[str, Any]]) -> set[int]:
+        """Users whose sockets hold other rights than their identity grants now (the periodic recheck)."""
+        stale = set()
+        for session in sessions:
             try:
-                session.update(self._session_for(identity))
-            except Forbidden as exc:
-                await self._revoke(sid, exc.message)
+                fresh = self._session_for(identities.get(session["uid"]))
+            except Forbidden:
+                stale.add(session["uid"])
+                continue
+            if any(session.get(key) != value for key, value in fresh.items()):
+                stale.add(session["uid"])
+        return stale
 
     async def _revoke(self, sid: str, reason: str) -> None:
         payload = {"code": Forbidden.code, "message": reason, "event": None}
@@ -310,6 +340,7 @@ class BaseNamespace(socketio.AsyncNamespace):
             reason = exc.message
             asyncio.get_running_loop().call_later(0.1, lambda: asyncio.ensure_future(self._revoke(sid, reason)))
             raise
+        await self.prune_rooms(sid, session)
         if expires_at > session["exp"]:
             session["exp"] = expires_at
             self._schedule_expiry(sid, session)
@@ -394,3 +425,39 @@ async def _access_changed_received(manager: ChannelLayerManager, message: dict[s
     identity = await db(load_identity)(user_id)
     for namespace in namespaces:
         await namespace.recheck(user_id, identity)
+
+
+RECHECK_BATCH = 500  # users read per query by the periodic recheck
+
+
+async def recheck_forever(manager: ChannelLayerManager) -> None:
+    """Every ``ACCESS_RECHECK_SECONDS``, compare each local socket's rights with the database.
+
+    The ``access_changed`` control is at most once (a lost pub/sub message, a ``QuerySet.update``
+    that sends no signal, a failed recheck): this bounds how long any of them can leave a
+    socket with rights its user lost. Users are read in batches, one query each.
+    """
+    while True:
+        await asyncio.sleep(settings.ACCESS_RECHECK_SECONDS)
+        try:
+            await recheck_all(manager)
+        except Exception as exc:  # the database is away: try again next period
+            logger.warning("periodic access recheck failed (%s)", exc)
+
+
+async def recheck_all(manager: ChannelLayerManager) -> None:
+    for name, handler in list(manager.server.namespace_handlers.items()):
+        if not isinstance(handler, BaseNamespace):
+            continue
+        sessions = []
+        for sid, _ in list(manager.get_participants(name, None)):
+            session = await handler.get_session(sid)
+            if "uid" in session:
+                sessions.append(session)
+        uids = sorted({session["uid"] for session in sessions})
+        for start in range(0, len(uids), RECHECK_BATCH):
+            batch = uids[start : start + RECHECK_BATCH]
+            identities = await db(load_identities)(batch)
+            chunk = [session for session in sessions if batch[0] <= session["uid"] <= batch[-1]]
+            for user_id in handler.stale_users(chunk, identities):
+                await handler.recheck(user_id, identities.get(user_id))

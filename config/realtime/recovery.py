@@ -11,8 +11,13 @@ supplies the two stores Node's adapters keep, shared by every server process:
   processes; with the in-memory layer, a deque per namespace in this process.
 - **the sessions**: when a socket drops without meaning to (transport closed or failed,
   ping timeout, the server stopping), its sid, rooms, user and last seen offset are kept
-  under its private id (``pid``) for ``RECOVERY_WINDOW_SECONDS``. Taking one removes it,
-  so a session is recovered at most once.
+  under its user and private id (``pid``) for ``RECOVERY_WINDOW_SECONDS``. A connect only
+  looks at one (``peek``) until the namespace has authenticated and authorised it; taking
+  it then removes it, so a session is recovered at most once, and a refused attempt (an
+  expired token, a database blip) leaves it for the next one. A pid is worth nothing with
+  another user's token: the key holds the user.
+- **the replay** reads at most ``RECOVERY_REPLAY_MAX`` entries, in batches, never from
+  before the session's own offset; a gap longer than that gets a fresh session.
 
 ``server.Server`` does the protocol with these: ``{sid, pid}`` in the CONNECT answer, the
 session restored and missed events replayed before it, live events held meanwhile.
@@ -35,11 +40,17 @@ OFFSET = re.compile(r"^\d{1,15}-\d{1,10}$")
 # Recovery must never stall delivery: a store that does not answer in time is skipped.
 STORE_TIMEOUT = 0.5
 REDIS_CONNECTIONS = 8
+REPLAY_BATCH = 200  # entries per read of a replay: a long one yields the loop between reads
 
 
 def offset_key(offset: str) -> tuple[int, int]:
     ms, seq = offset.split("-")
     return int(ms), int(seq)
+
+
+def later(offset: str, other: str) -> str:
+    """The later of two offsets (each a valid ``OFFSET``)."""
+    return offset if offset_key(offset) >= offset_key(other) else other
 
 
 @dataclass
@@ -117,23 +128,27 @@ class MemoryStore:
         log = self.logs.get(namespace)
         return log[-1][0] if log else "0-0"
 
-    async def after(self, namespace: str, offset: str) -> list[tuple[str, Entry]] | None:
+    async def after(self, namespace: str, offset: str, count: int) -> list[tuple[str, Entry]] | None:
         log = self.logs.get(namespace, ())
         complete = namespace not in self.trimmed or any(o == offset for o, _, _ in log)
         if not complete and offset != await self.tail(namespace):
             return None  # trimmed: the client may have missed events we no longer have
         key = offset_key(offset)
-        return [(o, e) for o, _, e in log if offset_key(o) > key]
+        return [(o, e) for o, _, e in log if offset_key(o) > key][:count]
 
-    async def save(self, pid: str, session: SavedSession) -> None:
+    async def save(self, key: str, session: SavedSession) -> None:
         now = time.monotonic()
-        for key, (until, _) in list(self.sessions.items()):
+        for old, (until, _) in list(self.sessions.items()):
             if until < now:
-                del self.sessions[key]
-        self.sessions[pid] = (now + self.window, session)
+                del self.sessions[old]
+        self.sessions[key] = (now + self.window, session)
 
-    async def take(self, pid: str) -> SavedSession | None:
-        until, session = self.sessions.pop(pid, (0.0, None))
+    async def peek(self, key: str) -> SavedSession | None:
+        until, session = self.sessions.get(key, (0.0, None))
+        return session if until >= time.monotonic() else None
+
+    async def take(self, key: str) -> SavedSession | None:
+        until, session = self.sessions.pop(key, (0.0, None))
         return session if until >= time.monotonic() else None
 
     async def close(self) -> None:
@@ -171,8 +186,8 @@ class RedisStore:
         newest = await self.redis.xrevrange(self._stream(namespace), count=1)
         return newest[0][0].decode() if newest else "0-0"
 
-    async def after(self, namespace: str, offset: str) -> list[tuple[str, Entry]] | None:
-        """Entries after ``offset``; ``None`` when entries after it may have been trimmed away.
+    async def after(self, namespace: str, offset: str, count: int) -> list[tuple[str, Entry]] | None:
+        """Up to ``count`` entries after ``offset``; ``None`` when entries after it may have been trimmed away.
 
         The offset is good if it is still in the stream, if the stream never lost an entry,
         or if nothing came after it.
@@ -188,14 +203,18 @@ class RedisStore:
             complete = info["entries-added"] == info["length"]
             if not complete and offset_key(offset) < offset_key(info["last-generated-id"].decode()):
                 return None
-        rows = await self.redis.xrange(stream, f"({offset}", "+")
+        rows = await self.redis.xrange(stream, f"({offset}", "+", count=count)
         return [(o.decode(), Entry.loads(fields[b"e"])) for o, fields in rows]
 
-    async def save(self, pid: str, session: SavedSession) -> None:
-        await self.redis.set(f"{self.prefix}:session:{pid}", session.dumps(), ex=max(1, round(self.window)))
+    async def save(self, key: str, session: SavedSession) -> None:
+        await self.redis.set(f"{self.prefix}:session:{key}", session.dumps(), ex=max(1, round(self.window)))
 
-    async def take(self, pid: str) -> SavedSession | None:
-        raw = await self.redis.getdel(f"{self.prefix}:session:{pid}")
+    async def peek(self, key: str) -> SavedSession | None:
+        raw = await self.redis.get(f"{self.prefix}:session:{key}")
+        return SavedSession.loads(raw) if raw else None
+
+    async def take(self, key: str) -> SavedSession | None:
+        raw = await self.redis.getdel(f"{self.prefix}:session:{key}")
         return SavedSession.loads(raw) if raw else None
 
     async def close(self) -> None:
@@ -205,8 +224,9 @@ class RedisStore:
 class Recovery:
     """The stores behind a bound on time: recovery degrades to a fresh session, never to a stall."""
 
-    def __init__(self, store: MemoryStore | RedisStore) -> None:
+    def __init__(self, store: MemoryStore | RedisStore, replay_max: int) -> None:
         self.store = store
+        self.replay_max = replay_max
 
     async def _call(self, what: str, coro: Any, default: Any = None) -> Any:
         try:
@@ -223,18 +243,34 @@ class Recovery:
     async def tail(self, namespace: str) -> str | None:
         return await self._call("tail", self.store.tail(namespace))
 
-    async def after(self, namespace: str, offset: str) -> list[tuple[str, Entry]] | None:
-        if not OFFSET.match(offset):
-            return None
-        return await self._call("read", self.store.after(namespace, offset))
+    async def missed(self, namespace: str, offset: str) -> list[tuple[str, Entry]] | None:
+        """The entries after ``offset``, read in batches; ``None`` (a fresh session) when the log
+        lost some of them or there are more than ``replay_max``: past that a fresh session is
+        cheaper for everyone than a replay, and a client cannot make the server read more."""
+        found: list[tuple[str, Entry]] = []
+        while True:
+            wanted = min(REPLAY_BATCH, self.replay_max + 1 - len(found))
+            batch = await self._call("read", self.store.after(namespace, offset, wanted))
+            if batch is None:
+                return None
+            found += batch
+            if len(found) > self.replay_max:
+                return None
+            if len(batch) < wanted:
+                return found
+            offset = batch[-1][0]
 
-    async def save(self, pid: str, session: SavedSession) -> None:
-        await self._call("save", self.store.save(pid, session))
+    async def save(self, uid: int, pid: str, session: SavedSession) -> None:
+        await self._call("save", self.store.save(f"{uid}:{pid}", session))
 
-    async def take(self, pid: Any) -> SavedSession | None:
+    async def peek(self, uid: int, pid: Any) -> SavedSession | None:
+        """The user's session under ``pid``, left in place (the connect is not authorised yet)."""
         if not isinstance(pid, str) or not 0 < len(pid) <= 64:
             return None
-        return await self._call("take", self.store.take(pid))
+        return await self._call("peek", self.store.peek(f"{uid}:{pid}"))
+
+    async def take(self, uid: int, pid: str) -> SavedSession | None:
+        return await self._call("take", self.store.take(f"{uid}:{pid}"))
 
     async def trim(self, namespaces: list[str]) -> None:
         if isinstance(self.store, RedisStore):
@@ -252,5 +288,5 @@ def build() -> Recovery | None:
     window, length = conf["RECOVERY_WINDOW_SECONDS"], conf["RECOVERY_LOG_LENGTH"]
     if settings.REDIS_URL:
         prefix = f"{conf['CHANNEL_GROUP']}:recovery"
-        return Recovery(RedisStore(settings.REDIS_URL, prefix, length, window))
-    return Recovery(MemoryStore(length, window))
+        return Recovery(RedisStore(settings.REDIS_URL, prefix, length, window), conf["RECOVERY_REPLAY_MAX"])
+    return Recovery(MemoryStore(length, window), conf["RECOVERY_REPLAY_MAX"])

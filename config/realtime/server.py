@@ -1,5 +1,6 @@
 """The process's python-socketio ``AsyncServer``."""
 
+import logging
 import re
 import secrets
 from dataclasses import dataclass
@@ -12,10 +13,12 @@ from socketio import packet
 
 from config.errors import ERROR_CODES
 from config.realtime import catalogue, engine, recovery
+from config.realtime.auth import user_of
 from config.realtime.codec import OrjsonCodec, PacketCodec
 from config.realtime.inbound import screen
 from config.realtime.manager import ChannelLayerManager
 
+logger = logging.getLogger(__name__)
 # Disconnects after which a session is kept for recovery (as Node keeps them): not the
 # client's own, not a kick by the server (unless the whole process is stopping).
 INVOLUNTARY = {
@@ -83,14 +86,29 @@ class Server(socketio.AsyncServer):
             await self._release(eio_sid, namespace, None)
 
     async def _find_session(self, eio_sid: str, namespace: str, joining: Joining, auth: Any) -> None:
+        """Look (without taking) for the session a connect asks to recover.
+
+        Keyed by the user the token names and the pid: another user's token finds nothing.
+        The session is only taken once the connect handler has accepted (``_answer_connect``),
+        so a refused attempt leaves it for a later one.
+        """
         joining.since = await self.recovery.tail(namespace)
-        saved = await self.recovery.take(auth.get("pid")) if isinstance(auth, dict) else None
-        if saved is None or saved.namespace != namespace or self.manager.is_connected(saved.sid, namespace):
+        if not isinstance(auth, dict) or "pid" not in auth:
+            return
+        uid = user_of(auth, self.environ.get(eio_sid, {}))
+        saved = await self.recovery.peek(uid, auth["pid"]) if uid is not None else None
+        if (
+            saved is None
+            or saved.namespace != namespace
+            or self.manager.is_connected(saved.sid, namespace)
+            or saved.sid in self.manager.reused_sids.values()  # another connect is recovering it now
+        ):
             return  # unknown, expired, or its sid is live again: a fresh session
-        # Whether the log still holds everything after the offset is read once, when the
-        # connect handler has accepted (``_answer_connect``); the old sid is free either way.
+        offset = auth.get("offset")
         joining.saved = saved
-        joining.offset = auth.get("offset") if isinstance(auth.get("offset"), str) else saved.offset
+        # Never from before the session's own offset: an old offset would make us read (and
+        # send) what this session already had, as often as the client cares to reconnect.
+        joining.offset = recovery.later(offset, saved.offset) if _is_offset(offset) else saved.offset
         joining.pid = auth["pid"]
         self.manager.reused_sids[eio_sid] = saved.sid
 
@@ -100,23 +118,7 @@ class Server(socketio.AsyncServer):
         session = await self.get_session(sid, namespace=namespace)
         saved, last = joining.saved, None
         if saved is not None and saved.sid == sid and session.get("uid") == saved.uid:
-            restored = [room for room in saved.rooms if room not in set(self.manager.get_rooms(sid, namespace))]
-            for room in restored:
-                self.manager.basic_enter_room(sid, namespace, room)
-            missed = await self.recovery.after(namespace, joining.offset)
-            if missed is None:  # the log lost events after its offset: a fresh session, without the old rooms
-                for room in restored:
-                    self.manager.basic_leave_room(sid, namespace, room)
-            else:
-                last = joining.offset
-                rooms = set(self.manager.get_rooms(sid, namespace))
-                for offset, entry in missed:
-                    if entry.reaches(sid, rooms):
-                        replay = self.packet_class(
-                            packet.EVENT, namespace=namespace, data=[entry.event, *entry.data, offset]
-                        )
-                        await super()._send_packet(eio_sid, replay)
-                    last = offset
+            last = await self._restore(eio_sid, namespace, sid, joining)
         if last is None:  # a fresh session
             joining.pid = secrets.token_urlsafe(16)
         session["pid"], session["since"] = joining.pid, last or joining.since or "0-0"
@@ -124,6 +126,37 @@ class Server(socketio.AsyncServer):
             eio_sid, self.packet_class(packet.CONNECT, {"sid": sid, "pid": joining.pid}, namespace)
         )
         await self._release(eio_sid, namespace, last)
+
+    async def _restore(self, eio_sid: str, namespace: str, sid: str, joining: Joining) -> str | None:
+        """Take the session, rejoin the rooms the user may join now, replay what reaches them.
+
+        Returns the offset replayed to, or ``None`` when the session cannot be recovered.
+        """
+        saved = await self.recovery.take(joining.saved.uid, joining.pid)
+        if saved is None:  # taken meanwhile by another connect of the same user and pid
+            return None
+        missed = await self.recovery.missed(namespace, joining.offset)
+        if missed is None:  # the log lost events after the offset, or the gap is past the cap
+            return None
+        handler = self.namespace_handlers.get(namespace)
+        restorable = getattr(handler, "restorable_rooms", None)
+        try:
+            rooms = await restorable(sid, saved.rooms) if restorable is not None else []
+        except Exception as exc:  # the database is away: a fresh session rather than rights unchecked
+            logger.warning("recovery: rooms could not be re-authorised (%s)", exc)
+            return None
+        joined = set(self.manager.get_rooms(sid, namespace))
+        for room in rooms:
+            if room not in joined:
+                self.manager.basic_enter_room(sid, namespace, room)
+        reachable = set(self.manager.get_rooms(sid, namespace))
+        last = joining.offset
+        for offset, entry in missed:
+            if entry.reaches(sid, reachable):
+                replay = self.packet_class(packet.EVENT, namespace=namespace, data=[entry.event, *entry.data, offset])
+                await super()._send_packet(eio_sid, replay)
+            last = offset
+        return last
 
     async def _release(self, eio_sid: str, namespace: str, replayed_to: str | None) -> None:
         """Send what was held, in order, minus events of ``namespace`` the replay already carried."""
@@ -171,7 +204,7 @@ class Server(socketio.AsyncServer):
             return
         rooms = [room for room in self.manager.get_rooms(sid, namespace) if room not in (None, sid)]
         saved = recovery.SavedSession(sid, namespace, session["uid"], rooms, session["since"])
-        await self.recovery.save(session["pid"], saved)
+        await self.recovery.save(session["uid"], session["pid"], saved)
 
     def start(self) -> None:
         """Start the manager (its startup hooks, background tasks) now, not at the first connection.
@@ -182,6 +215,10 @@ class Server(socketio.AsyncServer):
         if not self.manager_initialized:
             self.manager_initialized = True
             self.manager.initialize()
+
+
+def _is_offset(value: Any) -> bool:
+    return isinstance(value, str) and recovery.OFFSET.match(value) is not None
 
 
 def _offset_of(item: Any, namespace: str) -> str | None:

@@ -3,7 +3,7 @@
 // Prints one JSON line per happening: connect (with socket.recovered and the sid), every
 // event (name, payload), disconnect, and the ack of each command. Reads commands from
 // stdin, one JSON array per line: ["emit", event, payload] or ["disconnect"] (voluntary)
-// or ["connect"] or ["exit"].
+// or ["connect"] or ["auth", token] (the token the next connect sends) or ["exit"].
 import readline from "node:readline";
 import { io } from "socket.io-client";
 
@@ -29,6 +29,8 @@ readline.createInterface({ input: process.stdin }).on("line", async (line) => {
     socket.disconnect();
   } else if (command === "connect") {
     socket.connect();
+  } else if (command === "auth") {
+    socket.auth.token = event;
   } else if (command === "exit") {
     socket.disconnect();
     process.exit(0);

@@ -1,5 +1,7 @@
 """REST: partner sign-up, KYC, earnings; dashboard stats; notifications."""
 
+import time
+
 import pytest
 
 from bookings.models import BookingStatus as S
@@ -61,3 +63,19 @@ def test_notifications_list_and_read(api_as, customer):
     assert r.status_code == 200 and r.json()["readAt"]
     assert api.get("/api/notifications/", {"unread": "1"}).json()["count"] == 1
     assert api.post("/api/notifications/read-all/").json() == {"marked": 1}
+
+
+def test_a_sign_up_with_a_huge_services_list_is_refused_at_once_in_one_query(
+    api, service, django_assert_max_num_queries
+):
+    body = {"username": "flood", "password": "s3cret-pass", "name": "F", "phone": "1", "services": list(range(100_000))}
+    started = time.perf_counter()
+    with django_assert_max_num_queries(0):
+        r = api.post("/api/partners/register/", body, format="json")
+    assert r.status_code == 400 and r.json()["code"] == "VALIDATION_ERROR" and "services" in r.json()["details"]
+    assert time.perf_counter() - started < 1.0
+    at_most = {**body, "username": "many", "services": [service.pk] * 3 + list(range(10**6, 10**6 + 40))}
+    with django_assert_max_num_queries(1):  # the list at its maximum is read in one query
+        r = api.post("/api/partners/register/", at_most, format="json")
+    assert r.status_code == 404 and r.json()["code"] == "NOT_FOUND"
+    assert not Partner.objects.filter(name="F").exists()

@@ -9,6 +9,7 @@ import json
 import logging
 
 import pytest
+import socketio
 from channels.db import database_sync_to_async as sync_to_async
 
 from bookings import services as booking_services
@@ -18,7 +19,7 @@ from config.realtime.limits import limiter
 from config.realtime.namespace import load_identity, set_identity_loader
 from config.realtime.presence import presence
 from config.realtime.server import sio
-from partners.access import socket_identity
+from partners.access import socket_identities
 from partners.models import Partner
 from tests.factories import BookingFactory
 from tests.live import UNKNOWN_BOOKING, Client, RawSocket, run, token_for, wait_until
@@ -131,11 +132,11 @@ def test_suspension_racing_the_connect_is_caught_after_joining(live_server_url, 
     """The partner is suspended after the connect read the profile but before the socket joined its room."""
     from partners.services import partner_suspend
 
-    def read_then_suspend(user_id: int):
-        identity = socket_identity(user_id)
-        if user_id == partner.pk:
+    def read_then_suspend(user_ids: list[int]):
+        identities = socket_identities(user_ids)
+        if user_ids == [partner.pk] and not identities[partner.pk]["is_suspended"]:
             partner_suspend(partner_id=partner.pk, actor=staff)  # commits; its control races the join
-        return identity
+        return identities
 
     async def scenario():
         set_identity_loader(read_then_suspend)
@@ -143,14 +144,16 @@ def test_suspension_racing_the_connect_is_caught_after_joining(live_server_url, 
             p = Client(live_server_url, "/partner")
             try:
                 await p.connect(token_for(partner.user))
-            except Exception:
-                return  # refused outright: also fine
-            await wait_until(lambda: not p.sio.connected, what="racing suspension caught")
+            except socketio.exceptions.ConnectionError:
+                # Refused outright (the re-read after joining saw the suspension): also right.
+                assert p.connect_error["data"]["code"] == "FORBIDDEN", p.connect_error
+            else:
+                await wait_until(lambda: not p.sio.connected, what="racing suspension caught")
         finally:
-            set_identity_loader(socket_identity)
-        assert load_identity(partner.pk)["is_suspended"]
+            set_identity_loader(socket_identities)
 
     run(scenario())
+    assert load_identity(partner.pk)["is_suspended"]
 
 
 def test_suspended_partner_services_refuse(partner, customer, service, staff):

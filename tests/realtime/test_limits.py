@@ -69,3 +69,20 @@ def test_two_processes_share_one_limit(settings):
 
     counts = asyncio.run(scenario())
     assert 20 <= sum(counts) <= 20 + 5 and min(counts) >= 5, counts
+
+
+def test_a_large_limit_is_shared_by_many_processes(settings):
+    """Connects per address (600 a minute) over 8 processes: each admits its own, none is starved
+    because the first few took the whole count as leases before spending any of it."""
+    settings.RATE_LIMITS = {"default": (600, 3600.0)}
+
+    async def scenario() -> list[int]:
+        processes = [RateLimiter() for _ in range(8)]
+        address = f"address:{os.urandom(4).hex()}"
+        counts = []
+        for limiter in processes:
+            counts.append(admitted(limiter, address, 40))
+            await settled(limiter)
+        return counts
+
+    assert asyncio.run(scenario()) == [40] * 8

@@ -29,7 +29,17 @@ from config.realtime import recovery
 from config.realtime.server import sio
 from messaging.notify import notification_create
 from tests.factories import BookingFactory, StaffFactory
-from tests.live import Client, TcpProxy, eventually, require_node, run, server_processes, token_for
+from tests.live import (
+    Client,
+    RawSocket,
+    TcpProxy,
+    eventually,
+    require_node,
+    run,
+    server_processes,
+    token_for,
+    wait_until,
+)
 from tests.realtime.test_cluster import cluster_env  # noqa: F401 - fixture
 
 pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.node]
@@ -291,3 +301,116 @@ def test_no_recovery_when_the_log_lost_the_missed_events(live_server_url, custom
         back = node.wait(kind("connect"))
         assert back["recovered"] is False and gap_seen(node, cut) == []  # the app refetches
         assert not any(room.startswith("booking:") for room in sio.manager.get_rooms(back["id"], rooms.CUSTOMER))
+
+
+# ---------------------------------------------------------------- recovery authorises (contract 9.2)
+def test_recovery_after_demotion_restores_no_booking_room_and_replays_nothing_of_it(
+    live_server_url, customer, partner, service
+):
+    """Staff tracking a customer's booking lose staff rights during the gap."""
+    staff = StaffFactory()
+    booking = BookingFactory(customer=customer, partner=partner, service=service, status=S.PARTNER_ACCEPTED)
+    with through_proxy(live_server_url, staff, booking) as (proxy, node, first):
+        cut = cut_connection(proxy, node, first["id"])
+        type(staff).objects.filter(pk=staff.pk).update(is_staff=False)  # no signal: the connect reads it
+        services.booking_update_status(booking_id=booking.pk, partner_user=partner.user, status=S.PARTNER_EN_ROUTE)
+        notification_create(user_id=staff.pk, type="promo", title="Yours still", body="", data={})
+        proxy.reopen()
+        back = node.wait(kind("connect"))
+        assert back["recovered"] is True and back["id"] == first["id"]
+        assert gap_seen(node, cut) == [("notification:new", "Yours still")]  # the user's own, not the booking's
+        assert f"booking:{booking.pk}" not in set(sio.manager.get_rooms(back["id"], rooms.CUSTOMER))
+        services.booking_update_status(booking_id=booking.pk, partner_user=partner.user, status=S.PARTNER_ARRIVED)
+        notification_create(user_id=staff.pk, type="promo", title="Barrier", body="", data={})
+        node.wait(lambda line: line.get("name") == "notification:new" and line["payload"]["title"] == "Barrier")
+        assert gap_seen(node, cut) == [("notification:new", "Yours still"), ("notification:new", "Barrier")]
+
+
+def test_a_refused_recovery_leaves_the_session_for_the_next_valid_attempt(live_server_url, customer, service):
+    booking = BookingFactory(customer=customer, service=service, status=S.PENDING)
+    with through_proxy(live_server_url, customer, booking) as (proxy, node, first):
+        cut = cut_connection(proxy, node, first["id"])
+        notification_create(user_id=customer.pk, type="promo", title="While you were away", body="", data={})
+        node.send("auth", token_for(customer, lifetime=-30))  # a phone back after its token lapsed
+        proxy.reopen()
+        refused = node.wait(kind("connect_error"))
+        assert refused["data"]["code"] == "TOKEN_EXPIRED"
+        node.send("auth", token_for(customer))  # the app refreshed its token
+        node.send("connect")
+        back = node.wait(kind("connect"))
+        assert back["recovered"] is True and back["id"] == first["id"]
+        assert gap_seen(node, cut) == [("notification:new", "While you were away")]
+
+
+async def raw_connect(url: str, token: str, auth: dict[str, Any] | None = None) -> RawSocket:
+    """A hand-spoken client: it sends whatever pid and offset it likes (``answer``: the CONNECT answer)."""
+    return await RawSocket(url, rooms.CUSTOMER).connect(token, auth)
+
+
+async def cut_raw(proxy: TcpProxy, raw: RawSocket) -> None:
+    proxy.cut()
+    await wait_until(lambda: not sio.manager.is_connected(raw.answer["sid"], rooms.CUSTOMER), what="server saw it")
+    await raw.close()
+
+
+def replayed(raw: RawSocket) -> list[str]:
+    """The notifications that came before the CONNECT answer (a replay)."""
+    return [frame for frame in raw.frames if "notification:new" in frame]
+
+
+def test_a_replay_never_reads_before_the_sessions_own_offset_nor_past_its_cap(live_server_url, customer, monkeypatch):
+    monkeypatch.setattr(sio.recovery, "replay_max", 5)
+    proxy = TcpProxy(live_server_url).start()
+    token = token_for(customer)
+    notify = sync_to_async(notification_create)
+
+    async def scenario() -> None:
+        raw = await raw_connect(proxy.url, token)
+        sid, pid = raw.answer["sid"], raw.answer["pid"]
+        old_offset = await sio.recovery.tail(rooms.CUSTOMER)
+
+        async def cut_then_recover(missed: int) -> RawSocket:
+            await cut_raw(proxy, raw)
+            for i in range(missed):
+                await notify(user_id=customer.pk, type="promo", title=f"gap {i}", body="", data={})
+            proxy.reopen()
+            return await raw_connect(proxy.url, token, {"pid": pid, "offset": old_offset})
+
+        raw = await cut_then_recover(3)
+        assert raw.answer == {"sid": sid, "pid": pid} and len(replayed(raw)) == 3  # recovered: the same pid
+        # Again with the same old offset: the replay starts at the session's own offset, not the client's.
+        raw = await cut_then_recover(0)
+        assert raw.answer == {"sid": sid, "pid": pid} and replayed(raw) == []
+        # A gap past RECOVERY_REPLAY_MAX: a fresh session, nothing replayed.
+        raw = await cut_then_recover(6)
+        assert raw.answer["pid"] != pid and raw.answer["sid"] != sid and replayed(raw) == []
+        await raw.close()
+
+    try:
+        run(scenario())
+    finally:
+        proxy.stop()
+
+
+def test_a_leaked_pid_with_another_users_token_neither_recovers_nor_spends_the_session(
+    live_server_url, customer, other_customer
+):
+    proxy = TcpProxy(live_server_url).start()
+
+    async def scenario() -> None:
+        victim = await raw_connect(proxy.url, token_for(customer))
+        offset = await sio.recovery.tail(rooms.CUSTOMER)
+        await cut_raw(proxy, victim)
+        proxy.reopen()
+        leaked = {"pid": victim.answer["pid"], "offset": offset}
+        thief = await raw_connect(proxy.url, token_for(other_customer), leaked)
+        assert thief.answer["pid"] != victim.answer["pid"] and thief.answer["sid"] != victim.answer["sid"]
+        back = await raw_connect(proxy.url, token_for(customer), leaked)
+        assert back.answer == victim.answer  # the owner still recovers
+        await thief.close()
+        await back.close()
+
+    try:
+        run(scenario())
+    finally:
+        proxy.stop()

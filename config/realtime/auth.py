@@ -1,0 +1,67 @@
+"""Who is connecting: the access token of a connect, and the address it came from.
+
+No I/O: decoding a JWT checks its signature and expiry only. Whether the user may use a
+namespace is the namespace's question (``namespace.BaseNamespace``), asked of the database.
+"""
+
+from typing import Any
+
+import socketio
+from django.conf import settings
+from rest_framework_simplejwt.exceptions import ExpiredTokenError, TokenError
+from rest_framework_simplejwt.settings import api_settings as jwt_settings
+from rest_framework_simplejwt.tokens import AccessToken
+
+
+class Refused(socketio.exceptions.ConnectionRefusedError):
+    """A refused connect: ``connect_error`` with ``message`` and ``data.code`` (and ``data.retryAfter``)."""
+
+    def __init__(self, code: str, message: str, **data: Any) -> None:
+        super().__init__(message, {"code": code, **data})
+
+
+def token_from(auth: Any, environ: dict[str, Any]) -> str | None:
+    if isinstance(auth, dict) and isinstance(auth.get("token"), str) and auth["token"]:
+        return auth["token"]
+    header = environ.get("HTTP_AUTHORIZATION", "")
+    if header.lower().startswith("bearer "):
+        return header[7:].strip() or None
+    return None
+
+
+def decode_token(token: str) -> tuple[int, float]:
+    """``(user_id, expires_at)`` of a valid access token; raises ``Refused``."""
+    try:
+        access = AccessToken(token)
+    except ExpiredTokenError as exc:
+        raise Refused("TOKEN_EXPIRED", "The access token has expired") from exc
+    except TokenError as exc:
+        raise Refused("TOKEN_INVALID", "The access token is not valid") from exc
+    try:
+        return int(access[jwt_settings.USER_ID_CLAIM]), float(access["exp"])
+    except (KeyError, TypeError, ValueError) as exc:
+        raise Refused("TOKEN_INVALID", "The access token carries no user") from exc
+
+
+def user_of(auth: Any, environ: dict[str, Any]) -> int | None:
+    """The user a connect's token names, if it is valid (``None`` otherwise)."""
+    token = token_from(auth, environ)
+    if token is None:
+        return None
+    try:
+        return decode_token(token)[0]
+    except Refused:
+        return None
+
+
+def client_address(meta: dict[str, Any]) -> str:
+    """The client's address: behind ``NUM_PROXIES`` proxies, the one they appended to X-Forwarded-For.
+
+    ``meta`` is a WSGI-style environ (Django's ``request.META`` or Engine.IO's environ).
+    Without this, every request through the proxy (a loopback peer) would look like one client.
+    """
+    proxies = settings.REST_FRAMEWORK.get("NUM_PROXIES") or 0
+    forwarded = [part.strip() for part in meta.get("HTTP_X_FORWARDED_FOR", "").split(",") if part.strip()]
+    if proxies and forwarded:
+        return forwarded[-min(proxies, len(forwarded))]
+    return meta.get("REMOTE_ADDR", "")
