@@ -18,9 +18,10 @@ class MessageAdmin(AuditTrailAdmin):
 
 
 @admin.register(Notification)
-class NotificationAdmin(admin.ModelAdmin):
+class NotificationAdmin(AuditTrailAdmin):
+    """What a user was told, and when: viewable, never rewritten or deleted here."""
+
     list_display = ("id", "user", "type", "title", "created_at", "read_at")
     list_filter = ("type", "created_at")
     search_fields = ("title", "body", "user__username")
-    raw_id_fields = ("user",)
-    readonly_fields = ("created_at",)
+    readonly_fields = ("user", "type", "title", "body", "data", "created_at", "read_at")

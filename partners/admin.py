@@ -22,8 +22,14 @@ class PartnerAdmin(admin.ModelAdmin):
     search_fields = ("name", "phone", "user__username")
     filter_horizontal = ("services",)
     raw_id_fields = ("user",)
+    # Who the profile belongs to, whether they are suspended, available or approved, and
+    # their rating change only through the services (actions here, the partner's own app):
+    # an edit here would skip KYC review, the access recheck and dispatch.
     readonly_fields = (
+        "user",
         "is_suspended",
+        "is_available",
+        "rating",
         "kyc_status",
         "last_latitude",
         "last_longitude",
@@ -32,6 +38,14 @@ class PartnerAdmin(admin.ModelAdmin):
         "created_at",
     )
     actions = ["suspend", "reinstate"]
+
+    def get_readonly_fields(self, request: HttpRequest, obj: Partner | None = None) -> tuple[str, ...]:
+        if obj is None:  # a new profile names its user once
+            return tuple(field for field in self.readonly_fields if field != "user")
+        return self.readonly_fields
+
+    def has_delete_permission(self, request: HttpRequest, obj: Partner | None = None) -> bool:
+        return False  # earnings, history and offers point at it; suspend instead
 
     @admin.action(description="Suspend selected partners (disconnects them)")
     def suspend(self, request: HttpRequest, queryset) -> None:
@@ -69,6 +83,12 @@ class KycSubmissionAdmin(admin.ModelAdmin):
         "reviewed_by",
     )
     actions = ["approve", "reject"]
+
+    def has_add_permission(self, request: HttpRequest, obj: object = None) -> bool:
+        return False  # partners submit; staff decide
+
+    def has_delete_permission(self, request: HttpRequest, obj: object = None) -> bool:
+        return False  # a KYC decision is part of the audit trail
 
     def get_queryset(self, request: HttpRequest):
         return super().get_queryset(request).select_related("partner", "reviewed_by")

@@ -23,6 +23,7 @@ from django.db import InterfaceError, OperationalError
 from config import metrics
 from config.errors import DomainError, Forbidden, RateLimited, TokenExpired, Unavailable, ValidationError
 from config.formats import iso
+from config.realtime import catalogue
 from config.realtime.auth import Refused, client_address, decode_token, token_from
 from config.realtime.emit import emit_now
 from config.realtime.inbound import RejectedEvent
@@ -354,11 +355,16 @@ class BaseNamespace(socketio.AsyncNamespace):
             return await super().trigger_event(event, *args)
         sid = args[0]
         payload = args[1] if len(args) > 1 else None
-        handler = getattr(self, "on_" + event.replace(":", "_"), None) if ":" in event else None
+        # Only the declared spelling reaches a handler: "booking_status:update" is not
+        # "booking:status_update" (nor a way around its rate limit).
+        declared = catalogue.spec("client", self.namespace_name, event) is not None
+        handler = getattr(self, "on_" + event.replace(":", "_"), None) if declared else None
         started = time.perf_counter()
         label = metrics.event_label(event, handler is not None)
         if handler is None:
             return await self._refuse_unhandled(sid, event, ValidationError(f"unknown event {event[:64]!r}"), label)
+        if len(args) > 2:  # every client event carries one payload, whether or not it asks for an ack
+            return await self._refuse_unhandled(sid, event, ValidationError("an event carries one payload"), label)
         try:
             await self._admit(sid, event)
             result = await handler(sid, payload)

@@ -1,10 +1,12 @@
 """Django admin: pages render for staff and the actions go through the services."""
 
 import pytest
+from django.contrib.admin.models import LogEntry
 from django.urls import reverse
 
 from bookings.models import BookingStatus as S
-from partners.models import KycStatus, KycSubmission
+from messaging.models import Notification
+from partners.models import KycStatus, KycSubmission, Partner
 from tests.factories import BookingFactory, PartnerFactory, StaffFactory
 
 pytestmark = pytest.mark.django_db
@@ -138,3 +140,52 @@ def test_api_docs_work_offline(client):
     page = client.get("/api/docs/").content.decode()
     assert "cdn.jsdelivr" not in page and "unpkg" not in page
     assert "/static/drf_spectacular_sidecar/" in page
+
+
+def test_the_partners_user_rating_and_availability_are_not_edited_here(admin_client_, partner):
+    other = StaffFactory(username="someone-else")
+    url = reverse("admin:partners_partner_change", args=[partner.pk])
+    page = admin_client_.get(url)
+    assert page.status_code == 200 and 'name="user"' not in page.content.decode()
+    form = {"name": "Renamed", "phone": partner.phone, "services": [s.pk for s in partner.services.all()]}
+    available = partner.is_available
+    r = admin_client_.post(url, {**form, "user": other.pk, "rating": "1.0", "is_available": "" if available else "on"})
+    assert r.status_code == 302, r.content[:2000]
+    partner.refresh_from_db()
+    assert partner.name == "Renamed"  # the editable fields still are
+    assert partner.user_id == partner.pk and partner.rating != 1 and partner.is_available == available
+    assert not Partner.objects.filter(user=other).exists()  # no profile was cloned onto another user
+
+
+def test_kyc_decisions_and_notifications_cannot_be_deleted(admin_client_, partner):
+    submission = KycSubmission.objects.create(partner=partner, document_type="PAN", document_number="X")
+    notification = Notification.objects.create(user=partner.user, type="promo", title="t", body="", data={})
+    for name, pk in (("partners_kycsubmission", submission.pk), ("messaging_notification", notification.pk)):
+        assert admin_client_.get(reverse(f"admin:{name}_delete", args=[pk])).status_code == 403
+    assert KycSubmission.objects.filter(pk=submission.pk).exists() and Notification.objects.filter(pk=notification.pk)
+
+
+def test_every_staff_action_leaves_an_entry_in_the_objects_history(admin_client_, partner):
+    url = reverse("admin:partners_partner_changelist")
+    r = admin_client_.post(url, {"action": "suspend", "_selected_action": [partner.pk]}, follow=True)
+    assert r.status_code == 200
+    [entry] = LogEntry.objects.filter(object_id=str(partner.pk), content_type__model="partner")
+    assert entry.user.username == "root" and "Suspended" in entry.get_change_message()
+    history = admin_client_.get(reverse("admin:partners_partner_history", args=[partner.pk]))
+    assert "Suspended" in history.content.decode()
+
+
+def test_a_database_error_in_an_action_is_a_message_not_a_500(admin_client_, partner, monkeypatch):
+    from django.db import OperationalError
+
+    from partners import services
+
+    def deadlocked(**kwargs):
+        raise OperationalError("deadlock detected")
+
+    monkeypatch.setattr(services, "partner_suspend", deadlocked)
+    url = reverse("admin:partners_partner_changelist")
+    r = admin_client_.post(url, {"action": "suspend", "_selected_action": [partner.pk]}, follow=True)
+    assert r.status_code == 200
+    assert any("database refused" in str(m) for m in r.context["messages"])
+    assert not LogEntry.objects.filter(object_id=str(partner.pk)).exists()

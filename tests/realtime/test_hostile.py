@@ -258,3 +258,27 @@ def test_a_flood_of_unknown_or_refused_packets_is_rate_limited(live_server_url, 
     run(scenario())
     logged = [r.code for r in caplog.records if r.name == "config.realtime.outcomes"]
     assert logged == ["VALIDATION_ERROR"] * 5  # the rate-limited ones are counted, not logged
+
+
+def test_one_spelling_per_event_and_one_answer_with_or_without_an_ack(live_server_url, partner, customer, service):
+    """Aliases that reached the same handler under another rate limit, and extra arguments, are refused alike."""
+    booking = BookingFactory(customer=customer, partner=partner, service=service, status=S.PARTNER_ASSIGNED)
+
+    async def scenario() -> None:
+        raw = await RawSocket(live_server_url, "/partner").connect(token_for(partner.user))
+        for alias in ("booking:status:update", "booking_status:update", "message:mark:read", "booking_accept"):
+            ack = await raw.call(alias, {"bookingId": str(booking.pk), "status": "PARTNER_EN_ROUTE"})
+            assert ack["ok"] is False and ack["error"]["code"] == "VALIDATION_ERROR", (alias, ack)
+            assert "unknown event" in ack["error"]["message"]
+        packet = json.dumps(["booking:accept", str(booking.pk), "extra"])
+        await raw.send("2/partner,9" + packet)
+        with_ack = await raw.ack(9)
+        await raw.send("2/partner," + packet)
+        without_ack = await raw.next(lambda f: f.startswith('42/partner,["error"'))
+        assert with_ack["error"] == {"code": "VALIDATION_ERROR", "message": "an event carries one payload"}
+        assert json.loads(without_ack[len("42/partner,") :])[1]["message"] == "an event carries one payload"
+        await raw.close()
+
+    run(scenario())
+    booking.refresh_from_db()
+    assert booking.status == S.PARTNER_ASSIGNED  # neither was taken for an accept

@@ -18,9 +18,10 @@ from pathlib import Path
 import pytest
 
 from bookings.models import BookingStatus as S
+from tests.config.test_bounds import post_chunked
 from tests.config.test_metrics import value
 from tests.factories import BookingFactory, PartnerFactory, StaffFactory, UserFactory
-from tests.live import free_port, token_for
+from tests.live import free_port, run, token_for
 from tests.realtime.test_cluster import cluster_env  # noqa: F401 - fixture
 
 pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.redis, pytest.mark.node]
@@ -84,6 +85,7 @@ def test_make_cluster_serves_default_clients_through_haproxy(cluster_env, servic
         assert get(url + "/static/admin/css/base.css")[0] == 200  # static files through the proxy too
         status, body = get(url + "/api/services/")
         assert status == 200 and json.loads(body)
+        assert run(post_chunked(url, "/api/bookings/", 4 * 1024 * 1024))[0] == 411  # refused unread, at the proxy
 
         plan = Path(tempfile.mkdtemp()) / "plan.json"
         plan.write_text(json.dumps({"url": url, "clients": clients}))
