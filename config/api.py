@@ -85,7 +85,7 @@ _DRF_CODES = {
 def exception_handler(exc: Exception, context: dict[str, Any]) -> Response | None:
     """Every API error leaves as ``{code, message, details?}``."""
     if isinstance(exc, DomainError):
-        return Response(exc.as_dict(), status=exc.http_status)
+        return with_retry_after(Response(exc.as_dict(), status=exc.http_status))
     if isinstance(exc, Http404):
         exc = drf_exceptions.NotFound()
     elif isinstance(exc, PermissionDenied):
@@ -107,6 +107,14 @@ def exception_handler(exc: Exception, context: dict[str, Any]) -> Response | Non
         detail = getattr(exc, "detail", "")
         body["message"] = str(detail.get("detail", detail)) if isinstance(detail, dict) else str(detail)
     response.data = body
+    return with_retry_after(response)
+
+
+def with_retry_after(response: Any) -> Any:
+    """429 and 503 say when to come back, in the header HTTP clients and proxies read too."""
+    data = getattr(response, "data", None)
+    if isinstance(data, dict) and "retryAfter" in data:
+        response["Retry-After"] = str(data["retryAfter"])
     return response
 
 
@@ -114,7 +122,7 @@ def _unexpected(exc: Exception, context: dict[str, Any]) -> Response:
     """A failure no handler expected: the contract's body, never Django's HTML page."""
     if isinstance(exc, (OperationalError, InterfaceError)):
         logger.warning("database unavailable for %s: %s", _path(context), exc)
-        return Response(Unavailable().as_dict(), status=Unavailable.http_status)
+        return with_retry_after(Response(Unavailable().as_dict(), status=Unavailable.http_status))
     logger.error("unhandled error in %s", _path(context), exc_info=exc)
     return Response(DomainError().as_dict(), status=DomainError.http_status)
 

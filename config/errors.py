@@ -86,6 +86,14 @@ class Unavailable(DomainError):
     code = "UNAVAILABLE"
     http_status = 503
     default_message = "The service is briefly unavailable; retry with backoff"
+    default_retry_after = 1
+
+    def __init__(self, message: str | None = None, *, retry_after: float | None = None) -> None:
+        super().__init__(message)
+        self.retry_after = max(1, math.ceil(retry_after or self.default_retry_after))
+
+    def as_dict(self) -> dict[str, Any]:
+        return {**super().as_dict(), "retryAfter": self.retry_after}
 
 
 # Every code a client can receive, in the order the classes are declared (the AsyncAPI enum).

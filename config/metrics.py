@@ -56,6 +56,9 @@ PUBLISH_QUEUE = Gauge(
 PUBLISH_BATCHES = Counter("homeservices_publish_batches_total", "Batches published on the channel layer")
 PUBLISH_FAILURES = Counter("homeservices_publish_failures_total", "Failed attempts to publish a batch (retried)")
 PUBLISH_DROPPED = Counter("homeservices_publish_dropped_total", "Cross-process messages dropped: backlog full")
+HASHING_REFUSED = Counter(
+    "homeservices_password_hashing_refused_total", "Logins, sign-ups and password changes refused: hashing queue full"
+)
 LOCATION_RELAYS = Counter("homeservices_location_relays_total", "partner:location_update relays to booking rooms")
 GC_PAUSE = Counter("homeservices_gc_pause_seconds_total", "Time spent in cyclic GC, per generation", ["generation"])
 GC_COLLECTIONS = Counter("homeservices_gc_collections_total", "Cyclic GC runs, per generation", ["generation"])

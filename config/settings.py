@@ -102,6 +102,7 @@ MIDDLEWARE = [
     "django.middleware.csrf.CsrfViewMiddleware",
     "django.contrib.auth.middleware.AuthenticationMiddleware",
     "config.metrics.MetricsMiddleware",
+    "config.overload.UnavailableMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
 ]
@@ -213,6 +214,9 @@ SOCKETIO = {
     # ORM calls queued or running past which client events that need the database are
     # refused UNAVAILABLE at once (a burst must not starve heartbeats and relays).
     "DB_QUEUE_MAX": int(os.environ.get("SOCKETIO_DB_QUEUE_MAX", "200")),
+    # A connect that cannot read its user within this many seconds is refused UNAVAILABLE
+    # (the client backs off and retries) rather than left to time out on the client's side.
+    "CONNECT_TIMEOUT": float(os.environ.get("CONNECT_TIMEOUT", "5")),
     # Connection state recovery (socket.io 4.6+'s, for the official client): a socket that drops
     # involuntarily and comes back within the window gets its sid, rooms and missed events, on
     # any process. On, every logged event carries its offset as a last argument (python-socketio
@@ -269,6 +273,25 @@ RATE_LIMITS = {
     "connect:address": (int(os.environ.get("RATE_CONNECT_ADDRESS", "600")), 6 * _RATE_WINDOW),
 }
 TYPING_TIMEOUT = float(os.environ.get("TYPING_TIMEOUT", "6"))
+
+# ---------------------------------------------------------------- PASSWORDS
+# Django's hashers (stored format, iterations, upgrade of older hashes), each run on this
+# process's hashing pool (config/hashing.py): at most PASSWORD_HASH_WORKERS at once, on threads
+# that yield the CPU to the event loop; past PASSWORD_HASH_QUEUE waiting, or
+# PASSWORD_HASH_WAIT seconds in the queue, a login or sign-up is refused 503 with Retry-After.
+PASSWORD_HASHERS = [
+    "config.hashing.PBKDF2PasswordHasher",
+    "django.contrib.auth.hashers.PBKDF2SHA1PasswordHasher",
+    "django.contrib.auth.hashers.Argon2PasswordHasher",
+    "django.contrib.auth.hashers.BCryptSHA256PasswordHasher",
+    "django.contrib.auth.hashers.ScryptPasswordHasher",
+]
+# One per core at most, shared by the processes on the machine: WORKERS processes on C cores
+# want C // WORKERS each (docs/deployment.md).
+PASSWORD_HASH_WORKERS = int(os.environ.get("PASSWORD_HASH_WORKERS", "1"))
+PASSWORD_HASH_QUEUE = int(os.environ.get("PASSWORD_HASH_QUEUE", "8"))
+PASSWORD_HASH_WAIT = float(os.environ.get("PASSWORD_HASH_WAIT", "5"))
+PASSWORD_HASH_NICE = int(os.environ.get("PASSWORD_HASH_NICE", "10"))
 
 # ---------------------------------------------------------------- REST / JWT
 REST_FRAMEWORK = {

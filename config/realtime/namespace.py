@@ -204,8 +204,13 @@ class BaseNamespace(socketio.AsyncNamespace):
         await self.on_connected(sid, session)
 
     async def _checked_session(self, user_id: int) -> Session:
+        """The user's session, read within ``CONNECT_TIMEOUT``: under load a connect is answered
+        ``UNAVAILABLE`` in time for the client to back off, never left to its own timeout."""
         try:
-            identity = await db(load_identity)(user_id)
+            async with asyncio.timeout(settings.SOCKETIO["CONNECT_TIMEOUT"]):
+                identity = await db(load_identity)(user_id)
+        except TimeoutError as exc:
+            raise Refused("UNAVAILABLE", "The server is busy; retry with backoff") from exc
         except Exception as exc:
             if _unavailable(exc):
                 raise Refused("UNAVAILABLE", "The service is briefly unavailable; retry with backoff") from exc

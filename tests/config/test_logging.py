@@ -36,3 +36,18 @@ def test_failed_events_and_refused_connects_are_logged_without_payloads(live_ser
     line = JsonFormatter("%(asctime)s %(levelname)s %(name)s %(message)s").format(failed[0])
     parsed = json.loads(line)
     assert {parsed[k] for k in ("namespace", "event", "code")} == {"/customer", "message:send", "FORBIDDEN"}
+
+
+def test_a_websocket_connection_logs_nothing_at_info(live_server_url, customer, caplog):
+    """Connections are counted by the metrics; uvicorn's per-connection lines are DEBUG."""
+    caplog.set_level(logging.DEBUG, logger="uvicorn.error")
+
+    async def scenario():
+        for _ in range(3):
+            c = await Client(live_server_url, "/customer").connect(token_for(customer))
+            await c.close()
+
+    run(scenario())
+    handshakes = [r for r in caplog.records if r.name == "uvicorn.error" and "WebSocket" in r.getMessage()]
+    assert len(handshakes) >= 3  # they are still there for whoever asks for DEBUG
+    assert {r.levelno for r in handshakes} == {logging.DEBUG}

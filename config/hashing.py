@@ -1,0 +1,120 @@
+"""Password hashing at a bounded concurrency, on threads that yield the CPU (contract 9.5).
+
+A password hash is meant to be expensive (PBKDF2's 1,000,000 iterations: a large part of a
+CPU-second here), and it releases the GIL, so a storm of logins and sign-ups, each in its
+own request thread, would fill every core and leave the event loop (sockets, relays, cheap
+requests) queued behind it. Every hash and check therefore runs on this process's own small
+pool:
+
+- at most ``PASSWORD_HASH_WORKERS`` at once, on threads started with a lower scheduling
+  priority (``PASSWORD_HASH_NICE``): when the CPU is short, the kernel gives it to the event
+  loop first, and hashing takes what is left;
+- at most ``PASSWORD_HASH_QUEUE`` waiting; past that, or after ``PASSWORD_HASH_WAIT`` seconds
+  in the queue, the request is refused at once with ``UNAVAILABLE`` and ``retryAfter``.
+
+The hashers are Django's own (the stored format, the iteration counts and the upgrade path
+of existing hashes are theirs); ``Bounded`` only decides where and when they run. Hand-written
+because it is a dozen lines on ``ThreadPoolExecutor``; no kept package schedules hashing.
+"""
+
+import contextlib
+import os
+import threading
+from collections.abc import Callable, Iterator
+from concurrent.futures import ThreadPoolExecutor
+from typing import Any, TypeVar
+
+from django.conf import settings
+from django.contrib.auth import hashers
+
+from config import metrics
+from config.errors import Unavailable
+
+T = TypeVar("T")
+
+
+_thread = threading.local()  # ``on_pool``: this thread is one of the pool's
+
+
+class HashingPool:
+    def __init__(self, workers: int, queue: int, wait: float, nice: int) -> None:
+        self.workers, self.capacity, self.wait, self.nice = workers, workers + queue, wait, nice
+        self._admitted = 0
+        self._lock = threading.Lock()
+        self._executor = ThreadPoolExecutor(workers, thread_name_prefix="hashing", initializer=self._yield_cpu)
+
+    def _yield_cpu(self) -> None:
+        _thread.on_pool = True
+        # Linux schedules threads one by one: this lowers only the hashing thread.
+        with contextlib.suppress(OSError, AttributeError):
+            os.setpriority(os.PRIO_PROCESS, threading.get_native_id(), self.nice)
+
+    @contextlib.contextmanager
+    def _admission(self) -> Iterator[None]:
+        with self._lock:
+            if self._admitted >= self.capacity:
+                metrics.HASHING_REFUSED.inc()
+                raise Unavailable("Too many sign-ins at once; retry shortly", retry_after=self.retry_after())
+            self._admitted += 1
+        try:
+            yield
+        finally:
+            with self._lock:
+                self._admitted -= 1
+
+    def retry_after(self) -> float:
+        """A fair guess at when a slot frees: the queue ahead, a second of hashing per worker each."""
+        return max(1.0, self.capacity / self.workers)
+
+    def run(self, work: Callable[..., T], *args: Any) -> T:
+        if getattr(_thread, "on_pool", False):  # a hasher calling itself (verify -> encode): already here
+            return work(*args)
+        with self._admission():
+            future = self._executor.submit(work, *args)
+            try:
+                return future.result(timeout=self.wait)
+            except TimeoutError:
+                if future.cancel():  # still queued: it will not run
+                    metrics.HASHING_REFUSED.inc()
+                    raise Unavailable(
+                        "Sign-ins are slow right now; retry shortly", retry_after=self.retry_after()
+                    ) from None
+                return future.result()  # running already: its answer is near
+
+    @property
+    def admitted(self) -> int:
+        return self._admitted
+
+
+_pool: list[HashingPool] = []
+_pool_lock = threading.Lock()
+
+
+def pool() -> HashingPool:
+    """This process's pool, made on first use (a forked worker makes its own)."""
+    if not _pool:
+        with _pool_lock:
+            if not _pool:
+                _pool.append(
+                    HashingPool(
+                        workers=settings.PASSWORD_HASH_WORKERS,
+                        queue=settings.PASSWORD_HASH_QUEUE,
+                        wait=settings.PASSWORD_HASH_WAIT,
+                        nice=settings.PASSWORD_HASH_NICE,
+                    )
+                )
+    return _pool[0]
+
+
+class Bounded:
+    """Mixin for a Django hasher: ``encode`` and ``verify`` run on the hashing pool."""
+
+    def encode(self, password: str, salt: str, *args: Any, **kwargs: Any) -> str:
+        return pool().run(lambda: super(Bounded, self).encode(password, salt, *args, **kwargs))
+
+    def verify(self, password: str, encoded: str) -> bool:
+        return pool().run(super().verify, password, encoded)
+
+
+class PBKDF2PasswordHasher(Bounded, hashers.PBKDF2PasswordHasher):
+    pass

@@ -1,0 +1,30 @@
+"""Overload answered outside the REST views: the admin's login form hashes a password too.
+
+DRF's exception handler (``config.api``) answers ``Unavailable`` in the API; this middleware
+answers it anywhere else Django renders a page, so a login storm costs the admin a 503 with
+``Retry-After``, never a 500.
+"""
+
+from collections.abc import Callable
+
+from django.http import HttpRequest, HttpResponse, JsonResponse
+
+from config.errors import Unavailable
+
+
+class UnavailableMiddleware:
+    def __init__(self, get_response: Callable[[HttpRequest], HttpResponse]) -> None:
+        self.get_response = get_response
+
+    def __call__(self, request: HttpRequest) -> HttpResponse:
+        return self.get_response(request)
+
+    def process_exception(self, request: HttpRequest, exception: Exception) -> HttpResponse | None:
+        if not isinstance(exception, Unavailable):
+            return None
+        if request.path.startswith("/api/"):
+            response: HttpResponse = JsonResponse(exception.as_dict(), status=exception.http_status)
+        else:
+            response = HttpResponse(exception.message, status=exception.http_status, content_type="text/plain")
+        response["Retry-After"] = str(exception.retry_after)
+        return response
