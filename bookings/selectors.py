@@ -52,16 +52,18 @@ def booking_for_customer(*, booking_id: Any, user: AbstractBaseUser) -> Booking:
     return booking
 
 
-def watchable_booking_ids(*, user: AbstractBaseUser, booking_ids: list[str]) -> set[str]:
-    """Which of these bookings ``user`` may watch now (``booking:track``'s rule): unfinished, and
-    theirs as customer unless they are staff. One query, for the rooms a socket holds."""
+def watchable_booking_ids(*, user: AbstractBaseUser, booking_ids: list[str], finished: bool = False) -> set[str]:
+    """Which of these bookings ``user`` may watch now (``booking:track``'s rule): theirs as customer
+    unless they are staff, and unfinished unless ``finished``. One query, for the rooms a socket holds."""
     ids = []
     for value in booking_ids:
         try:
             ids.append(uuid.UUID(value))
         except ValueError:
             continue
-    qs = Booking.objects.filter(pk__in=ids).exclude(status__in=TERMINAL_STATUSES)
+    qs = Booking.objects.filter(pk__in=ids)
+    if not finished:
+        qs = qs.exclude(status__in=TERMINAL_STATUSES)
     if not user.is_staff:
         qs = qs.filter(customer_id=user.pk)
     return {str(pk) for pk in qs.values_list("pk", flat=True)}

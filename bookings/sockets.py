@@ -56,11 +56,11 @@ class CustomerNamespace(ChatMixin, BaseNamespace):
     async def on_disconnected(self, sid: str, session: Session) -> None:
         await self.stop_typing(session)
 
-    def permitted_rooms(self, session: Session, joined: list[str]) -> list[str]:
+    def permitted_rooms(self, session: Session, joined: list[str], *, finished: bool = False) -> list[str]:
         """Booking rooms while the user may track the booking: staff lose others' when demoted."""
         prefix = rooms.booking("")
         ids = [room.removeprefix(prefix) for room in joined if room.startswith(prefix)]
-        allowed = selectors.watchable_booking_ids(user=session_user(session), booking_ids=ids)
+        allowed = selectors.watchable_booking_ids(user=session_user(session), booking_ids=ids, finished=finished)
         return [rooms.booking(booking_id) for booking_id in allowed]
 
     async def on_booking_track(self, sid: str, payload: Any) -> dict[str, Any]:

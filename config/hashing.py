@@ -26,6 +26,7 @@ from typing import Any, TypeVar
 
 from django.conf import settings
 from django.contrib.auth import hashers
+from django.db import connection
 
 from config import metrics
 from config.errors import Unavailable
@@ -69,6 +70,10 @@ class HashingPool:
     def run(self, work: Callable[..., T], *args: Any) -> T:
         if getattr(_thread, "on_pool", False):  # a hasher calling itself (verify -> encode): already here
             return work(*args)
+        if not connection.in_atomic_block:
+            # A login read its user first: give the pooled connection back while this waits and
+            # hashes, or a storm of logins would hold the whole database pool for nothing.
+            connection.close()
         with self._admission():
             future = self._executor.submit(work, *args)
             try:

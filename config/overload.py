@@ -1,12 +1,14 @@
 """Overload answered outside the REST views: the admin's login form hashes a password too.
 
-DRF's exception handler (``config.api``) answers ``Unavailable`` in the API; this middleware
-answers it anywhere else Django renders a page, so a login storm costs the admin a 503 with
-``Retry-After``, never a 500.
+DRF's exception handler (``config.api``) answers ``Unavailable`` and a database that is away
+(or whose pool stayed empty for ``DB_POOL_TIMEOUT``) in the API; this middleware answers
+them anywhere else Django renders a page, so a login storm or a database blip costs the
+admin a 503 with ``Retry-After``, never a 500.
 """
 
 from collections.abc import Callable
 
+from django.db import InterfaceError, OperationalError
 from django.http import HttpRequest, HttpResponse, JsonResponse
 
 from config.errors import Unavailable
@@ -20,6 +22,8 @@ class UnavailableMiddleware:
         return self.get_response(request)
 
     def process_exception(self, request: HttpRequest, exception: Exception) -> HttpResponse | None:
+        if isinstance(exception, (OperationalError, InterfaceError)):
+            exception = Unavailable()
         if not isinstance(exception, Unavailable):
             return None
         if request.path.startswith("/api/"):

@@ -65,7 +65,7 @@ class AdminNamespace(ChatMixin, BaseNamespace):
         if not identity["is_staff"]:
             raise Forbidden("Only staff may connect to /admin")
 
-    def permitted_rooms(self, session: Session, joined: list[str]) -> list[str]:
+    def permitted_rooms(self, session: Session, joined: list[str], *, finished: bool = False) -> list[str]:
         return joined  # every room here is the namespace's own right, which ``qualify`` checks
 
     async def on_connected(self, sid: str, session: Session) -> None:

@@ -5,6 +5,7 @@ from decimal import ROUND_HALF_UP, Decimal
 from typing import Any
 
 from django.conf import settings
+from django.contrib.auth.hashers import make_password
 from django.contrib.auth.models import AbstractBaseUser
 from django.db import connection, transaction
 from django.db.models import Q, Sum
@@ -24,8 +25,9 @@ CENT = Decimal("0.01")
 
 # ---------------------------------------------------------------- sign-up and KYC
 def partner_register(*, username: str, password: str, name: str, phone: str, services: list[Any]) -> Partner:
+    password_hash = make_password(password)  # before the transaction: see ``user_create``
     with transaction.atomic():
-        user = user_create(username=username, password=password, first_name=name[:150])
+        user = user_create(username=username, password_hash=password_hash, first_name=name[:150])
         partner = Partner.objects.create(user=user, name=name, phone=phone)
         partner.services.set(services)
         emit("partner:registered", events.partner_registered(partner), namespace=rooms.ADMIN, room=rooms.ADMINS)

@@ -4,8 +4,9 @@ Fixed windows aligned on the clock (``time() // window``), so every process coun
 the same window. Counting is local; with Redis a process takes *leases* of a
 quarter of the limit at a time (``INCRBY`` on the window's key) and spends them
 locally, so the location hot path makes about four Redis calls per user and window
-instead of one per event (a lease is at most ``LEASE_MAX``). A user can exceed a limit by
-at most one lease per extra process. When Redis is unreachable the limits hold per process (fail open across
+instead of one per event (a lease is at most ``LEASE_MAX``). While a lease is on its way,
+up to a quarter of the limit is admitted on credit, so a user can exceed a limit by at most
+that much per extra process. When Redis is unreachable the limits hold per process (fail open across
 processes, never closed for the user).
 
 Hand-written rather than a rate-limit library: the libraries make one store round
@@ -68,10 +69,11 @@ class RateLimiter:
             state = self.windows[(user_id, key)] = _Window(index, self._lease_size(limit) if shared else limit)
             if shared:
                 self._ask(user_id, key, state, limit, window, confirm=True)
-        if state.allowance <= 0 and not (state.asking and -state.allowance < self._lease_size(limit)):
+        if state.allowance <= 0 and not (state.asking and -state.allowance < self._credit(limit)):
             raise RateLimited(f"at most {limit} {key} events per {window:g} s", retry_after=(index + 1) * window - now)
-        # While a lease is on its way, up to one lease is admitted on credit (the lease pays it back):
-        # a user is never refused below the limit just because Redis answered late.
+        # While a lease is on its way, up to a quarter of the limit is admitted on credit (the leases
+        # pay it back): a user, or an address's burst of connects, is never refused below the limit
+        # just because Redis answered late.
         state.allowance -= 1
         if state.allowance <= self._lease_size(limit) // 2 and self._shared():
             self._ask(user_id, key, state, limit, window)
@@ -84,8 +86,12 @@ class RateLimiter:
                 del self.windows[(user_id, key)]
 
     @staticmethod
-    def _lease_size(limit: int) -> int:
-        return max(1, min(LEASE_MAX, math.ceil(limit / LEASE_FRACTION)))
+    def _credit(limit: int) -> int:
+        return max(1, math.ceil(limit / LEASE_FRACTION))
+
+    @classmethod
+    def _lease_size(cls, limit: int) -> int:
+        return min(LEASE_MAX, cls._credit(limit))
 
     def _shared(self) -> bool:
         return bool(settings.REDIS_URL) and time.monotonic() >= self._redis_down_until
@@ -110,7 +116,7 @@ class RateLimiter:
         except Exception as exc:
             self._redis_down_until = time.monotonic() + 5
             logger.warning("rate limits counted per process for now: Redis unreachable (%s)", exc)
-            state.allowance += limit - size if confirm else 0  # this window: the local limit
+            state.allowance += limit - size  # this window: about the local limit (fail open per process)
             state.asking = False
             return
         granted = max(0, min(size, limit - (total - size)))

@@ -244,12 +244,14 @@ class BaseNamespace(socketio.AsyncNamespace):
             await self.on_disconnected(sid, session)
 
     # ------------------------------------------------------------ access rechecks
-    def permitted_rooms(self, session: Session, rooms: list[str]) -> list[str]:
+    def permitted_rooms(self, session: Session, rooms: list[str], *, finished: bool = False) -> list[str]:
         """Which of ``rooms`` (joined by the namespace's own handlers) the user may be in now.
 
         Runs in a DB thread, on every change of the user's rights, on ``auth:refresh`` and
-        before a recovered session gets its rooms back. The default keeps none: a namespace
-        that joins rooms says here what right each one stands for.
+        before a recovered session gets its rooms back. ``finished``: also the rooms of
+        things that are over but the user may still see (recovery replays what they missed
+        there, without rejoining). The default keeps none: a namespace that joins rooms says
+        here what right each one stands for.
         """
         return []
 
@@ -264,11 +266,18 @@ class BaseNamespace(socketio.AsyncNamespace):
             if room not in permitted:
                 await self.leave_room(sid, room)
 
-    async def restorable_rooms(self, sid: str, rooms: list[str]) -> list[str]:
-        """Which of a recovered session's rooms the socket may have back (asked before any replay)."""
-        session = await self.get_session(sid)
+    async def restorable_rooms(self, sid: str, rooms: list[str]) -> tuple[list[str], list[str]]:
+        """Of a recovered session's rooms: those the socket may rejoin, and those whose missed
+        events it may still see (a booking that finished during the gap: its last status)."""
+        session = dict(await self.get_session(sid))
         wanted = [room for room in rooms if room not in (sid, user_room(session["uid"]))]
-        return await db(self.permitted_rooms)(dict(session), wanted) if wanted else []
+        if not wanted:
+            return [], []
+
+        def both() -> tuple[list[str], list[str]]:
+            return self.permitted_rooms(session, wanted), self.permitted_rooms(session, wanted, finished=True)
+
+        return await db(both)()
 
     async def recheck(self, user_id: int, identity: dict[str, Any] | None) -> None:
         """Apply a fresh identity to this process's sockets of ``user_id`` in this namespace."""

@@ -109,7 +109,7 @@ class MemoryStore:
         self.length, self.window = length, window
         self.logs: dict[str, collections.deque[tuple[str, float, Entry]]] = {}
         self.sessions: dict[str, tuple[float, SavedSession]] = {}
-        self.trimmed: set[str] = set()  # namespaces whose log lost entries (to length or age)
+        self.deleted: dict[str, str] = {}  # per namespace, the newest entry trimmed away (length or age)
         self.last = (0, 0)
 
     async def append(self, namespace: str, entry: Entry) -> str:
@@ -120,21 +120,18 @@ class MemoryStore:
         log = self.logs.setdefault(namespace, collections.deque())
         log.append((offset, now, entry))
         while log and (len(log) > self.length or log[0][1] < now - self.window):
-            log.popleft()
-            self.trimmed.add(namespace)
+            self.deleted[namespace] = log.popleft()[0]
         return offset
 
     async def tail(self, namespace: str) -> str:
-        log = self.logs.get(namespace)
-        return log[-1][0] if log else "0-0"
+        """The last offset given out, whether or not its entry is still kept."""
+        return f"{self.last[0]}-{self.last[1]}"
 
     async def after(self, namespace: str, offset: str, count: int) -> list[tuple[str, Entry]] | None:
-        log = self.logs.get(namespace, ())
-        complete = namespace not in self.trimmed or any(o == offset for o, _, _ in log)
-        if not complete and offset != await self.tail(namespace):
-            return None  # trimmed: the client may have missed events we no longer have
         key = offset_key(offset)
-        return [(o, e) for o, _, e in log if offset_key(o) > key][:count]
+        if key < offset_key(self.deleted.get(namespace, "0-0")):
+            return None  # trimmed: the client may have missed events we no longer have
+        return [(o, e) for o, _, e in self.logs.get(namespace, ()) if offset_key(o) > key][:count]
 
     async def save(self, key: str, session: SavedSession) -> None:
         now = time.monotonic()
@@ -183,14 +180,21 @@ class RedisStore:
             await self.redis.xtrim(self._stream(namespace), minid=f"{oldest}-0", approximate=True)
 
     async def tail(self, namespace: str) -> str:
-        newest = await self.redis.xrevrange(self._stream(namespace), count=1)
-        return newest[0][0].decode() if newest else "0-0"
+        """The stream's last id, whether or not its entry is still kept (an emptied log keeps it)."""
+        import redis
+
+        try:
+            info = await self.redis.xinfo_stream(self._stream(namespace))
+        except redis.ResponseError:  # no stream: nothing was ever logged here
+            return "0-0"
+        return _text(info["last-generated-id"])
 
     async def after(self, namespace: str, offset: str, count: int) -> list[tuple[str, Entry]] | None:
         """Up to ``count`` entries after ``offset``; ``None`` when entries after it may have been trimmed away.
 
-        The offset is good if it is still in the stream, if the stream never lost an entry,
-        or if nothing came after it.
+        The offset is good if it is still in the stream, if the stream never lost an entry, or
+        if it is no older than the first entry kept (trimming only takes the oldest). An offset
+        older than that with entries trimmed may have missed some: ``None``.
         """
         import redis
 
@@ -200,8 +204,10 @@ class RedisStore:
                 info = await self.redis.xinfo_stream(stream)
             except redis.ResponseError:  # no stream: nothing was ever logged here
                 return []
-            complete = info["entries-added"] == info["length"]
-            if not complete and offset_key(offset) < offset_key(info["last-generated-id"].decode()):
+            key, last = offset_key(offset), offset_key(_text(info["last-generated-id"]))
+            lost = info["entries-added"] > info["length"]
+            kept_from = info.get("first-entry")
+            if lost and key < last and (kept_from is None or key < offset_key(_text(kept_from[0]))):
                 return None
         rows = await self.redis.xrange(stream, f"({offset}", "+", count=count)
         return [(o.decode(), Entry.loads(fields[b"e"])) for o, fields in rows]
@@ -219,6 +225,10 @@ class RedisStore:
 
     async def close(self) -> None:
         await self.redis.aclose()
+
+
+def _text(value: str | bytes) -> str:
+    return value.decode() if isinstance(value, bytes) else value
 
 
 class Recovery:

@@ -141,15 +141,15 @@ class Server(socketio.AsyncServer):
         handler = self.namespace_handlers.get(namespace)
         restorable = getattr(handler, "restorable_rooms", None)
         try:
-            rooms = await restorable(sid, saved.rooms) if restorable is not None else []
+            rejoin, visible = await restorable(sid, saved.rooms) if restorable is not None else ([], [])
         except Exception as exc:  # the database is away: a fresh session rather than rights unchecked
             logger.warning("recovery: rooms could not be re-authorised (%s)", exc)
             return None
         joined = set(self.manager.get_rooms(sid, namespace))
-        for room in rooms:
+        for room in rejoin:
             if room not in joined:
                 self.manager.basic_enter_room(sid, namespace, room)
-        reachable = set(self.manager.get_rooms(sid, namespace))
+        reachable = set(self.manager.get_rooms(sid, namespace)) | set(visible)
         last = joining.offset
         for offset, entry in missed:
             if entry.reaches(sid, reachable):

@@ -35,8 +35,8 @@ async def watchers(url: str, staff, customer, partner, booking) -> tuple[Client,
 async def hears_no_more_locations(watcher: Client, owner: Client, moving: Client) -> None:
     """A location after the room is gone reaches the customer (the barrier) and not the watcher."""
     before = len(watcher.events.get("partner:location_update", []))
-    assert (await moving.call("location:update", HERE))["ok"] is True
     seen = len(owner.events.get("partner:location_update", []))
+    assert (await moving.call("location:update", HERE))["ok"] is True
     await owner.wait_for("partner:location_update", count=seen + 1)
     assert len(watcher.events.get("partner:location_update", [])) == before
     assert watcher.sio.connected  # still a customer: only the staff right went

@@ -1,0 +1,85 @@
+"""Password hashing at a bounded concurrency (contract 9.5): past its queue, 503 with Retry-After at once."""
+
+import os
+import threading
+import time
+
+import pytest
+from django.contrib.auth.hashers import make_password
+
+from config import hashing
+from config.errors import Unavailable
+from tests.factories import UserFactory
+
+pytestmark = pytest.mark.django_db
+
+
+@pytest.fixture
+def small_pool(monkeypatch):
+    """One worker, one waiting place, and hashing that takes 0.3 s (as PBKDF2 does here)."""
+    pool = hashing.HashingPool(workers=1, queue=1, wait=5, nice=10)
+    monkeypatch.setattr(hashing, "_pool", [pool])
+    real = hashing.hashers.MD5PasswordHasher.encode
+
+    def slow(self, password, salt):
+        time.sleep(0.3)
+        return real(self, password, salt)
+
+    monkeypatch.setattr(hashing.hashers.MD5PasswordHasher, "encode", slow)
+    return pool
+
+
+def test_past_the_queue_a_hash_is_refused_at_once_with_retry_after(small_pool):
+    outcomes: list[object] = []
+
+    def hash_one() -> None:
+        try:
+            outcomes.append(make_password("password123"))
+        except Unavailable as exc:
+            outcomes.append(exc)
+
+    threads = [threading.Thread(target=hash_one) for _ in range(2)]  # one hashing, one waiting
+    for thread in threads:
+        thread.start()
+    time.sleep(0.05)
+    started = time.monotonic()
+    hash_one()  # the third: no place left
+    refused_in = time.monotonic() - started
+    for thread in threads:
+        thread.join(5)
+    refused = [o for o in outcomes if isinstance(o, Unavailable)]
+    assert len(refused) == 1 and refused_in < 0.1  # at once, not after the others
+    assert refused[0].retry_after >= 1 and refused[0].as_dict()["retryAfter"] == refused[0].retry_after
+    assert sum(1 for o in outcomes if isinstance(o, str) and o.startswith("md5$")) == 2
+    assert small_pool.admitted == 0  # every place given back
+
+
+def test_hashing_runs_on_its_own_low_priority_threads(small_pool, monkeypatch):
+    seen: dict[str, object] = {}
+    real = hashing.hashers.MD5PasswordHasher.encode
+
+    def spy(self, password, salt):
+        seen["thread"] = threading.current_thread().name
+        seen["nice"] = os.getpriority(os.PRIO_PROCESS, threading.get_native_id())
+        return real(self, password, salt)
+
+    monkeypatch.setattr(hashing.hashers.MD5PasswordHasher, "encode", spy)
+    make_password("password123")
+    assert str(seen["thread"]).startswith("hashing") and seen["nice"] >= 10
+
+
+def test_a_login_refused_by_a_full_hashing_queue_is_503_with_retry_after(api, monkeypatch):
+    UserFactory(username="stormy", password="password123")
+
+    def full(*args, **kwargs):
+        raise Unavailable("Too many sign-ins at once; retry shortly", retry_after=3)
+
+    monkeypatch.setattr(hashing.HashingPool, "run", full)
+    r = api.post("/api/auth/token/", {"username": "stormy", "password": "password123"}, format="json")
+    assert r.status_code == 503 and r["Retry-After"] == "3"
+    assert r.json() == {"code": "UNAVAILABLE", "message": "Too many sign-ins at once; retry shortly", "retryAfter": 3}
+    signup = {"username": "newbie", "password": "password123", "email": "n@example.com", "name": "N", "phone": "1"}
+    r = api.post("/api/auth/register/", signup, format="json")
+    assert r.status_code == 503 and r["Retry-After"] == "3"
+    admin = api.post("/admin/login/", {"username": "stormy", "password": "password123"}, format="multipart")
+    assert admin.status_code == 503 and admin["Retry-After"] == "3"  # the admin's form too: never a 500
