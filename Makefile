@@ -20,7 +20,7 @@ UVICORN = $(BIN)/uvicorn config.asgi:application --loop uvloop --http httptools 
 	--ws-max-size $(SOCKETIO_MAX_BUFFER) \
 	--lifespan on --timeout-graceful-shutdown $(SHUTDOWN_TIMEOUT) --no-access-log
 
-.PHONY: run test lint format serve cluster bench bench-quick bench-dispatch bench-recovery simulate vendor-socketio clean
+.PHONY: run test lint format serve cluster bench bench-quick bench-dispatch bench-recovery bench-morning simulate vendor-socketio clean
 
 $(BIN)/python:
 	$(PY) -m venv $(VENV)
@@ -73,12 +73,18 @@ bench: $(VENV)/.installed tests/js/node_modules
 	$(BIN)/python bench/run.py --churn 70:300 --database sqlite
 	$(BIN)/python bench/dispatch.py --partners 50000
 	$(MAKE) bench-recovery
+	$(MAKE) bench-morning
 
 # Connection state recovery's cost: the same load with it off, then on (docs/performance.md).
 RECOVERY_BENCH = --steps 1000:15,2000:15 --chat 100:15 --accepts 0
 bench-recovery: $(VENV)/.installed tests/js/node_modules
 	RECOVERY_ENABLED=0 $(BIN)/python bench/run.py $(RECOVERY_BENCH) --out bench/results/recovery-off.json
 	RECOVERY_ENABLED=1 $(BIN)/python bench/run.py $(RECOVERY_BENCH) --out bench/results/recovery-on.json
+
+# A morning's burst (logins and sign-ups with production's hashing, cheap reads, socket connects)
+# against two processes while 1,000 location updates/s flow (PostgreSQL + Redis; docs/performance.md).
+bench-morning: $(VENV)/.installed
+	$(BIN)/python bench/morning.py
 
 # Dispatch with 50,000 partners online around one city (PostgreSQL; figures in docs/performance.md).
 bench-dispatch: $(VENV)/.installed

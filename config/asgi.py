@@ -16,6 +16,7 @@ from django.core.asgi import get_asgi_application  # noqa: E402
 
 from bookings.sockets import CustomerNamespace  # noqa: E402
 from bookings.sweeper import sweep_forever  # noqa: E402
+from config.admission import Admission  # noqa: E402
 from config.body_limit import BodyLimit  # noqa: E402
 from config.realtime.manager import on_startup  # noqa: E402
 from config.realtime.namespace import recheck_forever, set_identity_loader  # noqa: E402
@@ -37,7 +38,12 @@ on_startup(lambda manager: manager.start_task(recheck_forever(manager)))
 application = BodyLimit(
     socketio.ASGIApp(
         sio,
-        other_asgi_app=get_asgi_application(),
+        other_asgi_app=Admission(
+            get_asgi_application(),
+            concurrency=settings.HTTP_CONCURRENCY,
+            timeout=settings.HTTP_QUEUE_TIMEOUT,
+            exempt=frozenset({"/healthz", "/readyz", "/metrics", *settings.PASSWORD_PATHS}),
+        ),
         socketio_path="socket.io",
         on_startup=sio.start,
         on_shutdown=sio.manager.shutdown,

@@ -74,7 +74,13 @@ def _content_length(scope: Scope) -> int | None:
 
 
 async def _refuse(send: Any, limit: int) -> None:
-    body = orjson.dumps({"code": "VALIDATION_ERROR", "message": f"the request body is over {limit} bytes"})
-    headers = [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode())]
-    await send({"type": "http.response.start", "status": 413, "headers": [*headers, (b"connection", b"close")]})
-    await send({"type": "http.response.body", "body": body})
+    body = {"code": "VALIDATION_ERROR", "message": f"the request body is over {limit} bytes"}
+    await send_json(send, 413, body, [(b"connection", b"close")])
+
+
+async def send_json(send: Any, status: int, body: dict[str, Any], headers: list[tuple[bytes, bytes]]) -> None:
+    """An ASGI response with the contract's JSON body, sent without the application."""
+    data = orjson.dumps(body)
+    base = [(b"content-type", b"application/json"), (b"content-length", str(len(data)).encode())]
+    await send({"type": "http.response.start", "status": status, "headers": [*base, *headers]})
+    await send({"type": "http.response.body", "body": data})

@@ -293,6 +293,19 @@ PASSWORD_HASH_QUEUE = int(os.environ.get("PASSWORD_HASH_QUEUE", "8"))
 PASSWORD_HASH_WAIT = float(os.environ.get("PASSWORD_HASH_WAIT", "5"))
 PASSWORD_HASH_NICE = int(os.environ.get("PASSWORD_HASH_NICE", "10"))
 
+# HTTP requests (not Socket.IO) a process runs at once, and how long the next may wait for a
+# turn before 503 with Retry-After (config/admission.py). Requests to PASSWORD_PATHS hash a
+# password: the hashing pool bounds them instead.
+HTTP_CONCURRENCY = int(os.environ.get("HTTP_CONCURRENCY", "8"))
+HTTP_QUEUE_TIMEOUT = float(os.environ.get("HTTP_QUEUE_TIMEOUT", "5"))
+PASSWORD_PATHS = (
+    "/api/auth/token/",
+    "/api/auth/register/",
+    "/api/partners/register/",
+    "/api/auth/password/",
+    "/admin/login/",
+)
+
 # ---------------------------------------------------------------- REST / JWT
 REST_FRAMEWORK = {
     "DEFAULT_AUTHENTICATION_CLASSES": [

@@ -225,11 +225,12 @@ def test_a_morning_burst_with_real_password_hashing_is_answered_in_time(cluster_
         f"connects refused UNAVAILABLE: {len(refused)}"
     )
     assert len(answers) == 1000 and not [a for a in answers if a[1] == 0], "requests left unanswered"
-    assert {status for kind, status, _, _ in answers if kind not in HASHING} <= {200, 201}
-    for kind, status, retry_after, body in hashing:
+    cheap = [answer for answer in answers if answer[0] not in HASHING]
+    for kind, status, retry_after, body in answers:
         assert status in (200, 201, 503), (kind, status, body)
-        if status == 503:
+        if status == 503:  # refused, and told when to come back
             assert body["code"] == "UNAVAILABLE" and int(retry_after) == body["retryAfter"] >= 1, body
+    assert sum(1 for answer in cheap if answer[1] in (200, 201)) >= 0.9 * len(cheap)  # the login storm took few turns
     assert any(status in (200, 201) for _, status, _, _ in hashing)  # hashing was admitted, not refused wholesale
     assert not [c for c in refused if isinstance(c, str)], "connects left to time out on the client"
     assert all(c["data"]["code"] == "UNAVAILABLE" for c in refused), refused[:3]
