@@ -72,7 +72,7 @@ class BookingAdmin(admin.ModelAdmin):
     date_hierarchy = "created_at"
     raw_id_fields = ("customer",)
     inlines = [HistoryInline]
-    actions = ["assign_partner", "cancel_bookings"]
+    actions = ["assign_partner", "cancel_bookings", "complete_bookings"]
     add_form = BookingCreateForm
 
     def get_form(self, request: HttpRequest, obj: Booking | None = None, **kwargs: object) -> type[forms.ModelForm]:
@@ -134,6 +134,16 @@ class BookingAdmin(admin.ModelAdmin):
                 "queryset": queryset,
                 "action": "assign_partner",
             },
+        )
+
+    @admin.action(description="Complete selected jobs on the partner's behalf (arrived or in progress)")
+    def complete_bookings(self, request: HttpRequest, queryset) -> None:
+        run_for_each(
+            self,
+            request,
+            queryset,
+            lambda b: services.booking_complete(booking_id=b.pk, actor=request.user),
+            "Completed",
         )
 
     @admin.action(description="Cancel selected bookings")

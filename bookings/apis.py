@@ -12,6 +12,7 @@ from bookings.models import Service
 from bookings.serializers import (
     BookingAssignInput,
     BookingCancelInput,
+    BookingCompleteInput,
     BookingCreateInput,
     BookingSerializer,
     CustomerRegisterInput,
@@ -96,4 +97,24 @@ class BookingAssignApi(APIView):
     def post(self, request: Request, booking_id: str) -> Response:
         data = validated(BookingAssignInput, request.data)
         booking = services.booking_assign(booking_id=booking_id, partner_id=data["partnerId"], actor=request.user)
+        return Response(booking_data(booking))
+
+
+class BookingCompleteApi(APIView):
+    """Staff complete a job on the partner's behalf (PARTNER_ARRIVED or IN_PROGRESS); the partner earns as usual."""
+
+    permission_classes = [IsStaff]
+
+    @extend_schema(
+        request=inline_serializer(
+            "BookingCompleteRequest",
+            fields={"note": StrictCharField(max_length=500, required=False, allow_blank=True)},
+        ),
+        responses=BookingSerializer,
+    )
+    def post(self, request: Request, booking_id: str) -> Response:
+        if not isinstance(request.data, dict):
+            raise ValidationError("the body must be an object (or empty)")
+        note = validated(BookingCompleteInput, {"note": request.data.get("note", "")})["note"]
+        booking = services.booking_complete(booking_id=booking_id, actor=request.user, note=note)
         return Response(booking_data(booking))

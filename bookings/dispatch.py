@@ -2,19 +2,24 @@
 
 The search reads the partners inside a bounding box around the booking (the
 ``partner_position`` index), nearest first by a flat-Earth estimate, and widens the
-box in rings until a ring holds a candidate within its radius; only then is the
-great-circle distance computed, for a handful of rows. Its cost follows the
-partners near the booking, not the partners in the city.
+box in rings up to ``DISPATCH_MAX_KM`` (nobody farther is eligible) until a ring holds
+a candidate within its radius; only then is the great-circle distance computed, for a
+handful of rows. Its cost follows the partners near the booking, not the partners in
+the city.
 
-The chosen partner's row is locked (``FOR UPDATE SKIP LOCKED``) and their eligibility
-read again under the lock, so two dispatches running at once never offer two jobs to
-one partner: the second skips a partner the first holds, and sees the first's offer
-once it commits. The ``one_open_offer_per_partner`` constraint backs this up.
+No lock is taken on the partner's row: the location flush, the presence heartbeat and
+availability changes write that row all the time, and a dispatch that skipped a locked
+row would pass over the nearest partner for no reason. A partner is claimed by the offer
+itself: the ``one_open_offer_per_partner`` constraint lets one open offer per partner
+commit, and the claim (``bookings.services._claim``) reads the partner's other jobs again
+after its write; a claim that loses either way moves on to the next candidate.
 """
 
 import math
+from collections.abc import Iterator
 from typing import Any
 
+from django.conf import settings
 from django.db import connection
 from django.utils import timezone
 
@@ -31,27 +36,32 @@ CANDIDATES = 8
 BUSY_STATUSES = (BookingStatus.PARTNER_ASSIGNED, *ACTIVE_STATUSES)
 
 
-def nearest_eligible_partner(booking: Booking) -> Partner | None:
-    """The nearest eligible partner, their row locked for this transaction; ``None`` if there is nobody."""
-    tried: list[int] = []  # locked by another dispatch or no longer free: not read again
-    for radius in (*RINGS_M, math.inf):
+def eligible_partners(booking: Booking) -> Iterator[Partner]:
+    """The eligible partners within ``DISPATCH_MAX_KM``, nearest first, read ring by ring as the caller asks."""
+    tried: list[int] = []  # offered already by this search (claimed by another booking meanwhile): not read again
+    for radius in rings():
         for pk in _ring(booking, radius, tried):
-            if _lock_if_still_free(pk):
-                return Partner.objects.get(pk=pk)
             tried.append(pk)
-    return None
+            yield Partner.objects.get(pk=pk)
+
+
+def nearest_eligible_partner(booking: Booking) -> Partner | None:
+    """The nearest eligible partner within ``DISPATCH_MAX_KM``, or ``None``."""
+    return next(eligible_partners(booking), None)
+
+
+def rings() -> list[float]:
+    """The search radii in metres, the last one ``DISPATCH_MAX_KM``."""
+    limit = settings.DISPATCH_MAX_KM * 1000
+    return [radius for radius in RINGS_M if radius < limit] + [limit]
 
 
 def _ring(booking: Booking, radius: float, tried: list[int]) -> list[int]:
-    """Ids of the eligible partners within ``radius`` metres, nearest first (at most ``CANDIDATES``).
-
-    Unbounded (the last ring), it returns the nearest few wherever they are.
-    """
+    """Ids of the eligible partners within ``radius`` metres, nearest first (at most ``CANDIDATES``)."""
     sql, params = _eligible_sql(booking)
-    if math.isfinite(radius):
-        south, north, west, east = bounding_box(booking.latitude, booking.longitude, radius)
-        sql += " AND p.last_latitude BETWEEN %s AND %s AND p.last_longitude BETWEEN %s AND %s"
-        params += [south, north, west, east]
+    south, north, west, east = bounding_box(booking.latitude, booking.longitude, radius)
+    sql += " AND p.last_latitude BETWEEN %s AND %s AND p.last_longitude BETWEEN %s AND %s"
+    params += [south, north, west, east]
     if tried:
         sql += f" AND p.user_id NOT IN ({', '.join(['%s'] * len(tried))})"
         params += tried
@@ -94,17 +104,11 @@ def _eligible_sql(booking: Booking) -> tuple[str, list[Any]]:
     return sql, params
 
 
-def _lock_if_still_free(pk: int) -> bool:
-    """Lock the partner's row unless another dispatch holds it, and check they are still free under the lock.
-
-    A read after the lock sees any offer committed meanwhile; an offer still being made
-    holds the lock, so this skips the partner.
-    """
-    sql = f"SELECT p.user_id FROM {_PARTNER} p WHERE p.user_id = %s AND NOT {_BUSY}"
-    if connection.features.has_select_for_update_skip_locked:
-        sql += " FOR UPDATE SKIP LOCKED"
+def busy_elsewhere(partner_id: int, booking_id: Any) -> bool:
+    """Whether the partner holds an offer or a job other than ``booking_id`` (read now, committed rows)."""
+    sql = f"SELECT 1 FROM {_PARTNER} p WHERE p.user_id = %s AND {_BUSY_OTHER}"
     with connection.cursor() as cursor:
-        cursor.execute(sql, [pk, *BUSY_STATUSES])
+        cursor.execute(sql, [partner_id, *BUSY_STATUSES, Booking._meta.pk.get_db_prep_value(booking_id, connection)])
         return cursor.fetchone() is not None
 
 
@@ -116,3 +120,4 @@ _BUSY = (
     f"EXISTS (SELECT 1 FROM {_BOOKINGS} b WHERE b.partner_id = p.user_id"
     f" AND b.status IN ({', '.join(['%s'] * len(BUSY_STATUSES))}))"
 )
+_BUSY_OTHER = _BUSY[:-1] + " AND b.id <> %s)"

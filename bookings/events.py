@@ -42,11 +42,14 @@ BOOKING = obj(
         "customer": PERSON,
         "partner": nullable(PARTNER_SUMMARY),
         "cancelReason": STRING,
-        "cancelledBy": nullable(enum(["customer", "staff"])),
+        "cancelledBy": nullable(enum(["customer", "staff", "dispatch"])),
         "createdAt": TIME,
         "updatedAt": TIME,
     },
-    {"dispatch": obj({"attempts": INTEGER, "state": enum(DispatchState.values)})},
+    {
+        "dispatch": obj({"attempts": INTEGER, "state": enum(DispatchState.values)}),
+        "attention": nullable(enum(["unassigned", "partner_suspended", "stale"])),
+    },
 )
 server_event(
     "booking:status_updated",
@@ -86,7 +89,8 @@ server_event(
             "amount": NUMBER,
             "location": LOCATION,
             "customer": PERSON,
-        }
+        },
+        ARRIVAL,
     ),
 )
 server_event(
@@ -98,7 +102,7 @@ server_event(
             "bookingId": UUID,
             "bookingNumber": STRING,
             "reason": STRING,
-            "cancelledBy": nullable(enum(["customer", "staff"])),
+            "cancelledBy": nullable(enum(["customer", "staff", "dispatch"])),
             "cancelledAt": TIME,
         }
     ),
@@ -158,6 +162,7 @@ def new_request(booking: Booking) -> dict[str, Any]:
         "amount": float(booking.amount),
         "location": {"latitude": booking.latitude, "longitude": booking.longitude},
         "customer": {"id": str(booking.customer_id), "name": display_name(booking.customer)},
+        **arrival(booking.partner.last_latitude, booking.partner.last_longitude, booking.latitude, booking.longitude),
     }
 
 

@@ -1,13 +1,16 @@
 """Reads of bookings, with the viewer's rights applied."""
 
 import uuid
+from datetime import timedelta
 from typing import Any
 
+from django.conf import settings
 from django.contrib.auth.models import AbstractBaseUser
 from django.db import connection
 from django.db.models import Q, QuerySet
+from django.utils import timezone
 
-from bookings.models import ACTIVE_STATUSES, TERMINAL_STATUSES, Booking
+from bookings.models import ACTIVE_STATUSES, TERMINAL_STATUSES, Booking, BookingStatus, DispatchState
 from config.errors import Forbidden, NotFound
 
 
@@ -67,6 +70,22 @@ def watchable_booking_ids(*, user: AbstractBaseUser, booking_ids: list[str], fin
     if not user.is_staff:
         qs = qs.filter(customer_id=user.pk)
     return {str(pk) for pk in qs.values_list("pk", flat=True)}
+
+
+def bookings_needing_staff() -> QuerySet[Booking]:
+    """Open bookings whose ``attention`` is set (``serializers.attention``), oldest first: the dashboard's top rows."""
+    stale = timezone.now() - timedelta(minutes=settings.JOB_STALE_MINUTES)
+    quiet = Q(updated_at__lt=stale) & (
+        Q(partner__last_location_at__isnull=True) | Q(partner__last_location_at__lt=stale)
+    )
+    return (
+        Booking.objects.select_related("service", "customer", "partner")
+        .filter(
+            Q(status=BookingStatus.PENDING, dispatch_state=DispatchState.UNASSIGNED)
+            | (Q(status__in=ACTIVE_STATUSES) & (Q(partner__is_suspended=True) | quiet))
+        )
+        .order_by("created_at")
+    )
 
 
 # Where a partner's position goes: (booking id, booking latitude, booking longitude).

@@ -4,11 +4,14 @@
 ``booking:created`` / ``booking:updated`` and acks all use it.
 """
 
+from datetime import timedelta
 from typing import Any
 
+from django.conf import settings
+from django.utils import timezone
 from rest_framework import serializers
 
-from bookings.models import Booking, BookingStatus, DispatchState, Service
+from bookings.models import ACTIVE_STATUSES, Booking, BookingStatus, DispatchState, Service
 from config.fields import StrictCharField, StrictFloatField, StrictIntegerField, StrictUUIDField, id_field
 from config.formats import iso
 from config.parsing import MAX_ID
@@ -76,6 +79,11 @@ class BookingSerializer(serializers.Serializer):
     createdAt = serializers.DateTimeField(source="created_at")
     updatedAt = serializers.DateTimeField(source="updated_at")
     dispatch = DispatchSerializer(source="*")
+    attention = serializers.ChoiceField(
+        choices=["unassigned", "partner_suspended", "stale"],
+        allow_null=True,
+        help_text="what the booking needs from staff",
+    )
 
     def get_location(self, booking: Booking) -> dict[str, float]:
         return {"latitude": booking.latitude, "longitude": booking.longitude}
@@ -87,13 +95,39 @@ class BookingSerializer(serializers.Serializer):
         return booking_data(instance)
 
 
+# The reason dispatch records when it gives up on a booking (contract 9.3).
+NO_PARTNER = "no_partner"
+
+
 def cancelled_by_role(booking: Booking) -> str | None:
-    """``customer`` or ``staff`` (or ``None`` while not cancelled)."""
+    """``customer``, ``staff`` or ``dispatch`` (or ``None`` while not cancelled)."""
     if booking.status != BookingStatus.CANCELLED:
         return None
     if booking.cancelled_by_id is not None and booking.cancelled_by_id == booking.customer_id:
         return "customer"
+    if booking.cancelled_by_id is None and booking.cancel_reason == NO_PARTNER:
+        return "dispatch"
     return "staff"
+
+
+def attention(booking: Booking) -> str | None:
+    """What a booking needs from staff (contract 9.3): ``unassigned``, ``partner_suspended``, ``stale`` or ``None``.
+
+    Read from what the booking carries (its partner is loaded with it), not kept up to date by
+    a sweep: a stale job is one whose last sign of life (the booking's last change, the
+    partner's last location) is older than ``JOB_STALE_MINUTES``, which no write announces.
+    """
+    if booking.status == BookingStatus.PENDING and booking.dispatch_state == DispatchState.UNASSIGNED:
+        return "unassigned"
+    partner = booking.partner
+    if booking.status not in ACTIVE_STATUSES or partner is None:
+        return None
+    if partner.is_suspended:
+        return "partner_suspended"
+    last_seen = max(booking.updated_at, partner.last_location_at or booking.updated_at)
+    if timezone.now() - last_seen > timedelta(minutes=settings.JOB_STALE_MINUTES):
+        return "stale"
+    return None
 
 
 def booking_data(booking: Booking) -> dict[str, Any]:
@@ -117,6 +151,7 @@ def booking_data(booking: Booking) -> dict[str, Any]:
         "createdAt": iso(booking.created_at),
         "updatedAt": iso(booking.updated_at),
         "dispatch": {"attempts": booking.dispatch_attempts, "state": booking.dispatch_state},
+        "attention": attention(booking),
     }
 
 
@@ -139,6 +174,10 @@ class BookingCancelInput(BookingIdInput):
 
 class BookingRejectInput(BookingCancelInput):
     pass
+
+
+class BookingCompleteInput(serializers.Serializer):
+    note = StrictCharField(max_length=500, required=False, allow_blank=True, default="")
 
 
 class BookingStatusInput(BookingIdInput):

@@ -14,14 +14,17 @@ from django.conf import settings
 from django.contrib.auth import get_user_model
 from django.contrib.auth.hashers import make_password
 from django.contrib.auth.models import AbstractBaseUser
-from django.db import IntegrityError, transaction
+from django.db import IntegrityError, connection, transaction
+from django.db.models import Q
 from django.utils import timezone
 
 from bookings import events
-from bookings.dispatch import nearest_eligible_partner
+from bookings.dispatch import busy_elsewhere, eligible_partners
+from bookings.geo import bounding_box
 from bookings.models import (
     ACTIVE_STATUSES,
     HELD_STATUSES,
+    OPEN_STATUSES,
     TERMINAL_STATUSES,
     Booking,
     BookingRejection,
@@ -32,6 +35,7 @@ from bookings.models import (
     Service,
 )
 from bookings.selectors import parse_booking_id
+from bookings.serializers import NO_PARTNER
 from config import rooms
 from config.errors import Conflict, Forbidden, InvalidTransition, NotFound, ValidationError
 from config.realtime.emit import close_room, emit
@@ -55,11 +59,22 @@ TRANSITIONS: dict[tuple[str, str], frozenset[str]] = {
     (S.PARTNER_EN_ROUTE, S.PARTNER_ARRIVED): frozenset({PARTNER}),
     (S.PARTNER_EN_ROUTE, S.IN_PROGRESS): frozenset({PARTNER}),
     (S.PARTNER_ARRIVED, S.IN_PROGRESS): frozenset({PARTNER}),
-    (S.IN_PROGRESS, S.COMPLETED): frozenset({PARTNER}),
+    (S.IN_PROGRESS, S.COMPLETED): frozenset({PARTNER, STAFF}),
+    # Staff close a job on the partner's behalf (a phone died mid-job): nothing stays active for ever.
+    (S.PARTNER_ARRIVED, S.COMPLETED): frozenset({STAFF}),
+    # A suspended or deactivated partner's job that has not started goes back to dispatch (contract 9.3).
+    **{
+        (status, S.PENDING): frozenset({STAFF})
+        for status in (S.PARTNER_ACCEPTED, S.PARTNER_EN_ROUTE, S.PARTNER_ARRIVED)
+    },
+    # The customer cancels until the partner arrives; staff from any active status; dispatch gives up.
     **{
         (status, S.CANCELLED): frozenset({CUSTOMER, STAFF})
-        for status in (S.PENDING, S.PARTNER_ASSIGNED, S.PARTNER_ACCEPTED, S.PARTNER_EN_ROUTE)
+        for status in (S.PARTNER_ASSIGNED, S.PARTNER_ACCEPTED, S.PARTNER_EN_ROUTE)
     },
+    (S.PENDING, S.CANCELLED): frozenset({CUSTOMER, STAFF, DISPATCH}),
+    (S.PARTNER_ARRIVED, S.CANCELLED): frozenset({STAFF}),
+    (S.IN_PROGRESS, S.CANCELLED): frozenset({STAFF}),
 }
 # Statuses a partner may set with booking:status_update.
 PARTNER_PROGRESS = (S.PARTNER_EN_ROUTE, S.PARTNER_ARRIVED, S.IN_PROGRESS, S.COMPLETED)
@@ -106,10 +121,21 @@ def booking_create(
     longitude: float,
     notes: str = "",
 ) -> Booking:
-    """A customer's new booking: PENDING, announced, then offered to the nearest partner."""
+    """A customer's new booking: PENDING, announced, then offered to the nearest partner.
+
+    A customer has at most ``OPEN_BOOKINGS_MAX`` bookings that have not finished (each ties
+    up partners with offers): the customer's row is locked so two creates at once count
+    each other.
+    """
     if scheduled_at < timezone.now() - SCHEDULE_GRACE:
         raise ValidationError("scheduledAt must not be in the past", details={"scheduledAt": ["in the past"]})
     with transaction.atomic():
+        get_user_model().objects.select_for_update().filter(pk=customer.pk).exists()
+        if Booking.objects.filter(customer=customer, status__in=OPEN_STATUSES).count() >= settings.OPEN_BOOKINGS_MAX:
+            raise Conflict(
+                f"at most {settings.OPEN_BOOKINGS_MAX} bookings may be open at once",
+                details={"bookings": ["too many open"]},
+            )
         booking = _insert_with_number(
             customer=customer,
             service=service,
@@ -153,22 +179,50 @@ def booking_dispatch(*, booking_id: Any) -> Partner | None:
 
 
 def _dispatch(booking: Booking) -> Partner | None:
-    """Offer a PENDING booking (row locked) while offers remain, else leave it for staff."""
-    partner = None
+    """Offer a PENDING booking (row locked) to the nearest partner it can claim, else leave it waiting."""
     if booking.dispatch_attempts < settings.DISPATCH_MAX_OFFERS:
-        partner = nearest_eligible_partner(booking)
-    if partner is None:
-        _wait_for_partner(booking)
-        return None
-    _booking_transition(booking, S.PARTNER_ASSIGNED, actor=None, role=DISPATCH, partner=partner)
-    return partner
+        for partner in eligible_partners(booking):
+            if _claim(booking, partner):
+                return partner
+    _wait_for_partner(booking)
+    return None
+
+
+class _ClaimLostError(Exception):
+    """The partner was claimed by another booking between the search and the offer."""
+
+
+def _claim(booking: Booking, partner: Partner) -> bool:
+    """Offer ``booking`` to ``partner`` unless another dispatch got them first.
+
+    In a savepoint: the offer's write meets the ``one_open_offer_per_partner`` constraint
+    (a concurrent offer to the same partner makes it wait, then fail), and the partner's other
+    jobs are read again after it (an accept that committed meanwhile). Either way the
+    savepoint, its history row and its events go, and the caller tries the next candidate.
+    Nothing here locks the partner's row: unrelated writes to it never make dispatch skip them.
+    """
+    try:
+        with transaction.atomic():
+            _booking_transition(booking, S.PARTNER_ASSIGNED, actor=None, role=DISPATCH, partner=partner)
+            if busy_elsewhere(partner.pk, booking.pk):
+                raise _ClaimLostError
+    except (IntegrityError, _ClaimLostError):
+        booking.refresh_from_db()
+        return False
+    return True
 
 
 def _wait_for_partner(booking: Booking) -> None:
-    """Nobody to offer it to: staff see it unassigned; dispatch looks again later while offers remain."""
+    """Nobody to offer it to: staff see it unassigned; dispatch looks again later while offers remain,
+    and gives up ``DISPATCH_GIVE_UP_MINUTES`` after the booking's time (cancelled, customer told)."""
+    now = timezone.now()
+    give_up_at = booking.scheduled_at + timedelta(minutes=settings.DISPATCH_GIVE_UP_MINUTES)
+    if now >= give_up_at:
+        _give_up(booking)
+        return
     exhausted = booking.dispatch_attempts >= settings.DISPATCH_MAX_OFFERS
-    retry = timedelta(seconds=settings.DISPATCH_RETRY_SECONDS)
-    booking.dispatch_due_at = None if exhausted else timezone.now() + retry
+    retry_at = now + timedelta(seconds=settings.DISPATCH_RETRY_SECONDS)
+    booking.dispatch_due_at = give_up_at if exhausted else min(retry_at, give_up_at)
     newly_unassigned = booking.dispatch_state != DispatchState.UNASSIGNED
     booking.dispatch_state = DispatchState.UNASSIGNED
     booking.save(update_fields=["dispatch_state", "dispatch_due_at", "updated_at"])
@@ -183,6 +237,13 @@ def _wait_for_partner(booking: Booking) -> None:
         )
 
 
+def _give_up(booking: Booking) -> None:
+    """No partner came: the booking is cancelled by dispatch (``no_partner``) and the customer told."""
+    booking.cancel_reason = NO_PARTNER
+    booking.cancelled_by = None
+    _booking_transition(booking, S.CANCELLED, actor=None, role=DISPATCH, note=NO_PARTNER)
+
+
 def dispatch_waiting_now(*, partner_ids: list[Any]) -> int:
     """Partners who may have become free: waiting bookings they could take are due at once. Returns how many.
 
@@ -195,20 +256,27 @@ def dispatch_waiting_now(*, partner_ids: list[Any]) -> int:
     never waited for: that transaction is dispatching them already.
     """
     now = timezone.now()
+    radius = settings.DISPATCH_MAX_KM * 1000
+    brought = 0
     with transaction.atomic():
-        waiting = list(
-            Booking.objects.select_for_update(skip_locked=True)
-            .filter(
-                status=S.PENDING,
-                dispatch_state=DispatchState.UNASSIGNED,
-                dispatch_due_at__gt=now,
-                service_id__in=Service.objects.filter(partners__in=partner_ids).values("pk"),
+        for partner in Partner.objects.filter(pk__in=partner_ids, last_latitude__isnull=False):
+            south, north, west, east = bounding_box(partner.last_latitude, partner.last_longitude, radius)
+            waiting = (
+                Booking.objects.select_for_update(skip_locked=True)
+                .filter(
+                    status=S.PENDING,
+                    dispatch_state=DispatchState.UNASSIGNED,
+                    dispatch_due_at__gt=now,
+                    service_id__in=Service.objects.filter(partners=partner).values("pk"),
+                    latitude__range=(south, north),  # nobody is offered a job past DISPATCH_MAX_KM
+                    longitude__range=(west, east),
+                )
+                .exclude(rejections__partner=partner)  # never offered to them again
+                .order_by("created_at")
+                .values_list("pk", flat=True)[:1]
             )
-            .exclude(rejections__partner_id__in=partner_ids)  # never offered to them again
-            .order_by("created_at")
-            .values_list("pk", flat=True)[: len(partner_ids)]
-        )
-        return Booking.objects.filter(pk__in=waiting).update(dispatch_due_at=now) if waiting else 0
+            brought += Booking.objects.filter(pk__in=list(waiting)).update(dispatch_due_at=now)
+    return brought
 
 
 def dispatch_sweep(*, limit: int = 100) -> int:
@@ -218,25 +286,33 @@ def dispatch_sweep(*, limit: int = 100) -> int:
     every process may sweep at once and each due booking is handled exactly once.
     """
     handled = 0
-    while handled < limit:
-        with transaction.atomic():
-            booking = (
-                Booking.objects.select_for_update(skip_locked=True, of=("self",))
-                .select_related("service", "customer", "partner")
-                .filter(dispatch_due_at__lte=timezone.now())
-                .order_by("dispatch_due_at")
-                .first()
-            )
-            if booking is None:
-                break
-            if booking.status == S.PARTNER_ASSIGNED:
-                _expire_offer(booking)
-            elif booking.status == S.PENDING:
-                _dispatch(booking)
-            else:  # nothing is due for a booking past dispatch; never expected
-                Booking.objects.filter(pk=booking.pk).update(dispatch_due_at=None)
-        handled += 1
+    # Lapses first: an offer's deadline is a promise to the partner and the customer; a retry
+    # of a booking nobody could take can wait for the next sweep.
+    for due in (Q(status=S.PARTNER_ASSIGNED), ~Q(status=S.PARTNER_ASSIGNED)):
+        while handled < limit:
+            with transaction.atomic():
+                booking = (
+                    Booking.objects.select_for_update(skip_locked=True, of=("self",))
+                    .select_related("service", "customer", "partner")
+                    .filter(due, dispatch_due_at__lte=timezone.now())
+                    .order_by("dispatch_due_at")
+                    .first()
+                )
+                if booking is None:
+                    break
+                if booking.status == S.PARTNER_ASSIGNED:
+                    _expire_offer(booking)
+                elif booking.status == S.PENDING:
+                    _dispatch(booking)
+                else:  # nothing is due for a booking past dispatch; never expected
+                    Booking.objects.filter(pk=booking.pk).update(dispatch_due_at=None)
+            handled += 1
     return handled
+
+
+def dispatch_backlog() -> int:
+    """Bookings whose dispatch clock has run out and that no sweep has taken yet (a metric)."""
+    return Booking.objects.filter(dispatch_due_at__lte=timezone.now()).count()
 
 
 def _expire_offer(booking: Booking) -> None:
@@ -257,13 +333,16 @@ def _expire_offer(booking: Booking) -> None:
 def booking_assign(*, booking_id: Any, partner_id: Any, actor: AbstractBaseUser) -> Booking:
     """Staff override: offer a PENDING booking to any partner who is not suspended, or move an open offer.
 
-    The partner's row is locked like dispatch locks it, so neither can give them a second open offer.
+    The partner is held against a suspension first (the same order a suspension locks in); a
+    dispatch offering them something at the same moment meets the one-open-offer constraint,
+    and whoever loses gets ``CONFLICT``.
     """
     if not actor.is_staff:
         raise Forbidden("only staff can assign partners")
     with transaction.atomic():
+        _hold_partner(partner_id)
         booking = _locked(booking_id)
-        partner = Partner.objects.select_for_update(of=("self",)).filter(pk=partner_id).first()
+        partner = Partner.objects.filter(pk=partner_id).first()
         if partner is None:
             raise NotFound("no such partner")
         if partner.is_suspended:
@@ -275,32 +354,22 @@ def booking_assign(*, booking_id: Any, partner_id: Any, actor: AbstractBaseUser)
         if previous is not None:
             BookingRejection.objects.get_or_create(booking=booking, partner=previous, defaults={"reason": REASSIGNED})
         note = REASSIGNED if previous else ""
-        _booking_transition(booking, S.PARTNER_ASSIGNED, actor=actor, role=STAFF, partner=partner, note=note)
+        try:
+            with transaction.atomic():
+                _booking_transition(booking, S.PARTNER_ASSIGNED, actor=actor, role=STAFF, partner=partner, note=note)
+        except IntegrityError as exc:  # a dispatch offered them a job in the same instant
+            raise Conflict(
+                "this partner already holds an open offer", details={"partnerId": ["has an open offer"]}
+            ) from exc
         if previous is not None:
             _withdraw(booking, previous, REASSIGNED)
     return booking
 
 
-def offers_withdraw(*, partner_id: Any, actor: AbstractBaseUser, reason: str = PARTNER_SUSPENDED) -> int:
-    """Take a partner's open offers back (they were suspended) and dispatch them again. Caller holds a transaction."""
-    withdrawn = 0
-    for booking_id in Booking.objects.filter(partner_id=partner_id, status=S.PARTNER_ASSIGNED).values_list(
-        "pk", flat=True
-    ):
-        booking = _locked(booking_id)
-        if booking.status != S.PARTNER_ASSIGNED or booking.partner_id != partner_id:
-            continue
-        previous = booking.partner
-        _booking_transition(booking, S.PENDING, actor=actor, role=STAFF, note=reason)
-        _withdraw(booking, previous, reason)
-        _dispatch(booking)
-        withdrawn += 1
-    return withdrawn
-
-
 # ---------------------------------------------------------------- the partner's moves
 def booking_accept(*, booking_id: Any, partner_user: AbstractBaseUser) -> Booking:
     with transaction.atomic():
+        _hold_partner(partner_user.pk)
         booking = _locked(booking_id)
         _require_assigned_partner(booking, partner_user)
         _booking_transition(booking, S.PARTNER_ACCEPTED, actor=partner_user, role=PARTNER)
@@ -341,13 +410,71 @@ def booking_cancel(*, booking_id: Any, actor: AbstractBaseUser, reason: str = ""
             role = STAFF
         else:
             raise Forbidden("this is not your booking")
+        if role == STAFF and not reason.strip():
+            raise ValidationError("staff say why they cancel", details={"reason": ["required"]})
         booking.cancel_reason = reason[:500]
         booking.cancelled_by = actor
         _booking_transition(booking, S.CANCELLED, actor=actor, role=role, note=reason)
     return booking
 
 
+def booking_complete(*, booking_id: Any, actor: AbstractBaseUser, note: str = "") -> Booking:
+    """Staff complete a job on the partner's behalf (PARTNER_ARRIVED or IN_PROGRESS): the partner earns as usual."""
+    if not actor.is_staff:
+        raise Forbidden("only staff can complete a job for its partner")
+    with transaction.atomic():
+        booking = _locked(booking_id)
+        _booking_transition(booking, S.COMPLETED, actor=actor, role=STAFF, note=note or "completed by staff")
+    return booking
+
+
+def partner_jobs_release(*, partner_id: Any, actor: AbstractBaseUser, reason: str = PARTNER_SUSPENDED) -> int:
+    """A partner who can no longer work (suspended, deactivated) loses every job not started yet.
+
+    Open offers and accepted, en-route or arrived jobs go back to PENDING and are dispatched
+    again; the partner hears ``booking:cancelled`` (``reason``), the customer the status and
+    a notification. A job IN_PROGRESS stays (the work is under way) and shows
+    ``attention: "partner_suspended"`` to staff. Caller holds a transaction and the partner's
+    row lock (so a racing accept waits for this, then finds the partner suspended).
+    Returns how many went back.
+    """
+    released = 0
+    waiting = (S.PARTNER_ASSIGNED, S.PARTNER_ACCEPTED, S.PARTNER_EN_ROUTE, S.PARTNER_ARRIVED)
+    for booking_id in Booking.objects.filter(partner_id=partner_id, status__in=waiting).values_list("pk", flat=True):
+        booking = _locked(booking_id)
+        if booking.status not in waiting or booking.partner_id != partner_id:
+            continue
+        previous = booking.partner
+        _booking_transition(booking, S.PENDING, actor=actor, role=STAFF, note=reason)
+        _withdraw(booking, previous, reason)
+        if booking.customer_id:
+            _notify(
+                booking.customer_id,
+                "booking_reassigning",
+                "Finding you another partner",
+                f"Your partner can no longer take {booking.number}; we are finding another",
+                booking,
+            )
+        _dispatch(booking)
+        released += 1
+    return released
+
+
 # ---------------------------------------------------------------- internals
+def _hold_partner(partner_id: Any) -> None:
+    """Keep the partner's suspension out until this transaction ends (``FOR KEY SHARE``).
+
+    A suspension locks the partner's row ``FOR UPDATE`` before it releases their jobs: an
+    accept that holds this first is released by it after it commits; one that comes second
+    waits, then reads the partner suspended. The weakest row lock: the location flush and the
+    presence heartbeat, which update the same row, never wait for it nor it for them.
+    """
+    if connection.vendor == "postgresql":
+        table = connection.ops.quote_name(Partner._meta.db_table)
+        with connection.cursor() as cursor:
+            cursor.execute(f"SELECT 1 FROM {table} WHERE user_id = %s FOR KEY SHARE", [partner_id])
+
+
 def _locked(booking_id: Any) -> Booking:
     booking = (
         Booking.objects.select_for_update(of=("self",))
@@ -491,13 +618,9 @@ def _announce_cancel(booking: Booking, partner: Partner | None) -> None:
         emit("booking:cancelled", events.cancelled(booking), namespace=rooms.PARTNER, room=rooms.user(partner.pk))
         _notify(partner.pk, "booking_cancelled", "Booking cancelled", f"{booking.number} was cancelled", booking)
     if booking.cancelled_by_id != booking.customer_id:
-        _notify(
-            booking.customer_id,
-            "booking_cancelled",
-            "Booking cancelled",
-            booking.cancel_reason or booking.number,
-            booking,
-        )
+        gave_up = booking.cancelled_by_id is None and booking.cancel_reason == NO_PARTNER
+        body = f"We could not find a partner for {booking.number}" if gave_up else booking.cancel_reason
+        _notify(booking.customer_id, "booking_cancelled", "Booking cancelled", body or booking.number, booking)
 
 
 def _notify(user_id: int, type: str, title: str, body: str, booking: Booking) -> None:

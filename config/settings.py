@@ -253,6 +253,14 @@ DISPATCH_RETRY_SECONDS = float(os.environ.get("DISPATCH_RETRY_SECONDS", "10"))
 # after a short database outage (tests/realtime/test_faults.py); every 2 s it did not.
 DISPATCH_SWEEP_INTERVAL = float(os.environ.get("DISPATCH_SWEEP_INTERVAL", "2"))
 CITY_SPEED_KMH = float(os.environ.get("CITY_SPEED_KMH", "20"))
+# Nobody farther than this from a booking is offered it (contract 9.3).
+DISPATCH_MAX_KM = float(os.environ.get("DISPATCH_MAX_KM", "25"))
+# A booking nobody took this long after its scheduledAt is cancelled by dispatch (no_partner).
+DISPATCH_GIVE_UP_MINUTES = float(os.environ.get("DISPATCH_GIVE_UP_MINUTES", "30"))
+# Bookings a customer may have open (not finished) at once; the next create is 409 CONFLICT.
+OPEN_BOOKINGS_MAX = int(os.environ.get("OPEN_BOOKINGS_MAX", "3"))
+# A job under way with no status change or location from its partner this long is flagged to staff.
+JOB_STALE_MINUTES = float(os.environ.get("JOB_STALE_MINUTES", "60"))
 # Admin dashboards get pushed figures at most this often (seconds).
 DASHBOARD_PUSH_INTERVAL = float(os.environ.get("DASHBOARD_PUSH_INTERVAL", "1"))
 

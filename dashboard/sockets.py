@@ -8,6 +8,7 @@ from django.conf import settings
 
 from bookings import events
 from bookings.models import OPEN_STATUSES, Booking
+from bookings.selectors import bookings_needing_staff
 from config import rooms
 from config.errors import Forbidden
 from config.realtime.catalogue import ANY_OBJECT, NOTHING, NUMBER, STRING, TIME, client_event, obj, server_event
@@ -53,8 +54,12 @@ client_event(
 
 
 def _open_bookings() -> list[dict[str, Any]]:
+    """The bookings that need staff first (``attention``), then the newest open ones."""
+    flagged = list(bookings_needing_staff()[:MONITOR_LIMIT])
+    seen = {booking.pk for booking in flagged}
     qs = Booking.objects.filter(status__in=OPEN_STATUSES).select_related("service", "customer", "partner")
-    return [events.booking(b) for b in qs.order_by("-created_at")[:MONITOR_LIMIT]]
+    recent = [booking for booking in qs.order_by("-created_at")[:MONITOR_LIMIT] if booking.pk not in seen]
+    return [events.booking(booking) for booking in (flagged + recent)[:MONITOR_LIMIT]]
 
 
 class AdminNamespace(ChatMixin, BaseNamespace):

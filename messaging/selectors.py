@@ -13,6 +13,7 @@ from bookings.models import ACTIVE_STATUSES, Booking, BookingStatus
 from bookings.selectors import parse_booking_id
 from config.parsing import parse_id, parse_user_id
 from messaging.models import Message, Notification
+from partners.models import Partner
 
 # After completion the two may still talk this long (a forgotten key, a receipt).
 AFTER_COMPLETION = timedelta(hours=24)
@@ -21,13 +22,15 @@ AFTER_COMPLETION = timedelta(hours=24)
 def recipient_with_link(*, sender_id: int, recipient_id: int, booking_id: Any = None) -> dict[str, Any] | None:
     """The active recipient and whether a booking links them to the sender (``None``: no such user).
 
-    The rule of who may talk (contract 5.5), in one place: a booking between the two,
-    in PARTNER_ACCEPTED..IN_PROGRESS, or COMPLETED within ``AFTER_COMPLETION``.
+    The rule of who may talk (contract 5.5, 9.3), in one place: a booking between the two,
+    in PARTNER_ACCEPTED..IN_PROGRESS, or COMPLETED within ``AFTER_COMPLETION``, whose partner
+    is not suspended.
     Raw SQL because every message and typing check runs it and the ORM's
     compilation of this query costs more than the query itself.
     """
     users = connection.ops.quote_name(get_user_model()._meta.db_table)
     bookings = connection.ops.quote_name(Booking._meta.db_table)
+    partners = connection.ops.quote_name(Partner._meta.db_table)  # a suspended partner's link is gone
     active = ", ".join(["%s"] * len(ACTIVE_STATUSES))
     params: list[Any] = [
         sender_id,
@@ -48,7 +51,8 @@ def recipient_with_link(*, sender_id: int, recipient_id: int, booking_id: Any = 
             f"SELECT u.id, u.username, u.first_name, u.last_name, u.is_staff, EXISTS ("
             f"SELECT 1 FROM {bookings} b WHERE ((b.customer_id = %s AND b.partner_id = %s) "
             f"OR (b.customer_id = %s AND b.partner_id = %s)) "
-            f"AND (b.status IN ({active}) OR (b.status = %s AND b.completed_at >= %s)){only_booking}) "
+            f"AND (b.status IN ({active}) OR (b.status = %s AND b.completed_at >= %s)){only_booking} "
+            f"AND NOT EXISTS (SELECT 1 FROM {partners} p WHERE p.user_id = b.partner_id AND p.is_suspended)) "
             f"FROM {users} u WHERE u.id = %s AND u.is_active",
             params,
         )

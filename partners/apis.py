@@ -1,5 +1,6 @@
 """REST: partner sign-up, KYC and earnings (contract 6)."""
 
+from django.contrib.admin.models import CHANGE, LogEntry
 from drf_spectacular.utils import extend_schema
 from rest_framework import generics, status
 from rest_framework.permissions import AllowAny
@@ -7,12 +8,19 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from config.api import validated
+from config.api import IsStaff, validated
 from config.errors import Forbidden
 from config.throttling import AuthRateThrottle, WriteRateThrottle
 from partners import services
 from partners.models import Partner
-from partners.serializers import EarningSerializer, KycInput, KycSerializer, PartnerRegisterInput, PartnerSerializer
+from partners.serializers import (
+    EarningSerializer,
+    KycInput,
+    KycSerializer,
+    PartnerRegisterInput,
+    PartnerSerializer,
+    PartnerSuspendInput,
+)
 
 
 def partner_of(request: Request) -> Partner:
@@ -61,3 +69,23 @@ class EarningsApi(generics.ListAPIView):
         response.data["todayEarnings"] = float(totals["today"])
         response.data["totalEarnings"] = float(totals["total"])
         return response
+
+
+class PartnerSuspendApi(APIView):
+    """Staff suspend or reinstate a partner (contract 9.3): jobs not started go back to dispatch."""
+
+    permission_classes = [IsStaff]
+
+    @extend_schema(request=PartnerSuspendInput, responses=PartnerSerializer)
+    def post(self, request: Request, user_id: int) -> Response:
+        data = validated(PartnerSuspendInput, request.data)
+        partner = services.partner_suspend(partner_id=user_id, actor=request.user, suspended=data["suspended"])
+        verb = "Suspended" if data["suspended"] else "Reinstated"
+        LogEntry.objects.log_actions(  # in the partner's admin history, like the admin's own actions
+            user_id=request.user.pk,
+            queryset=[partner],
+            action_flag=CHANGE,
+            change_message=f"{verb} (REST){': ' + data['reason'] if data['reason'] else ''}",
+            single_object=True,
+        )
+        return Response(PartnerSerializer(partner).data)

@@ -59,6 +59,11 @@ class PartnerRegisterInput(serializers.Serializer):
     services = ReferenceListField(queryset=Service.objects.filter(is_active=True), max_length=MAX_SERVICES)
 
 
+class PartnerSuspendInput(serializers.Serializer):
+    suspended = StrictBooleanField()
+    reason = StrictCharField(max_length=500, required=False, allow_blank=True, default="")
+
+
 class KycInput(serializers.Serializer):
     documentType = serializers.ChoiceField(choices=DocumentType.choices)
     documentNumber = StrictCharField(max_length=64)

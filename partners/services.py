@@ -12,7 +12,7 @@ from django.db.models import Q, Sum
 from django.utils import timezone
 
 from bookings.models import Booking
-from bookings.services import dispatch_waiting_now, offers_withdraw, user_create
+from bookings.services import dispatch_waiting_now, partner_jobs_release, user_create
 from config import rooms
 from config.errors import Conflict, Forbidden, NotFound
 from config.realtime.emit import control, emit
@@ -78,8 +78,9 @@ def kyc_review(*, submission_id: Any, reviewer: AbstractBaseUser, approve: bool,
 
 # ---------------------------------------------------------------- suspension and availability
 def partner_suspend(*, partner_id: Any, actor: AbstractBaseUser, suspended: bool = True) -> Partner:
-    """Suspend (or reinstate) a partner; a suspension withdraws their open offers (dispatched again)
-    and disconnects their sockets on every process.
+    """Suspend (or reinstate) a partner; a suspension takes back every job not started yet (open
+    offers, accepted, en route, arrived: dispatched again), flags a job in progress for staff, and
+    disconnects their sockets on every process, all in one transaction.
 
     The disconnect comes from ``partners.access`` (the profile's save), like any other change of rights.
     """
@@ -92,7 +93,7 @@ def partner_suspend(*, partner_id: Any, actor: AbstractBaseUser, suspended: bool
         partner.is_suspended = suspended
         partner.save(update_fields=["is_suspended"])
         if suspended:
-            offers_withdraw(partner_id=partner.pk, actor=actor)
+            partner_jobs_release(partner_id=partner.pk, actor=actor)
     return partner
 
 

@@ -6,4 +6,5 @@ urlpatterns = [
     path("partners/register/", apis.PartnerRegisterApi.as_view(), name="partner-register"),
     path("partners/me/kyc/", apis.KycApi.as_view(), name="partner-kyc"),
     path("partners/me/earnings/", apis.EarningsApi.as_view(), name="partner-earnings"),
+    path("partners/<int:user_id>/suspend/", apis.PartnerSuspendApi.as_view(), name="partner-suspend"),
 ]

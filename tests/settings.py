@@ -52,3 +52,5 @@ RATE_LIMITS = {
     "connect": (int(os.environ.get("RATE_CONNECT", "1000000")), 60.0),
     "connect:address": (int(os.environ.get("RATE_CONNECT_ADDRESS", "1000000")), 60.0),
 }
+# Load tests and the soak book many times per customer; the limit's own test sets it back.
+OPEN_BOOKINGS_MAX = int(os.environ.get("OPEN_BOOKINGS_MAX", "100000"))

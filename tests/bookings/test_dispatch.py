@@ -10,6 +10,7 @@ from bookings import services
 from bookings.dispatch import nearest_eligible_partner
 from bookings.models import Booking, BookingRejection, BookingStatusChange
 from bookings.models import BookingStatus as S
+from bookings.serializers import booking_data
 from config.errors import Conflict, InvalidTransition
 from partners import services as partner_services
 from tests.conftest import events_named
@@ -72,7 +73,9 @@ def test_after_the_last_offer_it_waits_for_staff(customer, service, emitted, set
     near(service, 1), near(service, 2), near(service, 3)
     booking = lapse(lapse(book(customer, service)))
     assert booking.status == S.PENDING and booking.dispatch_attempts == 2
-    assert booking.dispatch_state == "unassigned" and booking.dispatch_due_at is None  # no more automatic offers
+    # No more automatic offers: the clock now only says when dispatch gives up (DISPATCH_GIVE_UP_MINUTES).
+    give_up_at = booking.scheduled_at + timedelta(minutes=settings.DISPATCH_GIVE_UP_MINUTES)
+    assert booking.dispatch_state == "unassigned" and booking.dispatch_due_at == give_up_at
     assert services.dispatch_sweep() == 0
     history = list(BookingStatusChange.objects.filter(booking=booking).values_list("to_status", "role", "note"))
     assert history == [
@@ -150,13 +153,28 @@ def test_an_accepted_offer_does_not_lapse(customer, service):
     assert services.dispatch_sweep() == 0
 
 
-@pytest.mark.parametrize("km", [0.5, 4, 20, 120, 900])
-def test_the_ring_search_finds_the_nearest_at_any_distance(customer, service, km):
+@pytest.mark.parametrize("km", [0.3, 0.5, 4, 16])
+def test_the_ring_search_finds_the_nearest_at_any_distance_within_reach(customer, service, km):
     nearest = near(service, km)
     near(service, km * 1.5)
     PartnerFactory(services=[service], last_latitude=28.61, last_longitude=77.2 + km * 1.2 / 98)  # east, farther
     booking = BookingFactory(customer=customer, service=service, latitude=28.61, longitude=77.2)
     assert nearest_eligible_partner(booking).pk == nearest.pk
+
+
+def test_nobody_past_dispatch_max_km_is_offered_a_booking(customer, service, settings):
+    """A partner in Mumbai is never offered a booking in Delhi, whichever path dispatch takes."""
+    settings.DISPATCH_MAX_KM = 25
+    mumbai = PartnerFactory(services=[service], last_latitude=19.07, last_longitude=72.88)
+    far = near(service, 26)
+    booking = book(customer, service)  # in Delhi: nobody within 25 km
+    assert booking.status == "PENDING" and booking.dispatch_state == "unassigned"
+    assert services.dispatch_waiting_now(partner_ids=[mumbai.pk, far.pk]) == 0  # coming online changes nothing
+    within = near(service, 24)
+    assert services.dispatch_waiting_now(partner_ids=[within.pk]) == 1
+    services.dispatch_sweep()
+    booking.refresh_from_db()
+    assert booking.status == "PARTNER_ASSIGNED" and booking.partner_id == within.pk
 
 
 def test_a_box_corner_does_not_beat_a_nearer_partner_outside_the_box(customer, service):
@@ -242,3 +260,51 @@ def test_a_freed_partner_brings_forward_one_waiting_booking_of_their_services(cu
     # toggling availability brings forward one more, not every waiting booking
     partner_services.partner_set_availability(partner_id=partner.pk, available=True)
     assert [due_now(b) for b in (oldest, newer, elsewhere)] == [True, True, False]
+
+
+def test_dispatch_gives_up_after_the_bookings_time(customer, service, emitted, settings):
+    """Nobody came: DISPATCH_GIVE_UP_MINUTES after scheduledAt the booking is cancelled by dispatch."""
+    settings.DISPATCH_GIVE_UP_MINUTES = 30
+    booking = book(customer, service)  # nobody near
+    assert booking.dispatch_state == "unassigned"
+    Booking.objects.filter(pk=booking.pk).update(scheduled_at=timezone.now() - timedelta(minutes=31))
+    booking = lapse(booking)
+    assert booking.status == S.CANCELLED and booking.cancel_reason == "no_partner"
+    data = booking_data(booking)
+    assert data["cancelledBy"] == "dispatch" and data["attention"] is None
+    last = BookingStatusChange.objects.filter(booking=booking).latest("created_at")
+    assert (last.to_status, last.role, last.note) == ("CANCELLED", "dispatch", "no_partner")
+    assert "booking_cancelled" in notes_to(emitted, customer.pk)
+    assert services.dispatch_sweep() == 0  # nothing left due
+
+
+def test_lapses_are_swept_before_retries(customer, service, settings):
+    """With many bookings waiting for a retry, a lapsed offer is still handled in the first sweep."""
+    settings.DISPATCH_MAX_OFFERS = 5
+    waiting = [book(customer, service) for _ in range(5)]  # nobody near: all wait for their retry
+    offered = book(customer, service)
+    partner = near(service, 1)
+    Booking.objects.filter(pk=offered.pk).update(status=S.PARTNER_ASSIGNED, partner=partner)
+    past = timezone.now() - timedelta(seconds=5)
+    Booking.objects.filter(pk__in=[b.pk for b in waiting]).update(dispatch_due_at=past - timedelta(seconds=60))
+    Booking.objects.filter(pk=offered.pk).update(dispatch_due_at=past)  # due after every retry
+    assert services.dispatch_sweep(limit=1) == 1
+    offered.refresh_from_db()
+    assert offered.status != S.PARTNER_ASSIGNED or offered.partner_id != partner.pk  # the lapse came first
+    assert services.dispatch_backlog() == 5
+
+
+def test_a_customer_has_at_most_open_bookings_max(customer, service, settings, api_as):
+    settings.OPEN_BOOKINGS_MAX = 2
+    book(customer, service), book(customer, service)
+    body = {
+        "serviceId": service.pk,
+        "scheduledAt": "2030-01-01T10:00:00Z",
+        "address": "x",
+        "latitude": 28.6,
+        "longitude": 77.2,
+    }
+    r = api_as(customer).post("/api/bookings/", body, format="json")
+    assert r.status_code == 409 and r.json()["code"] == "CONFLICT"
+    Booking.objects.filter(customer=customer).update(status=S.CANCELLED)  # finished ones do not count
+    assert api_as(customer).post("/api/bookings/", body, format="json").status_code == 201

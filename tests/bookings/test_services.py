@@ -48,7 +48,10 @@ def test_create_dispatches_to_nearest_partner_and_announces(customer, service, e
         "amount",
         "location",
         "customer",
+        "distanceMeters",  # contract 9.3: how far the offer is
+        "etaSeconds",
     }
+    assert 0 < offer["data"][0]["distanceMeters"] < 2000
     assert offer["data"][0]["service"] == service.name
     history = list(BookingStatusChange.objects.filter(booking=booking).values_list("from_status", "to_status"))
     assert history == [("", "PENDING"), ("PENDING", "PARTNER_ASSIGNED")]
@@ -64,7 +67,7 @@ def test_create_dispatches_to_nearest_partner_and_announces(customer, service, e
     ],
 )
 def test_dispatch_skips_ineligible_partners(customer, service, field, value):
-    far = PartnerFactory(services=[service], last_latitude=28.9, last_longitude=77.5)
+    far = PartnerFactory(services=[service], last_latitude=28.7, last_longitude=77.3)  # ~14 km: within reach
     PartnerFactory(services=[service], **{field: value})  # nearest, but not eligible
     assert create(customer, service).partner_id == far.pk
 

@@ -31,6 +31,7 @@ BOOKING_FIELDS = {
     "createdAt",
     "updatedAt",
     "dispatch",
+    "attention",
 }
 
 

@@ -66,20 +66,49 @@
     const s = Math.max(0, Math.round((Date.now() - new Date(iso).getTime()) / 1000));
     return s < 90 ? `${s} s` : s < 5400 ? `${Math.round(s / 60)} min` : `${Math.round(s / 3600)} h`;
   }
+  // What resolves each kind of attention (contract 9.3): the same REST endpoints as any client.
+  const ACTIONS = {
+    unassigned: [['Cancel', (b) => act(`/api/bookings/${b.id}/cancel/`, { reason: 'No partner available' })]],
+    partner_suspended: [
+      ['Complete', (b) => act(`/api/bookings/${b.id}/complete/`, {})],
+      ['Cancel', (b) => act(`/api/bookings/${b.id}/cancel/`, { reason: 'Partner suspended' })],
+    ],
+    stale: [
+      ['Complete', (b) => act(`/api/bookings/${b.id}/complete/`, {})],
+      ['Cancel', (b) => act(`/api/bookings/${b.id}/cancel/`, { reason: 'Partner unreachable' })],
+    ],
+  };
+  async function act(path, body) {
+    const response = await fetch(path, {
+      method: 'POST', credentials: 'same-origin', body: JSON.stringify(body),
+      headers: { 'Content-Type': 'application/json', Authorization: `Bearer ${socket.auth.token}` },
+    });
+    if (response.ok) upsert(await response.json());
+    else feed(`Action refused: ${(await response.json()).message}`, '#');
+    renderBookings();
+  }
   function renderBookings() {
     const body = $('bookings').querySelector('tbody');
     body.replaceChildren(...[...bookings.values()]
-      .sort((a, b) => b.createdAt.localeCompare(a.createdAt))
+      // What needs staff first, oldest first; then the rest, newest first.
+      .sort((a, b) => (!!b.attention - !!a.attention)
+        || (a.attention ? a.createdAt.localeCompare(b.createdAt) : b.createdAt.localeCompare(a.createdAt)))
       .map((b) => {
-        // Dispatch: its state and the offers made so far; "unassigned" rows want staff.
+        // Dispatch: its state and the offers made so far; flagged rows want staff.
         const state = b.dispatch ? b.dispatch.state : '';
-        const row = el('tr', { 'data-booking': b.id, class: state === 'unassigned' ? 'unassigned' : '' });
+        const row = el('tr', { 'data-booking': b.id, class: b.attention ? `attention ${b.attention}` : '' });
         const number = el('td'); number.append(el('a', { href: link(cfg.bookingUrl, b.id) }, b.bookingNumber));
         const offers = b.dispatch ? b.dispatch.attempts : 0;
         const dispatch = b.dispatch ? `${state} · ${offers} offer${offers === 1 ? '' : 's'}` : '-';
+        const needs = el('td', { class: 'needs' }, b.attention ? b.attention.replace('_', ' ') : '');
+        for (const [label, run] of ACTIONS[b.attention] || []) {
+          const button = el('button', { type: 'button', 'data-action': label.toLowerCase() }, label);
+          button.addEventListener('click', () => run(b));
+          needs.append(' ', button);
+        }
         row.append(number, el('td', {}, b.status), el('td', {}, b.service.name), el('td', {}, b.customer.name),
           el('td', {}, b.partner ? b.partner.name : '-'), el('td', { 'data-created': b.createdAt }, age(b.createdAt)),
-          el('td', {}, dispatch));
+          el('td', {}, dispatch), needs);
         return row;
       }));
   }
