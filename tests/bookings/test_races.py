@@ -1,6 +1,7 @@
 """Real races on PostgreSQL: row locks make exactly one of two racing moves win."""
 
 import threading
+import time
 from datetime import timedelta
 
 import pytest
@@ -135,3 +136,63 @@ def test_concurrent_dispatches_never_pick_the_same_partner(service, attempt):
     offered = Booking.objects.filter(status=S.PARTNER_ASSIGNED)
     assert sorted(offered.values_list("partner_id", flat=True)) == sorted(p.pk for p in partners)
     assert Booking.objects.filter(status=S.PENDING, dispatch_state="unassigned").count() == 4
+
+
+def test_dispatch_offers_the_nearest_partner_whose_row_another_transaction_holds(customer, service):
+    """The location flush and the heartbeat update partner rows all the time: dispatch neither skips nor waits."""
+    nearest = PartnerFactory(services=[service], last_latitude=28.62, last_longitude=77.21)
+    PartnerFactory(services=[service], last_latitude=28.70, last_longitude=77.30)  # farther
+    held, release = threading.Event(), threading.Event()
+
+    def flush_in_progress():  # what partner_locations_store does, left open
+        with connections["default"].cursor() as cursor:
+            cursor.execute("BEGIN")
+            cursor.execute("UPDATE partners_partner SET last_location_at = now() WHERE user_id = %s", [nearest.pk])
+            held.set()
+            release.wait(10)
+            cursor.execute("COMMIT")
+        connections.close_all()
+
+    flusher = threading.Thread(target=flush_in_progress)
+    flusher.start()
+    try:
+        assert held.wait(5)
+        started = time.monotonic()
+        booking = book(customer, service)
+        took = time.monotonic() - started
+    finally:
+        release.set()
+        flusher.join(10)
+    assert booking.status == S.PARTNER_ASSIGNED and booking.partner_id == nearest.pk
+    assert took < 2  # it did not wait for the flush to commit either
+
+
+@pytest.mark.parametrize("attempt", range(3))
+def test_two_bookings_at_once_for_one_partner_make_one_offer_and_the_other_follows(service, attempt):
+    partner = PartnerFactory(services=[service])
+    first, second = UserFactory.create_batch(2)
+    outcomes = race(lambda: book(first, service), lambda: book(second, service))
+    assert all(isinstance(o, Booking) for o in outcomes), outcomes  # never a 500
+    offered = Booking.objects.filter(status=S.PARTNER_ASSIGNED)
+    assert list(offered.values_list("partner_id", flat=True)) == [partner.pk]
+    waiting = Booking.objects.get(status=S.PENDING)
+    services.booking_reject(booking_id=offered.get().pk, partner_user=partner.user, reason="busy")  # free again
+    services.dispatch_sweep()
+    waiting.refresh_from_db()
+    assert waiting.status == S.PARTNER_ASSIGNED and waiting.partner_id == partner.pk
+
+
+@pytest.mark.parametrize("attempt", range(3))
+def test_suspension_racing_an_accept_leaves_no_job_with_a_suspended_partner(customer, partner, staff, attempt):
+    from partners.services import partner_suspend
+
+    booking = BookingFactory(customer=customer, partner=partner, status=S.PARTNER_ASSIGNED)
+    accepted, suspended = race(
+        lambda: services.booking_accept(booking_id=booking.pk, partner_user=partner.user),
+        lambda: partner_suspend(partner_id=partner.pk, actor=staff),
+    )
+    booking.refresh_from_db()
+    assert not isinstance(suspended, DomainError), suspended
+    assert isinstance(accepted, Booking) or accepted.code == "FORBIDDEN"  # after the suspension: refused
+    assert booking.partner_id != partner.pk  # whichever came first, the job left the suspended partner
+    assert booking.status in (S.PENDING, S.PARTNER_ASSIGNED)

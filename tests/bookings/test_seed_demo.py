@@ -7,7 +7,7 @@ import pytest
 from django.contrib.auth import get_user_model
 from django.core.management import CommandError, call_command
 
-from bookings.models import Booking, BookingStatus
+from bookings.models import HELD_STATUSES, Booking, BookingStatus
 
 pytestmark = pytest.mark.django_db
 
@@ -28,6 +28,8 @@ def test_seeded_bookings_follow_the_dispatch_rules(settings):
     offers = Booking.objects.filter(status=BookingStatus.PARTNER_ASSIGNED)
     assert offers.exists() and all(b.dispatch_state == "offered" and b.dispatch_due_at for b in offers)
     assert max(Counter(offers.values_list("partner_id", flat=True)).values()) == 1  # one open offer each
+    held = Booking.objects.filter(status__in=HELD_STATUSES)
+    assert held.exists() and max(Counter(held.values_list("partner_id", flat=True)).values()) == 1  # one job each
     pending = Booking.objects.filter(status=BookingStatus.PENDING)
     assert all(b.dispatch_state == "unassigned" for b in pending)
     assert Booking.objects.filter(status=BookingStatus.COMPLETED, dispatch_state="done").exists()

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.factories import PartnerFactory, StaffFactory, UserFactory
+from tests.factories import BookingFactory, PartnerFactory, StaffFactory, UserFactory
 from tests.live import token_for
 
 pytestmark = pytest.mark.django_db(transaction=True)
@@ -41,6 +41,8 @@ def test_cockpit_shows_a_new_booking_live(live_server_url, service):
     StaffFactory(username="opsview", password="password123")
     customer = UserFactory(username="livecustomer")
     PartnerFactory(services=[service], last_latitude=28.6, last_longitude=77.2)
+    # A booking nobody could take: flagged for staff, listed first, with the action that resolves it.
+    stuck = BookingFactory(customer=UserFactory(), service=service, status="PENDING", dispatch_state="unassigned")
     problems: list[str] = []
 
     with sync_playwright() as p:
@@ -65,8 +67,15 @@ def test_cockpit_shows_a_new_booking_live(live_server_url, service):
         expect(page.locator("#map circle")).not_to_have_count(0, timeout=5000)  # the partner, drawn by the page
         expect(page.locator("#map rect")).to_have_count(1, timeout=5000)  # the open booking
         expect(page.locator("#chart-legend")).to_contain_text("PENDING (1)", timeout=5000)
+        flagged = page.locator("#bookings tbody tr").first  # what needs staff comes first
+        expect(flagged).to_have_attribute("data-booking", str(stuck.pk))
+        expect(flagged.locator("td.needs")).to_contain_text("unassigned")
 
         SCREENSHOT.parent.mkdir(parents=True, exist_ok=True)
         page.screenshot(path=str(SCREENSHOT), full_page=True)
+        flagged.locator("button[data-action=cancel]").click()  # the dashboard's button: the REST endpoint
+        expect(page.locator(f"#bookings tr[data-booking='{stuck.pk}']")).to_have_count(0, timeout=5000)
         browser.close()
+    stuck.refresh_from_db()
+    assert stuck.status == "CANCELLED" and stuck.cancelled_by.username == "opsview"
     assert not problems, problems

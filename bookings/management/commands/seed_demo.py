@@ -15,7 +15,15 @@ from django.db import transaction
 from django.utils import timezone
 from tqdm import tqdm
 
-from bookings.models import Booking, BookingStatus, BookingStatusChange, CustomerProfile, DispatchState, Service
+from bookings.models import (
+    HELD_STATUSES,
+    Booking,
+    BookingStatus,
+    BookingStatusChange,
+    CustomerProfile,
+    DispatchState,
+    Service,
+)
 from bookings.services import _insert_with_number
 from partners.models import Earning, KycStatus, KycSubmission, Partner
 
@@ -158,9 +166,9 @@ class Command(BaseCommand):
         partner = rng.choice(partners) if needs_partner else None
         if status == BookingStatus.CANCELLED and rng.random() < 0.5:
             partner = None
-        if status == BookingStatus.PARTNER_ASSIGNED:  # one open offer per partner (contract 8.2)
-            offered = set(Booking.objects.filter(status=status).values_list("partner_id", flat=True))
-            free = [p for p in partners if p.pk not in offered]
+        if status in HELD_STATUSES:  # one offer or job under way per partner (contract 8.2, 9.3)
+            held = set(Booking.objects.filter(status__in=HELD_STATUSES).values_list("partner_id", flat=True))
+            free = [p for p in partners if p.pk not in held]
             partner = rng.choice(free) if free else None
             status = status if partner else BookingStatus.PENDING
         # Seeded offers lapse like any other; seeded pending bookings wait for staff.
