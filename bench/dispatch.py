@@ -7,11 +7,14 @@ Loads the partners into a database of its own (``homeservices_bench`` on the Pos
 of ``BENCH_DATABASE_URL``, default 127.0.0.1:5432), then times, for the same bookings:
 
 - ``ring search``: ``bookings.dispatch.nearest_eligible_partner`` (bounding-box rings on
-  the ``partner_position`` index, the chosen row locked), in a transaction rolled back;
+  the ``partner_position`` index, up to ``DISPATCH_MAX_KM``), in a transaction rolled back;
 - ``full scan``: the search as it was before (every eligible partner of the city read
   into Python, a haversine for each), for comparison;
-- ``dispatch``: ``bookings.services.booking_dispatch``, the whole offer (search, locks,
-  the booking's update and history, events queued), committed.
+- ``dispatch``: ``bookings.services.booking_dispatch``, the whole offer (search, the claim,
+  the booking's update and history, events queued), committed;
+- ``lapse under a backlog``: ``--backlog`` bookings waiting for a retry, all due, and one
+  lapsed offer due after all of them: how long the sweep (100 bookings a pass, as each
+  server process runs it every ``DISPATCH_SWEEP_INTERVAL``) takes to lapse the offer.
 
 Writes a table and ``bench/results/dispatch.json``.
 """
@@ -145,6 +148,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--partners", type=int, default=50_000)
     parser.add_argument("--bookings", type=int, default=300)
+    parser.add_argument("--backlog", type=int, default=10_000, help="bookings waiting for a retry in the lapse run")
     parser.add_argument("--database", default="homeservices_bench")
     args = parser.parse_args()
     setup_django(args.database)
@@ -190,14 +194,67 @@ def main() -> None:
         "ring search": summary(timed(ring, bookings)),
         "full scan": summary(timed(full_scan, bookings[: max(20, args.bookings // 10)])),
         "dispatch": summary(timed(dispatch, bookings)),
+        "lapse under a backlog": lapse_under_backlog(args.backlog, service, customer),
     }
     print(f"{args.partners:,} partners online around one city (PostgreSQL), loaded in {loaded:.0f} s")
+    lapse = results["lapse under a backlog"]
+    print(
+        f"lapse under a backlog of {lapse['backlog']:,} waiting bookings: the offer lapsed after "
+        f"{lapse['sweep_passes']} sweep pass(es), {lapse['seconds']} s of sweeping"
+    )
     print(f"{'':12} {'n':>5} {'p50 ms':>8} {'p99 ms':>8} {'max ms':>8}")
     for name in ("ring search", "full scan", "dispatch"):
         r = results[name]
         print(f"{name:12} {r['n']:>5} {r['p50_ms']:>8} {r['p99_ms']:>8} {r['max_ms']:>8}")
     RESULTS.mkdir(exist_ok=True)
     (RESULTS / "dispatch.json").write_text(json.dumps(results, indent=2) + "\n")
+
+
+def lapse_under_backlog(backlog: int, service: object, customer: object) -> dict:
+    """``backlog`` retries due before one lapsed offer: sweep as a server does until the offer lapses."""
+    from datetime import timedelta
+
+    from django.utils import timezone
+
+    from bookings import services
+    from bookings.models import Booking, BookingStatus, DispatchState
+    from partners.models import Partner
+
+    long_ago = timezone.now() - timedelta(minutes=5)
+    Booking.objects.bulk_create(
+        Booking(
+            number=f"BW{i:06d}",
+            customer=customer,
+            service=service,
+            scheduled_at=timezone.now() + timedelta(hours=2),
+            address="waiting",
+            latitude=0.0,  # far from every partner: each retry finds nobody and waits again
+            longitude=0.0,
+            dispatch_state=DispatchState.UNASSIGNED,
+            dispatch_due_at=long_ago,
+        )
+        for i in range(backlog)
+    )
+    partner = Partner.objects.first()
+    offered = Booking.objects.create(
+        number="BL000000",
+        customer=customer,
+        service=service,
+        partner=partner,
+        status=BookingStatus.PARTNER_ASSIGNED,
+        scheduled_at=timezone.now() + timedelta(hours=2),
+        address="lapsing",
+        latitude=CITY[0],
+        longitude=CITY[1],
+        dispatch_state=DispatchState.OFFERED,
+        dispatch_attempts=1,
+        dispatch_due_at=timezone.now(),  # due after every retry above
+    )
+    started, passes = time.perf_counter(), 0
+    while Booking.objects.filter(pk=offered.pk, partner=partner, status=BookingStatus.PARTNER_ASSIGNED).exists():
+        services.dispatch_sweep(limit=100)
+        passes += 1
+    return {"backlog": backlog, "sweep_passes": passes, "seconds": round(time.perf_counter() - started, 3)}
 
 
 if __name__ == "__main__":

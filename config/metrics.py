@@ -53,6 +53,11 @@ ORM_QUEUE = Gauge(
 PUBLISH_QUEUE = Gauge(
     "homeservices_publish_queue_depth", "Cross-process messages waiting to be published", multiprocess_mode="livesum"
 )
+DISPATCH_BACKLOG = Gauge(
+    "homeservices_dispatch_backlog",
+    "Bookings whose dispatch clock ran out (a lapse or a retry) and that the last sweep left for the next",
+    multiprocess_mode="max",
+)
 PUBLISH_BATCHES = Counter("homeservices_publish_batches_total", "Batches published on the channel layer")
 PUBLISH_FAILURES = Counter("homeservices_publish_failures_total", "Failed attempts to publish a batch (retried)")
 PUBLISH_DROPPED = Counter("homeservices_publish_dropped_total", "Cross-process messages dropped: backlog full")

@@ -196,3 +196,62 @@ def test_suspension_racing_an_accept_leaves_no_job_with_a_suspended_partner(cust
     assert isinstance(accepted, Booking) or accepted.code == "FORBIDDEN"  # after the suspension: refused
     assert booking.partner_id != partner.pk  # whichever came first, the job left the suspended partner
     assert booking.status in (S.PENDING, S.PARTNER_ASSIGNED)
+
+
+def test_under_location_flushes_and_heartbeats_every_booking_gets_its_nearest_partner_first(service):
+    """1,000 partners' positions and presence written over and over (each write a transaction holding
+    every partner's row a while), while 100 bookings are created one after another, each next to its
+    own partner: each is offered to that partner at its first dispatch."""
+    from partners.services import partner_locations_store, partners_online
+
+    pairs = []
+    for i in range(100):
+        lat, lng = 28.4 + (i // 10) * 0.05, 77.0 + (i % 10) * 0.05  # 100 spots ~5 km apart
+        pairs.append((PartnerFactory(services=[service], last_latitude=lat, last_longitude=lng), lat, lng))
+    crowd = [p.pk for p in PartnerFactory.create_batch(900, services=[], last_latitude=28.0, last_longitude=76.0)]
+    everyone = [p.pk for p, _, _ in pairs] + crowd
+    stop = threading.Event()
+    writes = [0]
+
+    def traffic():  # the flush and the heartbeat, as every server process runs them, back to back
+        try:
+            while not stop.is_set():
+                now = timezone.now()
+                positions = {p.pk: (lat, lng, now) for p, lat, lng in pairs}
+                positions.update({pk: (28.0, 76.0, now) for pk in crowd})
+                partner_locations_store(positions)
+                partners_online(partner_ids=everyone)
+                writes[0] += 1
+        finally:
+            connections.close_all()
+
+    writer = threading.Thread(target=traffic)
+    writer.start()
+    try:
+        customers = UserFactory.create_batch(100)
+        made = []
+        for (partner, lat, lng), customer in zip(pairs, customers, strict=True):
+            made.append(
+                (
+                    services.booking_create(
+                        customer=customer,
+                        service=service,
+                        scheduled_at=timezone.now() + timedelta(hours=1),
+                        address="next door",
+                        latitude=lat + 0.001,
+                        longitude=lng,
+                    ),
+                    partner,
+                )
+            )
+    finally:
+        stop.set()
+        writer.join(30)
+    assert writes[0] >= 3  # the rows really were being written meanwhile
+    wrong = [
+        (b.number, b.status, b.partner_id, p.pk)
+        for b, p in made
+        if (b.status, b.partner_id) != (S.PARTNER_ASSIGNED, p.pk)
+    ]
+    assert not wrong, wrong
+    assert all(b.dispatch_attempts == 1 for b, _ in made)  # the first dispatch, not a retry

@@ -14,8 +14,9 @@ from collections import defaultdict
 import pytest
 from django.db import connection
 
-from bookings.models import Booking, BookingStatusChange, DispatchState
+from bookings.models import HELD_STATUSES, Booking, BookingStatusChange, DispatchState
 from bookings.models import BookingStatus as S
+from bookings.serializers import attention
 from bookings.services import TRANSITIONS
 from partners.models import Earning
 from tests.live import ServerProcess, database_url
@@ -29,7 +30,10 @@ SIMULATION = [
     *("--partners", "16", "--customers", "14", "--duration", str(SOAK_SECONDS)),
     *("--accept", "0.6", "--reject", "0.15", "--cancel", "0.1"),
     *("--speed", "80", "--radius", "1", "--book-every", "3", "--work", "2"),
+    # The bad day: phones that die on site (in the first half) and staff suspending partners mid-job.
+    *("--silent", "0.15", "--suspensions", "3"),
 ]
+STALE_MINUTES = 0.4  # 24 s: a job abandoned in the first half is stale by the end
 ACTIVE = {S.PARTNER_ACCEPTED, S.PARTNER_EN_ROUTE, S.PARTNER_ARRIVED, S.IN_PROGRESS}
 
 
@@ -61,6 +65,25 @@ def illegal_moves(booking: Booking, rows: list[BookingStatusChange]) -> list[str
     return [f"{booking.number}: {w}" for w in wrong]
 
 
+def stuck_jobs(bookings: list[Booking], abandoned: set[str]) -> list[str]:
+    """Jobs no one can finish that staff do not see: every job ends or is flagged (contract 9.3).
+
+    A job held by a suspended partner (an offer, or a job not started) should have gone back
+    to dispatch; a job whose partner's phone died should be flagged ``stale`` (or
+    ``partner_suspended``), and so should a job in progress whose partner was suspended.
+    """
+    stuck = []
+    for booking in bookings:
+        flag = attention(booking)
+        if booking.status in HELD_STATUSES and booking.status != S.IN_PROGRESS and booking.partner.is_suspended:
+            stuck.append(f"{booking.number}: {booking.status} held by suspended partner {booking.partner_id}")
+        elif str(booking.pk) in abandoned and booking.status in ACTIVE and flag is None:
+            stuck.append(f"{booking.number}: {booking.status}, its partner silent, not flagged")
+        elif booking.status == S.IN_PROGRESS and booking.partner.is_suspended and flag != "partner_suspended":
+            stuck.append(f"{booking.number}: in progress with a suspended partner, not flagged")
+    return stuck
+
+
 def overlapping_offers(histories: dict) -> list[str]:
     """Partners who held two open offers at once: each offer runs from its row to the booking's next row."""
     offers = defaultdict(list)  # partner -> [(start, end, booking number)]
@@ -79,7 +102,7 @@ def overlapping_offers(histories: dict) -> list[str]:
 
 
 @pytest.mark.timeout(SOAK_SECONDS + 180)
-def test_two_minutes_of_simulated_city_leave_every_booking_legal(cluster_env, service):  # noqa: F811
+def test_two_minutes_of_simulated_city_leave_every_booking_legal(cluster_env, service, settings):  # noqa: F811
     if connection.vendor != "postgresql":
         pytest.skip("the soak runs on PostgreSQL (set DATABASE_URL); .ci/run runs it")
     env = {
@@ -88,6 +111,7 @@ def test_two_minutes_of_simulated_city_leave_every_booking_legal(cluster_env, se
         "DISPATCH_RETRY_SECONDS": "2",
         "DISPATCH_SWEEP_INTERVAL": "0.5",
         "LOCATION_FLUSH_INTERVAL": "1",
+        "JOB_STALE_MINUTES": str(STALE_MINUTES),
     }
     servers = [ServerProcess(env), ServerProcess(env)]
     try:
@@ -108,7 +132,10 @@ def test_two_minutes_of_simulated_city_leave_every_booking_legal(cluster_env, se
     assert "clients failed: 0" in summary, sim.stdout[-2000:] + sim.stderr[-2000:]
     assert "Traceback" not in logs, logs[-4000:]
 
-    bookings = list(Booking.objects.filter(customer__username__startswith="sim-customer-"))
+    settings.JOB_STALE_MINUTES = STALE_MINUTES  # as the servers judged it
+    bookings = list(Booking.objects.filter(customer__username__startswith="sim-customer-").select_related("partner"))
+    bad_day = next(line for line in sim.stdout.splitlines() if line.startswith("silent: "))
+    abandoned = set(bad_day.split(";")[0].removeprefix("silent: ").split(",")) - {""}
     earned = set(Earning.objects.values_list("booking_id", flat=True))
     histories = defaultdict(list)
     for row in BookingStatusChange.objects.select_related("booking").order_by("created_at", "id"):
@@ -117,15 +144,17 @@ def test_two_minutes_of_simulated_city_leave_every_booking_legal(cluster_env, se
     assert [problem for b in bookings if (problem := illegal_state(b, earned))] == []
     assert [move for b in bookings for move in illegal_moves(b, histories[b.pk])] == []
     assert overlapping_offers(histories) == []
+    assert stuck_jobs(bookings, abandoned) == []
     # and the soak exercised what it is for
     statuses = {b.status for b in bookings}
     assert len(bookings) >= 20 and S.COMPLETED in statuses and S.CANCELLED in statuses, summary
     notes = {row.note for rows in histories.values() for row in rows}
     assert {"offer_expired", "simulated"} <= notes, notes
+    assert abandoned and "suspended: " in bad_day and not bad_day.endswith("suspended: "), bad_day
 
 
 def test_the_soak_checks_can_fail():
-    from datetime import datetime, timedelta
+    from datetime import UTC, datetime, timedelta
     from types import SimpleNamespace as Row
 
     t = datetime(2026, 1, 1)
@@ -139,3 +168,17 @@ def test_the_soak_checks_can_fail():
         Row(from_status=S.PENDING, to_status=S.COMPLETED, role="partner"),
     ]
     assert illegal_moves(skipped, rows) == ["BK2: PENDING then PENDING->COMPLETED by partner"]
+    suspended = Row(is_suspended=True)
+    held = Row(
+        pk="a",
+        number="BK3",
+        status=S.PARTNER_EN_ROUTE,
+        partner=suspended,
+        partner_id=9,
+        dispatch_state=DispatchState.DONE,
+        updated_at=datetime.now(UTC),
+    )
+    assert stuck_jobs([held], set()) == ["BK3: PARTNER_EN_ROUTE held by suspended partner 9"]
+    working = Row(is_suspended=False, last_location_at=datetime.now(UTC))
+    silent = Row(pk="b", number="BK4", status=S.IN_PROGRESS, partner=working, updated_at=datetime.now(UTC))
+    assert stuck_jobs([silent], {"b"}) == ["BK4: IN_PROGRESS, its partner silent, not flagged"]

@@ -3,7 +3,9 @@
 Partners (python-socketio clients on ``/partner``) stream their position, answer offers
 by the given odds (accept, reject, or let them lapse), drive to the booking at
 ``--speed`` and take it through the lifecycle. Customers book over REST, track their
-booking on ``/customer`` and now and then cancel. A progress line shows bookings by
+booking on ``/customer`` and now and then cancel. The bad day too (``--silent``,
+``--suspensions``): some partners' phones die mid-job (they stop, their job is left to
+staff), and ops staff suspend partners who hold jobs. A progress line shows bookings by
 status, offers expired and events per second.
 
 For demos (``make run`` in one terminal, ``python manage.py simulate`` in another) and as
@@ -12,7 +14,6 @@ command is configured with (``sim-*`` names), which must be the server's.
 """
 
 import asyncio
-import contextlib
 import random
 import sys
 import time
@@ -31,8 +32,7 @@ from rest_framework_simplejwt.tokens import AccessToken
 from bookings import services as booking_services
 from bookings.geo import distance_m
 from bookings.management.commands.seed_demo import near_city
-from bookings.models import OPEN_STATUSES, Booking, BookingStatusChange, Service
-from config.errors import InvalidTransition
+from bookings.models import HELD_STATUSES, OPEN_STATUSES, Booking, BookingStatusChange, Service
 from partners.models import KycStatus, Partner
 
 PASSWORD = "simulate12345"
@@ -55,6 +55,8 @@ class Stats:
         self.seen = (time.monotonic(), 0)  # (when, events) at the last progress line
         self.offers = Counter()  # accepted / rejected / ignored
         self.errors: Counter[str] = Counter()
+        self.silent: list[str] = []  # bookings whose partner's phone died on site
+        self.suspended: list[str] = []  # partners staff suspended while they held a job
 
 
 class SimPartner:
@@ -63,6 +65,7 @@ class SimPartner:
         self.lat, self.lng = position
         self.rng = random.Random(hash(token))
         self.job: dict[str, Any] | None = None
+        self.silent = False
         self.tasks: set[asyncio.Future] = set()
         self.sio = socketio.AsyncClient(reconnection=True)
         self.sio.on("*", self._any, namespace="/partner")
@@ -104,7 +107,7 @@ class SimPartner:
     async def run(self, until: float) -> None:
         await self.sio.connect(self.url, namespaces=["/partner"], auth={"token": self.token}, transports=["websocket"])
         idle_ticks = 0
-        while time.monotonic() < until:
+        while time.monotonic() < until and not self.silent:
             await asyncio.sleep(TICK)
             if self.job is not None:
                 await self._drive()
@@ -112,7 +115,8 @@ class SimPartner:
                 idle_ticks += 1
                 if idle_ticks % 5 == 0:  # idle partners report now and then (dispatch reads their position)
                     await self._call("location:update", {"latitude": self.lat, "longitude": self.lng})
-        await self.sio.disconnect()
+        if not self.silent:
+            await self.sio.disconnect()
 
     async def _drive(self) -> None:
         job = self.job
@@ -127,6 +131,11 @@ class SimPartner:
             if distance_m(self.lat, self.lng, to["latitude"], to["longitude"]) <= ARRIVED_M:
                 await self._set_status(job, "PARTNER_ARRIVED")
         elif status == "PARTNER_ARRIVED":
+            if self.opts["silent_until"] > time.monotonic() and self.rng.random() < self.opts["silent"]:
+                self.silent = True  # the phone died on site: nothing more from this partner
+                self.stats.silent.append(job["bookingId"])
+                await self.sio.disconnect()
+                return
             await self._set_status(job, "IN_PROGRESS")
             job["done_at"] = time.monotonic() + self.opts["work"]
         elif status == "IN_PROGRESS" and time.monotonic() >= job["done_at"]:
@@ -209,6 +218,8 @@ class Command(BaseCommand):
         parser.add_argument("--book-every", type=float, default=8.0, help="mean seconds between a customer's looks")
         parser.add_argument("--work", type=float, default=3.0, help="seconds a job takes on site")
         parser.add_argument("--seed", type=int, default=1)
+        parser.add_argument("--silent", type=float, default=0.0, help="odds a partner's phone dies on arrival")
+        parser.add_argument("--suspensions", type=int, default=0, help="partners staff suspend while they hold a job")
 
     def handle(self, *args: Any, **opts: Any) -> None:
         urls = opts["url"] or ["http://127.0.0.1:8000"]
@@ -230,14 +241,18 @@ class Command(BaseCommand):
             SimCustomer(urls[(i + 1) % len(urls)], token, services, opts, stats)
             for i, token in enumerate(tokens["customer"])
         ]
+        # Phones die in the first half only: by the end, staff can see every abandoned job as stale.
+        opts["silent_until"] = start + opts["duration"] / 2
         async with aiohttp.ClientSession() as http:
             runners = [p.run(until) for p in partners] + [c.run(until, http) for c in customers]
+            runners.append(self._ops(opts["suspensions"], until, stats))
             progress = asyncio.ensure_future(self._progress(stats, start))
             results = await asyncio.gather(*runners, return_exceptions=True)
             progress.cancel()
         failed = [r for r in results if isinstance(r, BaseException)]
         line = await sync_to_async(self._line)(stats, start)
         self.stdout.write(f"\n{line}")
+        self.stdout.write(f"silent: {','.join(stats.silent)}; suspended: {','.join(stats.suspended)}")
         self.stdout.write(f"offers: {dict(stats.offers)}; errors: {dict(stats.errors)}; clients failed: {len(failed)}")
         for error in failed[:3]:
             self.stderr.write(f"  {type(error).__name__}: {error}")
@@ -279,20 +294,35 @@ class Command(BaseCommand):
                 tokens[role].append(str(token))
         return tokens, [str(s.pk) for s in services]
 
+    async def _ops(self, suspensions: int, until: float, stats: Stats) -> None:
+        """Ops staff: every so often, suspend a partner who holds a job (through the service, as the admin does)."""
+        from asgiref.sync import sync_to_async
+
+        if not suspensions:
+            return
+        pause = (until - time.monotonic()) / (suspensions + 1)
+        for _ in range(suspensions):
+            await asyncio.sleep(pause)
+            suspended = await sync_to_async(self._suspend_one)()
+            if suspended is not None:
+                stats.suspended.append(str(suspended))
+
+    def _suspend_one(self) -> int | None:
+        from partners.services import partner_suspend
+
+        staff = get_user_model().objects.get(username="sim-staff")
+        held = Booking.objects.filter(partner__user__username__startswith="sim-partner-", status__in=HELD_STATUSES)
+        partner_id = held.exclude(partner__is_suspended=True).values_list("partner_id", flat=True).first()
+        if partner_id is not None:
+            partner_suspend(partner_id=partner_id, actor=staff)
+        return partner_id
+
     def _close_leftovers(self) -> None:
-        """Bookings an earlier run left open would keep its partners busy: cancel or finish them."""
+        """Bookings an earlier run left open would keep its partners busy: staff cancel them (any status)."""
+        staff, _ = get_user_model().objects.get_or_create(username="sim-staff", defaults={"is_staff": True})
         leftovers = Booking.objects.filter(customer__username__startswith="sim-customer-", status__in=OPEN_STATUSES)
-        for booking in leftovers.select_related("customer", "partner__user"):
-            try:
-                booking_services.booking_cancel(
-                    booking_id=booking.pk, actor=booking.customer, reason="simulation restarted"
-                )
-            except InvalidTransition:  # arrived or in progress: the partner finishes it
-                for status in ("IN_PROGRESS", "COMPLETED"):
-                    with contextlib.suppress(InvalidTransition):
-                        booking_services.booking_update_status(
-                            booking_id=booking.pk, partner_user=booking.partner.user, status=status
-                        )
+        for booking_id in leftovers.values_list("pk", flat=True):
+            booking_services.booking_cancel(booking_id=booking_id, actor=staff, reason="simulation restarted")
 
     async def _progress(self, stats: Stats, start: float) -> None:
         from asgiref.sync import sync_to_async
