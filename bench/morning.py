@@ -164,6 +164,15 @@ async def burst(plan: dict[str, Any], requests: int, in_flight: int, connects: i
     return {"started": started, "ended": time.time(), "rest": results, "connects": outcomes}
 
 
+def cpu_seconds(pids: list[int]) -> float:
+    """User and system CPU seconds the processes have used so far (``/proc/<pid>/stat``)."""
+    total = 0.0
+    for pid in pids:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+        total += (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+    return total
+
+
 def summary(burst_result: dict[str, Any], acks: list[tuple[float, float]]) -> dict[str, Any]:
     rest = {}
     for kind, answers in burst_result["rest"].items():
@@ -246,7 +255,7 @@ def main() -> None:
     plan = bench.prepare(env, args.pairs, 0)
     with_passwords(env)
     server_env = {**env, "PYTHONPATH": args.checkout}
-    servers = start_servers(args.checkout, server_env)
+    servers = bench.start_servers("uvicorn", 2, server_env, cwd=Path(args.checkout))
     plan["urls"] = [url for _, url in servers]
     plan_path, tracking_out = bench.RESULTS / "morning-plan.json", bench.RESULTS / "morning-tracking.json"
     plan_path.write_text(json.dumps(plan))
@@ -267,11 +276,15 @@ def main() -> None:
     )
     try:
         assert json.loads(worker.stdout.readline())["ready"]  # every tracking socket is up
+        pids = [proc.pid for proc, _ in servers]
+        quiet = cpu_seconds(pids), time.monotonic()
         time.sleep(args.warmup)
+        loud = cpu_seconds(pids), time.monotonic()
         print(
             f"burst: {args.requests} requests ({args.in_flight} in flight) + {args.connects} connects ...", flush=True
         )
         burst_result = asyncio.run(burst(plan, args.requests, args.in_flight, args.connects))
+        after = cpu_seconds(pids), time.monotonic()
         worker.wait(timeout=args.tracking_seconds + 120)
     finally:
         if worker.poll() is None:
@@ -282,41 +295,15 @@ def main() -> None:
         plan_path.unlink(missing_ok=True)
     acks = [tuple(a) for a in json.loads(tracking_out.read_text())["acks"]]
     tracking_out.unlink(missing_ok=True)
-    result = {"checkout": args.checkout, "config": vars(args), **summary(burst_result, acks)}
+    cores = os.cpu_count() or 1
+    server_cpu = {  # both processes together, in % of the machine's cores
+        "tracking_only_pct": round(100 * (loud[0] - quiet[0]) / (loud[1] - quiet[1]) / cores, 1),
+        "during_burst_pct": round(100 * (after[0] - loud[0]) / (after[1] - loud[1]) / cores, 1),
+    }
+    result = {"checkout": args.checkout, "config": vars(args), "server_cpu": server_cpu, **summary(burst_result, acks)}
     Path(args.out).write_text(json.dumps(result, indent=1))
     print(json.dumps({k: v for k, v in result.items() if k != "config"}, indent=1))
     print(f"\nwritten: {args.out}")
-
-
-def start_servers(checkout: str, env: dict[str, str]) -> list[tuple[subprocess.Popen, str]]:
-    """Two processes as ``make serve`` runs them, from ``checkout``."""
-    servers = []
-    for i in range(2):
-        port = bench.free_port()
-        cmd = bench.uvicorn_command(
-            "config.asgi:application",
-            port,
-            ws="config.realtime.websocket_protocol:WebSocketProtocol",
-            extra=["--ws-per-message-deflate", "false", "--lifespan", "on"],
-        )
-        log = open(bench.RESULTS / f"morning-server-{i}.log", "w")  # noqa: SIM115
-        servers.append((subprocess.Popen(cmd, cwd=checkout, env=env, stdout=log, stderr=subprocess.STDOUT), port))
-    started = []
-    for proc, port in servers:
-        url = f"http://127.0.0.1:{port}"
-        deadline = time.monotonic() + 60
-        while True:
-            try:
-                import urllib.request
-
-                urllib.request.urlopen(url + "/healthz", timeout=2).read()
-                break
-            except Exception:
-                if proc.poll() is not None or time.monotonic() > deadline:
-                    raise SystemExit(f"server {url} did not start") from None
-                time.sleep(0.2)
-        started.append((proc, url))
-    return started
 
 
 if __name__ == "__main__":

@@ -132,7 +132,8 @@ def uvicorn_command(app: str, port: int, *, ws: str, extra: list[str] = ()) -> l
     ]
 
 
-def start_servers(kind: str, count: int, env: dict[str, str]) -> list[tuple[subprocess.Popen, str]]:
+def start_servers(kind: str, count: int, env: dict[str, str], cwd: Path = ROOT) -> list[tuple[subprocess.Popen, str]]:
+    """``count`` server processes as production runs them, from the source tree ``cwd``."""
     servers = []
     for _ in range(count):
         port = free_port()
@@ -154,7 +155,7 @@ def start_servers(kind: str, count: int, env: dict[str, str]) -> list[tuple[subp
             ]
         log = open(RESULTS / f"server-{kind}-{len(servers)}.log", "w")  # noqa: SIM115
         servers.append(
-            (subprocess.Popen(cmd, cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT), f"http://127.0.0.1:{port}")
+            (subprocess.Popen(cmd, cwd=cwd, env=env, stdout=log, stderr=subprocess.STDOUT), f"http://127.0.0.1:{port}")
         )
     for proc, url in servers:
         deadline = time.monotonic() + 60

@@ -1,5 +1,7 @@
 """REST: sign-up, services and bookings (contract 6). Thin: validate, call the service, answer."""
 
+from typing import Any
+
 from drf_spectacular.utils import extend_schema, inline_serializer
 from rest_framework import generics, status
 from rest_framework.permissions import AllowAny
@@ -67,6 +69,13 @@ class BookingListCreateApi(generics.ListAPIView):
         return Response(booking_data(booking), status=status.HTTP_201_CREATED)
 
 
+def optional_body(request: Request, serializer_class: type, **path: Any) -> dict[str, Any]:
+    """A body that may be empty or an object, validated together with the values the path gives."""
+    if not isinstance(request.data, dict):
+        raise ValidationError("the body must be an object (or empty)")
+    return validated(serializer_class, {**request.data, **path})
+
+
 class BookingDetailApi(APIView):
     @extend_schema(responses=BookingSerializer)
     def get(self, request: Request, booking_id: str) -> Response:
@@ -83,9 +92,7 @@ class BookingCancelApi(APIView):
         responses=BookingSerializer,
     )
     def post(self, request: Request, booking_id: str) -> Response:
-        if not isinstance(request.data, dict):
-            raise ValidationError("the body must be an object (or empty)")
-        data = validated(BookingCancelInput, {"reason": request.data.get("reason", ""), "bookingId": booking_id})
+        data = optional_body(request, BookingCancelInput, bookingId=booking_id)
         booking = services.booking_cancel(booking_id=data["bookingId"], actor=request.user, reason=data["reason"])
         return Response(booking_data(booking))
 
@@ -105,16 +112,8 @@ class BookingCompleteApi(APIView):
 
     permission_classes = [IsStaff]
 
-    @extend_schema(
-        request=inline_serializer(
-            "BookingCompleteRequest",
-            fields={"note": StrictCharField(max_length=500, required=False, allow_blank=True)},
-        ),
-        responses=BookingSerializer,
-    )
+    @extend_schema(request=BookingCompleteInput, responses=BookingSerializer)
     def post(self, request: Request, booking_id: str) -> Response:
-        if not isinstance(request.data, dict):
-            raise ValidationError("the body must be an object (or empty)")
-        note = validated(BookingCompleteInput, {"note": request.data.get("note", "")})["note"]
+        note = optional_body(request, BookingCompleteInput)["note"]
         booking = services.booking_complete(booking_id=booking_id, actor=request.user, note=note)
         return Response(booking_data(booking))

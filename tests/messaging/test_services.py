@@ -92,3 +92,15 @@ def test_client_message_id_is_stored_once(customer, partner):
     first, created = message_send(sender=customer, recipient_id=partner.pk, body="hi", client_message_id="x1")
     again, created_again = message_send(sender=customer, recipient_id=partner.pk, body="hi", client_message_id="x1")
     assert created and not created_again and again.pk == first.pk
+
+
+@pytest.mark.parametrize("value", ["9223372036854775806", "9223372036854775807", "0", "0009"])
+def test_a_schema_valid_id_that_names_nobody_is_an_empty_list_not_a_validation_error(api_as, customer, value):
+    r = api_as(customer).get("/api/messages/", {"with": value})
+    assert r.status_code == 200 and r.json()["results"] == []
+
+
+@pytest.mark.parametrize("value", ["9223372036854775808", "-1", "1.5", "abc"])
+def test_an_id_outside_the_schema_is_a_validation_error(api_as, customer, value):
+    r = api_as(customer).get("/api/messages/", {"with": value})
+    assert r.status_code == 400 and r.json()["code"] == "VALIDATION_ERROR"
