@@ -376,6 +376,8 @@ METRICS_ALLOWED_NETWORKS = env_list("METRICS_ALLOWED_NETWORKS", "127.0.0.0/8,::1
 
 # ---------------------------------------------------------------- PRODUCT
 PLATFORM_COMMISSION = Decimal(os.environ.get("PLATFORM_COMMISSION", "0.20"))
+# "Today" in every figure (the dashboard, a partner's earnings of the day) is the calendar day here.
+PLATFORM_TIME_ZONE = os.environ.get("PLATFORM_TIME_ZONE", "Asia/Kolkata")
 DEFAULT_CURRENCY = os.environ.get("DEFAULT_CURRENCY", "INR")
 
 # ---------------------------------------------------------------- LOGGING

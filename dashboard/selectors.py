@@ -9,6 +9,7 @@ from django.utils import timezone
 
 from bookings.models import OPEN_STATUSES, Booking, BookingStatus
 from config.formats import iso
+from config.platform_day import start_of_today
 from partners.models import KycStatus, Partner
 
 
@@ -22,7 +23,7 @@ def current_stats() -> dict[str, Any]:
 
 def dashboard_stats(*, online_customers: int | None = None) -> dict[str, Any]:
     now = timezone.now()
-    start_of_day = now.replace(hour=0, minute=0, second=0, microsecond=0)
+    start_of_day = start_of_today(now)
     by_status = dict(Booking.objects.values_list("status").annotate(n=Count("pk")).order_by())
     bookings_today = Booking.objects.filter(created_at__gte=start_of_day).count()
     completed = Booking.objects.filter(status=BookingStatus.COMPLETED)

@@ -15,6 +15,7 @@ from bookings.models import Booking
 from bookings.services import dispatch_waiting_now, partner_jobs_release, user_create
 from config import rooms
 from config.errors import Conflict, Forbidden, NotFound
+from config.platform_day import start_of_today
 from config.realtime.emit import control, emit
 from messaging.notify import notification_create
 from partners import events
@@ -132,7 +133,7 @@ def earning_record(*, booking: Booking) -> Earning:
 
 def earnings_totals(*, partner_id: Any) -> dict[str, Decimal]:
     rows = Earning.objects.filter(partner_id=partner_id)
-    start_of_day = timezone.now().replace(hour=0, minute=0, second=0, microsecond=0)
+    start_of_day = start_of_today()
     return {
         "today": rows.filter(created_at__gte=start_of_day).aggregate(s=Sum("amount"))["s"] or Decimal(0),
         "total": rows.aggregate(s=Sum("amount"))["s"] or Decimal(0),
