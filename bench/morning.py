@@ -235,21 +235,13 @@ def main() -> None:
 
     db_url = bench.database_url("postgres")
     env = {
-        **os.environ,
-        "DATABASE_URL": db_url,
-        "DJANGO_SETTINGS_MODULE": "config.settings",
-        "DEBUG": "0",
-        "SECRET_KEY": secrets.token_urlsafe(60),
-        "ALLOWED_HOSTS": "127.0.0.1,localhost",
-        "SECURE_SSL_REDIRECT": "0",
-        "LOG_LEVEL": "WARNING",
+        **bench.production_env(db_url),
         "REDIS_URL": os.environ.get("REDIS_URL", "redis://127.0.0.1:6379/1"),
         # The morning's own limits are not the subject: one address sends everything here.
         "THROTTLE_AUTH": "1000000/min",
         "THROTTLE_WRITES": "1000000/min",
         "RATE_LOCATION": "1000000",
         "RATE_CONNECT": "1000000",
-        "RATE_CONNECT_ADDRESS": "100000000",
     }
     print(f"preparing {args.pairs} pairs on PostgreSQL ...", flush=True)
     plan = bench.prepare(env, args.pairs, 0)

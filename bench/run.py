@@ -106,6 +106,23 @@ print(json.dumps(plan))
     return json.loads(out.stdout.strip().splitlines()[-1])
 
 
+def production_env(db_url: str) -> dict[str, str]:
+    """The environment of a server started as production starts it, on loopback."""
+    return {
+        **os.environ,
+        "DATABASE_URL": db_url,
+        "DJANGO_SETTINGS_MODULE": "config.settings",
+        "DEBUG": "0",
+        # Production settings refuse to start without these; TLS ends nowhere on loopback.
+        "SECRET_KEY": secrets.token_urlsafe(60),
+        "ALLOWED_HOSTS": "127.0.0.1,localhost",
+        "SECURE_SSL_REDIRECT": "0",
+        "LOG_LEVEL": "WARNING",
+        # Thousands of load-generator sockets connect from one loopback address.
+        "RATE_CONNECT_ADDRESS": "100000000",
+    }
+
+
 def uvicorn_command(app: str, port: int, *, ws: str, extra: list[str] = ()) -> list[str]:
     """uvicorn as production runs it (uvloop, httptools), on a loopback port."""
     return [
@@ -272,19 +289,9 @@ def main() -> None:
     resource.setrlimit(resource.RLIMIT_NOFILE, (max(soft, min(hard, 65536)), hard))
     db_url = database_url(args.database)
     env = {
-        **os.environ,
-        "DATABASE_URL": db_url,
-        "DJANGO_SETTINGS_MODULE": "config.settings",
-        "DEBUG": "0",
-        # Production settings refuse to start without these; TLS ends nowhere on loopback.
-        "SECRET_KEY": secrets.token_urlsafe(60),
-        "ALLOWED_HOSTS": "127.0.0.1,localhost",
-        "SECURE_SSL_REDIRECT": "0",
-        "LOG_LEVEL": "WARNING",
+        **production_env(db_url),
         "RATE_MESSAGES": "100000",
         "RATE_TYPING": "100000",
-        # Thousands of load-generator sockets connect from one loopback address.
-        "RATE_CONNECT_ADDRESS": "100000000",
         "GC_TUNING": "1" if args.gc == "tuned" else "0",
     }
     if args.diagnostics:
