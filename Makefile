@@ -10,8 +10,8 @@ SHUTDOWN_TIMEOUT ?= 10
 # Largest Socket.IO packet (settings.SOCKETIO["MAX_HTTP_BUFFER_SIZE"]); uvicorn refuses a larger
 # websocket frame from its header, before buffering it.
 SOCKETIO_MAX_BUFFER ?= 1000000
-# The production commands never run in debug mode, whatever the environment says; the
-# settings then refuse to start without SECRET_KEY and ALLOWED_HOSTS, naming them.
+# The production commands never run in debug mode, whatever the environment says, and refuse
+# to start (config/production.py) without SECRET_KEY and ALLOWED_HOSTS, naming them.
 PRODUCTION = DEBUG=0
 # websockets-sansio without its per-connection cycle (config/realtime/websocket_protocol.py);
 # permessage-deflate off: small JSON frames gain nothing from it, and every socket would pay its zlib state.
@@ -56,6 +56,7 @@ format: $(VENV)/.installed
 
 # Production-style single process (uvicorn + uvloop); settings from the environment.
 serve: $(VENV)/.installed
+	$(PRODUCTION) $(BIN)/python -m config.production
 	$(PRODUCTION) $(BIN)/python manage.py migrate --noinput
 	$(PRODUCTION) $(BIN)/python manage.py collectstatic --noinput -v 0
 	$(PRODUCTION) SHUTDOWN_TIMEOUT=$(SHUTDOWN_TIMEOUT) $(UVICORN) --host $(HOST) --port $(PORT)
@@ -63,6 +64,7 @@ serve: $(VENV)/.installed
 # WORKERS processes, each on its own loopback port, behind HAProxy on PORT with sticky
 # sessions (needs REDIS_URL; installs HAProxy when missing; see docs/deployment.md).
 cluster: $(VENV)/.installed
+	$(PRODUCTION) $(BIN)/python -m config.production
 	$(PRODUCTION) $(BIN)/python manage.py migrate --noinput
 	$(PRODUCTION) $(BIN)/python manage.py collectstatic --noinput -v 0
 	$(PRODUCTION) SHUTDOWN_TIMEOUT=$(SHUTDOWN_TIMEOUT) $(BIN)/python deploy/cluster.py --workers $(WORKERS) --port $(PORT) --host $(HOST) -- $(UVICORN)

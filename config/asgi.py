@@ -10,6 +10,10 @@ import django
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "config.settings")
 django.setup()
 
+from config.production import refuse_unsafe  # noqa: E402
+
+refuse_unsafe()  # no server with DEBUG off and a secret or host missing
+
 import socketio  # noqa: E402
 from django.conf import settings  # noqa: E402
 from django.core.asgi import get_asgi_application  # noqa: E402

@@ -15,15 +15,24 @@ PRODUCTION = {
 }
 
 
-def manage(*args: str, **env: str) -> subprocess.CompletedProcess:
+def python(*args: str, **env: str) -> subprocess.CompletedProcess:
+    """Python in a process of its own, under ``config.settings`` and ``env`` alone."""
     clean = {k: v for k, v in os.environ.items() if k not in {"DJANGO_SETTINGS_MODULE", *PRODUCTION}}
     return subprocess.run(
-        [sys.executable, "manage.py", *args],
+        [sys.executable, *args],
         env={**clean, "DJANGO_SETTINGS_MODULE": "config.settings", **env},
         capture_output=True,
         text=True,
         timeout=60,
     )
+
+
+def manage(*args: str, **env: str) -> subprocess.CompletedProcess:
+    return python("manage.py", *args, **env)
+
+
+# How a server process starts: make serve's first step, and importing either application.
+SERVERS = (("-m", "config.production"), ("-c", "import config.asgi"), ("-c", "import config.wsgi"))
 
 
 @pytest.mark.parametrize(
@@ -46,11 +55,19 @@ def test_debug_off_refuses_unsafe_settings(override, names):
             del env[name]  # unset
     if "DEBUG" not in env:
         del env["SECRET_KEY"]  # an operator who forgot both
-    result = manage("check", **env)
-    assert result.returncode != 0
-    assert "ImproperlyConfigured" in result.stderr
-    for name in names:
-        assert name in result.stderr
+    for server in SERVERS:
+        result = python(*server, **env)
+        assert result.returncode != 0, server
+        assert "ImproperlyConfigured" in result.stderr, (server, result.stderr[-2000:])
+        for name in names:
+            assert name in result.stderr
+
+
+def test_offline_commands_need_no_production_secret():
+    """makemigrations --check (as the tooling runs it) works with nothing set; only servers refuse."""
+    result = manage("makemigrations", "--check", "--dry-run", DATABASE_URL="sqlite:///:memory:")
+    assert result.returncode == 0, result.stderr
+    assert "No changes detected" in result.stdout
 
 
 def test_documented_production_environment_passes_check_deploy():
