@@ -476,14 +476,21 @@ def _hold_partner(partner_id: Any) -> None:
 
 
 def _locked(booking_id: Any) -> Booking:
+    related = ("service", "customer", "partner")
     booking = (
         Booking.objects.select_for_update(of=("self",))
-        .select_related("service", "customer", "partner")
+        .select_related(*related)
         .filter(pk=parse_booking_id(booking_id))
         .first()
     )
     if booking is None:
         raise NotFound("no such booking")
+    if booking.partner_id is not None and (booking.partner is None or booking.partner.pk != booking.partner_id):
+        # We waited for another transaction's lock: PostgreSQL re-read the booking but kept the
+        # partner row it had joined before (none, for a booking that was just offered), so read
+        # the relations again, under the lock we now hold. (Found by the soak: a customer's
+        # cancel racing an offer saw a booking with a partner id and no partner.)
+        booking = Booking.objects.select_related(*related).get(pk=booking.pk)
     return booking
 
 

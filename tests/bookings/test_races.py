@@ -5,7 +5,7 @@ import time
 from datetime import timedelta
 
 import pytest
-from django.db import connection, connections
+from django.db import connection, connections, transaction
 from django.utils import timezone
 
 from bookings import services
@@ -255,3 +255,31 @@ def test_under_location_flushes_and_heartbeats_every_booking_gets_its_nearest_pa
     ]
     assert not wrong, wrong
     assert all(b.dispatch_attempts == 1 for b, _ in made)  # the first dispatch, not a retry
+
+
+def test_a_cancel_that_waited_for_an_offer_sees_the_offers_partner(customer, service):
+    """PostgreSQL re-reads a row it waited to lock but keeps what it had joined: the booking came back
+    offered to a partner, with no partner (found by the soak as a 500 on booking:cancel)."""
+    partner = PartnerFactory(services=[service])
+    booking = BookingFactory(customer=customer, service=service, status=S.PENDING, partner=None)
+    locked, offered = threading.Event(), threading.Event()
+
+    def offer_slowly():
+        try:
+            with transaction.atomic():
+                Booking.objects.select_for_update().get(pk=booking.pk)
+                locked.set()
+                time.sleep(0.5)  # the cancel below is waiting for this lock now
+                Booking.objects.filter(pk=booking.pk).update(status=S.PARTNER_ASSIGNED, partner=partner)
+            offered.set()
+        finally:
+            connections.close_all()
+
+    thread = threading.Thread(target=offer_slowly)
+    thread.start()
+    assert locked.wait(5)
+    cancelled = services.booking_cancel(booking_id=booking.pk, actor=customer, reason="changed my mind")
+    thread.join(10)
+    assert offered.is_set() and cancelled.status == S.CANCELLED
+    last = BookingStatusChange.objects.filter(booking=booking).latest("created_at")
+    assert (last.from_status, last.to_status, last.partner_id) == (S.PARTNER_ASSIGNED, S.CANCELLED, partner.pk)
