@@ -61,11 +61,16 @@ class PasswordChangeView(APIView):
     @extend_schema(request=PasswordChangeInput, responses={200: TokenPair})
     def post(self, request: Request) -> Response:
         data = validated(PasswordChangeInput, request.data)
-        user = request.user
-        if not user.check_password(data["oldPassword"]):
-            raise ValidationError("oldPassword is not the current password", details={"oldPassword": ["wrong"]})
-        with transaction.atomic():
-            user.set_password(data["newPassword"])
-            user.save(update_fields=["password"])
-            refresh = RefreshToken.for_user(user)
+        refresh = password_change(user=request.user, old=data["oldPassword"], new=data["newPassword"])
         return Response({"access": str(refresh.access_token), "refresh": str(refresh)})
+
+
+def password_change(*, user: Any, old: str, new: str) -> RefreshToken:
+    """A new password for ``user``: every refresh token they hold is revoked (the save's receiver,
+    ``partners.access``); the one returned is this device's new one."""
+    if not user.check_password(old):
+        raise ValidationError("oldPassword is not the current password", details={"oldPassword": ["wrong"]})
+    user.set_password(new)  # hashed before the transaction: no pooled connection held meanwhile
+    with transaction.atomic():
+        user.save(update_fields=["password"])
+        return RefreshToken.for_user(user)

@@ -21,4 +21,5 @@ def user_deactivate(*, user_id: int, actor: AbstractBaseUser) -> None:
         user.is_active = False
         user.save(update_fields=["is_active"])
         if Partner.objects.select_for_update().filter(pk=user_id).exists():  # a partner's jobs go with them
-            partner_jobs_release(partner_id=user_id, actor=actor, reason="partner_deactivated")
+            # Contract 9.3 gives suspension and deactivation one reason: partner_suspended.
+            partner_jobs_release(partner_id=user_id, actor=actor)

@@ -17,7 +17,7 @@ from typing import Any
 
 from django.contrib.auth import get_user_model
 from django.db import connection
-from django.db.models.signals import post_delete, post_save, pre_save
+from django.db.models.signals import post_delete, post_save, pre_delete, pre_save
 from django.utils import timezone
 from rest_framework_simplejwt.token_blacklist.models import BlacklistedToken, OutstandingToken
 
@@ -124,6 +124,12 @@ def _saved(sender: Any, instance: Any, created: bool, update_fields: Any = None,
     access_changed(user_id=instance.pk)
 
 
+def _deleting_user(sender: Any, instance: Any, **kwargs: Any) -> None:
+    """Before the tokens lose their user (``SET_NULL``): a deleted user's refresh token would
+    otherwise reach simplejwt's refresh, which fails on the missing user with a 500."""
+    tokens_revoke_all(user_id=instance.pk)
+
+
 def _deleted(sender: Any, instance: Any, **kwargs: Any) -> None:
     access_changed(user_id=instance.pk)
 
@@ -132,6 +138,7 @@ def connect_receivers() -> None:
     pre_save.connect(_before_user_save, sender=get_user_model(), dispatch_uid="access-user-saving")
     pre_save.connect(_before_partner_save, sender=Partner, dispatch_uid="access-partner-saving")
     post_save.connect(_saved, sender=get_user_model(), dispatch_uid="access-user-saved")
+    pre_delete.connect(_deleting_user, sender=get_user_model(), dispatch_uid="access-user-deleting")
     post_delete.connect(_deleted, sender=get_user_model(), dispatch_uid="access-user-deleted")
     post_save.connect(_saved, sender=Partner, dispatch_uid="access-partner-saved")
     post_delete.connect(_deleted, sender=Partner, dispatch_uid="access-partner-deleted")

@@ -284,16 +284,15 @@ class BaseNamespace(socketio.AsyncNamespace):
         for sid, _ in list(self.server.manager.get_participants(self.namespace_name, user_room(user_id))):
             await self._apply_identity(sid, identity)
 
-    async def _apply_identity(self, sid: str, identity: dict[str, Any] | None) -> bool:
+    async def _apply_identity(self, sid: str, identity: dict[str, Any] | None) -> None:
         """The socket's session follows ``identity``: rights lost, rooms left, or the socket refused."""
         session = await self.get_session(sid)
         try:
             session.update(self._session_for(identity))
         except Forbidden as exc:
             await self._revoke(sid, exc.message)
-            return False
+            return
         await self.prune_rooms(sid, session)
-        return True
 
     def stale_users(self, sessions: list[Session], identities: dict[int, dict[str, Any]]) -> set[int]:
         """Users whose sockets hold other rights than their identity grants now (the periodic recheck)."""
@@ -470,10 +469,12 @@ async def recheck_all(manager: ChannelLayerManager) -> None:
         if not isinstance(handler, BaseNamespace):
             continue
         sessions = []
-        for sid, _ in list(manager.get_participants(name, None)):
+        for count, (sid, _) in enumerate(list(manager.get_participants(name, None)), start=1):
             session = await handler.get_session(sid)
             if "uid" in session:
                 sessions.append(session)
+            if count % RECHECK_BATCH == 0:
+                await asyncio.sleep(0)  # 30,000 sockets are read in slices: relays go on meanwhile
         uids = sorted({session["uid"] for session in sessions})
         for start in range(0, len(uids), RECHECK_BATCH):
             batch = uids[start : start + RECHECK_BATCH]

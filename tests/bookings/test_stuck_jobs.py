@@ -79,11 +79,13 @@ def test_suspension_takes_back_unstarted_jobs_and_flags_the_one_in_progress(cust
         messaging.message_send(sender=suspended.user, recipient_id=working.customer_id, body="hi")
 
 
-def test_deactivating_a_partner_returns_their_unstarted_jobs(customer, partner, staff):
+def test_deactivating_a_partner_returns_their_unstarted_jobs(customer, partner, staff, emitted):
     booking = BookingFactory(customer=customer, partner=partner, status=S.PARTNER_EN_ROUTE)
     user_deactivate(user_id=partner.pk, actor=staff)
     booking.refresh_from_db()
     assert booking.status == S.PENDING and booking.partner_id is None
+    [withdrawn] = [e["data"][0] for e in events_named(emitted, "booking:cancelled")]
+    assert (withdrawn["cancelledBy"], withdrawn["reason"]) == ("staff", "partner_suspended")  # contract 9.3
 
 
 def test_a_job_with_no_sign_of_life_for_job_stale_minutes_is_flagged(customer, partner, settings):

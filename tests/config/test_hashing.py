@@ -41,7 +41,10 @@ def test_past_the_queue_a_hash_is_refused_at_once_with_retry_after(small_pool):
     threads = [threading.Thread(target=hash_one) for _ in range(2)]  # one hashing, one waiting
     for thread in threads:
         thread.start()
-    time.sleep(0.05)
+    deadline = time.monotonic() + 5
+    while small_pool.admitted < 2:  # both in: one hashing, one waiting
+        assert time.monotonic() < deadline, "the two hashes were never admitted"
+        time.sleep(0.01)
     started = time.monotonic()
     hash_one()  # the third: no place left
     refused_in = time.monotonic() - started

@@ -93,3 +93,11 @@ def test_deactivation_and_suspension_revoke_every_refresh_token(api, staff, part
     partner_suspend(partner_id=partner.pk, actor=staff, suspended=False)  # reinstating restores nothing
     assert refresh(api, partner_token).status_code == 401
     assert refresh(api, login(api, partner.user.username)["refresh"]).status_code == 200
+
+
+def test_a_deleted_users_refresh_token_is_refused_not_a_500(api):
+    user = UserFactory(username="gone", password=PASSWORD)
+    token = login(api, user.username)["refresh"]
+    get_user_model().objects.get(pk=user.pk).delete()
+    r = refresh(api, token)
+    assert r.status_code == 401 and r.json()["code"] == "TOKEN_INVALID"

@@ -34,6 +34,7 @@ from bookings.geo import distance_m
 from bookings.management.commands.seed_demo import near_city
 from bookings.models import HELD_STATUSES, OPEN_STATUSES, Booking, BookingStatusChange, Service
 from partners.models import KycStatus, Partner
+from partners.services import partner_suspend
 
 PASSWORD = "simulate12345"
 TICK = 1.0  # seconds between a moving partner's location updates
@@ -308,8 +309,6 @@ class Command(BaseCommand):
                 stats.suspended.append(str(suspended))
 
     def _suspend_one(self) -> int | None:
-        from partners.services import partner_suspend
-
         staff = get_user_model().objects.get(username="sim-staff")
         held = Booking.objects.filter(partner__user__username__startswith="sim-partner-", status__in=HELD_STATUSES)
         partner_id = held.exclude(partner__is_suspended=True).values_list("partner_id", flat=True).first()
