@@ -95,11 +95,14 @@ class ReferenceListField(serializers.ListField):
 
 
 class StrictCharField(serializers.CharField):
-    """Text sent as a JSON string: ``0`` is not ``"0"``."""
+    """Text sent as a JSON string: ``0`` is not ``"0"``; ``max_length`` limits what was sent, as the
+    schema says, not what is left once surrounding whitespace is trimmed."""
 
     def to_internal_value(self, data: Any) -> str:
         if not isinstance(data, str):
             self.fail("invalid")
+        if self.max_length is not None and len(data) > self.max_length:
+            self.fail("max_length", max_length=self.max_length)
         return super().to_internal_value(data)
 
 
