@@ -157,3 +157,31 @@ class BookingRejection(models.Model):
 
     class Meta:
         constraints = [models.UniqueConstraint(fields=["booking", "partner"], name="one_rejection_per_partner")]
+
+
+class Tally(models.Model):
+    """A running booking figure (``bookings.tallies``): a count and an amount under a key.
+
+    Keys: ``status:<STATUS>`` (bookings now in that status; the amount is summed on COMPLETED),
+    ``created:<day>`` and ``completed:<day>`` (the platform's day, contract 8.1; the amount of
+    ``completed`` is that day's revenue).
+    """
+
+    key = models.CharField(max_length=40, primary_key=True)
+    count = models.BigIntegerField(default=0)
+    amount = models.DecimalField(max_digits=18, decimal_places=2, default=Decimal("0.00"))
+
+    def __str__(self) -> str:
+        return f"{self.key}: {self.count} / {self.amount}"
+
+
+class TallyChange(models.Model):
+    """What one booking write adds to a ``Tally``: inserted in that write's transaction (no row
+    shared with another writer, so no lock to wait for), folded into ``Tally`` every second."""
+
+    key = models.CharField(max_length=40)
+    count = models.BigIntegerField()
+    amount = models.DecimalField(max_digits=18, decimal_places=2)
+
+    class Meta:
+        indexes = [models.Index(fields=["key"], name="tally_change_key")]

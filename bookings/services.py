@@ -18,7 +18,7 @@ from django.db import IntegrityError, connection, transaction
 from django.db.models import Q
 from django.utils import timezone
 
-from bookings import events
+from bookings import events, tallies
 from bookings.dispatch import busy_elsewhere, eligible_partners
 from bookings.geo import bounding_box
 from bookings.models import (
@@ -161,7 +161,9 @@ def _insert_with_number(**fields: Any) -> Booking:
         number = f"BK{random.randint(0, 999_999):06d}"
         try:
             with transaction.atomic():
-                return Booking.objects.create(number=number, **fields)
+                booking = Booking.objects.create(number=number, **fields)
+                tallies.booking_added(booking)
+                return booking
         except IntegrityError:
             if not Booking.objects.filter(number=number).exists():
                 raise
@@ -540,6 +542,7 @@ def _booking_transition(
         if to_status == S.COMPLETED:
             booking.completed_at = timezone.now()
     booking.save()
+    tallies.booking_moved(booking, from_status)
     BookingStatusChange.objects.create(
         booking=booking,
         from_status=from_status,

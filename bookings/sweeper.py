@@ -1,4 +1,5 @@
-"""The dispatch clock: every server process sweeps due bookings (lapsed offers, searches to retry).
+"""The booking clock: every second, every server process sweeps due bookings (lapsed offers,
+searches to retry) and folds the booking tallies (``bookings.tallies``).
 
 A deadline in the database rather than a timer in memory: it survives a restart,
 and ``dispatch_sweep`` takes each due booking under ``FOR UPDATE SKIP LOCKED``, so
@@ -14,6 +15,7 @@ import logging
 from django.conf import settings
 from django.db import InterfaceError, OperationalError
 
+from bookings import tallies
 from bookings.services import dispatch_backlog, dispatch_sweep
 from config import metrics
 from config.realtime.namespace import db
@@ -27,9 +29,10 @@ async def sweep_forever() -> None:
         try:
             await db(dispatch_sweep)()
             metrics.DISPATCH_BACKLOG.set(await db(dispatch_backlog)())
+            await db(tallies.fold)()
         except asyncio.CancelledError:
             raise
         except (OperationalError, InterfaceError) as exc:  # the database is away: the next sweep retries
-            logger.warning("the dispatch sweep could not reach the database (%s)", exc)
+            logger.warning("the booking clock could not reach the database (%s)", exc)
         except Exception:
-            logger.exception("the dispatch sweep failed")
+            logger.exception("the booking clock failed")

@@ -1,16 +1,47 @@
 """The dashboard figures (contract 5.3): one object for REST and ``dashboard:stats_update``."""
 
+import contextlib
+import math
+import os
 from typing import Any
 
 from django.conf import settings
 from django.contrib.auth import get_user_model
-from django.db.models import Count, Q, Sum
+from django.core.cache import cache
+from django.db.models import Count, Q
 from django.utils import timezone
+from redis.exceptions import RedisError
 
+from bookings import tallies
 from bookings.models import OPEN_STATUSES, Booking, BookingStatus
 from config.formats import iso
-from config.platform_day import start_of_today
+from config.platform_day import platform_day
 from partners.models import KycStatus, Partner
+
+SHARED_STATS_KEY = "dashboard:stats"
+SHARED_STATS_TURN_KEY = "dashboard:stats:turn"
+
+
+def shared_stats(max_age: float) -> dict[str, Any] | None:
+    """The figures computed once per ``max_age`` for the whole cluster (runs in a DB thread).
+
+    The process that takes the turn computes them and stores them in the cache; the others
+    relay what it stored. None: another process is computing them right now. With the cache
+    away, each process computes its own: the figures stay right, only the saving is lost.
+    """
+    ttl = max(1, math.ceil(max_age))  # the Redis cache keeps whole seconds
+    try:
+        stats = cache.get(SHARED_STATS_KEY)
+        if stats is not None:
+            return stats
+        if not cache.add(SHARED_STATS_TURN_KEY, os.getpid(), timeout=ttl):
+            return None
+    except RedisError:
+        return current_stats()
+    stats = current_stats()
+    with contextlib.suppress(RedisError):  # not stored: the next tick computes again
+        cache.set(SHARED_STATS_KEY, stats, timeout=ttl)
+    return stats
 
 
 def current_stats() -> dict[str, Any]:
@@ -22,13 +53,10 @@ def current_stats() -> dict[str, Any]:
 
 
 def dashboard_stats(*, online_customers: int | None = None) -> dict[str, Any]:
+    """The figures from the running tallies and indexed counts: the same cost at any history size."""
     now = timezone.now()
-    start_of_day = start_of_today(now)
-    by_status = dict(Booking.objects.values_list("status").annotate(n=Count("pk")).order_by())
-    bookings_today = Booking.objects.filter(created_at__gte=start_of_day).count()
-    completed = Booking.objects.filter(status=BookingStatus.COMPLETED)
-    revenue_total = completed.aggregate(s=Sum("amount"))["s"] or 0
-    revenue_today = completed.filter(completed_at__gte=start_of_day).aggregate(s=Sum("amount"))["s"] or 0
+    booking = tallies.figures(platform_day(now))
+    by_status = booking.by_status
     partners = Partner.objects.aggregate(
         total=Count("pk"),
         online=Count("pk", filter=Q(online_until__gt=now, is_suspended=False)),
@@ -39,13 +67,13 @@ def dashboard_stats(*, online_customers: int | None = None) -> dict[str, Any]:
     return {
         "bookings": {
             "total": sum(by_status.values()),
-            "today": bookings_today,
+            "today": booking.created_today,
             "active": sum(by_status.get(s, 0) for s in OPEN_STATUSES),
             "byStatus": {status: by_status.get(status, 0) for status in BookingStatus.values},
         },
         "revenue": {
-            "today": float(revenue_today),
-            "total": float(revenue_total),
+            "today": float(booking.revenue_today),
+            "total": float(booking.revenue_total),
             "currency": settings.DEFAULT_CURRENCY,
         },
         "partners": {

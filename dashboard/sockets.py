@@ -15,7 +15,7 @@ from config.realtime.catalogue import ANY_OBJECT, NOTHING, NUMBER, STRING, TIME,
 from config.realtime.emit import emit_now
 from config.realtime.manager import ChannelLayerManager, on_startup
 from config.realtime.namespace import BaseNamespace, Session, db
-from dashboard.selectors import current_stats
+from dashboard.selectors import current_stats, shared_stats
 from messaging.sockets import ChatMixin
 
 logger = logging.getLogger(__name__)
@@ -95,7 +95,8 @@ def _start_stats_push(manager: ChannelLayerManager) -> None:
 
 
 async def _push_stats(manager: ChannelLayerManager) -> None:
-    """Each process pushes to its own admin sockets, at most once a second, only on change."""
+    """Each process pushes to its own admin sockets, at most once a second, only on change: the
+    figures are computed by one process for the cluster (``shared_stats``), the others relay them."""
     last: dict[str, Any] | None = None
     while True:
         await asyncio.sleep(settings.DASHBOARD_PUSH_INTERVAL)
@@ -103,14 +104,16 @@ async def _push_stats(manager: ChannelLayerManager) -> None:
             last = None
             continue
         try:
-            stats = await db(current_stats)()
+            stats = await db(shared_stats)(settings.DASHBOARD_PUSH_INTERVAL)
         except asyncio.CancelledError:
             raise
         except Exception:
             logger.exception("computing dashboard stats failed")
             continue
+        if stats is None:
+            continue  # another process is computing them: they arrive on the next tick
         figures = {k: v for k, v in stats.items() if k != "generatedAt"}
         if figures != last:
             last = figures
-            # Every process computes the same figures for its own admins: no publish.
+            # Each process relays the shared figures to its own admins: no publish.
             await emit_now("dashboard:stats_update", stats, namespace=rooms.ADMIN, room=rooms.ADMINS, local=True)

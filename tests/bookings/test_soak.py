@@ -2,7 +2,8 @@
 
 Partners accept, reject and ignore offers, drive and finish jobs; customers book, track
 and cancel. Afterwards every booking must be in a legal state, its history a legal path
-through the lifecycle, and no partner may ever have held two open offers at once.
+through the lifecycle, no partner may ever have held two open offers at once, and the
+dashboard's running tallies must equal a recount of the whole history.
 """
 
 import itertools
@@ -14,7 +15,8 @@ from collections import defaultdict
 import pytest
 from django.db import connection
 
-from bookings.models import HELD_STATUSES, Booking, BookingStatusChange, DispatchState
+from bookings import tallies
+from bookings.models import HELD_STATUSES, Booking, BookingStatusChange, DispatchState, Tally
 from bookings.models import BookingStatus as S
 from bookings.serializers import attention
 from bookings.services import TRANSITIONS
@@ -145,6 +147,9 @@ def test_two_minutes_of_simulated_city_leave_every_booking_legal(cluster_env, se
     assert [move for b in bookings for move in illegal_moves(b, histories[b.pk])] == []
     assert overlapping_offers(histories) == []
     assert stuck_jobs(bookings, abandoned) == []
+    # The dashboard's running tallies, kept by two processes folding at once, match a full recount.
+    assert Tally.objects.exists(), "the servers never folded"
+    assert tallies.drift() == {}
     # and the soak exercised what it is for
     statuses = {b.status for b in bookings}
     assert len(bookings) >= 20 and S.COMPLETED in statuses and S.CANCELLED in statuses, summary
