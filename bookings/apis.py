@@ -2,7 +2,7 @@
 
 from typing import Any
 
-from drf_spectacular.utils import extend_schema, inline_serializer
+from drf_spectacular.utils import OpenApiParameter, extend_schema, inline_serializer
 from rest_framework import generics, status
 from rest_framework.permissions import AllowAny
 from rest_framework.request import Request
@@ -10,7 +10,7 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from bookings import selectors, services
-from bookings.models import Service
+from bookings.models import BookingStatus, Service
 from bookings.serializers import (
     BookingAssignInput,
     BookingCancelInput,
@@ -22,7 +22,7 @@ from bookings.serializers import (
     UserSerializer,
     booking_data,
 )
-from config.api import IsStaff, validated
+from config.api import IsStaff, ViewerPagination, validated
 from config.errors import ValidationError
 from config.fields import StrictCharField
 from config.throttling import AuthRateThrottle, WriteRateThrottle
@@ -47,12 +47,30 @@ class ServiceListApi(generics.ListAPIView):
 
 
 class BookingListCreateApi(generics.ListAPIView):
+    """Own bookings in numbered pages; staff page through every booking by cursor (``ViewerPagination``)."""
+
     serializer_class = BookingSerializer
+    pagination_class = ViewerPagination
+
+    @extend_schema(
+        parameters=[
+            OpenApiParameter("status", str, enum=BookingStatus.values, description="Only bookings in this status."),
+            OpenApiParameter(
+                "search", str, description="A booking number, or the username of its customer or partner (exact)."
+            ),
+        ]
+    )
+    def get(self, request: Request, *args: Any, **kwargs: Any) -> Response:
+        return super().get(request, *args, **kwargs)
 
     def get_queryset(self):
         qs = selectors.bookings_for(self.request.user)
         status_filter = self.request.query_params.get("status")
-        return qs.filter(status=status_filter) if status_filter else qs
+        if status_filter is not None:
+            if status_filter not in BookingStatus.values:
+                raise ValidationError("status is not a booking status", details={"status": ["invalid"]})
+            qs = qs.filter(status=status_filter)
+        return selectors.bookings_matching(qs, self.request.query_params.get("search", ""))
 
     @extend_schema(request=BookingCreateInput, responses={201: BookingSerializer})
     def post(self, request: Request) -> Response:

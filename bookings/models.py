@@ -118,6 +118,8 @@ class Booking(models.Model):
             models.Index(fields=["customer", "-created_at"], name="booking_customer_recent"),
             models.Index(fields=["status", "-created_at"], name="booking_status_recent"),
             models.Index(fields=["completed_at"], name="booking_completed_at"),
+            # Staff lists, newest first: the admin's order (its primary key breaks ties) and the REST cursor's.
+            models.Index(fields=["-created_at", "-id"], name="booking_recent"),
         ]
 
     def __str__(self) -> str:

@@ -8,6 +8,7 @@ from django.contrib import admin, messages
 from django.db import DatabaseError
 from django.http import HttpRequest
 
+from config.admin_lists import HistoryListAdmin
 from config.errors import DomainError
 
 logger = logging.getLogger(__name__)
@@ -44,7 +45,7 @@ def run_for_each(
         modeladmin.message_user(request, f"{verb} {done} item(s).", level=messages.SUCCESS)
 
 
-class AuditTrailAdmin(admin.ModelAdmin):
+class AuditTrailAdmin(HistoryListAdmin):
     """Records the product keeps as its audit trail: viewable, never added, edited or deleted here.
 
     Their rows are written by the services only (a status change, an earning, a message);

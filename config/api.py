@@ -10,7 +10,7 @@ from django.http import Http404, HttpRequest, HttpResponse, JsonResponse
 from django.views import defaults
 from rest_framework import exceptions as drf_exceptions
 from rest_framework import serializers
-from rest_framework.pagination import PageNumberPagination
+from rest_framework.pagination import CursorPagination, PageNumberPagination
 from rest_framework.response import Response
 from rest_framework.views import exception_handler as drf_exception_handler
 
@@ -19,8 +19,8 @@ from config.errors import DomainError, Unavailable, ValidationError
 logger = logging.getLogger(__name__)
 
 
-class Pagination(PageNumberPagination):
-    """``page`` and ``pageSize`` as documented: a value that is not a page size is refused, not ignored."""
+class PageSize:
+    """``pageSize`` as documented: a value that is not a page size is refused, not ignored."""
 
     page_size_query_param = "pageSize"
     max_page_size = 100
@@ -35,14 +35,81 @@ class Pagination(PageNumberPagination):
             )
         return int(raw)
 
+
+class Pagination(PageSize, PageNumberPagination):
+    """Numbered pages (``page``, ``pageSize``) with an exact ``count``: lists of one user's own rows."""
+
     def get_schema_operation_parameters(self, view: Any) -> list[dict[str, Any]]:
-        parameters = super().get_schema_operation_parameters(view)
+        parameters = _described_page_size(super().get_schema_operation_parameters(view), self.max_page_size)
         for parameter in parameters:
-            if parameter["name"] == self.page_size_query_param:
-                parameter["schema"] = {"type": "integer", "minimum": 1, "maximum": self.max_page_size}
-            elif parameter["name"] == self.page_query_param:
+            if parameter["name"] == self.page_query_param:
                 parameter["schema"] = {"type": "integer", "minimum": 1}
         return parameters
+
+
+class NewestFirstCursor(PageSize, CursorPagination):
+    """A cursor (``next`` and ``previous`` links) over the newest rows first, and no count.
+
+    For lists that grow with the platform's whole history: every page costs one indexed read
+    of ``pageSize`` rows at any depth and any table size, and a row added while someone pages
+    moves nothing between their pages (numbered pages would need a count of the whole table,
+    and an offset that reads every row before the page).
+    """
+
+    ordering = "-created_at"
+    cursor_query_description = "The position to read from: take it from a response's next or previous link."
+
+    def decode_cursor(self, request: Any) -> Any:
+        try:
+            return super().decode_cursor(request)
+        except drf_exceptions.NotFound as exc:
+            raise ValidationError("cursor is not one this list gave", details={"cursor": ["invalid"]}) from exc
+
+    def get_schema_operation_parameters(self, view: Any) -> list[dict[str, Any]]:
+        return _described_page_size(super().get_schema_operation_parameters(view), self.max_page_size)
+
+
+class ViewerPagination:
+    """Numbered pages for a user's own rows; ``NewestFirstCursor`` for staff, who list everyone's.
+
+    Both answers carry ``next``, ``previous`` and ``results``; only the numbered one has ``count``.
+    A client that follows ``next`` works with either.
+    """
+
+    def __init__(self) -> None:
+        self.own, self.everyone = Pagination(), NewestFirstCursor()
+        self.chosen: Any = self.own
+
+    def paginate_queryset(self, queryset: Any, request: Any, view: Any = None) -> Any:
+        self.chosen, other = (self.everyone, self.own) if request.user.is_staff else (self.own, self.everyone)
+        foreign = self.own.page_query_param if other is self.own else self.everyone.cursor_query_param
+        if foreign in request.query_params:  # a position this list does not page by: refused, not ignored
+            raise ValidationError(
+                f"{foreign} does not apply to this list: follow its next link", details={foreign: ["not applicable"]}
+            )
+        return self.chosen.paginate_queryset(queryset, request, view)
+
+    def get_paginated_response(self, data: Any) -> Response:
+        return self.chosen.get_paginated_response(data)
+
+    def get_paginated_response_schema(self, schema: dict[str, Any]) -> dict[str, Any]:
+        numbered = self.own.get_paginated_response_schema(schema)
+        numbered["required"] = ["results"]
+        numbered["properties"]["count"]["description"] = "Own lists only: staff lists page by cursor, uncounted."
+        return numbered
+
+    def get_schema_operation_parameters(self, view: Any) -> list[dict[str, Any]]:
+        by_cursor = [p for p in self.everyone.get_schema_operation_parameters(view) if p["name"] == "cursor"]
+        for parameter in by_cursor:
+            parameter["description"] = f"Staff lists: {parameter['description']}"
+        return [*self.own.get_schema_operation_parameters(view), *by_cursor]
+
+
+def _described_page_size(parameters: list[dict[str, Any]], maximum: int) -> list[dict[str, Any]]:
+    for parameter in parameters:
+        if parameter["name"] == PageSize.page_size_query_param:
+            parameter["schema"] = {"type": "integer", "minimum": 1, "maximum": maximum}
+    return parameters
 
 
 def validated(serializer_class: type[serializers.Serializer], data: Any, **kwargs: Any) -> dict[str, Any]:
