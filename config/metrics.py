@@ -64,6 +64,9 @@ PUBLISH_DROPPED = Counter("homeservices_publish_dropped_total", "Cross-process m
 HASHING_REFUSED = Counter(
     "homeservices_password_hashing_refused_total", "Logins, sign-ups and password changes refused: hashing queue full"
 )
+DASHBOARD_FIGURES = Counter(
+    "homeservices_dashboard_figures_total", "Dashboard figures this process computed for every process's admins"
+)
 LOCATION_RELAYS = Counter("homeservices_location_relays_total", "partner:location_update relays to booking rooms")
 GC_PAUSE = Counter("homeservices_gc_pause_seconds_total", "Time spent in cyclic GC, per generation", ["generation"])
 GC_COLLECTIONS = Counter("homeservices_gc_collections_total", "Cyclic GC runs, per generation", ["generation"])

@@ -6,7 +6,6 @@ import os
 from typing import Any
 
 from django.conf import settings
-from django.contrib.auth import get_user_model
 from django.core.cache import cache
 from django.db.models import Count, Q
 from django.utils import timezone
@@ -14,6 +13,7 @@ from redis.exceptions import RedisError
 
 from bookings import tallies
 from bookings.models import OPEN_STATUSES, Booking, BookingStatus
+from config import metrics
 from config.formats import iso
 from config.platform_day import platform_day
 from partners.models import KycStatus, Partner
@@ -39,6 +39,7 @@ def shared_stats(max_age: float) -> dict[str, Any] | None:
     except RedisError:
         return current_stats()
     stats = current_stats()
+    metrics.DASHBOARD_FIGURES.inc()
     with contextlib.suppress(RedisError):  # not stored: the next tick computes again
         cache.set(SHARED_STATS_KEY, stats, timeout=ttl)
     return stats
@@ -55,7 +56,7 @@ def current_stats() -> dict[str, Any]:
 def dashboard_stats(*, online_customers: int | None = None) -> dict[str, Any]:
     """The figures from the running tallies and indexed counts: the same cost at any history size."""
     now = timezone.now()
-    booking = tallies.figures(platform_day(now))
+    booking = tallies.figures(platform_day(now))  # bookings and customers
     by_status = booking.by_status
     partners = Partner.objects.aggregate(
         total=Count("pk"),
@@ -63,7 +64,6 @@ def dashboard_stats(*, online_customers: int | None = None) -> dict[str, Any]:
         available=Count("pk", filter=Q(online_until__gt=now, is_available=True, is_suspended=False)),
         pending_kyc=Count("pk", filter=Q(kyc_status=KycStatus.PENDING)),
     )
-    customers_total = get_user_model().objects.filter(is_active=True, is_staff=False, partner__isnull=True).count()
     return {
         "bookings": {
             "total": sum(by_status.values()),
@@ -82,7 +82,7 @@ def dashboard_stats(*, online_customers: int | None = None) -> dict[str, Any]:
             "available": partners["available"],
             "pendingKyc": partners["pending_kyc"],
         },
-        "customers": {"total": customers_total, "online": online_customers or 0},
+        "customers": {"total": booking.customers, "online": online_customers or 0},
         "generatedAt": iso(now),
     }
 

@@ -2,15 +2,19 @@
 
 from decimal import Decimal
 
+from django.conf import settings
 from django.db import migrations, models
 
 from bookings import tallies
 
 
 def count_existing_bookings(apps, schema_editor):
-    """The tallies start from the bookings already there (one scan, at migration time)."""
+    """The tallies start from the bookings and customers already there (one scan, at migration time)."""
     tallies.rebuild(
-        apps.get_model("bookings", "Booking"), apps.get_model("bookings", "Tally"), apps.get_model("bookings", "TallyChange")
+        apps.get_model("bookings", "Booking"),
+        apps.get_model("bookings", "Tally"),
+        apps.get_model("bookings", "TallyChange"),
+        apps.get_model(settings.AUTH_USER_MODEL),
     )
 
 

@@ -49,3 +49,32 @@ def test_the_command_finds_writes_made_behind_the_services_back_and_rebuilds(cus
     assert tallies.drift() == {} and not TallyChange.objects.exists()
     call_command("tallies", stdout=out)
     assert out.getvalue().endswith("every tally matches the bookings\n")
+
+
+def test_customers_are_counted_through_every_door(staff, service):
+    from django.contrib.auth import get_user_model
+
+    from bookings.services import customer_register
+    from partners.services import partner_register
+
+    def customers() -> int:
+        return tallies.figures().customers
+
+    start = customers()
+    alice = customer_register(username="alice2", password="pw-123456789", email="", name="Alice", phone="1")
+    partner_register(username="pat2", password="pw-123456789", name="Pat", phone="2", services=[service])
+    assert customers() == start + 1  # a partner is not a customer
+    alice.is_active = False
+    alice.save()
+    assert customers() == start
+    alice.is_active = True
+    alice.save(update_fields=["is_active"])
+    alice.save(update_fields=["last_login"])  # a login: not looked at, not counted
+    assert customers() == start + 1
+    alice.is_staff = True
+    alice.save()
+    assert customers() == start
+    get_user_model().objects.create(username="carl")  # the admin's user form, a shell
+    get_user_model().objects.get(username="carl").delete()
+    PartnerFactory(user=get_user_model().objects.create(username="dee"))  # a profile for an existing user
+    assert customers() == start and tallies.drift() == {}

@@ -22,6 +22,7 @@ from django.utils import timezone
 
 from bookings.models import BookingStatus as S
 from partners.models import Partner
+from tests.config.test_metrics import scrape, value
 from tests.factories import BookingFactory, PartnerFactory, StaffFactory, UserFactory
 from tests.live import Client, ServerProcess, database_url, free_port, run, token_for, wait_until
 
@@ -206,6 +207,30 @@ def test_online_counts_span_processes(servers, staff):
         await admin.close()
 
     run(scenario())
+
+
+def test_dashboard_figures_are_computed_once_for_the_cluster(servers, staff):
+    """Admins on both processes get pushes; one process computes the figures per interval, not each."""
+    a, b = servers
+
+    def computed() -> float:
+        return sum(value(scrape(s.url), "homeservices_dashboard_figures_total") for s in (a, b))
+
+    async def scenario() -> tuple[float, float]:
+        admins = [await Client(s.url, "/admin").connect(token_for(staff)) for s in (a, b)]
+        for admin in admins:
+            [pushed] = await admin.wait_for("dashboard:stats_update")
+            assert pushed["bookings"]["byStatus"].keys() == set(S.values)
+        before, started = computed(), time.monotonic()
+        await asyncio.sleep(3)  # 20 ticks of the two processes' pushers (0.3 s in tests)
+        during = computed() - before
+        for admin in admins:
+            await admin.close()
+        return during, time.monotonic() - started
+
+    during, seconds = run(scenario())
+    # The figures live a whole second in the cache (its resolution): about one computation a second.
+    assert 1 <= during <= seconds + 2, (during, seconds)
 
 
 def test_nothing_dropped_across_processes_under_load(servers, service):
