@@ -20,7 +20,7 @@ UVICORN = $(BIN)/uvicorn config.asgi:application --loop uvloop --http httptools 
 	--ws-max-size $(SOCKETIO_MAX_BUFFER) \
 	--lifespan on --timeout-graceful-shutdown $(SHUTDOWN_TIMEOUT) --no-access-log
 
-.PHONY: run test lint format serve cluster bench bench-quick bench-dispatch bench-recovery bench-morning simulate vendor-socketio clean
+.PHONY: run test lint format serve cluster bench bench-quick bench-dispatch bench-recovery bench-morning bench-history simulate vendor-socketio clean
 
 $(BIN)/python:
 	$(PY) -m venv $(VENV)
@@ -76,6 +76,7 @@ bench: $(VENV)/.installed tests/js/node_modules
 	$(BIN)/python bench/dispatch.py --partners 50000
 	$(MAKE) bench-recovery
 	$(MAKE) bench-morning
+	$(MAKE) bench-history
 
 # Connection state recovery's cost: the same load with it off, then on (docs/performance.md).
 RECOVERY_BENCH = --steps 1000:15,2000:15 --chat 100:15 --accepts 0
@@ -91,6 +92,11 @@ bench-morning: $(VENV)/.installed
 # Dispatch with 50,000 partners online around one city (PostgreSQL; figures in docs/performance.md).
 bench-dispatch: $(VENV)/.installed
 	$(BIN)/python bench/dispatch.py --partners 50000
+
+# A year of history: 1,000,000 past bookings loaded through SQL, then the ops side timed
+# (PostgreSQL, a few minutes; docs/performance.md). BASELINE=<checkout> times another tree too.
+bench-history: $(VENV)/.installed
+	$(BIN)/python bench/history.py --bookings 1000000 $(if $(BASELINE),--baseline $(BASELINE))
 
 # Partners and customers as Socket.IO clients against a running server (make run in another terminal).
 simulate: $(VENV)/.installed

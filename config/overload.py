@@ -6,6 +6,7 @@ them anywhere else Django renders a page, so a login storm or a database blip co
 admin a 503 with ``Retry-After``, never a 500.
 """
 
+import logging
 from collections.abc import Callable
 
 from django.db import InterfaceError, OperationalError
@@ -32,3 +33,14 @@ class UnavailableMiddleware:
             response = HttpResponse(exception.message, status=exception.http_status, content_type="text/plain")
         response["Retry-After"] = str(exception.retry_after)
         return response
+
+
+class AnsweredUnavailable(logging.Filter):
+    """Django logs every 5xx response as an ERROR. A 503 here is always chosen (overload, a
+    dependency away, a process stopping) and already said with ``Retry-After``: a login storm
+    would otherwise write thousands of ERROR lines, burying the real failures (500s) in them."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if getattr(record, "status_code", None) == Unavailable.http_status and record.levelno == logging.ERROR:
+            record.levelno, record.levelname = logging.WARNING, "WARNING"
+        return True

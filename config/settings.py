@@ -186,6 +186,11 @@ CACHES = {
     )
 }
 
+# Every payload a server process emits checked against the event catalogue, a violation
+# logged as an ERROR: the test suite turns it on (for the servers it starts too); it costs
+# a JSON Schema check per delivery.
+EMIT_VALIDATION = env_bool("EMIT_VALIDATION", False)
+
 # ---------------------------------------------------------------- CHANNELS / SOCKET.IO
 REDIS_URL = os.environ.get("REDIS_URL", "")
 if REDIS_URL:
@@ -405,8 +410,11 @@ LOGGING = {
     "handlers": {
         "console": {"class": "logging.StreamHandler", "formatter": "json" if LOG_FORMAT == "json" else "plain"}
     },
+    # A 503 is the server saying "not now" on purpose (config/overload.py): a warning, not an error.
+    "filters": {"answered_unavailable": {"()": "config.overload.AnsweredUnavailable"}},
     "root": {"handlers": ["console"], "level": os.environ.get("LOG_LEVEL", "INFO")},
     "loggers": {
+        "django.request": {"filters": ["answered_unavailable"]},
         "socketio": {"level": "WARNING"},
         "engineio": {"level": "WARNING"},
         "django.channels.server": {"level": "WARNING"},

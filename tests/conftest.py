@@ -8,7 +8,7 @@ from rest_framework.test import APIClient
 
 from config.realtime import emit as emit_module
 from tests.factories import PartnerFactory, ServiceFactory, StaffFactory, UserFactory
-from tests.live import LiveServer
+from tests.live import LiveServer, ServerProcess, server_log_problems
 
 
 @pytest.fixture
@@ -81,27 +81,37 @@ class Emitted:
 
 @pytest.fixture(autouse=True)
 def _emitted_payloads_follow_the_asyncapi_document() -> Iterator[None]:
-    """Every payload a service emits during any test validates against the event catalogue."""
-    import jsonschema
-
+    """Every payload a service emits during any test validates against the event catalogue
+    (server processes check their own: ``EMIT_VALIDATION``, and ``_server_logs_are_clean``)."""
     from config.realtime import catalogue
 
     wrong: list[str] = []
 
     def check(message: dict[str, Any]) -> None:
-        if message.get("method") != "emit":
-            return
-        spec = catalogue.spec("server", message["namespace"], message["event"])
-        if spec is None:
-            wrong.append(f"{message['namespace']} {message['event']}: not in the catalogue")
-            return
-        for error in jsonschema.Draft7Validator(spec.payload).iter_errors(message["data"][0]):
-            wrong.append(f"{message['event']} {list(error.path)}: {error.message}")
+        if message.get("method") == "emit":
+            wrong.extend(catalogue.violations(message))
 
     emit_module._observers.append(check)
     yield
     emit_module._observers.remove(check)
     assert not wrong, wrong[:5]
+
+
+@pytest.fixture(autouse=True)
+def _server_logs_are_clean(request: Any) -> Iterator[None]:
+    """After each test, what every server process (``ServerProcess``) wrote meanwhile holds no
+    traceback and no ERROR line (a payload outside the catalogue is one), unless the test
+    names it with ``@pytest.mark.server_errors(pattern, ...)``: a fault it causes on purpose."""
+    yield
+
+    allowed = [p for marker in request.node.iter_markers("server_errors") for p in marker.args]
+    problems = []
+    for server in list(ServerProcess.running):
+        stopped = server.proc.poll() is not None
+        problems += server_log_problems(server.unchecked_output(), allowed)
+        if stopped:
+            ServerProcess.running.remove(server)
+    assert not problems, "server processes logged:\n" + "\n".join(problems[:20])
 
 
 @pytest.fixture

@@ -2,12 +2,13 @@
 
 import asyncio
 import contextlib
+import re
 import socket
 import threading
 import time
 from collections import defaultdict
 from collections.abc import Iterator
-from typing import Any
+from typing import Any, ClassVar
 
 import socketio
 import uvicorn
@@ -62,12 +63,16 @@ class LiveServer:
         self.thread.join(timeout=10)
 
 
-def token_for(user: Any, lifetime: float | None = None) -> str:
+def token_for(user: Any, lifetime: float | None = None, expires_at: int | None = None) -> str:
+    """An access token for ``user``; ``expires_at`` (a Unix second) pins its ``exp`` exactly,
+    where a ``lifetime`` is rounded down to a whole second by simplejwt."""
     token = AccessToken.for_user(user)
     if lifetime is not None:
         from datetime import timedelta
 
         token.set_exp(lifetime=timedelta(seconds=lifetime))
+    if expires_at is not None:
+        token["exp"] = expires_at
     return str(token)
 
 
@@ -156,7 +161,13 @@ def eventually(predicate: Any, timeout: float = WAIT, what: str = "condition") -
 
 
 class ServerProcess:
-    """A real server in its own process (uvicorn, or the WSGI app with ``wsgi=True``)."""
+    """A real server in its own process (uvicorn, or the WSGI app with ``wsgi=True``).
+
+    Every one is registered in ``running``: after each test the ``_server_logs_are_clean``
+    fixture reads what each wrote meanwhile and fails on a traceback or an ERROR line.
+    """
+
+    running: ClassVar[list["ServerProcess"]] = []
 
     def __init__(self, env: dict[str, str], wsgi: bool = False) -> None:
         import os
@@ -192,6 +203,8 @@ class ServerProcess:
             ]
         self.log = tempfile.NamedTemporaryFile("w+", suffix=".log", delete=False)  # noqa: SIM115
         self.proc = subprocess.Popen(cmd, env={**os.environ, **env}, stdout=self.log, stderr=subprocess.STDOUT)
+        self.checked = 0  # how much of the log the fixture has read
+        ServerProcess.running.append(self)
 
     def start(self) -> "ServerProcess":
         import urllib.request
@@ -211,12 +224,51 @@ class ServerProcess:
         with open(self.log.name) as f:
             return f.read()
 
+    def unchecked_output(self) -> str:
+        """What the server wrote since the last call (the log fixture's reading)."""
+        text = self.output()
+        new, self.checked = text[self.checked :], len(text)
+        return new
+
     def stop(self) -> None:
         self.proc.terminate()
         try:
             self.proc.wait(timeout=10)
         except Exception:
             self.proc.kill()
+
+
+def wait_for_log(server: ServerProcess, text: str, timeout: float = 10) -> str:
+    """The first line of ``server``'s log that holds ``text``, waited for at most ``timeout`` s."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        found = [line for line in server.output().splitlines() if text in line]
+        if found:
+            return found[0]
+        time.sleep(0.05)
+    raise AssertionError(f"{text!r} never appeared in the server's log:\n{server.output()[-2000:]}")
+
+
+SERVER_LOG_PROBLEM = re.compile(r"Traceback \(most recent call last\)|\bERROR\b|\bCRITICAL\b")
+
+
+def server_log_problems(text: str, allowed: list[str] = ()) -> list[str]:
+    """The lines of a server's log that show something went wrong: a traceback, an ERROR or
+    CRITICAL record (a payload outside the catalogue is one), unless a pattern allows it. A
+    traceback belongs to the record before it, and is allowed with it."""
+    patterns = [re.compile(p) for p in allowed]
+    problems, record_allowed = [], False
+    for line in text.splitlines():
+        if LOG_RECORD.match(line):
+            record_allowed = any(p.search(line) for p in patterns)
+        elif line.startswith("Traceback") and record_allowed:
+            continue
+        if SERVER_LOG_PROBLEM.search(line) and not any(p.search(line) for p in patterns):
+            problems.append(line)
+    return problems
+
+
+LOG_RECORD = re.compile(r"\d{4}-\d{2}-\d{2} ")
 
 
 def database_url() -> str:

@@ -22,6 +22,10 @@ if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
 PASSWORD_HASHERS = ["tests.hashers.MD5PasswordHasher"]
 if os.environ.get("REAL_PASSWORD_HASHING") == "1":
     PASSWORD_HASHERS = [*PASSWORD_HASHERS_PRODUCTION, *PASSWORD_HASHERS]
+# Every payload emitted, here and by the server processes tests start (which inherit the
+# variable), is checked against the catalogue; a violation is an ERROR the log check fails on.
+os.environ["EMIT_VALIDATION"] = "1"
+EMIT_VALIDATION = True
 PRESENCE_HEARTBEAT = 0.5
 LOCATION_FLUSH_INTERVAL = 0.3
 DASHBOARD_PUSH_INTERVAL = 0.3

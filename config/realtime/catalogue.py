@@ -7,6 +7,7 @@ keeps it honest: every handler and every emitted event name must be declared, an
 payload the services emit during the tests must validate against its schema.
 """
 
+import functools
 from dataclasses import dataclass
 from typing import Any
 
@@ -59,6 +60,28 @@ def events() -> list[EventSpec]:
 
 def spec(direction: str, namespace: str, name: str) -> EventSpec | None:
     return _catalogue.get((direction, namespace, name))
+
+
+def violations(message: dict[str, Any]) -> list[str]:
+    """What is wrong with an emitted message's payload against its declared schema (none: it conforms).
+
+    For the test suite (its own emits, and every server process it starts, with
+    ``EMIT_VALIDATION``): a JSON Schema check costs far more than the delivery it checks.
+    """
+    declared = spec("server", message["namespace"], message["event"])
+    if declared is None:
+        return [f"{message['namespace']} {message['event']}: not in the catalogue"]
+    return [
+        f"{message['namespace']} {message['event']} {list(error.path)}: {error.message}"
+        for error in _validator(message["namespace"], message["event"]).iter_errors(message["data"][0])
+    ]
+
+
+@functools.cache
+def _validator(namespace: str, name: str) -> Any:
+    import jsonschema  # drf-spectacular's dependency; loaded only where payloads are checked
+
+    return jsonschema.Draft7Validator(_catalogue[("server", namespace, name)].payload)
 
 
 # ---------------------------------------------------------------- schema helpers

@@ -216,6 +216,9 @@ class ChannelLayerManager(AsyncPubSubManager):
 
     async def _handle_emit(self, message: dict[str, Any]) -> None:
         """Deliver with the event's offset as the last argument (``recovery``)."""
+        if settings.EMIT_VALIDATION:
+            for problem in catalogue.violations(message):
+                logger.error("an emitted payload breaks the event catalogue: %s", problem)
         if message.get("offset"):
             message = {**message, "data": [*message["data"], message["offset"]]}
         await super()._handle_emit(message)

@@ -308,3 +308,18 @@ def test_a_customer_has_at_most_open_bookings_max(customer, service, settings, a
     assert r.status_code == 409 and r.json()["code"] == "CONFLICT"
     Booking.objects.filter(customer=customer).update(status=S.CANCELLED)  # finished ones do not count
     assert api_as(customer).post("/api/bookings/", body, format="json").status_code == 201
+
+
+def test_the_database_itself_refuses_a_second_open_offer_and_staff_rest_gets_409(api_as, staff, service):
+    """Whatever races above it, the one-open-offer constraint holds; over REST it is a 409."""
+    from django.db import IntegrityError, transaction
+
+    partner = near(service, 1)
+    BookingFactory(service=service, partner=partner, status=S.PARTNER_ASSIGNED)
+    second = BookingFactory(service=service, status=S.PENDING)
+    with pytest.raises(IntegrityError), transaction.atomic():  # behind every service's back
+        Booking.objects.filter(pk=second.pk).update(status=S.PARTNER_ASSIGNED, partner=partner)
+    r = api_as(staff).post(f"/api/bookings/{second.pk}/assign/", {"partnerId": partner.pk}, format="json")
+    assert r.status_code == 409 and r.json()["code"] == "CONFLICT", r.json()
+    second.refresh_from_db()
+    assert (second.status, second.partner_id) == (S.PENDING, None)

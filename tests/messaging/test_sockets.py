@@ -1,7 +1,5 @@
 """Chat across namespaces: messages, duplicates, receipts, typing, notifications, rate limits."""
 
-import asyncio
-
 import pytest
 
 from bookings.models import BookingStatus as S
@@ -50,8 +48,12 @@ def test_customer_and_partner_chat_with_receipts_and_typing(live_server_url, cus
             },
         )
         assert again["id"] == ack["id"] and again["duplicate"] is True
-        await asyncio.sleep(0.3)
-        assert len(p.events["message:received"]) == 1
+        # A new message after it is the barrier: a second copy of the first would arrive before it.
+        after = await c.call(
+            "message:send", {"recipientId": str(partner.pk), "message": "On my way?", "bookingId": str(linked.pk)}
+        )
+        await p.wait_for("message:received", where=lambda m: m["id"] == after["id"])
+        assert [m["id"] for m in p.events["message:received"]] == [ack["id"], after["id"]]
 
         # receipts: only the recipient
         bad = await c.call("message:mark_read", ack["id"])

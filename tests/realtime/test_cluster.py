@@ -279,6 +279,7 @@ def own_redis() -> Iterator[tuple[int, list[str]]]:
         proc.terminate()
 
 
+@pytest.mark.server_errors(r"channel layer unavailable", r"channels_redis\.pubsub Unexpected exception in receive task")
 def test_redis_outage_keeps_local_sockets_and_recovers(own_redis, cluster_env, service):
     port, cmd = own_redis
     env = {**cluster_env, "REDIS_URL": f"redis://127.0.0.1:{port}/0"}

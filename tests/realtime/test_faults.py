@@ -120,6 +120,7 @@ def fault_env(cluster_env: dict[str, str], **extra: str) -> dict[str, str]:  # n
 HASHING = ("sign-up", "login")  # what costs a password hash (contract 9.5)
 
 
+@pytest.mark.timeout(300)  # above the scenario's own 240 s, so a slow run fails with its message
 def test_a_morning_burst_with_real_password_hashing_is_answered_in_time(cluster_env, service):  # noqa: F811
     """1,000 REST requests (50 in flight; a fifth sign-ups, a fifth logins, with production's
     PBKDF2) and 500 socket connects at once over two processes, as a real morning goes:

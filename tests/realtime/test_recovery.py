@@ -170,6 +170,14 @@ def test_a_cut_is_recovered_on_the_same_process(live_server_url, customer, partn
         cut = cut_connection(proxy, node, first["id"])
         assert cut["reason"] == "transport close"
         the_gap(booking, customer, partner)
+
+        async def partner_moves(latitude: float) -> int:
+            p = await Client(live_server_url, "/partner").connect(token_for(partner.user))
+            relayed = (await p.call("location:update", {"latitude": latitude, "longitude": 77.21}))["relayed"]
+            await p.close()
+            return relayed
+
+        run(partner_moves(28.615))  # volatile: superseded by the next, never logged nor replayed
         proxy.reopen()
 
         back = node.wait(kind("connect"))
@@ -177,14 +185,12 @@ def test_a_cut_is_recovered_on_the_same_process(live_server_url, customer, partn
         assert gap_seen(node, cut) == GAP  # every missed event, once, in order, none from before the cut
 
         # its booking room came back with it: the partner's position arrives without re-tracking
-        async def partner_moves():
-            p = await Client(live_server_url, "/partner").connect(token_for(partner.user))
-            assert (await p.call("location:update", {"latitude": 28.62, "longitude": 77.21}))["relayed"] == 1
-            await p.close()
-
-        run(partner_moves())
+        assert run(partner_moves(28.62)) == 1
         moved = node.wait(lambda line: line.get("name") == "partner:location_update")
         assert moved["payload"]["bookingId"] == str(booking.pk)
+        # The replay came before ``connect``: the gap's position, had it been replayed, would be first.
+        positions = [p["location"]["latitude"] for n, p in node.events_after(cut) if n == "partner:location_update"]
+        assert positions == [28.62]
         node.send("emit", "booking:untrack", str(booking.pk))
         assert node.wait(kind("ack"))["ack"]["ok"] is True
     assert gap_seen(node, cut) == GAP  # and nothing came twice afterwards
@@ -255,6 +261,39 @@ def test_recovery_needs_a_user_who_may_still_connect(live_server_url, customer, 
         proxy.reopen()
         refused = node.wait(kind("connect_error"))
         assert refused["data"]["code"] == "FORBIDDEN"
+
+
+def test_a_partner_suspended_during_the_gap_is_refused(live_server_url, partner):
+    proxy = TcpProxy(live_server_url).start()
+    node = NodeClient(proxy.url, "/partner", token_for(partner.user))
+    try:
+        first = node.wait(kind("connect"))
+        proxy.cut()
+        node.wait(kind("disconnect"))
+        eventually(lambda: not sio.manager.is_connected(first["id"], rooms.PARTNER), what="server saw the cut")
+        type(partner).objects.filter(pk=partner.pk).update(is_suspended=True)  # no signal: nothing announced
+        proxy.reopen()
+        refused = node.wait(kind("connect_error"))
+        assert refused["data"]["code"] == "FORBIDDEN"
+    finally:
+        node.close()
+        proxy.stop()
+
+
+def test_a_socket_the_server_kicked_is_not_recovered(live_server_url, customer, service):
+    booking = BookingFactory(customer=customer, service=service, status=S.PENDING)
+    node, first = tracking_customer(live_server_url, customer, booking)
+    try:
+        customer.is_active = False
+        customer.save()  # kicked on every process
+        gone = node.wait(kind("disconnect"))
+        assert gone["reason"] == "io server disconnect"
+        type(customer).objects.filter(pk=customer.pk).update(is_active=True)
+        node.send("connect")
+        back = node.wait(kind("connect"))
+        assert back["recovered"] is False and back["id"] != first["id"]
+    finally:
+        node.close()
 
 
 def test_python_socketio_clients_get_the_offset_as_a_last_argument(live_server_url, customer, partner, service):
