@@ -44,11 +44,6 @@ class PersonSerializer(serializers.Serializer):
         return display_name(user)
 
 
-class LocationSerializer(serializers.Serializer):
-    latitude = serializers.FloatField()
-    longitude = serializers.FloatField()
-
-
 class DispatchSerializer(serializers.Serializer):
     attempts = serializers.IntegerField(source="dispatch_attempts")
     state = serializers.ChoiceField(source="dispatch_state", choices=DispatchState.choices)
@@ -170,10 +165,6 @@ class BookingIdInput(serializers.Serializer):
 
 class BookingCancelInput(BookingIdInput):
     reason = StrictCharField(max_length=500, required=False, allow_blank=True, default="")
-
-
-class BookingRejectInput(BookingCancelInput):
-    pass
 
 
 class BookingCompleteInput(serializers.Serializer):

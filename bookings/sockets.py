@@ -8,7 +8,8 @@ from bookings.serializers import BookingCancelInput
 from config import rooms
 from config.api import validated
 from config.realtime.catalogue import UUID, client_event, obj, one_of
-from config.realtime.namespace import BaseNamespace, Session, db, session_user
+from config.realtime.namespace import BaseNamespace, Session, session_user
+from config.realtime.orm import db
 from messaging.sockets import ChatMixin
 
 BOOKING_ID = one_of(UUID, obj({"bookingId": UUID}))

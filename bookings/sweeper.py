@@ -18,7 +18,7 @@ from django.db import InterfaceError, OperationalError
 from bookings import tallies
 from bookings.services import dispatch_backlog, dispatch_sweep
 from config import metrics
-from config.realtime.namespace import db
+from config.realtime.orm import db
 
 logger = logging.getLogger(__name__)
 

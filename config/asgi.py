@@ -1,6 +1,8 @@
 """ASGI entry point and composition root: ``/socket.io/`` goes to python-socketio, the rest to Django.
 
-The apps' namespaces are attached here, so ``config.realtime`` knows no app.
+This module lists everything a server process runs: the namespaces, the control messages
+it handles, its background tasks and its shutdown hooks. The apps' pieces are attached
+here, so ``config.realtime`` knows no app, and importing any other module starts nothing.
 """
 
 import os
@@ -20,21 +22,45 @@ from django.core.asgi import get_asgi_application  # noqa: E402
 
 from bookings.sockets import CustomerNamespace  # noqa: E402
 from bookings.sweeper import sweep_forever  # noqa: E402
+from config import rooms  # noqa: E402
 from config.admission import Admission  # noqa: E402
 from config.body_limit import BodyLimit  # noqa: E402
-from config.realtime.manager import on_startup  # noqa: E402
-from config.realtime.namespace import recheck_forever, set_identity_loader  # noqa: E402
+from config.realtime import limits, presence  # noqa: E402
+from config.realtime.manager import on_control, on_shutdown, on_startup  # noqa: E402
+from config.realtime.namespace import access_changed_received, recheck_forever, set_identity_loader  # noqa: E402
 from config.realtime.server import register_namespace, sio  # noqa: E402
 from config.realtime.tuning import tune_gc_after_startup  # noqa: E402
-from dashboard.sockets import AdminNamespace  # noqa: E402
+from dashboard.sockets import AdminNamespace, push_stats  # noqa: E402
+from partners import tracking  # noqa: E402
 from partners.access import socket_identities  # noqa: E402
 from partners.sockets import PartnerNamespace  # noqa: E402
 
+# ---------------------------------------------------------------- what a server process runs
+# Everything below is all a server process does besides answering: nothing starts because
+# a module was imported.
 set_identity_loader(socket_identities)
 for namespace in (CustomerNamespace, PartnerNamespace, AdminNamespace):
     register_namespace(namespace(namespace.namespace_name))
-on_startup(lambda manager: manager.start_task(sweep_forever()))
-on_startup(lambda manager: manager.start_task(recheck_forever(manager)))
+# Connected partners are dispatchable: presence keeps their ``online_until`` ahead.
+presence.keep_online(rooms.PARTNER, tracking.record_online)
+
+# Control messages every process handles (config/realtime/manager.py carries them).
+on_control("access_changed")(access_changed_received)  # a user's rights changed: recheck their sockets
+on_control("presence")(presence.presence_received)  # another process's users
+on_control("partner_bookings")(tracking.partner_bookings_received)  # refresh a partner's relay list
+
+# Background tasks, started once the loop runs.
+on_startup(lambda manager: manager.start_task(sweep_forever()))  # dispatch sweep, tally folding
+on_startup(lambda manager: manager.start_task(recheck_forever(manager)))  # rights vs the database
+on_startup(lambda manager: manager.start_task(limits.sweep_forever()))  # expired rate windows
+on_startup(lambda manager: manager.start_task(presence.heartbeat(manager)))  # who is online, cluster-wide
+on_startup(lambda manager: manager.start_task(tracking.flush_forever()))  # last locations, in batches
+on_startup(lambda manager: manager.start_task(tracking.reconcile_forever(manager)))  # relay lists vs the database
+on_startup(lambda manager: manager.start_task(push_stats(manager)))  # the dashboard's figures
+
+# At shutdown, before the manager hands over its queues.
+on_shutdown(tracking.flush_on_stop)  # buffered locations written
+on_shutdown(presence.withdraw)  # this process's users offline now, not when the heartbeat lapses
 
 
 # Lifespan (uvicorn --lifespan on): start the periodic work at once; at shutdown write what is

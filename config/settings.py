@@ -195,7 +195,7 @@ EMIT_VALIDATION = env_bool("EMIT_VALIDATION", False)
 REDIS_URL = os.environ.get("REDIS_URL", "")
 if REDIS_URL:
     # Pub/sub layer: broadcast fan-out with no per-channel capacity to overflow
-    # and no group expiry to outlive (see docs/architecture.md).
+    # and no group expiry to outlive (see docs/deployment.md, "Which channels-redis layer").
     CHANNEL_LAYERS = {
         "default": {
             "BACKEND": "channels_redis.pubsub.RedisPubSubChannelLayer",

@@ -13,8 +13,9 @@ from config import rooms
 from config.errors import Forbidden
 from config.realtime.catalogue import ANY_OBJECT, NOTHING, NUMBER, STRING, TIME, client_event, obj, server_event
 from config.realtime.emit import emit_now
-from config.realtime.manager import ChannelLayerManager, on_startup
-from config.realtime.namespace import BaseNamespace, Session, db
+from config.realtime.manager import ChannelLayerManager
+from config.realtime.namespace import BaseNamespace, Session
+from config.realtime.orm import db
 from dashboard.selectors import current_stats, shared_stats
 from messaging.sockets import ChatMixin
 
@@ -89,12 +90,7 @@ class AdminNamespace(ChatMixin, BaseNamespace):
         return {"bookings": await db(_open_bookings)()}
 
 
-@on_startup
-def _start_stats_push(manager: ChannelLayerManager) -> None:
-    manager.start_task(_push_stats(manager))
-
-
-async def _push_stats(manager: ChannelLayerManager) -> None:
+async def push_stats(manager: ChannelLayerManager) -> None:
     """Each process pushes to its own admin sockets, at most once a second, only on change: the
     figures are computed by one process for the cluster (``shared_stats``), the others relay them."""
     last: dict[str, Any] | None = None

@@ -6,7 +6,7 @@ from rest_framework import serializers
 
 from bookings.models import Service
 from config.fields import ReferenceListField, StrictBooleanField, StrictCharField
-from partners.models import DocumentType, Earning, KycSubmission, Partner
+from partners.models import DocumentType, Partner
 
 
 def partner_summary(partner: Partner) -> dict[str, Any]:
@@ -86,16 +86,6 @@ class EarningSerializer(serializers.Serializer):
     currency = serializers.CharField()
     createdAt = serializers.DateTimeField(source="created_at")
 
-    class Meta:
-        model = Earning
-
 
 class AvailabilityInput(serializers.Serializer):
     available = StrictBooleanField()
-
-
-class KycSubmissionAdminSerializer(KycSerializer):
-    partnerId = serializers.CharField(source="partner_id")
-
-    class Meta:
-        model = KycSubmission

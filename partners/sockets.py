@@ -4,12 +4,13 @@ from typing import Any
 
 from bookings import events, services
 from bookings.selectors import booking_id_from
-from bookings.serializers import BookingRejectInput, BookingStatusInput
+from bookings.serializers import BookingCancelInput, BookingStatusInput
 from config import rooms
 from config.api import validated
 from config.errors import Forbidden
 from config.realtime.catalogue import BOOLEAN, INTEGER, UUID, client_event, enum, obj, one_of
-from config.realtime.namespace import BaseNamespace, Session, db, session_user
+from config.realtime.namespace import BaseNamespace, Session, session_user
+from config.realtime.orm import db
 from config.realtime.presence import presence
 from messaging.sockets import ChatMixin
 from partners import services as partner_services
@@ -115,7 +116,7 @@ class PartnerNamespace(ChatMixin, BaseNamespace):
         return {"booking": booking}
 
     async def on_booking_reject(self, sid: str, payload: Any) -> dict[str, Any]:
-        data = validated(BookingRejectInput, payload)
+        data = validated(BookingCancelInput, payload)  # a rejection has the cancel's shape
         return {"booking": await db(_reject)(await self.get_session(sid), data)}
 
     async def on_booking_status_update(self, sid: str, payload: Any) -> dict[str, Any]:

@@ -29,8 +29,8 @@ from bookings.selectors import RelayTarget, relay_targets, relay_targets_of
 from config import metrics, rooms
 from config.errors import ValidationError
 from config.realtime.emit import emit_now
-from config.realtime.manager import ChannelLayerManager, on_control, on_shutdown, on_startup
-from config.realtime.presence import keep_online
+from config.realtime.manager import ChannelLayerManager
+from config.realtime.orm import db
 
 logger = logging.getLogger(__name__)
 
@@ -79,7 +79,6 @@ class LocationBuffer:
         return taken
 
     async def flush(self, partner_id: int | None = None) -> None:
-        from config.realtime.namespace import db
         from partners.services import partner_locations_store
 
         batch = self.take(partner_id)
@@ -133,8 +132,6 @@ def _local_sids(manager: Any, partner_id: int) -> list[str]:
 
 async def refresh_relay(manager: Any, partner_id: int) -> None:
     """Re-read the partner's active bookings into the sessions of their sockets on this process."""
-    from config.realtime.namespace import db
-
     if not _local_sids(manager, partner_id):
         return
     async with _relay_lock(partner_id):
@@ -150,8 +147,6 @@ async def _apply(manager: Any, partner_id: int, targets: list[RelayTarget]) -> N
 
 async def reconcile_relays(manager: Any) -> None:
     """Safety net: every local partner's relay list read again, a batch of partners per query."""
-    from config.realtime.namespace import db
-
     partner_ids = sorted({int(room.removeprefix(rooms.user(""))) for room in _partner_rooms(manager)})
     for start in range(0, len(partner_ids), RECONCILE_BATCH):
         batch = partner_ids[start : start + RECONCILE_BATCH]
@@ -167,35 +162,24 @@ def _partner_rooms(manager: Any) -> list[str]:
     return [room for room in manager.rooms.get(rooms.PARTNER, {}) if room and room.startswith(rooms.user(""))]
 
 
-@on_control("partner_bookings")
-async def _partner_bookings(manager: ChannelLayerManager, message: dict[str, Any]) -> None:
+async def partner_bookings_received(manager: ChannelLayerManager, message: dict[str, Any]) -> None:
     """A partner's bookings changed: refresh the relay list of their local sockets."""
     await refresh_relay(manager, int(message["user_id"]))
 
 
-def _record_online(partner_ids: list[int], online: bool) -> None:
+def record_online(partner_ids: list[int], online: bool) -> None:
+    """Presence's keeper for partners: connected partners are dispatchable (``online_until``)."""
     from partners.services import partners_online
 
     partners_online(partner_ids=partner_ids, online=online)
 
 
-# Connected partners are dispatchable: presence keeps ``online_until`` ahead while they are.
-keep_online(rooms.PARTNER, _record_online)
-
-
-@on_shutdown
-async def _flush_on_stop(manager: ChannelLayerManager) -> None:
+async def flush_on_stop(manager: ChannelLayerManager) -> None:
     """A stopping process writes the locations it buffered."""
     await locations.flush()
 
 
-@on_startup
-def _start_flusher(manager: ChannelLayerManager) -> None:
-    manager.start_task(_flush_forever())
-    manager.start_task(_reconcile_forever(manager))
-
-
-async def _reconcile_forever(manager: ChannelLayerManager) -> None:
+async def reconcile_forever(manager: ChannelLayerManager) -> None:
     while True:
         await asyncio.sleep(settings.RELAY_RECONCILE_INTERVAL)
         try:
@@ -206,7 +190,7 @@ async def _reconcile_forever(manager: ChannelLayerManager) -> None:
             logger.exception("reconciling partners' relay lists failed")
 
 
-async def _flush_forever() -> None:
+async def flush_forever() -> None:
     while True:
         await asyncio.sleep(settings.LOCATION_FLUSH_INTERVAL)
         try:

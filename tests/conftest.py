@@ -134,7 +134,7 @@ def _live_server_settles() -> Iterator[None]:
     yield
     import time
 
-    from config.realtime.namespace import orm_in_flight
+    from config.realtime.orm import orm_in_flight
 
     time.sleep(0.05)  # a control message on its way to the server's loop
     deadline = time.monotonic() + 5

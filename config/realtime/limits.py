@@ -23,7 +23,6 @@ from typing import Any
 from django.conf import settings
 
 from config.errors import RateLimited
-from config.realtime.manager import ChannelLayerManager, on_startup
 
 logger = logging.getLogger(__name__)
 REDIS_TIMEOUT = 0.5
@@ -142,12 +141,8 @@ class RateLimiter:
 limiter = RateLimiter()
 
 
-@on_startup
-def _start_sweeper(manager: ChannelLayerManager) -> None:
-    manager.start_task(_sweep_forever())
-
-
-async def _sweep_forever() -> None:
+async def sweep_forever() -> None:
+    """Drop expired windows and leases every 10 s (started by the composition root)."""
     while True:
         await asyncio.sleep(10)
         limiter.sweep()

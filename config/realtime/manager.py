@@ -28,6 +28,7 @@ from socketio.async_pubsub_manager import AsyncPubSubManager
 
 from config import metrics
 from config.realtime import catalogue, recovery
+from config.realtime.orm import orm_in_flight
 
 logger = logging.getLogger(__name__)
 
@@ -146,8 +147,6 @@ class ChannelLayerManager(AsyncPubSubManager):
 
     async def _sample_gauges(self) -> None:
         """Once a second: the gauges (sockets, queues) from state this process keeps anyway."""
-        from config.realtime.namespace import orm_in_flight
-
         while True:
             for namespace, members in self.rooms.items():
                 metrics.SOCKETS.labels(namespace).set(len(members.get(None, ())))

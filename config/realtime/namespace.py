@@ -10,12 +10,11 @@ Per-socket state lives in the socket's session only: namespaces are singletons.
 import asyncio
 import logging
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import Any
 
 import socketio
-from channels.db import database_sync_to_async
 from django.conf import settings
 from django.contrib.auth import get_user_model
 from django.db import InterfaceError, OperationalError
@@ -28,7 +27,8 @@ from config.realtime.auth import Refused, client_address, decode_token, token_fr
 from config.realtime.emit import emit_now
 from config.realtime.inbound import RejectedEvent
 from config.realtime.limits import limiter
-from config.realtime.manager import ChannelLayerManager, on_control
+from config.realtime.manager import ChannelLayerManager
+from config.realtime.orm import OrmLoad, db
 from config.realtime.presence import presence
 
 logger = logging.getLogger(__name__)
@@ -41,41 +41,6 @@ Session = dict[str, Any]
 def user_room(user_id: object) -> str:
     """The room every socket of a user joins, in its namespace (the one room this package names)."""
     return f"user:{user_id}"
-
-
-class _OrmLoad:
-    """ORM calls queued or running in this process (``db``), for admission control."""
-
-    in_flight = 0
-
-    @classmethod
-    def busy(cls) -> bool:
-        return cls.in_flight >= settings.SOCKETIO["DB_QUEUE_MAX"]
-
-
-def orm_in_flight() -> int:
-    return _OrmLoad.in_flight
-
-
-def db(func: Callable[..., Any]) -> Callable[..., Awaitable[Any]]:
-    """Run ORM code off the event loop.
-
-    ``thread_sensitive=False``: calls run in the loop's bounded default executor
-    (see ``ChannelLayerManager.initialize``) rather than queueing behind one
-    shared thread; ``database_sync_to_async`` returns the connection to the pool
-    around each call. Calls are counted so that a burst is refused at the door
-    (``BaseNamespace.trigger_event``) instead of queueing behind itself.
-    """
-    call = database_sync_to_async(func, thread_sensitive=False)
-
-    async def counted(*args: Any, **kwargs: Any) -> Any:
-        _OrmLoad.in_flight += 1
-        try:
-            return await call(*args, **kwargs)
-        finally:
-            _OrmLoad.in_flight -= 1
-
-    return counted
 
 
 def session_user(session: Session) -> Any:
@@ -414,7 +379,7 @@ class BaseNamespace(socketio.AsyncNamespace):
         """Per-user rate limit, then load shedding: refused at once, so heartbeats and relays keep flowing."""
         session = await self.get_session(sid)
         limiter.hit(session["uid"], self.rate_keys.get(event, event))
-        if event not in self.lightweight_events and _OrmLoad.busy():
+        if event not in self.lightweight_events and OrmLoad.busy():
             raise Unavailable("The server is busy; retry shortly")
 
     async def _fail(self, sid: str, event: str, exc: DomainError, label: str) -> dict[str, Any]:
@@ -429,8 +394,7 @@ class BaseNamespace(socketio.AsyncNamespace):
         return {"ok": False, "error": error}
 
 
-@on_control("access_changed")
-async def _access_changed_received(manager: ChannelLayerManager, message: dict[str, Any]) -> None:
+async def access_changed_received(manager: ChannelLayerManager, message: dict[str, Any]) -> None:
     """A user's access changed (deactivated, demoted, suspended...): recheck their local sockets."""
     user_id = int(message["user_id"])
     _note_access_change(user_id)

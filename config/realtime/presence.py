@@ -21,7 +21,8 @@ from typing import Any
 
 from django.conf import settings
 
-from config.realtime.manager import ChannelLayerManager, on_control, on_shutdown, on_startup
+from config.realtime.manager import ChannelLayerManager
+from config.realtime.orm import db
 
 logger = logging.getLogger(__name__)
 
@@ -92,21 +93,14 @@ class Presence:
 presence = Presence()
 
 
-@on_control("presence")
-async def _presence_received(manager: ChannelLayerManager, message: dict[str, Any]) -> None:
+async def presence_received(manager: ChannelLayerManager, message: dict[str, Any]) -> None:
+    """The ``presence`` control: another process's users."""
     if message.get("host_id") != manager.host_id:
         presence.receive(message["host_id"], message.get("users") or {})
 
 
-@on_startup
-def _start_heartbeat(manager: ChannelLayerManager) -> None:
-    manager.start_task(_heartbeat(manager))
-
-
-async def _heartbeat(manager: ChannelLayerManager) -> None:
+async def heartbeat(manager: ChannelLayerManager) -> None:
     """Every second: newly connected users; every heartbeat: everyone, and the cluster list."""
-    from config.realtime.namespace import db
-
     next_beat = 0.0
     while True:
         try:
@@ -127,11 +121,8 @@ async def _heartbeat(manager: ChannelLayerManager) -> None:
         await asyncio.sleep(min(1.0, settings.PRESENCE_HEARTBEAT))
 
 
-@on_shutdown
-async def _withdraw(manager: ChannelLayerManager) -> None:
+async def withdraw(manager: ChannelLayerManager) -> None:
     """A stopping process: its users are offline now, not when its heartbeat lapses."""
-    from config.realtime.namespace import db
-
     for namespace, keeper in _keepers.items():
         users = list(presence.local[namespace])
         if users:

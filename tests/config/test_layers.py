@@ -1,0 +1,119 @@
+"""The import graph of the product, imports inside functions included: layers that run one way."""
+
+import ast
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[2]
+PACKAGES = ("config", "bookings", "partners", "messaging", "dashboard")
+APPS = ("bookings", "partners", "messaging", "dashboard")
+# The composition root names every app: the ASGI application and the URL configuration.
+COMPOSITION_ROOT = {"config.asgi", "config.urls"}
+# The knots not yet untied (docs/architecture.md, "What is not yet one way"). A new cycle fails
+# this test; so does untying one of these without taking it off the list.
+KNOWN_CYCLES = [{"bookings.services", "partners.services"}]
+
+
+def modules() -> dict[str, Path]:
+    found = {}
+    for package in PACKAGES:
+        for path in (ROOT / package).rglob("*.py"):
+            if "migrations" in path.parts:
+                continue
+            name = ".".join(path.relative_to(ROOT).with_suffix("").parts).removesuffix(".__init__")
+            found[name] = path
+    return found
+
+
+def runtime_imports(tree: ast.AST) -> list[str]:
+    """Every module named by an import anywhere in the file, except under ``if TYPE_CHECKING:``."""
+    names = []
+    stack = [tree]
+    while stack:
+        node = stack.pop()
+        if isinstance(node, ast.If) and getattr(node.test, "id", None) == "TYPE_CHECKING":
+            stack.extend(node.orelse)
+            continue
+        if isinstance(node, ast.Import):
+            names += [alias.name for alias in node.names]
+        elif isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
+            names += [f"{node.module}.{alias.name}" for alias in node.names] + [node.module]
+        stack.extend(ast.iter_child_nodes(node))
+    return names
+
+
+def graph() -> dict[str, set[str]]:
+    known = modules()
+
+    def owner(name: str) -> str | None:
+        while name and name not in known:
+            name = name.rpartition(".")[0]
+        return name or None
+
+    edges: dict[str, set[str]] = {}
+    for name, path in known.items():
+        targets = {owner(imported) for imported in runtime_imports(ast.parse(path.read_text()))}
+        edges[name] = {t for t in targets if t and t != name}
+    return edges
+
+
+def cycles(edges: dict[str, set[str]]) -> list[set[str]]:
+    """Strongly connected components of more than one module (Tarjan, iterative)."""
+    index: dict[str, int] = {}
+    low: dict[str, int] = {}
+    stack: list[str] = []
+    on_stack: set[str] = set()
+    found = []
+    for start in edges:
+        if start in index:
+            continue
+        work = [(start, iter(sorted(edges[start])))]
+        index[start] = low[start] = len(index)
+        stack.append(start)
+        on_stack.add(start)
+        while work:
+            node, children = work[-1]
+            child = next(children, None)
+            if child is not None:
+                if child not in index:
+                    index[child] = low[child] = len(index)
+                    stack.append(child)
+                    on_stack.add(child)
+                    work.append((child, iter(sorted(edges[child]))))
+                elif child in on_stack:
+                    low[node] = min(low[node], index[child])
+                continue
+            work.pop()
+            if work:
+                low[work[-1][0]] = min(low[work[-1][0]], low[node])
+            if low[node] == index[node]:
+                component = set()
+                while True:
+                    member = stack.pop()
+                    on_stack.discard(member)
+                    component.add(member)
+                    if member == node:
+                        break
+                if len(component) > 1:
+                    found.append(component)
+    return found
+
+
+def test_no_import_cycles_but_the_known_ones():
+    found = cycles(graph())
+    assert sorted(map(sorted, found)) == sorted(map(sorted, KNOWN_CYCLES))
+
+
+def test_the_cycle_finder_finds_a_cycle():
+    assert cycles({"a": {"b"}, "b": {"c"}, "c": {"a"}, "d": {"a"}}) == [{"a", "b", "c"}]
+    assert cycles({"a": {"b"}, "b": set()}) == []
+
+
+def test_config_imports_no_app_outside_its_composition_root():
+    wrong = sorted(
+        f"{module} imports {target}"
+        for module, targets in graph().items()
+        if module.startswith("config.") and module not in COMPOSITION_ROOT
+        for target in targets
+        if target.split(".")[0] in APPS
+    )
+    assert wrong == []
