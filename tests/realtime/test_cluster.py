@@ -18,9 +18,14 @@ from collections.abc import Iterator
 from datetime import timedelta
 
 import pytest
+from channels.db import database_sync_to_async as sync_to_async
 from django.utils import timezone
 
+from bookings import events, services
 from bookings.models import BookingStatus as S
+from config import rooms
+from config.realtime.emit import emit
+from messaging.notify import notification_create
 from partners.models import Partner
 from tests.config.test_metrics import scrape, value
 from tests.factories import BookingFactory, PartnerFactory, StaffFactory, UserFactory
@@ -94,6 +99,41 @@ def test_customer_on_a_follows_partner_on_b(servers, customer, partner, service)
         ]
         await c.close()
         await p.close()
+
+    run(scenario())
+
+
+def test_a_finished_bookings_room_is_closed_on_every_process(servers, customer, partner, service):
+    """Two devices of one customer, on A and on B, track a booking; it completes; a late event for
+    its room reaches neither, which a later event to the customer (the barrier) proves."""
+    a, b = servers
+    booking = BookingFactory(customer=customer, partner=partner, status=S.IN_PROGRESS, service=service)
+
+    def complete() -> None:
+        services.booking_update_status(booking_id=booking.pk, partner_user=partner.user, status=S.COMPLETED)
+
+    def late_event_then_barrier() -> None:
+        booking.refresh_from_db()
+        emit(
+            "booking:status_updated",
+            events.status_updated(booking),
+            namespace=rooms.CUSTOMER,
+            room=rooms.booking(booking.pk),
+        )
+        notification_create(user_id=customer.pk, type="promo", title="barrier")
+
+    async def scenario():
+        devices = [await Client(server.url, "/customer").connect(token_for(customer)) for server in (a, b)]
+        for device in devices:
+            assert (await device.call("booking:track", str(booking.pk)))["ok"]
+        await sync_to_async(complete)()
+        for device in devices:
+            await device.wait_for("booking:status_updated", where=lambda u: u["status"] == "COMPLETED")
+        await sync_to_async(late_event_then_barrier)()
+        for device in devices:
+            await device.wait_for("notification:new", where=lambda n: n["title"] == "barrier")
+            assert [u["status"] for u in device.events["booking:status_updated"]] == ["COMPLETED"]
+            await device.close()
 
     run(scenario())
 

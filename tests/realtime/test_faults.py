@@ -32,6 +32,7 @@ from tests.factories import BookingFactory, PartnerFactory, UserFactory
 from tests.live import (
     UNKNOWN_BOOKING,
     Client,
+    RawSocket,
     ServerProcess,
     database_url,
     eventually,
@@ -277,6 +278,36 @@ def test_sigterm_writes_state_and_hands_clients_over(cluster_env, customer, serv
     assert "Traceback" not in a.output()
 
 
+def test_sigterm_closes_websockets_with_1012_and_withdraws_presence_at_once(cluster_env, customer, staff):  # noqa: F811
+    """1012 ("service restart") tells clients to reconnect elsewhere now; the stopping process takes
+    its users off the cluster's presence at once, well before three of its heartbeats lapse."""
+    heartbeat = 5.0  # a lapse would take 15 s; withdrawal must be seen within the first 7
+    env = fault_env(cluster_env, PRESENCE_HEARTBEAT=str(heartbeat))
+
+    async def online(admin: Client) -> int:
+        return (await admin.call("request:stats"))["stats"]["customers"]["online"]
+
+    async def scenario(a: ServerProcess, b: ServerProcess) -> None:
+        raw = await RawSocket(a.url, "/customer").connect(token_for(customer))
+        admin = await Client(b.url, "/admin").connect(token_for(staff))
+        deadline = time.monotonic() + heartbeat + 3
+        while await online(admin) != 1:  # B learns A's customer at A's next heartbeat
+            assert time.monotonic() < deadline, "B never heard of A's customer"
+            await asyncio.sleep(0.2)
+        a.proc.send_signal(signal.SIGTERM)
+        await wait_until(lambda: raw.ws.closed, timeout=5, what="A to close the websocket")
+        assert raw.ws.close_code == 1012
+        deadline = time.monotonic() + 7
+        while await online(admin) != 0:
+            assert time.monotonic() < deadline, "A's customer still counted online: presence lapsed, not withdrawn"
+            await asyncio.sleep(0.2)
+        await admin.close()
+        await raw.http.close()
+
+    with server_processes(env) as (a, b):
+        run(scenario(a, b))
+
+
 # ---------------------------------------------------------------- SIGKILL
 def test_sigkill_loses_nothing_acknowledged(cluster_env, customer, service):  # noqa: F811
     env = fault_env(cluster_env)
@@ -430,20 +461,24 @@ def test_database_outage_is_answered_not_hung(own_postgres, cluster_env):  # noq
 
 
 # ---------------------------------------------------------------- overload
-def test_a_burst_of_database_events_is_shed_not_suffered(live_server_url, customer, settings):
-    """Past DB_QUEUE_MAX queued ORM calls, events are refused at once; every event is answered, nobody drops."""
+def test_a_burst_of_database_events_is_shed_not_suffered(live_server_url, customer, partner, settings):
+    """Past DB_QUEUE_MAX queued ORM calls, events are refused at once; every event is answered, nobody drops;
+    ``location:update``, which needs no query, is never shed."""
     settings.SOCKETIO = {**settings.SOCKETIO, "DB_QUEUE_MAX": 8}
     settings.RATE_LIMITS = {key: (1_000_000, 3600.0) for key in settings.RATE_LIMITS}
 
     async def scenario():
         clients = [await Client(live_server_url, "/customer").connect(token_for(customer)) for _ in range(20)]
+        driver = await Client(live_server_url, "/partner").connect(token_for(partner.user))
         calls = [c.call("booking:track", UNKNOWN_BOOKING, 20) for c in clients for _ in range(25)]
-        acks = await asyncio.gather(*calls)
-        codes = [ack["error"]["code"] for ack in acks]
+        moves = [driver.call("location:update", {"latitude": 28.6, "longitude": 77.2}, 20) for _ in range(50)]
+        acks = await asyncio.gather(*calls, *moves)
+        codes = [ack["error"]["code"] for ack in acks[: len(calls)]]
         assert set(codes) <= {"NOT_FOUND", "UNAVAILABLE"}
         assert codes.count("UNAVAILABLE") > 0 and codes.count("NOT_FOUND") > 0
+        assert acks[len(calls) :] == [{"ok": True, "relayed": 0}] * len(moves)  # answered while others were shed
         assert all(c.sio.connected for c in clients)
-        for c in clients:
+        for c in [*clients, driver]:
             await c.close()
 
     run(scenario())

@@ -53,8 +53,9 @@ def test_events_admitted_on_credit_before_redis_answers_do_not_cost_the_rest_of_
     assert (before, after, past_the_limit) == (4, 4, 0)
 
 
-def test_two_processes_share_one_limit(settings):
-    """Each process spends leases of the one count in Redis: together they admit the limit, give or take a lease."""
+def test_two_limiters_share_one_count_in_redis(settings):
+    """Two limiters (as two processes hold; tests/realtime/test_faults.py runs real ones) spend leases of
+    the one count in Redis: together they admit the limit, give or take a lease."""
     settings.RATE_LIMITS = {"default": (20, 3600.0)}
 
     async def scenario() -> list[int]:
@@ -86,3 +87,24 @@ def test_a_large_limit_is_shared_by_many_processes(settings):
         return counts
 
     assert asyncio.run(scenario()) == [40] * 8
+
+
+def test_with_redis_unreachable_limits_count_per_process(settings, caplog):
+    """Redis refusing: each process admits about the limit on its own (fails open per process, never
+    refuses everyone), says so once, and refuses past it."""
+    from tests.live import free_port
+
+    settings.REDIS_URL = f"redis://127.0.0.1:{free_port()}/0"  # nothing listens there
+    settings.RATE_LIMITS = {"default": (8, 3600.0)}
+
+    async def scenario() -> tuple[int, int]:
+        limiter = RateLimiter()
+        user_id = int.from_bytes(os.urandom(4), "big")
+        first = admitted(limiter, user_id, 8)
+        await settled(limiter)
+        return first, admitted(limiter, user_id, 20)
+
+    first, later = asyncio.run(scenario())
+    assert 8 <= first + later <= 10, (first, later)  # the local limit, give or take a lease
+    assert later < 20  # and past it, refused
+    assert "rate limits counted per process for now" in caplog.text
