@@ -163,14 +163,15 @@ def test_the_ring_search_finds_the_nearest_at_any_distance_within_reach(customer
 
 
 def test_nobody_past_dispatch_max_km_is_offered_a_booking(customer, service, settings):
-    """A partner in Mumbai is never offered a booking in Delhi, whichever path dispatch takes."""
+    """A partner in Mumbai is never offered a booking in Delhi, whichever path dispatch takes; nor is
+    one 10 m past the limit (a mutation spot-check found the limit could drift by 25 m unnoticed)."""
     settings.DISPATCH_MAX_KM = 25
     mumbai = PartnerFactory(services=[service], last_latitude=19.07, last_longitude=72.88)
-    far = near(service, 26)
+    far = near(service, 25.01)
     booking = book(customer, service)  # in Delhi: nobody within 25 km
     assert booking.status == "PENDING" and booking.dispatch_state == "unassigned"
     assert services.dispatch_waiting_now(partner_ids=[mumbai.pk, far.pk]) == 0  # coming online changes nothing
-    within = near(service, 24)
+    within = near(service, 24.99)
     assert services.dispatch_waiting_now(partner_ids=[within.pk]) == 1
     services.dispatch_sweep()
     booking.refresh_from_db()

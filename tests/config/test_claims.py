@@ -31,7 +31,8 @@ def test_every_test_the_claims_table_names_exists():
         if name not in defined:
             missing.append(f"{path}::{name}")
     assert missing == []
-    rows = [line for line in table.splitlines() if line.startswith("| ") and not line.startswith("| claim")]
+    claims = table.split("## Mutation spot-check")[0]  # the mutants' table names modules, not tests
+    rows = [line for line in claims.splitlines() if line.startswith("| ") and not line.startswith("| claim")]
     assert all(NAMED_TEST.search(row) for row in rows), [row for row in rows if not NAMED_TEST.search(row)]
 
 

@@ -101,3 +101,16 @@ def test_a_deleted_users_refresh_token_is_refused_not_a_500(api):
     get_user_model().objects.get(pk=user.pk).delete()
     r = refresh(api, token)
     assert r.status_code == 401 and r.json()["code"] == "TOKEN_INVALID"
+
+
+def test_a_deactivation_in_the_shell_revokes_even_after_reactivation(api):
+    """simplejwt refuses an inactive user's refresh by itself; revocation is what keeps the old
+    token dead once the account is active again (a mutation spot-check found nothing tested it)."""
+    user = UserFactory(username="paused", password=PASSWORD)
+    token = login(api, user.username)["refresh"]
+    user.is_active = False
+    user.save()  # the shell, or the admin's user form: no service involved
+    user.is_active = True
+    user.save()
+    assert refresh(api, token).status_code == 401
+    assert refresh(api, login(api, user.username)["refresh"]).status_code == 200
