@@ -24,7 +24,6 @@ and ``bench/results/history.json``.
 import argparse
 import json
 import os
-import statistics
 import subprocess
 import sys
 import time
@@ -33,6 +32,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 RESULTS = ROOT / "bench" / "results"
 sys.path.insert(0, str(ROOT / "bench"))
+from dispatch import summary  # noqa: E402
 from run import production_env  # noqa: E402
 
 SERVER = os.environ.get("BENCH_DATABASE_URL", "postgres://postgres@127.0.0.1:5432")
@@ -121,11 +121,6 @@ def load(bookings: int) -> dict:
     with connection.cursor() as cursor:
         cursor.execute("VACUUM ANALYZE")
     return {"load_seconds": round(loaded, 1), "tally_rebuild_seconds": round(rebuilt, 1)}
-
-
-def summary(ms: list[float]) -> dict[str, float]:
-    ordered = sorted(ms)
-    return {"n": len(ms), "p50_ms": round(statistics.median(ordered), 1), "max_ms": round(ordered[-1], 1)}
 
 
 def timed(func: object, repeat: int) -> dict[str, float]:
@@ -223,8 +218,8 @@ def main() -> None:
     parser.add_argument("--baseline", type=Path, help="another checkout to time on the same data (first)")
     parser.add_argument("--out", type=Path, default=RESULTS / "history.json")
     args = parser.parse_args()
-    if args.bookings >= 10_000_000:
-        raise SystemExit("past bookings are numbered H + 7 digits: at most 9,999,999")
+    if not 10_000 <= args.bookings < 10_000_000:
+        raise SystemExit("--bookings from 10,000 (the 500th page of 20 must exist) to 9,999,999 (H + 7 digits)")
 
     for sql in (f"DROP DATABASE IF EXISTS {DATABASE} WITH (FORCE)", f"CREATE DATABASE {DATABASE}"):
         subprocess.run(["psql", f"{SERVER}/postgres", "-qc", sql], check=True, capture_output=True)

@@ -13,9 +13,10 @@ from redis.exceptions import RedisError
 
 from bookings import tallies
 from bookings.models import OPEN_STATUSES, Booking, BookingStatus
-from config import metrics
+from config import metrics, rooms
 from config.formats import iso
 from config.platform_day import platform_day
+from config.realtime.presence import presence
 from partners.models import KycStatus, Partner
 
 SHARED_STATS_KEY = "dashboard:stats"
@@ -47,9 +48,6 @@ def shared_stats(max_age: float) -> dict[str, Any] | None:
 
 def current_stats() -> dict[str, Any]:
     """The figures with online customers from the cluster-wide presence (runs in a DB thread)."""
-    from config import rooms
-    from config.realtime.presence import presence
-
     return dashboard_stats(online_customers=len(presence.online(rooms.CUSTOMER)))
 
 

@@ -54,6 +54,8 @@ async def emit_now(event: str, payload: Any, *, namespace: str, room: str | list
     the hot path skips the call-site round trip. ``local=True`` reaches only this
     process's sockets (a reply to one socket, figures every process computes itself).
     """
+    # Imported here, not at the top: no cycle, but importing this module (every service does)
+    # must not build the Socket.IO server in processes that never deliver (migrations, a shell).
     from config.realtime.server import sio
 
     await sio.manager.dispatch(_message(event, payload, namespace=namespace, room=room), local=local)
