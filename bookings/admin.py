@@ -5,7 +5,7 @@ from django.http import HttpRequest, HttpResponse
 from django.shortcuts import render
 
 from bookings import selectors, services
-from bookings.models import Booking, BookingRejection, BookingStatusChange, CustomerProfile, Service
+from bookings.models import Booking, BookingRejection, BookingStatusChange, Service
 from config.admin_actions import AuditTrailAdmin, run_for_each
 from config.admin_lists import HistoryListAdmin
 from partners.models import Partner
@@ -16,13 +16,6 @@ class ServiceAdmin(admin.ModelAdmin):
     list_display = ("name", "price", "currency", "duration_minutes", "is_active")
     list_filter = ("is_active", "currency")
     search_fields = ("name",)
-
-
-@admin.register(CustomerProfile)
-class CustomerProfileAdmin(admin.ModelAdmin):
-    list_display = ("user", "phone")
-    search_fields = ("user__username", "user__first_name", "phone")
-    raw_id_fields = ("user",)
 
 
 class HistoryInline(admin.TabularInline):

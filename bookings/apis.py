@@ -1,4 +1,4 @@
-"""REST: sign-up, services and bookings (contract 6). Thin: validate, call the service, answer."""
+"""REST: services and bookings (contract 6). Thin: validate, call the service, answer."""
 
 from typing import Any
 
@@ -17,27 +17,12 @@ from bookings.serializers import (
     BookingCompleteInput,
     BookingCreateInput,
     BookingSerializer,
-    CustomerRegisterInput,
     ServiceSerializer,
-    UserSerializer,
     booking_data,
 )
 from config.api import IsStaff, ViewerPagination, validated
 from config.errors import ValidationError
 from config.fields import StrictCharField
-from config.throttling import AuthRateThrottle, WriteRateThrottle
-
-
-class RegisterApi(APIView):
-    permission_classes = [AllowAny]
-    authentication_classes: list = []
-    throttle_classes = [AuthRateThrottle, WriteRateThrottle]
-
-    @extend_schema(auth=[], request=CustomerRegisterInput, responses={201: UserSerializer})
-    def post(self, request: Request) -> Response:
-        data = validated(CustomerRegisterInput, request.data)
-        user = services.customer_register(**data)
-        return Response(UserSerializer(user).data, status=status.HTTP_201_CREATED)
 
 
 class ServiceListApi(generics.ListAPIView):

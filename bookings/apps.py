@@ -6,6 +6,7 @@ class BookingsConfig(AppConfig):
     verbose_name = "Bookings"
 
     def ready(self) -> None:
-        from bookings.tallies import connect_receivers
+        from bookings import services, tallies
 
-        connect_receivers()
+        tallies.connect_receivers()
+        services.connect_receivers()

@@ -1,4 +1,4 @@
-"""Services, customers' profiles, bookings and their status history."""
+"""Services, bookings and their status history."""
 
 import uuid
 from decimal import Decimal
@@ -20,16 +20,6 @@ class Service(models.Model):
 
     def __str__(self) -> str:
         return self.name
-
-
-class CustomerProfile(models.Model):
-    """What a customer tells us at sign-up beyond ``auth.User`` (name lives on the user)."""
-
-    user = models.OneToOneField(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="customer_profile")
-    phone = models.CharField(max_length=32, blank=True)
-
-    def __str__(self) -> str:
-        return f"{self.user} ({self.phone})"
 
 
 class BookingStatus(models.TextChoices):

@@ -15,11 +15,7 @@ from bookings.models import ACTIVE_STATUSES, Booking, BookingStatus, DispatchSta
 from config.fields import StrictCharField, StrictFloatField, StrictIntegerField, StrictUUIDField, id_field
 from config.formats import iso
 from config.parsing import MAX_ID
-from partners.serializers import PartnerSummarySerializer, partner_summary
-
-
-def display_name(user: Any) -> str:
-    return user.get_full_name() or user.username
+from partners.serializers import PartnerSummarySerializer, display_name, partner_summary
 
 
 class ServiceSerializer(serializers.Serializer):
@@ -177,26 +173,3 @@ class BookingStatusInput(BookingIdInput):
 
 class BookingAssignInput(serializers.Serializer):
     partnerId = StrictIntegerField(min_value=0, max_value=MAX_ID)
-
-
-class CustomerRegisterInput(serializers.Serializer):
-    username = StrictCharField(max_length=150)
-    password = StrictCharField(min_length=8, max_length=128, write_only=True)
-    email = serializers.EmailField(required=False, allow_blank=True, default="")
-    name = StrictCharField(max_length=120)
-    phone = StrictCharField(max_length=32, required=False, allow_blank=True, default="")
-
-
-class UserSerializer(serializers.Serializer):
-    id = serializers.CharField(source="pk")
-    username = serializers.CharField()
-    name = serializers.SerializerMethodField()
-    email = serializers.CharField()
-    phone = serializers.SerializerMethodField()
-
-    def get_name(self, user: Any) -> str:
-        return display_name(user)
-
-    def get_phone(self, user: Any) -> str:
-        profile = getattr(user, "customer_profile", None)
-        return profile.phone if profile else ""

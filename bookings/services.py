@@ -12,13 +12,12 @@ from typing import Any
 
 from django.conf import settings
 from django.contrib.auth import get_user_model
-from django.contrib.auth.hashers import make_password
 from django.contrib.auth.models import AbstractBaseUser
 from django.db import IntegrityError, connection, transaction
 from django.db.models import Q
 from django.utils import timezone
 
-from bookings import events, tallies
+from bookings import events, relay, tallies
 from bookings.dispatch import busy_elsewhere, eligible_partners
 from bookings.geo import bounding_box
 from bookings.models import (
@@ -30,7 +29,6 @@ from bookings.models import (
     BookingRejection,
     BookingStatus,
     BookingStatusChange,
-    CustomerProfile,
     DispatchState,
     Service,
 )
@@ -40,7 +38,9 @@ from config import rooms
 from config.errors import Conflict, Forbidden, InvalidTransition, NotFound, ValidationError
 from config.realtime.emit import close_room, emit
 from messaging.notify import notification_create
+from partners import services as partner_services
 from partners.models import Partner
+from partners.signals import partner_withdrawn, partners_dispatchable
 
 S = BookingStatus
 CUSTOMER, PARTNER, STAFF, DISPATCH = "customer", "partner", "staff", "dispatch"
@@ -81,33 +81,6 @@ PARTNER_PROGRESS = (S.PARTNER_EN_ROUTE, S.PARTNER_ARRIVED, S.IN_PROGRESS, S.COMP
 # Why an offer left its partner without them deciding (history note, rejection reason, withdrawal reason).
 OFFER_EXPIRED, REASSIGNED, PARTNER_SUSPENDED = "offer_expired", "reassigned", "partner_suspended"
 SCHEDULE_GRACE = timedelta(minutes=5)
-
-
-# ---------------------------------------------------------------- customers
-def user_create(*, username: str, password_hash: str, **fields: Any) -> AbstractBaseUser:
-    """A new account with a password hashed already (``make_password``, before the transaction:
-    a hash waits for the hashing pool and costs a large part of a CPU-second, and no pooled
-    database connection may be held meanwhile). A taken username (whatever its case) is
-    ``CONFLICT``. Caller holds a transaction."""
-    users = get_user_model().objects
-    if users.filter(username__iexact=username).exists():
-        raise Conflict("this username is taken", details={"username": ["taken"]})
-    if "email" in fields:
-        fields["email"] = users.normalize_email(fields["email"])
-    try:
-        with transaction.atomic():
-            return users.create(username=users.model.normalize_username(username), password=password_hash, **fields)
-    except IntegrityError as exc:  # two sign-ups racing for one name
-        raise Conflict("this username is taken", details={"username": ["taken"]}) from exc
-
-
-def customer_register(*, username: str, password: str, email: str, name: str, phone: str) -> AbstractBaseUser:
-    """A customer's account: the user (name on it) and the profile with the phone."""
-    password_hash = make_password(password)
-    with transaction.atomic():
-        user = user_create(username=username, password_hash=password_hash, email=email, first_name=name[:150])
-        CustomerProfile.objects.create(user=user, phone=phone)
-    return user
 
 
 # ---------------------------------------------------------------- create
@@ -462,6 +435,22 @@ def partner_jobs_release(*, partner_id: Any, actor: AbstractBaseUser, reason: st
     return released
 
 
+def connect_receivers() -> None:
+    """Dispatch answers what partners announce (``partners.signals``): a partner who can no
+    longer work hands their jobs back; a partner who may be free brings waiting bookings due."""
+    partner_withdrawn.connect(_partner_withdrawn, dispatch_uid="bookings.partner_withdrawn")
+    partners_dispatchable.connect(_partners_dispatchable, dispatch_uid="bookings.partners_dispatchable")
+
+
+def _partner_withdrawn(sender: Any, *, partner_id: Any, actor: AbstractBaseUser, **kwargs: Any) -> None:
+    # Contract 9.3 gives suspension and deactivation one reason: partner_suspended.
+    partner_jobs_release(partner_id=partner_id, actor=actor)
+
+
+def _partners_dispatchable(sender: Any, *, partner_ids: list[Any], **kwargs: Any) -> None:
+    dispatch_waiting_now(partner_ids=partner_ids)
+
+
 # ---------------------------------------------------------------- internals
 def _hold_partner(partner_id: Any) -> None:
     """Keep the partner's suspension out until this transaction ends (``FOR KEY SHARE``).
@@ -558,7 +547,6 @@ def _booking_transition(
 
 
 def _announce(booking: Booking, from_status: str, previous_partner: Partner | None) -> None:
-    from partners import services as partner_services
 
     status = booking.status
     emit(
@@ -606,7 +594,7 @@ def _announce(booking: Booking, from_status: str, previous_partner: Partner | No
         _announce_cancel(booking, previous_partner)
 
     if status in ACTIVE_STATUSES or from_status in ACTIVE_STATUSES:
-        partner_services.partner_bookings_changed(partner_id=(booking.partner_id or previous_partner.pk))
+        relay.partner_bookings_changed(partner_id=(booking.partner_id or previous_partner.pk))
     if status in TERMINAL_STATUSES:
         # Nothing more is said about it: nobody stays in its room to hear a stale relay.
         close_room(rooms.booking(booking.pk), namespace=rooms.CUSTOMER)

@@ -1,16 +1,17 @@
-"""The ``/customer`` namespace (contract 5.1)."""
+"""Bookings on the sockets: the ``/customer`` namespace's part (contract 5.1) and the partner's
+jobs and location relay on ``/partner`` (5.2). The composition root (``config/asgi.py``)
+adds chat to each namespace."""
 
 from typing import Any
 
-from bookings import events, selectors, services
+from bookings import events, relay, selectors, services
 from bookings.models import TERMINAL_STATUSES, Booking
-from bookings.serializers import BookingCancelInput
+from bookings.serializers import BookingCancelInput, BookingStatusInput
 from config import rooms
 from config.api import validated
-from config.realtime.catalogue import UUID, client_event, obj, one_of
+from config.realtime.catalogue import INTEGER, UUID, client_event, enum, obj, one_of
 from config.realtime.namespace import BaseNamespace, Session, session_user
 from config.realtime.orm import db
-from messaging.sockets import ChatMixin
 
 BOOKING_ID = one_of(UUID, obj({"bookingId": UUID}))
 client_event(
@@ -35,6 +36,48 @@ client_event(
     ack=obj({"booking": events.BOOKING}),
 )
 
+_BOOKING_ACK = obj({"booking": events.BOOKING})
+client_event(
+    "booking:accept",
+    namespaces=(rooms.PARTNER,),
+    summary="Accept the booking offered to you",
+    payload=one_of(UUID, obj({"bookingId": UUID})),
+    ack=_BOOKING_ACK,
+)
+client_event(
+    "booking:reject",
+    namespaces=(rooms.PARTNER,),
+    summary="Turn the offer down: it goes to the next partner",
+    payload=obj({"bookingId": UUID}, {"reason": {"type": "string", "maxLength": 500}}),
+    ack=_BOOKING_ACK,
+)
+client_event(
+    "booking:status_update",
+    namespaces=(rooms.PARTNER,),
+    summary="Move your booking on: EN_ROUTE -> ARRIVED -> IN_PROGRESS -> COMPLETED (the first two may be skipped)",
+    payload=obj(
+        {"bookingId": UUID, "status": enum(["PARTNER_EN_ROUTE", "PARTNER_ARRIVED", "IN_PROGRESS", "COMPLETED"])}
+    ),
+    ack=_BOOKING_ACK,
+)
+client_event(
+    "location:update",
+    namespaces=(rooms.PARTNER,),
+    summary="Your position: relayed to your active bookings' rooms, stored as your last location",
+    payload=obj(
+        {
+            "latitude": {"type": "number", "minimum": -90, "maximum": 90},
+            "longitude": {"type": "number", "minimum": -180, "maximum": 180},
+        },
+        {
+            "accuracy": {"type": "number", "minimum": 0, "maximum": 100000},
+            "heading": {"type": "number", "minimum": 0, "maximum": 360},
+            "speed": {"type": "number", "minimum": 0, "maximum": 1000},
+        },
+    ),
+    ack=obj({"relayed": INTEGER}),
+)
+
 
 def _booking_id(payload: Any) -> str:
     return str(selectors.booking_id_from(payload))
@@ -50,12 +93,9 @@ def _cancel(session: Session, data: dict[str, Any]) -> dict[str, Any]:
     return events.booking(booking)
 
 
-class CustomerNamespace(ChatMixin, BaseNamespace):
+class CustomerBookings(BaseNamespace):
     namespace_name = rooms.CUSTOMER
     role = "customer"
-
-    async def on_disconnected(self, sid: str, session: Session) -> None:
-        await self.stop_typing(session)
 
     def permitted_rooms(self, session: Session, joined: list[str], *, finished: bool = False) -> list[str]:
         """Booking rooms while the user may track the booking: staff lose others' when demoted."""
@@ -82,3 +122,53 @@ class CustomerNamespace(ChatMixin, BaseNamespace):
         data = validated(BookingCancelInput, payload)
         booking = await db(_cancel)(await self.get_session(sid), data)
         return {"booking": booking}
+
+
+def _accept(session: Session, booking_id: Any) -> dict[str, Any]:
+    return events.booking(services.booking_accept(booking_id=booking_id, partner_user=session_user(session)))
+
+
+def _reject(session: Session, data: dict[str, Any]) -> dict[str, Any]:
+    booking = services.booking_reject(
+        booking_id=data["bookingId"], partner_user=session_user(session), reason=data["reason"]
+    )
+    return events.booking(booking)
+
+
+def _status(session: Session, data: dict[str, Any]) -> dict[str, Any]:
+    booking = services.booking_update_status(
+        booking_id=data["bookingId"], partner_user=session_user(session), status=data["status"]
+    )
+    return events.booking(booking)
+
+
+class PartnerJobs:
+    """A partner's offers and jobs, and the relay of their position (mixed into ``/partner``)."""
+
+    async def on_connected(self, sid: str, session: Session) -> None:
+        session["bookings"] = []
+        await super().on_connected(sid, session)
+        await relay.refresh_relay(self.server.manager, session["uid"])
+
+    async def on_booking_accept(self, sid: str, payload: Any) -> dict[str, Any]:
+        booking_id = selectors.booking_id_from(payload)
+        session = await self.get_session(sid)
+        booking = await db(_accept)(session, booking_id)
+        # The ack promises a current relay list: the next location:update reaches the customer.
+        await relay.refresh_relay(self.server.manager, session["uid"])
+        return {"booking": booking}
+
+    async def on_booking_reject(self, sid: str, payload: Any) -> dict[str, Any]:
+        data = validated(BookingCancelInput, payload)  # a rejection has the cancel's shape
+        return {"booking": await db(_reject)(await self.get_session(sid), data)}
+
+    async def on_booking_status_update(self, sid: str, payload: Any) -> dict[str, Any]:
+        data = validated(BookingStatusInput, payload)
+        session = await self.get_session(sid)
+        booking = await db(_status)(session, data)
+        await relay.refresh_relay(self.server.manager, session["uid"])
+        return {"booking": booking}
+
+    async def on_location_update(self, sid: str, payload: Any) -> dict[str, Any]:
+        relayed = await relay.relay_location(await self.get_session(sid), payload)
+        return {"relayed": relayed}

@@ -3,7 +3,6 @@ from django.urls import path
 from bookings import apis
 
 urlpatterns = [
-    path("auth/register/", apis.RegisterApi.as_view(), name="register"),
     path("services/", apis.ServiceListApi.as_view(), name="services"),
     path("bookings/", apis.BookingListCreateApi.as_view(), name="bookings"),
     path("bookings/<uuid:booking_id>/", apis.BookingDetailApi.as_view(), name="booking-detail"),

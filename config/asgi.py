@@ -20,7 +20,8 @@ import socketio  # noqa: E402
 from django.conf import settings  # noqa: E402
 from django.core.asgi import get_asgi_application  # noqa: E402
 
-from bookings.sockets import CustomerNamespace  # noqa: E402
+from bookings import relay  # noqa: E402
+from bookings.sockets import CustomerBookings, PartnerJobs  # noqa: E402
 from bookings.sweeper import sweep_forever  # noqa: E402
 from config import rooms  # noqa: E402
 from config.admission import Admission  # noqa: E402
@@ -30,10 +31,27 @@ from config.realtime.manager import on_control, on_shutdown, on_startup  # noqa:
 from config.realtime.namespace import access_changed_received, recheck_forever, set_identity_loader  # noqa: E402
 from config.realtime.server import register_namespace, sio  # noqa: E402
 from config.realtime.tuning import tune_gc_after_startup  # noqa: E402
-from dashboard.sockets import AdminNamespace, push_stats  # noqa: E402
+from dashboard.sockets import AdminSockets, push_stats  # noqa: E402
+from messaging.sockets import ChatMixin  # noqa: E402
 from partners import tracking  # noqa: E402
 from partners.access import socket_identities  # noqa: E402
-from partners.sockets import PartnerNamespace  # noqa: E402
+from partners.sockets import PartnerSockets  # noqa: E402
+
+
+# ---------------------------------------------------------------- the namespaces
+# Each app brings the handlers of its own rules; chat comes first, so its goodbye
+# (typing indicators off) runs before the namespace's own.
+class CustomerNamespace(ChatMixin, CustomerBookings):
+    """``/customer``: track and cancel bookings, chat."""
+
+
+class PartnerNamespace(ChatMixin, PartnerJobs, PartnerSockets):
+    """``/partner``: offers, jobs and the location relay (bookings), availability (partners), chat."""
+
+
+class AdminNamespace(ChatMixin, AdminSockets):
+    """``/admin``: figures and the bookings monitor (dashboard), chat."""
+
 
 # ---------------------------------------------------------------- what a server process runs
 # Everything below is all a server process does besides answering: nothing starts because
@@ -47,7 +65,7 @@ presence.keep_online(rooms.PARTNER, tracking.record_online)
 # Control messages every process handles (config/realtime/manager.py carries them).
 on_control("access_changed")(access_changed_received)  # a user's rights changed: recheck their sockets
 on_control("presence")(presence.presence_received)  # another process's users
-on_control("partner_bookings")(tracking.partner_bookings_received)  # refresh a partner's relay list
+on_control("partner_bookings")(relay.partner_bookings_received)  # refresh a partner's relay list
 
 # Background tasks, started once the loop runs.
 on_startup(lambda manager: manager.start_task(sweep_forever()))  # dispatch sweep, tally folding
@@ -55,7 +73,7 @@ on_startup(lambda manager: manager.start_task(recheck_forever(manager)))  # righ
 on_startup(lambda manager: manager.start_task(limits.sweep_forever()))  # expired rate windows
 on_startup(lambda manager: manager.start_task(presence.heartbeat(manager)))  # who is online, cluster-wide
 on_startup(lambda manager: manager.start_task(tracking.flush_forever()))  # last locations, in batches
-on_startup(lambda manager: manager.start_task(tracking.reconcile_forever(manager)))  # relay lists vs the database
+on_startup(lambda manager: manager.start_task(relay.reconcile_forever(manager)))  # relay lists vs the database
 on_startup(lambda manager: manager.start_task(push_stats(manager)))  # the dashboard's figures
 
 # At shutdown, before the manager hands over its queues.

@@ -17,7 +17,6 @@ from config.realtime.manager import ChannelLayerManager
 from config.realtime.namespace import BaseNamespace, Session
 from config.realtime.orm import db
 from dashboard.selectors import current_stats, shared_stats
-from messaging.sockets import ChatMixin
 
 logger = logging.getLogger(__name__)
 MONITOR_LIMIT = 200
@@ -63,7 +62,7 @@ def _open_bookings() -> list[dict[str, Any]]:
     return [events.booking(booking) for booking in (flagged + recent)[:MONITOR_LIMIT]]
 
 
-class AdminNamespace(ChatMixin, BaseNamespace):
+class AdminSockets(BaseNamespace):
     namespace_name = rooms.ADMIN
     role = "admin"
 
@@ -76,9 +75,6 @@ class AdminNamespace(ChatMixin, BaseNamespace):
 
     async def on_connected(self, sid: str, session: Session) -> None:
         await self.enter_room(sid, rooms.ADMINS)
-
-    async def on_disconnected(self, sid: str, session: Session) -> None:
-        await self.stop_typing(session)
 
     async def on_request_stats(self, sid: str, payload: Any) -> dict[str, Any]:
         stats = await db(current_stats)()

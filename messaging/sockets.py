@@ -58,7 +58,7 @@ def _is_online(user_id: Any) -> bool:
 
 
 class ChatMixin:
-    """Mixed into a ``BaseNamespace``: ``message:send``, ``message:mark_read``, ``typing:*``."""
+    """Chat on any namespace, mixed in first by the composition root: ``message:*``, ``typing:*``."""
 
     async def on_message_send(self, sid: str, payload: Any) -> dict[str, Any]:
         if not isinstance(payload, dict):
@@ -104,11 +104,12 @@ class ChatMixin:
         if session.get("typing", {}).pop(recipient, None) is not None:
             await send_typing(session["user_id"], recipient, False)
 
-    async def stop_typing(self, session: Session) -> None:
-        """On disconnect: every indicator this socket left on goes off."""
+    async def on_disconnected(self, sid: str, session: Session) -> None:
+        """Every indicator this socket left on goes off, then the namespace's own goodbye."""
         for recipient, handle in list(session.pop("typing", {}).items()):
             handle.cancel()
             await send_typing(session["user_id"], recipient, False)
+        await super().on_disconnected(sid, session)
 
 
 async def send_typing(user_id: str, recipient_id: str, typing: bool) -> None:

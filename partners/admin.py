@@ -1,9 +1,35 @@
+"""Accounts and partners in the Django admin. Deactivating a user, demoting staff or suspending a
+partner disconnects their sockets on every process (``partners.access``)."""
+
 from django.contrib import admin
+from django.contrib.auth import get_user_model
+from django.contrib.auth.admin import UserAdmin
 from django.http import HttpRequest
 
 from config.admin_actions import AuditTrailAdmin, run_for_each
-from partners import services
-from partners.models import Earning, KycStatus, KycSubmission, Partner
+from partners import accounts, services
+from partners.models import CustomerProfile, Earning, KycStatus, KycSubmission, Partner
+
+User = get_user_model()
+admin.site.unregister(User)
+
+
+@admin.register(User)
+class OpsUserAdmin(UserAdmin):
+    actions = ["deactivate"]
+
+    @admin.action(description="Deactivate selected users (disconnects them)")
+    def deactivate(self, request: HttpRequest, queryset) -> None:
+        run_for_each(
+            self, request, queryset, lambda u: accounts.user_deactivate(user_id=u.pk, actor=request.user), "Deactivated"
+        )
+
+
+@admin.register(CustomerProfile)
+class CustomerProfileAdmin(admin.ModelAdmin):
+    list_display = ("user", "phone")
+    search_fields = ("user__username", "user__first_name", "phone")
+    raw_id_fields = ("user",)
 
 
 @admin.register(Partner)

@@ -1,8 +1,13 @@
-"""REST: partner sign-up, KYC and earnings (contract 6)."""
+"""REST: both sign-ups, KYC, earnings and suspension (contract 6)."""
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
 
 from django.contrib.admin.models import CHANGE, LogEntry
+from drf_spectacular.openapi import AutoSchema
 from drf_spectacular.utils import extend_schema
-from rest_framework import generics, status
+from rest_framework import generics, serializers, status
 from rest_framework.permissions import AllowAny
 from rest_framework.request import Request
 from rest_framework.response import Response
@@ -11,15 +16,17 @@ from rest_framework.views import APIView
 from config.api import IsStaff, validated
 from config.errors import Forbidden
 from config.throttling import AuthRateThrottle, WriteRateThrottle
-from partners import services
+from partners import accounts, services
 from partners.models import Partner
 from partners.serializers import (
+    CustomerRegisterInput,
     EarningSerializer,
     KycInput,
     KycSerializer,
     PartnerRegisterInput,
     PartnerSerializer,
     PartnerSuspendInput,
+    UserSerializer,
 )
 
 
@@ -30,16 +37,45 @@ def partner_of(request: Request) -> Partner:
     return partner
 
 
-class PartnerRegisterApi(APIView):
+@dataclass(frozen=True)
+class SignUp:
+    form: type[serializers.Serializer]
+    create: Callable[..., Any]
+    answer: type[serializers.Serializer]
+
+
+SIGN_UPS = {
+    "customer": SignUp(CustomerRegisterInput, accounts.customer_register, UserSerializer),
+    "partner": SignUp(PartnerRegisterInput, accounts.partner_register, PartnerSerializer),
+}
+
+
+class SignUpSchema(AutoSchema):
+    """The OpenAPI operation of the sign-up its URL names (``SignUpApi.as_view(role=...)``)."""
+
+    def get_request_serializer(self) -> type[serializers.Serializer]:
+        return SIGN_UPS[self.view.role].form
+
+    def get_response_serializers(self) -> dict[int, type[serializers.Serializer]]:
+        return {201: SIGN_UPS[self.view.role].answer}
+
+    def get_auth(self) -> list:
+        return []
+
+
+class SignUpApi(APIView):
+    """Sign up: a customer at ``auth/register/``, a partner at ``partners/register/`` (the URL gives ``role``)."""
+
     permission_classes = [AllowAny]
     authentication_classes: list = []
     throttle_classes = [AuthRateThrottle, WriteRateThrottle]
+    schema = SignUpSchema()
+    role = "customer"
 
-    @extend_schema(auth=[], request=PartnerRegisterInput, responses={201: PartnerSerializer})
     def post(self, request: Request) -> Response:
-        data = validated(PartnerRegisterInput, request.data)
-        partner = services.partner_register(**data)
-        return Response(PartnerSerializer(partner).data, status=status.HTTP_201_CREATED)
+        sign_up = SIGN_UPS[self.role]
+        account = sign_up.create(**validated(sign_up.form, request.data))
+        return Response(sign_up.answer(account).data, status=status.HTTP_201_CREATED)
 
 
 class KycApi(generics.ListAPIView):

@@ -1,4 +1,4 @@
-"""Partner profiles, KYC submissions and earnings."""
+"""Accounts' profiles (customers and partners), KYC submissions and earnings."""
 
 from decimal import Decimal
 
@@ -11,6 +11,19 @@ class KycStatus(models.TextChoices):
     PENDING = "PENDING"
     APPROVED = "APPROVED"
     REJECTED = "REJECTED"
+
+
+class CustomerProfile(models.Model):
+    """What a customer tells us at sign-up beyond ``auth.User`` (name lives on the user)."""
+
+    user = models.OneToOneField(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="customer_profile")
+    phone = models.CharField(max_length=32, blank=True)
+
+    class Meta:
+        db_table = "bookings_customerprofile"  # made by bookings before accounts moved here
+
+    def __str__(self) -> str:
+        return f"{self.user} ({self.phone})"
 
 
 class Partner(models.Model):

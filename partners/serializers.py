@@ -1,12 +1,18 @@
-"""Partner representations (output) and partner inputs."""
+"""Accounts' and partners' representations (output) and inputs."""
 
 from typing import Any
 
 from rest_framework import serializers
 
-from bookings.models import Service
 from config.fields import ReferenceListField, StrictBooleanField, StrictCharField
 from partners.models import DocumentType, Partner
+
+# The service catalogue belongs to bookings, above this app: reached through the relation.
+Service = Partner._meta.get_field("services").related_model
+
+
+def display_name(user: Any) -> str:
+    return user.get_full_name() or user.username
 
 
 def partner_summary(partner: Partner) -> dict[str, Any]:
@@ -89,3 +95,26 @@ class EarningSerializer(serializers.Serializer):
 
 class AvailabilityInput(serializers.Serializer):
     available = StrictBooleanField()
+
+
+class CustomerRegisterInput(serializers.Serializer):
+    username = StrictCharField(max_length=150)
+    password = StrictCharField(min_length=8, max_length=128, write_only=True)
+    email = serializers.EmailField(required=False, allow_blank=True, default="")
+    name = StrictCharField(max_length=120)
+    phone = StrictCharField(max_length=32, required=False, allow_blank=True, default="")
+
+
+class UserSerializer(serializers.Serializer):
+    id = serializers.CharField(source="pk")
+    username = serializers.CharField()
+    name = serializers.SerializerMethodField()
+    email = serializers.CharField()
+    phone = serializers.SerializerMethodField()
+
+    def get_name(self, user: Any) -> str:
+        return display_name(user)
+
+    def get_phone(self, user: Any) -> str:
+        profile = getattr(user, "customer_profile", None)
+        return profile.phone if profile else ""

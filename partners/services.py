@@ -1,40 +1,31 @@
-"""Partner sign-up, KYC, suspension, availability, earnings and presence."""
+"""Partners at work: KYC, suspension, availability, earnings and presence (sign-up: ``partners.accounts``)."""
 
 from datetime import timedelta
 from decimal import ROUND_HALF_UP, Decimal
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from django.conf import settings
-from django.contrib.auth.hashers import make_password
 from django.contrib.auth.models import AbstractBaseUser
 from django.db import connection, transaction
 from django.db.models import Q, Sum
 from django.utils import timezone
 
-from bookings.models import Booking
-from bookings.services import dispatch_waiting_now, partner_jobs_release, user_create
 from config import rooms
 from config.errors import Conflict, Forbidden, NotFound
 from config.platform_day import start_of_today
-from config.realtime.emit import control, emit
+from config.realtime.emit import emit
 from messaging.notify import notification_create
 from partners import events
 from partners.models import Earning, KycStatus, KycSubmission, Partner
+from partners.signals import partner_withdrawn, partners_dispatchable
+
+if TYPE_CHECKING:
+    from bookings.models import Booking
 
 CENT = Decimal("0.01")
 
 
-# ---------------------------------------------------------------- sign-up and KYC
-def partner_register(*, username: str, password: str, name: str, phone: str, services: list[Any]) -> Partner:
-    password_hash = make_password(password)  # before the transaction: see ``user_create``
-    with transaction.atomic():
-        user = user_create(username=username, password_hash=password_hash, first_name=name[:150])
-        partner = Partner.objects.create(user=user, name=name, phone=phone)
-        partner.services.set(services)
-        emit("partner:registered", events.partner_registered(partner), namespace=rooms.ADMIN, room=rooms.ADMINS)
-    return partner
-
-
+# ---------------------------------------------------------------- KYC
 def kyc_submit(*, partner: Partner, document_type: str, document_number: str) -> KycSubmission:
     with transaction.atomic():
         partner = Partner.objects.select_for_update().get(pk=partner.pk)
@@ -83,7 +74,8 @@ def partner_suspend(*, partner_id: Any, actor: AbstractBaseUser, suspended: bool
     offers, accepted, en route, arrived: dispatched again), flags a job in progress for staff, and
     disconnects their sockets on every process, all in one transaction.
 
-    The disconnect comes from ``partners.access`` (the profile's save), like any other change of rights.
+    The disconnect comes from ``partners.access`` (the profile's save), like any other change of rights;
+    the jobs go back through dispatch's receiver of ``partner_withdrawn``.
     """
     if not actor.is_staff:
         raise Forbidden("only staff can suspend partners")
@@ -94,7 +86,7 @@ def partner_suspend(*, partner_id: Any, actor: AbstractBaseUser, suspended: bool
         partner.is_suspended = suspended
         partner.save(update_fields=["is_suspended"])
         if suspended:
-            partner_jobs_release(partner_id=partner.pk, actor=actor)
+            partner_withdrawn.send(sender=Partner, partner_id=partner.pk, actor=actor)
     return partner
 
 
@@ -102,12 +94,12 @@ def partner_set_availability(*, partner_id: Any, available: bool) -> bool:
     if not Partner.objects.filter(pk=partner_id, is_suspended=False).update(is_available=available):
         raise Forbidden("This partner is suspended")
     if available:
-        dispatch_waiting_now(partner_ids=[partner_id])
+        partners_dispatchable.send(sender=Partner, partner_ids=[partner_id])
     return available
 
 
 # ---------------------------------------------------------------- earnings
-def earning_record(*, booking: Booking) -> Earning:
+def earning_record(*, booking: "Booking") -> Earning:
     """Called when a booking completes, inside its transaction."""
     share = Decimal(1) - Decimal(settings.PLATFORM_COMMISSION)
     amount = (booking.amount * share).quantize(CENT, rounding=ROUND_HALF_UP)
@@ -141,11 +133,6 @@ def earnings_totals(*, partner_id: Any) -> dict[str, Decimal]:
 
 
 # ---------------------------------------------------------------- tracking and presence
-def partner_bookings_changed(*, partner_id: Any) -> None:
-    """Tell every process to re-read the partner's relay list (``partners.tracking``)."""
-    control("partner_bookings", user_id=str(partner_id))
-
-
 def partner_locations_store(locations: dict[int, tuple[float, float, Any]]) -> None:
     """Write buffered last-known locations: one ``UPDATE ... FROM`` a VALUES list per 500 partners.
 
@@ -179,4 +166,4 @@ def partners_online(*, partner_ids: list[int], online: bool = True) -> None:
     )
     partners.update(online_until=now + timedelta(seconds=settings.PRESENCE_TTL) if online else None)
     if arriving:  # not on every heartbeat: only for who comes online
-        dispatch_waiting_now(partner_ids=arriving)
+        partners_dispatchable.send(sender=Partner, partner_ids=arriving)

@@ -1,36 +1,22 @@
-"""The location hot path: validate fast, relay to the partner's booking rooms, buffer the write.
+"""A partner's position: validated fast, buffered, written in batches; and presence's keeper.
 
-No query runs per update: the partner's active bookings (the *relay list*) sit on
-the socket's session, and last-known locations are written in one batch every
-``LOCATION_FLUSH_INTERVAL`` seconds instead of once per update.
-
-The relay list decides who sees a partner's position, so it must be exact. It is
-read from the database, never carried in a message (two transactions committing
-at once would each send a list missing the other's change), and always under the
-partner's lock, after the socket joined its user room: on connect, on every
-``partner_bookings`` control (sent after a booking of theirs changes), and by a
-periodic reconcile. A read that starts after a commit sees it, and the lock
-keeps an older read from landing after a newer one.
+Last-known locations are written in one batch every ``LOCATION_FLUSH_INTERVAL`` seconds
+instead of once per update. Who sees the position (the relay to the customers of the
+partner's bookings) is dispatch's business: ``bookings.relay``.
 """
 
 import asyncio
-import contextlib
 import logging
 import math
-import weakref
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Any
 
 from django.conf import settings
 
-from bookings import events
-from bookings.geo import arrival
-from bookings.selectors import RelayTarget, relay_targets, relay_targets_of
-from config import metrics, rooms
 from config.errors import ValidationError
-from config.realtime.emit import emit_now
 from config.realtime.manager import ChannelLayerManager
 from config.realtime.orm import db
+from partners.services import partner_locations_store, partners_online
 
 logger = logging.getLogger(__name__)
 
@@ -79,8 +65,6 @@ class LocationBuffer:
         return taken
 
     async def flush(self, partner_id: int | None = None) -> None:
-        from partners.services import partner_locations_store
-
         batch = self.take(partner_id)
         if batch:
             await db(partner_locations_store)(batch)
@@ -89,105 +73,14 @@ class LocationBuffer:
 locations = LocationBuffer()
 
 
-async def relay_location(session: dict[str, Any], payload: Any) -> int:
-    """Relay one update to the rooms of the partner's active bookings, with distance and ETA; returns how many."""
-    latitude, longitude, speed = parse_location(payload)
-    now = datetime.now(UTC)
-    timestamp = now.isoformat().replace("+00:00", "Z")
-    targets: list[RelayTarget] = session.get("bookings") or ()
-    for booking_id, booking_lat, booking_lng in targets:
-        await emit_now(
-            "partner:location_update",
-            events.location_update(
-                booking_id,
-                latitude,
-                longitude,
-                timestamp,
-                arrival(latitude, longitude, booking_lat, booking_lng, speed),
-            ),
-            namespace=rooms.CUSTOMER,
-            room=rooms.booking(booking_id),
-        )
-    locations.put(session["uid"], latitude, longitude, now)
-    if targets:
-        metrics.LOCATION_RELAYS.inc(len(targets))
-    return len(targets)
-
-
-# One lock per partner while anyone waits on it (weak values: nothing left behind).
-_relay_locks: "weakref.WeakValueDictionary[int, asyncio.Lock]" = weakref.WeakValueDictionary()
-RECONCILE_BATCH = 200
-
-
-def _relay_lock(partner_id: int) -> asyncio.Lock:
-    lock = _relay_locks.get(partner_id)
-    if lock is None:
-        lock = _relay_locks[partner_id] = asyncio.Lock()
-    return lock
-
-
-def _local_sids(manager: Any, partner_id: int) -> list[str]:
-    return [sid for sid, _ in manager.get_participants(rooms.PARTNER, rooms.user(partner_id))]
-
-
-async def refresh_relay(manager: Any, partner_id: int) -> None:
-    """Re-read the partner's active bookings into the sessions of their sockets on this process."""
-    if not _local_sids(manager, partner_id):
-        return
-    async with _relay_lock(partner_id):
-        targets = await db(relay_targets)(partner_id=partner_id)
-        await _apply(manager, partner_id, targets)
-
-
-async def _apply(manager: Any, partner_id: int, targets: list[RelayTarget]) -> None:
-    for sid in _local_sids(manager, partner_id):
-        session = await manager.server.get_session(sid, namespace=rooms.PARTNER)
-        session["bookings"] = targets
-
-
-async def reconcile_relays(manager: Any) -> None:
-    """Safety net: every local partner's relay list read again, a batch of partners per query."""
-    partner_ids = sorted({int(room.removeprefix(rooms.user(""))) for room in _partner_rooms(manager)})
-    for start in range(0, len(partner_ids), RECONCILE_BATCH):
-        batch = partner_ids[start : start + RECONCILE_BATCH]
-        async with contextlib.AsyncExitStack() as stack:
-            for partner_id in batch:
-                await stack.enter_async_context(_relay_lock(partner_id))
-            lists = await db(relay_targets_of)(partner_ids=batch)
-            for partner_id in batch:
-                await _apply(manager, partner_id, lists.get(partner_id, []))
-
-
-def _partner_rooms(manager: Any) -> list[str]:
-    return [room for room in manager.rooms.get(rooms.PARTNER, {}) if room and room.startswith(rooms.user(""))]
-
-
-async def partner_bookings_received(manager: ChannelLayerManager, message: dict[str, Any]) -> None:
-    """A partner's bookings changed: refresh the relay list of their local sockets."""
-    await refresh_relay(manager, int(message["user_id"]))
-
-
 def record_online(partner_ids: list[int], online: bool) -> None:
     """Presence's keeper for partners: connected partners are dispatchable (``online_until``)."""
-    from partners.services import partners_online
-
     partners_online(partner_ids=partner_ids, online=online)
 
 
 async def flush_on_stop(manager: ChannelLayerManager) -> None:
     """A stopping process writes the locations it buffered."""
     await locations.flush()
-
-
-async def reconcile_forever(manager: ChannelLayerManager) -> None:
-    while True:
-        await asyncio.sleep(settings.RELAY_RECONCILE_INTERVAL)
-        try:
-            await reconcile_relays(manager)
-        except asyncio.CancelledError:
-            raise
-        except Exception:
-            logger.exception("reconciling partners' relay lists failed")
 
 
 async def flush_forever() -> None:

@@ -11,8 +11,8 @@ from bookings.models import Booking, BookingStatusChange
 from bookings.models import BookingStatus as S
 from bookings.serializers import booking_data
 from config.errors import Forbidden, InvalidTransition, ValidationError
-from dashboard.services import user_deactivate
 from messaging import services as messaging
+from partners.accounts import user_deactivate
 from partners.models import Earning
 from partners.services import partner_suspend
 from tests.conftest import events_named

@@ -54,8 +54,7 @@ def test_the_command_finds_writes_made_behind_the_services_back_and_rebuilds(cus
 def test_customers_are_counted_through_every_door(staff, service):
     from django.contrib.auth import get_user_model
 
-    from bookings.services import customer_register
-    from partners.services import partner_register
+    from partners.accounts import customer_register, partner_register
 
     def customers() -> int:
         return tallies.figures().customers

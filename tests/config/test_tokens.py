@@ -3,7 +3,7 @@
 import pytest
 from django.contrib.auth import get_user_model
 
-from dashboard.services import user_deactivate
+from partners.accounts import user_deactivate
 from partners.services import partner_suspend
 from tests.factories import UserFactory
 

@@ -4,7 +4,8 @@ import pytest
 from channels.db import database_sync_to_async as sync_to_async
 
 from bookings import services
-from partners.services import kyc_submit, partner_register
+from partners.accounts import partner_register
+from partners.services import kyc_submit
 from tests.factories import book
 from tests.live import Client, run, token_for
 

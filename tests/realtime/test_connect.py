@@ -8,7 +8,7 @@ from channels.db import database_sync_to_async as sync_to_async
 
 from config import rooms
 from config.realtime.server import sio
-from dashboard.services import user_deactivate
+from partners.accounts import user_deactivate
 from partners.services import partner_suspend
 from tests.factories import PartnerFactory, UserFactory
 from tests.live import UNKNOWN_BOOKING, Client, run, token_for, wait_until

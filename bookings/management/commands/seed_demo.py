@@ -20,12 +20,11 @@ from bookings.models import (
     Booking,
     BookingStatus,
     BookingStatusChange,
-    CustomerProfile,
     DispatchState,
     Service,
 )
 from bookings.services import _insert_with_number
-from partners.models import Earning, KycStatus, KycSubmission, Partner
+from partners.models import CustomerProfile, Earning, KycStatus, KycSubmission, Partner
 
 CITY = (28.6139, 77.2090)  # New Delhi
 SERVICES = [
