@@ -13,20 +13,17 @@ from django.utils import timezone
 
 from bookings.models import ACTIVE_STATUSES, TERMINAL_STATUSES, Booking, BookingStatus, DispatchState
 from config.errors import Forbidden, NotFound
+from config.parsing import parse_uuid
 
 
 def parse_booking_id(value: Any) -> uuid.UUID:
-    """A booking id from the wire; anything that is not a UUID is simply not found."""
-    try:
-        return value if isinstance(value, uuid.UUID) else uuid.UUID(str(value))
-    except (ValueError, TypeError, AttributeError) as exc:
-        raise NotFound("no such booking") from exc
+    """A booking id: a UUID (``VALIDATION_ERROR`` when malformed; looking it up says ``NOT_FOUND``)."""
+    return parse_uuid(value, field="bookingId")
 
 
 def booking_id_from(payload: Any) -> uuid.UUID:
     """A booking id sent bare (as in the original document) or as ``{bookingId}``."""
-    value = payload.get("bookingId") if isinstance(payload, dict) else payload
-    return parse_booking_id(value if isinstance(value, str) else None)
+    return parse_booking_id(payload.get("bookingId") if isinstance(payload, dict) else payload)
 
 
 def bookings_for(user: AbstractBaseUser) -> QuerySet[Booking]:

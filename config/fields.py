@@ -12,7 +12,7 @@ from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
 from config.errors import NotFound, ValidationError
-from config.parsing import MAX_ID, parse_id
+from config.parsing import MAX_ID, parse_id, parse_uuid
 
 
 class StrictFloatField(serializers.FloatField):
@@ -107,11 +107,10 @@ class StrictCharField(serializers.CharField):
 
 
 class StrictUUIDField(serializers.UUIDField):
-    """A UUID sent as a string: ``false`` (and any integer) is not ``UUID(int=0)``."""
+    """A UUID sent as a string (``config.parsing.parse_uuid``): ``false`` (and any integer) is not ``UUID(int=0)``."""
 
-    def to_internal_value(self, data: Any) -> Any:
-        if isinstance(data, uuid.UUID):
-            return data  # from a URL's <uuid:...> converter
-        if not isinstance(data, str):
+    def to_internal_value(self, data: Any) -> uuid.UUID:
+        try:
+            return parse_uuid(data, field=self.field_name or "id")
+        except ValidationError:
             self.fail("invalid", value=data)
-        return super().to_internal_value(data)

@@ -1,6 +1,10 @@
-"""Parsers for the id kinds that belong to no app (users are Django's; messages and
-notifications use plain integer keys). Booking ids are ``bookings.selectors.parse_booking_id``."""
+"""One parser per id kind, one answer per kind of wrong: an id that is malformed is
+``VALIDATION_ERROR`` (the client has a bug); a well-formed id that names nothing the caller
+may see is ``NOT_FOUND``, from whoever looks it up. Integer ids (users, messages,
+notifications) are ``parse_id``; UUIDs (bookings) are ``parse_uuid``. Socket handlers,
+services and the serializer fields (``config.fields``) all call these."""
 
+import uuid
 from typing import Any
 
 from config.errors import ValidationError
@@ -20,6 +24,18 @@ def parse_id(value: Any, *, field: str) -> int:
     if not 0 <= number <= MAX_ID:  # 0 is well-formed; no row has it, so it is simply not found
         raise ValidationError(f"{field} must be an id", details={field: ["out of range"]})
     return number
+
+
+def parse_uuid(value: Any, *, field: str) -> uuid.UUID:
+    """A UUID sent as a string, in any spelling ``uuid.UUID`` reads (hyphens or not, braces, ``urn:uuid:``)."""
+    if isinstance(value, uuid.UUID):
+        return value  # from a URL's <uuid:...> converter
+    if isinstance(value, str) and len(value) <= 45:  # the longest spelling: urn:uuid: and 36
+        try:
+            return uuid.UUID(value)
+        except ValueError:
+            pass
+    raise ValidationError(f"{field} must be a UUID", details={field: ["not a uuid"]})
 
 
 def parse_user_id(value: Any, *, field: str = "userId") -> int:

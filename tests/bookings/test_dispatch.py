@@ -7,7 +7,7 @@ import pytest
 from django.utils import timezone
 
 from bookings import services
-from bookings.dispatch import nearest_eligible_partner
+from bookings.dispatch import CANDIDATES, eligible_partners, nearest_eligible_partner
 from bookings.models import Booking, BookingRejection, BookingStatusChange
 from bookings.models import BookingStatus as S
 from bookings.serializers import booking_data
@@ -184,6 +184,25 @@ def test_a_box_corner_does_not_beat_a_nearer_partner_outside_the_box(customer, s
     nearer = near(service, 2.1)
     booking = BookingFactory(customer=customer, service=service, latitude=28.61, longitude=77.2)
     assert nearest_eligible_partner(booking).pk == nearer.pk
+
+
+def test_the_search_reads_every_partner_in_reach_once_nearest_first(customer, service):
+    """Across the rings, each partner comes once: a ring's box holds the rings inside it too
+    (cosmic-ray: twelve mutants of the ``tried`` exclusion survived without this)."""
+    partners = [near(service, km) for km in (0.2, 0.8, 1.5, 4, 12)]
+    booking = BookingFactory(customer=customer, service=service, latitude=28.61, longitude=77.2)
+    assert [partner.pk for partner in eligible_partners(booking)] == [partner.pk for partner in partners]
+
+
+def test_the_nearest_partner_due_east_is_found_far_from_the_equator(customer, service):
+    """At 60 N a degree of longitude is half a degree of latitude: a partner 800 m east is nearer than
+    a ring's worth 900 m north, and must be among the rows the flat estimate picks to measure."""
+    lat, lng = 60.0, 25.0
+    for _ in range(CANDIDATES):
+        PartnerFactory(services=[service], last_latitude=lat + 0.9 / 111.2, last_longitude=lng)
+    east = PartnerFactory(services=[service], last_latitude=lat, last_longitude=lng + 0.8 / (111.2 * 0.5))
+    booking = BookingFactory(customer=customer, service=service, latitude=lat, longitude=lng)
+    assert nearest_eligible_partner(booking).pk == east.pk
 
 
 def waiting(customer, service) -> Booking:

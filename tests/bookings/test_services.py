@@ -225,10 +225,12 @@ def test_staff_assign_rules(staff, customer, partner, service):
         services.booking_assign(booking_id=accepted.pk, partner_id=partner.pk, actor=staff)
 
 
-def test_unknown_booking_ids_are_not_found(partner):
-    for bad in ("nope", "00000000-0000-0000-0000-000000000000", None, 12):
-        with pytest.raises(NotFound):
+def test_a_malformed_booking_id_is_invalid_and_an_unknown_one_not_found(partner):
+    for bad in ("nope", None, 12, "x" * 46):
+        with pytest.raises(ValidationError):
             services.booking_accept(booking_id=bad, partner_user=partner.user)
+    with pytest.raises(NotFound):
+        services.booking_accept(booking_id="00000000-0000-0000-0000-000000000000", partner_user=partner.user)
 
 
 def test_booking_in_the_past_is_refused(customer, service):

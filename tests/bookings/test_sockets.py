@@ -1,5 +1,7 @@
 """/customer and /partner over the real server: tracking, lifecycle events, refusals."""
 
+import uuid
+
 import pytest
 from channels.db import database_sync_to_async as sync_to_async
 
@@ -139,13 +141,53 @@ def test_refusals_keep_the_socket_up(live_server_url, customer, other_customer, 
         ack = await c.call("booking:accept", str(mine.pk))  # not a /customer event
         assert ack["error"]["code"] == "VALIDATION_ERROR"
         ack = await p.call("booking:accept", "not-a-uuid")
-        assert ack["error"]["code"] == "NOT_FOUND"
+        assert ack["error"]["code"] == "VALIDATION_ERROR"
         assert c.sio.connected and p.sio.connected
         await c.close()
         await p.close()
 
     run(scenario())
     assert Booking.objects.get(pk=mine.pk).status == S.PARTNER_ASSIGNED
+
+
+# Every event that names a booking, with the payload it takes around the id.
+BOOKING_ID_EVENTS = {
+    "/customer": [
+        ("booking:track", lambda i: i),
+        ("booking:track", lambda i: {"bookingId": i}),
+        ("booking:untrack", lambda i: i),
+        ("booking:cancel", lambda i: {"bookingId": i, "reason": "x"}),
+        ("message:send", lambda i: {"recipientId": "1", "message": "hi", "bookingId": i}),
+    ],
+    "/partner": [
+        ("booking:accept", lambda i: i),
+        ("booking:accept", lambda i: {"bookingId": i}),
+        ("booking:reject", lambda i: {"bookingId": i}),
+        ("booking:status_update", lambda i: {"bookingId": i, "status": "PARTNER_EN_ROUTE"}),
+    ],
+}
+
+
+def test_a_booking_id_has_one_answer_per_kind_of_wrong(live_server_url, customer, partner):
+    """Malformed is VALIDATION_ERROR and unknown is NOT_FOUND, on every event that names a booking."""
+    malformed = ["not-a-uuid", "", 42, None, True, "x" * 100, "123e4567-e89b-12d3-a456-42661417400Z"]
+    unknown = str(uuid.uuid4())
+    users = {"/customer": customer, "/partner": partner.user}
+
+    async def scenario():
+        for namespace, cases in BOOKING_ID_EVENTS.items():
+            client = await Client(live_server_url, namespace).connect(token_for(users[namespace]))
+            for event, payload in cases:
+                for value in malformed:
+                    if value is None and event == "message:send":
+                        continue  # a message with no booking
+                    ack = await client.call(event, payload(value))
+                    assert ack["ok"] is False and ack["error"]["code"] == "VALIDATION_ERROR", (event, value, ack)
+                ack = await client.call(event, payload(unknown))
+                assert ack["ok"] is False and ack["error"]["code"] == "NOT_FOUND", (event, ack)
+            await client.close()
+
+    run(scenario())
 
 
 BAD_PAYLOADS = [
