@@ -1,4 +1,5 @@
-"""Who gets an offer: the nearest eligible partner, found without reading the whole city.
+"""Who gets an offer, and when a free partner brings a waiting booking due: the nearest eligible
+partner, found without reading the whole city.
 
 The search reads the partners inside a bounding box around the booking (the
 ``partner_position`` index), nearest first by a flat-Earth estimate, and widens the
@@ -11,7 +12,7 @@ No lock is taken on the partner's row: the location flush, the presence heartbea
 availability changes write that row all the time, and a dispatch that skipped a locked
 row would pass over the nearest partner for no reason. A partner is claimed by the offer
 itself: the ``one_open_offer_per_partner`` constraint lets one open offer per partner
-commit, and the claim (``bookings.services._claim``) reads the partner's other jobs again
+commit, and the claim (``bookings.services.offers._claim``) reads the partner's other jobs again
 after its write; a claim that loses either way moves on to the next candidate.
 """
 
@@ -20,11 +21,11 @@ from collections.abc import Iterator
 from typing import Any
 
 from django.conf import settings
-from django.db import connection
+from django.db import connection, transaction
 from django.utils import timezone
 
 from bookings.geo import bounding_box, distance_m
-from bookings.models import ACTIVE_STATUSES, Booking, BookingRejection, BookingStatus
+from bookings.models import ACTIVE_STATUSES, Booking, BookingRejection, BookingStatus, DispatchState, Service
 from partners.models import KycStatus, Partner
 
 # Search radii in metres; past the last one the search reads every remaining eligible partner.
@@ -102,6 +103,41 @@ def _eligible_sql(booking: Booking) -> tuple[str, list[Any]]:
     now = connection.ops.adapt_datetimefield_value(timezone.now())
     params = [KycStatus.APPROVED, now, booking.customer_id, booking.service_id, booking_id, *BUSY_STATUSES]
     return sql, params
+
+
+def dispatch_waiting_now(*, partner_ids: list[Any]) -> int:
+    """Partners who may have become free: waiting bookings they could take are due at once. Returns how many.
+
+    The next sweep (within ``DISPATCH_SWEEP_INTERVAL``) offers them, instead of their
+    retry in up to ``DISPATCH_RETRY_SECONDS``. A partner takes one offer at a time, so
+    one booking per partner is enough: the longest waiting of the services they offer,
+    and not one they turned down.
+    That also bounds what one partner can set off (toggling availability re-dispatches
+    one booking, not every waiting one). Bookings another transaction holds are skipped,
+    never waited for: that transaction is dispatching them already.
+    """
+    now = timezone.now()
+    radius = settings.DISPATCH_MAX_KM * 1000
+    brought = 0
+    with transaction.atomic():
+        for partner in Partner.objects.filter(pk__in=partner_ids, last_latitude__isnull=False):
+            south, north, west, east = bounding_box(partner.last_latitude, partner.last_longitude, radius)
+            waiting = (
+                Booking.objects.select_for_update(skip_locked=True)
+                .filter(
+                    status=BookingStatus.PENDING,
+                    dispatch_state=DispatchState.UNASSIGNED,
+                    dispatch_due_at__gt=now,
+                    service_id__in=Service.objects.filter(partners=partner).values("pk"),
+                    latitude__range=(south, north),  # nobody is offered a job past DISPATCH_MAX_KM
+                    longitude__range=(west, east),
+                )
+                .exclude(rejections__partner=partner)  # never offered to them again
+                .order_by("created_at")
+                .values_list("pk", flat=True)[:1]
+            )
+            brought += Booking.objects.filter(pk__in=list(waiting)).update(dispatch_due_at=now)
+    return brought
 
 
 def busy_elsewhere(partner_id: int, booking_id: Any) -> bool:

@@ -117,7 +117,7 @@ class Booking(models.Model):
 
 
 class BookingStatusChange(models.Model):
-    """Append-only history: the only writer is ``bookings.services._booking_transition``."""
+    """Append-only history: the only writer is ``bookings.services.lifecycle.transition``."""
 
     booking = models.ForeignKey(Booking, on_delete=models.CASCADE, related_name="history")
     from_status = models.CharField(max_length=20, blank=True)

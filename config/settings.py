@@ -256,7 +256,7 @@ PRESENCE_HEARTBEAT = float(os.environ.get("PRESENCE_HEARTBEAT", "15"))
 # Dispatch (contract 8.2): an offer lapses after OFFER_TIMEOUT_SECONDS; a booking is offered
 # at most DISPATCH_MAX_OFFERS times before it waits for staff; one that found nobody is tried
 # again every DISPATCH_RETRY_SECONDS, or as soon as a partner is freed or comes online
-# (``bookings.services.dispatch_waiting_now``); every process sweeps due bookings every
+# (``bookings.dispatch.dispatch_waiting_now``); every process sweeps due bookings every
 # DISPATCH_SWEEP_INTERVAL seconds (row locks, SKIP LOCKED: each runs once). The ETA of a
 # partner who is not moving (or does not report speed) assumes CITY_SPEED_KMH.
 OFFER_TIMEOUT_SECONDS = float(os.environ.get("OFFER_TIMEOUT_SECONDS", "30"))

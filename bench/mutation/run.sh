@@ -32,6 +32,7 @@ for name in "${configs[@]}"; do
   session="$out/$name.sqlite"
   rm -f "$session"
   "$tools/bin/cosmic-ray" init "$config" "$session"
+  "$tools/bin/cr-filter-operators" "$session" "$config"  # what the config's filter leaves out
   "$tools/bin/cosmic-ray" baseline "$config" >/dev/null
   timeout "$((minutes * 60))" "$tools/bin/cosmic-ray" exec "$config" "$session" || true
   git checkout -q -- .  # a run stopped mid-mutant leaves it in the file

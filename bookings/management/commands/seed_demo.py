@@ -23,7 +23,7 @@ from bookings.models import (
     DispatchState,
     Service,
 )
-from bookings.services import _insert_with_number
+from bookings.services import insert_with_number
 from partners.models import CustomerProfile, Earning, KycStatus, KycSubmission, Partner
 
 CITY = (28.6139, 77.2090)  # New Delhi
@@ -179,7 +179,7 @@ class Command(BaseCommand):
                 "dispatch_due_at": timezone.now() + timedelta(seconds=settings.OFFER_TIMEOUT_SECONDS),
             },
         }.get(status, {"dispatch_state": DispatchState.DONE})
-        booking = _insert_with_number(
+        booking = insert_with_number(
             customer=customer,
             partner=partner,
             service=service,
