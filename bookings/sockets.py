@@ -10,7 +10,8 @@ from bookings.serializers import BookingCancelInput, BookingStatusInput
 from config import rooms
 from config.api import validated
 from config.realtime.catalogue import INTEGER, UUID, client_event, enum, obj, one_of
-from config.realtime.namespace import BaseNamespace, Session, session_user
+from config.realtime.identity import Session, session_user
+from config.realtime.namespace import BaseNamespace
 from config.realtime.orm import db
 
 BOOKING_ID = one_of(UUID, obj({"bookingId": UUID}))

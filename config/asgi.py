@@ -27,8 +27,9 @@ from config import rooms  # noqa: E402
 from config.admission import Admission  # noqa: E402
 from config.body_limit import BodyLimit  # noqa: E402
 from config.realtime import limits, presence  # noqa: E402
-from config.realtime.manager import on_control, on_shutdown, on_startup  # noqa: E402
-from config.realtime.namespace import access_changed_received, recheck_forever, set_identity_loader  # noqa: E402
+from config.realtime.hooks import on_control, on_shutdown, on_startup  # noqa: E402
+from config.realtime.identity import set_identity_loader  # noqa: E402
+from config.realtime.rechecks import access_changed_received, recheck_forever  # noqa: E402
 from config.realtime.server import register_namespace, sio  # noqa: E402
 from config.realtime.tuning import tune_gc_after_startup  # noqa: E402
 from dashboard.sockets import AdminSockets, push_stats  # noqa: E402

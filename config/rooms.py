@@ -4,7 +4,7 @@
 the one room the infrastructure itself uses); the rest belong to the apps.
 """
 
-from config.realtime.namespace import user_room
+from config.realtime.identity import user_room
 
 CUSTOMER = "/customer"
 PARTNER = "/partner"

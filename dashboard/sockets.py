@@ -13,8 +13,9 @@ from config import rooms
 from config.errors import Forbidden
 from config.realtime.catalogue import ANY_OBJECT, NOTHING, NUMBER, STRING, TIME, client_event, obj, server_event
 from config.realtime.emit import emit_now
+from config.realtime.identity import Session
 from config.realtime.manager import ChannelLayerManager
-from config.realtime.namespace import BaseNamespace, Session
+from config.realtime.namespace import BaseNamespace
 from config.realtime.orm import db
 from dashboard.selectors import current_stats, shared_stats
 

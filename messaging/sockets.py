@@ -11,7 +11,7 @@ from config.errors import ValidationError
 from config.parsing import parse_id, parse_user_id
 from config.realtime.catalogue import BOOLEAN, ID, INTEGER, STRING, TIME, UUID, client_event, nullable, obj, one_of
 from config.realtime.emit import emit_now
-from config.realtime.namespace import Session, session_user
+from config.realtime.identity import Session, session_user
 from config.realtime.orm import db
 from config.realtime.presence import presence
 from messaging import events, services

@@ -10,7 +10,8 @@ from config import rooms
 from config.api import validated
 from config.errors import Forbidden
 from config.realtime.catalogue import BOOLEAN, client_event, obj
-from config.realtime.namespace import BaseNamespace, Session
+from config.realtime.identity import Session
+from config.realtime.namespace import BaseNamespace
 from config.realtime.orm import db
 from config.realtime.presence import presence
 from partners import services

@@ -1,24 +1,20 @@
 """A python-socketio client manager whose pub/sub transport is the Channels layer.
 
-``AsyncPubSubManager`` asks for two methods, ``_publish`` and ``_listen``; this
-class supplies them over ``channels.layers.get_channel_layer()``, so one Redis
+``AsyncPubSubManager`` asks for two methods, ``_publish`` and ``_listen``;
+``config.realtime.transport`` supplies them over the Channels layer, so one Redis
 (channels-redis) carries rooms and broadcasts across server processes and any
 Django process can reach connected sockets.
 
-Beyond that it adds what a product needs from the transport:
-
-- an *outbox*: messages committed by sync code in other threads are delivered
-  in order by one task on the server's loop;
-- a *publisher* task with a bounded queue, so a slow or absent Redis never
-  stalls local delivery; an outage is logged once and delivery resumes by itself;
-- *control* messages (kick a user, refresh a partner's bookings, presence)
-  routed to handlers that the apps register.
+This class is the process's delivery: its life cycle (startup hooks, graceful
+shutdown), an *outbox* (messages committed by sync code in other threads are
+delivered in order by one task on the server's loop), the recovery log's offsets,
+*control* messages routed to the handlers the composition root registered
+(``config.realtime.hooks``), and the gauges.
 """
 
 import asyncio
 import logging
-import uuid
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
@@ -27,61 +23,14 @@ from django.conf import settings
 from socketio.async_pubsub_manager import AsyncPubSubManager
 
 from config import metrics
-from config.realtime import catalogue, recovery
+from config.realtime import catalogue, hooks
 from config.realtime.orm import orm_in_flight
+from config.realtime.transport import PUBLISH_QUEUE_MAX, ChannelLayerTransport, OutageLog
 
 logger = logging.getLogger(__name__)
 
-ControlHandler = Callable[["ChannelLayerManager", dict[str, Any]], Awaitable[None]]
-_control_handlers: dict[str, ControlHandler] = {}
-_startup_hooks: list[Callable[["ChannelLayerManager"], None]] = []
-ShutdownHook = Callable[["ChannelLayerManager"], Awaitable[None]]
-_shutdown_hooks: list[ShutdownHook] = []
 
-PUBLISH_QUEUE_MAX = 50_000
-PUBLISH_BATCH_MAX = 500
-SIO_METHODS = {"emit", "callback", "disconnect", "enter_room", "leave_room", "close_room"}
-
-
-def on_control(method: str) -> Callable[[ControlHandler], ControlHandler]:
-    """Register the handler of a control message ``method`` (run on every process)."""
-
-    def register(handler: ControlHandler) -> ControlHandler:
-        _control_handlers[method] = handler
-        return handler
-
-    return register
-
-
-def on_startup(hook: Callable[["ChannelLayerManager"], None]) -> Callable[["ChannelLayerManager"], None]:
-    """Register a function called once the server's loop runs (start background tasks there)."""
-    _startup_hooks.append(hook)
-    return hook
-
-
-def on_shutdown(hook: ShutdownHook) -> ShutdownHook:
-    """Register a coroutine run once when the process stops (write what is buffered, withdraw state)."""
-    _shutdown_hooks.append(hook)
-    return hook
-
-
-class _OutageLog(logging.Filter):
-    """Lets one channels-redis receive error through per outage, not one a second."""
-
-    def __init__(self) -> None:
-        super().__init__()
-        self.down = False
-
-    def filter(self, record: logging.LogRecord) -> bool:
-        if record.levelno < logging.ERROR:
-            return True
-        if self.down:
-            return False
-        self.down = True
-        return True
-
-
-class ChannelLayerManager(AsyncPubSubManager):
+class ChannelLayerManager(ChannelLayerTransport, AsyncPubSubManager):
     name = "channels"
 
     def __init__(self, group: str | None = None, **kwargs: Any) -> None:
@@ -89,7 +38,7 @@ class ChannelLayerManager(AsyncPubSubManager):
         self.loop: asyncio.AbstractEventLoop | None = None
         self.outbox: asyncio.Queue[dict[str, Any]] = asyncio.Queue()
         self._publish_queue: asyncio.Queue[dict[str, Any]] | None = None
-        self._outage = _OutageLog()
+        self._outage = OutageLog()
         self._layer_down = False
         self.dropped = 0
         self.tasks: list[asyncio.Task[Any]] = []
@@ -123,7 +72,7 @@ class ChannelLayerManager(AsyncPubSubManager):
         self._publish_queue = asyncio.Queue(maxsize=PUBLISH_QUEUE_MAX)
         self.tasks.append(self.loop.create_task(self._drain_outbox()))
         self.tasks.append(self.loop.create_task(self._run_publisher()))
-        for hook in _startup_hooks:
+        for hook in hooks.startup_hooks():
             hook(self)
         if self.server.recovery is not None:
             self.start_task(self._trim_recovery_log())
@@ -177,7 +126,7 @@ class ChannelLayerManager(AsyncPubSubManager):
     async def _stop(self) -> None:
         for eio_sid in list(self.server.eio.sockets):
             await self.server.eio.disconnect(eio_sid)
-        for hook in _shutdown_hooks:
+        for hook in hooks.shutdown_hooks():
             try:
                 await hook(self)
             except Exception:
@@ -234,8 +183,8 @@ class ChannelLayerManager(AsyncPubSubManager):
                 await self._handle_emit(message)
             elif method == "close_room":
                 await self._handle_close_room(message)
-            elif method in _control_handlers:
-                await _control_handlers[method](self, message)
+            elif (handler := hooks.control_handler(method)) is not None:
+                await handler(self, message)
         except Exception:
             logger.exception("local delivery of %s failed", message.get("event") or method)
         if not local:
@@ -245,111 +194,3 @@ class ChannelLayerManager(AsyncPubSubManager):
         while True:
             message = await self.outbox.get()
             await self.dispatch(message)
-
-    async def _publish(self, data: dict[str, Any]) -> None:
-        if self.is_local_only or self._publish_queue is None:
-            return
-        data.setdefault("host_id", self.host_id)
-        try:
-            self._publish_queue.put_nowait(data)
-        except asyncio.QueueFull:
-            self.dropped += 1
-            metrics.PUBLISH_DROPPED.inc()
-            if self.dropped == 1 or self.dropped % 10_000 == 0:
-                logger.error("channel layer backlog full: %d cross-process messages dropped", self.dropped)
-
-    async def _run_publisher(self) -> None:
-        """Publish in batches: whatever queued up while the last PUBLISH was in flight.
-
-        Under load one Redis round trip (and one msgpack frame, one wake-up of every
-        subscriber) carries many messages instead of one each.
-        """
-        queue = self._publish_queue
-        assert queue is not None
-        linger = settings.SOCKETIO["PUBLISH_LINGER_MS"] / 1000
-        while True:
-            batch = [await queue.get()]
-            if linger and queue.empty():
-                # Wait a moment for company: a few ms of latency buys far fewer
-                # PUBLISHes (and wake-ups of every subscriber) per message.
-                await asyncio.sleep(linger)
-            while not queue.empty() and len(batch) < PUBLISH_BATCH_MAX:
-                batch.append(queue.get_nowait())
-            event = (
-                {"type": "sio.message", "data": batch[0]} if len(batch) == 1 else {"type": "sio.batch", "data": batch}
-            )
-            while True:
-                try:
-                    await self.layer.group_send(self.channel, event)
-                except asyncio.CancelledError:
-                    raise
-                except Exception as exc:
-                    metrics.PUBLISH_FAILURES.inc()
-                    self._mark_down(exc)
-                    await asyncio.sleep(0.5)
-                    continue
-                metrics.PUBLISH_BATCHES.inc()
-                self._mark_up()
-                break
-
-    async def publish_external(self, message: dict[str, Any]) -> None:
-        """Publish from a process that runs no Socket.IO server (no local sockets)."""
-        if self.is_local_only:
-            return
-        message.setdefault("host_id", f"external-{uuid.uuid4().hex}")
-        if message["method"] == "emit" and self.server.recovery is not None:
-            # Each call runs on a loop of its own (async_to_sync): a store for this call only.
-            own = recovery.build()
-            try:
-                if message.get("callback") is None and not catalogue.is_volatile(
-                    message["namespace"], message["event"]
-                ):
-                    message["offset"] = await own.append(message["namespace"], message)
-            finally:
-                await own.close()
-        await self.layer.group_send(self.channel, {"type": "sio.message", "data": message})
-
-    def _mark_down(self, exc: BaseException) -> None:
-        if not self._layer_down:
-            self._layer_down = True
-            logger.error("channel layer unavailable (%s); local sockets keep working, retrying", exc)
-
-    def _mark_up(self) -> None:
-        if self._layer_down:
-            self._layer_down = False
-            logger.warning("channel layer is back; cross-process delivery resumed")
-        self._outage.down = False
-
-    # ------------------------------------------------------------ listening
-    async def _listen(self):  # type: ignore[override]
-        layer = self.layer
-        channel = None
-        while channel is None:
-            try:
-                channel = await layer.new_channel()
-                await layer.group_add(self.channel, channel)
-            except asyncio.CancelledError:
-                raise
-            except Exception as exc:
-                channel = None
-                self._mark_down(exc)
-                await asyncio.sleep(1)
-        while True:
-            event = await layer.receive(channel)
-            self._outage.down = False
-            if not isinstance(event, dict):
-                continue
-            batch = event.get("data") if event.get("type") == "sio.batch" else [event.get("data")]
-            if not isinstance(batch, list):
-                continue
-            for data in batch:
-                if not isinstance(data, dict) or data.get("host_id") == self.host_id:
-                    continue
-                method = data.get("method")
-                if method in SIO_METHODS:
-                    yield data
-                elif method in _control_handlers:
-                    try:
-                        await _control_handlers[method](self, data)
-                    except Exception:
-                        logger.exception("control message %s failed", method)

@@ -1,4 +1,4 @@
-"""The base of the three namespaces: JWT on connect, token expiry, acks and errors.
+"""The base of the three namespaces: JWT on connect, rights that follow the user, acks and errors.
 
 Event ``booking:track`` is handled by ``on_booking_track(sid, payload)``. A
 handler returns the ack's extra fields (or ``None``) and raises
@@ -10,94 +10,28 @@ Per-socket state lives in the socket's session only: namespaces are singletons.
 import asyncio
 import logging
 import time
-from collections.abc import Callable
-from datetime import UTC, datetime
 from typing import Any
 
 import socketio
 from django.conf import settings
-from django.contrib.auth import get_user_model
 from django.db import InterfaceError, OperationalError
 
 from config import metrics
-from config.errors import DomainError, Forbidden, RateLimited, TokenExpired, Unavailable, ValidationError
-from config.formats import iso
+from config.errors import DomainError, Forbidden, RateLimited, Unavailable, ValidationError
 from config.realtime import catalogue
 from config.realtime.auth import Refused, client_address, decode_token, token_from
 from config.realtime.emit import emit_now
+from config.realtime.identity import Session, access_changed_since, load_identity, user_room
 from config.realtime.inbound import RejectedEvent
 from config.realtime.limits import limiter
-from config.realtime.manager import ChannelLayerManager
 from config.realtime.orm import OrmLoad, db
 from config.realtime.presence import presence
+from config.realtime.token_lifetime import TokenLifetime
 
 logger = logging.getLogger(__name__)
 # One line per refused connect or failed event: who (user id, sid) and what (namespace,
 # event, code), never the payload (it may hold addresses, phone numbers, messages).
 outcomes = logging.getLogger("config.realtime.outcomes")
-Session = dict[str, Any]
-
-
-def user_room(user_id: object) -> str:
-    """The room every socket of a user joins, in its namespace (the one room this package names)."""
-    return f"user:{user_id}"
-
-
-def session_user(session: Session) -> Any:
-    """The socket's user as checked at connect, without a query.
-
-    An unsaved ``User`` carrying the fields the services read (pk, names,
-    ``is_staff``) plus ``person_role`` (customer, partner or staff: the role
-    this socket acts in). Deactivation disconnects the socket, so the
-    snapshot cannot outlive the account.
-    """
-    user = get_user_model()(
-        pk=session["uid"],
-        username=session["username"],
-        first_name=session["first_name"],
-        last_name=session["last_name"],
-        is_staff=session["is_staff"],
-        is_active=True,
-    )
-    user.person_role = "staff" if session["is_staff"] or session["role"] == "admin" else session["role"]
-    return user
-
-
-IdentityLoader = Callable[[list[int]], "dict[int, dict[str, Any]]"]
-_identity: list[IdentityLoader] = []
-
-
-def set_identity_loader(loader: IdentityLoader) -> None:
-    """Register how user ids become identities (the composition root calls this once).
-
-    The loader runs in a DB thread and returns ``{user_id: identity}`` for the users that
-    exist (one query for many: the periodic recheck reads a process's users in batches);
-    an identity is a dict with at least ``uid``, ``username``, ``first_name``,
-    ``last_name``, ``is_active`` and ``is_staff``; namespaces read whatever else they need.
-    """
-    _identity[:] = [loader]
-
-
-def load_identity(user_id: int) -> dict[str, Any] | None:
-    return _identity[0]([user_id]).get(user_id)
-
-
-def load_identities(user_ids: list[int]) -> dict[int, dict[str, Any]]:
-    return _identity[0](user_ids)
-
-
-# Users whose access changed lately (monotonic time): a connect that read the user
-# before such a change re-reads after joining the user room (see ``on_connect``).
-_access_changed: dict[int, float] = {}
-ACCESS_CHANGE_MEMORY = 60.0
-
-
-def _note_access_change(user_id: int) -> None:
-    now = time.monotonic()
-    for uid, at in list(_access_changed.items()):
-        if now - at > ACCESS_CHANGE_MEMORY:
-            del _access_changed[uid]
-    _access_changed[user_id] = now
 
 
 def _admit_connect(who: int | str, key: str) -> None:
@@ -113,7 +47,7 @@ def _unavailable(exc: BaseException) -> bool:
     return isinstance(exc, (OperationalError, InterfaceError))
 
 
-class BaseNamespace(socketio.AsyncNamespace):
+class BaseNamespace(TokenLifetime, socketio.AsyncNamespace):
     namespace_name = "/"
     role = "user"
     # Events whose handlers need no database: never refused for ORM load.
@@ -158,7 +92,7 @@ class BaseNamespace(socketio.AsyncNamespace):
         session["exp"] = expires_at
         await self.save_session(sid, session)
         await self.enter_room(sid, user_room(user_id))
-        if _access_changed.get(user_id, -1.0) >= read_at:
+        if access_changed_since(user_id, read_at):
             # The user's access changed while we read it: the control that announced it may
             # have reached this process before the socket was in its user room. Read again
             # (a refusal here undoes the connect, rooms included).
@@ -277,54 +211,6 @@ class BaseNamespace(socketio.AsyncNamespace):
         await emit_now("error", payload, namespace=self.namespace_name, room=sid, local=True)
         await self.disconnect(sid)
 
-    # ------------------------------------------------------------ token lifetime
-    def _schedule_expiry(self, sid: str, session: Session) -> None:
-        old = session.pop("expiry", None)
-        if old is not None:
-            old.cancel()
-        loop = asyncio.get_running_loop()
-        expires_at = session["exp"]
-        delay = max(0.0, expires_at - time.time())
-        session["expiry"] = loop.call_later(delay, lambda: asyncio.ensure_future(self._expire(sid, expires_at)))
-
-    async def _expire(self, sid: str, expected_exp: float) -> None:
-        if not self.server.manager.is_connected(sid, self.namespace_name):
-            return
-        session = await self.get_session(sid)
-        if session.get("exp") != expected_exp:
-            return  # refreshed in the meantime
-        await emit_now(
-            "error", {**TokenExpired().as_dict(), "event": None}, namespace=self.namespace_name, room=sid, local=True
-        )
-        await self.disconnect(sid)
-
-    async def on_auth_refresh(self, sid: str, payload: Any) -> dict[str, Any]:
-        token = payload.get("token") if isinstance(payload, dict) else None
-        if not isinstance(token, str) or not token:
-            raise ValidationError("token is required")
-        try:
-            user_id, expires_at = decode_token(token)
-        except Refused as exc:
-            code = exc.error_args["data"]["code"]
-            raise (TokenExpired() if code == "TOKEN_EXPIRED" else ValidationError("token is not valid")) from exc
-        session = await self.get_session(sid)
-        if user_id != session["uid"]:
-            raise Forbidden("the token belongs to another user")
-        # A new token is no reason to keep rights the user lost since connecting.
-        identity = await db(load_identity)(user_id)
-        try:
-            session.update(self._session_for(identity))
-        except Forbidden as exc:
-            # Refuse (the ack), then disconnect once the ack has left.
-            reason = exc.message
-            asyncio.get_running_loop().call_later(0.1, lambda: asyncio.ensure_future(self._revoke(sid, reason)))
-            raise
-        await self.prune_rooms(sid, session)
-        if expires_at > session["exp"]:
-            session["exp"] = expires_at
-            self._schedule_expiry(sid, session)
-        return {"expiresAt": iso(datetime.fromtimestamp(session["exp"], tz=UTC))}
-
     # ------------------------------------------------------------ events
     async def trigger_event(self, event: str, *args: Any) -> Any:
         if isinstance(event, RejectedEvent):
@@ -392,57 +278,3 @@ class BaseNamespace(socketio.AsyncNamespace):
         error = exc.as_dict()
         await emit_now("error", {**error, "event": str(event)}, namespace=self.namespace_name, room=sid, local=True)
         return {"ok": False, "error": error}
-
-
-async def access_changed_received(manager: ChannelLayerManager, message: dict[str, Any]) -> None:
-    """A user's access changed (deactivated, demoted, suspended...): recheck their local sockets."""
-    user_id = int(message["user_id"])
-    _note_access_change(user_id)
-    namespaces = [
-        handler
-        for name, handler in manager.server.namespace_handlers.items()
-        if isinstance(handler, BaseNamespace) and any(True for _ in manager.get_participants(name, user_room(user_id)))
-    ]
-    if not namespaces:
-        return
-    identity = await db(load_identity)(user_id)
-    for namespace in namespaces:
-        await namespace.recheck(user_id, identity)
-
-
-RECHECK_BATCH = 500  # users read per query by the periodic recheck
-
-
-async def recheck_forever(manager: ChannelLayerManager) -> None:
-    """Every ``ACCESS_RECHECK_SECONDS``, compare each local socket's rights with the database.
-
-    The ``access_changed`` control is at most once (a lost pub/sub message, a ``QuerySet.update``
-    that sends no signal, a failed recheck): this bounds how long any of them can leave a
-    socket with rights its user lost. Users are read in batches, one query each.
-    """
-    while True:
-        await asyncio.sleep(settings.ACCESS_RECHECK_SECONDS)
-        try:
-            await recheck_all(manager)
-        except Exception as exc:  # the database is away: try again next period
-            logger.warning("periodic access recheck failed (%s)", exc)
-
-
-async def recheck_all(manager: ChannelLayerManager) -> None:
-    for name, handler in list(manager.server.namespace_handlers.items()):
-        if not isinstance(handler, BaseNamespace):
-            continue
-        sessions = []
-        for count, (sid, _) in enumerate(list(manager.get_participants(name, None)), start=1):
-            session = await handler.get_session(sid)
-            if "uid" in session:
-                sessions.append(session)
-            if count % RECHECK_BATCH == 0:
-                await asyncio.sleep(0)  # 30,000 sockets are read in slices: relays go on meanwhile
-        uids = sorted({session["uid"] for session in sessions})
-        for start in range(0, len(uids), RECHECK_BATCH):
-            batch = uids[start : start + RECHECK_BATCH]
-            identities = await db(load_identities)(batch)
-            chunk = [session for session in sessions if batch[0] <= session["uid"] <= batch[-1]]
-            for user_id in handler.stale_users(chunk, identities):
-                await handler.recheck(user_id, identities.get(user_id))

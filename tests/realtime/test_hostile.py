@@ -14,8 +14,8 @@ from channels.db import database_sync_to_async as sync_to_async
 from bookings import services as booking_services
 from bookings.models import BookingStatus as S
 from config import rooms
+from config.realtime.identity import load_identity, set_identity_loader
 from config.realtime.limits import limiter
-from config.realtime.namespace import load_identity, set_identity_loader
 from config.realtime.presence import presence
 from config.realtime.server import sio
 from partners.access import socket_identities
