@@ -16,10 +16,9 @@ from bookings.serializers import (
     BookingCancelInput,
     BookingCompleteInput,
     BookingCreateInput,
-    BookingSerializer,
     ServiceSerializer,
-    booking_data,
 )
+from bookings.shapes import booking_data
 from config.api import IsStaff, ViewerPagination, validated
 from config.errors import ValidationError
 from config.fields import StrictCharField
@@ -34,7 +33,7 @@ class ServiceListApi(generics.ListAPIView):
 class BookingListCreateApi(generics.ListAPIView):
     """Own bookings in numbered pages; staff page through every booking by cursor (``ViewerPagination``)."""
 
-    serializer_class = BookingSerializer
+    serializer_class = booking_data.serializer
     pagination_class = ViewerPagination
 
     @extend_schema(
@@ -57,7 +56,7 @@ class BookingListCreateApi(generics.ListAPIView):
             qs = qs.filter(status=status_filter)
         return selectors.bookings_matching(qs, self.request.query_params.get("search", ""))
 
-    @extend_schema(request=BookingCreateInput, responses={201: BookingSerializer})
+    @extend_schema(request=BookingCreateInput, responses={201: booking_data.serializer})
     def post(self, request: Request) -> Response:
         data = validated(BookingCreateInput, request.data)
         booking = services.booking_create(
@@ -80,7 +79,7 @@ def optional_body(request: Request, serializer_class: type, **path: Any) -> dict
 
 
 class BookingDetailApi(APIView):
-    @extend_schema(responses=BookingSerializer)
+    @extend_schema(responses=booking_data.serializer)
     def get(self, request: Request, booking_id: str) -> Response:
         return Response(booking_data(selectors.booking_for_viewer(booking_id=booking_id, user=request.user)))
 
@@ -92,7 +91,7 @@ class BookingCancelApi(APIView):
             "BookingCancelRequest",
             fields={"reason": StrictCharField(max_length=500, required=False, allow_blank=True)},
         ),
-        responses=BookingSerializer,
+        responses=booking_data.serializer,
     )
     def post(self, request: Request, booking_id: str) -> Response:
         data = optional_body(request, BookingCancelInput, bookingId=booking_id)
@@ -103,7 +102,7 @@ class BookingCancelApi(APIView):
 class BookingAssignApi(APIView):
     permission_classes = [IsStaff]
 
-    @extend_schema(request=BookingAssignInput, responses=BookingSerializer)
+    @extend_schema(request=BookingAssignInput, responses=booking_data.serializer)
     def post(self, request: Request, booking_id: str) -> Response:
         data = validated(BookingAssignInput, request.data)
         booking = services.booking_assign(booking_id=booking_id, partner_id=data["partnerId"], actor=request.user)
@@ -115,7 +114,7 @@ class BookingCompleteApi(APIView):
 
     permission_classes = [IsStaff]
 
-    @extend_schema(request=BookingCompleteInput, responses=BookingSerializer)
+    @extend_schema(request=BookingCompleteInput, responses=booking_data.serializer)
     def post(self, request: Request, booking_id: str) -> Response:
         note = optional_body(request, BookingCompleteInput)["note"]
         booking = services.booking_complete(booking_id=booking_id, actor=request.user, note=note)

@@ -1,14 +1,14 @@
-"""Payload builders for the booking events (contract 5.1-5.4). One function per event."""
+"""Payload builders for the booking events (contract 5.1-5.4). One function per event; the
+booking itself is ``bookings.shapes.booking_data``."""
 
 from typing import Any
 
 from bookings.geo import arrival
-from bookings.models import Booking, BookingStatus, DispatchState
-from bookings.serializers import booking_data, cancelled_by_role, display_name
+from bookings.models import Booking, BookingStatus
+from bookings.shapes import booking_data, cancelled_by_role
 from config import rooms
 from config.formats import iso
 from config.realtime.catalogue import (
-    ID,
     INTEGER,
     LOCATION,
     NUMBER,
@@ -21,36 +21,11 @@ from config.realtime.catalogue import (
     obj,
     server_event,
 )
-from partners.serializers import partner_location, partner_summary
+from partners.shapes import PARTNER_LOCATED, display_name, partner_location, partner_summary
 
 S = BookingStatus
-PARTNER_SUMMARY = obj({"id": ID, "name": STRING, "phone": STRING, "rating": NUMBER})
 # How far the partner is from the booking, on partner:assigned and partner:location_update (contract 8.2).
 ARRIVAL = {"distanceMeters": INTEGER, "etaSeconds": INTEGER}
-BOOKING = obj(
-    {
-        "id": UUID,
-        "bookingNumber": STRING,
-        "status": enum(S.values),
-        "service": obj({"id": ID, "name": STRING}),
-        "scheduledAt": TIME,
-        "address": STRING,
-        "location": LOCATION,
-        "amount": NUMBER,
-        "currency": STRING,
-        "notes": STRING,
-        "customer": PERSON,
-        "partner": nullable(PARTNER_SUMMARY),
-        "cancelReason": STRING,
-        "cancelledBy": nullable(enum(["customer", "staff", "dispatch"])),
-        "createdAt": TIME,
-        "updatedAt": TIME,
-    },
-    {
-        "dispatch": obj({"attempts": INTEGER, "state": enum(DispatchState.values)}),
-        "attention": nullable(enum(["unassigned", "partner_suspended", "stale"])),
-    },
-)
 server_event(
     "booking:status_updated",
     namespaces=(rooms.CUSTOMER,),
@@ -64,7 +39,7 @@ server_event(
     namespaces=(rooms.CUSTOMER,),
     summary="The partner accepted the booking (to booking:<id> and the customer)",
     payload=obj(
-        {"bookingId": UUID, "partner": obj({**PARTNER_SUMMARY["properties"], "location": nullable(LOCATION)})},
+        {"bookingId": UUID, "partner": PARTNER_LOCATED},
         ARRIVAL,
     ),
 )
@@ -114,7 +89,9 @@ server_event(
     payload=obj({"bookingId": UUID, "bookingNumber": STRING, "expiredAt": TIME}),
 )
 for _name, _summary in (("booking:created", "A booking was created"), ("booking:updated", "A booking changed")):
-    server_event(_name, namespaces=(rooms.ADMIN,), summary=f"{_summary} (to monitor:bookings)", payload=BOOKING)
+    server_event(
+        _name, namespaces=(rooms.ADMIN,), summary=f"{_summary} (to monitor:bookings)", payload=booking_data.schema
+    )
 
 STATUS_MESSAGES = {
     BookingStatus.PENDING: "We are looking for a partner for your booking",

@@ -85,7 +85,7 @@ def bookings_matching(queryset: QuerySet[Booking], term: str) -> QuerySet[Bookin
 
 
 def bookings_needing_staff() -> QuerySet[Booking]:
-    """Open bookings whose ``attention`` is set (``serializers.attention``), oldest first: the dashboard's top rows."""
+    """Open bookings whose ``attention`` is set (``shapes.attention``), oldest first: the dashboard's top rows."""
     stale = timezone.now() - timedelta(minutes=settings.JOB_STALE_MINUTES)
     quiet = Q(updated_at__lt=stale) & (
         Q(partner__last_location_at__isnull=True) | Q(partner__last_location_at__lt=stale)

@@ -7,6 +7,7 @@ from typing import Any
 from bookings import events, relay, selectors, services
 from bookings.models import TERMINAL_STATUSES, Booking
 from bookings.serializers import BookingCancelInput, BookingStatusInput
+from bookings.shapes import booking_data
 from config import rooms
 from config.api import validated
 from config.realtime.catalogue import INTEGER, UUID, client_event, enum, obj, one_of
@@ -20,7 +21,7 @@ client_event(
     namespaces=(rooms.CUSTOMER,),
     summary="Watch your booking: join booking:<id> (a finished booking joins no room)",
     payload=BOOKING_ID,
-    ack=obj({"booking": events.BOOKING}),
+    ack=obj({"booking": booking_data.schema}),
 )
 client_event(
     "booking:untrack",
@@ -34,10 +35,10 @@ client_event(
     namespaces=(rooms.CUSTOMER,),
     summary="Cancel your booking (PENDING..PARTNER_EN_ROUTE)",
     payload=obj({"bookingId": UUID}, {"reason": {"type": "string", "maxLength": 500}}),
-    ack=obj({"booking": events.BOOKING}),
+    ack=obj({"booking": booking_data.schema}),
 )
 
-_BOOKING_ACK = obj({"booking": events.BOOKING})
+_BOOKING_ACK = obj({"booking": booking_data.schema})
 client_event(
     "booking:accept",
     namespaces=(rooms.PARTNER,),

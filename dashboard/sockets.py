@@ -9,6 +9,7 @@ from django.conf import settings
 from bookings import events
 from bookings.models import OPEN_STATUSES, Booking
 from bookings.selectors import bookings_needing_staff
+from bookings.shapes import booking_data
 from config import rooms
 from config.errors import Forbidden
 from config.realtime.catalogue import ANY_OBJECT, NOTHING, NUMBER, STRING, TIME, client_event, obj, server_event
@@ -50,7 +51,7 @@ client_event(
     namespaces=(rooms.ADMIN,),
     summary="Join monitor:bookings; the ack carries the open bookings (newest 200)",
     payload=NOTHING,
-    ack=obj({"bookings": {"type": "array", "items": events.BOOKING}}),
+    ack=obj({"bookings": {"type": "array", "items": booking_data.schema}}),
 )
 
 

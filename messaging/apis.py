@@ -10,8 +10,8 @@ from rest_framework.views import APIView
 from config.api import validated
 from config.fields import StrictUUIDField
 from config.parsing import MAX_ID
-from messaging import selectors, services
-from messaging.serializers import ConversationReadInput, MarkedSerializer, MessageSerializer, NotificationSerializer
+from messaging import selectors, services, shapes
+from messaging.serializers import ConversationReadInput, MarkedSerializer
 
 ID_PARAMETER = {"type": "integer", "minimum": 0, "maximum": MAX_ID}
 
@@ -26,7 +26,7 @@ ID_PARAMETER = {"type": "integer", "minimum": 0, "maximum": MAX_ID}
     ]
 )
 class MessageListApi(generics.ListAPIView):
-    serializer_class = MessageSerializer
+    serializer_class = shapes.message_data.serializer
 
     def get_queryset(self):
         params = self.request.query_params
@@ -59,7 +59,7 @@ class ConversationReadApi(APIView):
 
 
 class NotificationListApi(generics.ListAPIView):
-    serializer_class = NotificationSerializer
+    serializer_class = shapes.notification.serializer
 
     def get_queryset(self):
         unread = self.request.query_params.get("unread") in ("1", "true")
@@ -74,12 +74,12 @@ class NotificationListApi(generics.ListAPIView):
 class NotificationReadApi(APIView):
     @extend_schema(
         request=None,
-        responses=NotificationSerializer,
+        responses=shapes.notification.serializer,
         parameters=[OpenApiParameter("notification_id", ID_PARAMETER, OpenApiParameter.PATH)],
     )
     def post(self, request: Request, notification_id: int) -> Response:
         notification = services.notification_mark_read(user=request.user, notification_id=notification_id)
-        return Response(NotificationSerializer(notification).data)
+        return Response(shapes.notification(notification))
 
 
 class NotificationReadAllApi(APIView):

@@ -4,27 +4,22 @@ from typing import Any
 
 from config import rooms
 from config.formats import iso
-from config.realtime.catalogue import ANY_OBJECT, BOOLEAN, ID, STRING, TIME, UUID, enum, nullable, obj, server_event
-from messaging.models import Message, Notification
+from config.realtime.catalogue import BOOLEAN, ID, STRING, TIME, enum, nullable, obj, server_event
+from messaging.models import Message
+from messaging.shapes import MESSAGE, message_data, notification
 
 ALL = (rooms.CUSTOMER, rooms.PARTNER, rooms.ADMIN)
+MESSAGE_RECEIVED = obj(
+    {
+        **MESSAGE["properties"],
+        "sender": obj({"id": ID, "name": STRING, "role": enum(["customer", "partner", "staff"])}),
+    }
+)
 server_event(
     "message:received",
     namespaces=ALL,
     summary="A message for this user (in /admin only for staff)",
-    payload=obj(
-        {
-            "id": ID,
-            "senderId": ID,
-            "recipientId": ID,
-            "bookingId": nullable(UUID),
-            "message": STRING,
-            "createdAt": TIME,
-            "readAt": nullable(TIME),
-            "clientMessageId": nullable(STRING),
-            "sender": obj({"id": ID, "name": STRING, "role": enum(["customer", "partner", "staff"])}),
-        }
-    ),
+    payload=MESSAGE_RECEIVED,
 )
 server_event(
     "message:sent",
@@ -49,17 +44,7 @@ server_event(
     "notification:new",
     namespaces=rooms.PERSON_NAMESPACES,
     summary="A notification was stored for this user",
-    payload=obj(
-        {
-            "id": ID,
-            "type": STRING,
-            "title": STRING,
-            "body": STRING,
-            "data": ANY_OBJECT,
-            "createdAt": TIME,
-            "readAt": nullable(TIME),
-        }
-    ),
+    payload=notification.schema,
 )
 
 
@@ -68,17 +53,7 @@ def message_sent(message: Message) -> dict[str, Any]:
 
 
 def message_received(message: Message, sender: dict[str, Any]) -> dict[str, Any]:
-    return {
-        "id": str(message.pk),
-        "senderId": str(message.sender_id),
-        "recipientId": str(message.recipient_id),
-        "bookingId": str(message.booking_id) if message.booking_id else None,
-        "message": message.body,
-        "createdAt": iso(message.created_at),
-        "readAt": iso(message.read_at),
-        "clientMessageId": message.client_message_id,
-        "sender": sender,
-    }
+    return {**message_data(message), "sender": sender}
 
 
 def message_read(message: Message) -> dict[str, Any]:
@@ -87,15 +62,3 @@ def message_read(message: Message) -> dict[str, Any]:
 
 def typing_indicator(user_id: str, typing: bool) -> dict[str, Any]:
     return {"userId": str(user_id), "typing": typing}
-
-
-def notification(notification: Notification) -> dict[str, Any]:
-    return {
-        "id": str(notification.pk),
-        "type": notification.type,
-        "title": notification.title,
-        "body": notification.body,
-        "data": notification.data,
-        "createdAt": iso(notification.created_at),
-        "readAt": iso(notification.read_at),
-    }

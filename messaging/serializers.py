@@ -1,30 +1,10 @@
-"""Message and notification representations for REST (same fields as the events)."""
+"""Messaging inputs for REST, and the mark-read count (a message and a notification are
+``messaging.shapes``)."""
 
 from rest_framework import serializers
 
 from config.fields import StrictUUIDField
 from config.parsing import parse_user_id
-
-
-class MessageSerializer(serializers.Serializer):
-    id = serializers.CharField(source="pk")
-    senderId = serializers.CharField(source="sender_id")
-    recipientId = serializers.CharField(source="recipient_id")
-    bookingId = serializers.CharField(source="booking_id", allow_null=True)
-    message = serializers.CharField(source="body")
-    clientMessageId = serializers.CharField(source="client_message_id", allow_null=True)
-    createdAt = serializers.DateTimeField(source="created_at")
-    readAt = serializers.DateTimeField(source="read_at", allow_null=True)
-
-
-class NotificationSerializer(serializers.Serializer):
-    id = serializers.CharField(source="pk")
-    type = serializers.CharField()
-    title = serializers.CharField()
-    body = serializers.CharField()
-    data = serializers.JSONField()
-    createdAt = serializers.DateTimeField(source="created_at")
-    readAt = serializers.DateTimeField(source="read_at", allow_null=True)
 
 
 class ConversationReadInput(serializers.Serializer):

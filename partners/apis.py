@@ -24,10 +24,10 @@ from partners.serializers import (
     KycInput,
     KycSerializer,
     PartnerRegisterInput,
-    PartnerSerializer,
     PartnerSuspendInput,
     UserSerializer,
 )
+from partners.shapes import partner_profile
 
 
 def partner_of(request: Request) -> Partner:
@@ -46,7 +46,7 @@ class SignUp:
 
 SIGN_UPS = {
     "customer": SignUp(CustomerRegisterInput, accounts.customer_register, UserSerializer),
-    "partner": SignUp(PartnerRegisterInput, accounts.partner_register, PartnerSerializer),
+    "partner": SignUp(PartnerRegisterInput, accounts.partner_register, partner_profile.serializer),
 }
 
 
@@ -112,7 +112,7 @@ class PartnerSuspendApi(APIView):
 
     permission_classes = [IsStaff]
 
-    @extend_schema(request=PartnerSuspendInput, responses=PartnerSerializer)
+    @extend_schema(request=PartnerSuspendInput, responses=partner_profile.serializer)
     def post(self, request: Request, user_id: int) -> Response:
         data = validated(PartnerSuspendInput, request.data)
         partner = services.partner_suspend(partner_id=user_id, actor=request.user, suspended=data["suspended"])
@@ -124,4 +124,4 @@ class PartnerSuspendApi(APIView):
             change_message=f"{verb} (REST){': ' + data['reason'] if data['reason'] else ''}",
             single_object=True,
         )
-        return Response(PartnerSerializer(partner).data)
+        return Response(partner_profile(partner))

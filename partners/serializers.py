@@ -1,4 +1,5 @@
-"""Accounts' and partners' representations (output) and inputs."""
+"""Accounts' and partners' inputs, and the representations only REST sends (shapes that events
+send too are in ``partners.shapes``)."""
 
 from typing import Any
 
@@ -6,51 +7,10 @@ from rest_framework import serializers
 
 from config.fields import ReferenceListField, StrictBooleanField, StrictCharField
 from partners.models import DocumentType, Partner
+from partners.shapes import display_name
 
 # The service catalogue belongs to bookings, above this app: reached through the relation.
 Service = Partner._meta.get_field("services").related_model
-
-
-def display_name(user: Any) -> str:
-    return user.get_full_name() or user.username
-
-
-def partner_summary(partner: Partner) -> dict[str, Any]:
-    """How a partner appears inside a booking and in ``partner:assigned``."""
-    return {"id": str(partner.pk), "name": partner.name, "phone": partner.phone, "rating": float(partner.rating)}
-
-
-class PartnerSummarySerializer(serializers.Serializer):
-    """Schema of ``partner_summary`` (the representation itself is that function)."""
-
-    id = serializers.CharField(source="pk")
-    name = serializers.CharField()
-    phone = serializers.CharField()
-    rating = serializers.FloatField()
-
-    def to_representation(self, instance: Partner) -> dict[str, Any]:
-        return partner_summary(instance)
-
-
-def partner_location(partner: Partner) -> dict[str, float] | None:
-    if partner.last_latitude is None or partner.last_longitude is None:
-        return None
-    return {"latitude": partner.last_latitude, "longitude": partner.last_longitude}
-
-
-class PartnerSerializer(PartnerSummarySerializer):
-    services = serializers.SerializerMethodField()
-    isAvailable = serializers.BooleanField(source="is_available")
-    isSuspended = serializers.BooleanField(source="is_suspended")
-    kycStatus = serializers.CharField(source="kyc_status")
-    createdAt = serializers.DateTimeField(source="created_at")
-
-    def get_services(self, partner: Partner) -> list[str]:
-        return [str(pk) for pk in partner.services.values_list("pk", flat=True)]
-
-    def to_representation(self, instance: Partner) -> dict[str, Any]:
-        # All declared fields, not just the summary the parent class returns.
-        return serializers.Serializer.to_representation(self, instance)
 
 
 # The most services one partner offers at sign-up (a catalogue has a few dozen at most).

@@ -27,7 +27,7 @@ from bookings.models import (
     DispatchState,
 )
 from bookings.selectors import parse_booking_id
-from bookings.serializers import NO_PARTNER
+from bookings.shapes import NO_PARTNER
 from config import rooms
 from config.errors import Forbidden, InvalidTransition, NotFound
 from config.realtime.emit import close_room, emit

@@ -13,7 +13,6 @@ from django.utils import timezone
 from bookings import events
 from bookings.dispatch import busy_elsewhere, dispatch_waiting_now, eligible_partners
 from bookings.models import Booking, BookingRejection, DispatchState
-from bookings.serializers import NO_PARTNER
 from bookings.services.lifecycle import (
     DISPATCH,
     OFFER_EXPIRED,
@@ -28,6 +27,7 @@ from bookings.services.lifecycle import (
     transition,
     withdraw,
 )
+from bookings.shapes import NO_PARTNER
 from config import rooms
 from config.errors import Conflict, Forbidden, NotFound
 from config.realtime.emit import emit

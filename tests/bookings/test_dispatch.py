@@ -10,7 +10,7 @@ from bookings import services
 from bookings.dispatch import CANDIDATES, dispatch_waiting_now, eligible_partners, nearest_eligible_partner
 from bookings.models import Booking, BookingRejection, BookingStatusChange
 from bookings.models import BookingStatus as S
-from bookings.serializers import booking_data
+from bookings.shapes import booking_data
 from config.errors import Conflict, InvalidTransition
 from partners import services as partner_services
 from tests.conftest import events_named

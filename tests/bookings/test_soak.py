@@ -18,8 +18,8 @@ from django.db import connection
 from bookings import tallies
 from bookings.models import HELD_STATUSES, Booking, BookingStatusChange, DispatchState, Tally
 from bookings.models import BookingStatus as S
-from bookings.serializers import attention
 from bookings.services import TRANSITIONS
+from bookings.shapes import attention
 from partners.models import Earning
 from tests.live import ServerProcess, database_url
 from tests.realtime.test_cluster import cluster_env  # noqa: F401 - fixture

@@ -9,7 +9,7 @@ from django.utils import timezone
 from bookings import selectors, services
 from bookings.models import Booking, BookingStatusChange
 from bookings.models import BookingStatus as S
-from bookings.serializers import booking_data
+from bookings.shapes import booking_data
 from config.errors import Forbidden, InvalidTransition, ValidationError
 from messaging import services as messaging
 from partners.accounts import user_deactivate

@@ -12,7 +12,7 @@ COMPOSITION_ROOT = {"config.asgi", "config.urls"}
 # below, never one above. A module's layer is that of its longest prefix here.
 LAYERS = [
     ("config",),  # infrastructure: knows no app
-    ("messaging.models", "messaging.events", "messaging.notify"),  # the inbox every app's rules notify
+    ("messaging.models", "messaging.shapes", "messaging.events", "messaging.notify"),  # the inbox: every app notifies
     ("partners",),  # accounts, profiles, KYC, earnings, positions
     ("bookings",),  # the lifecycle, dispatch, tallies, the relay
     ("messaging",),  # chat
