@@ -44,6 +44,13 @@ ACTIVE_STATUSES = (
 HELD_STATUSES = (BookingStatus.PARTNER_ASSIGNED, *ACTIVE_STATUSES)
 OPEN_STATUSES = (BookingStatus.PENDING, *HELD_STATUSES)
 TERMINAL_STATUSES = (BookingStatus.COMPLETED, BookingStatus.CANCELLED)
+# Statuses a partner may set with booking:status_update.
+PARTNER_PROGRESS = (
+    BookingStatus.PARTNER_EN_ROUTE,
+    BookingStatus.PARTNER_ARRIVED,
+    BookingStatus.IN_PROGRESS,
+    BookingStatus.COMPLETED,
+)
 
 
 class DispatchState(models.TextChoices):

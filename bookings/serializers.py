@@ -3,7 +3,7 @@ REST and events both send, is ``bookings.shapes``."""
 
 from rest_framework import serializers
 
-from bookings.models import BookingStatus, Service
+from bookings.models import PARTNER_PROGRESS, Service
 from config.fields import StrictCharField, StrictFloatField, StrictIntegerField, StrictUUIDField, id_field
 from config.parsing import MAX_ID
 
@@ -44,7 +44,7 @@ class BookingCompleteInput(serializers.Serializer):
 
 
 class BookingStatusInput(BookingIdInput):
-    status = serializers.ChoiceField(choices=BookingStatus.choices)
+    status = serializers.ChoiceField(choices=[(status.value, status.label) for status in PARTNER_PROGRESS])
 
 
 class BookingAssignInput(serializers.Serializer):

@@ -10,10 +10,12 @@ from bookings.serializers import BookingCancelInput, BookingStatusInput
 from bookings.shapes import booking_data
 from config import rooms
 from config.api import validated
-from config.realtime.catalogue import INTEGER, UUID, client_event, enum, obj, one_of
+from config.realtime.catalogue import INTEGER, UUID, client_event, obj, one_of
 from config.realtime.identity import Session, session_user
 from config.realtime.namespace import BaseNamespace
 from config.realtime.orm import db
+from config.shapes import input_schema
+from partners.tracking import LOCATION_UPDATE
 
 BOOKING_ID = one_of(UUID, obj({"bookingId": UUID}))
 client_event(
@@ -34,7 +36,7 @@ client_event(
     "booking:cancel",
     namespaces=(rooms.CUSTOMER,),
     summary="Cancel your booking (PENDING..PARTNER_EN_ROUTE)",
-    payload=obj({"bookingId": UUID}, {"reason": {"type": "string", "maxLength": 500}}),
+    payload=input_schema(BookingCancelInput),
     ack=obj({"booking": booking_data.schema}),
 )
 
@@ -50,33 +52,21 @@ client_event(
     "booking:reject",
     namespaces=(rooms.PARTNER,),
     summary="Turn the offer down: it goes to the next partner",
-    payload=obj({"bookingId": UUID}, {"reason": {"type": "string", "maxLength": 500}}),
+    payload=input_schema(BookingCancelInput),  # a rejection has the cancel's shape
     ack=_BOOKING_ACK,
 )
 client_event(
     "booking:status_update",
     namespaces=(rooms.PARTNER,),
     summary="Move your booking on: EN_ROUTE -> ARRIVED -> IN_PROGRESS -> COMPLETED (the first two may be skipped)",
-    payload=obj(
-        {"bookingId": UUID, "status": enum(["PARTNER_EN_ROUTE", "PARTNER_ARRIVED", "IN_PROGRESS", "COMPLETED"])}
-    ),
+    payload=input_schema(BookingStatusInput),
     ack=_BOOKING_ACK,
 )
 client_event(
     "location:update",
     namespaces=(rooms.PARTNER,),
     summary="Your position: relayed to your active bookings' rooms, stored as your last location",
-    payload=obj(
-        {
-            "latitude": {"type": "number", "minimum": -90, "maximum": 90},
-            "longitude": {"type": "number", "minimum": -180, "maximum": 180},
-        },
-        {
-            "accuracy": {"type": "number", "minimum": 0, "maximum": 100000},
-            "heading": {"type": "number", "minimum": 0, "maximum": 360},
-            "speed": {"type": "number", "minimum": 0, "maximum": 1000},
-        },
-    ),
+    payload=LOCATION_UPDATE,
     ack=obj({"relayed": INTEGER}),
 )
 

@@ -1,4 +1,5 @@
-"""One declaration per wire shape: its JSON Schema beside the one function that builds it.
+"""One declaration per wire shape: its JSON Schema beside the one function that builds it; and
+an input's JSON Schema read from its one declaration, the DRF serializer (``input_schema``).
 
 A shape serves every door. Socket events put ``shape.schema`` in the event catalogue
 (and so in the AsyncAPI document, and under ``EMIT_VALIDATION``); REST views take
@@ -18,7 +19,10 @@ from dataclasses import dataclass
 from typing import Any
 
 from drf_spectacular.extensions import OpenApiSerializerExtension
+from drf_spectacular.openapi import AutoSchema
+from drf_spectacular.plumbing import ComponentRegistry
 from rest_framework import serializers
+from rest_framework.generics import GenericAPIView
 
 from config.realtime.catalogue import Schema
 
@@ -80,3 +84,28 @@ def openapi_dialect(schema: Any) -> Any:
             converted["enum"] = [*converted["enum"], None]
         return converted
     return {key: openapi_dialect(value) for key, value in schema.items()}
+
+
+def input_schema(serializer_class: type[serializers.Serializer]) -> Schema:
+    """The JSON Schema of an input serializer, as drf-spectacular writes it for OpenAPI.
+
+    A body that a REST view and a socket handler both take (a cancellation's reason) is
+    declared once, as the serializer both validate with; the event catalogue (and so the
+    AsyncAPI document, and the check every socket payload gets) takes this.
+    """
+    inspector = AutoSchema()
+    inspector.registry, inspector.method, inspector.path = ComponentRegistry(), "POST", "/"
+    view = GenericAPIView()
+    view.request = view.format_kwarg = None
+    inspector.view = view
+    return json_schema_dialect(inspector._map_serializer(serializer_class(), "request"))
+
+
+def json_schema_dialect(schema: Any) -> Any:
+    """OpenAPI 3.0's ``nullable: true`` in JSON Schema's words (``oneOf`` with ``null``)."""
+    if isinstance(schema, list):
+        return [json_schema_dialect(item) for item in schema]
+    if not isinstance(schema, dict):
+        return schema
+    converted = {key: json_schema_dialect(value) for key, value in schema.items() if key != "nullable"}
+    return {"oneOf": [converted, {"type": "null"}]} if schema.get("nullable") else converted

@@ -14,6 +14,7 @@ from config.realtime.identity import Session
 from config.realtime.namespace import BaseNamespace
 from config.realtime.orm import db
 from config.realtime.presence import presence
+from config.shapes import input_schema
 from partners import services
 from partners.serializers import AvailabilityInput
 from partners.tracking import locations
@@ -22,7 +23,7 @@ client_event(
     "availability:update",
     namespaces=(rooms.PARTNER,),
     summary="Whether dispatch may offer you bookings",
-    payload=obj({"available": BOOLEAN}),
+    payload=input_schema(AvailabilityInput),
     ack=obj({"available": BOOLEAN}),
 )
 

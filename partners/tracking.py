@@ -14,20 +14,30 @@ from typing import Any
 from django.conf import settings
 
 from config.errors import ValidationError
+from config.realtime.catalogue import obj
 from config.realtime.manager import ChannelLayerManager
 from config.realtime.orm import db
 from partners.services import partner_locations_store, partners_online
 
 logger = logging.getLogger(__name__)
 
+# The one declaration of a location:update: the event catalogue checks every payload against it,
+# and ``parse_location`` reads its ranges (the hot path converts and re-checks without a validator).
+LOCATION_UPDATE = obj(
+    {
+        "latitude": {"type": "number", "minimum": -90, "maximum": 90},
+        "longitude": {"type": "number", "minimum": -180, "maximum": 180},
+    },
+    {
+        "accuracy": {"type": "number", "minimum": 0, "maximum": 100000},
+        "heading": {"type": "number", "minimum": 0, "maximum": 360},
+        "speed": {"type": "number", "minimum": 0, "maximum": 1000},
+    },
+)
 _RANGES = {
-    "latitude": (-90.0, 90.0),
-    "longitude": (-180.0, 180.0),
-    "accuracy": (0.0, 100_000.0),
-    "heading": (0.0, 360.0),
-    "speed": (0.0, 1_000.0),
+    name: (float(rule["minimum"]), float(rule["maximum"])) for name, rule in LOCATION_UPDATE["properties"].items()
 }
-_REQUIRED = ("latitude", "longitude")
+_REQUIRED = tuple(LOCATION_UPDATE["required"])
 
 
 def parse_location(payload: Any) -> tuple[float, float, float | None]:

@@ -69,8 +69,6 @@ TRANSITIONS: dict[tuple[str, str], frozenset[str]] = {
     (S.PARTNER_ARRIVED, S.CANCELLED): frozenset({STAFF}),
     (S.IN_PROGRESS, S.CANCELLED): frozenset({STAFF}),
 }
-# Statuses a partner may set with booking:status_update.
-PARTNER_PROGRESS = (S.PARTNER_EN_ROUTE, S.PARTNER_ARRIVED, S.IN_PROGRESS, S.COMPLETED)
 # Why an offer left its partner without them deciding (history note, rejection reason, withdrawal reason).
 OFFER_EXPIRED, REASSIGNED, PARTNER_SUSPENDED = "offer_expired", "reassigned", "partner_suspended"
 

@@ -6,11 +6,10 @@ from typing import Any
 from django.contrib.auth.models import AbstractBaseUser
 from django.db import transaction
 
-from bookings.models import Booking, BookingRejection
+from bookings.models import PARTNER_PROGRESS, Booking, BookingRejection
 from bookings.services.lifecycle import (
     CUSTOMER,
     PARTNER,
-    PARTNER_PROGRESS,
     STAFF,
     S,
     check,

@@ -231,6 +231,10 @@ class BaseNamespace(TokenLifetime, socketio.AsyncNamespace):
             return await self._refuse_unhandled(sid, event, ValidationError("an event carries one payload"), label)
         try:
             await self._admit(sid, event)
+            problem = catalogue.payload_problem(self.namespace_name, event, payload)
+            if problem is not None:
+                field, rule = problem
+                raise ValidationError(f"{field} breaks the event's schema ({rule})", details={field: [rule]})
             result = await handler(sid, payload)
         except DomainError as exc:
             return await self._fail(sid, event, exc, label)

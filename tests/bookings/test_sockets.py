@@ -190,6 +190,24 @@ def test_a_booking_id_has_one_answer_per_kind_of_wrong(live_server_url, customer
     run(scenario())
 
 
+def test_every_payload_is_checked_against_its_declared_schema(live_server_url, partner):
+    """The catalogue's schema is enforced before any handler: the answer names the field and the
+    rule it broke (the handler's own reading would say "out of range"); fields it does not
+    name are ignored, so an app a version ahead keeps working."""
+
+    async def scenario():
+        p = await Client(live_server_url, "/partner").connect(token_for(partner.user))
+        ack = await p.call("location:update", {"latitude": 95, "longitude": 0})
+        assert ack["error"]["code"] == "VALIDATION_ERROR" and ack["error"]["details"] == {"latitude": ["maximum"]}
+        ack = await p.call("booking:status_update", {"bookingId": str(uuid.uuid4()), "status": "PENDING"})
+        assert ack["error"]["code"] == "VALIDATION_ERROR" and ack["error"]["details"] == {"status": ["enum"]}
+        ack = await p.call("location:update", {"latitude": 28.6, "longitude": 77.2, "altitude": 210})
+        assert ack == {"ok": True, "relayed": 0}
+        await p.close()
+
+    run(scenario())
+
+
 BAD_PAYLOADS = [
     None,
     42,

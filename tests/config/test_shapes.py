@@ -8,7 +8,7 @@ from drf_spectacular.generators import SchemaGenerator
 from bookings.models import BookingStatus as S
 from bookings.shapes import booking_data
 from config.realtime import catalogue
-from config.shapes import openapi_dialect
+from config.shapes import input_schema, openapi_dialect
 from messaging import shapes as messaging_shapes
 from messaging.models import Message, Notification
 from partners.shapes import partner_profile, partner_summary
@@ -78,6 +78,22 @@ def test_openapi_and_the_catalogue_carry_the_one_schema():
         assert skeleton(components[name], components) == skeleton(openapi_dialect(declared.schema), {})
     created = catalogue.spec("server", "/admin", "booking:created")
     assert created.payload is booking_data.schema
+
+
+def test_an_input_is_declared_once_for_rest_and_sockets():
+    """The cancellation body is the serializer REST validates with; the socket event's schema
+    (AsyncAPI, and the check every payload gets) is read from it."""
+    import bookings.sockets  # noqa: F401 - declares the customer's events
+    from bookings.serializers import BookingCancelInput
+
+    schema = input_schema(BookingCancelInput)
+    assert schema["required"] == ["bookingId"]
+    assert schema["properties"]["reason"]["maxLength"] == 500
+    assert catalogue.spec("client", "/customer", "booking:cancel").payload == schema
+    assert catalogue.payload_problem("/customer", "booking:cancel", {"bookingId": "x", "reason": "r" * 501}) == (
+        "reason",
+        "maxLength",
+    )
 
 
 def test_the_openapi_dialect_spells_null_the_3_0_way():
