@@ -14,7 +14,7 @@ import socketio
 import uvicorn
 from rest_framework_simplejwt.tokens import AccessToken
 
-from config.realtime.recovery import OFFSET
+from config.realtime.recovery_store import OFFSET
 
 WAIT = 5.0  # every wait in the socket tests is bounded by this
 UNKNOWN_BOOKING = "6f1c1d0e-0000-4000-8000-000000000000"  # a well-formed id no booking has

@@ -12,11 +12,12 @@ from engineio import packet as eio_packet
 from socketio import packet
 
 from config.errors import ERROR_CODES
-from config.realtime import catalogue, engine, recovery
+from config.realtime import catalogue, engine, recovery, recovery_store
 from config.realtime.auth import user_of
 from config.realtime.codec import OrjsonCodec, PacketCodec
 from config.realtime.inbound import screen
 from config.realtime.manager import ChannelLayerManager
+from config.realtime.origins import cors_origins
 
 logger = logging.getLogger(__name__)
 # Disconnects after which a session is kept for recovery (as Node keeps them): not the
@@ -36,7 +37,7 @@ class Joining:
 
     pid: str
     since: str | None = None  # the log's end before the socket joined any room
-    saved: recovery.SavedSession | None = None
+    saved: recovery_store.SavedSession | None = None
     offset: str | None = None  # replay after this
 
 
@@ -108,7 +109,7 @@ class Server(socketio.AsyncServer):
         joining.saved = saved
         # Never from before the session's own offset: an old offset would make us read (and
         # send) what this session already had, as often as the client cares to reconnect.
-        joining.offset = recovery.later(offset, saved.offset) if _is_offset(offset) else saved.offset
+        joining.offset = recovery_store.later(offset, saved.offset) if _is_offset(offset) else saved.offset
         joining.pid = auth["pid"]
         self.manager.reused_sids[eio_sid] = saved.sid
 
@@ -166,7 +167,7 @@ class Server(socketio.AsyncServer):
             if (
                 replayed_to is not None
                 and offset is not None
-                and recovery.offset_key(offset) <= recovery.offset_key(replayed_to)
+                and recovery_store.offset_key(offset) <= recovery_store.offset_key(replayed_to)
             ):
                 continue
             if isinstance(item, eio_packet.Packet):
@@ -203,7 +204,7 @@ class Server(socketio.AsyncServer):
         if "pid" not in session or "uid" not in session:
             return
         rooms = [room for room in self.manager.get_rooms(sid, namespace) if room not in (None, sid)]
-        saved = recovery.SavedSession(sid, namespace, session["uid"], rooms, session["since"])
+        saved = recovery_store.SavedSession(sid, namespace, session["uid"], rooms, session["since"])
         await self.recovery.save(session["uid"], session["pid"], saved)
 
     def start(self) -> None:
@@ -218,7 +219,7 @@ class Server(socketio.AsyncServer):
 
 
 def _is_offset(value: Any) -> bool:
-    return isinstance(value, str) and recovery.OFFSET.match(value) is not None
+    return isinstance(value, str) and recovery_store.OFFSET.match(value) is not None
 
 
 def _offset_of(item: Any, namespace: str) -> str | None:
@@ -231,38 +232,8 @@ def _offset_of(item: Any, namespace: str) -> str | None:
     data = item.data
     if item.packet_type == packet.EVENT and (item.namespace or "/") == namespace and isinstance(data, list):
         last = data[-1] if data else None
-        return last if isinstance(last, str) and recovery.OFFSET.match(last) else None
+        return last if isinstance(last, str) and recovery_store.OFFSET.match(last) else None
     return None
-
-
-def cors_origins(conf: dict[str, Any]) -> Any:
-    """What Engine.IO checks a browser's ``Origin`` against: the server's own origin, plus the list.
-
-    Engine.IO allows the same origin only when given no list at all; with a list it allows
-    the list alone, and the server would refuse its own pages (the live dashboard) on any
-    host or port the list does not spell. Its callable form lets both hold.
-    """
-    origins = conf["CORS_ALLOWED_ORIGINS"]
-    if origins == ["*"]:
-        return "*"
-    listed = frozenset(origins)
-
-    def allowed(origin: str, environ: dict[str, Any]) -> bool:
-        return origin in listed or origin in _own_origins(environ)
-
-    return allowed
-
-
-def _own_origins(environ: dict[str, Any]) -> set[str]:
-    """The origin the request was made to: its ``Host``, by the scheme it came in on or the proxy's."""
-    host = environ.get("HTTP_HOST")
-    if not host:
-        return set()
-    schemes = {environ.get("wsgi.url_scheme", "http")}
-    forwarded = environ.get("HTTP_X_FORWARDED_PROTO")
-    if forwarded:
-        schemes.add(forwarded.split(",")[0].strip())
-    return {f"{scheme}://{host}" for scheme in schemes}
 
 
 _conf = settings.SOCKETIO

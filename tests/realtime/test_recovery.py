@@ -25,7 +25,7 @@ from django.conf import settings
 from bookings import services
 from bookings.models import BookingStatus as S
 from config import rooms
-from config.realtime import recovery
+from config.realtime import recovery_store
 from config.realtime.server import sio
 from messaging.notify import notification_create
 from tests.factories import BookingFactory, StaffFactory
@@ -321,7 +321,7 @@ def test_python_socketio_clients_get_the_offset_as_a_last_argument(live_server_u
 def empty_the_log(namespace: str) -> None:
     """Trim the namespace's log to nothing, as its length or age limit would in time."""
     store = sio.recovery.store
-    if isinstance(store, recovery.RedisStore):  # a client of its own: the store's belongs to the server's loop
+    if isinstance(store, recovery_store.RedisStore):  # a client of its own: the store's belongs to the server's loop
         redis.Redis.from_url(settings.REDIS_URL).xtrim(store._stream(namespace), maxlen=0, approximate=False)
     else:
         log = store.logs.get(namespace, collections.deque())

@@ -1,0 +1,204 @@
+"""What connection state recovery keeps: the log's entries and the saved sessions, in this
+process's memory or in Redis (a stream per namespace, so offsets are ordered across
+processes). ``config.realtime.recovery`` puts a bound on time around them."""
+
+import collections
+import re
+import time
+from dataclasses import asdict, dataclass
+from typing import Any
+
+import orjson
+
+OFFSET = re.compile(r"^\d{1,15}-\d{1,10}$")
+REDIS_CONNECTIONS = 8
+# Recovery must never stall delivery: a store that does not answer in time is skipped.
+STORE_TIMEOUT = 0.5
+
+
+def offset_key(offset: str) -> tuple[int, int]:
+    ms, seq = offset.split("-")
+    return int(ms), int(seq)
+
+
+def later(offset: str, other: str) -> str:
+    """The later of two offsets (each a valid ``OFFSET``)."""
+    return offset if offset_key(offset) >= offset_key(other) else other
+
+
+@dataclass
+class SavedSession:
+    """What a dropped socket leaves for its recovery."""
+
+    sid: str
+    namespace: str
+    uid: int
+    rooms: list[str]
+    # Where replay starts when the client sends no offset (it saw no logged event): the log's
+    # end when the socket connected, or the last event replayed when it was itself recovered.
+    offset: str
+
+    def dumps(self) -> bytes:
+        return orjson.dumps(asdict(self))
+
+    @classmethod
+    def loads(cls, raw: str | bytes) -> "SavedSession":
+        return cls(**orjson.loads(raw))
+
+
+@dataclass
+class Entry:
+    """One logged event: who it was for (rooms, exclusions) and the packet's data."""
+
+    event: str
+    data: list[Any]
+    rooms: list[str] | None  # None: the whole namespace
+    skip: list[str]
+
+    def reaches(self, sid: str, rooms: set[str]) -> bool:
+        if sid in self.skip:
+            return False
+        return self.rooms is None or not rooms.isdisjoint(self.rooms)
+
+    def dumps(self) -> bytes:
+        return orjson.dumps([self.event, self.data, self.rooms, self.skip])
+
+    @classmethod
+    def loads(cls, raw: str | bytes) -> "Entry":
+        return cls(*orjson.loads(raw))
+
+    @classmethod
+    def of(cls, message: dict[str, Any]) -> "Entry":
+        room, skip = message.get("room"), message.get("skip_sid")
+        rooms = None if room is None else [room] if isinstance(room, str) else list(room)
+        skips = [] if skip is None else [skip] if isinstance(skip, str) else list(skip)
+        return cls(message["event"], list(message["data"]), rooms, skips)
+
+
+class MemoryStore:
+    """Log and sessions in this process (the in-memory channel layer: one process)."""
+
+    def __init__(self, length: int, window: float) -> None:
+        self.length, self.window = length, window
+        self.logs: dict[str, collections.deque[tuple[str, float, Entry]]] = {}
+        self.sessions: dict[str, tuple[float, SavedSession]] = {}
+        self.deleted: dict[str, str] = {}  # per namespace, the newest entry trimmed away (length or age)
+        self.last = (0, 0)
+
+    async def append(self, namespace: str, entry: Entry) -> str:
+        now = time.time()
+        ms = int(now * 1000)
+        self.last = (ms, 0) if ms > self.last[0] else (self.last[0], self.last[1] + 1)
+        offset = f"{self.last[0]}-{self.last[1]}"
+        log = self.logs.setdefault(namespace, collections.deque())
+        log.append((offset, now, entry))
+        while log and (len(log) > self.length or log[0][1] < now - self.window):
+            self.deleted[namespace] = log.popleft()[0]
+        return offset
+
+    async def tail(self, namespace: str) -> str:
+        """The last offset given out, whether or not its entry is still kept."""
+        return f"{self.last[0]}-{self.last[1]}"
+
+    async def after(self, namespace: str, offset: str, count: int) -> list[tuple[str, Entry]] | None:
+        key = offset_key(offset)
+        if key < offset_key(self.deleted.get(namespace, "0-0")):
+            return None  # trimmed: the client may have missed events we no longer have
+        return [(o, e) for o, _, e in self.logs.get(namespace, ()) if offset_key(o) > key][:count]
+
+    async def save(self, key: str, session: SavedSession) -> None:
+        now = time.monotonic()
+        for old, (until, _) in list(self.sessions.items()):
+            if until < now:
+                del self.sessions[old]
+        self.sessions[key] = (now + self.window, session)
+
+    async def peek(self, key: str) -> SavedSession | None:
+        until, session = self.sessions.get(key, (0.0, None))
+        return session if until >= time.monotonic() else None
+
+    async def take(self, key: str) -> SavedSession | None:
+        until, session = self.sessions.pop(key, (0.0, None))
+        return session if until >= time.monotonic() else None
+
+    async def close(self) -> None:
+        pass
+
+
+class RedisStore:
+    """Log as one Redis stream per namespace, sessions as keys that expire."""
+
+    def __init__(self, url: str, prefix: str, length: int, window: float) -> None:
+        import redis.asyncio as redis
+
+        # A reconnect storm asks many things at once: a few connections, queued for, serve it
+        # better than one new connection per waiting coroutine.
+        pool = redis.BlockingConnectionPool.from_url(url, max_connections=REDIS_CONNECTIONS, timeout=STORE_TIMEOUT)
+        self.redis = redis.Redis(connection_pool=pool)
+        self.prefix, self.length, self.window = prefix, length, window
+
+    def _stream(self, namespace: str) -> str:
+        return f"{self.prefix}:log:{namespace}"
+
+    async def append(self, namespace: str, entry: Entry) -> str:
+        offset = await self.redis.xadd(
+            self._stream(namespace), {"e": entry.dumps()}, maxlen=self.length, approximate=True
+        )
+        return offset.decode()
+
+    async def trim(self, namespaces: list[str]) -> None:
+        """Drop what is older than the window (``XADD`` trims by length only)."""
+        oldest = int((time.time() - self.window) * 1000)
+        for namespace in namespaces:
+            await self.redis.xtrim(self._stream(namespace), minid=f"{oldest}-0", approximate=True)
+
+    async def tail(self, namespace: str) -> str:
+        """The stream's last id, whether or not its entry is still kept (an emptied log keeps it)."""
+        import redis
+
+        try:
+            info = await self.redis.xinfo_stream(self._stream(namespace))
+        except redis.ResponseError:  # no stream: nothing was ever logged here
+            return "0-0"
+        return _text(info["last-generated-id"])
+
+    async def after(self, namespace: str, offset: str, count: int) -> list[tuple[str, Entry]] | None:
+        """Up to ``count`` entries after ``offset``; ``None`` when entries after it may have been trimmed away.
+
+        The offset is good if it is still in the stream, if the stream never lost an entry, or
+        if it is no older than the first entry kept (trimming only takes the oldest). An offset
+        older than that with entries trimmed may have missed some: ``None``.
+        """
+        import redis
+
+        stream = self._stream(namespace)
+        if not await self.redis.xrange(stream, offset, offset):  # not in the log: was anything lost after it?
+            try:
+                info = await self.redis.xinfo_stream(stream)
+            except redis.ResponseError:  # no stream: nothing was ever logged here
+                return []
+            key, last = offset_key(offset), offset_key(_text(info["last-generated-id"]))
+            lost = info["entries-added"] > info["length"]
+            kept_from = info.get("first-entry")
+            if lost and key < last and (kept_from is None or key < offset_key(_text(kept_from[0]))):
+                return None
+        rows = await self.redis.xrange(stream, f"({offset}", "+", count=count)
+        return [(o.decode(), Entry.loads(fields[b"e"])) for o, fields in rows]
+
+    async def save(self, key: str, session: SavedSession) -> None:
+        await self.redis.set(f"{self.prefix}:session:{key}", session.dumps(), ex=max(1, round(self.window)))
+
+    async def peek(self, key: str) -> SavedSession | None:
+        raw = await self.redis.get(f"{self.prefix}:session:{key}")
+        return SavedSession.loads(raw) if raw else None
+
+    async def take(self, key: str) -> SavedSession | None:
+        raw = await self.redis.getdel(f"{self.prefix}:session:{key}")
+        return SavedSession.loads(raw) if raw else None
+
+    async def close(self) -> None:
+        await self.redis.aclose()
+
+
+def _text(value: str | bytes) -> str:
+    return value.decode() if isinstance(value, bytes) else value
