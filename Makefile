@@ -20,7 +20,7 @@ UVICORN = $(BIN)/uvicorn config.asgi:application --loop uvloop --http httptools 
 	--ws-max-size $(SOCKETIO_MAX_BUFFER) \
 	--lifespan on --timeout-graceful-shutdown $(SHUTDOWN_TIMEOUT) --no-access-log
 
-.PHONY: run test lint format serve cluster bench bench-quick bench-dispatch bench-recovery bench-morning bench-history simulate vendor-socketio clean
+.PHONY: run test lint format serve cluster mutation mutation-retest bench bench-quick bench-dispatch bench-recovery bench-morning bench-history simulate vendor-socketio clean
 
 $(BIN)/python:
 	$(PY) -m venv $(VENV)
@@ -105,6 +105,15 @@ simulate: $(VENV)/.installed
 # A benchmark smoke run that finishes in under a minute.
 bench-quick: $(VENV)/.installed tests/js/node_modules
 	$(BIN)/python bench/run.py --quick
+
+# Mutation spot-check of the rule modules (cosmic-ray, in a scratch clone; about an hour; not in CI).
+# MINUTES bounds each module; mutation-retest tries the last run's survivors against today's tests.
+MINUTES ?= 20
+mutation: $(VENV)/.installed
+	bash bench/mutation/run.sh $(MINUTES)
+
+mutation-retest: $(VENV)/.installed
+	bash bench/mutation/run.sh --retest
 
 # Refresh the vendored socket.io-client browser bundle of the live dashboard (needs npm; make run does not).
 vendor-socketio: tests/js/node_modules

@@ -7,7 +7,7 @@ from typing import Any
 
 from config import rooms
 from config.realtime.emit import emit
-from messaging import shapes
+from messaging import events
 from messaging.models import Notification
 
 
@@ -16,7 +16,7 @@ def notification_create(
 ) -> Notification:
     """Store a notification and push it to every socket of the user (after commit)."""
     notification = Notification.objects.create(user_id=user_id, type=type, title=title, body=body, data=data or {})
-    payload = shapes.notification(notification)
+    payload = events.notification(notification)  # events declares notification:new
     for namespace in rooms.PERSON_NAMESPACES:
         emit("notification:new", payload, namespace=namespace, room=rooms.user(user_id))
     return notification

@@ -295,6 +295,14 @@ def test_dispatch_gives_up_after_the_bookings_time(customer, service, emitted, s
     last = BookingStatusChange.objects.filter(booking=booking).latest("created_at")
     assert (last.to_status, last.role, last.note) == ("CANCELLED", "dispatch", "no_partner")
     assert "booking_cancelled" in notes_to(emitted, customer.pk)
+    [told] = [
+        n["data"][0]["body"]
+        for n in events_named(emitted, "notification:new")
+        if n["room"] == f"user:{customer.pk}"
+        and n["namespace"] == "/customer"
+        and n["data"][0]["type"] == "booking_cancelled"
+    ]
+    assert told == f"We could not find a partner for {booking.number}"
     assert services.dispatch_sweep() == 0  # nothing left due
 
 

@@ -11,7 +11,7 @@ from bookings.models import BookingStatusChange
 from config.errors import Conflict, Forbidden, InvalidTransition, NotFound, ValidationError
 from partners.models import Earning
 from tests.conftest import events_named
-from tests.factories import BookingFactory, PartnerFactory
+from tests.factories import BookingFactory, PartnerFactory, UserFactory
 
 pytestmark = pytest.mark.django_db
 
@@ -265,3 +265,38 @@ def test_each_role_is_refused_the_moves_of_the_others(customer, partner, staff):
         services.booking_assign(booking_id=booking.pk, partner_id=partner.pk, actor=partner.user)
     booking.refresh_from_db()
     assert booking.status == S.PARTNER_ASSIGNED
+
+
+def test_what_each_ending_records_and_tells_the_customer(staff, partner, service, emitted):
+    """Found by cosmic-ray (docs/claims.md): the customer's notification says why a booking ended
+    (dispatch gave up, staff's reason, the number when no reason was given), only a completion
+    records ``completedAt``, a status sent as plain text (as a socket sends it) completes like the
+    enum, and a customer whose id is past the small integers Python caches may cancel their own
+    booking (``is`` compares those by identity only)."""
+    customer = UserFactory(id=100_000, username="late-customer")
+
+    def notes() -> list[str]:
+        return [
+            n["data"][0]["body"]
+            for n in events_named(emitted, "notification:new")
+            if n["room"] == f"user:{customer.pk}"
+            and n["namespace"] == "/customer"
+            and n["data"][0]["type"] == "booking_cancelled"
+        ]
+
+    own = BookingFactory(customer=customer, service=service)
+    cancelled = services.booking_cancel(booking_id=own.pk, actor=customer)
+    assert cancelled.status == S.CANCELLED and cancelled.completed_at is None and notes() == []
+
+    by_staff = BookingFactory(customer=customer, service=service)
+    services.booking_cancel(booking_id=by_staff.pk, actor=staff, reason="duplicate booking")
+    assert notes() == ["duplicate booking"]
+
+    working = BookingFactory(customer=customer, service=service, partner=partner, status=S.IN_PROGRESS)
+    done = services.booking_update_status(booking_id=working.pk, partner_user=partner.user, status="COMPLETED")
+    assert done.status == S.COMPLETED and done.completed_at is not None
+
+    stuck = BookingFactory(customer=customer, service=service, partner=partner, status=S.IN_PROGRESS)
+    services.booking_complete(booking_id=stuck.pk, actor=staff)
+    last = BookingStatusChange.objects.filter(booking=stuck).latest("created_at")
+    assert (last.to_status, last.note) == (S.COMPLETED, "completed by staff")

@@ -114,3 +114,32 @@ def test_a_deactivation_in_the_shell_revokes_even_after_reactivation(api):
     user.save()
     assert refresh(api, token).status_code == 401
     assert refresh(api, login(api, user.username)["refresh"]).status_code == 200
+
+
+def test_saves_that_take_no_right_away_keep_every_session(api, partner, staff, emitted):
+    """A login's ``last_login``, a location flush, a profile edit in the admin (a full save)
+    and a reinstatement revoke no refresh token, and only a full save asks the processes to
+    recheck; revoking tokens a second time is harmless. (cosmic-ray: each of these mutants
+    of ``partners/access.py`` survived the suite before.)"""
+    from partners.access import tokens_revoke_all
+    from partners.models import Partner
+
+    user = partner.user
+    user.set_password(PASSWORD)
+    user.save()
+    token = login(api, user.username)["refresh"]  # saves last_login
+    before = len(emitted.controls("access_changed"))
+    Partner.objects.get(pk=partner.pk).save(update_fields=["last_latitude", "last_longitude", "online_until"])
+    assert len(emitted.controls("access_changed")) == before  # harmless fields: nobody rechecks
+    profile = Partner.objects.get(pk=partner.pk)
+    profile.name = "Renamed"
+    profile.save()  # what the admin's form does: every field, none of them a right taken away
+    assert [c["user_id"] for c in emitted.controls("access_changed")[before:]] == [str(user.pk)]
+    assert refresh(api, token).status_code == 200
+    partner_suspend(partner_id=partner.pk, actor=staff, suspended=False)  # reinstating a working partner
+    assert refresh(api, token).status_code == 200
+
+    live = login(api, user.username)["refresh"]
+    assert tokens_revoke_all(user_id=user.pk) == 2
+    assert tokens_revoke_all(user_id=user.pk) == 0  # nothing left, and no conflict on the way
+    assert refresh(api, live).status_code == 401

@@ -108,3 +108,46 @@ def test_with_redis_unreachable_limits_count_per_process(settings, caplog):
     assert 8 <= first + later <= 10, (first, later)  # the local limit, give or take a lease
     assert later < 20  # and past it, refused
     assert "rate limits counted per process for now" in caplog.text
+
+
+def test_a_refusal_says_when_the_window_ends_and_finished_windows_are_forgotten(settings, monkeypatch):
+    """``retryAfter`` is the time left in the window (whole seconds, rounded up); the sweep drops
+    windows that are over and keeps the current ones. (cosmic-ray: 33 mutants of these lines
+    survived the suite before.)"""
+    import time as clock
+
+    settings.REDIS_URL = ""  # counted in this process
+    settings.RATE_LIMITS = {"default": (2, 100.0), "typing": (2, 100.0)}
+    limiter = RateLimiter()
+    now = 1_000_037.25  # 37.25 s into a 100 s window
+    monkeypatch.setattr(clock, "time", lambda: now)
+    limiter.hit(1, "default")
+    limiter.hit(1, "default")
+    with pytest.raises(RateLimited) as refused:
+        limiter.hit(1, "default")
+    assert refused.value.retry_after == 63  # 62.75 s left
+
+    limiter.hit(2, "typing")
+    now += 100  # the next window: the first ones are over
+    limiter.hit(3, "default")
+    limiter.sweep()
+    assert set(limiter.windows) == {(3, "default")}
+    limiter.hit(1, "default")  # a new window admits again
+
+
+def test_a_windows_shared_count_expires_with_the_window(settings):
+    """Redis keeps each window's count only a little longer than the window (keys do not pile up)."""
+    import redis
+
+    settings.RATE_LIMITS = {"default": (8, 30.0)}
+    user_id = int.from_bytes(os.urandom(4), "big")
+
+    async def scenario() -> None:
+        limiter = RateLimiter()
+        limiter.hit(user_id, "default")
+        await settled(limiter)
+
+    asyncio.run(scenario())
+    client = redis.Redis.from_url(os.environ["REDIS_URL"])
+    [key] = client.keys(f"*:rl:default:{user_id}:*")
+    assert 30 < client.ttl(key) <= 35
