@@ -61,6 +61,9 @@ DISPATCH_BACKLOG = Gauge(
 PUBLISH_BATCHES = Counter("homeservices_publish_batches_total", "Batches published on the channel layer")
 PUBLISH_FAILURES = Counter("homeservices_publish_failures_total", "Failed attempts to publish a batch (retried)")
 PUBLISH_DROPPED = Counter("homeservices_publish_dropped_total", "Cross-process messages dropped: backlog full")
+RECOVERY_UNLOGGED = Counter(
+    "homeservices_recovery_unlogged_total", "Events sent without an offset: the recovery log did not answer in time"
+)
 HASHING_REFUSED = Counter(
     "homeservices_password_hashing_refused_total", "Logins, sign-ups and password changes refused: hashing queue full"
 )

@@ -25,15 +25,21 @@ session restored and missed events replayed before it, live events held meanwhil
 
 import asyncio
 import logging
+import time
 from typing import Any
 
 from django.conf import settings
 
-from config.realtime.recovery_store import STORE_TIMEOUT, Entry, MemoryStore, RedisStore, SavedSession
+from config import metrics
+from config.realtime.recovery_store import STORE_TIMEOUT, Entry, MemoryStore, RedisStore, SavedSession, offset_key
 
 logger = logging.getLogger(__name__)
 
 REPLAY_BATCH = 200  # entries per read of a replay: a long one yields the loop between reads
+# A log write that failed, or took longer than STORE_TIMEOUT, opens the breaker: for this long
+# events go out at once without an offset, and delivery waits on nothing (a paused or
+# partitioned Redis, which never refuses, would otherwise cost every event STORE_TIMEOUT).
+BREAKER_SECONDS = 5.0
 
 
 class Recovery:
@@ -42,6 +48,8 @@ class Recovery:
     def __init__(self, store: MemoryStore | RedisStore, replay_max: int) -> None:
         self.store = store
         self.replay_max = replay_max
+        self.open_until = 0.0  # monotonic: no log write is tried before this
+        self.unlogged = False  # events went out without an offset since the last write that worked
 
     async def _call(self, what: str, coro: Any, default: Any = None) -> Any:
         try:
@@ -53,7 +61,23 @@ class Recovery:
             return default
 
     async def append(self, namespace: str, message: dict[str, Any]) -> str | None:
-        return await self._call("append", self.store.append(namespace, Entry.of(message)))
+        """The event's offset, or ``None``: it goes out without one (the breaker is open, or the
+        write failed and opens it). The first write that works after that marks a *gap*: a
+        session whose position is older may have missed unlogged events, so it is not recovered."""
+        if time.monotonic() < self.open_until:
+            return self._unlogged()
+        offset = await self._call("append", self.store.append(namespace, Entry.of(message)))
+        if offset is None:
+            self.open_until = time.monotonic() + BREAKER_SECONDS
+            logger.warning("recovery log unavailable: events go out without an offset for %g s", BREAKER_SECONDS)
+            return self._unlogged()
+        if self.unlogged and await self._call("gap", self.store.mark_gap(offset), default=False):
+            self.unlogged = False
+        return offset
+
+    def _unlogged(self) -> None:
+        self.unlogged = True
+        metrics.RECOVERY_UNLOGGED.inc()
 
     async def tail(self, namespace: str) -> str | None:
         return await self._call("tail", self.store.tail(namespace))
@@ -62,6 +86,9 @@ class Recovery:
         """The entries after ``offset``, read in batches; ``None`` (a fresh session) when the log
         lost some of them or there are more than ``replay_max``: past that a fresh session is
         cheaper for everyone than a replay, and a client cannot make the server read more."""
+        gap = await self._call("gap", self.store.gap())
+        if gap is None or offset_key(offset) < offset_key(gap):
+            return None  # events may have gone out unlogged since this position (or we cannot tell)
         found: list[tuple[str, Entry]] = []
         while True:
             wanted = min(REPLAY_BATCH, self.replay_max + 1 - len(found))

@@ -84,6 +84,15 @@ class MemoryStore:
         self.sessions: dict[str, tuple[float, SavedSession]] = {}
         self.deleted: dict[str, str] = {}  # per namespace, the newest entry trimmed away (length or age)
         self.last = (0, 0)
+        self.gap_at = "0-0"
+
+    async def mark_gap(self, offset: str) -> bool:
+        """Events went out unlogged before ``offset``: positions older than it are not recovered."""
+        self.gap_at = later(self.gap_at, offset)
+        return True
+
+    async def gap(self) -> str:
+        return self.gap_at
 
     async def append(self, namespace: str, entry: Entry) -> str:
         now = time.time()
@@ -125,6 +134,20 @@ class MemoryStore:
         pass
 
 
+# SET the gap mark unless the one there is later (several processes may mark after one outage).
+_LATER_GAP = """
+local current = redis.call('GET', KEYS[1])
+if current then
+  local ms, seq = string.match(current, '(%d+)-(%d+)')
+  ms, seq = tonumber(ms), tonumber(seq)
+  local new_ms, new_seq = tonumber(ARGV[2]), tonumber(ARGV[3])
+  if ms > new_ms or (ms == new_ms and seq >= new_seq) then return 0 end
+end
+redis.call('SET', KEYS[1], ARGV[1], 'EX', ARGV[4])
+return 1
+"""
+
+
 class RedisStore:
     """Log as one Redis stream per namespace, sessions as keys that expire."""
 
@@ -139,6 +162,18 @@ class RedisStore:
 
     def _stream(self, namespace: str) -> str:
         return f"{self.prefix}:log:{namespace}"
+
+    async def mark_gap(self, offset: str) -> bool:
+        """Events went out unlogged before ``offset`` (on some process): positions older than it
+        are not recovered, on any process. The latest mark is kept, for the window."""
+        ms, seq = offset_key(offset)
+        await self.redis.eval(_LATER_GAP, 1, f"{self.prefix}:gap", offset, ms, seq, max(1, round(self.window)))
+        return True
+
+    async def gap(self) -> str:
+        """The offset before which a position may have missed unlogged events ("0-0": none)."""
+        raw = await self.redis.get(f"{self.prefix}:gap")
+        return _text(raw) if raw else "0-0"
 
     async def append(self, namespace: str, entry: Entry) -> str:
         offset = await self.redis.xadd(

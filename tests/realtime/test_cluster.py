@@ -9,6 +9,7 @@ import http.cookiejar
 import os
 import re
 import shutil
+import signal
 import subprocess
 import sys
 import time
@@ -370,3 +371,69 @@ def test_redis_outage_keeps_local_sockets_and_recovers(own_redis, cluster_env, s
     assert log.count("channel layer unavailable") == 1, log[-3000:]
     assert log.count("Unexpected exception in receive task") <= 1, log[-3000:]
     assert "cross-process delivery resumed" in log
+
+
+@pytest.mark.server_errors(r"channel layer unavailable", r"channels_redis\.pubsub Unexpected exception in receive task")
+def test_a_paused_redis_never_holds_delivery_back(own_redis, cluster_env, service):
+    """Redis stops answering without refusing (SIGSTOP: no RST, as in a partition or a failover)
+    for 10 s while a customer and a partner on one process chat at 10 messages a second: every
+    message is acknowledged and reaches the partner within 1 s (the recovery log's breaker lets
+    events go without an offset instead of waiting on it), and delivery to another process
+    resumes within 5 s of SIGCONT. (Contract 9.4.)"""
+    port, _ = own_redis
+    env = {**cluster_env, "REDIS_URL": f"redis://127.0.0.1:{port}/0", "RATE_MESSAGES": "1000000"}
+    a, b = ServerProcess(env).start(), ServerProcess(env).start()
+    partner = PartnerFactory(services=[service])
+    booking = BookingFactory(partner=partner, status=S.PARTNER_EN_ROUTE, service=service)
+    redis_pid = int(
+        subprocess.run(["redis-cli", "-p", str(port), "info", "server"], capture_output=True, text=True, timeout=10)
+        .stdout.split("process_id:")[1]
+        .split()[0]
+    )
+
+    async def send(customer: Client, text: str) -> tuple[dict, float]:
+        started = time.monotonic()
+        ack = await customer.call(
+            "message:send", {"recipientId": str(partner.pk), "message": text, "bookingId": str(booking.pk)}, timeout=5
+        )
+        assert ack["ok"], ack
+        return ack, started
+
+    async def scenario() -> None:
+        customer = await Client(a.url, "/customer").connect(token_for(booking.customer))
+        p = await Client(a.url, "/partner").connect(token_for(partner.user))
+        elsewhere = await Client(b.url, "/customer").connect(token_for(booking.customer))  # a second device
+        ack, _ = await send(customer, "before")
+        await elsewhere.wait_for("message:sent", where=lambda m: m["id"] == ack["id"])
+        os.kill(redis_pid, signal.SIGSTOP)
+        paused = time.monotonic()
+        try:
+            late = []
+            for i in range(100):  # 10 s at 10 a second
+                ack, started = await send(customer, f"during {i}")
+                await p.wait_for("message:received", where=lambda m, id=ack["id"]: m["id"] == id, timeout=5)
+                if time.monotonic() - started > 1.0:
+                    late.append((i, round(time.monotonic() - started, 2)))
+                await asyncio.sleep(max(0.0, paused + (i + 1) * 0.1 - time.monotonic()))
+            assert late == [], f"delivered later than 1 s: {late}"
+        finally:
+            os.kill(redis_pid, signal.SIGCONT)
+        resumed = time.monotonic()
+        while True:  # a message sent now reaches the other process (what queued meanwhile arrives too)
+            ack, _ = await send(customer, "after")
+            try:
+                await elsewhere.wait_for("message:sent", where=lambda m, id=ack["id"]: m["id"] == id, timeout=0.5)
+                break
+            except AssertionError:
+                assert time.monotonic() - resumed < 5, "no delivery across processes within 5 s of SIGCONT"
+        assert len(elsewhere.events["message:sent"]) >= 102  # the 100 sent during the pause came too
+        print(f"across processes again {time.monotonic() - resumed:.2f} s after SIGCONT")
+        for client in (customer, p, elsewhere):
+            await client.close()
+
+    try:
+        run(scenario())
+    finally:
+        a.stop()
+        b.stop()
+    assert "recovery log unavailable" in a.output()

@@ -1,0 +1,53 @@
+"""The recovery log's breaker (contract 9.4): a log that does not answer is not waited on, and
+a position from before events went out unlogged is never reported as recovered."""
+
+import asyncio
+import time
+
+from config.realtime import recovery
+from config.realtime.recovery_store import MemoryStore
+
+
+class Unanswering(MemoryStore):
+    """The log as a paused Redis is to it: writes hang, while ``answering`` is off."""
+
+    answering = True
+    writes = 0
+
+    async def append(self, namespace, entry):
+        self.writes += 1
+        if not self.answering:
+            await asyncio.sleep(3600)
+        return await super().append(namespace, entry)
+
+
+def message(text: str) -> dict:
+    return {"method": "emit", "event": "message:received", "namespace": "/customer", "data": [text], "room": "r"}
+
+
+def test_a_log_that_does_not_answer_is_skipped_until_the_breaker_closes(monkeypatch):
+    async def scenario() -> None:
+        store = Unanswering(length=100, window=60)
+        log = recovery.Recovery(store, replay_max=100)
+        before = await log.append("/customer", message("before"))
+        assert before is not None
+
+        store.answering = False
+        started = time.monotonic()
+        assert await log.append("/customer", message("first lost")) is None  # waited STORE_TIMEOUT once
+        assert [await log.append("/customer", message(f"lost {i}")) for i in range(50)] == [None] * 50
+        assert time.monotonic() - started < recovery.STORE_TIMEOUT + 0.3  # the other 50 waited on nothing
+        assert store.writes == 2  # the breaker tried no more
+
+        store.answering = True
+        monkeypatch.setattr(recovery, "BREAKER_SECONDS", 0.0)
+        log.open_until = 0.0  # the breaker's time is up
+        await asyncio.sleep(0.002)
+        after = await log.append("/customer", message("after"))
+        assert after is not None and not log.unlogged
+        # A position from before the unlogged events is not recovered; one from after is.
+        assert await log.missed("/customer", before) is None
+        later = await log.append("/customer", message("later"))
+        assert [offset for offset, _ in await log.missed("/customer", after)] == [later]
+
+    asyncio.run(scenario())
