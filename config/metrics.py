@@ -61,6 +61,11 @@ DISPATCH_BACKLOG = Gauge(
 PUBLISH_BATCHES = Counter("homeservices_publish_batches_total", "Batches published on the channel layer")
 PUBLISH_FAILURES = Counter("homeservices_publish_failures_total", "Failed attempts to publish a batch (retried)")
 PUBLISH_DROPPED = Counter("homeservices_publish_dropped_total", "Cross-process messages dropped: backlog full")
+BROKER_MESSAGES = Counter(
+    "homeservices_broker_messages_total",
+    "Messages this process decoded from the broker, by kind: room, user, broadcast, socket, control",
+    ["kind"],
+)
 RECOVERY_UNLOGGED = Counter(
     "homeservices_recovery_unlogged_total", "Events sent without an offset: the recovery log did not answer in time"
 )

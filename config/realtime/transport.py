@@ -14,12 +14,26 @@ from django.conf import settings
 
 from config import metrics
 from config.realtime import catalogue, hooks, recovery
+from config.realtime.identity import user_room
 
 logger = logging.getLogger("config.realtime.manager")
 
 PUBLISH_QUEUE_MAX = 50_000
 PUBLISH_BATCH_MAX = 500
 SIO_METHODS = {"emit", "callback", "disconnect", "enter_room", "leave_room", "close_room"}
+
+
+def kind_of(message: dict[str, Any]) -> str:
+    """What a broker message is addressed to: a room, a user's room, everyone, one socket, or a control."""
+    if message.get("method") not in SIO_METHODS:
+        return "control"
+    room = message.get("room")
+    if room is None:
+        return "broadcast" if message.get("method") in ("emit", "close_room") else "socket"
+    targets = room if isinstance(room, list) else [room]
+    if all(isinstance(target, str) and target.startswith(user_room("")) for target in targets):
+        return "user"
+    return "room"
 
 
 class OutageLog(logging.Filter):
@@ -138,7 +152,12 @@ class ChannelLayerTransport:
             if not isinstance(batch, list):
                 continue
             for data in batch:
-                if not isinstance(data, dict) or data.get("host_id") == self.host_id:
+                if not isinstance(data, dict):
+                    continue
+                # Every process decodes every message today, its own included: what this counts
+                # is what per-room delivery (docs/performance.md, issue 21) is meant to cut.
+                metrics.BROKER_MESSAGES.labels(kind_of(data)).inc()
+                if data.get("host_id") == self.host_id:
                     continue
                 method = data.get("method")
                 if method in SIO_METHODS:

@@ -274,6 +274,36 @@ def test_dashboard_figures_are_computed_once_for_the_cluster(servers, staff):
     assert 1 <= during <= seconds + 2, (during, seconds)
 
 
+def test_each_process_counts_what_it_decodes_from_the_broker(servers, service):
+    """``homeservices_broker_messages_total`` by kind. Today every process decodes every message:
+    a room whose sockets are all on A still costs B (its own publishes come back to it), which is
+    what per-room delivery is to end (issue 21); this test holds the count, not the cost."""
+    a, b = servers
+    partner = PartnerFactory(services=[service])
+    booking = BookingFactory(partner=partner, status=S.PARTNER_EN_ROUTE, service=service)
+
+    def rooms_decoded() -> tuple[float, float]:
+        return tuple(value(scrape(s.url), "homeservices_broker_messages_total", kind="room") for s in (a, b))
+
+    async def scenario() -> tuple[tuple[float, float], tuple[float, float]]:
+        c = await Client(a.url, "/customer").connect(token_for(booking.customer))
+        assert (await c.call("booking:track", str(booking.pk)))["ok"]
+        p = await Client(b.url, "/partner").connect(token_for(partner.user))
+        before = rooms_decoded()
+        for i in range(20):
+            assert (await p.call("location:update", {"latitude": 12.9, "longitude": 77.6 + i / 1000}))["ok"]
+        await c.wait_for("partner:location_update", count=20)
+        await asyncio.sleep(0.5)  # B's own copies come back too
+        after = rooms_decoded()
+        await c.close()
+        await p.close()
+        return before, after
+
+    before, after = run(scenario())
+    assert after[0] - before[0] >= 20  # A decodes what B published for the room its customer is in
+    assert after[1] - before[1] >= 20  # and so does B, which has no socket in that room
+
+
 def test_nothing_dropped_across_processes_under_load(servers, service):
     """10 partners on B stream 300 updates each, unacknowledged and back to back; customers on A count them."""
     a, b = servers
