@@ -63,7 +63,7 @@ class ChannelLayerManager(ChannelLayerTransport, AsyncPubSubManager):
     def initialize(self) -> None:
         super().initialize()
         self.loop = asyncio.get_running_loop()
-        # ORM calls from handlers run here (``namespace.db``): a bounded pool,
+        # ORM calls from handlers run here (``orm.db``): a bounded pool,
         # so at most DB_THREADS database connections per process.
         self.loop.set_default_executor(
             ThreadPoolExecutor(max_workers=settings.SOCKETIO["DB_THREADS"], thread_name_prefix="orm")

@@ -1,6 +1,7 @@
 """Dispatch in the field (contract 8.2): offers that lapse, one offer per partner, re-assign,
 suspension, the unassigned flag, and the ring search."""
 
+import math
 from datetime import timedelta
 
 import pytest
@@ -13,6 +14,7 @@ from bookings.models import BookingStatus as S
 from bookings.shapes import booking_data
 from config.errors import Conflict, InvalidTransition
 from partners import services as partner_services
+from partners.models import Partner
 from tests.conftest import events_named
 from tests.factories import BookingFactory, PartnerFactory, book
 
@@ -194,15 +196,26 @@ def test_the_search_reads_every_partner_in_reach_once_nearest_first(customer, se
     assert [partner.pk for partner in eligible_partners(booking)] == [partner.pk for partner in partners]
 
 
-def test_the_nearest_partner_due_east_is_found_far_from_the_equator(customer, service):
-    """At 60 N a degree of longitude is half a degree of latitude: a partner 800 m east is nearer than
-    a ring's worth 900 m north, and must be among the rows the flat estimate picks to measure."""
-    lat, lng = 60.0, 25.0
-    for _ in range(CANDIDATES):
-        PartnerFactory(services=[service], last_latitude=lat + 0.9 / 111.2, last_longitude=lng)
-    east = PartnerFactory(services=[service], last_latitude=lat, last_longitude=lng + 0.8 / (111.2 * 0.5))
-    booking = BookingFactory(customer=customer, service=service, latitude=lat, longitude=lng)
-    assert nearest_eligible_partner(booking).pk == east.pk
+def test_the_flat_estimate_scales_longitude_as_the_earth_does(customer, service):
+    """At 50 N a degree of longitude is 0.64 of a degree of latitude. The estimate picks which
+    rows of a ring are measured: a partner due east who is nearest must be among them, and so
+    must one due north (cosmic-ray: mutants that scale longitude too much or too little survived)."""
+
+    def around(lat: float, lng: float, nearest_km: float, others_km: float, nearest_east: bool) -> Partner:
+        def east(km: float) -> dict[str, float]:
+            return {"last_latitude": lat, "last_longitude": lng + km / (111.2 * math.cos(math.radians(lat)))}
+
+        def north(km: float) -> dict[str, float]:
+            return {"last_latitude": lat + km / 111.2, "last_longitude": lng}
+
+        for _ in range(CANDIDATES):  # a ring's worth a little farther, the other way
+            PartnerFactory(services=[service], **(north if nearest_east else east)(others_km))
+        return PartnerFactory(services=[service], **(east if nearest_east else north)(nearest_km))
+
+    for lng, nearest_east in ((10.0, True), (20.0, False)):
+        nearest = around(50.0, lng, 0.85, 0.9, nearest_east)
+        booking = BookingFactory(customer=customer, service=service, latitude=50.0, longitude=lng)
+        assert nearest_eligible_partner(booking).pk == nearest.pk, "east" if nearest_east else "north"
 
 
 def waiting(customer, service) -> Booking:
