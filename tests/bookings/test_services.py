@@ -288,8 +288,8 @@ def test_what_each_ending_records_and_tells_the_customer(staff, partner, service
     cancelled = services.booking_cancel(booking_id=own.pk, actor=customer)
     assert cancelled.status == S.CANCELLED and cancelled.completed_at is None and notes() == []
 
-    by_staff = BookingFactory(customer=customer, service=service)
-    services.booking_cancel(booking_id=by_staff.pk, actor=staff, reason="duplicate booking")
+    by_staff = BookingFactory(customer=customer, service=service, partner=partner, status=S.PARTNER_ARRIVED)
+    services.booking_cancel(booking_id=by_staff.pk, actor=staff, reason="duplicate booking")  # staff's id is lower
     assert notes() == ["duplicate booking"]
 
     working = BookingFactory(customer=customer, service=service, partner=partner, status=S.IN_PROGRESS)
@@ -300,3 +300,51 @@ def test_what_each_ending_records_and_tells_the_customer(staff, partner, service
     services.booking_complete(booking_id=stuck.pk, actor=staff)
     last = BookingStatusChange.objects.filter(booking=stuck).latest("created_at")
     assert (last.to_status, last.note) == (S.COMPLETED, "completed by staff")
+
+
+def test_each_move_says_exactly_what_it_should(customer, service, partner, emitted):
+    """A partner's moves, with statuses sent as text (as the socket's serializer hands them over):
+    each says its own events and notifications and no other, and only completion records the
+    time and the earning. (cosmic-ray: mutants that sent partner:assigned, a cancellation or an
+    earning on the wrong move survived the tests that check only the whole journey.)"""
+    booking = BookingFactory(customer=customer, service=service, partner=partner, status=S.PARTNER_ACCEPTED)
+
+    def said_by(move) -> list[str]:
+        before = len(emitted.all())
+        move()
+        return sorted(
+            m["event"] + ("/" + m["data"][0]["type"] if m["event"] == "notification:new" else "")
+            for m in emitted.all()[before:]
+            if (m["method"] == "emit" and m.get("namespace") != "/partner") or m.get("event") == "earnings:updated"
+        )
+
+    progress = ["booking:status_updated", "booking:updated"]
+    for status in ("PARTNER_EN_ROUTE", "PARTNER_ARRIVED", "IN_PROGRESS"):
+        said = said_by(
+            lambda s=status: services.booking_update_status(booking_id=booking.pk, partner_user=partner.user, status=s)
+        )
+        assert said == progress, status
+        booking.refresh_from_db()
+        assert booking.status == status and booking.completed_at is None
+        assert not Earning.objects.filter(booking=booking).exists()
+    said = said_by(
+        lambda: services.booking_update_status(booking_id=booking.pk, partner_user=partner.user, status="COMPLETED")
+    )
+    assert said == sorted(
+        [*progress, "earnings:updated", "notification:new/booking_completed", "notification:new/earnings"]
+    )
+    booking.refresh_from_db()
+    assert booking.completed_at is not None and Earning.objects.filter(booking=booking).count() == 1
+    # Every move into, within or out of a job tells every process to re-read the partner's relay list.
+    relays = [c["user_id"] for c in emitted.controls("partner_bookings")]
+    assert relays == [str(partner.pk)] * 4
+
+
+def test_an_offer_accepted_or_a_job_taken_back_re_reads_the_partners_relay_list(
+    customer, service, partner, staff, emitted
+):
+    offered = BookingFactory(customer=customer, service=service, partner=partner, status=S.PARTNER_ASSIGNED)
+    services.booking_accept(booking_id=offered.pk, partner_user=partner.user)
+    assert [c["user_id"] for c in emitted.controls("partner_bookings")] == [str(partner.pk)]
+    services.partner_jobs_release(partner_id=partner.pk, actor=staff)  # back to PENDING: no partner on it now
+    assert [c["user_id"] for c in emitted.controls("partner_bookings")][:2] == [str(partner.pk)] * 2

@@ -128,10 +128,13 @@ def test_a_refusal_says_when_the_window_ends_and_finished_windows_are_forgotten(
     assert refused.value.retry_after == 63  # 62.75 s left
 
     limiter.hit(2, "typing")
+    limiter.hit(4, "default")
+    limiter.hit(4, "default")
     now += 100  # the next window: the first ones are over
+    limiter.hit(4, "default")  # admitted again before any sweep: a window is read by its index
     limiter.hit(3, "default")
     limiter.sweep()
-    assert set(limiter.windows) == {(3, "default")}
+    assert set(limiter.windows) == {(3, "default"), (4, "default")}
     limiter.hit(1, "default")  # a new window admits again
 
 
