@@ -154,6 +154,39 @@ def live_server_url(django_db_setup: Any) -> Iterator[str]:
     live.stop()
 
 
+@pytest.fixture(scope="session", autouse=True)
+def _test_database_drops_cleanly(django_db_setup: Any, django_db_blocker: Any) -> Iterator[None]:
+    """After every test (and the live server's stop), before the test database is dropped:
+    close this process's pooled connections, then name and end any session still on it.
+
+    A session left there makes the drop fail ("is being accessed by other users"): seen in
+    CI now and then, with every test green. The name says which process held it (each sets
+    ``application_name``), so the next time it happens the log says where to look."""
+    yield
+    from django.db import connections
+
+    with django_db_blocker.unblock():
+        default = connections["default"]
+        if default.vendor != "postgresql":
+            return
+        name = default.settings_dict["NAME"]
+        for connection in connections.all():
+            connection.close()
+            if getattr(connection, "pool", None) is not None:
+                connection.close_pool()
+        import psycopg
+
+        params = {k: v for k, v in default.get_connection_params().items() if k not in ("pool", "dbname")}
+        with psycopg.connect(**params, dbname="postgres", autocommit=True) as admin:
+            stray = admin.execute(
+                "SELECT pid, application_name, state, left(query, 80) FROM pg_stat_activity WHERE datname = %s",
+                [name],
+            ).fetchall()
+            for pid, application, state, query in stray:
+                print(f"\nstill on {name} at teardown: pid {pid} {application!r} {state} {query!r}; ending it")
+                admin.execute("SELECT pg_terminate_backend(%s)", [pid])
+
+
 def pytest_sessionfinish(session: Any, exitstatus: int) -> None:
     """With FAIL_ON_SKIP=1 (as in .ci/run) a skipped test fails the run: CI covers everything."""
     import os
