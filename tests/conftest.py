@@ -1,5 +1,6 @@
 """Fixtures: users per role, an API client, the captured emits, the live ASGI server."""
 
+import sys
 from collections.abc import Iterator
 from typing import Any
 
@@ -183,7 +184,8 @@ def _test_database_drops_cleanly(django_db_setup: Any, django_db_blocker: Any) -
                 [name],
             ).fetchall()
             for pid, application, state, query in stray:
-                print(f"\nstill on {name} at teardown: pid {pid} {application!r} {state} {query!r}; ending it")
+                # Past pytest's capture: this is for the CI log.
+                sys.__stderr__.write(f"\nstill on {name} at teardown: pid {pid} {application!r} {state} {query!r}\n")
                 admin.execute("SELECT pg_terminate_backend(%s)", [pid])
 
 
