@@ -167,6 +167,10 @@ class ChannelLayerManager(ChannelLayerTransport, AsyncPubSubManager):
         if settings.EMIT_VALIDATION:
             for problem in catalogue.violations(message):
                 logger.error("an emitted payload breaks the event catalogue: %s", problem)
+        if message.get("unlogged") and self.server.recovery is not None:
+            # Another process (a WSGI view, the admin, a shell) could not log it: this process's
+            # next log write marks the gap, so nobody who missed it is told they recovered.
+            self.server.recovery.unlogged = True
         if message.get("offset"):
             message = {**message, "data": [*message["data"], message["offset"]]}
         await super()._handle_emit(message)

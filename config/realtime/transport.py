@@ -114,6 +114,8 @@ class ChannelLayerTransport:
                     message["namespace"], message["event"]
                 ):
                     message["offset"] = await own.append(message["namespace"], message)
+                    if message["offset"] is None:  # no offset, and this store object ends here:
+                        message["unlogged"] = True  # the server processes mark the gap (manager)
             finally:
                 await own.close()
         await self.layer.group_send(self.channel, {"type": "sio.message", "data": message})

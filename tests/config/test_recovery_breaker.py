@@ -51,3 +51,24 @@ def test_a_log_that_does_not_answer_is_skipped_until_the_breaker_closes(monkeypa
         assert [offset for offset, _ in await log.missed("/customer", after)] == [later]
 
     asyncio.run(scenario())
+
+
+def test_an_event_another_process_could_not_log_marks_the_gap_here(monkeypatch):
+    """A WSGI view or the admin emits while the log does not answer: its event goes out
+    without an offset, flagged, and the server process that delivers it marks the gap with
+    its next log write (the other process's store object is gone by then)."""
+    from config.realtime.server import sio
+
+    log = recovery.Recovery(MemoryStore(length=100, window=60), replay_max=100)
+    monkeypatch.setattr(sio, "recovery", log)
+
+    async def scenario() -> None:
+        before = await log.append("/customer", message("before"))
+        unlogged = {**message("from the admin"), "unlogged": True, "offset": None, "room": "nobody-here"}
+        await sio.manager._handle_emit(unlogged)
+        assert log.unlogged
+        after = await log.append("/customer", message("after"))
+        assert await log.missed("/customer", before) is None  # it may have missed the admin's event
+        assert await log.missed("/customer", after) == []
+
+    asyncio.run(scenario())
