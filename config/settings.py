@@ -171,17 +171,24 @@ elif DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
     # IMMEDIATE: concurrent writers queue for the lock instead of deadlocking on upgrade.
     DATABASES["default"].setdefault("OPTIONS", {}).update(timeout=20, transaction_mode="IMMEDIATE")
 
+# ---------------------------------------------------------------- REDIS
+# One Redis, or several separated by commas. Rooms' pub/sub is spread over all of them (by
+# a hash of the room's group); the state that needs one place (the recovery log, rate
+# limits, presence, the cache) lives on the first. See docs/deployment.md, "A sharded broker".
+REDIS_URLS = env_list("REDIS_URL", "")
+REDIS_URL = REDIS_URLS[0] if REDIS_URLS else ""
+
 # ---------------------------------------------------------------- CACHE (REST throttle counts, shared figures)
 CACHES = {
     "default": (
         {
             "BACKEND": "django.core.cache.backends.redis.RedisCache",
-            "LOCATION": os.environ["REDIS_URL"],
+            "LOCATION": REDIS_URL,
             # A Redis that stops answering (paused, partitioned) fails a request in half a second
             # instead of holding its thread for ever.
             "OPTIONS": {"socket_connect_timeout": 0.5, "socket_timeout": 0.5},
         }
-        if os.environ.get("REDIS_URL")
+        if REDIS_URL
         else {"BACKEND": "django.core.cache.backends.locmem.LocMemCache"}
     )
 }
@@ -192,14 +199,13 @@ CACHES = {
 EMIT_VALIDATION = env_bool("EMIT_VALIDATION", False)
 
 # ---------------------------------------------------------------- CHANNELS / SOCKET.IO
-REDIS_URL = os.environ.get("REDIS_URL", "")
 if REDIS_URL:
     # Pub/sub layer: broadcast fan-out with no per-channel capacity to overflow
     # and no group expiry to outlive (see docs/deployment.md, "Which channels-redis layer").
     CHANNEL_LAYERS = {
         "default": {
             "BACKEND": "channels_redis.pubsub.RedisPubSubChannelLayer",
-            "CONFIG": {"hosts": [REDIS_URL], "prefix": os.environ.get("CHANNELS_PREFIX", "hs")},
+            "CONFIG": {"hosts": REDIS_URLS, "prefix": os.environ.get("CHANNELS_PREFIX", "hs")},
         }
     }
 else:

@@ -24,8 +24,9 @@ from socketio.async_pubsub_manager import AsyncPubSubManager
 
 from config import metrics
 from config.realtime import catalogue, hooks
+from config.realtime.lanes import Lane
 from config.realtime.orm import orm_in_flight
-from config.realtime.transport import PUBLISH_QUEUE_MAX, ChannelLayerTransport, OutageLog
+from config.realtime.transport import ChannelLayerTransport, OutageLog
 
 logger = logging.getLogger(__name__)
 
@@ -37,10 +38,11 @@ class ChannelLayerManager(ChannelLayerTransport, AsyncPubSubManager):
         super().__init__(channel=group or settings.SOCKETIO["CHANNEL_GROUP"], **kwargs)
         self.loop: asyncio.AbstractEventLoop | None = None
         self.outbox: asyncio.Queue[dict[str, Any]] = asyncio.Queue()
-        self._publish_queue: asyncio.Queue[dict[str, Any]] | None = None
         self._outage = OutageLog()
-        self._layer_down = False
-        self.dropped = 0
+        # Broker lanes by shard, the room groups local sockets want, the listener's channel (transport).
+        self._lanes: dict[int, Lane] = {}
+        self._wanted: set[str] = set()
+        self._listen_channel: str | None = None
         self.tasks: list[asyncio.Task[Any]] = []
         # Set when the process begins to stop: new connects are refused, /readyz answers 503.
         self.stopping = False
@@ -69,9 +71,8 @@ class ChannelLayerManager(ChannelLayerTransport, AsyncPubSubManager):
             ThreadPoolExecutor(max_workers=settings.SOCKETIO["DB_THREADS"], thread_name_prefix="orm")
         )
         self.outbox = asyncio.Queue()
-        self._publish_queue = asyncio.Queue(maxsize=PUBLISH_QUEUE_MAX)
-        self.tasks.append(self.loop.create_task(self._drain_outbox()))
-        self.tasks.append(self.loop.create_task(self._run_publisher()))
+        self.start_task(self._drain_outbox())
+        self._start_lanes()
         for hook in hooks.startup_hooks():
             hook(self)
         if self.server.recovery is not None:
@@ -100,7 +101,7 @@ class ChannelLayerManager(ChannelLayerTransport, AsyncPubSubManager):
             for namespace, members in self.rooms.items():
                 metrics.SOCKETS.labels(namespace).set(len(members.get(None, ())))
             metrics.ORM_QUEUE.set(orm_in_flight())
-            metrics.PUBLISH_QUEUE.set(self._publish_queue.qsize() if self._publish_queue is not None else 0)
+            metrics.PUBLISH_QUEUE.set(self.publish_backlog)
             await asyncio.sleep(1)
 
     async def shutdown(self) -> None:
@@ -133,8 +134,8 @@ class ChannelLayerManager(ChannelLayerTransport, AsyncPubSubManager):
                 logger.exception("shutdown hook %s failed", getattr(hook, "__name__", hook))
         while not self.outbox.empty():
             await self.dispatch(self.outbox.get_nowait())
-        while self._publish_queue is not None and not self._publish_queue.empty() and not self.is_local_only:
-            await asyncio.sleep(0.01)  # the publisher task sends the rest
+        while self.publish_backlog:
+            await asyncio.sleep(0.01)  # the lanes send the rest
 
     async def pre_connect(self, eio_sid: str, namespace: str) -> str | None:
         """A recovering connection gets its old sid back; any other a new one."""

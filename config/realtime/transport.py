@@ -1,8 +1,11 @@
-"""The manager's pub/sub over the Channels layer: a batching publisher and the listener.
+"""The manager's pub/sub over the Channels layer: per-room groups, per-shard lanes, the listener.
 
-A *publisher* task with a bounded queue, so a slow or absent Redis never stalls local
-delivery; an outage is logged once and delivery resumes by itself. Mixed into
-``ChannelLayerManager``, which owns the queue, the channel group and the host id.
+A message for one room (or one socket) is published on that room's channel group, and a
+process is in a room's group only while it has a local socket in the room
+(``config.realtime.routing``); the rest travels on the shared group every process is in.
+Publishing and subscribing go through one lane per broker shard (``config.realtime.lanes``),
+so a slow or absent Redis never stalls local delivery, nor the rooms of the other shards.
+Mixed into ``ChannelLayerManager``, which owns the shared group's name and the host id.
 """
 
 import asyncio
@@ -10,30 +13,15 @@ import logging
 import uuid
 from typing import Any
 
-from django.conf import settings
-
 from config import metrics
 from config.realtime import catalogue, hooks, recovery
-from config.realtime.identity import user_room
+from config.realtime.lanes import Lane
+from config.realtime.routing import SIO_METHODS, group_of, kind_of, room_group
 
 logger = logging.getLogger("config.realtime.manager")
 
-PUBLISH_QUEUE_MAX = 50_000
-PUBLISH_BATCH_MAX = 500
-SIO_METHODS = {"emit", "callback", "disconnect", "enter_room", "leave_room", "close_room"}
-
-
-def kind_of(message: dict[str, Any]) -> str:
-    """What a broker message is addressed to: a room, a user's room, everyone, one socket, or a control."""
-    if message.get("method") not in SIO_METHODS:
-        return "control"
-    room = message.get("room")
-    if room is None:
-        return "broadcast" if message.get("method") in ("emit", "close_room") else "socket"
-    targets = room if isinstance(room, list) else [room]
-    if all(isinstance(target, str) and target.startswith(user_room("")) for target in targets):
-        return "user"
-    return "room"
+# A join waits this long, at most, for its room's subscription to be sent before it is acked.
+JOIN_SETTLE_SECONDS = 1.0
 
 
 class OutageLog(logging.Filter):
@@ -55,51 +43,55 @@ class OutageLog(logging.Filter):
 class ChannelLayerTransport:
     """``_publish`` and ``_listen`` for ``AsyncPubSubManager``, over ``self.layer``."""
 
+    def _start_lanes(self) -> None:
+        """One lane per shard of the layer (none for the in-memory layer: nobody else to reach)."""
+        if self.is_local_only:
+            return
+        # channels-redis (pinned) places a group on a shard by the hash of its channel name;
+        # asking the layer itself keeps a lane and the layer's shard the same thing.
+        self._broker = self.layer._get_layer()
+        for index, shard in enumerate(self._broker._shards):
+            lane = Lane(f"shard {index}", self.layer, lambda: self._listen_channel, self._wanted)
+            self._lanes[id(shard)] = lane
+            self.start_task(lane.run())
+
+    def lane_of(self, group: str) -> Lane:
+        broker = self._broker
+        return self._lanes[id(broker._get_shard(broker._get_group_channel_name(group)))]
+
+    @property
+    def publish_backlog(self) -> int:
+        return sum(len(lane.messages) for lane in self._lanes.values())
+
     async def _publish(self, data: dict[str, Any]) -> None:
-        if self.is_local_only or self._publish_queue is None:
+        if not self._lanes:
             return
         data.setdefault("host_id", self.host_id)
-        try:
-            self._publish_queue.put_nowait(data)
-        except asyncio.QueueFull:
-            self.dropped += 1
-            metrics.PUBLISH_DROPPED.inc()
-            if self.dropped == 1 or self.dropped % 10_000 == 0:
-                logger.error("channel layer backlog full: %d cross-process messages dropped", self.dropped)
+        group = group_of(self.channel, data)
+        self.lane_of(group).publish(group, data)
 
-    async def _run_publisher(self) -> None:
-        """Publish in batches: whatever queued up while the last PUBLISH was in flight.
+    # ------------------------------------------------------------ subscriptions follow local rooms
+    def basic_enter_room(self, sid: str, namespace: str, room: str | None, eio_sid: str | None = None) -> None:
+        opened = room is not None and room not in self.rooms.get(namespace, ())
+        super().basic_enter_room(sid, namespace, room, eio_sid=eio_sid)
+        if opened and self._lanes:
+            group = room_group(self.channel, namespace, room)
+            self._wanted.add(group)
+            self.lane_of(group).changed(group)
 
-        Under load one Redis round trip (and one msgpack frame, one wake-up of every
-        subscriber) carries many messages instead of one each.
-        """
-        queue = self._publish_queue
-        assert queue is not None
-        linger = settings.SOCKETIO["PUBLISH_LINGER_MS"] / 1000
-        while True:
-            batch = [await queue.get()]
-            if linger and queue.empty():
-                # Wait a moment for company: a few ms of latency buys far fewer
-                # PUBLISHes (and wake-ups of every subscriber) per message.
-                await asyncio.sleep(linger)
-            while not queue.empty() and len(batch) < PUBLISH_BATCH_MAX:
-                batch.append(queue.get_nowait())
-            event = (
-                {"type": "sio.message", "data": batch[0]} if len(batch) == 1 else {"type": "sio.batch", "data": batch}
-            )
-            while True:
-                try:
-                    await self.layer.group_send(self.channel, event)
-                except asyncio.CancelledError:
-                    raise
-                except Exception as exc:
-                    metrics.PUBLISH_FAILURES.inc()
-                    self._mark_down(exc)
-                    await asyncio.sleep(0.5)
-                    continue
-                metrics.PUBLISH_BATCHES.inc()
-                self._mark_up()
-                break
+    def basic_leave_room(self, sid: str, namespace: str, room: str | None) -> None:
+        super().basic_leave_room(sid, namespace, room)
+        if room is not None and self._lanes and room not in self.rooms.get(namespace, ()):
+            group = room_group(self.channel, namespace, room)
+            if group in self._wanted:
+                self._wanted.discard(group)
+                self.lane_of(group).changed(group)
+
+    async def enter_room(self, sid: str, namespace: str, room: str, eio_sid: str | None = None) -> None:
+        """Join, then wait (briefly) until this process listens to the room: what follows the ack reaches it."""
+        await super().enter_room(sid, namespace, room, eio_sid=eio_sid)
+        if self._lanes and room in self.rooms.get(namespace, ()):
+            await self.lane_of(room_group(self.channel, namespace, room)).settled(JOIN_SETTLE_SECONDS)
 
     async def publish_external(self, message: dict[str, Any]) -> None:
         """Publish from a process that runs no Socket.IO server (no local sockets)."""
@@ -118,23 +110,12 @@ class ChannelLayerTransport:
                         message["unlogged"] = True  # the server processes mark the gap (manager)
             finally:
                 await own.close()
-        await self.layer.group_send(self.channel, {"type": "sio.message", "data": message})
-
-    def _mark_down(self, exc: BaseException) -> None:
-        if not self._layer_down:
-            self._layer_down = True
-            logger.error("channel layer unavailable (%s); local sockets keep working, retrying", exc)
-
-    def _mark_up(self) -> None:
-        if self._layer_down:
-            self._layer_down = False
-            logger.warning("channel layer is back; cross-process delivery resumed")
-        self._outage.down = False
+        await self.layer.group_send(group_of(self.channel, message), {"type": "sio.message", "data": message})
 
     # ------------------------------------------------------------ listening
     async def _listen(self):  # type: ignore[override]
         layer = self.layer
-        channel = None
+        channel, failures = None, 0
         while channel is None:
             try:
                 channel = await layer.new_channel()
@@ -142,9 +123,14 @@ class ChannelLayerTransport:
             except asyncio.CancelledError:
                 raise
             except Exception as exc:
+                failures += 1
+                if failures == 1:
+                    logger.error("channel layer unavailable (%s); local sockets keep working, retrying", exc)
                 channel = None
-                self._mark_down(exc)
                 await asyncio.sleep(1)
+        self._listen_channel = channel
+        for lane in self._lanes.values():
+            lane.wake.set()  # the room groups asked for so far can be joined now
         while True:
             event = await layer.receive(channel)
             self._outage.down = False
@@ -156,8 +142,8 @@ class ChannelLayerTransport:
             for data in batch:
                 if not isinstance(data, dict):
                     continue
-                # Every process decodes every message today, its own included: what this counts
-                # is what per-room delivery (docs/performance.md, issue 21) is meant to cut.
+                # What this process decodes: its rooms' messages (its own publishes to a room it
+                # is in come back too) and the shared group's (docs/performance.md).
                 metrics.BROKER_MESSAGES.labels(kind_of(data)).inc()
                 if data.get("host_id") == self.host_id:
                     continue

@@ -274,34 +274,70 @@ def test_dashboard_figures_are_computed_once_for_the_cluster(servers, staff):
     assert 1 <= during <= seconds + 2, (during, seconds)
 
 
-def test_each_process_counts_what_it_decodes_from_the_broker(servers, service):
-    """``homeservices_broker_messages_total`` by kind. Today every process decodes every message:
-    a room whose sockets are all on A still costs B (its own publishes come back to it), which is
-    what per-room delivery is to end (issue 21); this test holds the count, not the cost."""
+def test_a_room_reaches_only_the_processes_with_sockets_in_it(servers, cluster_env, service):
+    """Per-room delivery (contract 9.4), counted by ``homeservices_broker_messages_total``: with
+    four processes, a booking whose customer and partner are both on A costs B, C and D nothing;
+    a device of the customer's on C makes C a receiver of that room, and leaving ends it."""
     a, b = servers
+    c, d = ServerProcess(cluster_env).start(), ServerProcess(cluster_env).start()
+    everyone = (a, b, c, d)
     partner = PartnerFactory(services=[service])
     booking = BookingFactory(partner=partner, status=S.PARTNER_EN_ROUTE, service=service)
 
-    def rooms_decoded() -> tuple[float, float]:
-        return tuple(value(scrape(s.url), "homeservices_broker_messages_total", kind="room") for s in (a, b))
+    def decoded() -> list[tuple[float, float]]:
+        return [
+            tuple(value(scrape(s.url), "homeservices_broker_messages_total", kind=kind) for kind in ("room", "user"))
+            for s in everyone
+        ]
 
-    async def scenario() -> tuple[tuple[float, float], tuple[float, float]]:
-        c = await Client(a.url, "/customer").connect(token_for(booking.customer))
-        assert (await c.call("booking:track", str(booking.pk)))["ok"]
-        p = await Client(b.url, "/partner").connect(token_for(partner.user))
-        before = rooms_decoded()
-        for i in range(20):
+    def delta(before: list, after: list) -> list[tuple[float, float]]:
+        return [(x[0] - y[0], x[1] - y[1]) for x, y in zip(after, before, strict=True)]
+
+    async def stream(p: Client, customer: Client, start: int) -> None:
+        for i in range(start, start + 20):
             assert (await p.call("location:update", {"latitude": 12.9, "longitude": 77.6 + i / 1000}))["ok"]
-        await c.wait_for("partner:location_update", count=20)
-        await asyncio.sleep(0.5)  # B's own copies come back too
-        after = rooms_decoded()
-        await c.close()
-        await p.close()
-        return before, after
+        ack = await customer.call(
+            "message:send", {"recipientId": str(partner.pk), "message": f"hi {start}", "bookingId": str(booking.pk)}
+        )
+        assert ack["ok"], ack
+        await p.wait_for("message:received", where=lambda m: m["id"] == ack["id"])
+        await customer.wait_for("partner:location_update", count=start + 20)
+        await asyncio.sleep(0.5)  # anything misrouted would have arrived by now
 
-    before, after = run(scenario())
-    assert after[0] - before[0] >= 20  # A decodes what B published for the room its customer is in
-    assert after[1] - before[1] >= 20  # and so does B, which has no socket in that room
+    async def scenario() -> list[list[tuple[float, float]]]:
+        customer = await Client(a.url, "/customer").connect(token_for(booking.customer))
+        assert (await customer.call("booking:track", str(booking.pk)))["ok"]
+        p = await Client(a.url, "/partner").connect(token_for(partner.user))
+        marks = [decoded()]
+        await stream(p, customer, 0)
+        marks.append(decoded())
+        device = await Client(c.url, "/customer").connect(token_for(booking.customer))
+        assert (await device.call("booking:track", str(booking.pk)))["ok"]
+        await stream(p, customer, 20)
+        assert len(device.events["partner:location_update"]) == 20  # C delivers the room now
+        marks.append(decoded())
+        await device.close()
+        await asyncio.sleep(0.5)  # C leaves the room's group (its last socket there is gone)
+        marks.append(decoded())
+        await stream(p, customer, 40)
+        marks.append(decoded())
+        await customer.close()
+        await p.close()
+        return marks
+
+    try:
+        marks = run(scenario())
+    finally:
+        c.stop()
+        d.stop()
+    alone, joined, _, left = (delta(x, y) for x, y in zip(marks, marks[1:], strict=False))
+    # A decodes the room's 20 updates (its own publishes come back: its customer is in the room)
+    # and the chat's two user-room messages; nobody else decodes anything.
+    assert alone[0][0] >= 20 and alone[0][1] >= 2, alone
+    assert alone[1:] == [(0, 0)] * 3, alone
+    assert joined[2][0] >= 20 and joined[2][1] >= 1, joined  # C: the room, and the customer's own user room
+    assert joined[1] == joined[3] == (0, 0), joined
+    assert left[1:] == [(0, 0)] * 3, left
 
 
 def test_nothing_dropped_across_processes_under_load(servers, service):
