@@ -62,12 +62,13 @@ serve: $(VENV)/.installed
 	$(PRODUCTION) SHUTDOWN_TIMEOUT=$(SHUTDOWN_TIMEOUT) $(UVICORN) --host $(HOST) --port $(PORT)
 
 # WORKERS processes, each on its own loopback port, behind HAProxy on PORT with sticky
-# sessions (needs REDIS_URL; installs HAProxy when missing; see docs/deployment.md).
+# sessions (needs REDIS_URL, one server or a comma-separated list; installs HAProxy when
+# missing). PGBOUNCER=1 pools PostgreSQL through PgBouncer (installed when missing); see docs/deployment.md.
 cluster: $(VENV)/.installed
 	$(PRODUCTION) $(BIN)/python -m config.production
 	$(PRODUCTION) $(BIN)/python manage.py migrate --noinput
 	$(PRODUCTION) $(BIN)/python manage.py collectstatic --noinput -v 0
-	$(PRODUCTION) SHUTDOWN_TIMEOUT=$(SHUTDOWN_TIMEOUT) $(BIN)/python deploy/cluster.py --workers $(WORKERS) --port $(PORT) --host $(HOST) -- $(UVICORN)
+	$(PRODUCTION) SHUTDOWN_TIMEOUT=$(SHUTDOWN_TIMEOUT) $(BIN)/python deploy/cluster.py --workers $(WORKERS) --port $(PORT) --host $(HOST) $(if $(filter 1,$(PGBOUNCER)),--pgbouncer) -- $(UVICORN)
 
 # The full benchmark (several minutes) and the connection-churn run; figures in bench/results/.
 bench: $(VENV)/.installed tests/js/node_modules

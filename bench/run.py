@@ -201,6 +201,31 @@ def run_loadgen(plan: dict, timeout: float) -> dict:
         return json.loads(out_path.read_text())
 
 
+def cpu_per_update_us(step: dict) -> float:
+    """Server CPU (all processes) per delivered update, in microseconds."""
+    delivered_per_s = step["offered_rate"] * step["delivered_ratio"]
+    return round(step["server_cpu_pct"] / 100 * 1e6 / delivered_per_s, 1) if delivered_per_s else 0.0
+
+
+def broker_counts(servers: list[tuple[subprocess.Popen, str]]) -> list[float]:
+    """What each process decoded from the broker (``homeservices_broker_messages_total``, all kinds)."""
+    counts = []
+    for _, url in servers:
+        try:
+            text = urllib.request.urlopen(url + "/metrics", timeout=5).read().decode()
+        except OSError:
+            counts.append(-1.0)
+            continue
+        counts.append(
+            sum(
+                float(line.rsplit(" ", 1)[1])
+                for line in text.splitlines()
+                if line.startswith("homeservices_broker_messages_total{")
+            )
+        )
+    return counts
+
+
 def table(result: dict) -> str:
     r = result["loadgen"]
     lines = [
@@ -232,17 +257,25 @@ def table(result: dict) -> str:
             "p99 ms",
             "max ms",
             "server CPU %",
+            "server CPU µs per update",
             "loadgen CPU %",
             "pass",
         ]
         lines.append("| " + " | ".join(columns) + " |")
-        lines.append("|---|---|---|---|---|---|---|---|---|---|---|")
+        lines.append("|" + "---|" * len(columns))
         for s in r["steps"]:
             lines.append(
                 f"| {s['offered_rate']} | {s['sent']} | {s['delivered_ratio'] * 100:.3f} % | {s['misrouted']} "
                 f"| {s['lat_ms_p50']} | {s['lat_ms_p95']} | {s['lat_ms_p99']} | {s['lat_ms_max']} "
-                f"| {s['server_cpu_pct']} | {s['loadgen_cpu_pct']} | {'yes' if s['pass'] else 'NO'} |"
+                f"| {s['server_cpu_pct']} | {cpu_per_update_us(s)} | {s['loadgen_cpu_pct']} "
+                f"| {'yes' if s['pass'] else 'NO'} |"
             )
+    if result.get("broker"):
+        b = result["broker"]
+        lines.append(
+            f"broker messages decoded per process: {b['per_process']} "
+            f"({b['per_process_per_update']} per update a process relays)"
+        )
     for c in r.get("chat") or []:
         lines.append(
             f"chat {c['rate']}/s: delivered {c['received']}/{c['sent']}, p50 {c['lat_ms_p50']} ms, "
@@ -346,8 +379,18 @@ def main() -> None:
             )
             for i, (proc, _) in enumerate(servers)
         ]
+    broker = None
     try:
         loadgen = run_loadgen(plan, timeout=1600)
+        if args.processes > 1:
+            per_process = broker_counts(servers)
+            # Per update a process relays (its partners send 1/N of them): 1, flat as N grows, when
+            # each process decodes only its rooms' messages; N when every process decodes them all.
+            own = (sum(step["sent"] for step in loadgen["steps"]) or 1) / args.processes
+            broker = {
+                "per_process": per_process,
+                "per_process_per_update": round(sum(per_process) / len(per_process) / own, 3),
+            }
     finally:
         for spy in spies:
             spy.send_signal(2)
@@ -375,6 +418,7 @@ def main() -> None:
             "idle_only": bool(args.idle),
         },
         "loadgen": loadgen,
+        "broker": broker,
     }
     RESULTS.mkdir(parents=True, exist_ok=True)
     Path(args.out).write_text(json.dumps(result, indent=1))

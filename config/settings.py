@@ -166,6 +166,15 @@ if DATABASES["default"]["ENGINE"] == "django.db.backends.postgresql":
         connect_timeout=3,  # a fresh connection gives up quickly when the server is unreachable
         application_name=os.environ.get("DB_APPLICATION_NAME", "homeservices"),  # seen in pg_stat_activity
     )
+    # Behind PgBouncer in transaction mode (make cluster PGBOUNCER=1 sets it), a server connection
+    # is this client's only until its transaction ends; nothing may outlive one there:
+    if env_bool("DB_PGBOUNCER", False):
+        # .iterator() would hold a named cursor open across the next transactions' connections;
+        DATABASES["default"]["DISABLE_SERVER_SIDE_CURSORS"] = True
+        # no prepared statements: one would live on a server connection that goes to another client
+        # next (Debian's PgBouncer 1.18 cannot track them). Django's default for psycopg 3 already;
+        # said here so that nobody turns them on for speed without seeing why they are off.
+        DATABASES["default"]["OPTIONS"]["prepare_threshold"] = None
 elif DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
     # A writer waits for the lock instead of failing at once under concurrent sockets.
     # IMMEDIATE: concurrent writers queue for the lock instead of deadlocking on upgrade.

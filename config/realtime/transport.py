@@ -13,6 +13,9 @@ import logging
 import uuid
 from typing import Any
 
+from channels_redis.utils import create_pool
+from redis.asyncio import Redis
+
 from config import metrics
 from config.realtime import catalogue, hooks, recovery
 from config.realtime.lanes import Lane
@@ -51,7 +54,14 @@ class ChannelLayerTransport:
         # asking the layer itself keeps a lane and the layer's shard the same thing.
         self._broker = self.layer._get_layer()
         for index, shard in enumerate(self._broker._shards):
-            lane = Lane(f"shard {index}", self.layer, lambda: self._listen_channel, self._wanted)
+            lane = Lane(
+                f"shard {index}",
+                self.layer,
+                Redis(connection_pool=create_pool(shard.host)),
+                self._broker._get_group_channel_name,
+                lambda: self._listen_channel,
+                self._wanted,
+            )
             self._lanes[id(shard)] = lane
             self.start_task(lane.run())
 

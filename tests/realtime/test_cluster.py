@@ -6,6 +6,7 @@ all on the test database and one Redis; clients connect to whichever process.
 
 import asyncio
 import http.cookiejar
+import itertools
 import os
 import re
 import shutil
@@ -330,7 +331,7 @@ def test_a_room_reaches_only_the_processes_with_sockets_in_it(servers, cluster_e
     finally:
         c.stop()
         d.stop()
-    alone, joined, _, left = (delta(x, y) for x, y in zip(marks, marks[1:], strict=False))
+    alone, joined, _, left = (delta(x, y) for x, y in itertools.pairwise(marks))
     # A decodes the room's 20 updates (its own publishes come back: its customer is in the room)
     # and the chat's two user-room messages; nobody else decodes anything.
     assert alone[0][0] >= 20 and alone[0][1] >= 2, alone

@@ -1,0 +1,146 @@
+"""A sharded broker: ``REDIS_URL`` lists three Redis servers and rooms are spread over them.
+
+Real ``redis-server`` processes, two real server processes, real clients. One server is
+shut down and started again on its port: only the rooms whose groups hash to it stop,
+and they deliver again once it is back, with no process restarted. (Contract 9.4.)
+"""
+
+import asyncio
+import os
+import shutil
+import subprocess
+import time
+from collections.abc import Iterator
+
+import pytest
+from channels_redis.pubsub import RedisPubSubChannelLayer
+from django.conf import settings
+
+from bookings.models import BookingStatus as S
+from config import rooms
+from config.realtime.routing import room_group
+from tests.factories import BookingFactory, PartnerFactory
+from tests.live import Client, ServerProcess, database_url, free_port, run, token_for
+
+pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.redis]
+
+SHARDS = 3
+
+
+class RedisServers:
+    def __init__(self, count: int) -> None:
+        self.ports = [free_port() for _ in range(count)]
+        self.procs: dict[int, subprocess.Popen] = {}
+
+    @property
+    def url(self) -> str:
+        return ",".join(f"redis://127.0.0.1:{port}/0" for port in self.ports)
+
+    def start(self, port: int) -> None:
+        cmd = ["redis-server", "--port", str(port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no"]
+        self.procs[port] = subprocess.Popen(cmd, stdout=subprocess.DEVNULL)
+        deadline = time.monotonic() + 10
+        while subprocess.run(["redis-cli", "-p", str(port), "ping"], capture_output=True).stdout.strip() != b"PONG":
+            assert time.monotonic() < deadline, f"redis-server on {port} did not start"
+            time.sleep(0.05)
+
+    def stop(self, port: int) -> None:
+        subprocess.run(["redis-cli", "-p", str(port), "shutdown", "nosave"], timeout=10, capture_output=True)
+        self.procs.pop(port).wait(timeout=10)
+
+
+@pytest.fixture
+def redis_servers() -> Iterator[RedisServers]:
+    if shutil.which("redis-server") is None:
+        pytest.fail("redis-server is needed for the sharded broker test")
+    servers = RedisServers(SHARDS)
+    for port in servers.ports:
+        servers.start(port)
+    yield servers
+    for proc in servers.procs.values():
+        proc.terminate()
+
+
+def shard_of(url: str, group: str) -> int:
+    """The shard channels-redis publishes ``group`` on, asked of a layer built like the servers'."""
+
+    async def ask() -> int:
+        layer = RedisPubSubChannelLayer(hosts=url.split(","), prefix=os.environ.get("CHANNELS_PREFIX", "hs"))
+        loop_layer = layer._get_layer()
+        return loop_layer._shards.index(loop_layer._get_shard(loop_layer._get_group_channel_name(group)))
+
+    return asyncio.run(ask())
+
+
+@pytest.mark.server_errors(r"channel layer unavailable", r"channels_redis\.pubsub Unexpected exception in receive task")
+def test_a_stopped_shard_stops_only_its_rooms_and_they_come_back(redis_servers, service):
+    env = {
+        "DATABASE_URL": database_url(),
+        "DJANGO_SETTINGS_MODULE": "tests.settings",
+        "REDIS_URL": redis_servers.url,
+        "RATE_LOCATION": "1000000",
+    }
+    # Bookings until each shard but the first (which also keeps the recovery log) holds two rooms.
+    shared = settings.SOCKETIO["CHANNEL_GROUP"]
+    bookings: dict[int, list] = {index: [] for index in range(SHARDS)}
+    while min(len(bookings[1]), len(bookings[2])) < 2:
+        booking = BookingFactory(partner=PartnerFactory(services=[service]), status=S.PARTNER_EN_ROUTE, service=service)
+        index = shard_of(redis_servers.url, room_group(shared, rooms.CUSTOMER, rooms.booking(booking.pk)))
+        bookings[index].append(booking)
+        assert sum(map(len, bookings.values())) < 60
+    victim = 2
+    a, b = ServerProcess(env).start(), ServerProcess(env).start()
+
+    async def scenario() -> float:
+        pairs = []  # (shard, customer on A, partner on B)
+        for index, chosen in bookings.items():
+            for booking in chosen:
+                c = await Client(a.url, "/customer").connect(token_for(booking.customer))
+                assert (await c.call("booking:track", str(booking.pk)))["ok"]
+                p = await Client(b.url, "/partner").connect(token_for(booking.partner.user))
+                pairs.append((index, c, p))
+
+        async def round_of(latitude: float, who: list) -> None:
+            for _, _, p in who:
+                assert (await p.call("location:update", {"latitude": latitude, "longitude": 77.0}))["ok"]
+
+        def got(c: Client, latitude: float) -> bool:
+            return any(e["location"]["latitude"] == latitude for e in c.events["partner:location_update"])
+
+        await round_of(10.0, pairs)
+        for _, c, _ in pairs:
+            await c.wait_for("partner:location_update", where=lambda e: e["location"]["latitude"] == 10.0)
+
+        await asyncio.to_thread(redis_servers.stop, redis_servers.ports[victim])
+        await asyncio.sleep(0.5)
+        await round_of(11.0, pairs)
+        for index, c, _ in pairs:  # the other shards' rooms go on as if nothing happened
+            if index != victim:
+                await c.wait_for("partner:location_update", where=lambda e: e["location"]["latitude"] == 11.0)
+        await asyncio.sleep(1.0)
+        stopped = [c for index, c, _ in pairs if index == victim]
+        assert not any(got(c, 11.0) for c in stopped)  # the victim's rooms wait for it
+
+        await asyncio.to_thread(redis_servers.start, redis_servers.ports[victim])
+        back = time.monotonic()
+        while not all(got(c, 12.0) for c in stopped):
+            assert time.monotonic() - back < 5, "the shard's rooms did not deliver within 5 s of its return"
+            await round_of(12.0, [pair for pair in pairs if pair[0] == victim])
+            await asyncio.sleep(0.3)
+        took = time.monotonic() - back
+        await round_of(13.0, pairs)  # and every room still delivers
+        for _, c, _ in pairs:
+            await c.wait_for("partner:location_update", where=lambda e: e["location"]["latitude"] == 13.0)
+        assert a.proc.poll() is None and b.proc.poll() is None  # the same two processes throughout
+        for _, c, p in pairs:
+            await c.close()
+            await p.close()
+        return took
+
+    try:
+        took = run(scenario())
+    finally:
+        a.stop()
+        b.stop()
+    print(f"the stopped shard's rooms delivered again {took:.2f} s after it came back")
+    assert "channel layer unavailable on shard 2" in b.output()
