@@ -94,8 +94,9 @@ async function ramp() {
   plan.pairs.forEach((p, i) => {
     jobs.push({ kind: 'p', i, url: urls[i % urls.length] + '/partner', token: p.partner_token });
     for (let k = 0; k < fanout; k++) {
-      // with several processes, a customer sits on another process than its partner
-      jobs.push({ kind: 'c', i, url: urls[(i + 1 + k) % urls.length] + '/customer', token: p.customer_token });
+      // with several processes, a customer sits on another process than its partner (unless colocated)
+      const shift = plan.colocate ? 0 : 1 + k;
+      jobs.push({ kind: 'c', i, url: urls[(i + shift) % urls.length] + '/customer', token: p.customer_token });
     }
   });
   const lat = []; let failed = 0; const errs = {}; let next = 0;

@@ -4,6 +4,9 @@
     python bench/run.py --quick              # a smoke run, under a minute
     python bench/run.py --server daphne      # daphne instead of uvicorn
     python bench/run.py --processes 2        # two processes sharing Redis (REDIS_URL or the local one)
+    python bench/run.py --processes 4 --colocate   # each customer on its partner's process
+    python bench/run.py --fleet 8            # 8 processes, a few sockets each: what each one decodes
+    python bench/run.py --processes 2 --colocate --redis-delay 20   # a Redis that answers slowly
     python bench/run.py --idle 10000 --hold 60   # 10,000 idle sockets kept across heartbeats
     python bench/run.py --churn 70:300       # connection churn: RSS per round beside bare python-socketio
 
@@ -25,6 +28,7 @@ import subprocess
 import sys
 import tempfile
 import time
+import urllib.parse
 import urllib.request
 from datetime import UTC, datetime
 from pathlib import Path
@@ -293,8 +297,26 @@ def table(result: dict) -> str:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--quick", action="store_true", help="smoke run, under a minute")
+    parser.add_argument(
+        "--fleet",
+        type=int,
+        metavar="N",
+        help="a bigger cluster without the CPU for it: N processes, 8 pairs each, 200 updates/s; "
+        "reports what each process decodes from the broker",
+    )
     parser.add_argument("--server", choices=["uvicorn", "daphne"], default="uvicorn")
     parser.add_argument("--processes", type=int, default=1)
+    parser.add_argument(
+        "--no-broker",
+        action="store_true",
+        help="no Redis: each process on its own (with --colocate: the cost of N processes, nothing crossing)",
+    )
+    parser.add_argument(
+        "--redis-delay", type=float, metavar="MS", help="Redis behind a proxy that delays each chunk MS each way"
+    )
+    parser.add_argument(
+        "--colocate", action="store_true", help="each customer on its partner's process (nothing crosses the broker)"
+    )
     parser.add_argument("--pairs", type=int, default=1000)
     parser.add_argument("--fanout", type=int, default=1, help="customer sockets tracking each booking")
     parser.add_argument("--steps", default="500:10,1000:20,1500:20,2000:20,2500:20")
@@ -314,6 +336,8 @@ def main() -> None:
 
     if args.quick:
         args.pairs, args.steps, args.chat, args.accepts = 200, "500:5,1000:5", "30:5", 100
+    if args.fleet:
+        args.processes, args.pairs, args.steps, args.chat, args.accepts = args.fleet, 8 * args.fleet, "200:15", "", 0
     if args.idle:
         args.pairs, args.steps, args.chat, args.accepts = args.idle // 2, "", "", 0
         args.hold = args.hold or 60
@@ -329,10 +353,17 @@ def main() -> None:
     }
     if args.diagnostics:
         env["LOOP_DIAGNOSTICS"] = "1"
-    if args.processes > 1:
+    if (args.processes > 1 and not args.no_broker) or args.redis_delay is not None:
         env["REDIS_URL"] = os.environ.get("REDIS_URL", "redis://127.0.0.1:6379/1")
     else:
         env.pop("REDIS_URL", None)
+    if args.redis_delay is not None:
+        import delay_proxy
+
+        upstream = urllib.parse.urlsplit(env["REDIS_URL"])
+        port = free_port()
+        delay_proxy.start_in_thread(port, (upstream.hostname, upstream.port or 6379), args.redis_delay)
+        env["REDIS_URL"] = f"redis://127.0.0.1:{port}{upstream.path}"
     if args.churn:
         import churn
 
@@ -347,6 +378,7 @@ def main() -> None:
         urls=[url for _, url in servers],
         server_pids=[p.pid for p, _ in servers],
         fanout=args.fanout,
+        colocate=args.colocate,
         steps=steps,
         chat=[{"rate": int(r), "seconds": float(sec)} for r, sec in (x.split(":") for x in args.chat.split(",") if x)],
         accept_rate=args.accept_rate if args.accepts else 0,
@@ -382,7 +414,7 @@ def main() -> None:
     broker = None
     try:
         loadgen = run_loadgen(plan, timeout=1600)
-        if args.processes > 1:
+        if "REDIS_URL" in env:
             per_process = broker_counts(servers)
             # Per update a process relays (its partners send 1/N of them): 1, flat as N grows, when
             # each process decodes only its rooms' messages; N when every process decodes them all.
@@ -411,8 +443,10 @@ def main() -> None:
             "processes": args.processes,
             "pairs": args.pairs,
             "fanout": args.fanout,
+            "colocate": args.colocate,
             "database": db_url.split("://")[0],
-            "layer": "redis-pubsub" if args.processes > 1 else "in-memory",
+            "layer": "in-memory" if "REDIS_URL" not in env else "redis-pubsub",
+            "redis_delay_ms": args.redis_delay,
             "gc": args.gc,
             "quick": args.quick,
             "idle_only": bool(args.idle),

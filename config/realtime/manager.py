@@ -30,6 +30,8 @@ from config.realtime.transport import ChannelLayerTransport, OutageLog
 
 logger = logging.getLogger(__name__)
 
+OUTBOX_BATCH_MAX = 500  # messages per recovery-log pipeline
+
 
 class ChannelLayerManager(ChannelLayerTransport, AsyncPubSubManager):
     name = "channels"
@@ -133,7 +135,7 @@ class ChannelLayerManager(ChannelLayerTransport, AsyncPubSubManager):
             except Exception:
                 logger.exception("shutdown hook %s failed", getattr(hook, "__name__", hook))
         while not self.outbox.empty():
-            await self.dispatch(self.outbox.get_nowait())
+            await self.dispatch_many([self.outbox.get_nowait()])
         while self.publish_backlog:
             await asyncio.sleep(0.01)  # the lanes send the rest
 
@@ -148,20 +150,29 @@ class ChannelLayerManager(ChannelLayerTransport, AsyncPubSubManager):
         return reused
 
     # ------------------------------------------------------------ delivery
-    async def _log(self, message: dict[str, Any]) -> None:
-        """Give a server event its offset: appended once to the recovery log, before anyone receives it.
+    async def _log(self, messages: list[dict[str, Any]]) -> None:
+        """Give server events their offsets: appended to the recovery log, one round trip for the
+        batch, before anyone receives them.
 
         Not for events asking for an ack, volatile ones (superseded by the next) or replies
         a process computes for itself (``local``).
         """
         recovery = self.server.recovery
-        if recovery is None or message.get("callback") is not None or "offset" in message:
+        if recovery is None:
             return
-        if catalogue.is_volatile(message["namespace"], message["event"]):
-            return
-        offset = await recovery.append(message["namespace"], message)
-        if offset is not None:
-            message["offset"] = offset
+        logged = [
+            message
+            for message in messages
+            if message["method"] == "emit"
+            and message.get("callback") is None
+            and "offset" not in message
+            and not catalogue.is_volatile(message["namespace"], message["event"])
+        ]
+        if logged:
+            offsets = await recovery.append([(message["namespace"], message) for message in logged])
+            for message, offset in zip(logged, offsets, strict=True):
+                if offset is not None:
+                    message["offset"] = offset
 
     async def _handle_emit(self, message: dict[str, Any]) -> None:
         """Deliver with the event's offset as the last argument (``recovery``)."""
@@ -178,24 +189,35 @@ class ChannelLayerManager(ChannelLayerTransport, AsyncPubSubManager):
 
     async def dispatch(self, message: dict[str, Any], local: bool = False) -> None:
         """Deliver to this process's sockets, then (unless ``local``) publish for the others."""
-        message.setdefault("host_id", self.host_id)
-        method = message["method"]
-        try:
-            if method == "emit" and not local:
-                await self._log(message)
-            if method == "emit":
-                metrics.SERVER_EVENTS.labels(message["event"]).inc()
-                await self._handle_emit(message)
-            elif method == "close_room":
-                await self._handle_close_room(message)
-            elif (handler := hooks.control_handler(method)) is not None:
-                await handler(self, message)
-        except Exception:
-            logger.exception("local delivery of %s failed", message.get("event") or method)
+        await self.dispatch_many([message], local=local)
+
+    async def dispatch_many(self, messages: list[dict[str, Any]], local: bool = False) -> None:
+        """``dispatch`` for several messages, in order, their log writes made as one."""
         if not local:
-            await self._publish(message)
+            try:
+                await self._log(messages)
+            except Exception:
+                logger.exception("the recovery log write failed")  # delivered without offsets
+        for message in messages:
+            message.setdefault("host_id", self.host_id)
+            method = message["method"]
+            try:
+                if method == "emit":
+                    metrics.SERVER_EVENTS.labels(message["event"]).inc()
+                    await self._handle_emit(message)
+                elif method == "close_room":
+                    await self._handle_close_room(message)
+                elif (handler := hooks.control_handler(method)) is not None:
+                    await handler(self, message)
+            except Exception:
+                logger.exception("local delivery of %s failed", message.get("event") or method)
+            if not local:
+                await self._publish(message)
 
     async def _drain_outbox(self) -> None:
+        """Whatever committed code queued meanwhile goes as one batch (one log write)."""
         while True:
-            message = await self.outbox.get()
-            await self.dispatch(message)
+            batch = [await self.outbox.get()]
+            while not self.outbox.empty() and len(batch) < OUTBOX_BATCH_MAX:
+                batch.append(self.outbox.get_nowait())
+            await self.dispatch_many(batch)

@@ -60,24 +60,27 @@ class Recovery:
             logger.warning("recovery store: %s failed (%s)", what, exc)
             return default
 
-    async def append(self, namespace: str, message: dict[str, Any]) -> str | None:
-        """The event's offset, or ``None``: it goes out without one (the breaker is open, or the
-        write failed and opens it). The first write that works after that marks a *gap*: a
-        session whose position is older may have missed unlogged events, so it is not recovered."""
+    async def append(self, messages: list[tuple[str, dict[str, Any]]]) -> list[str | None]:
+        """Each (namespace, message)'s offset, written as one batch (one round trip), or ``None``
+        for all: they go out without one (the breaker is open, or the write failed and opens it).
+        The first write that works after that marks a *gap*: a session whose position is older
+        may have missed unlogged events, so it is not recovered."""
         if time.monotonic() < self.open_until:
-            return self._unlogged()
-        offset = await self._call("append", self.store.append(namespace, Entry.of(message)))
-        if offset is None:
+            return self._unlogged(len(messages))
+        entries = [(namespace, Entry.of(message)) for namespace, message in messages]
+        offsets = await self._call("append", self.store.append(entries))
+        if offsets is None:
             self.open_until = time.monotonic() + BREAKER_SECONDS
             logger.warning("recovery log unavailable: events go out without an offset for %g s", BREAKER_SECONDS)
-            return self._unlogged()
-        if self.unlogged and await self._call("gap", self.store.mark_gap(offset), default=False):
+            return self._unlogged(len(messages))
+        if self.unlogged and await self._call("gap", self.store.mark_gap(offsets[0]), default=False):
             self.unlogged = False
-        return offset
+        return offsets
 
-    def _unlogged(self) -> None:
+    def _unlogged(self, count: int) -> list[None]:
         self.unlogged = True
-        metrics.RECOVERY_UNLOGGED.inc()
+        metrics.RECOVERY_UNLOGGED.inc(count)
+        return [None] * count
 
     async def tail(self, namespace: str) -> str | None:
         return await self._call("tail", self.store.tail(namespace))

@@ -94,7 +94,11 @@ class MemoryStore:
     async def gap(self) -> str:
         return self.gap_at
 
-    async def append(self, namespace: str, entry: Entry) -> str:
+    async def append(self, entries: list[tuple[str, Entry]]) -> list[str]:
+        """Each (namespace, entry) logged, in order; their offsets."""
+        return [self._append(namespace, entry) for namespace, entry in entries]
+
+    def _append(self, namespace: str, entry: Entry) -> str:
         now = time.time()
         ms = int(now * 1000)
         self.last = (ms, 0) if ms > self.last[0] else (self.last[0], self.last[1] + 1)
@@ -175,11 +179,12 @@ class RedisStore:
         raw = await self.redis.get(f"{self.prefix}:gap")
         return _text(raw) if raw else "0-0"
 
-    async def append(self, namespace: str, entry: Entry) -> str:
-        offset = await self.redis.xadd(
-            self._stream(namespace), {"e": entry.dumps()}, maxlen=self.length, approximate=True
-        )
-        return offset.decode()
+    async def append(self, entries: list[tuple[str, Entry]]) -> list[str]:
+        """Each (namespace, entry) logged, in order, as one pipeline: one round trip for a batch."""
+        pipe = self.redis.pipeline(transaction=False)
+        for namespace, entry in entries:
+            pipe.xadd(self._stream(namespace), {"e": entry.dumps()}, maxlen=self.length, approximate=True)
+        return [offset.decode() for offset in await pipe.execute()]
 
     async def trim(self, namespaces: list[str]) -> None:
         """Drop what is older than the window (``XADD`` trims by length only)."""

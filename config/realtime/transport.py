@@ -115,7 +115,7 @@ class ChannelLayerTransport:
                 if message.get("callback") is None and not catalogue.is_volatile(
                     message["namespace"], message["event"]
                 ):
-                    message["offset"] = await own.append(message["namespace"], message)
+                    [message["offset"]] = await own.append([(message["namespace"], message)])
                     if message["offset"] is None:  # no offset, and this store object ends here:
                         message["unlogged"] = True  # the server processes mark the gap (manager)
             finally:

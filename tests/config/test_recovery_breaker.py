@@ -14,11 +14,11 @@ class Unanswering(MemoryStore):
     answering = True
     writes = 0
 
-    async def append(self, namespace, entry):
+    async def append(self, entries):
         self.writes += 1
         if not self.answering:
             await asyncio.sleep(3600)
-        return await super().append(namespace, entry)
+        return await super().append(entries)
 
 
 def message(text: str) -> dict:
@@ -29,13 +29,13 @@ def test_a_log_that_does_not_answer_is_skipped_until_the_breaker_closes(monkeypa
     async def scenario() -> None:
         store = Unanswering(length=100, window=60)
         log = recovery.Recovery(store, replay_max=100)
-        before = await log.append("/customer", message("before"))
+        [before] = await log.append([("/customer", message("before"))])
         assert before is not None
 
         store.answering = False
         started = time.monotonic()
-        assert await log.append("/customer", message("first lost")) is None  # waited STORE_TIMEOUT once
-        assert [await log.append("/customer", message(f"lost {i}")) for i in range(50)] == [None] * 50
+        assert await log.append([("/customer", message("first lost"))]) == [None]  # waited STORE_TIMEOUT once
+        assert [await log.append([("/customer", message(f"lost {i}"))]) for i in range(50)] == [[None]] * 50
         assert time.monotonic() - started < recovery.STORE_TIMEOUT + 0.3  # the other 50 waited on nothing
         assert store.writes == 2  # the breaker tried no more
 
@@ -43,11 +43,11 @@ def test_a_log_that_does_not_answer_is_skipped_until_the_breaker_closes(monkeypa
         monkeypatch.setattr(recovery, "BREAKER_SECONDS", 0.0)
         log.open_until = 0.0  # the breaker's time is up
         await asyncio.sleep(0.002)
-        after = await log.append("/customer", message("after"))
+        [after] = await log.append([("/customer", message("after"))])
         assert after is not None and not log.unlogged
         # A position from before the unlogged events is not recovered; one from after is.
         assert await log.missed("/customer", before) is None
-        later = await log.append("/customer", message("later"))
+        [later] = await log.append([("/customer", message("later"))])
         assert [offset for offset, _ in await log.missed("/customer", after)] == [later]
 
     asyncio.run(scenario())
@@ -63,12 +63,30 @@ def test_an_event_another_process_could_not_log_marks_the_gap_here(monkeypatch):
     monkeypatch.setattr(sio, "recovery", log)
 
     async def scenario() -> None:
-        before = await log.append("/customer", message("before"))
+        [before] = await log.append([("/customer", message("before"))])
         unlogged = {**message("from the admin"), "unlogged": True, "offset": None, "room": "nobody-here"}
         await sio.manager._handle_emit(unlogged)
         assert log.unlogged
-        after = await log.append("/customer", message("after"))
+        [after] = await log.append([("/customer", message("after"))])
         assert await log.missed("/customer", before) is None  # it may have missed the admin's event
         assert await log.missed("/customer", after) == []
 
     asyncio.run(scenario())
+
+
+def test_a_batch_of_events_is_logged_in_one_write_and_keeps_its_order(monkeypatch):
+    """What committed code queued meanwhile leaves the outbox as one batch: one log write (one
+    pipeline on Redis) gives every event its offset, in order; acks and volatile events get none."""
+    from config.realtime.server import sio
+
+    store = Unanswering(length=100, window=60)
+    monkeypatch.setattr(sio, "recovery", recovery.Recovery(store, replay_max=100))
+    batch = [{**message(f"m{i}"), "room": "nobody-here", "skip_sid": None, "callback": None} for i in range(20)]
+    volatile = {**batch[0], "event": "partner:location_update", "namespace": "/customer", "data": [{}]}
+    del batch[0]
+
+    asyncio.run(sio.manager.dispatch_many([*batch, volatile]))
+    assert store.writes == 1
+    offsets = [m["offset"] for m in batch]
+    assert offsets == sorted(offsets, key=lambda o: tuple(map(int, o.split("-")))) and len(set(offsets)) == 19
+    assert "offset" not in volatile

@@ -8,6 +8,7 @@ writes, and every request succeeds. (Contract 9.4.)
 import asyncio
 import json
 import os
+import signal
 import subprocess
 import tempfile
 import threading
@@ -63,7 +64,7 @@ def test_eight_processes_share_twenty_connections_through_pgbouncer(cluster_env,
         stderr=subprocess.DEVNULL,
         start_new_session=True,
     )
-    peak = {"server": 0}
+    peak = {"server": 0, "clients": 0}
     sampling = threading.Event()
 
     def sample() -> None:  # PostgreSQL's own count, every 20 ms, for the whole burst
@@ -87,6 +88,16 @@ def test_eight_processes_share_twenty_connections_through_pgbouncer(cluster_env,
                 assert time.monotonic() < deadline, "a worker did not come up"
                 time.sleep(0.3)
         time.sleep(2.5)  # HAProxy marks every worker up (rise 2, inter 1 s)
+
+        def pgbouncer_clients() -> int:  # the workers' connections, as PgBouncer counts them
+            out = subprocess.run(
+                ["psql", "-h", "127.0.0.1", "-p", str(state["pgbouncer_port"]), "-U", "postgres", "-At", "pgbouncer"],
+                input="SHOW CLIENTS;",
+                capture_output=True,
+                text=True,
+                timeout=10,
+            )
+            return sum(1 for line in out.stdout.splitlines() if f"|{database}|" in line)
 
         def request(i: int) -> tuple[str, str, dict | None, str | None]:
             token = tokens[i % len(tokens)]
@@ -120,16 +131,21 @@ def test_eight_processes_share_twenty_connections_through_pgbouncer(cluster_env,
         started = time.monotonic()
         answers = run(burst(), timeout=120)
         took = time.monotonic() - started
+        peak["clients"] = pgbouncer_clients()
         sampling.set()
         sampler.join(timeout=5)
     finally:
-        cluster.terminate()
+        os.killpg(cluster.pid, signal.SIGTERM)  # make, deploy/cluster.py, the workers, HAProxy, PgBouncer
         try:
             cluster.wait(timeout=60)
         except subprocess.TimeoutExpired:
-            cluster.kill()
+            os.killpg(cluster.pid, signal.SIGKILL)
     failed = [a for a in answers if isinstance(a, BaseException) or a[0] not in (200, 201)]
-    print(f"{REQUESTS} requests in {took:.1f} s; PostgreSQL sessions at most {peak['server']} above the baseline")
+    print(
+        f"{REQUESTS} requests in {took:.1f} s; the workers hold {peak['clients']} connections to PgBouncer, "
+        f"PostgreSQL saw at most {peak['server']} sessions above the baseline"
+    )
     assert failed == [], failed[:5]
     assert Booking.objects.filter(address__endswith=" Road").count() == REQUESTS // 10
     assert 1 <= peak["server"] <= PGBOUNCER_POOL, peak
+    assert peak["clients"] > PGBOUNCER_POOL, peak  # more client connections than server ones: pooled
