@@ -3,6 +3,8 @@
 # delivery (66f5e2e, checked out at /tmp/old with `git worktree add /tmp/old 66f5e2e`) and
 # for HEAD, alternated. Every customer is on a different process than its partner.
 #   bash bench/results/scaling/run.sh            # writes bench/results/scaling/{old,new}-N.json
+# Also here (docs/performance.md, "Scale-out"): fleet-8*.json (--fleet 8, both designs),
+# colocated-*.json (--processes 2 --colocate, with and without --no-broker), broker_micro.txt.
 set -u
 out=/work/main/bench/results/scaling
 steps="${STEPS:-1000:20,2000:20}"
