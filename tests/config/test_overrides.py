@@ -29,6 +29,10 @@ REPLACED = {
     "socketio.async_pubsub_manager.AsyncPubSubManager._handle_emit": "4284671be955f644",
     "socketio.async_pubsub_manager.AsyncPubSubManager._publish": "23e758d5094bdf74",
     "socketio.async_pubsub_manager.AsyncPubSubManager._listen": "1fba9bbe5fb0c801",
+    # per-room subscriptions follow every join and leave (config.realtime.transport)
+    "socketio.async_pubsub_manager.AsyncPubSubManager.enter_room": "839498e1ae603f2b",
+    "socketio.base_manager.BaseManager.basic_enter_room": "3f509586d2d7f47e",
+    "socketio.base_manager.BaseManager.basic_leave_room": "e27f3eea06d1c6a6",
     "socketio.async_namespace.AsyncNamespace.trigger_event": "95e90e5e1d98c31a",
     "socketio.async_server.AsyncServer.__init__": "7ae671981d87c57f",
     "socketio.async_server.AsyncServer._engineio_server_class": "199c42bf149247e0",

@@ -1,0 +1,90 @@
+"""A broker lane against a real Redis: net subscription changes per round, batches in order."""
+
+import asyncio
+import os
+import uuid
+
+import pytest
+from channels_redis.pubsub import RedisPubSubChannelLayer
+from channels_redis.utils import create_pool
+from redis.asyncio import Redis
+
+from config.realtime.lanes import Lane
+
+pytestmark = pytest.mark.redis
+
+
+@pytest.fixture
+def redis_url() -> str:
+    if not os.environ.get("REDIS_URL"):
+        pytest.skip("a lane talks to Redis (set REDIS_URL); .ci/run runs it")
+    return os.environ["REDIS_URL"].split(",")[0]
+
+
+async def lane_on(url: str) -> tuple[Lane, RedisPubSubChannelLayer, str, set[str], asyncio.Task]:
+    layer = RedisPubSubChannelLayer(hosts=[url], prefix=f"lane{uuid.uuid4().hex[:8]}")
+    loop_layer = layer._get_layer()
+    channel = await layer.new_channel()
+    wanted: set[str] = set()
+    redis = Redis(connection_pool=create_pool(loop_layer._shards[0].host))
+    lane = Lane("shard 0", layer, redis, loop_layer._get_group_channel_name, lambda: channel, wanted)
+    return lane, layer, channel, wanted, asyncio.create_task(lane.run())
+
+
+async def subscribers(lane: Lane, group: str) -> int:
+    [(_, count)] = await lane.redis.pubsub_numsub(lane._channel_name(group))
+    return count
+
+
+def test_a_room_joined_and_left_within_a_round_costs_no_subscription(redis_url):
+    async def scenario() -> None:
+        lane, layer, _, wanted, task = await lane_on(redis_url)
+        joined: list[str] = []
+        group_add = layer.group_add
+        layer.group_add = lambda group, channel: joined.append(group) or group_add(group, channel)
+        try:
+            wanted.add("brief")
+            lane.changed("brief")
+            wanted.discard("brief")  # left before the lane's round: nothing to send
+            lane.changed("brief")
+            wanted.add("stays")
+            lane.changed("stays")
+            await lane.settled(1.0)
+            assert lane.subscribed == {"stays"} and joined == ["stays"]
+            assert await subscribers(lane, "stays") == 1 and await subscribers(lane, "brief") == 0
+            wanted.discard("stays")
+            lane.changed("stays")
+            await lane.settled(1.0)
+            assert lane.subscribed == set() and await subscribers(lane, "stays") == 0
+        finally:
+            task.cancel()
+            await layer.flush()
+
+    asyncio.run(scenario())
+
+
+def test_a_batch_for_several_rooms_arrives_per_room_in_order(redis_url):
+    async def scenario() -> None:
+        lane, layer, channel, wanted, task = await lane_on(redis_url)
+        try:
+            for group in ("a", "b"):
+                wanted.add(group)
+                lane.changed(group)
+            await lane.settled(1.0)
+            for i in range(5):
+                lane.publish("a", {"n": f"a{i}"})
+                lane.publish("b", {"n": f"b{i}"})
+                lane.publish("nobody", {"n": f"x{i}"})  # no subscriber: published, heard by none
+            got: list[str] = []
+            while len(got) < 10:
+                event = await asyncio.wait_for(layer.receive(channel), 5)
+                batch = event["data"] if event["type"] == "sio.batch" else [event["data"]]
+                got += [item["n"] for item in batch]
+            assert [n for n in got if n[0] == "a"] == [f"a{i}" for i in range(5)]
+            assert [n for n in got if n[0] == "b"] == [f"b{i}" for i in range(5)]
+            assert not lane.messages
+        finally:
+            task.cancel()
+            await layer.flush()
+
+    asyncio.run(scenario())
