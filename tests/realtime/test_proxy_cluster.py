@@ -60,7 +60,11 @@ def test_make_cluster_serves_default_clients_through_haproxy(cluster_env, servic
         customer = UserFactory(username=f"crowd{i}")
         booking = BookingFactory(customer=customer, service=service, status=S.PENDING)
         clients.append({"token": token_for(customer), "booking_id": str(booking.pk)})
-    env = {**os.environ, **cluster_env, "CLUSTER_STATE": str(state_file), "SHUTDOWN_TIMEOUT": "5"}
+    # make cluster takes a list of Redis servers (a sharded broker): two "servers" here, one Redis's
+    # two databases (pub/sub ignores the database, so rooms split over two shard connections).
+    redis_url = cluster_env["REDIS_URL"]
+    shards = f"{redis_url},{redis_url.rsplit('/', 1)[0]}/{(int(redis_url.rsplit('/', 1)[1] or 0) + 1) % 16}"
+    env = {**os.environ, **cluster_env, "REDIS_URL": shards, "CLUSTER_STATE": str(state_file), "SHUTDOWN_TIMEOUT": "5"}
     cluster = subprocess.Popen(
         ["make", "cluster", "WORKERS=2", f"PORT={port}"],
         cwd=ROOT,
