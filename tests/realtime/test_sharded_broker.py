@@ -1,13 +1,15 @@
 """A sharded broker: ``REDIS_URL`` lists three Redis servers and rooms are spread over them.
 
 Real ``redis-server`` processes, two real server processes, real clients. One server is
-shut down and started again on its port: only the rooms whose groups hash to it stop,
-and they deliver again once it is back, with no process restarted. (Contract 9.4.)
+shut down and started again on its port, or paused (SIGSTOP: no RST) and resumed: only
+the rooms whose groups hash to it stop, and they deliver again once it is back, with no
+process restarted. (Contract 9.4.)
 """
 
 import asyncio
 import os
 import shutil
+import signal
 import subprocess
 import time
 from collections.abc import Iterator
@@ -48,6 +50,13 @@ class RedisServers:
         subprocess.run(["redis-cli", "-p", str(port), "shutdown", "nosave"], timeout=10, capture_output=True)
         self.procs.pop(port).wait(timeout=10)
 
+    def pause(self, port: int) -> None:
+        """Stops answering without refusing (no RST): as a partition or a failover looks."""
+        self.procs[port].send_signal(signal.SIGSTOP)
+
+    def resume(self, port: int) -> None:
+        self.procs[port].send_signal(signal.SIGCONT)
+
 
 @pytest.fixture
 def redis_servers() -> Iterator[RedisServers]:
@@ -58,6 +67,7 @@ def redis_servers() -> Iterator[RedisServers]:
         servers.start(port)
     yield servers
     for proc in servers.procs.values():
+        proc.send_signal(signal.SIGCONT)  # a paused one would never act on the SIGTERM
         proc.terminate()
 
 
@@ -72,26 +82,30 @@ def shard_of(url: str, group: str) -> int:
     return asyncio.run(ask())
 
 
+@pytest.mark.parametrize("fault", ["shut down", "paused"])
 @pytest.mark.server_errors(r"channel layer unavailable", r"channels_redis\.pubsub Unexpected exception in receive task")
-def test_a_stopped_shard_stops_only_its_rooms_and_they_come_back(redis_servers, service):
+def test_a_stopped_shard_stops_only_its_rooms_and_they_come_back(redis_servers, service, fault):
     env = {
         "DATABASE_URL": database_url(),
         "DJANGO_SETTINGS_MODULE": "tests.settings",
         "REDIS_URL": redis_servers.url,
         "RATE_LOCATION": "1000000",
     }
-    # Bookings until each shard but the first (which also keeps the recovery log) holds two rooms.
+    # Bookings until each shard but the first (which also keeps the recovery log) holds two rooms,
+    # and the one to be stopped a third, whose customer first tracks it during the outage.
     shared = settings.SOCKETIO["CHANNEL_GROUP"]
     bookings: dict[int, list] = {index: [] for index in range(SHARDS)}
-    while min(len(bookings[1]), len(bookings[2])) < 2:
+    while len(bookings[1]) < 2 or len(bookings[2]) < 3:
         booking = BookingFactory(partner=PartnerFactory(services=[service]), status=S.PARTNER_EN_ROUTE, service=service)
         index = shard_of(redis_servers.url, room_group(shared, rooms.CUSTOMER, rooms.booking(booking.pk)))
         bookings[index].append(booking)
         assert sum(map(len, bookings.values())) < 60
     victim = 2
+    late = bookings[victim].pop()
     a, b = ServerProcess(env).start(), ServerProcess(env).start()
 
     async def scenario() -> float:
+        late_partner = await Client(b.url, "/partner").connect(token_for(late.partner.user))
         pairs = []  # (shard, customer on A, partner on B)
         for index, chosen in bookings.items():
             for booking in chosen:
@@ -111,7 +125,8 @@ def test_a_stopped_shard_stops_only_its_rooms_and_they_come_back(redis_servers, 
         for _, c, _ in pairs:
             await c.wait_for("partner:location_update", where=lambda e: e["location"]["latitude"] == 10.0)
 
-        await asyncio.to_thread(redis_servers.stop, redis_servers.ports[victim])
+        port = redis_servers.ports[victim]
+        await asyncio.to_thread(redis_servers.stop if fault == "shut down" else redis_servers.pause, port)
         await asyncio.sleep(0.5)
         await round_of(11.0, pairs)
         for index, c, _ in pairs:  # the other shards' rooms go on as if nothing happened
@@ -120,8 +135,16 @@ def test_a_stopped_shard_stops_only_its_rooms_and_they_come_back(redis_servers, 
         await asyncio.sleep(1.0)
         stopped = [c for index, c, _ in pairs if index == victim]
         assert not any(got(c, 11.0) for c in stopped)  # the victim's rooms wait for it
+        # A join whose room lives on the stopped server is acked all the same (its subscription
+        # waits at most a second), and is made once the server is back.
+        joining = time.monotonic()
+        late_customer = await Client(a.url, "/customer").connect(token_for(late.customer))
+        assert (await late_customer.call("booking:track", str(late.pk)))["ok"]
+        assert time.monotonic() - joining < 3
+        stopped.append(late_customer)
+        pairs.append((victim, late_customer, late_partner))
 
-        await asyncio.to_thread(redis_servers.start, redis_servers.ports[victim])
+        await asyncio.to_thread(redis_servers.start if fault == "shut down" else redis_servers.resume, port)
         back = time.monotonic()
         while not all(got(c, 12.0) for c in stopped):
             assert time.monotonic() - back < 5, "the shard's rooms did not deliver within 5 s of its return"
@@ -142,5 +165,6 @@ def test_a_stopped_shard_stops_only_its_rooms_and_they_come_back(redis_servers, 
     finally:
         a.stop()
         b.stop()
-    print(f"the stopped shard's rooms delivered again {took:.2f} s after it came back")
-    assert "channel layer unavailable on shard 2" in b.output()
+    print(f"{fault}: the shard's rooms delivered again {took:.2f} s after it came back")
+    if fault == "shut down":
+        assert "channel layer unavailable on shard 2" in b.output()
