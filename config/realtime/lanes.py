@@ -80,11 +80,13 @@ class Lane:
         """Wait (at most ``timeout``) until the subscription changes asked for so far are sent."""
         if not self.dirty:
             return
+        if len(self._settle_waiters) > 100:  # a long outage: joins that gave up leave no trace
+            self._settle_waiters = [waiter for waiter in self._settle_waiters if not waiter.done()]
         waiter = asyncio.get_running_loop().create_future()
         self._settle_waiters.append(waiter)
         self.wake.set()
         with contextlib.suppress(TimeoutError):  # a shard that hangs: the join stands, its events wait
-            await asyncio.wait_for(asyncio.shield(waiter), timeout)
+            await asyncio.wait_for(waiter, timeout)  # cancels the waiter when the time is up
 
     # ------------------------------------------------------------ the task
     async def run(self) -> None:
@@ -127,7 +129,7 @@ class Lane:
                 done += 1
         except BaseException:
             self.dirty.update(dirty[done:])  # what is left, for the next round
-            self._settle_waiters = waiters + self._settle_waiters
+            self._settle_waiters = [waiter for waiter in waiters if not waiter.done()] + self._settle_waiters
             raise
         for waiter in waiters:
             if not waiter.done():

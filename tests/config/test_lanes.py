@@ -88,3 +88,23 @@ def test_a_batch_for_several_rooms_arrives_per_room_in_order(redis_url):
             await layer.flush()
 
     asyncio.run(scenario())
+
+
+def test_joins_that_give_up_while_the_broker_is_away_leave_nothing_behind():
+    """No listener channel yet (Redis down since start): every join waits its bound and gives
+    up; what they waited on does not pile up for the whole outage."""
+
+    async def scenario() -> None:
+        wanted: set[str] = set()
+        lane = Lane("shard 0", None, None, str, lambda: None, wanted)
+        task = asyncio.create_task(lane.run())
+        try:
+            for i in range(300):
+                wanted.add(f"room{i}")
+                lane.changed(f"room{i}")
+                await lane.settled(0.001)
+            assert len(lane.dirty) == 300 and len(lane._settle_waiters) <= 101
+        finally:
+            task.cancel()
+
+    asyncio.run(scenario())
