@@ -237,7 +237,9 @@ class RedisStore:
         return SavedSession.loads(raw) if raw else None
 
     async def close(self) -> None:
-        await self.redis.aclose()
+        # The client was handed its pool, so it does not own it: without this the pool's
+        # connections outlive the store (and, in a WSGI process, the loop of the call).
+        await self.redis.aclose(close_connection_pool=True)
 
 
 def _text(value: str | bytes) -> str:

@@ -59,6 +59,7 @@ def test_a_room_joined_and_left_within_a_round_costs_no_subscription(redis_url):
         finally:
             task.cancel()
             await layer.flush()
+            await lane.redis.aclose(close_connection_pool=True)  # nothing left for the GC on a closed loop
 
     asyncio.run(scenario())
 
@@ -86,6 +87,7 @@ def test_a_batch_for_several_rooms_arrives_per_room_in_order(redis_url):
         finally:
             task.cancel()
             await layer.flush()
+            await lane.redis.aclose(close_connection_pool=True)  # nothing left for the GC on a closed loop
 
     asyncio.run(scenario())
 

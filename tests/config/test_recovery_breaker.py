@@ -2,10 +2,13 @@
 a position from before events went out unlogged is never reported as recovered."""
 
 import asyncio
+import os
 import time
 
+import pytest
+
 from config.realtime import recovery
-from config.realtime.recovery_store import MemoryStore
+from config.realtime.recovery_store import Entry, MemoryStore, RedisStore
 
 
 class Unanswering(MemoryStore):
@@ -90,3 +93,19 @@ def test_a_batch_of_events_is_logged_in_one_write_and_keeps_its_order(monkeypatc
     offsets = [m["offset"] for m in batch]
     assert offsets == sorted(offsets, key=lambda o: tuple(map(int, o.split("-")))) and len(set(offsets)) == 19
     assert "offset" not in volatile
+
+
+def test_a_closed_store_leaves_no_connection_open():
+    """A process without a Socket.IO server (WSGI, the admin) builds a store per emit and closes it
+    on a loop that ends with the call: its connections must close with it, not wait for the GC."""
+    if not os.environ.get("REDIS_URL"):
+        pytest.skip("the store is Redis's (set REDIS_URL); .ci/run runs it")
+
+    async def scenario() -> RedisStore:
+        store = RedisStore(os.environ["REDIS_URL"].split(",")[0], "closing-test", length=10, window=60)
+        await store.append([("/customer", Entry.of(message("x")))])
+        await store.close()
+        return store
+
+    pool = asyncio.run(scenario()).redis.connection_pool
+    assert [c for c in pool._available_connections + list(pool._in_use_connections) if c.is_connected] == []
