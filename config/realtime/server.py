@@ -1,8 +1,8 @@
 """The process's python-socketio ``AsyncServer``."""
 
 import logging
-import re
 import secrets
+import time
 from dataclasses import dataclass
 from typing import Any
 
@@ -17,6 +17,7 @@ from config.realtime.auth import user_of
 from config.realtime.codec import OrjsonCodec, PacketCodec
 from config.realtime.inbound import screen
 from config.realtime.manager import ChannelLayerManager
+from config.realtime.offsets import carried, is_offset
 from config.realtime.origins import cors_origins
 
 logger = logging.getLogger(__name__)
@@ -27,8 +28,9 @@ INVOLUNTARY = {
     socketio.AsyncServer.reason.TRANSPORT_ERROR,
     socketio.AsyncServer.reason.PING_TIMEOUT,
 }
-# The offset at the end of an encoded EVENT packet: 2/namespace,["event",{...},"1700000000000-0"]
-_ENCODED_OFFSET = re.compile(r'^2(/[^,]*)?,.*,"(\d+-\d+)"\]$', re.S)
+# A recovered socket drops live events its replay already carried for this long: one logged
+# before the log was read may be published (and arrive) a few milliseconds after the replay.
+REPLAY_OVERLAP_SECONDS = 5.0
 
 
 @dataclass
@@ -54,6 +56,8 @@ class Server(socketio.AsyncServer):
         self.recovery = recovery.build()
         self._joining: dict[tuple[str, str], Joining] = {}
         self._held: dict[str, list[Any]] = {}  # eio_sid -> packets held while a CONNECT completes
+        # eio_sid -> (namespace, offset replayed to, until when): see REPLAY_OVERLAP_SECONDS
+        self._replayed: dict[str, tuple[str, str, float]] = {}
         # Socket.IO packets decode leniently (refusals get answers); Engine.IO keeps the strict codec.
         self.packet_class.json = PacketCodec
 
@@ -109,7 +113,7 @@ class Server(socketio.AsyncServer):
         joining.saved = saved
         # Never from before the session's own offset: an old offset would make us read (and
         # send) what this session already had, as often as the client cares to reconnect.
-        joining.offset = recovery_store.later(offset, saved.offset) if _is_offset(offset) else saved.offset
+        joining.offset = recovery_store.later(offset, saved.offset) if is_offset(offset) else saved.offset
         joining.pid = auth["pid"]
         self.manager.reused_sids[eio_sid] = saved.sid
 
@@ -136,9 +140,6 @@ class Server(socketio.AsyncServer):
         saved = await self.recovery.take(joining.saved.uid, joining.pid)
         if saved is None:  # taken meanwhile by another connect of the same user and pid
             return None
-        missed = await self.recovery.missed(namespace, joining.offset)
-        if missed is None:  # the log lost events after the offset, or the gap is past the cap
-            return None
         handler = self.namespace_handlers.get(namespace)
         restorable = getattr(handler, "restorable_rooms", None)
         try:
@@ -147,9 +148,17 @@ class Server(socketio.AsyncServer):
             logger.warning("recovery: rooms could not be re-authorised (%s)", exc)
             return None
         joined = set(self.manager.get_rooms(sid, namespace))
-        for room in rejoin:
-            if room not in joined:
-                self.manager.basic_enter_room(sid, namespace, room)
+        rejoined = [room for room in rejoin if room not in joined]
+        for room in rejoined:
+            self.manager.basic_enter_room(sid, namespace, room)
+        # Listen to the rooms before reading the log: an event logged after the read is published
+        # after it too, so it arrives live (held, then released) instead of falling in between.
+        await self.manager.listening(namespace, [*rejoined, sid])
+        missed = await self.recovery.missed(namespace, joining.offset)
+        if missed is None:  # the log lost events after the offset, or the gap is past the cap
+            for room in rejoined:
+                self.manager.basic_leave_room(sid, namespace, room)
+            return None
         reachable = set(self.manager.get_rooms(sid, namespace)) | set(visible)
         last = joining.offset
         for offset, entry in missed:
@@ -162,18 +171,23 @@ class Server(socketio.AsyncServer):
     async def _release(self, eio_sid: str, namespace: str, replayed_to: str | None) -> None:
         """Send what was held, in order, minus events of ``namespace`` the replay already carried."""
         held = self._held.pop(eio_sid, None)
+        if replayed_to is not None:
+            self._replayed[eio_sid] = (namespace, replayed_to, time.monotonic() + REPLAY_OVERLAP_SECONDS)
         for item in held or ():
-            offset = _offset_of(item, namespace)
-            if (
-                replayed_to is not None
-                and offset is not None
-                and recovery_store.offset_key(offset) <= recovery_store.offset_key(replayed_to)
-            ):
+            if replayed_to is not None and carried(item, namespace, replayed_to):
                 continue
             if isinstance(item, eio_packet.Packet):
                 await super()._send_eio_packet(eio_sid, item)
             else:
                 await super()._send_packet(eio_sid, item)
+
+    def _replayed_already(self, eio_sid: str, item: Any) -> bool:
+        """A live event the socket's recent replay carried (logged before the read, published after)."""
+        namespace, replayed_to, until = self._replayed[eio_sid]
+        if time.monotonic() > until:
+            del self._replayed[eio_sid]
+            return False
+        return carried(item, namespace, replayed_to)
 
     async def _send_packet(self, eio_sid: str, pkt: Any) -> None:
         joining = self._joining.get((eio_sid, pkt.namespace or "/"))
@@ -181,17 +195,18 @@ class Server(socketio.AsyncServer):
             await self._answer_connect(eio_sid, pkt, joining)
         elif eio_sid in self._held:
             self._held[eio_sid].append(pkt)
-        else:
+        elif eio_sid not in self._replayed or not self._replayed_already(eio_sid, pkt):
             await super()._send_packet(eio_sid, pkt)
 
     async def _send_eio_packet(self, eio_sid: str, eio_pkt: Any) -> None:
         if eio_sid in self._held:
             self._held[eio_sid].append(eio_pkt)
-        else:
+        elif eio_sid not in self._replayed or not self._replayed_already(eio_sid, eio_pkt):
             await super()._send_eio_packet(eio_sid, eio_pkt)
 
     async def _handle_disconnect(self, eio_sid: str, namespace: str | None, reason: Any = None) -> None:
         namespace = namespace or "/"
+        self._replayed.pop(eio_sid, None)
         if self.recovery is not None and (reason in INVOLUNTARY or self.manager.stopping):
             await self._keep_session(eio_sid, namespace)
         await super()._handle_disconnect(eio_sid, namespace, reason)
@@ -216,24 +231,6 @@ class Server(socketio.AsyncServer):
         if not self.manager_initialized:
             self.manager_initialized = True
             self.manager.initialize()
-
-
-def _is_offset(value: Any) -> bool:
-    return isinstance(value, str) and recovery_store.OFFSET.match(value) is not None
-
-
-def _offset_of(item: Any, namespace: str) -> str | None:
-    """The offset a held EVENT packet of ``namespace`` carries, if any."""
-    if isinstance(item, eio_packet.Packet):
-        found = _ENCODED_OFFSET.match(item.data) if isinstance(item.data, str) else None
-        if found and (found.group(1) or "/") == namespace:
-            return found.group(2)
-        return None
-    data = item.data
-    if item.packet_type == packet.EVENT and (item.namespace or "/") == namespace and isinstance(data, list):
-        last = data[-1] if data else None
-        return last if isinstance(last, str) and recovery_store.OFFSET.match(last) else None
-    return None
 
 
 _conf = settings.SOCKETIO

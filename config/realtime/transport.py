@@ -100,8 +100,14 @@ class ChannelLayerTransport:
     async def enter_room(self, sid: str, namespace: str, room: str, eio_sid: str | None = None) -> None:
         """Join, then wait (briefly) until this process listens to the room: what follows the ack reaches it."""
         await super().enter_room(sid, namespace, room, eio_sid=eio_sid)
-        if self._lanes and room in self.rooms.get(namespace, ()):
-            await self.lane_of(room_group(self.channel, namespace, room)).settled(JOIN_SETTLE_SECONDS)
+        await self.listening(namespace, [room])
+
+    async def listening(self, namespace: str, rooms: list[str]) -> None:
+        """Wait (at most ``JOIN_SETTLE_SECONDS``) until the subscriptions of ``rooms`` are sent."""
+        if not self._lanes:
+            return  # one process: nothing to subscribe to
+        lanes = {id(lane): lane for lane in (self.lane_of(room_group(self.channel, namespace, r)) for r in rooms)}
+        await asyncio.gather(*(lane.settled(JOIN_SETTLE_SECONDS) for lane in lanes.values()))
 
     async def publish_external(self, message: dict[str, Any]) -> None:
         """Publish from a process that runs no Socket.IO server (no local sockets)."""
