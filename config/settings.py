@@ -183,8 +183,10 @@ elif DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
 # ---------------------------------------------------------------- REDIS
 # One Redis, or several separated by commas. Rooms' pub/sub is spread over all of them (by
 # a hash of the room's group); the state that needs one place (the recovery log, rate
-# limits, presence, the cache) lives on the first. See docs/deployment.md, "A sharded broker".
-REDIS_URLS = env_list("REDIS_URL", "")
+# limits, the cache) lives on the first. See docs/deployment.md, "A sharded broker".
+# Sorted: every process must place a room on the same server and keep the log on the same
+# one, so hosts whose operators listed the servers in another order still agree.
+REDIS_URLS = sorted(env_list("REDIS_URL", ""))
 REDIS_URL = REDIS_URLS[0] if REDIS_URLS else ""
 
 # ---------------------------------------------------------------- CACHE (REST throttle counts, shared figures)

@@ -31,12 +31,17 @@ SHARDS = 3
 
 class RedisServers:
     def __init__(self, count: int) -> None:
-        self.ports = [free_port() for _ in range(count)]
+        # In the order the settings sort REDIS_URL, so an index here is the servers' shard index.
+        self.ports = sorted((free_port() for _ in range(count)), key=lambda port: self.url_of(port))
         self.procs: dict[int, subprocess.Popen] = {}
+
+    @staticmethod
+    def url_of(port: int) -> str:
+        return f"redis://127.0.0.1:{port}/0"
 
     @property
     def url(self) -> str:
-        return ",".join(f"redis://127.0.0.1:{port}/0" for port in self.ports)
+        return ",".join(self.url_of(port) for port in reversed(self.ports))  # listed in any order
 
     def start(self, port: int) -> None:
         cmd = ["redis-server", "--port", str(port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no"]
@@ -75,7 +80,8 @@ def shard_of(url: str, group: str) -> int:
     """The shard channels-redis publishes ``group`` on, asked of a layer built like the servers'."""
 
     async def ask() -> int:
-        layer = RedisPubSubChannelLayer(hosts=url.split(","), prefix=os.environ.get("CHANNELS_PREFIX", "hs"))
+        hosts = sorted(url.split(","))  # as the settings order them
+        layer = RedisPubSubChannelLayer(hosts=hosts, prefix=os.environ.get("CHANNELS_PREFIX", "hs"))
         loop_layer = layer._get_layer()
         return loop_layer._shards.index(loop_layer._get_shard(loop_layer._get_group_channel_name(group)))
 
