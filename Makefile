@@ -20,7 +20,7 @@ UVICORN = $(BIN)/uvicorn config.asgi:application --loop uvloop --http httptools 
 	--ws-max-size $(SOCKETIO_MAX_BUFFER) \
 	--lifespan on --timeout-graceful-shutdown $(SHUTDOWN_TIMEOUT) --no-access-log
 
-.PHONY: run test lint format serve cluster mutation mutation-retest bench bench-quick bench-dispatch bench-recovery bench-morning bench-history simulate vendor-socketio clean
+.PHONY: run test lint format sdk serve cluster mutation mutation-retest bench bench-quick bench-dispatch bench-recovery bench-morning bench-history simulate vendor-socketio clean
 
 $(BIN)/python:
 	$(PY) -m venv $(VENV)
@@ -33,6 +33,9 @@ $(VENV)/.installed: requirements.txt requirements-dev.txt | $(BIN)/python
 tests/js/node_modules: tests/js/package-lock.json
 	@if command -v npm >/dev/null; then cd tests/js && npm ci --no-audit --no-fund --silent; fi
 
+sdk/typescript/node_modules: sdk/typescript/package-lock.json
+	@if command -v npm >/dev/null; then cd sdk/typescript && npm ci --no-audit --no-fund --silent; fi
+
 # Set up and run the server on embedded defaults (SQLite, in-memory layer) with demo data, in
 # debug mode with this checkout's own key (.secret_key, made on first use).
 run: $(VENV)/.installed
@@ -41,8 +44,14 @@ run: $(VENV)/.installed
 	DEBUG=1 $(BIN)/python manage.py runserver $(HOST):$(PORT)
 
 # Set up and run the whole test suite (DATABASE_URL / REDIS_URL switch to PostgreSQL / Redis).
-test: $(VENV)/.installed tests/js/node_modules
+test: $(VENV)/.installed tests/js/node_modules sdk/typescript/node_modules
 	$(BIN)/python -m pytest tests
+
+# Regenerate the TypeScript client package (sdk/typescript/) from the event catalogue, then
+# type-check its examples (strict).
+sdk: $(VENV)/.installed sdk/typescript/node_modules
+	DEBUG=1 $(BIN)/python -m config.typescript
+	cd sdk/typescript && npm run --silent check
 
 # Lint and check formatting (ruff).
 lint: $(VENV)/.installed
@@ -122,4 +131,4 @@ vendor-socketio: tests/js/node_modules
 
 # Remove the virtualenv, databases and caches.
 clean:
-	rm -rf $(VENV) .secret_key db.sqlite3 test_db.sqlite3 tests/js/node_modules .pytest_cache .ruff_cache
+	rm -rf $(VENV) .secret_key db.sqlite3 test_db.sqlite3 tests/js/node_modules sdk/typescript/node_modules .pytest_cache .ruff_cache

@@ -41,13 +41,22 @@ class Shape:
         return type(f"{self.name}Serializer", (ShapedSerializer,), {"shape": self})
 
 
+_shapes: dict[str, Shape] = {}
+
+
 def shape(name: str, schema: Schema) -> Callable[[Callable[..., dict[str, Any]]], Shape]:
     """Declare the builder below as the shape ``name`` (the OpenAPI component's name) with ``schema``."""
 
     def declare(build: Callable[..., dict[str, Any]]) -> Shape:
-        return Shape(name, schema, build)
+        _shapes[name] = Shape(name, schema, build)
+        return _shapes[name]
 
     return declare
+
+
+def shapes() -> list[Shape]:
+    """Every shape declared so far (the TypeScript package names a type after each)."""
+    return list(_shapes.values())
 
 
 class ShapedSerializer(serializers.Serializer):
