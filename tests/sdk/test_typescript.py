@@ -68,6 +68,16 @@ def test_the_committed_package_is_what_the_catalogue_generates():
         assert (SDK / name).read_text() == text, f"sdk/typescript/{name} is stale: run make sdk"
 
 
+def test_the_package_needs_only_socket_io_client_4_at_run_time():
+    manifest = json.loads((SDK / "package.json").read_text())
+    assert manifest["name"] == "homeservices-realtime-client"
+    assert "dependencies" not in manifest
+    assert manifest["peerDependencies"] == {"socket.io-client": "^4.7.0"}
+    imports = re.findall(r'^import .* from "([^"]+)";$', (SDK / "index.js").read_text(), re.M)
+    assert imports == ["socket.io-client"]
+    assert set(manifest["files"]) == set(typescript.package())  # what npm publishes is what is generated
+
+
 def test_a_new_event_appears_on_regeneration(monkeypatch):
     declared = catalogue.events()
     monkeypatch.setattr(
