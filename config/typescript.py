@@ -10,9 +10,14 @@ next ``make sdk``; ``tests/sdk/test_typescript.py`` fails while the committed pa
 """
 
 import json
+import os
 import re
 from pathlib import Path
 from typing import Any
+
+import django
+from django.conf import settings
+from django.utils.module_loading import import_string
 
 from config.realtime import catalogue
 
@@ -231,12 +236,16 @@ export function connect(namespace, token, url = "", options = {{}}) {{
 
 def package() -> dict[str, str]:
     """The generated files of ``sdk/typescript/``, by name."""
-    import config.asgi  # noqa: F401  (the composition root: every namespace, and so every event)
+    # The composition root registers every namespace, and so every event; it is named by the
+    # settings (as daphne finds it), so infrastructure never imports the apps.
+    import_string(settings.ASGI_APPLICATION)
 
     return {"index.d.ts": declarations(), "index.js": runtime()}
 
 
 def main() -> None:
+    os.environ.setdefault("DJANGO_SETTINGS_MODULE", "config.settings")
+    django.setup()
     for name, text in package().items():
         (PACKAGE / name).write_text(text)
         print(f"wrote {PACKAGE / name}")
