@@ -15,7 +15,7 @@ SOCKETIO_MAX_BUFFER ?= 1000000
 PRODUCTION = DEBUG=0
 # websockets-sansio without its per-connection cycle (config/realtime/websocket_protocol.py);
 # permessage-deflate off: small JSON frames gain nothing from it, and every socket would pay its zlib state.
-UVICORN = $(BIN)/uvicorn config.asgi:application --loop uvloop --http httptools \
+UVICORN = $(BIN)/python -m uvicorn config.asgi:application --loop uvloop --http httptools \
 	--ws config.realtime.websocket_protocol:WebSocketProtocol --ws-per-message-deflate false \
 	--ws-max-size $(SOCKETIO_MAX_BUFFER) \
 	--lifespan on --timeout-graceful-shutdown $(SHUTDOWN_TIMEOUT) --no-access-log
