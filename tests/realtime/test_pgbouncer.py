@@ -22,6 +22,7 @@ from django.db import connection
 from bookings.models import Booking
 from tests.factories import UserFactory
 from tests.live import free_port, run, token_for
+from tests.realtime.make_cluster import cluster_python  # noqa: F401 - fixture
 from tests.realtime.test_cluster import cluster_env  # noqa: F401 - fixture
 from tests.realtime.test_proxy_cluster import get
 
@@ -39,7 +40,7 @@ def server_connections(database: str) -> int:
         return cursor.fetchone()[0]
 
 
-def test_eight_processes_share_twenty_connections_through_pgbouncer(cluster_env, service):  # noqa: F811
+def test_eight_processes_share_twenty_connections_through_pgbouncer(cluster_env, cluster_python, service):  # noqa: F811
     if connection.vendor != "postgresql":
         pytest.skip("PgBouncer pools PostgreSQL (.ci/run runs this on PostgreSQL)")
     database = connection.settings_dict["NAME"]
@@ -51,13 +52,14 @@ def test_eight_processes_share_twenty_connections_through_pgbouncer(cluster_env,
     env = {
         **os.environ,
         **cluster_env,
+        **cluster_python["env"],
         "CLUSTER_STATE": str(state_file),
         "SHUTDOWN_TIMEOUT": "5",
         "DB_POOL_SIZE": str(POOL_SIZE),
         "PGBOUNCER_POOL": str(PGBOUNCER_POOL),
     }
     cluster = subprocess.Popen(
-        ["make", "cluster", f"WORKERS={WORKERS}", f"PORT={port}", "PGBOUNCER=1"],
+        ["make", "cluster", f"WORKERS={WORKERS}", f"PORT={port}", "PGBOUNCER=1", *cluster_python["args"]],
         cwd=ROOT,
         env=env,
         stdout=subprocess.DEVNULL,
@@ -89,13 +91,17 @@ def test_eight_processes_share_twenty_connections_through_pgbouncer(cluster_env,
                 time.sleep(0.3)
         time.sleep(2.5)  # HAProxy marks every worker up (rise 2, inter 1 s)
 
-        def pgbouncer_clients() -> int:  # the workers' connections, as PgBouncer counts them
+        admin_password = (Path(state["pgbouncer_dir"]) / "admin-password").read_text().strip()
+
+        def pgbouncer_clients() -> int:  # the workers' connections, as PgBouncer's console counts them
+            console = ["-p", str(state["pgbouncer_port"]), "-U", state["pgbouncer_admin"], "pgbouncer"]
             out = subprocess.run(
-                ["psql", "-h", "127.0.0.1", "-p", str(state["pgbouncer_port"]), "-U", "postgres", "-At", "pgbouncer"],
+                ["psql", "-h", "127.0.0.1", "-At", "-w", *console],
                 input="SHOW CLIENTS;",
                 capture_output=True,
                 text=True,
                 timeout=10,
+                env={**os.environ, "PGPASSWORD": admin_password},
             )
             return sum(1 for line in out.stdout.splitlines() if f"|{database}|" in line)
 

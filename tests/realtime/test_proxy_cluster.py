@@ -22,6 +22,7 @@ from tests.config.test_bounds import post_chunked
 from tests.config.test_metrics import value
 from tests.factories import BookingFactory, PartnerFactory, StaffFactory, UserFactory
 from tests.live import free_port, run, token_for
+from tests.realtime.make_cluster import cluster_python  # noqa: F401 - fixture
 from tests.realtime.test_cluster import cluster_env  # noqa: F401 - fixture
 
 pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.redis, pytest.mark.node]
@@ -50,7 +51,7 @@ def post(url: str, token: str, body: dict) -> int:
         return response.status
 
 
-def test_make_cluster_serves_default_clients_through_haproxy(cluster_env, service):  # noqa: F811
+def test_make_cluster_serves_default_clients_through_haproxy(cluster_env, cluster_python, service):  # noqa: F811
     port = free_port()
     state_file = Path(tempfile.mkdtemp()) / "state.json"
     staff = StaffFactory()
@@ -64,9 +65,16 @@ def test_make_cluster_serves_default_clients_through_haproxy(cluster_env, servic
     # two databases (pub/sub ignores the database, so rooms split over two shard connections).
     redis_url = cluster_env["REDIS_URL"]
     shards = f"{redis_url},{redis_url.rsplit('/', 1)[0]}/{(int(redis_url.rsplit('/', 1)[1] or 0) + 1) % 16}"
-    env = {**os.environ, **cluster_env, "REDIS_URL": shards, "CLUSTER_STATE": str(state_file), "SHUTDOWN_TIMEOUT": "5"}
+    env = {
+        **os.environ,
+        **cluster_env,
+        **cluster_python["env"],
+        "REDIS_URL": shards,
+        "CLUSTER_STATE": str(state_file),
+        "SHUTDOWN_TIMEOUT": "5",
+    }
     cluster = subprocess.Popen(
-        ["make", "cluster", "WORKERS=2", f"PORT={port}"],
+        ["make", "cluster", "WORKERS=2", f"PORT={port}", *cluster_python["args"]],
         cwd=ROOT,
         env=env,
         stdout=subprocess.DEVNULL,
