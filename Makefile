@@ -73,6 +73,8 @@ serve: $(VENV)/.installed
 # WORKERS processes, each on its own loopback port, behind HAProxy on PORT with sticky
 # sessions (needs REDIS_URL, one server or a comma-separated list; installs HAProxy when
 # missing). PGBOUNCER=1 pools PostgreSQL through PgBouncer (installed when missing); see docs/deployment.md.
+# Run as root, the workers and PgBouncer run as CLUSTER_USER (homeservices) and HAProxy drops to it:
+# that user must be able to run $(BIN)/python (BIN=... names another virtualenv).
 cluster: $(VENV)/.installed
 	$(PRODUCTION) $(BIN)/python -m config.production
 	$(PRODUCTION) $(BIN)/python manage.py migrate --noinput

@@ -259,16 +259,19 @@ def check_runnable(command: list[str], user: pwd.struct_passwd | None, env: dict
     import the project (root's own home, where pyenv puts Python, is 0700)."""
     if user is None:
         return
-    probe = subprocess.run(
-        [command[0], "-c", "import uvicorn, config"],
-        cwd=ROOT,
-        capture_output=True,
-        text=True,
-        timeout=60,
-        **as_user(user, env),
-    )
-    if probe.returncode != 0:
-        why = (probe.stderr.strip().splitlines() or ["no output"])[-1]
+    try:
+        probe = subprocess.run(
+            [command[0], "-c", "import uvicorn, config"],
+            cwd=ROOT,
+            capture_output=True,
+            text=True,
+            timeout=60,
+            **as_user(user, env),
+        )
+        why = (probe.stderr.strip().splitlines() or ["no output"])[-1] if probe.returncode else ""
+    except OSError as error:  # the interpreter itself is out of reach
+        why = str(error)
+    if why:
         raise SystemExit(
             f"the workers run as {user.pw_name} (CLUSTER_USER), who cannot run {command[0]} in {ROOT}: {why}. "
             f"Give {user.pw_name} read access to the project and a Python it can run (make cluster BIN=<a "
