@@ -4,7 +4,8 @@
 
 Installs HAProxy from Debian's packages when it is missing (as root), renders
 ``deploy/haproxy.cfg.tmpl`` for N workers, starts the workers (each told
-``NUM_PROXIES=1``: one proxy in front sets ``X-Forwarded-For``) and HAProxy, and writes
+``TRUSTED_PROXIES=127.0.0.1``: HAProxy, on loopback, sets ``X-Forwarded-For`` and
+``X-Forwarded-Proto``) and HAProxy, and writes
 ``.cluster/state.json`` (ports and pids, for operators and tests; ``CLUSTER_STATE``
 overrides the path). SIGTERM or Ctrl-C stops the workers gracefully, then HAProxy.
 
@@ -153,7 +154,11 @@ def main() -> None:
     metrics_dir = os.environ.get("PROMETHEUS_MULTIPROC_DIR") or tempfile.mkdtemp(prefix="cluster-metrics-")
     for stale in Path(metrics_dir).glob("*.db"):
         stale.unlink()
-    env = {**os.environ, "NUM_PROXIES": os.environ.get("NUM_PROXIES", "1"), "PROMETHEUS_MULTIPROC_DIR": metrics_dir}
+    env = {
+        **os.environ,
+        "TRUSTED_PROXIES": os.environ.get("TRUSTED_PROXIES", "127.0.0.1"),  # HAProxy connects from loopback
+        "PROMETHEUS_MULTIPROC_DIR": metrics_dir,
+    }
     pgbouncer, pgbouncer_port = None, None
     if args.pgbouncer:
         pgbouncer, pgbouncer_port, env["DATABASE_URL"] = start_pgbouncer(

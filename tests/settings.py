@@ -41,7 +41,7 @@ SOCKETIO = {**SOCKETIO, "PING_INTERVAL": 2, "PING_TIMEOUT": 5, "CHANNEL_GROUP": 
 # cache keys apart per run, like the Redis groups above.
 REST_FRAMEWORK = {
     **REST_FRAMEWORK,
-    "DEFAULT_THROTTLE_RATES": {"auth": "100000/min", "writes": "100000/min"},
+    "DEFAULT_THROTTLE_RATES": {"auth": "100000/min", "login": "100000/min", "writes": "100000/min"},
 }
 CACHES = {"default": {**CACHES["default"], "KEY_PREFIX": _GROUP}}
 # The in-process live server does not sweep offers: its transactions would race the suite's
