@@ -15,9 +15,11 @@ SOCKETIO_MAX_BUFFER ?= 1000000
 PRODUCTION = DEBUG=0
 # websockets-sansio without its per-connection cycle (config/realtime/websocket_protocol.py);
 # permessage-deflate off: small JSON frames gain nothing from it, and every socket would pay its zlib state.
+# --no-proxy-headers: uvicorn's own default trusts X-Forwarded-For from 127.0.0.1; the application
+# reads them from TRUSTED_PROXIES only (config/proxies.py).
 UVICORN = $(BIN)/python -m uvicorn config.asgi:application --loop uvloop --http httptools \
 	--ws config.realtime.websocket_protocol:WebSocketProtocol --ws-per-message-deflate false \
-	--ws-max-size $(SOCKETIO_MAX_BUFFER) \
+	--ws-max-size $(SOCKETIO_MAX_BUFFER) --no-proxy-headers \
 	--lifespan on --timeout-graceful-shutdown $(SHUTDOWN_TIMEOUT) --no-access-log
 
 .PHONY: run test lint format sdk serve cluster mutation mutation-retest bench bench-quick bench-dispatch bench-recovery bench-morning bench-history simulate vendor-socketio clean

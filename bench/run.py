@@ -145,6 +145,7 @@ def uvicorn_command(app: str, port: int, *, ws: str, extra: list[str] = ()) -> l
         "--ws",
         ws,
         "--no-access-log",
+        "--no-proxy-headers",  # as make serve: config/proxies.py alone reads forwarding headers
         "--log-level",
         "warning",
         "--backlog",

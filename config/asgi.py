@@ -26,6 +26,7 @@ from bookings.sweeper import sweep_forever  # noqa: E402
 from config import rooms  # noqa: E402
 from config.admission import Admission  # noqa: E402
 from config.body_limit import BodyLimit  # noqa: E402
+from config.proxies import TrustedProxies  # noqa: E402
 from config.realtime import limits, presence  # noqa: E402
 from config.realtime.hooks import on_control, on_shutdown, on_startup  # noqa: E402
 from config.realtime.identity import set_identity_loader  # noqa: E402
@@ -104,4 +105,6 @@ application = BodyLimit(
         else settings.DATA_UPLOAD_MAX_MEMORY_SIZE
     ),
 )
+# Outermost, who the client is: forwarding headers from TRUSTED_PROXIES only (config/proxies.py).
+application = TrustedProxies(application)
 tune_gc_after_startup()

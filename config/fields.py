@@ -8,6 +8,8 @@ booleans, so inputs use these instead.
 import uuid
 from typing import Any
 
+from django.contrib.auth import get_user_model, password_validation
+from django.core.exceptions import ValidationError as DjangoValidationError
 from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
@@ -114,3 +116,38 @@ class StrictUUIDField(serializers.UUIDField):
             return parse_uuid(data, field=self.field_name or "id")
         except ValidationError:
             self.fail("invalid", value=data)
+
+
+class PasswordField(StrictCharField):
+    """A new password, checked by Django's ``AUTH_PASSWORD_VALIDATORS`` (contract 10.1).
+
+    Every door that sets a password uses it (both sign-ups, the password change; the admin's
+    forms run the same validators), so none accepts one the others refuse. The similarity
+    check compares with the account: the serializer's ``context["user"]`` (a password change),
+    else one made up from the input's own ``username``, ``email`` and ``name`` (a sign-up).
+    """
+
+    def __init__(self, **kwargs: Any) -> None:
+        kwargs.setdefault("min_length", 8)  # the schema's floor; the validators may ask more
+        kwargs.setdefault("max_length", 128)
+        kwargs.setdefault("write_only", True)
+        super().__init__(**kwargs)
+
+    def to_internal_value(self, data: Any) -> str:
+        value = super().to_internal_value(data)
+        try:
+            password_validation.validate_password(value, user=self._account())
+        except DjangoValidationError as exc:
+            raise serializers.ValidationError(list(exc.messages)) from exc
+        return value
+
+    def _account(self) -> Any:
+        user = self.context.get("user")
+        if user is not None:
+            return user
+        data = getattr(self.parent, "initial_data", None)
+        data = data if isinstance(data, dict) else {}
+        text = {key: value for key, value in data.items() if isinstance(value, str)}
+        return get_user_model()(
+            username=text.get("username", ""), email=text.get("email", ""), first_name=text.get("name", "")
+        )

@@ -10,7 +10,13 @@ pool:
   priority (``PASSWORD_HASH_NICE``): when the CPU is short, the kernel gives it to the event
   loop first, and hashing takes what is left;
 - at most ``PASSWORD_HASH_QUEUE`` waiting; past that, or after ``PASSWORD_HASH_WAIT`` seconds
-  in the queue, the request is refused at once with ``UNAVAILABLE`` and ``retryAfter``.
+  in the queue, the request is refused at once with ``UNAVAILABLE`` and ``retryAfter``;
+- at most ``PASSWORD_HASH_PER_ADDRESS`` of those (running or waiting) from one client address
+  (contract 10.1): the next from that address is refused at once with ``RATE_LIMITED``, so one
+  address flooding a login form holds a fair share of the pool, and every other address's
+  logins still find room. The address is the request's (``ClientAddressMiddleware``: the one
+  ``config.proxies`` decided); work with no request behind it (a management command) has none
+  and is bounded by the pool alone.
 
 The hashers are Django's own (the stored format, the iteration counts and the upgrade path
 of existing hashes are theirs); ``Bounded`` only decides where and when they run. Hand-written
@@ -18,8 +24,10 @@ because it is a dozen lines on ``ThreadPoolExecutor``; no kept package schedules
 """
 
 import contextlib
+import contextvars
 import os
 import threading
+from collections import Counter
 from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any, TypeVar
@@ -27,20 +35,39 @@ from typing import Any, TypeVar
 from django.conf import settings
 from django.contrib.auth import hashers
 from django.db import connection
+from django.http import HttpRequest, HttpResponse
 
 from config import metrics
-from config.errors import Unavailable
+from config.errors import RateLimited, Unavailable
 
 T = TypeVar("T")
 
 
 _thread = threading.local()  # ``on_pool``: this thread is one of the pool's
+# The client address of the request this thread is answering ("" outside a request).
+_address: contextvars.ContextVar[str] = contextvars.ContextVar("hashing_client_address", default="")
+
+
+class ClientAddressMiddleware:
+    """Django middleware: the hashing pool learns which address a password check is for."""
+
+    def __init__(self, get_response: Callable[[HttpRequest], HttpResponse]) -> None:
+        self.get_response = get_response
+
+    def __call__(self, request: HttpRequest) -> HttpResponse:
+        token = _address.set(request.META.get("REMOTE_ADDR") or "")
+        try:
+            return self.get_response(request)
+        finally:
+            _address.reset(token)
 
 
 class HashingPool:
-    def __init__(self, workers: int, queue: int, wait: float, nice: int) -> None:
+    def __init__(self, workers: int, queue: int, wait: float, nice: int, per_address: int = 0) -> None:
         self.workers, self.capacity, self.wait, self.nice = workers, workers + queue, wait, nice
+        self.per_address = per_address  # 0: no share per address
         self._admitted = 0
+        self._by_address: Counter[str] = Counter()
         self._lock = threading.Lock()
         self._executor = ThreadPoolExecutor(workers, thread_name_prefix="hashing", initializer=self._yield_cpu)
 
@@ -51,17 +78,27 @@ class HashingPool:
             os.setpriority(os.PRIO_PROCESS, threading.get_native_id(), self.nice)
 
     @contextlib.contextmanager
-    def _admission(self) -> Iterator[None]:
+    def _admission(self, address: str) -> Iterator[None]:
+        shared = bool(address and self.per_address)
         with self._lock:
+            if shared and self._by_address[address] >= self.per_address:
+                metrics.HASHING_REFUSED.inc()
+                raise RateLimited("Too many sign-ins from your address at once; retry shortly", retry_after=1)
             if self._admitted >= self.capacity:
                 metrics.HASHING_REFUSED.inc()
                 raise Unavailable("Too many sign-ins at once; retry shortly", retry_after=self.retry_after())
             self._admitted += 1
+            if shared:
+                self._by_address[address] += 1
         try:
             yield
         finally:
             with self._lock:
                 self._admitted -= 1
+                if shared:
+                    self._by_address[address] -= 1
+                    if not self._by_address[address]:
+                        del self._by_address[address]  # the counter keeps only addresses in flight
 
     def retry_after(self) -> float:
         """A fair guess at when a slot frees: the queue ahead, a second of hashing per worker each."""
@@ -74,7 +111,7 @@ class HashingPool:
             # A login read its user first: give the pooled connection back while this waits and
             # hashes, or a storm of logins would hold the whole database pool for nothing.
             connection.close()
-        with self._admission():
+        with self._admission(_address.get()):
             future = self._executor.submit(work, *args)
             try:
                 return future.result(timeout=self.wait)
@@ -106,6 +143,7 @@ def pool() -> HashingPool:
                         queue=settings.PASSWORD_HASH_QUEUE,
                         wait=settings.PASSWORD_HASH_WAIT,
                         nice=settings.PASSWORD_HASH_NICE,
+                        per_address=settings.PASSWORD_HASH_PER_ADDRESS,
                     )
                 )
     return _pool[0]

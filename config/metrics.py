@@ -70,7 +70,8 @@ RECOVERY_UNLOGGED = Counter(
     "homeservices_recovery_unlogged_total", "Events sent without an offset: the recovery log did not answer in time"
 )
 HASHING_REFUSED = Counter(
-    "homeservices_password_hashing_refused_total", "Logins, sign-ups and password changes refused: hashing queue full"
+    "homeservices_password_hashing_refused_total",
+    "Logins, sign-ups and password changes refused: hashing queue full, or the address's share of it taken",
 )
 DASHBOARD_FIGURES = Counter(
     "homeservices_dashboard_figures_total", "Dashboard figures this process computed for every process's admins"

@@ -3,7 +3,8 @@
 DRF's exception handler (``config.api``) answers ``Unavailable`` and a database that is away
 (or whose pool stayed empty for ``DB_POOL_TIMEOUT``) in the API; this middleware answers
 them anywhere else Django renders a page, so a login storm or a database blip costs the
-admin a 503 with ``Retry-After``, never a 500.
+admin a 503 with ``Retry-After``, never a 500. The hashing pool's refusal of an address past
+its share (``RateLimited``, 429) is answered the same way.
 """
 
 import logging
@@ -12,7 +13,7 @@ from collections.abc import Callable
 from django.db import InterfaceError, OperationalError
 from django.http import HttpRequest, HttpResponse, JsonResponse
 
-from config.errors import Unavailable
+from config.errors import RateLimited, Unavailable
 
 
 class UnavailableMiddleware:
@@ -25,7 +26,7 @@ class UnavailableMiddleware:
     def process_exception(self, request: HttpRequest, exception: Exception) -> HttpResponse | None:
         if isinstance(exception, (OperationalError, InterfaceError)):
             exception = Unavailable()
-        if not isinstance(exception, Unavailable):
+        if not isinstance(exception, (Unavailable, RateLimited)):
             return None
         if request.path.startswith("/api/"):
             response: HttpResponse = JsonResponse(exception.as_dict(), status=exception.http_status)

@@ -62,8 +62,13 @@ SECRET_KEY = os.environ.get("SECRET_KEY") or (_checkout_key() if DEBUG else secr
 ALLOWED_HOSTS = env_list("ALLOWED_HOSTS", "*" if DEBUG else "")
 CSRF_TRUSTED_ORIGINS = env_list("CSRF_TRUSTED_ORIGINS", "")
 
-# TLS ends at the proxy (docs/deployment.md), which says so in X-Forwarded-Proto.
-SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")
+# The proxies in front (addresses or networks, comma-separated) whose X-Forwarded-For and
+# X-Forwarded-Proto say who the client is and whether it used TLS (config/proxies.py); from
+# any other peer those headers are dropped. Empty: no proxy, the peer is the client.
+TRUSTED_PROXIES = env_list("TRUSTED_PROXIES", "")
+# TLS ends at the proxy (docs/deployment.md): the scheme is the one config/proxies.py decided
+# (the ASGI scope's), never a header a client wrote.
+SECURE_PROXY_SSL_HEADER = None
 SECURE_SSL_REDIRECT = env_bool("SECURE_SSL_REDIRECT", not DEBUG)
 # Load balancers and scrapers probe over plain HTTP inside the network.
 SECURE_REDIRECT_EXEMPT = [r"^healthz$", r"^readyz$", r"^metrics$"]
@@ -105,6 +110,8 @@ MIDDLEWARE = [
     "django.contrib.auth.middleware.AuthenticationMiddleware",
     "config.metrics.MetricsMiddleware",
     "config.overload.UnavailableMiddleware",
+    # Which address a password check is for: one address gets a fair share of the hashing pool.
+    "config.hashing.ClientAddressMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
 ]
@@ -305,7 +312,7 @@ RATE_LIMITS = {
     "message:send": (int(os.environ.get("RATE_MESSAGES", "20")), _RATE_WINDOW),
     "typing": (int(os.environ.get("RATE_TYPING", "30")), _RATE_WINDOW),
     "auth:refresh": (int(os.environ.get("RATE_REFRESH", "10")), 6 * _RATE_WINDOW),
-    # Connects (every namespace) per user, and per client address (NUM_PROXIES says which
+    # Connects (every namespace) per user, and per client address (TRUSTED_PROXIES says which
     # address is the client's behind a proxy; carriers put many phones behind one address).
     "connect": (int(os.environ.get("RATE_CONNECT", "30")), 6 * _RATE_WINDOW),
     "connect:address": (int(os.environ.get("RATE_CONNECT_ADDRESS", "600")), 6 * _RATE_WINDOW),
@@ -330,6 +337,17 @@ PASSWORD_HASH_WORKERS = int(os.environ.get("PASSWORD_HASH_WORKERS", "1"))
 PASSWORD_HASH_QUEUE = int(os.environ.get("PASSWORD_HASH_QUEUE", "8"))
 PASSWORD_HASH_WAIT = float(os.environ.get("PASSWORD_HASH_WAIT", "5"))
 PASSWORD_HASH_NICE = int(os.environ.get("PASSWORD_HASH_NICE", "10"))
+# Hashes one client address may have running or waiting at once; its next is refused 429 at
+# once (0: no share). One address flooding a login form cannot fill the queue for everyone.
+PASSWORD_HASH_PER_ADDRESS = int(os.environ.get("PASSWORD_HASH_PER_ADDRESS", "2"))
+# Django's validators, on every door that sets a password: sign-up (customer and partner),
+# the password change, the admin's forms, createsuperuser (config/fields.py PasswordField).
+AUTH_PASSWORD_VALIDATORS = [
+    {"NAME": "django.contrib.auth.password_validation.UserAttributeSimilarityValidator"},
+    {"NAME": "django.contrib.auth.password_validation.MinimumLengthValidator"},  # 8
+    {"NAME": "django.contrib.auth.password_validation.CommonPasswordValidator"},
+    {"NAME": "django.contrib.auth.password_validation.NumericPasswordValidator"},
+]
 
 # HTTP requests (not Socket.IO) a process runs at once, and how long the next may wait for a
 # turn before 503 with Retry-After (config/admission.py). Requests to PASSWORD_PATHS hash a
@@ -356,11 +374,15 @@ REST_FRAMEWORK = {
     "TEST_REQUEST_DEFAULT_FORMAT": "json",
     "DEFAULT_THROTTLE_CLASSES": ["config.throttling.WriteRateThrottle"],
     "DEFAULT_THROTTLE_RATES": {
+        # Per client address: login, refresh, sign-ups, logout, password change, the admin's login.
         "auth": os.environ.get("THROTTLE_AUTH", "20/min"),
+        # Per username: every password check (the API's login and password change, the admin's login).
+        "login": os.environ.get("THROTTLE_LOGIN", "10/min"),
         "writes": os.environ.get("THROTTLE_WRITES", "120/min"),
     },
-    # Proxies in front that append to X-Forwarded-For (0: use the peer address, ignore the header).
-    "NUM_PROXIES": int(os.environ.get("NUM_PROXIES", "0")),
+    # The client's address is the peer's, as config/proxies.py set it: DRF never reads
+    # X-Forwarded-For itself (its default, None, would take the header whole from anyone).
+    "NUM_PROXIES": 0,
     "DEFAULT_PAGINATION_CLASS": "config.api.Pagination",
     "PAGE_SIZE": 20,
     "EXCEPTION_HANDLER": "config.api.exception_handler",
@@ -453,7 +475,24 @@ def _unsafe_production_settings() -> list[str]:
         problems.append("set ALLOWED_HOSTS to the host names you serve (comma-separated, no '*')")
     if "*" in SOCKETIO["CORS_ALLOWED_ORIGINS"]:
         problems.append("set SOCKETIO_CORS_ORIGINS to the browser origins of your apps (no '*')")
+    if os.environ.get("NUM_PROXIES", "0").strip() not in ("", "0"):
+        problems.append(
+            "NUM_PROXIES is no longer read: unset it, and set TRUSTED_PROXIES to your proxies' addresses or networks"
+        )
+    problems.extend(f"TRUSTED_PROXIES: {entry!r} is not an address or a network" for entry in _bad_networks())
     return problems
+
+
+def _bad_networks() -> list[str]:
+    import ipaddress
+
+    bad = []
+    for entry in TRUSTED_PROXIES:
+        try:
+            ipaddress.ip_network(entry)  # as uvicorn reads it: 10.0.0.1/8 is neither
+        except ValueError:
+            bad.append(entry)
+    return bad
 
 
 # What keeps this process from serving (config/production.py refuses to start a server with any):

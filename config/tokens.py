@@ -20,8 +20,8 @@ from rest_framework_simplejwt.tokens import RefreshToken
 
 from config.api import validated
 from config.errors import TokenInvalid, ValidationError
-from config.fields import StrictCharField
-from config.throttling import AuthRateThrottle, WriteRateThrottle
+from config.fields import PasswordField, StrictCharField
+from config.throttling import AuthRateThrottle, LoginRateThrottle, WriteRateThrottle
 
 
 class LogoutInput(serializers.Serializer):
@@ -30,7 +30,7 @@ class LogoutInput(serializers.Serializer):
 
 class PasswordChangeInput(serializers.Serializer):
     oldPassword = StrictCharField(max_length=128, write_only=True)  # noqa: N815 - the contract's name
-    newPassword = StrictCharField(min_length=8, max_length=128, write_only=True)  # noqa: N815
+    newPassword = PasswordField()  # noqa: N815
 
 
 TokenPair = inline_serializer("TokenPair", {"access": serializers.CharField(), "refresh": serializers.CharField()})
@@ -56,11 +56,11 @@ class LogoutView(APIView):
 class PasswordChangeView(APIView):
     """Change the password: every refresh token of the user is revoked; this device gets a new pair."""
 
-    throttle_classes = [AuthRateThrottle, WriteRateThrottle]
+    throttle_classes = [AuthRateThrottle, LoginRateThrottle, WriteRateThrottle]  # it checks the old password
 
     @extend_schema(request=PasswordChangeInput, responses={200: TokenPair})
     def post(self, request: Request) -> Response:
-        data = validated(PasswordChangeInput, request.data)
+        data = validated(PasswordChangeInput, request.data, context={"user": request.user})
         refresh = password_change(user=request.user, old=data["oldPassword"], new=data["newPassword"])
         return Response({"access": str(refresh.access_token), "refresh": str(refresh)})
 

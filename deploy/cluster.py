@@ -4,7 +4,8 @@
 
 Installs HAProxy from Debian's packages when it is missing (as root), renders
 ``deploy/haproxy.cfg.tmpl`` for N workers, starts the workers (each told
-``NUM_PROXIES=1``: one proxy in front sets ``X-Forwarded-For``) and HAProxy, and writes
+``TRUSTED_PROXIES=127.0.0.1``: HAProxy, on loopback, sets ``X-Forwarded-For``
+and ``X-Forwarded-Proto``) and HAProxy, and writes
 ``.cluster/state.json`` (its own pid, ports and pids, the workers' user and logs, for
 operators and tests; ``CLUSTER_STATE`` overrides the path). Each worker's output goes to
 ``worker-N.log`` next to the state file. SIGTERM or Ctrl-C stops the workers gracefully,
@@ -302,7 +303,11 @@ def main() -> None:
     for stale in Path(metrics_dir).glob("*.db"):
         stale.unlink()
     own(Path(metrics_dir), user)
-    env = {**os.environ, "NUM_PROXIES": os.environ.get("NUM_PROXIES", "1"), "PROMETHEUS_MULTIPROC_DIR": metrics_dir}
+    env = {
+        **os.environ,
+        "TRUSTED_PROXIES": os.environ.get("TRUSTED_PROXIES", "127.0.0.1"),  # HAProxy connects from loopback
+        "PROMETHEUS_MULTIPROC_DIR": metrics_dir,
+    }
     state_path = Path(os.environ.get("CLUSTER_STATE", ROOT / ".cluster" / "state.json"))
     state_path.parent.mkdir(parents=True, exist_ok=True)
     logs = [state_path.parent / f"worker-{i}.log" for i in range(1, args.workers + 1)]

@@ -45,6 +45,7 @@ class LiveServer:
             log_level="warning",
             ws=WS_PROTOCOL,
             ws_max_size=settings.SOCKETIO["MAX_HTTP_BUFFER_SIZE"],  # as make serve runs it
+            proxy_headers=False,  # as make serve runs it: config/proxies.py alone reads them
         )
         self.server = uvicorn.Server(config)
         self.thread = threading.Thread(target=self.server.run, daemon=True, name="live-asgi")
@@ -200,6 +201,7 @@ class ServerProcess:
                 "--log-level",
                 "warning",
                 "--no-access-log",
+                "--no-proxy-headers",
             ]
         self.log = tempfile.NamedTemporaryFile("w+", suffix=".log", delete=False)  # noqa: SIM115
         self.proc = subprocess.Popen(cmd, env={**os.environ, **env}, stdout=self.log, stderr=subprocess.STDOUT)

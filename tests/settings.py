@@ -37,11 +37,14 @@ SIMPLE_JWT = {**SIMPLE_JWT}
 _GROUP = os.environ.setdefault("SOCKETIO_CHANNEL_GROUP", f"test-{uuid.uuid4().hex[:10]}")
 SOCKETIO = {**SOCKETIO, "PING_INTERVAL": 2, "PING_TIMEOUT": 5, "CHANNEL_GROUP": _GROUP}
 
-# REST throttles out of the way of the suite (tests/config/test_throttling.py sets its own);
-# cache keys apart per run, like the Redis groups above.
+# REST throttles out of the way of the suite (a server process a throttle's test starts sets
+# its own in the environment; tests/config/test_logins.py); cache keys apart per run, like the
+# Redis groups above.
 REST_FRAMEWORK = {
     **REST_FRAMEWORK,
-    "DEFAULT_THROTTLE_RATES": {"auth": "100000/min", "writes": "100000/min"},
+    "DEFAULT_THROTTLE_RATES": {
+        scope: os.environ.get(f"THROTTLE_{scope.upper()}", "100000/min") for scope in ("auth", "login", "writes")
+    },
 }
 CACHES = {"default": {**CACHES["default"], "KEY_PREFIX": _GROUP}}
 # The in-process live server does not sweep offers: its transactions would race the suite's

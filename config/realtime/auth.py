@@ -7,7 +7,6 @@ namespace is the namespace's question (``namespace.BaseNamespace``), asked of th
 from typing import Any
 
 import socketio
-from django.conf import settings
 from rest_framework_simplejwt.exceptions import ExpiredTokenError, TokenError
 from rest_framework_simplejwt.settings import api_settings as jwt_settings
 from rest_framework_simplejwt.tokens import AccessToken
@@ -55,13 +54,14 @@ def user_of(auth: Any, environ: dict[str, Any]) -> int | None:
 
 
 def client_address(meta: dict[str, Any]) -> str:
-    """The client's address: behind ``NUM_PROXIES`` proxies, the one they appended to X-Forwarded-For.
+    """The client's address, as ``config.proxies`` decided it: the ASGI scope's ``client``.
 
-    ``meta`` is a WSGI-style environ (Django's ``request.META`` or Engine.IO's environ).
-    Without this, every request through the proxy (a loopback peer) would look like one client.
+    ``meta`` is a WSGI-style environ (Django's ``request.META``, or Engine.IO's environ, whose
+    ``REMOTE_ADDR`` is a constant "127.0.0.1": its scope is read instead). No forwarding
+    header is read here: the peer's address, or the one a trusted proxy reported.
     """
-    proxies = settings.REST_FRAMEWORK.get("NUM_PROXIES") or 0
-    forwarded = [part.strip() for part in meta.get("HTTP_X_FORWARDED_FOR", "").split(",") if part.strip()]
-    if proxies and forwarded:
-        return forwarded[-min(proxies, len(forwarded))]
+    scope = meta.get("asgi.scope")
+    if scope is not None:
+        client = scope.get("client")
+        return str(client[0]) if client else ""
     return meta.get("REMOTE_ADDR", "")

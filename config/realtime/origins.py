@@ -22,12 +22,13 @@ def cors_origins(conf: dict[str, Any]) -> Any:
 
 
 def _own_origins(environ: dict[str, Any]) -> set[str]:
-    """The origin the request was made to: its ``Host``, by the scheme it came in on or the proxy's."""
+    """The origin the request was made to: its ``Host``, by the scheme it came in on.
+
+    The scheme is the one ``config.proxies`` decided (a trusted proxy's ``X-Forwarded-Proto``,
+    else the connection's): Engine.IO's ``wsgi.url_scheme`` is read from the header that
+    middleware rewrote, never from one a client wrote.
+    """
     host = environ.get("HTTP_HOST")
     if not host:
         return set()
-    schemes = {environ.get("wsgi.url_scheme", "http")}
-    forwarded = environ.get("HTTP_X_FORWARDED_PROTO")
-    if forwarded:
-        schemes.add(forwarded.split(",")[0].strip())
-    return {f"{scheme}://{host}" for scheme in schemes}
+    return {f"{environ.get('wsgi.url_scheme', 'http')}://{host}"}

@@ -81,7 +81,13 @@ def test_a_login_refused_by_a_full_hashing_queue_is_503_with_retry_after(api, mo
     r = api.post("/api/auth/token/", {"username": "stormy", "password": "password123"}, format="json")
     assert r.status_code == 503 and r["Retry-After"] == "3"
     assert r.json() == {"code": "UNAVAILABLE", "message": "Too many sign-ins at once; retry shortly", "retryAfter": 3}
-    signup = {"username": "newbie", "password": "password123", "email": "n@example.com", "name": "N", "phone": "1"}
+    signup = {
+        "username": "newbie",
+        "password": "tangerine-kettle-42",
+        "email": "n@example.com",
+        "name": "N",
+        "phone": "1",
+    }
     r = api.post("/api/auth/register/", signup, format="json")
     assert r.status_code == 503 and r["Retry-After"] == "3"
     admin = api.post("/admin/login/", {"username": "stormy", "password": "password123"}, format="multipart")

@@ -46,6 +46,9 @@ SERVERS = (("-m", "config.production"), ("-c", "import config.asgi"), ("-c", "im
         ({"ALLOWED_HOSTS": ""}, ["ALLOWED_HOSTS"]),
         ({"JWT_SIGNING_KEY": "tiny"}, ["JWT_SIGNING_KEY"]),
         ({"SOCKETIO_CORS_ORIGINS": "*"}, ["SOCKETIO_CORS_ORIGINS"]),
+        # The old knob trusted X-Forwarded-For from any peer: refused, naming its replacement.
+        ({"NUM_PROXIES": "1"}, ["NUM_PROXIES", "TRUSTED_PROXIES"]),
+        ({"TRUSTED_PROXIES": "haproxy.internal"}, ["TRUSTED_PROXIES"]),  # addresses, not names
     ],
 )
 def test_debug_off_refuses_unsafe_settings(override, names):

@@ -212,7 +212,7 @@ def not_an_id(value: object) -> bool:
 
 def rest_cases(world: dict) -> st.SearchStrategy:
     """``(role, path, body)`` where the body has one field made bad (the rest valid)."""
-    register = {"username": "newbie", "password": "password123", "email": "", "name": "New", "phone": "1"}
+    register = {"username": "newbie", "password": "tangerine-kettle-42", "email": "", "name": "New", "phone": "1"}
     booking = {
         "serviceId": world["service"],
         "scheduledAt": "2030-01-01T10:00:00Z",
@@ -220,7 +220,7 @@ def rest_cases(world: dict) -> st.SearchStrategy:
         "latitude": 28.6,
         "longitude": 77.2,
     }
-    partner = {"username": "newpartner", "password": "password123", "name": "P", "phone": "1", "services": []}
+    partner = {"username": "newpartner", "password": "tangerine-kettle-42", "name": "P", "phone": "1", "services": []}
 
     def one_bad(base: dict, field: str, bad: st.SearchStrategy) -> st.SearchStrategy:
         return bad.map(lambda value: {**base, field: value})
