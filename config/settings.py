@@ -149,7 +149,12 @@ warnings.filterwarnings("ignore", message="No directory at: ")
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
 # ---------------------------------------------------------------- DATABASES
-DATABASES = {"default": dj_database_url.parse(os.environ.get("DATABASE_URL", f"sqlite:///{BASE_DIR / 'db.sqlite3'}"))}
+# Without DATABASE_URL: SQLite, in a file of its own for debug processes. ``make run`` seeds
+# the try-it file with logins whose passwords are published; no production server opens it
+# (config/production.py), and with DEBUG off the default is another file.
+TRY_IT_DATABASE = BASE_DIR / "demo.sqlite3"
+_DEFAULT_DATABASE = TRY_IT_DATABASE if DEBUG else BASE_DIR / "db.sqlite3"
+DATABASES = {"default": dj_database_url.parse(os.environ.get("DATABASE_URL", f"sqlite:///{_DEFAULT_DATABASE}"))}
 # PostgreSQL connections per server process, whatever the traffic: HTTP requests (one
 # thread each under ASGI) and the socket handlers' ORM threads borrow from one pool.
 # N processes need N x DB_POOL_SIZE connections (docs/deployment.md).
