@@ -4,8 +4,9 @@ With ``DEBUG`` off, a server process (the ASGI application, the WSGI one, and ``
 config.production``, which ``make serve`` and ``make cluster`` run before anything else)
 refuses to start until the secrets and hosts are set, and says which variable is missing.
 The settings only list the problems (``PRODUCTION_PROBLEMS``): offline management commands
-(``makemigrations --check``) need no secret. It also refuses to open the try-it database,
-the SQLite file that ``make run`` seeds with published logins (``settings.TRY_IT_DATABASE``).
+(``makemigrations --check``) need no secret. Among them: the try-it database, the SQLite
+file that ``make run`` seeds with published logins (``settings.TRY_IT_DATABASE``), is never
+served.
 
 Once it starts, a production server runs the start checks the apps registered
 (``on_start_check``, from their ``AppConfig.ready``: this module knows no app) and logs each
@@ -19,7 +20,6 @@ import os
 import sys
 import threading
 from collections.abc import Callable
-from pathlib import Path
 
 from django.conf import settings
 from django.core.exceptions import ImproperlyConfigured
@@ -30,26 +30,10 @@ StartCheck = Callable[[], str | None]
 _start_checks: list[StartCheck] = []
 
 
-def serving_problems() -> list[str]:
-    """What keeps this process from serving: the unsafe settings, and the try-it database."""
-    if settings.DEBUG:
-        return []
-    problems = list(settings.PRODUCTION_PROBLEMS)
-    database = settings.DATABASES["default"]
-    try_it = Path(settings.TRY_IT_DATABASE).name
-    if database["ENGINE"] == "django.db.backends.sqlite3" and Path(str(database["NAME"])).name == try_it:
-        problems.append(
-            f"DATABASE_URL names {try_it}, the try-it database of make run (its logins are published): "
-            "serve another database"
-        )
-    return problems
-
-
 def refuse_unsafe() -> None:
     """Raise ``ImproperlyConfigured`` naming every unsafe setting, when ``DEBUG`` is off."""
-    problems = serving_problems()
-    if problems:
-        raise ImproperlyConfigured("DEBUG is off, so: " + "; ".join(problems))
+    if settings.PRODUCTION_PROBLEMS:
+        raise ImproperlyConfigured("DEBUG is off, so: " + "; ".join(settings.PRODUCTION_PROBLEMS))
 
 
 def on_start_check(check: StartCheck) -> StartCheck:
@@ -69,6 +53,9 @@ def start_warnings() -> list[str]:
         except DatabaseError as exc:
             logger.warning("start check %s could not read the database: %s", check.__qualname__, exc)
             continue
+        except Exception as exc:  # a check that fails must not be mistaken for a clean bill
+            logger.warning("start check %s failed: %r", check.__qualname__, exc)
+            continue
         if warning:
             logger.warning(warning)
             found.append(warning)
@@ -76,9 +63,9 @@ def start_warnings() -> list[str]:
 
 
 def warn_at_start() -> None:
-    """With ``DEBUG`` off, run the start checks on a thread of their own (a check may hash
-    passwords): the server answers meanwhile, and the warnings follow within seconds."""
-    if settings.DEBUG or not _start_checks:
+    """With ``DEBUG`` off (``settings.START_CHECKS``), run the start checks on a thread of their
+    own (a check may hash passwords): the server answers meanwhile, and the warnings follow."""
+    if not settings.START_CHECKS or not _start_checks:
         return
 
     def run() -> None:

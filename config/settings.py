@@ -458,6 +458,12 @@ def _unsafe_production_settings() -> list[str]:
         problems.append("set ALLOWED_HOSTS to the host names you serve (comma-separated, no '*')")
     if "*" in SOCKETIO["CORS_ALLOWED_ORIGINS"]:
         problems.append("set SOCKETIO_CORS_ORIGINS to the browser origins of your apps (no '*')")
+    database = DATABASES["default"]
+    if database["ENGINE"] == "django.db.backends.sqlite3" and Path(str(database["NAME"])).name == TRY_IT_DATABASE.name:
+        problems.append(
+            f"DATABASE_URL names {TRY_IT_DATABASE.name}, make run's try-it database (its logins are published): "
+            "serve another database"
+        )
     return problems
 
 
@@ -465,3 +471,6 @@ def _unsafe_production_settings() -> list[str]:
 # checked where a server starts, not here, so that manage.py's offline commands
 # (makemigrations --check, showmigrations) run without the production secrets.
 PRODUCTION_PROBLEMS = [] if DEBUG else _unsafe_production_settings()
+# A production server runs the apps' start checks and logs what they find (demo logins) as
+# warnings (config/production.py); debug processes and the suite do not.
+START_CHECKS = not DEBUG
