@@ -38,7 +38,8 @@ tests/js/node_modules: tests/js/package-lock.json
 sdk/typescript/node_modules: sdk/typescript/package-lock.json
 	@if command -v npm >/dev/null; then cd sdk/typescript && npm ci --no-audit --no-fund --silent; fi
 
-# Set up and run the server on embedded defaults (SQLite, in-memory layer) with demo data, in
+# Set up and run the server on embedded defaults (SQLite in demo.sqlite3, which the production
+# commands refuse to open; in-memory layer) with demo data, in
 # debug mode with this checkout's own key (.secret_key, made on first use).
 run: $(VENV)/.installed
 	DEBUG=1 $(BIN)/python manage.py migrate --noinput

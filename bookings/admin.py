@@ -116,7 +116,7 @@ class BookingAdmin(HistoryListAdmin):
     def get_search_results(self, request: HttpRequest, queryset: QuerySet, search_term: str) -> tuple[QuerySet, bool]:
         return selectors.bookings_matching(queryset, search_term), False
 
-    @admin.action(description="Assign or re-assign a partner (goes through dispatch rules)")
+    @admin.action(description="Assign or re-assign a partner (goes through dispatch rules)", permissions=["change"])
     def assign_partner(self, request: HttpRequest, queryset) -> HttpResponse | None:
         form = AssignForm(request.POST if "apply" in request.POST else None)
         if form.is_valid():
@@ -140,7 +140,9 @@ class BookingAdmin(HistoryListAdmin):
             },
         )
 
-    @admin.action(description="Complete selected jobs on the partner's behalf (arrived or in progress)")
+    @admin.action(
+        description="Complete selected jobs on the partner's behalf (arrived or in progress)", permissions=["change"]
+    )
     def complete_bookings(self, request: HttpRequest, queryset) -> None:
         run_for_each(
             self,
@@ -150,7 +152,7 @@ class BookingAdmin(HistoryListAdmin):
             "Completed",
         )
 
-    @admin.action(description="Cancel selected bookings")
+    @admin.action(description="Cancel selected bookings", permissions=["change"])
     def cancel_bookings(self, request: HttpRequest, queryset) -> HttpResponse | None:
         form = CancelForm(request.POST if "apply" in request.POST else None)
         if form.is_valid():

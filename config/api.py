@@ -27,7 +27,7 @@ class PageSize:
 
     def get_page_size(self, request: Any) -> int:
         raw = request.query_params.get(self.page_size_query_param)
-        if raw is None:
+        if not raw:  # absent, or empty: the same (a form's unfilled field)
             return self.page_size
         if not (raw.isascii() and raw.isdigit()) or not 1 <= int(raw) <= self.max_page_size:
             raise ValidationError(
@@ -60,6 +60,8 @@ class NewestFirstCursor(PageSize, CursorPagination):
     cursor_query_description = "The position to read from: take it from a response's next or previous link."
 
     def decode_cursor(self, request: Any) -> Any:
+        if not request.query_params.get(self.cursor_query_param):
+            return None  # an empty cursor is no cursor: the first page
         try:
             return super().decode_cursor(request)
         except drf_exceptions.NotFound as exc:
@@ -83,7 +85,9 @@ class ViewerPagination:
     def paginate_queryset(self, queryset: Any, request: Any, view: Any = None) -> Any:
         self.chosen, other = (self.everyone, self.own) if request.user.is_staff else (self.own, self.everyone)
         foreign = self.own.page_query_param if other is self.own else self.everyone.cursor_query_param
-        if foreign in request.query_params:  # a position this list does not page by: refused, not ignored
+        # A position this list does not page by is refused, not ignored; an empty one is no
+        # position, and page 1 is where a cursor list starts too.
+        if request.query_params.get(foreign, "") not in ("", "1" if foreign == self.own.page_query_param else ""):
             raise ValidationError(
                 f"{foreign} does not apply to this list: follow its next link", details={foreign: ["not applicable"]}
             )

@@ -12,9 +12,10 @@ import django
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "config.settings")
 django.setup()
 
-from config.production import refuse_unsafe  # noqa: E402
+from config.production import refuse_unsafe, warn_at_start  # noqa: E402
 
-refuse_unsafe()  # no server with DEBUG off and a secret or host missing
+refuse_unsafe()  # no server with DEBUG off and a secret or host missing, nor on the try-it database
+warn_at_start()  # with DEBUG off: what the apps' start checks find (demo logins), as warnings
 
 import socketio  # noqa: E402
 from django.conf import settings  # noqa: E402

@@ -156,7 +156,12 @@ warnings.filterwarnings("ignore", message="No directory at: ")
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
 # ---------------------------------------------------------------- DATABASES
-DATABASES = {"default": dj_database_url.parse(os.environ.get("DATABASE_URL", f"sqlite:///{BASE_DIR / 'db.sqlite3'}"))}
+# Without DATABASE_URL: SQLite, in a file of its own for debug processes. ``make run`` seeds
+# the try-it file with logins whose passwords are published; no production server opens it
+# (config/production.py), and with DEBUG off the default is another file.
+TRY_IT_DATABASE = BASE_DIR / "demo.sqlite3"
+_DEFAULT_DATABASE = TRY_IT_DATABASE if DEBUG else BASE_DIR / "db.sqlite3"
+DATABASES = {"default": dj_database_url.parse(os.environ.get("DATABASE_URL", f"sqlite:///{_DEFAULT_DATABASE}"))}
 # PostgreSQL connections per server process, whatever the traffic: HTTP requests (one
 # thread each under ASGI) and the socket handlers' ORM threads borrow from one pool.
 # N processes need N x DB_POOL_SIZE connections (docs/deployment.md).
@@ -480,6 +485,12 @@ def _unsafe_production_settings() -> list[str]:
             "NUM_PROXIES is no longer read: unset it, and set TRUSTED_PROXIES to your proxies' addresses or networks"
         )
     problems.extend(f"TRUSTED_PROXIES: {entry!r} is not an address or a network" for entry in _bad_networks())
+    database = DATABASES["default"]
+    if database["ENGINE"] == "django.db.backends.sqlite3" and Path(str(database["NAME"])).name == TRY_IT_DATABASE.name:
+        problems.append(
+            f"DATABASE_URL names {TRY_IT_DATABASE.name}, make run's try-it database (its logins are published): "
+            "serve another database"
+        )
     return problems
 
 
@@ -499,3 +510,6 @@ def _bad_networks() -> list[str]:
 # checked where a server starts, not here, so that manage.py's offline commands
 # (makemigrations --check, showmigrations) run without the production secrets.
 PRODUCTION_PROBLEMS = [] if DEBUG else _unsafe_production_settings()
+# A production server runs the apps' start checks and logs what they find (demo logins) as
+# warnings (config/production.py); debug processes and the suite do not.
+START_CHECKS = not DEBUG

@@ -20,17 +20,20 @@ AFTER_COMPLETION = timedelta(hours=24)
 
 
 def recipient_with_link(*, sender_id: int, recipient_id: int, booking_id: Any = None) -> dict[str, Any] | None:
-    """The active recipient and whether a booking links them to the sender (``None``: no such user).
+    """The active recipient, whether a booking links them to the sender, and whether the
+    recipient (when staff) wrote to the sender before (``None``: no such user).
 
     The rule of who may talk (contract 5.5, 9.3), in one place: a booking between the two,
     in PARTNER_ACCEPTED..IN_PROGRESS, or COMPLETED within ``AFTER_COMPLETION``, whose partner
-    is not suspended.
+    is not suspended; staff are written to only in reply (contract 10.2), so ``asked`` is
+    looked up for a staff recipient only (the ``message_conversation`` index).
     Raw SQL because every message and typing check runs it and the ORM's
     compilation of this query costs more than the query itself.
     """
     users = connection.ops.quote_name(get_user_model()._meta.db_table)
     bookings = connection.ops.quote_name(Booking._meta.db_table)
     partners = connection.ops.quote_name(Partner._meta.db_table)  # a suspended partner's link is gone
+    messages = connection.ops.quote_name(Message._meta.db_table)
     active = ", ".join(["%s"] * len(ACTIVE_STATUSES))
     params: list[Any] = [
         sender_id,
@@ -45,21 +48,23 @@ def recipient_with_link(*, sender_id: int, recipient_id: int, booking_id: Any = 
     if booking_id is not None:
         only_booking = " AND b.id = %s"
         params.append(Booking._meta.pk.get_db_prep_value(parse_booking_id(booking_id), connection))
-    params.append(recipient_id)
+    params += [sender_id, recipient_id]
     with connection.cursor() as cursor:
         cursor.execute(
             f"SELECT u.id, u.username, u.first_name, u.last_name, u.is_staff, EXISTS ("
             f"SELECT 1 FROM {bookings} b WHERE ((b.customer_id = %s AND b.partner_id = %s) "
             f"OR (b.customer_id = %s AND b.partner_id = %s)) "
             f"AND (b.status IN ({active}) OR (b.status = %s AND b.completed_at >= %s)){only_booking} "
-            f"AND NOT EXISTS (SELECT 1 FROM {partners} p WHERE p.user_id = b.partner_id AND p.is_suspended)) "
+            f"AND NOT EXISTS (SELECT 1 FROM {partners} p WHERE p.user_id = b.partner_id AND p.is_suspended)), "
+            f"CASE WHEN u.is_staff THEN EXISTS (SELECT 1 FROM {messages} m "
+            f"WHERE m.sender_id = u.id AND m.recipient_id = %s) ELSE FALSE END "
             f"FROM {users} u WHERE u.id = %s AND u.is_active",
             params,
         )
         row = cursor.fetchone()
     if row is None:
         return None
-    pk, username, first_name, last_name, is_staff, linked = row
+    pk, username, first_name, last_name, is_staff, linked, asked = row
     return {
         "pk": pk,
         "username": username,
@@ -67,6 +72,7 @@ def recipient_with_link(*, sender_id: int, recipient_id: int, booking_id: Any = 
         "last_name": last_name,
         "is_staff": bool(is_staff),
         "linked": bool(linked),
+        "asked": bool(asked),
     }
 
 

@@ -38,10 +38,11 @@ def sender_summary(user: AbstractBaseUser) -> dict[str, Any]:
 def conversation_check(*, sender: AbstractBaseUser, recipient_id: Any, booking_id: Any = None) -> AbstractBaseUser:
     """The recipient, if ``sender`` may message (or show typing to) them; else ``FORBIDDEN``.
 
-    Staff may message anyone and anyone may answer staff; otherwise a booking
-    must link the two (``messaging.selectors.recipient_with_link``). An unknown
-    recipient gets the same answer as one you may not message, so the answer
-    tells nobody which user ids exist.
+    Staff may message anyone; a customer or partner writes to staff only in reply, once
+    that staff member wrote to them (contract 10.2); otherwise a booking must link the two
+    (``messaging.selectors.recipient_with_link``). An unknown recipient, and staff who did
+    not write first, get the same answer as one you may not message, so the answer tells
+    nobody which user ids exist or which are staff.
     """
     recipient_pk = parse_user_id(recipient_id, field="recipientId")
     if recipient_pk == sender.pk:
@@ -49,9 +50,10 @@ def conversation_check(*, sender: AbstractBaseUser, recipient_id: Any, booking_i
     if booking_id is not None and not Booking.objects.filter(pk=parse_booking_id(booking_id)).exists():
         raise NotFound("no such booking")
     found = selectors.recipient_with_link(sender_id=sender.pk, recipient_id=recipient_pk, booking_id=booking_id)
-    if found is None or not (sender.is_staff or found["is_staff"] or found["linked"]):
+    if found is None or not (sender.is_staff or found["linked"] or found["asked"]):
         raise Forbidden(NOT_A_CONVERSATION)
     linked = found.pop("linked")
+    found.pop("asked")
     recipient = get_user_model()(**found, is_active=True)
     recipient.linked = linked
     return recipient

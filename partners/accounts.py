@@ -59,13 +59,20 @@ def partner_register(*, username: str, password: str, name: str, phone: str, ser
 
 def user_deactivate(*, user_id: int, actor: AbstractBaseUser) -> None:
     """Deactivate an account; its sockets are disconnected on every process (``partners.access``), and a
-    partner's jobs not started yet go back to dispatch (``partner_withdrawn``)."""
+    partner's jobs not started yet go back to dispatch (``partner_withdrawn``).
+
+    Staff only (the admin action also needs ``change_user``); only a superuser deactivates a
+    superuser, and nobody deactivates themselves (contract 10.2)."""
     if not actor.is_staff:
         raise Forbidden("only staff can deactivate users")
+    if str(user_id) == str(actor.pk):
+        raise Forbidden("nobody deactivates themselves: ask another staff member")
     with transaction.atomic():
         user = get_user_model().objects.select_for_update().filter(pk=user_id).first()
         if user is None:
             raise NotFound("no such user")
+        if user.is_superuser and not actor.is_superuser:
+            raise Forbidden("only a superuser deactivates a superuser")
         user.is_active = False
         user.save(update_fields=["is_active"])
         if Partner.objects.select_for_update().filter(pk=user_id).exists():  # a partner's jobs go with them

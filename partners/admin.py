@@ -14,11 +14,38 @@ User = get_user_model()
 admin.site.unregister(User)
 
 
+# What only a superuser grants: a staff member who may change users changes what they hold,
+# not what they may do (is_staff opens /admin, the staff APIs and the staff sockets).
+GRANTS = ("is_superuser", "is_staff", "groups", "user_permissions")
+
+
 @admin.register(User)
 class OpsUserAdmin(UserAdmin):
+    """Every action needs the permission of what it changes (contract 10.2); a superuser's
+    account (its form, its password) is changed by superusers only, and nobody but a
+    superuser grants staff, superuser, groups or permissions, themselves included."""
+
     actions = ["deactivate"]
 
-    @admin.action(description="Deactivate selected users (disconnects them)")
+    def has_change_permission(self, request: HttpRequest, obj=None) -> bool:
+        if obj is not None and obj.is_superuser and not request.user.is_superuser:
+            return False
+        return super().has_change_permission(request, obj)
+
+    def has_delete_permission(self, request: HttpRequest, obj=None) -> bool:
+        if obj is not None and obj.is_superuser and not request.user.is_superuser:
+            return False
+        return super().has_delete_permission(request, obj)
+
+    def get_readonly_fields(self, request: HttpRequest, obj=None) -> tuple[str, ...]:
+        fields = tuple(super().get_readonly_fields(request, obj))
+        if not request.user.is_superuser:
+            fields += GRANTS
+        if obj is not None and obj.pk == request.user.pk:
+            fields += ("is_active",)  # nobody deactivates themselves
+        return fields
+
+    @admin.action(description="Deactivate selected users (disconnects them)", permissions=["change"])
     def deactivate(self, request: HttpRequest, queryset) -> None:
         run_for_each(
             self, request, queryset, lambda u: accounts.user_deactivate(user_id=u.pk, actor=request.user), "Deactivated"
@@ -73,7 +100,7 @@ class PartnerAdmin(admin.ModelAdmin):
     def has_delete_permission(self, request: HttpRequest, obj: Partner | None = None) -> bool:
         return False  # earnings, history and offers point at it; suspend instead
 
-    @admin.action(description="Suspend selected partners (disconnects them)")
+    @admin.action(description="Suspend selected partners (disconnects them)", permissions=["change"])
     def suspend(self, request: HttpRequest, queryset) -> None:
         run_for_each(
             self,
@@ -83,7 +110,7 @@ class PartnerAdmin(admin.ModelAdmin):
             "Suspended",
         )
 
-    @admin.action(description="Reinstate selected partners")
+    @admin.action(description="Reinstate selected partners", permissions=["change"])
     def reinstate(self, request: HttpRequest, queryset) -> None:
         run_for_each(
             self,
@@ -119,7 +146,7 @@ class KycSubmissionAdmin(admin.ModelAdmin):
     def get_queryset(self, request: HttpRequest):
         return super().get_queryset(request).select_related("partner", "reviewed_by")
 
-    @admin.action(description="Approve selected KYC submissions")
+    @admin.action(description="Approve selected KYC submissions", permissions=["change"])
     def approve(self, request: HttpRequest, queryset) -> None:
         run_for_each(
             self,
@@ -129,7 +156,7 @@ class KycSubmissionAdmin(admin.ModelAdmin):
             "Approved",
         )
 
-    @admin.action(description="Reject selected KYC submissions")
+    @admin.action(description="Reject selected KYC submissions", permissions=["change"])
     def reject(self, request: HttpRequest, queryset) -> None:
         run_for_each(
             self,

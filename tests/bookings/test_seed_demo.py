@@ -2,12 +2,14 @@
 
 import io
 from collections import Counter
+from datetime import timedelta
 
 import pytest
 from django.contrib.auth import get_user_model
 from django.core.management import CommandError, call_command
+from django.utils import timezone
 
-from bookings.models import HELD_STATUSES, Booking, BookingStatus
+from bookings.models import HELD_STATUSES, OPEN_STATUSES, Booking, BookingStatus, Service
 
 pytestmark = pytest.mark.django_db
 
@@ -33,3 +35,32 @@ def test_seeded_bookings_follow_the_dispatch_rules(settings):
     pending = Booking.objects.filter(status=BookingStatus.PENDING)
     assert all(b.dispatch_state == "unassigned" for b in pending)
     assert Booking.objects.filter(status=BookingStatus.COMPLETED, dispatch_state="done").exists()
+
+
+@pytest.mark.parametrize("bookings", [16, 60])
+def test_every_demo_customer_can_book_at_once(settings, api_as, bookings):
+    """The README's logins work as printed: each demo customer, seeded, books one more."""
+    settings.DEBUG = True
+    settings.OPEN_BOOKINGS_MAX = 3  # the product's default (the suite's settings lift it)
+    for _ in range(2):  # a second run tops up and still leaves room
+        call_command("seed_demo", bookings=bookings, quiet=True, stdout=io.StringIO())
+    customers = get_user_model().objects.filter(username__startswith="customer").order_by("pk")
+    assert customers.count() == 5
+    service = Service.objects.order_by("pk").first()
+    for customer in customers:
+        response = api_as(customer).post(
+            "/api/bookings/",
+            {
+                "serviceId": service.pk,
+                "scheduledAt": (timezone.now() + timedelta(days=1)).isoformat(),
+                "address": "1 Demo Street",
+                "latitude": 28.6,
+                "longitude": 77.2,
+            },
+            format="json",
+        )
+        assert response.status_code == 201, (customer.username, response.json())
+    # the seeded variety is still there: open bookings of several kinds, for several customers
+    seeded = Booking.objects.filter(notes="demo booking", status__in=OPEN_STATUSES)
+    assert len(set(seeded.values_list("status", flat=True))) >= 3
+    assert len(set(seeded.values_list("customer_id", flat=True))) >= 3

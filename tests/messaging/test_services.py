@@ -48,6 +48,9 @@ def test_booking_id_must_be_the_linking_one(customer, partner, other_customer):
 
 def test_staff_and_replies_to_staff(customer, staff):
     assert conversation_check(sender=staff, recipient_id=customer.pk).pk == customer.pk
+    with pytest.raises(Forbidden):  # only in reply (contract 10.2)
+        conversation_check(sender=customer, recipient_id=staff.pk)
+    message_send(sender=staff, recipient_id=customer.pk, body="Ops here")
     assert conversation_check(sender=customer, recipient_id=staff.pk).is_staff
 
 

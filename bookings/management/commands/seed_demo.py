@@ -1,9 +1,12 @@
 """Demo data: services, a staff user, customers, partners (KYC approved) and bookings in every status.
 
-Idempotent: running it again tops up to the requested counts and changes nothing else.
+Idempotent: running it again tops up to the requested counts and changes nothing else. The
+data follows the product's rules: one offer or job per partner, and every demo customer can
+book at once (fewer than ``OPEN_BOOKINGS_MAX`` open bookings each).
 """
 
 import random
+from collections import Counter
 from datetime import timedelta
 from decimal import Decimal
 from typing import Any
@@ -17,6 +20,7 @@ from tqdm import tqdm
 
 from bookings.models import (
     HELD_STATUSES,
+    OPEN_STATUSES,
     Booking,
     BookingStatus,
     BookingStatusChange,
@@ -24,6 +28,7 @@ from bookings.models import (
     Service,
 )
 from bookings.services import insert_with_number
+from partners.demo import CUSTOMER_NAME, CUSTOMER_PASSWORD, PARTNER_NAME, PARTNER_PASSWORD, STAFF
 from partners.models import CustomerProfile, Earning, KycStatus, KycSubmission, Partner
 
 CITY = (28.6139, 77.2090)  # New Delhi
@@ -34,9 +39,6 @@ SERVICES = [
     ("AC Repair", "Service and gas top-up", "1299.00", 90),
     ("Painting", "One room, two coats", "4999.00", 480),
 ]
-STAFF = ("admin", "admin12345")
-CUSTOMER_PASSWORD = "customer12345"
-PARTNER_PASSWORD = "partner12345"
 DEMO_NOTE = "demo booking"
 
 
@@ -97,10 +99,22 @@ class Command(BaseCommand):
         ]
         existing = Booking.objects.filter(notes=DEMO_NOTE).count()
         statuses = list(BookingStatus.values)
+        # Open bookings per customer, kept below the limit so that each can still book.
+        open_counts = Counter(
+            Booking.objects.filter(customer__in=customer_users, status__in=OPEN_STATUSES).values_list(
+                "customer_id", flat=True
+            )
+        )
         for i in self._progress(range(existing, bookings), "bookings", quiet):
             if not customer_users:
                 break
-            self._booking(rng, statuses[i % len(statuses)], rng.choice(customer_users), partner_rows, services)
+            status = statuses[i % len(statuses)]
+            room = [c for c in customer_users if open_counts[c.pk] < settings.OPEN_BOOKINGS_MAX - 1]
+            if status in OPEN_STATUSES and not room:
+                status = BookingStatus.COMPLETED  # every customer holds all the open bookings they may
+            customer = rng.choice(room if status in OPEN_STATUSES else customer_users)
+            if self._booking(rng, status, customer, partner_rows, services) in OPEN_STATUSES:
+                open_counts[customer.pk] += 1
 
         self.stdout.write(self.style.SUCCESS("Demo data ready. Logins (username / password):"))
         self.stdout.write(f"  staff     {STAFF[0]} / {STAFF[1]}   (Django admin at /admin/)")
@@ -117,7 +131,7 @@ class Command(BaseCommand):
     @transaction.atomic
     def _customer(self, user_model: Any, i: int) -> Any:
         user, created = user_model.objects.get_or_create(
-            username=f"customer{i}", defaults={"first_name": f"Customer {i}"}
+            username=CUSTOMER_NAME.format(i), defaults={"first_name": f"Customer {i}"}
         )
         if created:
             user.set_password(CUSTOMER_PASSWORD)
@@ -128,7 +142,7 @@ class Command(BaseCommand):
     @transaction.atomic
     def _partner(self, user_model: Any, i: int, services: list[Service], rng: random.Random) -> Partner:
         user, created = user_model.objects.get_or_create(
-            username=f"partner{i}", defaults={"first_name": f"Partner {i}"}
+            username=PARTNER_NAME.format(i), defaults={"first_name": f"Partner {i}"}
         )
         if not created:
             return user.partner
@@ -158,7 +172,8 @@ class Command(BaseCommand):
     @transaction.atomic
     def _booking(
         self, rng: random.Random, status: str, customer: Any, partners: list[Partner], services: list[Service]
-    ) -> None:
+    ) -> str:
+        """One booking in ``status`` (or PENDING, when no partner is free to hold it); its status."""
         service = rng.choice(services)
         lat, lng = near_city(rng)
         needs_partner = status not in (BookingStatus.PENDING,) and partners
@@ -207,3 +222,4 @@ class Command(BaseCommand):
                 amount=(booking.amount * share).quantize(Decimal("0.01")),
                 currency=booking.currency,
             )
+        return status
