@@ -164,7 +164,8 @@ class Socket(async_socket.AsyncSocket):
                 client_address(environ),
                 len(body),
             )
-            await self.server.drop(self, self.server.reason.TRANSPORT_ERROR)
+            # engineio answers 400 and, the socket being closed already, removes it.
+            await self.server.drop(self, self.server.reason.TRANSPORT_ERROR, forget=False)
             raise UnreadablePayload() from None
         for pkt in packets:
             await self.receive(pkt)
@@ -212,6 +213,15 @@ class EngineServer(engineio.AsyncServer):
             self._uncount(args[0])
         return await super()._trigger_event(event, *args, **kwargs)
 
+    def _log_error_once(self, message: str, message_key: str) -> None:
+        """engineio's refusals of a request (an unknown or closed session, a bad transport or
+        origin) are the client's doing, not the server's: a WARNING the first time, not an ERROR."""
+        if message_key not in self.log_message_keys:
+            self.logger.warning("%s (further occurrences are logged at INFO)", message)
+            self.log_message_keys.add(message_key)
+        else:
+            self.logger.info(message)
+
     def _count(self, sid: str, address: str) -> None:
         self._address_of[sid] = address
         self._sessions_at[address] = self._sessions_at.get(address, 0) + 1
@@ -226,18 +236,22 @@ class EngineServer(engineio.AsyncServer):
         else:
             del self._sessions_at[address]
 
-    async def drop(self, socket: Any, reason: Any) -> None:
+    async def drop(self, socket: Any, reason: Any, forget: bool = True) -> None:
         """Close ``socket`` now, without waiting for its queue to be read (nobody may read it).
 
         What was queued is forgotten; a long-poll or websocket writer waiting on the queue is
         woken and ends; the application's disconnect handlers run with ``reason``. The socket
-        leaves ``sockets`` as engineio's closed ones do (its next request, or the service task).
+        leaves ``sockets`` at once unless ``forget`` is false (a request of its own is under
+        way, and engineio removes it at the request's end).
         """
         socket.dropped = True
         socket.queue.clear()
         await socket.close(wait=False, abort=True, reason=reason)
         socket.queue.clear()  # what the disconnect handlers queued meanwhile
         socket.queue.put_nowait(None)  # ends a waiting poll (an empty answer) or the websocket writer
+        if forget and self.sockets.get(socket.sid) is socket:
+            # A closed socket left in ``sockets`` makes engineio's POST handler raise KeyError.
+            del self.sockets[socket.sid]
 
     def drop_soon(self, socket: Any, bound: str) -> None:
         """Drop ``socket`` for passing ``bound`` (a transport error), counted; from a send, so in a task."""

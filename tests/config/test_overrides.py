@@ -28,6 +28,7 @@ REPLACED = {
     "engineio.async_server.AsyncServer._trigger_event": "4a09b6e47eb66532",
     "engineio.async_socket.AsyncSocket.handle_post_request": "82dca119a261a959",
     "engineio.async_socket.AsyncSocket.send": "0437276ccba7ab09",
+    "engineio.base_server.BaseServer._log_error_once": "dccbb5602dc46a09",
     # sessions that join no namespace are closed; a refusal is answered once (config.realtime.server)
     "socketio.async_server.AsyncServer._handle_eio_connect": "76704886d944a7e6",
     "socketio.async_server.AsyncServer._handle_eio_disconnect": "9344593148b66fd9",
