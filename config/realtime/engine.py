@@ -253,13 +253,15 @@ class EngineServer(engineio.AsyncServer):
             # A closed socket left in ``sockets`` makes engineio's POST handler raise KeyError.
             del self.sockets[socket.sid]
 
-    def drop_soon(self, socket: Any, bound: str) -> None:
-        """Drop ``socket`` for passing ``bound`` (a transport error), counted; from a send, so in a task."""
-        if socket.dropped:
+    def drop_soon(self, socket: Any, bound: str, reason: Any = None) -> None:
+        """Drop ``socket`` for passing ``bound``, counted, in a task of its own (callers are in
+        the middle of a send or a timer); ``reason`` defaults to a transport error."""
+        if socket.dropped or socket.closing or socket.closed:
             return
-        socket.dropped = True
+        socket.dropped = True  # nothing more is queued from now on
         metrics.CONNECTION_BOUNDS.labels(bound).inc()
-        logger.warning("connection %s closed: past its %s bound", socket.sid, bound)
-        task = self.start_background_task(self.drop, socket, self.reason.TRANSPORT_ERROR)
-        self._dropping.add(task)
+        if bound.startswith("send_queue"):
+            logger.warning("connection %s closed: its send queue passed the %s bound", socket.sid, bound)
+        task = self.start_background_task(self.drop, socket, reason or self.reason.TRANSPORT_ERROR)
+        self._dropping.add(task)  # held until done: the loop keeps only a weak reference
         task.add_done_callback(self._dropping.discard)

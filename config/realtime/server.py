@@ -12,7 +12,6 @@ from django.conf import settings
 from engineio import packet as eio_packet
 from socketio import packet
 
-from config import metrics
 from config.errors import ERROR_CODES
 from config.realtime import catalogue, engine, recovery, recovery_store
 from config.realtime.auth import user_of
@@ -107,8 +106,7 @@ class Server(socketio.AsyncServer):
         socket = self.eio.sockets.get(eio_sid)
         if socket is None or socket.closing or socket.closed or self._in_a_namespace(eio_sid):
             return
-        metrics.CONNECTION_BOUNDS.labels("no_namespace").inc()
-        self.eio.start_background_task(self.eio.drop, socket, self.reason.SERVER_DISCONNECT)
+        self.eio.drop_soon(socket, "no_namespace", self.reason.SERVER_DISCONNECT)
 
     # ------------------------------------------------------------ connection state recovery
     # The protocol of socket.io 4.6+ (``recovery`` holds the log and the sessions): the
@@ -130,9 +128,10 @@ class Server(socketio.AsyncServer):
             except socketio.exceptions.ConnectionRefusedError as exc:
                 await self._refuse_connect(eio_sid, namespace, exc.error_args)
                 return
-        if handler is None:  # engineio's "Unable to connect", nothing looked up
+        if handler is None:  # python-socketio's "Unable to connect", nothing looked up
             await super()._handle_connect(eio_sid, namespace, data)
-            self._count_refusal(eio_sid)
+            if self.manager.sid_from_eio_sid(eio_sid, namespace) is None:
+                self._count_refusal(eio_sid)
             return
         if self.recovery is None:
             await super()._handle_connect(eio_sid, namespace, data)
@@ -158,10 +157,8 @@ class Server(socketio.AsyncServer):
         if environ is None or socket is None:
             return
         environ[_REFUSED] = refused = environ.get(_REFUSED, 0) + 1
-        if refused >= CONNECT_REFUSALS_PER_SESSION and not socket.dropped:
-            socket.dropped = True  # answered no more from now on
-            metrics.CONNECTION_BOUNDS.labels("connects_refused").inc()
-            self.eio.start_background_task(self.eio.drop, socket, self.reason.SERVER_DISCONNECT)
+        if refused >= CONNECT_REFUSALS_PER_SESSION:
+            self.eio.drop_soon(socket, "connects_refused", self.reason.SERVER_DISCONNECT)
 
     async def _find_session(self, eio_sid: str, namespace: str, joining: Joining, auth: Any) -> None:
         """Look (without taking) for the session a connect asks to recover.
