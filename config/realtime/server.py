@@ -14,7 +14,7 @@ from socketio import packet
 
 from config.errors import ERROR_CODES
 from config.realtime import catalogue, engine, recovery, recovery_store
-from config.realtime.auth import user_of
+from config.realtime.auth import token_from, user_of
 from config.realtime.codec import OrjsonCodec, PacketCodec
 from config.realtime.inbound import ACK_WANTED, screen
 from config.realtime.manager import ChannelLayerManager
@@ -118,6 +118,11 @@ class Server(socketio.AsyncServer):
 
     async def _handle_connect(self, eio_sid: str, namespace: str | None, data: Any) -> None:
         namespace = namespace or "/"
+        await self._connect_namespace(eio_sid, namespace, data)
+        if self.manager.sid_from_eio_sid(eio_sid, namespace) is None:  # refused, whatever the reason
+            self._count_refusal(eio_sid)
+
+    async def _connect_namespace(self, eio_sid: str, namespace: str, data: Any) -> None:
         handler = self.namespace_handlers.get(namespace)
         # The cheap checks first (namespace registered, the server not stopping, the address's
         # limit): a refused connect costs no Redis call, no token check and no query.
@@ -126,14 +131,12 @@ class Server(socketio.AsyncServer):
             try:
                 admit(self.environ.get(eio_sid, {}))
             except socketio.exceptions.ConnectionRefusedError as exc:
-                await self._refuse_connect(eio_sid, namespace, exc.error_args)
+                packet_ = self.packet_class(packet.CONNECT_ERROR, data=exc.error_args, namespace=namespace)
+                await self._send_packet(eio_sid, packet_)
                 return
-        if handler is None:  # python-socketio's "Unable to connect", nothing looked up
-            await super()._handle_connect(eio_sid, namespace, data)
-            if self.manager.sid_from_eio_sid(eio_sid, namespace) is None:
-                self._count_refusal(eio_sid)
-            return
-        if self.recovery is None:
+        if handler is None or self.recovery is None or token_from(data, self.environ.get(eio_sid, {})) is None:
+            # Unregistered (python-socketio's "Unable to connect"), or no token (AUTH_REQUIRED):
+            # nothing to recover, no Redis call.
             await super()._handle_connect(eio_sid, namespace, data)
             return
         joining = self._joining[(eio_sid, namespace)] = Joining(pid=secrets.token_urlsafe(16))
@@ -145,10 +148,6 @@ class Server(socketio.AsyncServer):
             self._joining.pop((eio_sid, namespace), None)
             self.manager.reused_sids.pop(eio_sid, None)
             await self._release(eio_sid, namespace, None)
-
-    async def _refuse_connect(self, eio_sid: str, namespace: str, reason: Any) -> None:
-        await self._send_packet(eio_sid, self.packet_class(packet.CONNECT_ERROR, data=reason, namespace=namespace))
-        self._count_refusal(eio_sid)
 
     def _count_refusal(self, eio_sid: str) -> None:
         """Past ``CONNECT_REFUSALS_PER_SESSION`` refused connects, the session is closed (answered no more)."""

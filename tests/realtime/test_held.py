@@ -204,6 +204,22 @@ def test_a_session_that_joins_no_namespace_is_closed(server, customer):
     run(scenario())
 
 
+def test_a_session_whose_connects_keep_being_refused_is_closed(server):
+    """The issue's anonymous flood: ``40/customer,`` (no token) sixteen to a POST, never read.
+    After ten refusals the session is closed and counted; what it asked for is not kept."""
+
+    async def scenario() -> None:
+        before = bound_count(server, "connects_refused")
+        client = await Polling(server.url).open()
+        assert await client.post(*["40/customer,"] * 16) == 200
+        await wait_until(lambda: bound_count(server, "connects_refused") == before + 1, what="the session closed")
+        status, _ = await client.get()
+        assert status == 400, status
+        await client.close()
+
+    run(scenario())
+
+
 def test_an_unregistered_namespace_costs_no_redis_call(server, held_env, customer):
     """A CONNECT to a namespace nobody registered is refused before any Redis call, token check
     or query: neither its name nor the pid it brings reach a Redis command (a registered
