@@ -72,8 +72,9 @@ def document() -> dict[str, Any]:
             "version": "1.0.0",
             "description": (
                 "Socket.IO 4 (Engine.IO v4) namespaces /customer, /partner and /admin. Every client event takes "
-                "an optional ack answered {ok: true, ...} or {ok: false, error: {code, message}}; a failure is "
-                "also emitted as `error`. Connect with auth: {token: <access JWT>} (or an Authorization: Bearer "
+                "an optional ack answered {ok: true, ...} or {ok: false, error: {code, message}}; a failure of an "
+                "event sent without an ack is emitted as `error` instead (one answer each). Connect with auth: "
+                "{token: <access JWT>} (or an Authorization: Bearer "
                 "header); a refused connect is connect_error with data.code AUTH_REQUIRED, TOKEN_INVALID, "
                 "TOKEN_EXPIRED, FORBIDDEN or UNAVAILABLE. REST: /api/schema/."
             ),

@@ -69,6 +69,11 @@ BROKER_MESSAGES = Counter(
 RECOVERY_UNLOGGED = Counter(
     "homeservices_recovery_unlogged_total", "Events sent without an offset: the recovery log did not answer in time"
 )
+CONNECTION_BOUNDS = Counter(
+    "homeservices_connection_bounds_total",
+    "Connections closed or refused for passing a bound on what one connection may hold (contract 10.1)",
+    ["bound"],
+)
 HASHING_REFUSED = Counter(
     "homeservices_password_hashing_refused_total",
     "Logins, sign-ups and password changes refused: hashing queue full, or the address's share of it taken",

@@ -269,6 +269,14 @@ SOCKETIO = {
     "RECOVERY_LOG_LENGTH": int(os.environ.get("RECOVERY_LOG_LENGTH", "10000")),
     # A replay reads at most this many logged events of the namespace; a longer gap gets a fresh session.
     "RECOVERY_REPLAY_MAX": int(os.environ.get("RECOVERY_REPLAY_MAX", "1000")),
+    # What one connection may make the server hold (contract 10.1). Past either bound of its send
+    # queue (packets, characters of their payloads) a connection is closed as a transport error.
+    "SEND_QUEUE_PACKETS": int(os.environ.get("SOCKETIO_SEND_QUEUE_PACKETS", "2000")),
+    "SEND_QUEUE_BYTES": int(os.environ.get("SOCKETIO_SEND_QUEUE_BYTES", str(4_000_000))),
+    # Engine.IO sessions open at once from one client address (a carrier's NAT holds many phones).
+    "SESSIONS_PER_ADDRESS": int(os.environ.get("SOCKETIO_SESSIONS_PER_ADDRESS", "2000")),
+    # An Engine.IO session that has joined no namespace this many seconds after it opened is closed.
+    "NO_NAMESPACE_TIMEOUT": float(os.environ.get("SOCKETIO_NO_NAMESPACE_TIMEOUT", "10")),
 }
 # Every socket's rights are compared with the database at least this often (seconds), besides
 # the recheck every change of rights sets off at once: a lost notification is bounded by it.

@@ -162,9 +162,9 @@ def declarations() -> str:
 
     parts = [HEADER, 'import type { ManagerOptions, Socket, SocketOptions } from "socket.io-client";\n', *types.text]
     parts.append(
-        "/** Every client event's ack: `{ok: true, ...reply}` or `{ok: false, error}` (the error is also emitted"
-        " as `error`). */\nexport type Ack<Reply extends object = {}> = ({ ok: true } & Reply) | { ok: false; error:"
-        " ErrorBody };\n"
+        "/** Every client event's ack: `{ok: true, ...reply}` or `{ok: false, error}` (an event sent without an"
+        " ack is refused with the `error` event instead). */\n"
+        "export type Ack<Reply extends object = {}> = ({ ok: true } & Reply) | { ok: false; error: ErrorBody };\n"
     )
     sockets = []
     for namespace in namespaces:

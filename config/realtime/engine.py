@@ -15,16 +15,29 @@ alive until a full collection:
 And one cost of idle memory: each socket's send queue is an ``asyncio.Queue`` (about
 3 KiB, empty nearly all the time); here it is a ``primitives.Mailbox``.
 
+What one connection may make the server hold is bounded here too (contract 10.1): a
+socket's send queue (packets and characters; past either the connection is dropped as a
+transport error and counted in ``homeservices_connection_bounds_total``), and what a
+long-polling POST may carry (at most ``Payload.max_decode_packets`` packets, readable):
+anything else is answered 400 with one WARNING line, never a traceback.
+
 All replaced in a subclass (python-socketio's ``_engineio_server_class`` hook), not
 patched into the library: the same names, the same behaviour.
 """
 
+import logging
 from typing import Any
 
 import engineio
+from django.conf import settings
+from engineio import async_socket, exceptions, payload
 from engineio.async_drivers import asgi
 
+from config import metrics
+from config.realtime.auth import client_address
 from config.realtime.primitives import Mailbox
+
+logger = logging.getLogger(__name__)
 
 _NO_BODY_YET = object()
 
@@ -85,11 +98,170 @@ class WebSocket(asgi.WebSocket):
         return event.get("text")
 
 
+def _chars(item: Any) -> int:
+    data = getattr(item, "data", None)
+    return len(data) if isinstance(data, (str, bytes)) else 0
+
+
+class SendQueue(Mailbox):
+    """A socket's send queue that also counts the characters of the packets waiting in it."""
+
+    __slots__ = ("chars",)
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.chars = 0
+
+    def put_nowait(self, item: Any) -> None:
+        waiting = self.qsize()
+        super().put_nowait(item)
+        if self.qsize() > waiting:  # not handed straight to a waiting getter
+            self.chars += _chars(item)
+
+    def get_nowait(self) -> Any:
+        item = super().get_nowait()
+        self.chars -= _chars(item)
+        return item
+
+    def clear(self) -> None:
+        """Forget every packet waiting (a dropped connection's): nobody will read them."""
+        while self._items:
+            self.get_nowait()
+            self.task_done()
+
+
+class UnreadablePayload(exceptions.EngineIOError):
+    """A long-polling POST engineio cannot decode: too many packets, not UTF-8, a broken packet."""
+
+
+class Socket(async_socket.AsyncSocket):
+    """engineio's socket with a bounded send queue and a POST that refuses what it cannot read."""
+
+    dropped = False  # set by ``EngineServer.drop``: nothing more is queued
+
+    async def send(self, pkt: Any) -> None:
+        if self.dropped:
+            return
+        queue, server = self.queue, self.server
+        if queue.qsize() >= server.send_queue_packets:
+            server.drop_soon(self, "send_queue_packets")
+        elif queue.chars >= server.send_queue_chars:
+            server.drop_soon(self, "send_queue_bytes")
+        else:
+            await super().send(pkt)
+
+    async def handle_post_request(self, environ: dict[str, Any]) -> None:
+        length = int(environ.get("CONTENT_LENGTH", "0"))
+        if length > self.server.max_http_buffer_size:
+            raise exceptions.ContentTooLongError()
+        body = await environ["wsgi.input"].read(length)
+        try:
+            packets = payload.Payload(encoded_payload=body.decode("utf-8")).packets
+        except (ValueError, KeyError, IndexError) as exc:  # UnicodeDecodeError and binascii.Error are ValueErrors
+            logger.warning(
+                "engine.io POST refused (400), session closed: %s (%s, %d bytes)",
+                exc,
+                client_address(environ),
+                len(body),
+            )
+            # engineio answers 400 and, the socket being closed already, removes it.
+            await self.server.drop(self, self.server.reason.TRANSPORT_ERROR, forget=False)
+            raise UnreadablePayload() from None
+        for pkt in packets:
+            await self.receive(pkt)
+
+
 class EngineServer(engineio.AsyncServer):
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         # engineio picks its ASGI request and websocket classes from this table.
         self._async = {**self._async, "translate_request": translate_request, "websocket": WebSocket}
+        conf = settings.SOCKETIO
+        self.send_queue_packets: int = conf["SEND_QUEUE_PACKETS"]
+        self.send_queue_chars: int = conf["SEND_QUEUE_BYTES"]
+        self.sessions_per_address: int = conf["SESSIONS_PER_ADDRESS"]
+        self._dropping: set[Any] = set()  # tasks of drops under way (held until done)
+        self._address_of: dict[str, str] = {}  # sid -> the client address it counts against
+        self._sessions_at: dict[str, int] = {}  # client address -> sessions open from it
 
-    def create_queue(self, *args: Any, **kwargs: Any) -> Mailbox:
-        return Mailbox()
+    def create_queue(self, *args: Any, **kwargs: Any) -> SendQueue:
+        return SendQueue()
+
+    async def _trigger_event(self, event: str, *args: Any, **kwargs: Any) -> Any:
+        """engineio's connect and disconnect, bracketed by the count of sessions per address.
+
+        A connect past ``SESSIONS_PER_ADDRESS`` is refused before the application hears of
+        it (engineio answers 401, as for any refused connection).
+        """
+        if event == "connect":
+            sid, environ = args[0], args[1]
+            address = client_address(environ)
+            if self._sessions_at.get(address, 0) >= self.sessions_per_address:
+                metrics.CONNECTION_BOUNDS.labels("sessions_per_address").inc()
+                return "Too many sessions from this address"
+            # engineio built an ``AsyncSocket`` a moment ago (it names the class itself): from
+            # here on it is ours, before the application sees it or it sends anything but OPEN.
+            socket = self.sockets.get(sid)
+            if socket is not None and type(socket) is async_socket.AsyncSocket:
+                socket.__class__ = Socket
+            self._count(sid, address)
+            accepted = await super()._trigger_event(event, *args, **kwargs)
+            if accepted is not None and accepted is not True:  # refused: no disconnect will follow
+                self._uncount(sid)
+            return accepted
+        if event == "disconnect":
+            self._uncount(args[0])
+        return await super()._trigger_event(event, *args, **kwargs)
+
+    def _log_error_once(self, message: str, message_key: str) -> None:
+        """engineio's refusals of a request (an unknown or closed session, a bad transport or
+        origin) are the client's doing, not the server's: a WARNING the first time, not an ERROR."""
+        if message_key not in self.log_message_keys:
+            self.logger.warning("%s (further occurrences are logged at INFO)", message)
+            self.log_message_keys.add(message_key)
+        else:
+            self.logger.info(message)
+
+    def _count(self, sid: str, address: str) -> None:
+        self._address_of[sid] = address
+        self._sessions_at[address] = self._sessions_at.get(address, 0) + 1
+
+    def _uncount(self, sid: str) -> None:
+        address = self._address_of.pop(sid, None)
+        if address is None:
+            return
+        left = self._sessions_at[address] - 1
+        if left:
+            self._sessions_at[address] = left
+        else:
+            del self._sessions_at[address]
+
+    async def drop(self, socket: Any, reason: Any, forget: bool = True) -> None:
+        """Close ``socket`` now, without waiting for its queue to be read (nobody may read it).
+
+        What was queued is forgotten; a long-poll or websocket writer waiting on the queue is
+        woken and ends; the application's disconnect handlers run with ``reason``. The socket
+        leaves ``sockets`` at once unless ``forget`` is false (a request of its own is under
+        way, and engineio removes it at the request's end).
+        """
+        socket.dropped = True
+        socket.queue.clear()
+        await socket.close(wait=False, abort=True, reason=reason)
+        socket.queue.clear()  # what the disconnect handlers queued meanwhile
+        socket.queue.put_nowait(None)  # ends a waiting poll (an empty answer) or the websocket writer
+        if forget and self.sockets.get(socket.sid) is socket:
+            # A closed socket left in ``sockets`` makes engineio's POST handler raise KeyError.
+            del self.sockets[socket.sid]
+
+    def drop_soon(self, socket: Any, bound: str, reason: Any = None) -> None:
+        """Drop ``socket`` for passing ``bound``, counted, in a task of its own (callers are in
+        the middle of a send or a timer); ``reason`` defaults to a transport error."""
+        if socket.dropped or socket.closing or socket.closed:
+            return
+        socket.dropped = True  # nothing more is queued from now on
+        metrics.CONNECTION_BOUNDS.labels(bound).inc()
+        if bound.startswith("send_queue"):
+            logger.warning("connection %s closed: its send queue passed the %s bound", socket.sid, bound)
+        task = self.start_background_task(self.drop, socket, reason or self.reason.TRANSPORT_ERROR)
+        self._dropping.add(task)  # held until done: the loop keeps only a weak reference
+        task.add_done_callback(self._dropping.discard)

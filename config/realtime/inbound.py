@@ -8,6 +8,7 @@ parse by dropping them unanswered. Both are closed here: such a packet becomes a
 """
 
 import json
+from contextvars import ContextVar
 from typing import Any
 
 from config.parsing import is_valid_text
@@ -17,6 +18,9 @@ RESERVED_EVENTS = frozenset(
     {"connect", "connect_error", "disconnect", "disconnecting", "error", "newListener", "removeListener"}
 )
 MAX_EVENT_NAME = 64
+# Whether the client event being handled asked for an ack (set per event task by the server):
+# a refusal is answered once, by the ack if asked for, else by one ``error`` event.
+ACK_WANTED: ContextVar[bool] = ContextVar("ack_wanted", default=False)
 
 
 class RejectedEvent(str):

@@ -22,7 +22,7 @@ from config.realtime import catalogue
 from config.realtime.auth import Refused, client_address, decode_token, token_from
 from config.realtime.emit import emit_now
 from config.realtime.identity import Session, access_changed_since, load_identity, user_room
-from config.realtime.inbound import RejectedEvent
+from config.realtime.inbound import ACK_WANTED, RejectedEvent
 from config.realtime.limits import limiter
 from config.realtime.orm import OrmLoad, db
 from config.realtime.presence import presence
@@ -41,6 +41,11 @@ def _admit_connect(who: int | str, key: str) -> None:
         limiter.hit(who, key)
     except RateLimited as exc:
         raise Refused(RateLimited.code, exc.message, retryAfter=exc.retry_after) from exc
+
+
+# Past RATE_LIMITED a socket gets this many answers per rate window, then none; one whose refusals
+# in a window reach the limit itself (it sends at twice its limit) is disconnected.
+ANSWERS_PAST_LIMIT = 3
 
 
 def _unavailable(exc: BaseException) -> bool:
@@ -70,6 +75,18 @@ class BaseNamespace(TokenLifetime, socketio.AsyncNamespace):
         """Runs on the loop when the socket goes; leave nothing behind."""
 
     # ------------------------------------------------------------ connect / disconnect
+    def admit_connect(self, environ: dict[str, Any]) -> None:
+        """The cheap checks of a connect, which the server runs before any Redis call, token
+        check or query (recovery's included): the process is not stopping, the address's limit."""
+        try:
+            if self.server.manager.stopping:
+                raise Refused("UNAVAILABLE", "The server is restarting; reconnect")
+            _admit_connect(f"address:{client_address(environ)}", "connect:address")
+        except Refused as exc:
+            metrics.CLIENT_EVENTS.labels(self.namespace_name, "connect", exc.error_args["data"]["code"]).inc()
+            self._log_outcome("connect refused", None, None, "connect", exc.error_args["data"]["code"])
+            raise
+
     async def on_connect(self, sid: str, environ: dict[str, Any], auth: Any = None) -> None:
         try:
             await self._connect(sid, environ, auth)
@@ -79,9 +96,7 @@ class BaseNamespace(TokenLifetime, socketio.AsyncNamespace):
             raise
 
     async def _connect(self, sid: str, environ: dict[str, Any], auth: Any) -> None:
-        if self.server.manager.stopping:
-            raise Refused("UNAVAILABLE", "The server is restarting; reconnect")
-        _admit_connect(f"address:{client_address(environ)}", "connect:address")
+        # The process's stop and the address's limit were checked first (``admit_connect``).
         token = token_from(auth, environ)
         if token is None:
             raise Refused("AUTH_REQUIRED", "An access token is required (auth.token)")
@@ -229,15 +244,16 @@ class BaseNamespace(TokenLifetime, socketio.AsyncNamespace):
             return await self._refuse_unhandled(sid, event, ValidationError(f"unknown event {event[:64]!r}"), label)
         if len(args) > 2:  # every client event carries one payload, whether or not it asks for an ack
             return await self._refuse_unhandled(sid, event, ValidationError("an event carries one payload"), label)
+        rate_key = self.rate_keys.get(event, event)
         try:
-            await self._admit(sid, event)
+            await self._admit(sid, rate_key, event)
             problem = catalogue.payload_problem(self.namespace_name, event, payload)
             if problem is not None:
                 field, rule = problem
                 raise ValidationError(f"{field} breaks the event's schema ({rule})", details={field: [rule]})
             result = await handler(sid, payload)
         except DomainError as exc:
-            return await self._fail(sid, event, exc, label)
+            return await self._fail(sid, event, exc, label, rate_key)
         except Exception as exc:
             if _unavailable(exc):
                 logger.warning("%s: database unavailable (%s)", event, exc)
@@ -256,29 +272,61 @@ class BaseNamespace(TokenLifetime, socketio.AsyncNamespace):
             limiter.hit(session["uid"], "default")
         except RateLimited as limited:
             exc = limited
-        return await self._fail(sid, event, exc, label)
+        return await self._fail(sid, event, exc, label, "default")
 
-    def _log_outcome(self, what: str, sid: str, user_id: str | None, event: str | None, code: str) -> None:
+    def _log_outcome(self, what: str, sid: str | None, user_id: str | None, event: str | None, code: str) -> None:
         if code == RateLimited.code:
             return  # counted in metrics; one log line per refused event would let a client flood the logs
         level = logging.WARNING if code in ("INTERNAL_ERROR", "UNAVAILABLE") else logging.INFO
         fields = {"namespace": self.namespace_name, "event": event, "user_id": user_id, "sid": sid, "code": code}
         outcomes.log(level, "%s: %s %s %s", what, self.namespace_name, event or "-", code, extra=fields)
 
-    async def _admit(self, sid: str, event: str) -> None:
+    async def _admit(self, sid: str, rate_key: str, event: str) -> None:
         """Per-user rate limit, then load shedding: refused at once, so heartbeats and relays keep flowing."""
         session = await self.get_session(sid)
-        limiter.hit(session["uid"], self.rate_keys.get(event, event))
+        limiter.hit(session["uid"], rate_key)
         if event not in self.lightweight_events and OrmLoad.busy():
             raise Unavailable("The server is busy; retry shortly")
 
-    async def _fail(self, sid: str, event: str, exc: DomainError, label: str) -> dict[str, Any]:
+    async def _fail(
+        self, sid: str, event: str, exc: DomainError, label: str, rate_key: str | None = None
+    ) -> dict[str, Any] | object:
+        """One answer to a refused event: its ack when the client asked for one, else one ``error``.
+
+        Past RATE_LIMITED the answers thin out (``_past_limit``): no answer is the server's
+        ``not_handled``, which python-socketio acks with nothing.
+        """
         metrics.CLIENT_EVENTS.labels(self.namespace_name, label, exc.code).inc()
         try:
-            user_id = (await self.get_session(sid)).get("user_id")
+            session = await self.get_session(sid)
         except KeyError:  # the socket went while its event ran: the answer reaches nobody
-            user_id = None
-        self._log_outcome("event failed", sid, user_id, label, exc.code)
+            session = {}
+        limited = isinstance(exc, RateLimited) and rate_key is not None and session
+        if limited and not await self._past_limit(sid, session, rate_key):
+            return self.server.not_handled
+        self._log_outcome("event failed", sid, session.get("user_id"), label, exc.code)
         error = exc.as_dict()
-        await emit_now("error", {**error, "event": str(event)}, namespace=self.namespace_name, room=sid, local=True)
+        if not ACK_WANTED.get():
+            await emit_now("error", {**error, "event": str(event)}, namespace=self.namespace_name, room=sid, local=True)
         return {"ok": False, "error": error}
+
+    async def _past_limit(self, sid: str, session: Session, rate_key: str) -> bool:
+        """Count a RATE_LIMITED refusal of the socket; whether it is still answered.
+
+        ``ANSWERS_PAST_LIMIT`` answers per rate window; a socket refused as many times as its
+        limit in one window (it sends at twice the limit) is told so and disconnected.
+        """
+        limit, window = limiter.limit_of(rate_key)
+        index = int(time.time() // window)
+        refused = session.setdefault("refused", {})
+        seen_index, count = refused.get(rate_key, (index, 0))
+        count = count + 1 if seen_index == index else 1
+        refused[rate_key] = (index, count)
+        if count >= max(limit, ANSWERS_PAST_LIMIT + 1):
+            refused.pop(rate_key)
+            metrics.CONNECTION_BOUNDS.labels("rate_flood").inc()
+            payload = {"code": RateLimited.code, "message": f"Over twice the limit of {rate_key}", "event": None}
+            await emit_now("error", payload, namespace=self.namespace_name, room=sid, local=True)
+            await self.disconnect(sid)
+            return False
+        return count <= ANSWERS_PAST_LIMIT

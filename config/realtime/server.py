@@ -1,5 +1,6 @@
 """The process's python-socketio ``AsyncServer``."""
 
+import asyncio
 import logging
 import secrets
 import time
@@ -13,9 +14,9 @@ from socketio import packet
 
 from config.errors import ERROR_CODES
 from config.realtime import catalogue, engine, recovery, recovery_store
-from config.realtime.auth import user_of
+from config.realtime.auth import token_from, user_of
 from config.realtime.codec import OrjsonCodec, PacketCodec
-from config.realtime.inbound import screen
+from config.realtime.inbound import ACK_WANTED, screen
 from config.realtime.manager import ChannelLayerManager
 from config.realtime.offsets import carried, is_offset
 from config.realtime.origins import cors_origins
@@ -31,6 +32,10 @@ INVOLUNTARY = {
 # A recovered socket drops live events its replay already carried for this long: one logged
 # before the log was read may be published (and arrive) a few milliseconds after the replay.
 REPLAY_OVERLAP_SECONDS = 5.0
+# An Engine.IO session whose namespace connects were refused this many times is closed: a
+# client that asks again after a refusal does so a few times, not as fast as it can send.
+CONNECT_REFUSALS_PER_SESSION = 10
+_REFUSED = "homeservices.connects_refused"  # the count, kept in the session's environ
 
 
 @dataclass
@@ -58,6 +63,8 @@ class Server(socketio.AsyncServer):
         self._held: dict[str, list[Any]] = {}  # eio_sid -> packets held while a CONNECT completes
         # eio_sid -> (namespace, offset replayed to, until when): see REPLAY_OVERLAP_SECONDS
         self._replayed: dict[str, tuple[str, str, float]] = {}
+        # eio_sid -> the timer that closes the session unless it has joined a namespace by then
+        self._bare: dict[str, asyncio.TimerHandle] = {}
         # Socket.IO packets decode leniently (refusals get answers); Engine.IO keeps the strict codec.
         self.packet_class.json = PacketCodec
 
@@ -66,6 +73,40 @@ class Server(socketio.AsyncServer):
 
     async def _handle_event(self, eio_sid: str, namespace: str | None, id: int | None, data: Any) -> None:
         await super()._handle_event(eio_sid, namespace, id, screen(data))
+
+    async def _handle_event_internal(
+        self, server: Any, sid: str, eio_sid: str, data: Any, namespace: str, id: int | None
+    ) -> None:
+        # Runs in the event's own task: the namespace reads whether an ack was asked for (one answer).
+        ACK_WANTED.set(id is not None)
+        await super()._handle_event_internal(server, sid, eio_sid, data, namespace, id)
+
+    # ------------------------------------------------------------ sessions that join no namespace
+    async def _handle_eio_connect(self, eio_sid: str, environ: dict[str, Any]) -> None:
+        await super()._handle_eio_connect(eio_sid, environ)
+        self._expect_namespace(eio_sid)
+
+    async def _handle_eio_disconnect(self, eio_sid: str, reason: Any) -> None:
+        await super()._handle_eio_disconnect(eio_sid, reason)
+        timer = self._bare.pop(eio_sid, None)
+        if timer is not None:
+            timer.cancel()
+
+    def _expect_namespace(self, eio_sid: str) -> None:
+        """Close the session ``NO_NAMESPACE_TIMEOUT`` from now unless it is in a namespace by then."""
+        if eio_sid not in self._bare:
+            loop = asyncio.get_running_loop()
+            self._bare[eio_sid] = loop.call_later(_conf["NO_NAMESPACE_TIMEOUT"], self._close_if_bare, eio_sid)
+
+    def _in_a_namespace(self, eio_sid: str) -> bool:
+        return any(self.manager.sid_from_eio_sid(eio_sid, n) is not None for n in list(self.manager.get_namespaces()))
+
+    def _close_if_bare(self, eio_sid: str) -> None:
+        self._bare.pop(eio_sid, None)
+        socket = self.eio.sockets.get(eio_sid)
+        if socket is None or socket.closing or socket.closed or self._in_a_namespace(eio_sid):
+            return
+        self.eio.drop_soon(socket, "no_namespace", self.reason.SERVER_DISCONNECT)
 
     # ------------------------------------------------------------ connection state recovery
     # The protocol of socket.io 4.6+ (``recovery`` holds the log and the sessions): the
@@ -77,7 +118,25 @@ class Server(socketio.AsyncServer):
 
     async def _handle_connect(self, eio_sid: str, namespace: str | None, data: Any) -> None:
         namespace = namespace or "/"
-        if self.recovery is None:
+        await self._connect_namespace(eio_sid, namespace, data)
+        if self.manager.sid_from_eio_sid(eio_sid, namespace) is None:  # refused, whatever the reason
+            self._count_refusal(eio_sid)
+
+    async def _connect_namespace(self, eio_sid: str, namespace: str, data: Any) -> None:
+        handler = self.namespace_handlers.get(namespace)
+        # The cheap checks first (namespace registered, the server not stopping, the address's
+        # limit): a refused connect costs no Redis call, no token check and no query.
+        admit = getattr(handler, "admit_connect", None)
+        if admit is not None:
+            try:
+                admit(self.environ.get(eio_sid, {}))
+            except socketio.exceptions.ConnectionRefusedError as exc:
+                packet_ = self.packet_class(packet.CONNECT_ERROR, data=exc.error_args, namespace=namespace)
+                await self._send_packet(eio_sid, packet_)
+                return
+        if handler is None or self.recovery is None or token_from(data, self.environ.get(eio_sid, {})) is None:
+            # Unregistered (python-socketio's "Unable to connect"), or no token (AUTH_REQUIRED):
+            # nothing to recover, no Redis call.
             await super()._handle_connect(eio_sid, namespace, data)
             return
         joining = self._joining[(eio_sid, namespace)] = Joining(pid=secrets.token_urlsafe(16))
@@ -89,6 +148,16 @@ class Server(socketio.AsyncServer):
             self._joining.pop((eio_sid, namespace), None)
             self.manager.reused_sids.pop(eio_sid, None)
             await self._release(eio_sid, namespace, None)
+
+    def _count_refusal(self, eio_sid: str) -> None:
+        """Past ``CONNECT_REFUSALS_PER_SESSION`` refused connects, the session is closed (answered no more)."""
+        environ = self.environ.get(eio_sid)
+        socket = self.eio.sockets.get(eio_sid)
+        if environ is None or socket is None:
+            return
+        environ[_REFUSED] = refused = environ.get(_REFUSED, 0) + 1
+        if refused >= CONNECT_REFUSALS_PER_SESSION:
+            self.eio.drop_soon(socket, "connects_refused", self.reason.SERVER_DISCONNECT)
 
     async def _find_session(self, eio_sid: str, namespace: str, joining: Joining, auth: Any) -> None:
         """Look (without taking) for the session a connect asks to recover.
@@ -210,6 +279,9 @@ class Server(socketio.AsyncServer):
         if self.recovery is not None and (reason in INVOLUNTARY or self.manager.stopping):
             await self._keep_session(eio_sid, namespace)
         await super()._handle_disconnect(eio_sid, namespace, reason)
+        socket = self.eio.sockets.get(eio_sid)
+        if socket is not None and not (socket.closing or socket.closed) and not self._in_a_namespace(eio_sid):
+            self._expect_namespace(eio_sid)  # left its last namespace: the session is bare again
 
     async def _keep_session(self, eio_sid: str, namespace: str) -> None:
         sid = self.manager.sid_from_eio_sid(eio_sid, namespace)

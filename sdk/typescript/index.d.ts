@@ -418,7 +418,7 @@ export type RequestStatsReply = {
   stats: DashboardStatsUpdatePayload;
 };
 
-/** Every client event's ack: `{ok: true, ...reply}` or `{ok: false, error}` (the error is also emitted as `error`). */
+/** Every client event's ack: `{ok: true, ...reply}` or `{ok: false, error}` (an event sent without an ack is refused with the `error` event instead). */
 export type Ack<Reply extends object = {}> = ({ ok: true } & Reply) | { ok: false; error: ErrorBody };
 
 /** What the server sends on /customer. */

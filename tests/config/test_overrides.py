@@ -23,6 +23,16 @@ REPLACED = {
     "engineio.async_drivers.asgi.WebSocket.wait": "0346a1c9ebdafdff",
     "engineio.base_server.BaseServer.__init__": "a06b17502fbd9646",
     "engineio.async_server.AsyncServer.create_queue": "5ff5673a0c017681",
+    # what one connection may hold (contract 10.1): sessions per address, the bounded send
+    # queue, a POST engineio cannot read answered 400 (config.realtime.engine)
+    "engineio.async_server.AsyncServer._trigger_event": "4a09b6e47eb66532",
+    "engineio.async_socket.AsyncSocket.handle_post_request": "82dca119a261a959",
+    "engineio.async_socket.AsyncSocket.send": "0437276ccba7ab09",
+    "engineio.base_server.BaseServer._log_error_once": "dccbb5602dc46a09",
+    # sessions that join no namespace are closed; a refusal is answered once (config.realtime.server)
+    "socketio.async_server.AsyncServer._handle_eio_connect": "76704886d944a7e6",
+    "socketio.async_server.AsyncServer._handle_eio_disconnect": "9344593148b66fd9",
+    "socketio.async_server.AsyncServer._handle_event_internal": "472e8b723a12d507",
     "socketio.async_pubsub_manager.AsyncPubSubManager.__init__": "81c6a9f1e359749a",
     "socketio.async_pubsub_manager.AsyncPubSubManager.initialize": "e8a2b026ecea320f",
     "socketio.async_manager.AsyncManager.pre_connect": "84f2cdf2a4ddf07c",
