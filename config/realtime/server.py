@@ -248,10 +248,8 @@ class Server(socketio.AsyncServer):
                     found.append(((sid, namespace), kept))
         results = await asyncio.gather(*(self.recovery.save(*kept) for _, kept in found))
         self._kept.update(key for (key, _), saved in zip(found, results, strict=True) if saved)
-        if len(self._kept) < len(found):
-            logger.warning(
-                "stopping: %d of %d sessions could not be kept for recovery", len(found) - len(self._kept), len(found)
-            )
+        level = logging.INFO if len(self._kept) == len(found) else logging.WARNING
+        logger.log(level, "stopping: %d of %d sessions kept for recovery", len(self._kept), len(found))
         return len(self._kept)
 
     def start(self) -> None:

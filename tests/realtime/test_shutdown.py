@@ -73,3 +73,28 @@ def test_sigterm_with_long_polling_clients_finishes_in_time_and_runs_the_hooks(c
     partner.refresh_from_db()
     assert (partner.last_latitude, partner.last_longitude) == (12.25, 77.75)  # the stop's hook wrote it
     assert partner.online_until is None  # presence withdrawn
+
+
+def test_a_disconnect_whose_session_is_gone_is_not_an_error():
+    """A stopping process may drop the Engine.IO session before python-socketio runs the namespace's
+    disconnect handler: one INFO line, no ``KeyError: 'Session not found'`` traceback."""
+    import logging
+
+    import config.asgi  # noqa: F401 - registers the namespaces
+    from config.realtime.server import sio
+
+    class Records(logging.Handler):
+        records: list[logging.LogRecord] = []
+
+        def emit(self, record: logging.LogRecord) -> None:
+            self.records.append(record)
+
+    seen = Records()
+    log = logging.getLogger("config.realtime.namespace")  # it does not propagate: listen to it directly
+    log.addHandler(seen)
+    try:
+        asyncio.run(sio.namespace_handlers["/customer"].on_disconnect("a-sid-nobody-has", "transport close"))
+    finally:
+        log.removeHandler(seen)
+    [record] = [r for r in seen.records if "session was gone" in r.getMessage()]
+    assert record.levelno == logging.INFO
