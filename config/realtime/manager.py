@@ -56,6 +56,7 @@ class ChannelLayerManager(ChannelLayerTransport, AsyncPubSubManager):
         self.stopping = False
         self._stop_started = 0.0  # monotonic, when the stop began: it finishes within SHUTDOWN_TIMEOUT of it
         self._early_stop: asyncio.Task[None] | None = None  # started by the stop signal (``_on_stop_signal``)
+        self._signalled = False
         self._essential = 0  # self.tasks[:_essential] deliver (outbox, lanes) and run until the very end
         # eio_sid -> the sid a recovering connection gets back (``server.Server``); read by ``pre_connect``.
         self.reused_sids: dict[str, str] = {}
@@ -139,9 +140,10 @@ class ChannelLayerManager(ChannelLayerTransport, AsyncPubSubManager):
             signal.signal(signum, functools.partial(self._on_stop_signal, previous=previous))
 
     def _on_stop_signal(self, signum: int, frame: FrameType | None, previous: Any) -> None:
-        if self._early_stop is not None or self.loop is None or self.loop.is_closed():
+        if self._signalled or self.loop is None or self.loop.is_closed():
             _pass_on(signum, frame, previous)  # a second signal: the server's own handling, at once
             return
+        self._signalled = True
 
         async def stop_then_pass_on() -> None:
             try:
