@@ -37,6 +37,7 @@ logger = logging.getLogger(__name__)
 
 OUTBOX_BATCH_MAX = 500  # messages per recovery-log pipeline
 STOP_SIGNALS = (signal.SIGTERM, signal.SIGINT)
+ORM_SETTLE_SECONDS = 1.0  # a stop waits this long at most for the periodic work's database calls
 
 
 class ChannelLayerManager(ChannelLayerTransport, AsyncPubSubManager):
@@ -165,10 +166,13 @@ class ChannelLayerManager(ChannelLayerTransport, AsyncPubSubManager):
             return
         self.stopping = True
         self._stop_started = time.monotonic()
-        for task in self.tasks[self._essential :]:
+        periodic = self.tasks[self._essential :]
+        for task in periodic:
             task.cancel()  # periodic work: a heartbeat must not announce users this process is letting go
         try:
             async with asyncio.timeout(settings.SHUTDOWN_TIMEOUT / 2):
+                await asyncio.gather(*periodic, return_exceptions=True)
+                await self._orm_settles(ORM_SETTLE_SECONDS)
                 if self.server.recovery is not None:
                     await self.server.keep_all_sessions()
                 await self._run_hooks()
@@ -201,6 +205,14 @@ class ChannelLayerManager(ChannelLayerTransport, AsyncPubSubManager):
         for task in self.tasks:
             task.cancel()
         metrics.process_stopping()
+
+    @staticmethod
+    async def _orm_settles(bound: float) -> None:
+        """Wait (at most ``bound`` s) for the database calls in flight: a cancelled task's call goes
+        on in its thread, and a heartbeat's "online" written after the hooks' "offline" would stay."""
+        deadline = time.monotonic() + bound
+        while orm_in_flight() and time.monotonic() < deadline:
+            await asyncio.sleep(0.01)
 
     async def _run_hooks(self) -> None:
         for hook in hooks.shutdown_hooks():

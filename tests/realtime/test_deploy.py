@@ -9,6 +9,7 @@ import signal
 import subprocess
 import tempfile
 import threading
+import time
 from pathlib import Path
 
 import pytest
@@ -21,6 +22,7 @@ from tests.realtime.test_cluster import cluster_env  # noqa: F401 - fixture
 pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.redis, pytest.mark.node]
 JS = Path(__file__).resolve().parents[1] / "js"
 SOCKETS, ACCOUNTS = 1000, 40
+SHUTDOWN_TIMEOUT = 10  # seconds: the whole stop, a thousand sessions saved included
 
 
 class Lines:
@@ -47,7 +49,12 @@ def test_a_restart_with_a_thousand_sockets_keeps_them_recoverable(cluster_env): 
     require_node()
     # Twenty-five sockets per account and one address for all: past the production connect limits,
     # which are not the subject here (each socket connects twice within a minute).
-    env = {**cluster_env, "RATE_CONNECT": "1000", "RATE_CONNECT_ADDRESS": "100000", "SHUTDOWN_TIMEOUT": "10"}
+    env = {
+        **cluster_env,
+        "RATE_CONNECT": "1000",
+        "RATE_CONNECT_ADDRESS": "100000",
+        "SHUTDOWN_TIMEOUT": str(SHUTDOWN_TIMEOUT),
+    }
     users = [UserFactory(username=f"deploy{i}") for i in range(ACCOUNTS)]
     with tempfile.NamedTemporaryFile("w", suffix=".json", delete=False) as plan:
         json.dump({"namespace": rooms.CUSTOMER, "tokens": [token_for(u) for u in users], "sockets": SOCKETS}, plan)
@@ -69,13 +76,16 @@ def test_a_restart_with_a_thousand_sockets_keeps_them_recoverable(cluster_env): 
         connected = lines.next(timeout=90)
         assert connected["connected"] == SOCKETS, connected
 
+        stopped = time.monotonic()
         old.proc.send_signal(signal.SIGTERM)
         old.proc.wait(timeout=30)
+        stop_seconds = time.monotonic() - stopped
         new = ServerProcess(env, port=old.port).start()  # the same address: the clients' own reconnects find it
         node.stdin.write("back\n")
         node.stdin.flush()
         back = lines.next(timeout=60)
-        print(f"deploy with {SOCKETS} sockets: {back}")
+        print(f"deploy with {SOCKETS} sockets: the stop took {stop_seconds:.2f} s; {back}")
+        assert stop_seconds < SHUTDOWN_TIMEOUT
         assert back["dropped"] == SOCKETS, back
         assert back["reconnected"] == SOCKETS, back
         assert back["recovered"] >= 0.99 * SOCKETS, back
