@@ -170,13 +170,14 @@ class ServerProcess:
 
     running: ClassVar[list["ServerProcess"]] = []
 
-    def __init__(self, env: dict[str, str], wsgi: bool = False) -> None:
+    def __init__(self, env: dict[str, str], wsgi: bool = False, port: int | None = None) -> None:
+        """``port``: a given one (a restart on the port the clients know) instead of a free one."""
         import os
         import subprocess
         import sys
         import tempfile
 
-        self.port = free_port()
+        self.port = port or free_port()
         self.url = f"http://127.0.0.1:{self.port}"
         if wsgi:
             cmd = [sys.executable, "-m", "tests.wsgi_server", str(self.port)]
@@ -197,7 +198,7 @@ class ServerProcess:
                 "--lifespan",
                 "on",
                 "--timeout-graceful-shutdown",
-                "10",
+                env.get("SHUTDOWN_TIMEOUT", "10"),  # as make serve runs it
                 "--log-level",
                 "warning",
                 "--no-access-log",

@@ -26,6 +26,9 @@ from config.errors import RateLimited
 
 logger = logging.getLogger(__name__)
 REDIS_TIMEOUT = 0.5
+# The limiter's own connections (never the recovery store's or the channel layer's): a reconnect
+# storm that keeps those busy leaves the leases theirs. A lease waits this long for one at most.
+REDIS_CONNECTIONS = 16
 LEASE_FRACTION = 4
 # A lease is taken from the shared count whether or not it is spent, once per process and
 # window: past this size, a few processes would take a large limit (connects per address)
@@ -132,9 +135,14 @@ class RateLimiter:
         if self._redis is None:
             import redis.asyncio as redis
 
-            self._redis = redis.from_url(
-                settings.REDIS_URL, socket_connect_timeout=REDIS_TIMEOUT, socket_timeout=REDIS_TIMEOUT
+            pool = redis.BlockingConnectionPool.from_url(
+                settings.REDIS_URL,
+                max_connections=REDIS_CONNECTIONS,
+                timeout=REDIS_TIMEOUT,
+                socket_connect_timeout=REDIS_TIMEOUT,
+                socket_timeout=REDIS_TIMEOUT,
             )
+            self._redis = redis.Redis(connection_pool=pool)
         return self._redis
 
 

@@ -149,7 +149,11 @@ class BaseNamespace(TokenLifetime, socketio.AsyncNamespace):
         }
 
     async def on_disconnect(self, sid: str, reason: Any = None) -> None:
-        session = await self.get_session(sid)
+        try:
+            session = await self.get_session(sid)
+        except KeyError:  # its Engine.IO session went first (a stopping process, a transport gone): nothing left
+            logger.info("disconnect of %s %s: its session was gone already", self.namespace_name, sid)
+            return
         handle = session.pop("expiry", None)
         if handle is not None:
             handle.cancel()

@@ -31,7 +31,15 @@ from typing import Any
 from django.conf import settings
 
 from config import metrics
-from config.realtime.recovery_store import STORE_TIMEOUT, Entry, MemoryStore, RedisStore, SavedSession, offset_key
+from config.realtime.recovery_store import (
+    BATCH_TIMEOUT,
+    STORE_TIMEOUT,
+    Entry,
+    MemoryStore,
+    RedisStore,
+    SavedSession,
+    offset_key,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -40,6 +48,10 @@ REPLAY_BATCH = 200  # entries per read of a replay: a long one yields the loop b
 # events go out at once without an offset, and delivery waits on nothing (a paused or
 # partitioned Redis, which never refuses, would otherwise cost every event STORE_TIMEOUT).
 BREAKER_SECONDS = 5.0
+# A connect's or disconnect's call (batched: ``recovery_store.Pipeliner``) that failed opens a
+# shorter breaker: meanwhile connects get fresh sessions and drops are not kept, at once, and
+# one warning says so instead of one per socket of a storm.
+SESSION_BREAKER_SECONDS = 1.0
 
 
 class Recovery:
@@ -50,6 +62,7 @@ class Recovery:
         self.replay_max = replay_max
         self.open_until = 0.0  # monotonic: no log write is tried before this
         self.unlogged = False  # events went out without an offset since the last write that worked
+        self.sessions_open_until = 0.0  # monotonic: no session call is tried before this
 
     async def _call(self, what: str, coro: Any, default: Any = None) -> Any:
         try:
@@ -58,6 +71,27 @@ class Recovery:
             raise
         except Exception as exc:
             logger.warning("recovery store: %s failed (%s)", what, exc)
+            return default
+
+    async def _batched(self, what: str, coro: Any, default: Any = None) -> Any:
+        """A call of a connect or a disconnect: batched with the others of the moment, bounded
+        by ``BATCH_TIMEOUT``, skipped while its breaker is open."""
+        if time.monotonic() < self.sessions_open_until:
+            coro.close()
+            return default
+        try:
+            return await asyncio.wait_for(coro, BATCH_TIMEOUT)
+        except asyncio.CancelledError:
+            raise
+        except Exception as exc:
+            if time.monotonic() >= self.sessions_open_until:  # one warning per opening, not one per socket
+                logger.warning(
+                    "recovery store: %s failed (%s); sessions are neither kept nor recovered for %g s",
+                    what,
+                    exc or type(exc).__name__,
+                    SESSION_BREAKER_SECONDS,
+                )
+            self.sessions_open_until = time.monotonic() + SESSION_BREAKER_SECONDS
             return default
 
     async def append(self, messages: list[tuple[str, dict[str, Any]]]) -> list[str | None]:
@@ -83,19 +117,19 @@ class Recovery:
         return [None] * count
 
     async def tail(self, namespace: str) -> str | None:
-        return await self._call("tail", self.store.tail(namespace))
+        return await self._batched("tail", self.store.tail(namespace))
 
     async def missed(self, namespace: str, offset: str) -> list[tuple[str, Entry]] | None:
         """The entries after ``offset``, read in batches; ``None`` (a fresh session) when the log
         lost some of them or there are more than ``replay_max``: past that a fresh session is
         cheaper for everyone than a replay, and a client cannot make the server read more."""
-        gap = await self._call("gap", self.store.gap())
+        gap = await self._batched("gap", self.store.gap())
         if gap is None or offset_key(offset) < offset_key(gap):
             return None  # events may have gone out unlogged since this position (or we cannot tell)
         found: list[tuple[str, Entry]] = []
         while True:
             wanted = min(REPLAY_BATCH, self.replay_max + 1 - len(found))
-            batch = await self._call("read", self.store.after(namespace, offset, wanted))
+            batch = await self._batched("read", self.store.after(namespace, offset, wanted))
             if batch is None:
                 return None
             found += batch
@@ -105,17 +139,23 @@ class Recovery:
                 return found
             offset = batch[-1][0]
 
-    async def save(self, uid: int, pid: str, session: SavedSession) -> None:
-        await self._call("save", self.store.save(f"{uid}:{pid}", session))
+    async def save(self, uid: int, pid: str, session: SavedSession) -> bool:
+        """Keep the session for the window; whether it was kept."""
+        return await self._batched("save", self._saved(self.store.save(f"{uid}:{pid}", session)), default=False)
+
+    @staticmethod
+    async def _saved(coro: Any) -> bool:
+        await coro
+        return True
 
     async def peek(self, uid: int, pid: Any) -> SavedSession | None:
         """The user's session under ``pid``, left in place (the connect is not authorised yet)."""
         if not isinstance(pid, str) or not 0 < len(pid) <= 64:
             return None
-        return await self._call("peek", self.store.peek(f"{uid}:{pid}"))
+        return await self._batched("peek", self.store.peek(f"{uid}:{pid}"))
 
     async def take(self, uid: int, pid: str) -> SavedSession | None:
-        return await self._call("take", self.store.take(f"{uid}:{pid}"))
+        return await self._batched("take", self.store.take(f"{uid}:{pid}"))
 
     async def trim(self, namespaces: list[str]) -> None:
         if isinstance(self.store, RedisStore):

@@ -67,6 +67,7 @@ class Server(socketio.AsyncServer):
         self._bare: dict[str, asyncio.TimerHandle] = {}
         # Socket.IO packets decode leniently (refusals get answers); Engine.IO keeps the strict codec.
         self.packet_class.json = PacketCodec
+        self._kept: set[tuple[str, str]] = set()  # (sid, namespace) saved for recovery by a stopping process
 
     def _engineio_server_class(self) -> type[engine.EngineServer]:
         return engine.EngineServer
@@ -285,14 +286,42 @@ class Server(socketio.AsyncServer):
 
     async def _keep_session(self, eio_sid: str, namespace: str) -> None:
         sid = self.manager.sid_from_eio_sid(eio_sid, namespace)
-        if sid is None or not self.manager.is_connected(sid, namespace):
+        if sid is None or (sid, namespace) in self._kept or not self.manager.is_connected(sid, namespace):
             return
-        session = await self.get_session(sid, namespace=namespace)
+        kept = await self._kept_session(sid, namespace)
+        if kept is not None:
+            await self.recovery.save(*kept)
+
+    async def _kept_session(self, sid: str, namespace: str) -> tuple[int, str, recovery_store.SavedSession] | None:
+        """What recovery keeps of a connected socket: (user, pid, session); ``None`` if nothing."""
+        try:
+            session = await self.get_session(sid, namespace=namespace)
+        except KeyError:  # its Engine.IO session is gone already
+            return None
         if "pid" not in session or "uid" not in session:
-            return
+            return None
         rooms = [room for room in self.manager.get_rooms(sid, namespace) if room not in (None, sid)]
-        saved = recovery_store.SavedSession(sid, namespace, session["uid"], rooms, session["since"])
-        await self.recovery.save(session["uid"], session["pid"], saved)
+        return (
+            session["uid"],
+            session["pid"],
+            recovery_store.SavedSession(sid, namespace, session["uid"], rooms, session["since"]),
+        )
+
+    async def keep_all_sessions(self) -> int:
+        """A stopping process saves every socket's session for recovery, all at once (the store
+        batches them into pipelines), before any socket closes; returns how many were kept.
+        Their disconnects then save nothing again."""
+        found = []
+        for namespace in list(self.manager.rooms):
+            for sid, _ in list(self.manager.get_participants(namespace, None)):
+                kept = await self._kept_session(sid, namespace)
+                if kept is not None:
+                    found.append(((sid, namespace), kept))
+        results = await asyncio.gather(*(self.recovery.save(*kept) for _, kept in found))
+        self._kept.update(key for (key, _), saved in zip(found, results, strict=True) if saved)
+        level = logging.INFO if len(self._kept) == len(found) else logging.WARNING
+        logger.log(level, "stopping: %d of %d sessions kept for recovery", len(self._kept), len(found))
+        return len(self._kept)
 
     def start(self) -> None:
         """Start the manager (its startup hooks, background tasks) now, not at the first connection.

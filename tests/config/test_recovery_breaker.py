@@ -109,3 +109,56 @@ def test_a_closed_store_leaves_no_connection_open():
 
     pool = asyncio.run(scenario()).redis.connection_pool
     assert [c for c in pool._available_connections + list(pool._in_use_connections) if c.is_connected] == []
+
+
+def test_a_reconnect_storm_reaches_redis_in_a_few_pipelines():
+    """A deploy's storm (contract 10.2): a thousand saves at the stop, then a thousand tails, peeks,
+    takes and reads on the way back, all at once. Each goes to Redis in a shared pipeline (at most
+    ``BATCH_MAX`` calls each), not in a round trip of its own on a pool of eight connections where
+    most would give up waiting; every call still gets its own answer."""
+    if not os.environ.get("REDIS_URL"):
+        pytest.skip("the store is Redis's (set REDIS_URL); .ci/run runs it")
+    import redis.asyncio as redis
+
+    from config.realtime.recovery_store import BATCH_MAX, SavedSession
+
+    sockets = 1000
+    sent: list[str] = []  # one entry per round trip: a command sent alone, or a pipeline
+    single, piped = redis.Redis.execute_command, redis.client.Pipeline.execute
+
+    async def alone(self, *args, **options):
+        sent.append(str(args[0]))
+        return await single(self, *args, **options)
+
+    async def pipeline(self, *args, **options):
+        sent.append(f"pipeline of {len(self.command_stack)}")
+        return await piped(self, *args, **options)
+
+    async def scenario() -> None:
+        store = RedisStore(os.environ["REDIS_URL"].split(",")[0], f"storm-test-{time.time_ns()}", length=100, window=60)
+        log = recovery.Recovery(store, replay_max=100)
+        [offset] = await log.append([("/customer", message("before the stop"))])
+        sessions = [SavedSession(f"sid{i}", "/customer", i, [f"booking:{i}"], offset) for i in range(sockets)]
+        sent.clear()
+        saved = await asyncio.gather(*(log.save(s.uid, f"pid{s.uid}", s) for s in sessions))
+        assert saved == [True] * sockets
+        assert len(sent) <= 2 * sockets / BATCH_MAX + 2, sent  # pipelines, not a SET per socket
+        sent.clear()
+        tails, peeks = await asyncio.gather(
+            asyncio.gather(*(log.tail("/customer") for _ in range(sockets))),
+            asyncio.gather(*(log.peek(s.uid, f"pid{s.uid}") for s in sessions)),
+        )
+        assert tails == [offset] * sockets and peeks == sessions
+        taken, missed = await asyncio.gather(
+            asyncio.gather(*(log.take(s.uid, f"pid{s.uid}") for s in sessions)),
+            asyncio.gather(*(log.missed("/customer", offset) for _ in range(sockets))),
+        )
+        assert taken == sessions and missed == [[]] * sockets
+        assert len(sent) <= 20, sent  # 5,000 calls on the way back, a few dozen pipelines at most
+        await store.redis.delete(store._stream("/customer"))
+        await store.close()
+
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(redis.Redis, "execute_command", alone)
+        patch.setattr(redis.client.Pipeline, "execute", pipeline)
+        asyncio.run(scenario())
