@@ -21,7 +21,7 @@ from bookings.models import BookingStatus as S
 from tests.config.test_bounds import post_chunked
 from tests.config.test_metrics import value
 from tests.factories import BookingFactory, PartnerFactory, StaffFactory, UserFactory
-from tests.live import free_port, run, token_for
+from tests.live import free_port, run, token_for, watch_cluster_logs
 from tests.realtime.test_cluster import cluster_env  # noqa: F401 - fixture
 
 pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.redis, pytest.mark.node]
@@ -53,6 +53,7 @@ def post(url: str, token: str, body: dict) -> int:
 def test_make_cluster_serves_default_clients_through_haproxy(cluster_env, service):  # noqa: F811
     port = free_port()
     state_file = Path(tempfile.mkdtemp()) / "state.json"
+    worker_logs = watch_cluster_logs(state_file)  # read by the log check after the test
     staff = StaffFactory()
     partner = PartnerFactory(services=[service])
     clients = []
@@ -149,3 +150,4 @@ def test_make_cluster_serves_default_clients_through_haproxy(cluster_env, servic
             cluster.wait(timeout=30)
         except subprocess.TimeoutExpired:
             os.killpg(cluster.pid, signal.SIGKILL)
+        worker_logs.done = True
