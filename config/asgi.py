@@ -28,7 +28,7 @@ from config import rooms  # noqa: E402
 from config.admission import Admission  # noqa: E402
 from config.body_limit import BodyLimit  # noqa: E402
 from config.proxies import TrustedProxies  # noqa: E402
-from config.realtime import limits, presence  # noqa: E402
+from config.realtime import faults, limits, presence  # noqa: E402
 from config.realtime.hooks import on_control, on_shutdown, on_startup  # noqa: E402
 from config.realtime.identity import set_identity_loader  # noqa: E402
 from config.realtime.rechecks import access_changed_received, recheck_forever  # noqa: E402
@@ -62,6 +62,8 @@ class AdminNamespace(ChatMixin, AdminSockets):
 set_identity_loader(socket_identities)
 for namespace in (CustomerNamespace, PartnerNamespace, AdminNamespace):
     register_namespace(namespace(namespace.namespace_name))
+if settings.TEST_FAULTS:  # the tests' /faults namespace: handlers that raise on purpose
+    faults.register(sio)
 # Connected partners are dispatchable: presence keeps their ``online_until`` ahead.
 presence.keep_online(rooms.PARTNER, tracking.record_online)
 

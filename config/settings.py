@@ -475,6 +475,10 @@ LOGGING = {
 
 
 # ---------------------------------------------------------------- PRODUCTION CHECKS
+# The test suite's ``/faults`` namespace (config/realtime/faults.py): handlers that raise on purpose.
+TEST_FAULTS = os.environ.get("TEST_FAULTS") == "1"
+
+
 def _unsafe_production_settings() -> list[str]:
     """What keeps this configuration from being served with DEBUG off."""
     problems = []
@@ -486,6 +490,8 @@ def _unsafe_production_settings() -> list[str]:
         problems.append("set JWT_SIGNING_KEY to a random string of at least 32 characters, or leave it unset")
     if not ALLOWED_HOSTS or "*" in ALLOWED_HOSTS:
         problems.append("set ALLOWED_HOSTS to the host names you serve (comma-separated, no '*')")
+    if TEST_FAULTS:
+        problems.append("unset TEST_FAULTS (it registers a namespace that fails on purpose, for the tests)")
     if "*" in SOCKETIO["CORS_ALLOWED_ORIGINS"]:
         problems.append("set SOCKETIO_CORS_ORIGINS to the browser origins of your apps (no '*')")
     if os.environ.get("NUM_PROXIES", "0").strip() not in ("", "0"):

@@ -9,7 +9,7 @@ from rest_framework.test import APIClient
 
 from config.realtime import emit as emit_module
 from tests.factories import PartnerFactory, ServiceFactory, StaffFactory, UserFactory
-from tests.live import LiveServer, ServerProcess, server_log_problems
+from tests.live import LiveServer, check_server_logs
 
 
 @pytest.fixture
@@ -100,19 +100,36 @@ def _emitted_payloads_follow_the_asyncapi_document() -> Iterator[None]:
 
 @pytest.fixture(autouse=True)
 def _server_logs_are_clean(request: Any) -> Iterator[None]:
-    """After each test, what every server process (``ServerProcess``) wrote meanwhile holds no
-    traceback and no ERROR line (a payload outside the catalogue is one), unless the test
-    names it with ``@pytest.mark.server_errors(pattern, ...)``: a fault it causes on purpose."""
+    """After each test, what every server the suite started wrote meanwhile (server processes,
+    module-scoped ones included; the in-process live server; ``make cluster``'s workers) holds no
+    traceback and no ERROR line (a payload outside the catalogue is one), after a short settle so
+    a late traceback fails the test that set it off, unless the test names it with
+    ``@pytest.mark.server_errors(pattern, ...)``: a fault it causes on purpose."""
     yield
-
     allowed = [p for marker in request.node.iter_markers("server_errors") for p in marker.args]
-    problems = []
-    for server in list(ServerProcess.running):
-        stopped = server.proc.poll() is not None
-        problems += server_log_problems(server.unchecked_output(), allowed)
-        if stopped:
-            ServerProcess.running.remove(server)
-    assert not problems, "server processes logged:\n" + "\n".join(problems[:20])
+    _wait_for_the_live_servers_orm()
+    problems = check_server_logs(allowed)
+    assert not problems, "servers logged:\n" + "\n".join(problems[:20])
+
+
+@pytest.fixture(scope="module", autouse=True)
+def _server_logs_are_clean_when_the_module_ends(request: Any) -> Iterator[None]:
+    """Set up before, so torn down after, a module's own fixtures: what a module-scoped server
+    logged while it stopped fails the module's last test (as an error in teardown)."""
+    yield
+    allowed = [p for marker in request.node.iter_markers("server_errors") for p in marker.args]
+    problems = check_server_logs(allowed)
+    assert not problems, "servers logged as the module's fixtures stopped:\n" + "\n".join(problems[:20])
+
+
+def _wait_for_the_live_servers_orm() -> None:
+    import time
+
+    from config.realtime.orm import orm_in_flight
+
+    deadline = time.monotonic() + 5
+    while orm_in_flight() and time.monotonic() < deadline:
+        time.sleep(0.02)
 
 
 @pytest.fixture

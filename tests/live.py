@@ -2,12 +2,14 @@
 
 import asyncio
 import contextlib
+import logging
 import re
 import socket
 import threading
 import time
 from collections import defaultdict
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any, ClassVar
 
 import socketio
@@ -51,6 +53,7 @@ class LiveServer:
         self.thread = threading.Thread(target=self.server.run, daemon=True, name="live-asgi")
 
     def start(self) -> "LiveServer":
+        IN_PROCESS_LOG.install()
         self.thread.start()
         deadline = time.monotonic() + 15
         while not self.server.started:
@@ -209,6 +212,14 @@ class ServerProcess:
         self.checked = 0  # how much of the log the fixture has read
         ServerProcess.running.append(self)
 
+    def size(self) -> int:
+        import os
+
+        return os.path.getsize(self.log.name)
+
+    def finished(self) -> bool:
+        return self.proc.poll() is not None
+
     def start(self) -> "ServerProcess":
         import urllib.request
 
@@ -272,6 +283,120 @@ def server_log_problems(text: str, allowed: list[str] = ()) -> list[str]:
 
 
 LOG_RECORD = re.compile(r"\d{4}-\d{2}-\d{2} ")
+
+
+class InProcessLog(logging.Handler):
+    """The in-process live server's log: every ERROR record of its threads (the server's loop,
+    ``live-asgi``, and the manager's ORM threads), formatted as a server process writes it,
+    traceback included. Records of the test's own threads are not its."""
+
+    THREADS = ("live-asgi", "orm")
+
+    def __init__(self) -> None:
+        super().__init__(level=logging.ERROR)
+        self.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s %(message)s"))
+        self.lines: list[str] = []
+        self.checked = 0
+
+    def install(self) -> None:
+        root = logging.getLogger()
+        if self not in root.handlers:
+            root.addHandler(self)
+
+    def emit(self, record: logging.LogRecord) -> None:
+        if record.threadName and record.threadName.startswith(self.THREADS):
+            self.lines.append(self.format(record))
+
+    def size(self) -> int:
+        return len(self.lines)
+
+    def unchecked_output(self) -> str:
+        new, self.checked = self.lines[self.checked :], len(self.lines)
+        return "".join(line + "\n" for line in new)
+
+    def finished(self) -> bool:
+        return False
+
+
+IN_PROCESS_LOG = InProcessLog()
+
+
+class ClusterLogs:
+    """The worker logs of a ``make cluster`` a test runs: every ``*.log`` in the directory of its
+    ``CLUSTER_STATE`` (``worker-N.log``), read like a server process's log."""
+
+    def __init__(self, state_file: Path) -> None:
+        self.directory = Path(state_file).parent
+        self.checked: dict[Path, int] = {}
+        self.done = False
+
+    def files(self) -> list[Path]:
+        return sorted(self.directory.glob("*.log"))
+
+    def size(self) -> int:
+        return sum(path.stat().st_size for path in self.files())
+
+    def unchecked_output(self) -> str:
+        text = []
+        for path in self.files():
+            content = path.read_text(errors="replace")
+            start = self.checked.get(path, 0)
+            self.checked[path] = len(content)
+            text += [f"{line}  [{path.name}]" for line in content[start:].splitlines()]
+        return "".join(line + "\n" for line in text)
+
+    def finished(self) -> bool:
+        return self.done
+
+
+WATCHED: list[Any] = []  # log sources besides ServerProcess.running: the live server, clusters
+
+
+def watch_cluster_logs(state_file: Path) -> ClusterLogs:
+    """Read ``make cluster``'s worker logs after each test (call before the cluster starts)."""
+    logs = ClusterLogs(state_file)
+    WATCHED.append(logs)
+    return logs
+
+
+def log_sources() -> list[Any]:
+    return [*ServerProcess.running, IN_PROCESS_LOG, *WATCHED]
+
+
+def settle(sources: list[Any], quiet: float = 0.1, bound: float = 1.0) -> None:
+    """Wait until no server process or cluster has written for ``quiet`` s (at most ``bound``):
+    a traceback a test set off a moment before it ended belongs to that test."""
+    outside = [source for source in sources if source is not IN_PROCESS_LOG]
+    if not outside:
+        return
+    deadline = time.monotonic() + bound
+    sizes, since = [source.size() for source in outside], time.monotonic()
+    while time.monotonic() < deadline:
+        time.sleep(0.02)
+        now = [source.size() for source in outside]
+        if now != sizes:
+            sizes, since = now, time.monotonic()
+        elif time.monotonic() - since >= quiet:
+            return
+
+
+def check_server_logs(allowed: list[str] = ()) -> list[str]:
+    """What every server the suite started (server processes, the in-process live server,
+    ``make cluster``'s workers) logged since the last check that shows a fault: a traceback, an
+    ERROR or CRITICAL line, unless a pattern in ``allowed`` names it. Waits for a short settle
+    first; a source that has finished is read one last time and dropped."""
+    sources = log_sources()
+    settle(sources)
+    problems = []
+    for source in sources:
+        finished = source.finished()
+        problems += server_log_problems(source.unchecked_output(), allowed)
+        if finished:
+            if source in ServerProcess.running:
+                ServerProcess.running.remove(source)
+            elif source in WATCHED:
+                WATCHED.remove(source)
+    return problems
 
 
 def database_url() -> str:

@@ -8,6 +8,7 @@ pages (the live dashboard) from its own origin on a non-default port.
 import os
 import secrets
 import subprocess
+import sys
 import time
 import urllib.error
 import urllib.request
@@ -144,3 +145,17 @@ def test_the_dashboard_connects_from_its_own_origin_under_production_settings(pr
         expect(page.locator(f"#bookings tr[data-booking='{booking['id']}']")).to_be_visible(timeout=5000)
         browser.close()
     assert not problems, problems
+
+
+def test_test_faults_is_refused_in_production():
+    """``TEST_FAULTS`` registers a namespace that raises on purpose: no production server starts with it."""
+    base = {k: v for k, v in os.environ.items() if k not in ("DEBUG", "TEST_FAULTS")}
+    env = {**base, "DJANGO_SETTINGS_MODULE": "config.settings", "DEBUG": "0", "SECRET_KEY": KEY}
+    env |= {"ALLOWED_HOSTS": "example.com", "SOCKETIO_CORS_ORIGINS": "https://example.com"}
+    check = [sys.executable, "-m", "config.production"]
+    safe = subprocess.run(check, env=env, capture_output=True, text=True, timeout=60, check=False)
+    assert safe.returncode == 0, safe.stderr
+    refused = subprocess.run(
+        check, env={**env, "TEST_FAULTS": "1"}, capture_output=True, text=True, timeout=60, check=False
+    )
+    assert refused.returncode != 0 and "TEST_FAULTS" in refused.stderr, refused.stderr

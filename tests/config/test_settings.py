@@ -96,19 +96,3 @@ def test_debug_mode_uses_this_checkouts_own_key():
     assert len(settings.SECRET_KEY) >= 50 and settings.SECRET_KEY not in _PUBLISHED_KEYS
     tracked = subprocess.run(["git", "ls-files", ".secret_key"], capture_output=True, text=True, check=False)
     assert tracked.stdout == ""  # ignored: never in the repository
-
-
-def test_config_realtime_imports_no_app():
-    """``config.realtime`` is infrastructure: no app, and no product room name, is imported there."""
-    import ast
-    from pathlib import Path
-
-    apps = ("bookings", "partners", "messaging", "dashboard", "config.rooms")
-    package = Path(__file__).resolve().parents[2] / "config" / "realtime"
-    found = []
-    for path in package.glob("*.py"):
-        for node in ast.walk(ast.parse(path.read_text())):
-            names = [node.module or ""] if isinstance(node, ast.ImportFrom) else []
-            names += [alias.name for alias in node.names] if isinstance(node, ast.Import) else []
-            found += [f"{path.name}: {n}" for n in names if n.startswith(apps)]
-    assert found == []

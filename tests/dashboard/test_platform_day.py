@@ -45,3 +45,30 @@ def test_a_booking_at_half_past_midnight_local_counts_for_that_local_day(partner
         earning = Earning.objects.create(partner=partner, booking=booking, amount=Decimal(amount), currency="INR")
         Earning.objects.filter(pk=earning.pk).update(created_at=midnight + timedelta(minutes=at))
     assert earnings_totals(partner_id=partner.pk) == {"today": Decimal("80.00"), "total": Decimal("112.00")}
+
+
+PINNED = datetime(2026, 3, 4, 20, 30, tzinfo=UTC)  # 02:00 on 5 March in Delhi; still 4 March in UTC
+
+
+def test_today_under_a_pinned_clock_is_the_platforms_day_not_utcs(partner, settings, monkeypatch):
+    """The clock pinned inside the 18:30-24:00 UTC window, where UTC's date and Delhi's differ; the
+    midnight the test compares with is written out, not computed with the clock under test."""
+    from datetime import date
+
+    import django.utils.timezone
+
+    from config.platform_day import platform_day
+
+    settings.PLATFORM_TIME_ZONE = "Asia/Kolkata"
+    monkeypatch.setattr(django.utils.timezone, "now", lambda: PINNED)
+    assert platform_day() == date(2026, 3, 5)
+    assert start_of_today() == datetime(2026, 3, 5, 0, 0, tzinfo=DELHI)
+    midnight = datetime(2026, 3, 4, 18, 30, tzinfo=UTC)
+    after = BookingFactory(partner=partner, status=S.COMPLETED, amount=Decimal("100.00"))
+    before = BookingFactory(partner=partner, status=S.COMPLETED, amount=Decimal("40.00"))
+    for booking, at in ((after, 30), (before, -30)):
+        moment = midnight + timedelta(minutes=at)
+        Booking.objects.filter(pk=booking.pk).update(created_at=moment, completed_at=moment)
+    tallies.rebuild()
+    stats = dashboard_stats()
+    assert stats["bookings"]["today"] == 1 and stats["revenue"]["today"] == 100.0

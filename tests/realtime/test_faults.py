@@ -245,7 +245,9 @@ def test_a_morning_burst_with_real_password_hashing_is_answered_in_time(cluster_
 
 # ---------------------------------------------------------------- graceful shutdown
 def test_sigterm_writes_state_and_hands_clients_over(cluster_env, customer, service):  # noqa: F811
-    env = fault_env(cluster_env)
+    # A heartbeat far longer than the test (tests/settings.py reads it from the environment): the
+    # partner can only be offline at the end because the stop withdrew it.
+    env = fault_env(cluster_env, PRESENCE_HEARTBEAT="60")
     partner = PartnerFactory(services=[service], kyc_status="APPROVED", online_until=None)
     timing: dict[str, float] = {}
 
@@ -284,7 +286,8 @@ def test_sigterm_closes_websockets_with_1012_and_withdraws_presence_at_once(clus
     """1012 ("service restart") tells clients to reconnect elsewhere now; the stopping process takes
     its users off the cluster's presence at once, well before three of its heartbeats lapse."""
     heartbeat = 5.0  # a lapse would take 15 s; withdrawal must be seen within the first 7
-    env = fault_env(cluster_env, PRESENCE_HEARTBEAT=str(heartbeat))
+    # tests/settings.py reads the heartbeat from the environment (it used to fix 0.5 s over this).
+    env = fault_env(cluster_env, PRESENCE_HEARTBEAT=str(heartbeat), RATE_STATS="1000000")
 
     async def online(admin: Client) -> int:
         return (await admin.call("request:stats"))["stats"]["customers"]["online"]

@@ -21,7 +21,7 @@ from django.db import connection
 
 from bookings.models import Booking
 from tests.factories import UserFactory
-from tests.live import free_port, run, token_for
+from tests.live import free_port, run, token_for, watch_cluster_logs
 from tests.realtime.make_cluster import cluster_python  # noqa: F401 - fixture
 from tests.realtime.test_cluster import cluster_env  # noqa: F401 - fixture
 from tests.realtime.test_proxy_cluster import get
@@ -48,6 +48,7 @@ def test_eight_processes_share_twenty_connections_through_pgbouncer(cluster_env,
     tokens = [token_for(customer) for customer in customers]
     port = free_port()
     state_file = Path(tempfile.mkdtemp()) / "state.json"
+    worker_logs = watch_cluster_logs(state_file)  # read by the log check after the test
     before = server_connections(database)
     env = {
         **os.environ,
@@ -146,6 +147,7 @@ def test_eight_processes_share_twenty_connections_through_pgbouncer(cluster_env,
             cluster.wait(timeout=60)
         except subprocess.TimeoutExpired:
             os.killpg(cluster.pid, signal.SIGKILL)
+        worker_logs.done = True
     failed = [a for a in answers if isinstance(a, BaseException) or a[0] not in (200, 201)]
     print(
         f"{REQUESTS} requests in {took:.1f} s; the workers hold {peak['clients']} connections to PgBouncer, "

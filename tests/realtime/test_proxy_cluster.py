@@ -21,7 +21,7 @@ from bookings.models import BookingStatus as S
 from tests.config.test_bounds import post_chunked
 from tests.config.test_metrics import value
 from tests.factories import BookingFactory, PartnerFactory, StaffFactory, UserFactory
-from tests.live import free_port, run, token_for
+from tests.live import free_port, run, token_for, watch_cluster_logs
 from tests.realtime.make_cluster import cluster_python  # noqa: F401 - fixture
 from tests.realtime.test_cluster import cluster_env  # noqa: F401 - fixture
 
@@ -54,6 +54,7 @@ def post(url: str, token: str, body: dict) -> int:
 def test_make_cluster_serves_default_clients_through_haproxy(cluster_env, cluster_python, service):  # noqa: F811
     port = free_port()
     state_file = Path(tempfile.mkdtemp()) / "state.json"
+    worker_logs = watch_cluster_logs(state_file)  # read by the log check after the test
     staff = StaffFactory()
     partner = PartnerFactory(services=[service])
     clients = []
@@ -157,3 +158,4 @@ def test_make_cluster_serves_default_clients_through_haproxy(cluster_env, cluste
             cluster.wait(timeout=30)
         except subprocess.TimeoutExpired:
             os.killpg(cluster.pid, signal.SIGKILL)
+        worker_logs.done = True

@@ -16,7 +16,7 @@ from bookings.models import BookingStatus as S
 from config import rooms
 from config.realtime.server import sio
 from tests.factories import BookingFactory, StaffFactory, UserFactory
-from tests.live import Client, ServerProcess, database_url, run, token_for, wait_until
+from tests.live import UNKNOWN_BOOKING, Client, ServerProcess, database_url, run, token_for, wait_until
 
 pytestmark = pytest.mark.django_db(transaction=True)
 HERE = {"latitude": 28.62, "longitude": 77.21}
@@ -32,12 +32,21 @@ async def watchers(url: str, staff, customer, partner, booking) -> tuple[Client,
     return watcher, owner, moving
 
 
+async def socket_barrier(client: Client) -> None:
+    """A round trip on ``client``'s own socket: the server queues its answer behind anything it
+    queued for that socket before (a location the owner has already had), so once the answer is in,
+    a copy that was coming has come. A barrier, where a sleep only hopes."""
+    answer = await client.call("booking:track", UNKNOWN_BOOKING)
+    assert answer["ok"] is False, answer
+
+
 async def hears_no_more_locations(watcher: Client, owner: Client, moving: Client) -> None:
     """A location after the room is gone reaches the customer (the barrier) and not the watcher."""
     before = len(watcher.events.get("partner:location_update", []))
     seen = len(owner.events.get("partner:location_update", []))
     assert (await moving.call("location:update", HERE))["ok"] is True
     await owner.wait_for("partner:location_update", count=seen + 1)
+    await socket_barrier(watcher)
     assert len(watcher.events.get("partner:location_update", [])) == before
     assert watcher.sio.connected  # still a customer: only the staff right went
 
@@ -81,10 +90,11 @@ def test_the_periodic_recheck_catches_a_change_nobody_announced(customer, partne
             seen = len(owner.events.get("partner:location_update", []))
             await moving.call("location:update", HERE)
             await owner.wait_for("partner:location_update", count=seen + 1)
-            await asyncio.sleep(0.2)  # the watcher's copy, if any, comes with the owner's
+            await socket_barrier(watcher)  # the watcher's copy, if any, came before this answer
             if len(watcher.events.get("partner:location_update", [])) == heard:
                 break
             assert asyncio.get_running_loop().time() < deadline, "the periodic recheck did not remove the room"
+            await asyncio.sleep(0.2)  # pacing the probes under the location limit, not a wait for an event
         await hears_no_more_locations(watcher, owner, moving)
         for client in (watcher, owner, moving):
             await client.close()
