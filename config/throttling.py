@@ -13,6 +13,7 @@
 
 import hashlib
 import math
+import unicodedata
 from collections.abc import Callable
 from typing import Any
 
@@ -57,8 +58,10 @@ class LoginRateThrottle(SimpleRateThrottle):
         if not username:
             return None  # no account named: nothing is checked but the address, throttled above
         # Hashed: a username of any length and alphabet makes a short, fixed cache key;
-        # casefolded, so "Admin" and "admin" share their count.
-        ident = hashlib.sha256(username.strip().casefold().encode("utf-8", "surrogatepass")).hexdigest()[:32]
+        # NFKC-normalised as Django's forms do (a fullwidth "admin" logs in as "admin") and
+        # casefolded, so every spelling that reaches one account shares its count.
+        name = unicodedata.normalize("NFKC", username.strip()).casefold()
+        ident = hashlib.sha256(name.encode("utf-8", "surrogatepass")).hexdigest()[:32]
         return self.cache_format % {"scope": self.scope, "ident": ident}
 
 

@@ -1,6 +1,7 @@
 """The process's python-socketio ``AsyncServer``."""
 
 import asyncio
+import contextlib
 import logging
 import secrets
 import time
@@ -35,7 +36,9 @@ REPLAY_OVERLAP_SECONDS = 5.0
 # An Engine.IO session whose namespace connects were refused this many times is closed: a
 # client that asks again after a refusal does so a few times, not as fast as it can send.
 CONNECT_REFUSALS_PER_SESSION = 10
-_REFUSED = "homeservices.connects_refused"  # the count, kept in the session's environ
+_REFUSED = "homeservices.connects_refused"
+# The Socket.IO packet kinds a client sends: CONNECT, DISCONNECT, EVENT, ACK (never binary).
+_DISPATCHED = frozenset("0123")  # the count, kept in the session's environ
 
 
 @dataclass
@@ -81,6 +84,37 @@ class Server(socketio.AsyncServer):
         # Runs in the event's own task: the namespace reads whether an ack was asked for (one answer).
         ACK_WANTED.set(id is not None)
         await super()._handle_event_internal(server, sid, eio_sid, data, namespace, id)
+
+    async def _handle_eio_message(self, eio_sid: str, data: Any) -> None:
+        """python-socketio's dispatch of one Socket.IO packet, for the four kinds a client of
+        this product sends. Binary packets are refused: python-socketio keeps a pending binary
+        packet's attachments without a bound (a client could make the process hold any amount),
+        and no event of the catalogue carries binary. A packet of another kind or that does
+        not decode (a traceback in python-socketio) closes the session with one warning."""
+        pkt = None
+        if isinstance(data, str) and data[:1] in _DISPATCHED:
+            with contextlib.suppress(ValueError):
+                pkt = self.packet_class(encoded_packet=data)
+        if pkt is None:
+            self._refuse_packet(eio_sid, data)
+        elif pkt.packet_type == packet.EVENT:
+            await self._handle_event(eio_sid, pkt.namespace, pkt.id, pkt.data)
+        elif pkt.packet_type == packet.CONNECT:
+            await self._handle_connect(eio_sid, pkt.namespace, pkt.data)
+        elif pkt.packet_type == packet.DISCONNECT:
+            await self._handle_disconnect(eio_sid, pkt.namespace, self.reason.CLIENT_DISCONNECT)
+        else:
+            await self._handle_ack(eio_sid, pkt.namespace, pkt.id, pkt.data)
+
+    def _refuse_packet(self, eio_sid: str, data: Any) -> None:
+        socket = self.eio.sockets.get(eio_sid)
+        if socket is None:
+            return
+        kind = "binary" if not isinstance(data, str) or data[:1] in "56" else "unreadable"
+        logger.warning(
+            "connection %s closed: a %s Socket.IO packet (%d chars)", eio_sid, kind, len(data) if data else 0
+        )
+        self.eio.drop_soon(socket, f"{kind}_packet")
 
     # ------------------------------------------------------------ sessions that join no namespace
     async def _handle_eio_connect(self, eio_sid: str, environ: dict[str, Any]) -> None:

@@ -137,10 +137,12 @@ def test_logins_are_throttled_per_username_from_any_address_before_hashing(api, 
         )
         assert wrong.status_code == 401
     checked = len(hashes)
-    # The right password, from yet another address: the account's count is spent.
+    # The right password, from yet another address, spelled in fullwidth capitals (which
+    # Django's forms read as the same name): the account's count is spent.
+    fullwidth = "".join(chr(ord(c) + 0xFEE0) for c in target.username.upper())
     refused = api.post(
         "/api/auth/token/",
-        {"username": target.username.upper(), "password": "password123"},
+        {"username": fullwidth, "password": "password123"},
         REMOTE_ADDR=fresh_address(),
     )
     assert refused.status_code == 429 and refused.json()["code"] == "RATE_LIMITED"

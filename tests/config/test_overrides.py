@@ -30,6 +30,8 @@ REPLACED = {
     "engineio.async_socket.AsyncSocket.send": "0437276ccba7ab09",
     "engineio.base_server.BaseServer._log_error_once": "dccbb5602dc46a09",
     # sessions that join no namespace are closed; a refusal is answered once (config.realtime.server)
+    # binary and unreadable packets close the session with one warning (config.realtime.server)
+    "socketio.async_server.AsyncServer._handle_eio_message": "bef50fc0e1635921",
     "socketio.async_server.AsyncServer._handle_eio_connect": "76704886d944a7e6",
     "socketio.async_server.AsyncServer._handle_eio_disconnect": "9344593148b66fd9",
     "socketio.async_server.AsyncServer._handle_event_internal": "472e8b723a12d507",

@@ -285,3 +285,34 @@ def test_a_post_of_17_packets_or_unreadable_is_a_400_and_one_warning(server):
     lines = [line for line in server.output().splitlines() if "engine.io POST refused" in line]
     assert len(lines) - before == 2 and all(" WARNING " in line for line in lines[before:]), lines
     assert "post request handler error" not in server.output()
+
+
+def test_a_binary_or_unknown_socketio_packet_closes_the_session_with_one_warning(server, customer):
+    """No event of the catalogue carries binary, and python-socketio keeps a pending binary
+    packet's attachments without a bound: a binary header closes the session, signed in or
+    not, as does a packet kind a client never sends or one that does not decode (each was a
+    traceback in python-socketio). Counted, one WARNING each, no traceback."""
+    binary = '451-/customer,["x",{"_placeholder":true,"num":0}]'
+    cases = [("binary", binary, True), ("binary", binary, False)]
+    cases += [("unreadable", p, False) for p in ("47", "4x", '44/customer,{"message":"x"}')]
+
+    async def scenario() -> None:
+        for kind, pkt, signed_in in cases:
+            before = bound_count(server, f"{kind}_packet")
+            client = await Polling(server.url).open()
+            if signed_in:
+                assert await client.post("40/customer," + json.dumps({"token": token_for(customer)})) == 200
+                status, body = await client.get()
+                assert status == 200 and "40/customer," in body, body
+            assert await client.post(pkt) == 200
+            await wait_until(
+                lambda k=kind, b=before: bound_count(server, f"{k}_packet") == b + 1, what=f"{pkt} refused"
+            )
+            status, _ = await client.get()
+            assert status == 400, (pkt, status)
+            await client.close()
+
+    before = server.output().count("Socket.IO packet (")
+    run(scenario())
+    lines = [line for line in server.output().splitlines() if "Socket.IO packet (" in line][before:]
+    assert len(lines) == len(cases) and all(" WARNING " in line for line in lines), lines
