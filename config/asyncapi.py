@@ -15,7 +15,7 @@ from django.http import HttpRequest, HttpResponse, JsonResponse
 
 from config.errors import ERROR_CODES
 from config.realtime import catalogue
-from config.realtime.server import sio
+from config.realtime.server import documented_namespaces
 
 ERROR = catalogue.obj(
     {"code": catalogue.enum(ERROR_CODES), "message": catalogue.STRING},
@@ -42,7 +42,7 @@ def _ack(spec: catalogue.EventSpec) -> dict[str, Any]:
 def document() -> dict[str, Any]:
     channels: dict[str, Any] = {}
     operations: dict[str, Any] = {}
-    for namespace in sio.namespace_handlers:
+    for namespace in documented_namespaces():
         channel_id = namespace.strip("/") or "root"
         messages: dict[str, Any] = {}
         for spec in sorted(

@@ -137,10 +137,10 @@ def declarations() -> str:
     """``index.d.ts``: every type, the namespaces' event maps and ``connect``."""
     from config.asyncapi import ERROR  # the ack's error, as the AsyncAPI document declares it
     from config.errors import ERROR_CODES
-    from config.realtime.server import sio
+    from config.realtime.server import documented_namespaces
     from config.shapes import shapes
 
-    namespaces = list(sio.namespace_handlers)
+    namespaces = documented_namespaces()
     specs = [spec for spec in catalogue.events() if spec.namespaces[0] in namespaces]
     server = [spec for spec in specs if spec.direction == "server"]
     client = [spec for spec in specs if spec.direction == "client"]
@@ -215,11 +215,11 @@ export declare function connect<N extends Namespace>(
 
 def runtime() -> str:
     """``index.js``: ``connect`` over socket.io-client, the package's only code."""
-    from config.realtime.server import sio
+    from config.realtime.server import documented_namespaces
 
     return f"""{HEADER}import {{ io }} from "socket.io-client";
 
-export const NAMESPACES = Object.freeze({json.dumps(list(sio.namespace_handlers))});
+export const NAMESPACES = Object.freeze({json.dumps(documented_namespaces())});
 
 export function connect(namespace, token, url = "", options = {{}}) {{
   if (!NAMESPACES.includes(namespace)) throw new TypeError(`unknown namespace: ${{namespace}}`);

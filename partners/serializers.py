@@ -5,7 +5,7 @@ from typing import Any
 
 from rest_framework import serializers
 
-from config.fields import ReferenceListField, StrictBooleanField, StrictCharField
+from config.fields import PasswordField, ReferenceListField, StrictBooleanField, StrictCharField
 from partners.models import DocumentType, Partner
 from partners.shapes import display_name
 
@@ -19,7 +19,7 @@ MAX_SERVICES = 50
 
 class PartnerRegisterInput(serializers.Serializer):
     username = StrictCharField(max_length=150)
-    password = StrictCharField(min_length=8, max_length=128, write_only=True)
+    password = PasswordField()
     name = StrictCharField(max_length=120)
     phone = StrictCharField(max_length=32)
     services = ReferenceListField(queryset=Service.objects.filter(is_active=True), max_length=MAX_SERVICES)
@@ -59,7 +59,7 @@ class AvailabilityInput(serializers.Serializer):
 
 class CustomerRegisterInput(serializers.Serializer):
     username = StrictCharField(max_length=150)
-    password = StrictCharField(min_length=8, max_length=128, write_only=True)
+    password = PasswordField()
     email = serializers.EmailField(required=False, allow_blank=True, default="")
     name = StrictCharField(max_length=120)
     phone = StrictCharField(max_length=32, required=False, allow_blank=True, default="")

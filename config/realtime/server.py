@@ -385,6 +385,16 @@ sio = Server(
 )
 
 
+_documented: list[str] = []
+
+
+def documented_namespaces() -> list[str]:
+    """The namespaces registered through ``register_namespace``, in order: the ones the event
+    catalogue, the AsyncAPI document and the TypeScript package describe (a test's own
+    namespace, attached to ``sio`` directly, is not one of them)."""
+    return list(_documented)
+
+
 def register_namespace(namespace: socketio.AsyncNamespace) -> None:
     """Attach a namespace once (the composition root calls this for each app's namespace).
 
@@ -393,6 +403,7 @@ def register_namespace(namespace: socketio.AsyncNamespace) -> None:
     if namespace.namespace in sio.namespace_handlers:
         return
     sio.register_namespace(namespace)
+    _documented.append(namespace.namespace)
     names = (namespace.namespace,)
     catalogue.server_event(
         "error",

@@ -21,7 +21,7 @@ from bookings.models import Booking
 from bookings.models import BookingStatus as S
 from config import rooms, typescript
 from config.realtime import catalogue
-from config.realtime.server import sio
+from config.realtime.server import documented_namespaces, sio
 from messaging.models import Message
 from tests.factories import BookingFactory
 from tests.live import eventually, token_for
@@ -110,7 +110,7 @@ def test_a_new_event_appears_on_regeneration(monkeypatch):
 
 def test_every_namespace_event_shape_and_error_code_is_a_type():
     text = (SDK / "index.d.ts").read_text()
-    for namespace in sio.namespace_handlers:
+    for namespace in documented_namespaces():
         for side in ("ServerToClientEvents", "ClientToServerEvents"):
             assert f"export interface {typescript.pascal(namespace)}{side} {{" in text
     for spec in catalogue.events():
