@@ -164,7 +164,9 @@ class Socket(async_socket.AsyncSocket):
                 client_address(environ),
                 len(body),
             )
-            # engineio answers 400 and, the socket being closed already, removes it.
+            # engineio answers 400 and, the socket being closed already, removes it. Dropped here,
+            # not by drop_soon: the request under way must see the socket closed.
+            metrics.CONNECTION_BOUNDS.labels("unreadable_post").inc()
             await self.server.drop(self, self.server.reason.TRANSPORT_ERROR, forget=False)
             raise UnreadablePayload() from None
         for pkt in packets:

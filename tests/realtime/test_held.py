@@ -281,7 +281,9 @@ def test_a_post_of_17_packets_or_unreadable_is_a_400_and_one_warning(server):
             await client.close()
 
     before = server.output().count("engine.io POST refused")
+    counted = bound_count(server, "unreadable_post")
     run(scenario())
+    assert bound_count(server, "unreadable_post") == counted + 2
     lines = [line for line in server.output().splitlines() if "engine.io POST refused" in line]
     assert len(lines) - before == 2 and all(" WARNING " in line for line in lines[before:]), lines
     assert "post request handler error" not in server.output()
