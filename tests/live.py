@@ -3,8 +3,11 @@
 import asyncio
 import contextlib
 import logging
+import os
 import re
+import signal
 import socket
+import subprocess
 import threading
 import time
 from collections import defaultdict
@@ -404,6 +407,17 @@ def check_server_logs(allowed: list[str] = ()) -> list[str]:
             elif source in WATCHED:
                 WATCHED.remove(source)
     return problems
+
+
+def stop_group(process: subprocess.Popen, timeout: float = 20) -> None:
+    """SIGTERM a process started with ``start_new_session`` and all it started; SIGKILL what is
+    left after ``timeout``."""
+    os.killpg(process.pid, signal.SIGTERM)
+    try:
+        process.wait(timeout=timeout)
+    except subprocess.TimeoutExpired:
+        os.killpg(process.pid, signal.SIGKILL)
+        process.wait(timeout=timeout)
 
 
 def database_url() -> str:

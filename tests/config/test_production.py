@@ -23,7 +23,7 @@ from django.contrib.auth.hashers import PBKDF2PasswordHasher
 from config.settings import _CHECKOUT_KEY_FILE, _PUBLISHED_KEYS
 from tests.dashboard.test_cockpit import CHROMIUM, create_booking
 from tests.factories import PartnerFactory, StaffFactory, UserFactory
-from tests.live import Client, database_url, free_port, run
+from tests.live import Client, database_url, free_port, run, stop_group
 
 pytestmark = pytest.mark.django_db(transaction=True)
 ROOT = Path(__file__).resolve().parents[2]
@@ -95,11 +95,7 @@ def production_server() -> Iterator[str]:
             time.sleep(0.2)
         yield url
     finally:
-        os.killpg(server.pid, 15)
-        try:
-            server.wait(timeout=20)
-        except subprocess.TimeoutExpired:
-            os.killpg(server.pid, 9)
+        stop_group(server)
 
 
 def test_make_serve_runs_without_debug_and_accepts_no_token_signed_with_a_known_key(production_server):

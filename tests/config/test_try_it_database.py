@@ -18,7 +18,7 @@ from django.contrib.auth.hashers import PBKDF2PasswordHasher
 from config.production import start_warnings
 from tests.config.test_production import KEY, get, make_serve
 from tests.factories import UserFactory
-from tests.live import database_url, free_port
+from tests.live import database_url, free_port, stop_group
 
 ROOT = Path(__file__).resolve().parents[2]
 PRODUCTION = {"DEBUG": "0", "SECRET_KEY": KEY, "ALLOWED_HOSTS": "127.0.0.1"}
@@ -105,11 +105,7 @@ def test_a_production_server_names_demo_logins_in_a_warning_at_start():
             assert server.poll() is None and time.monotonic() < deadline, "".join(lines)
             time.sleep(0.2)
     finally:
-        os.killpg(server.pid, 15)
-        try:
-            server.wait(timeout=20)
-        except subprocess.TimeoutExpired:
-            os.killpg(server.pid, 9)
+        stop_group(server)
         reader.join(timeout=5)
     [warning] = [line for line in lines if "published demo password" in line]
     assert "WARNING" in warning and "admin, partner2;" in warning and "customer3" not in warning

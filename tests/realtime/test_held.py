@@ -8,7 +8,6 @@ that floods, one that opens sessions and never joins a namespace.
 import asyncio
 import contextlib
 import json
-import os
 import re
 import time
 import urllib.request
@@ -20,7 +19,8 @@ import aiohttp
 import pytest
 
 from config.realtime.limits import limiter
-from tests.live import WAIT, RawSocket, ServerProcess, database_url, run, token_for, wait_until
+from tests.live import WAIT, RawSocket, ServerProcess, run, token_for, wait_until
+from tests.realtime.test_cluster import cluster_env  # noqa: F401 - fixture
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -30,15 +30,9 @@ CHARS_BOUND = 40_000
 
 
 @pytest.fixture(scope="module")
-def held_env(django_db_setup: Any, django_db_blocker: Any) -> dict[str, str]:
-    if not os.environ.get("REDIS_URL"):
-        pytest.skip("the recovery store and its Redis calls need Redis (set REDIS_URL); .ci/run runs them")
-    with django_db_blocker.unblock():
-        url = database_url()
+def held_env(cluster_env: dict[str, str]) -> dict[str, str]:  # noqa: F811
     return {
-        "DATABASE_URL": url,
-        "DJANGO_SETTINGS_MODULE": "tests.settings",
-        "REDIS_URL": os.environ["REDIS_URL"],
+        **cluster_env,
         "RATE_DEFAULT": "1000000",  # refusals flood the queue here; their limit is another test's
         "SOCKETIO_SEND_QUEUE_PACKETS": str(PACKETS_BOUND),
         "SOCKETIO_SEND_QUEUE_BYTES": str(CHARS_BOUND),
