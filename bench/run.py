@@ -33,6 +33,8 @@ import urllib.request
 from datetime import UTC, datetime
 from pathlib import Path
 
+import prerequisites
+
 ROOT = Path(__file__).resolve().parents[1]
 RESULTS = ROOT / "bench" / "results"
 PG_URL = "postgres://postgres@127.0.0.1:5432/homeservices_bench"
@@ -462,4 +464,5 @@ def main() -> None:
 
 
 if __name__ == "__main__":
+    prerequisites.ensure()
     main()
