@@ -6,6 +6,7 @@ here, so ``config.realtime`` knows no app, and importing any other module starts
 """
 
 import os
+from typing import Any
 
 import django
 
@@ -108,6 +109,22 @@ application = BodyLimit(
         else settings.DATA_UPLOAD_MAX_MEMORY_SIZE
     ),
 )
+
+
+def started_by_any_request(app: Any) -> Any:
+    """daphne (``runserver`` is daphne's) speaks no ASGI lifespan: there the first request of
+    any kind, not only the first socket, starts the periodic work (the dispatch sweep, presence)
+    that uvicorn's lifespan starts at once."""
+
+    async def serve(scope: dict[str, Any], receive: Any, send: Any) -> None:
+        if scope["type"] != "lifespan":
+            sio.start()  # once: it returns at once when the manager runs
+        await app(scope, receive, send)
+
+    return serve
+
+
+application = started_by_any_request(application)
 # Outermost, who the client is: forwarding headers from TRUSTED_PROXIES only (config/proxies.py).
 application = TrustedProxies(application)
 tune_gc_after_startup()

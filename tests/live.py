@@ -176,8 +176,11 @@ class ServerProcess:
 
     running: ClassVar[list["ServerProcess"]] = []
 
-    def __init__(self, env: dict[str, str], wsgi: bool = False, port: int | None = None) -> None:
-        """``port``: a given one (a restart on the port the clients know) instead of a free one."""
+    def __init__(
+        self, env: dict[str, str], wsgi: bool = False, port: int | None = None, command: list[str] | None = None
+    ) -> None:
+        """``port``: a given one (a restart on the port the clients know) instead of a free one;
+        ``command``: another server's command line (daphne, runserver), serving on ``port``."""
         import os
         import subprocess
         import sys
@@ -185,7 +188,9 @@ class ServerProcess:
 
         self.port = port or free_port()
         self.url = f"http://127.0.0.1:{self.port}"
-        if wsgi:
+        if command is not None:
+            cmd = command
+        elif wsgi:
             cmd = [sys.executable, "-m", "tests.wsgi_server", str(self.port)]
         else:
             cmd = [

@@ -46,7 +46,10 @@ class Lane:
         channel_name: Callable[[str], str],
         channel: Callable[[], str | None],
         wanted: set[str],
+        queue_max: int = PUBLISH_QUEUE_MAX,
     ) -> None:
+        """``queue_max``: the publishes a lane holds while its shard is slow or away; past it
+        they are dropped, counted and logged (docs/deployment.md)."""
         self.name = name
         self.layer = layer
         self.redis = redis
@@ -60,10 +63,11 @@ class Lane:
         self._settle_waiters: list[asyncio.Future[None]] = []
         self.down = False
         self.dropped = 0
+        self.queue_max = queue_max
 
     # ------------------------------------------------------------ fed by the transport
     def publish(self, group: str, data: dict[str, Any]) -> None:
-        if len(self.messages) >= PUBLISH_QUEUE_MAX:
+        if len(self.messages) >= self.queue_max:
             self.dropped += 1
             metrics.PUBLISH_DROPPED.inc()
             if self.dropped == 1 or self.dropped % 10_000 == 0:

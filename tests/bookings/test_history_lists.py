@@ -106,3 +106,21 @@ def test_a_position_of_the_other_kind_is_refused_not_ignored(api_as, staff, cust
     for user, query in ((staff, "page=2"), (customer, "cursor=abc")):
         r = api_as(user).get(f"/api/bookings/?{query}")
         assert r.status_code == 400 and r.json()["code"] == "VALIDATION_ERROR", (user, r.json())
+
+
+def test_page_size_is_at_most_100_and_a_larger_one_is_a_validation_error(api_as, customer, staff, service):
+    """README: pages of ``pageSize`` (at most 100); past it, or not a whole number from 1, a 400."""
+    for _ in range(120):
+        BookingFactory(customer=customer, service=service)
+    own = api_as(customer).get("/api/bookings/?pageSize=100").json()
+    assert len(own["results"]) == 100 and own["count"] == 120 and "page=2" in own["next"]
+    assert len(api_as(customer).get(own["next"]).json()["results"]) == 20
+    everyone = api_as(staff).get("/api/bookings/?pageSize=100").json()
+    assert len(everyone["results"]) == 100 and "cursor=" in everyone["next"] and "count" not in everyone
+    for user in (customer, staff):  # numbered pages and the cursor alike
+        for size in ("1000", "101", "0", "-1", "ten", "1e2"):
+            r = api_as(user).get(f"/api/bookings/?pageSize={size}")
+            assert r.status_code == 400, (size, r.json())
+            assert r.json()["code"] == "VALIDATION_ERROR" and r.json()["details"] == {"pageSize": ["invalid"]}
+    r = api_as(customer).get("/api/notifications/?pageSize=1000")  # the default pagination too
+    assert r.status_code == 400 and r.json()["details"] == {"pageSize": ["invalid"]}

@@ -1,12 +1,15 @@
 """A broker lane against a real Redis: net subscription changes per round, batches in order."""
 
 import asyncio
+import contextlib
+import logging
 import os
 import uuid
 
 import pytest
 from channels_redis.pubsub import RedisPubSubChannelLayer
 from channels_redis.utils import create_pool
+from prometheus_client import REGISTRY
 from redis.asyncio import Redis
 
 from config.realtime.lanes import Lane
@@ -21,13 +24,13 @@ def redis_url() -> str:
     return os.environ["REDIS_URL"].split(",")[0]
 
 
-async def lane_on(url: str) -> tuple[Lane, RedisPubSubChannelLayer, str, set[str], asyncio.Task]:
+async def lane_on(url: str, **options: int) -> tuple[Lane, RedisPubSubChannelLayer, str, set[str], asyncio.Task]:
     layer = RedisPubSubChannelLayer(hosts=[url], prefix=f"lane{uuid.uuid4().hex[:8]}")
     loop_layer = layer._get_layer()
     channel = await layer.new_channel()
     wanted: set[str] = set()
     redis = Redis(connection_pool=create_pool(loop_layer._shards[0].host))
-    lane = Lane("shard 0", layer, redis, loop_layer._get_group_channel_name, lambda: channel, wanted)
+    lane = Lane("shard 0", layer, redis, loop_layer._get_group_channel_name, lambda: channel, wanted, **options)
     return lane, layer, channel, wanted, asyncio.create_task(lane.run())
 
 
@@ -108,5 +111,47 @@ def test_joins_that_give_up_while_the_broker_is_away_leave_nothing_behind():
             assert len(lane.dirty) == 300 and len(lane._settle_waiters) <= 101
         finally:
             task.cancel()
+
+    asyncio.run(scenario())
+
+
+def test_past_its_bound_a_lane_drops_publishes_counts_them_and_logs_once(redis_url, caplog):
+    """docs/deployment.md: the lanes are bounded (50,000 messages each) and count and log what
+    they drop. Here the bound is 5 and the lane holds 8 publishes before its first round."""
+    assert Lane("shard 0", None, None, str, lambda: None, set()).queue_max == 50_000
+
+    def dropped_total() -> float:
+        return REGISTRY.get_sample_value("homeservices_publish_dropped_total") or 0.0
+
+    async def scenario() -> None:
+        lane, layer, channel, wanted, task = await lane_on(redis_url, queue_max=5)
+        task.cancel()  # the lane's round waits while the queue fills
+        with contextlib.suppress(asyncio.CancelledError):
+            await task
+        before = dropped_total()
+        try:
+            wanted.add("a")
+            lane.changed("a")
+            with caplog.at_level(logging.ERROR, logger="config.realtime.manager"):
+                for i in range(8):
+                    lane.publish("a", {"n": i})
+            assert [data["n"] for _, data in lane.messages] == [0, 1, 2, 3, 4] and lane.dropped == 3
+            assert dropped_total() - before == 3
+            assert [r.getMessage() for r in caplog.records] == [
+                "channel layer backlog full on shard 0: 1 messages dropped"
+            ]
+            task = asyncio.create_task(lane.run())  # the held five go out, in order; the three dropped never do
+            got: list[int] = []
+            while len(got) < 5:
+                event = await asyncio.wait_for(layer.receive(channel), 5)
+                got += [item["n"] for item in (event["data"] if event["type"] == "sio.batch" else [event["data"]])]
+            assert got == [0, 1, 2, 3, 4] and not lane.messages
+            lane.publish("a", {"n": 9})  # room again once the queue drained
+            event = await asyncio.wait_for(layer.receive(channel), 5)
+            assert event["data"] == {"n": 9} and lane.dropped == 3
+        finally:
+            task.cancel()
+            await layer.flush()
+            await lane.redis.aclose(close_connection_pool=True)
 
     asyncio.run(scenario())

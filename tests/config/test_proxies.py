@@ -7,11 +7,14 @@ or from 127.0.0.1 (the proxy).
 
 import http.client
 import json
+import uuid
 
 import pytest
+import socketio
 
 from config.proxies import TrustedProxies
-from tests.live import ServerProcess
+from tests.factories import UserFactory
+from tests.live import Client, ServerProcess, run, token_for
 from tests.realtime.test_cluster import cluster_env  # noqa: F401 - fixture
 
 PROXY, STRANGER = "127.0.0.1", "127.0.0.2"
@@ -60,6 +63,54 @@ def test_forwarding_headers_from_a_peer_that_is_not_a_trusted_proxy_are_ignored(
     # X-Forwarded-Proto: the stranger cannot make its plain HTTP pass for the https origin.
     origin = {"Origin": f"https://127.0.0.1:{server.port}", "X-Forwarded-Proto": "https"}
     assert request(server, STRANGER, "GET", "/socket.io/?EIO=4&transport=polling", origin)[0] == 400
+
+
+@pytest.mark.redis
+@pytest.mark.django_db(transaction=True)
+def test_with_no_trusted_proxies_x_forwarded_for_is_ignored_by_the_throttle_and_the_sockets_limits(
+    cluster_env,  # noqa: F811
+):
+    """``TRUSTED_PROXIES`` unset (the default): not even a loopback peer is believed. A client
+    rotating ``X-Forwarded-For`` stays its own address for the REST throttle, the connects per
+    address and the Engine.IO sessions per address."""
+    env = {
+        **cluster_env,
+        "TRUSTED_PROXIES": "",
+        "THROTTLE_AUTH": "3/min",
+        "RATE_CONNECT_ADDRESS": "3",
+        "SOCKETIO_SESSIONS_PER_ADDRESS": "3",
+        # Counts of its own: the suite's other servers throttled and limited 127.0.0.1 too.
+        "SOCKETIO_CHANNEL_GROUP": f"test-{uuid.uuid4().hex[:10]}",
+    }
+    users = [UserFactory() for _ in range(4)]  # four users: none meets its own connect limit (30)
+    server = ServerProcess(env).start()
+
+    async def connect(user, forwarded_for: str) -> dict | None:
+        client = Client(server.url, "/customer")
+        try:
+            await client.connect(token_for(user), headers={"X-Forwarded-For": forwarded_for})
+        except socketio.exceptions.ConnectionError:
+            return client.connect_error
+        await client.close()
+        return None
+
+    async def connects() -> list:
+        return [await connect(user, f"198.51.100.{i}") for i, user in enumerate(users)]
+
+    try:
+        statuses = [login(server, PROXY, f"203.0.113.{i}") for i in range(4)]
+        assert statuses == [401, 401, 401, 429], statuses
+        outcomes = run(connects())
+        assert outcomes[:3] == [None] * 3, outcomes
+        assert outcomes[3]["data"]["code"] == "RATE_LIMITED", outcomes
+        # Engine.IO sessions, from another address (each handshake opens one, left open).
+        handshakes = [
+            request(server, STRANGER, "GET", "/socket.io/?EIO=4&transport=polling", {"X-Forwarded-For": f"192.0.2.{i}"})
+            for i in range(4)
+        ]
+        assert [status for status, _ in handshakes] == [200, 200, 200, 401]
+    finally:
+        server.stop()
 
 
 @pytest.mark.redis

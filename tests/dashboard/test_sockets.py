@@ -1,12 +1,17 @@
 """/admin over the real server: stats, monitoring, ops events."""
 
+from datetime import timedelta
+
 import pytest
 from channels.db import database_sync_to_async as sync_to_async
+from django.utils import timezone
 
 from bookings import services
+from bookings.models import Booking
+from bookings.models import BookingStatus as S
 from partners.accounts import partner_register
 from partners.services import kyc_submit
-from tests.factories import book
+from tests.factories import BookingFactory, book
 from tests.live import Client, run, token_for
 
 pytestmark = pytest.mark.django_db(transaction=True)
@@ -67,3 +72,30 @@ def test_admin_sees_stats_bookings_signups_and_kyc(live_server_url, staff, custo
         await c.close()
 
     run(scenario())
+
+
+def test_monitor_bookings_acks_the_newest_200_open_bookings_newest_first(live_server_url, staff, customer, service):
+    # 250 open bookings a minute apart (none needs staff, so none is pulled to the top), and
+    # newer finished ones, which are not open.
+    start = timezone.now() - timedelta(days=1)
+    made = []
+    for i in range(250):
+        booking = BookingFactory(customer=customer, service=service)
+        Booking.objects.filter(pk=booking.pk).update(created_at=start + timedelta(minutes=i))
+        made.append(str(booking.pk))
+    for status in (S.COMPLETED, S.CANCELLED):
+        finished = BookingFactory(customer=customer, service=service, status=status)
+        Booking.objects.filter(pk=finished.pk).update(created_at=timezone.now())
+
+    async def scenario() -> list[dict]:
+        a = await Client(live_server_url, "/admin").connect(token_for(staff))
+        try:
+            ack = await a.call("monitor:bookings")
+        finally:
+            await a.close()
+        assert ack["ok"]
+        return ack["bookings"]
+
+    listed = run(scenario())
+    assert [b["id"] for b in listed] == made[::-1][:200]  # the newest 200, newest first; the oldest 50 absent
+    assert {b["status"] for b in listed} == {"PENDING"}
