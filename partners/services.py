@@ -14,10 +14,9 @@ from config import rooms
 from config.errors import Conflict, Forbidden, NotFound
 from config.platform_day import start_of_today
 from config.realtime.emit import emit
-from messaging.notify import notification_create
 from partners import events
 from partners.models import Earning, KycStatus, KycSubmission, Partner
-from partners.signals import partner_withdrawn, partners_dispatchable
+from partners.signals import earning_recorded, kyc_decided, partner_withdrawn, partners_dispatchable
 
 if TYPE_CHECKING:
     from bookings.models import Booking
@@ -61,10 +60,7 @@ def kyc_review(*, submission_id: Any, reviewer: AbstractBaseUser, approve: bool,
         partner = submission.partner
         partner.kyc_status = submission.status
         partner.save(update_fields=["kyc_status"])
-        title = "KYC approved" if approve else "KYC rejected"
-        notification_create(
-            user_id=partner.pk, type="kyc_decision", title=title, body=note, data={"submissionId": str(submission.pk)}
-        )
+        kyc_decided.send(sender=KycSubmission, submission=submission, note=note)
     return submission
 
 
@@ -113,13 +109,7 @@ def earning_record(*, booking: "Booking") -> Earning:
         namespace=rooms.PARTNER,
         room=rooms.user(booking.partner_id),
     )
-    notification_create(
-        user_id=booking.partner_id,
-        type="earnings",
-        title="You earned money",
-        body=f"{earning.amount} {earning.currency} for {booking.number}",
-        data={"bookingId": str(booking.pk), "amount": float(earning.amount)},
-    )
+    earning_recorded.send(sender=Earning, earning=earning, booking=booking)
     return earning
 
 

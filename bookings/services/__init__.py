@@ -1,7 +1,8 @@
 """Every write to a booking (contract section 4), one transaction each.
 
 - ``lifecycle``: who may make which move (``TRANSITIONS``) and the one place a status
-  changes (``transition``), with the events and notifications of each move;
+  changes (``transition``), with what each move announces (``ANNOUNCEMENTS``; the
+  notifications are ``messaging``'s, on ``bookings.signals``);
 - ``creation``: a customer's new booking;
 - ``offers``: dispatch and its clock, staff assignment, a partner withdrawn from work;
 - ``moves``: the partner's accept, reject and progress; cancel; staff completion.

@@ -3,12 +3,15 @@ place a status changes.
 
 Each verb of the package opens a transaction, locks the booking row (``locked``), checks
 its actor rule against ``TRANSITIONS`` and hands over to ``transition``, which records
-the history row and schedules the move's events and notifications. Events leave through
+the history row and announces the move as its status's row of ``ANNOUNCEMENTS`` says: the
+events, ``bookings.signals.booking_status_changed`` (``messaging`` stores the notifications,
+listening), the earning, the relay's re-read, the room's close. Events leave through
 ``config.realtime.emit`` after the transaction commits.
 """
 
+from collections.abc import Callable
 from datetime import timedelta
-from typing import Any
+from typing import Any, NamedTuple
 
 from django.conf import settings
 from django.contrib.auth.models import AbstractBaseUser
@@ -18,20 +21,17 @@ from django.utils import timezone
 from bookings import events, relay, tallies
 from bookings.dispatch import dispatch_waiting_now
 from bookings.models import (
-    ACTIVE_STATUSES,
     HELD_STATUSES,
-    TERMINAL_STATUSES,
     Booking,
     BookingStatus,
     BookingStatusChange,
     DispatchState,
 )
 from bookings.selectors import parse_booking_id
-from bookings.shapes import NO_PARTNER
+from bookings.signals import booking_status_changed, offer_withdrawn
 from config import rooms
 from config.errors import Forbidden, InvalidTransition, NotFound
 from config.realtime.emit import close_room, emit
-from messaging.notify import notification_create
 from partners import services as partner_services
 from partners.models import Partner
 
@@ -71,6 +71,68 @@ TRANSITIONS: dict[tuple[str, str], frozenset[str]] = {
 }
 # Why an offer left its partner without them deciding (history note, rejection reason, withdrawal reason).
 OFFER_EXPIRED, REASSIGNED, PARTNER_SUSPENDED = "offer_expired", "reassigned", "partner_suspended"
+
+
+class Tell(NamedTuple):
+    """One event a move sends: its name, its payload's builder, and to whom (``None``: nobody)."""
+
+    event: str
+    payload: Callable[[Booking], dict[str, Any]]
+    namespace: str
+    audience: Callable[[Booking, Partner | None], str | list[str] | None]
+
+
+def _booking_room(booking: Booking, partner: Partner | None) -> str:
+    return rooms.booking(booking.pk)
+
+
+def _monitor(booking: Booking, partner: Partner | None) -> str:
+    return rooms.MONITOR_BOOKINGS
+
+
+def _customer(booking: Booking, partner: Partner | None) -> list[str]:
+    return [rooms.booking(booking.pk), rooms.user(booking.customer_id)]
+
+
+def _partner(booking: Booking, partner: Partner | None) -> str | None:
+    return rooms.user(partner.pk) if partner is not None else None
+
+
+class Announcement(NamedTuple):
+    """What a booking's arrival in a status tells. ``tells``: the events, in order (the
+    notifications are ``messaging``'s, on ``booking_status_changed``). ``pays``: the partner's
+    earning is recorded. ``tracked``: the partner's position is relayed to the booking's room in
+    this status, so a move into or out of it has every process re-read the partner's relay
+    list. ``final``: nothing more is said, the booking's room is closed."""
+
+    tells: tuple[Tell, ...]
+    pays: bool = False
+    tracked: bool = False
+    final: bool = False
+
+
+# Every move: the customer's view of the booking, and staff's monitor.
+EVERY_MOVE = (
+    Tell("booking:status_updated", events.status_updated, rooms.CUSTOMER, _booking_room),
+    Tell("booking:updated", events.booking, rooms.ADMIN, _monitor),
+)
+# The new status -> what the move announces; ``partner`` is the booking's, or the one it just left.
+ANNOUNCEMENTS: dict[str, Announcement] = {
+    S.PENDING: Announcement(EVERY_MOVE),
+    S.PARTNER_ASSIGNED: Announcement(
+        (*EVERY_MOVE, Tell("booking:new_request", events.new_request, rooms.PARTNER, _partner))
+    ),
+    S.PARTNER_ACCEPTED: Announcement(
+        (*EVERY_MOVE, Tell("partner:assigned", events.partner_assigned, rooms.CUSTOMER, _customer)), tracked=True
+    ),
+    S.PARTNER_EN_ROUTE: Announcement(EVERY_MOVE, tracked=True),
+    S.PARTNER_ARRIVED: Announcement(EVERY_MOVE, tracked=True),
+    S.IN_PROGRESS: Announcement(EVERY_MOVE, tracked=True),
+    S.COMPLETED: Announcement(EVERY_MOVE, pays=True, final=True),
+    S.CANCELLED: Announcement(
+        (*EVERY_MOVE, Tell("booking:cancelled", events.cancelled, rooms.PARTNER, _partner)), final=True
+    ),
+}
 
 
 def hold_partner(partner_id: Any) -> None:
@@ -132,7 +194,7 @@ def transition(
 ) -> None:
     """The only place a booking's status changes. Caller holds the row lock.
 
-    Records the history row and schedules the events and notifications of the move.
+    Records the history row and announces the move (``ANNOUNCEMENTS``).
     """
     check(booking, to_status, role)
     from_status = booking.status
@@ -168,53 +230,20 @@ def transition(
 
 
 def _announce(booking: Booking, from_status: str, previous_partner: Partner | None) -> None:
-
-    status = booking.status
-    emit(
-        "booking:status_updated",
-        events.status_updated(booking),
-        namespace=rooms.CUSTOMER,
-        room=rooms.booking(booking.pk),
-    )
-    emit("booking:updated", events.booking(booking), namespace=rooms.ADMIN, room=rooms.MONITOR_BOOKINGS)
-
-    if status == S.PARTNER_ASSIGNED:
-        emit(
-            "booking:new_request",
-            events.new_request(booking),
-            namespace=rooms.PARTNER,
-            room=rooms.user(booking.partner_id),
-        )
-        notify(
-            booking.partner_id,
-            "booking_assigned",
-            "New job offer",
-            f"{booking.service.name} at {booking.address}",
-            booking,
-        )
-    elif status == S.PARTNER_ACCEPTED:
-        emit(
-            "partner:assigned",
-            events.partner_assigned(booking),
-            namespace=rooms.CUSTOMER,
-            room=[rooms.booking(booking.pk), rooms.user(booking.customer_id)],
-        )
-        notify(
-            booking.customer_id,
-            "booking_accepted",
-            "Partner assigned",
-            f"{booking.partner.name} accepted your booking",
-            booking,
-        )
-    elif status == S.COMPLETED:
-        notify(booking.customer_id, "booking_completed", "Booking complete", f"{booking.service.name} is done", booking)
+    """Say the move as its row of ``ANNOUNCEMENTS`` reads, in the row's order: the events, the
+    signal (``messaging`` notifies), the earning, the relay's re-read, the room's close."""
+    row = ANNOUNCEMENTS[booking.status]
+    partner = booking.partner or previous_partner
+    for tell in row.tells:
+        room = tell.audience(booking, partner)
+        if room is not None:
+            emit(tell.event, tell.payload(booking), namespace=tell.namespace, room=room)
+    booking_status_changed.send(sender=Booking, booking=booking, from_status=from_status, partner=partner)
+    if row.pays:
         partner_services.earning_record(booking=booking)
-    elif status == S.CANCELLED:
-        _announce_cancel(booking, previous_partner)
-
-    if status in ACTIVE_STATUSES or from_status in ACTIVE_STATUSES:
-        relay.partner_bookings_changed(partner_id=(booking.partner_id or previous_partner.pk))
-    if status in TERMINAL_STATUSES:
+    if row.tracked or ANNOUNCEMENTS[from_status].tracked:
+        relay.partner_bookings_changed(partner_id=partner.pk)
+    if row.final:
         # Nothing more is said about it: nobody stays in its room to hear a stale relay.
         close_room(rooms.booking(booking.pk), namespace=rooms.CUSTOMER)
 
@@ -227,24 +256,4 @@ def withdraw(booking: Booking, partner: Partner, reason: str) -> None:
         namespace=rooms.PARTNER,
         room=rooms.user(partner.pk),
     )
-    notify(partner.pk, "booking_cancelled", "Offer withdrawn", f"The offer of {booking.number} was withdrawn", booking)
-
-
-def _announce_cancel(booking: Booking, partner: Partner | None) -> None:
-    if partner is not None:
-        emit("booking:cancelled", events.cancelled(booking), namespace=rooms.PARTNER, room=rooms.user(partner.pk))
-        notify(partner.pk, "booking_cancelled", "Booking cancelled", f"{booking.number} was cancelled", booking)
-    if booking.cancelled_by_id != booking.customer_id:
-        gave_up = booking.cancelled_by_id is None and booking.cancel_reason == NO_PARTNER
-        body = f"We could not find a partner for {booking.number}" if gave_up else booking.cancel_reason
-        notify(booking.customer_id, "booking_cancelled", "Booking cancelled", body or booking.number, booking)
-
-
-def notify(user_id: int, type: str, title: str, body: str, booking: Booking) -> None:
-    notification_create(
-        user_id=user_id,
-        type=type,
-        title=title,
-        body=body,
-        data={"bookingId": str(booking.pk), "bookingNumber": booking.number},
-    )
+    offer_withdrawn.send(sender=Booking, booking=booking, partner=partner, reason=reason)

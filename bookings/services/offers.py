@@ -23,11 +23,11 @@ from bookings.services.lifecycle import (
     check,
     hold_partner,
     locked,
-    notify,
     transition,
     withdraw,
 )
 from bookings.shapes import NO_PARTNER
+from bookings.signals import booking_released, offer_expired, partner_search_continues
 from config import rooms
 from config.errors import Conflict, Forbidden, NotFound
 from config.realtime.emit import emit
@@ -94,13 +94,7 @@ def _wait_for_partner(booking: Booking) -> None:
     booking.save(update_fields=["dispatch_state", "dispatch_due_at", "updated_at"])
     if newly_unassigned:
         emit("booking:updated", events.booking(booking), namespace=rooms.ADMIN, room=rooms.MONITOR_BOOKINGS)
-        notify(
-            booking.customer_id,
-            "booking_searching",
-            "Still looking",
-            f"We are still looking for a partner for {booking.number}",
-            booking,
-        )
+        partner_search_continues.send(sender=Booking, booking=booking)
 
 
 def _give_up(booking: Booking) -> None:
@@ -157,7 +151,7 @@ def _expire_offer(booking: Booking) -> None:
         namespace=rooms.PARTNER,
         room=rooms.user(partner.pk),
     )
-    notify(partner.pk, "offer_expired", "Offer expired", f"The offer of {booking.number} has expired", booking)
+    offer_expired.send(sender=Booking, booking=booking, partner=partner)
     offer_to_nearest(booking)
 
 
@@ -216,14 +210,7 @@ def partner_jobs_release(*, partner_id: Any, actor: AbstractBaseUser, reason: st
         previous = booking.partner
         transition(booking, S.PENDING, actor=actor, role=STAFF, note=reason)
         withdraw(booking, previous, reason)
-        if booking.customer_id:
-            notify(
-                booking.customer_id,
-                "booking_reassigning",
-                "Finding you another partner",
-                f"Your partner can no longer take {booking.number}; we are finding another",
-                booking,
-            )
+        booking_released.send(sender=Booking, booking=booking)
         offer_to_nearest(booking)
         released += 1
     return released

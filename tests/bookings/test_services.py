@@ -302,6 +302,20 @@ def test_what_each_ending_records_and_tells_the_customer(staff, partner, service
     assert (last.to_status, last.note) == (S.COMPLETED, "completed by staff")
 
 
+def test_the_table_of_announcements_has_a_row_for_every_status():
+    """``ANNOUNCEMENTS`` is read for the status a move arrives in and the one it leaves: every
+    status has a row, the partner's position is relayed in the active ones, only completion pays,
+    and the two terminal statuses close the booking's room."""
+    from bookings.models import ACTIVE_STATUSES, TERMINAL_STATUSES
+    from bookings.services.lifecycle import ANNOUNCEMENTS
+
+    assert set(ANNOUNCEMENTS) == set(S.values)
+    assert {status for status, row in ANNOUNCEMENTS.items() if row.tracked} == set(ACTIVE_STATUSES)
+    assert {status for status, row in ANNOUNCEMENTS.items() if row.final} == set(TERMINAL_STATUSES)
+    assert [status for status, row in ANNOUNCEMENTS.items() if row.pays] == [S.COMPLETED]
+    assert all(row.tells[:2] == ANNOUNCEMENTS[S.PENDING].tells for row in ANNOUNCEMENTS.values())
+
+
 def test_each_move_says_exactly_what_it_should(customer, service, partner, emitted):
     """A partner's moves, with statuses sent as text (as the socket's serializer hands them over):
     each says its own events and notifications and no other, and only completion records the

@@ -29,14 +29,15 @@ def handled(namespace: str) -> set[str]:
 
 
 def emitted_in_code() -> set[str]:
-    """Event names passed as a literal to ``emit``/``emit_now`` anywhere in the product."""
+    """Event names passed as a literal to ``emit``/``emit_now`` anywhere in the product, or written
+    in a row of the lifecycle's table of announcements (``Tell``)."""
     names: set[str] = set()
     for folder in CODE:
         for path in folder.rglob("*.py"):
             for node in ast.walk(ast.parse(path.read_text())):
                 if (
                     isinstance(node, ast.Call)
-                    and getattr(node.func, "id", getattr(node.func, "attr", None)) in ("emit", "emit_now")
+                    and getattr(node.func, "id", getattr(node.func, "attr", None)) in ("emit", "emit_now", "Tell")
                     and node.args
                     and isinstance(node.args[0], ast.Constant)
                     and isinstance(node.args[0].value, str)
