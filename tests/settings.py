@@ -41,8 +41,8 @@ _GROUP = os.environ.setdefault("SOCKETIO_CHANNEL_GROUP", f"test-{uuid.uuid4().he
 SOCKETIO = {**SOCKETIO, "PING_INTERVAL": 2, "PING_TIMEOUT": 5, "CHANNEL_GROUP": _GROUP}
 
 # REST throttles out of the way of the suite (a server process a throttle's test starts sets
-# its own in the environment; tests/config/test_logins.py); cache keys apart per run, like the
-# Redis groups above.
+# its own in the environment: tests/config/test_throttling.py; tests/config/test_logins.py lowers
+# them in the test process); cache keys apart per run, like the Redis groups above.
 REST_FRAMEWORK = {
     **REST_FRAMEWORK,
     "DEFAULT_THROTTLE_RATES": {

@@ -364,6 +364,59 @@ def test_sigkill_loses_nothing_acknowledged(cluster_env, customer, service):  # 
         time.sleep(0.2)
 
 
+def test_a_killed_process_leaves_the_clusters_presence_within_three_heartbeats(
+    cluster_env,  # noqa: F811
+    customer,
+    other_customer,
+    staff,
+    settings,
+):
+    """SIGKILL runs no hook: the other process stops counting the dead one's users when its
+    list lapses, three heartbeats (``PRESENCE_HEARTBEAT``, the tests' settings) after the last
+    one it received, while its own users stay counted.
+
+    The kill comes right after B received one of A's lists (the moment B first counts A's
+    customer), so the lapse is measured from that list: it must come after two heartbeats
+    and within three, which a lapse after four heartbeats (or never) does not meet."""
+    heartbeat = settings.PRESENCE_HEARTBEAT
+    # The servers run with the heartbeat this test reads (tests/settings.py takes it from the environment).
+    env = fault_env(cluster_env, PRESENCE_HEARTBEAT=str(heartbeat), RATE_STATS="1000000")
+    lapse = 3 * heartbeat
+    slack = 0.4  # polls' round trips and a list in flight: under the heartbeat a fourth one would add
+
+    async def online(admin: Client) -> int:
+        return (await admin.call("request:stats"))["stats"]["customers"]["online"]
+
+    async def scenario(a: ServerProcess, b: ServerProcess) -> None:
+        on_b = await Client(b.url, "/customer").connect(token_for(other_customer))
+        admin = await Client(b.url, "/admin").connect(token_for(staff))
+        assert await online(admin) == 1
+        on_a = await Client(a.url, "/customer").connect(token_for(customer))
+        deadline = time.monotonic() + heartbeat + 3
+        while await online(admin) != 2:  # B hears of A's customer with A's next list
+            assert time.monotonic() < deadline, "B never heard of A's customer"
+            await asyncio.sleep(0.01)
+        a.proc.kill()
+        killed = time.monotonic()
+        while (count := await online(admin)) != 1:
+            assert count == 2, count
+            assert time.monotonic() - killed < lapse + slack, f"A's customer still online {lapse + slack:.1f} s on"
+            await asyncio.sleep(0.02)
+        took = time.monotonic() - killed
+        print(f"SIGKILL: A's customer left B's presence {took:.2f} s on (bound {lapse:.1f} s)")
+        assert took > 2 * heartbeat, took  # A's last list was kept its three heartbeats, not dropped early
+        assert await online(admin) == 1  # B's own customer stays
+        await asyncio.to_thread(a.proc.wait, 5)
+        for client in (on_b, admin):
+            await client.close()
+        with contextlib.suppress(Exception):
+            await on_a.close()
+
+    with server_processes(env) as (a, b):
+        run(scenario(a, b))
+    assert a.proc.returncode == -signal.SIGKILL
+
+
 # ---------------------------------------------------------------- database outage
 @pytest.fixture
 def own_postgres() -> Iterator[dict[str, Any]]:

@@ -5,11 +5,13 @@ drops every connection and refuses new ones while events happen, then lets the c
 back in, to the same server process or to another one.
 """
 
+import asyncio
 import collections
 import contextlib
 import json
 import os
 import queue
+import signal
 import subprocess
 import threading
 import time
@@ -34,6 +36,7 @@ from tests.factories import BookingFactory, StaffFactory
 from tests.live import (
     Client,
     RawSocket,
+    ServerProcess,
     TcpProxy,
     eventually,
     require_node,
@@ -515,3 +518,70 @@ def test_a_leaked_pid_with_another_users_token_neither_recovers_nor_spends_the_s
         run(scenario())
     finally:
         proxy.stop()
+
+
+def test_with_recovery_disabled_a_reconnect_is_a_fresh_session_and_nothing_is_kept(
+    cluster_env,  # noqa: F811
+    customer,
+    staff,
+):
+    """``RECOVERY_ENABLED=0``: the official client's reconnect after a cut is a fresh session
+    (``recovered`` false, a new id, nothing of the gap replayed), events carry no offset, the
+    process keeps nothing for recovery in Redis (not even when it stops) and logs nothing of it.
+
+    The server has Redis keys of its own (its own channel group), so what other servers of the
+    run keep cannot hide what this one keeps; its events come from a staff member's chat on it."""
+    group = f"no-recovery-{os.getpid()}-{time.monotonic_ns()}"
+    env = {**cluster_env, "RECOVERY_ENABLED": "0", "SOCKETIO_CHANNEL_GROUP": group, "RATE_STATS": "1000000"}
+    store = redis.Redis.from_url(os.environ["REDIS_URL"])
+
+    def recovery_keys() -> list[bytes]:
+        return list(store.scan_iter(f"{group}:recovery*"))
+
+    async def staff_says(text: str, customers_online: int | None = None) -> list[tuple[str, str]]:
+        """Staff write ``text`` to the customer (once the server counts ``customers_online``);
+        the offsets a python-socketio client of the customer saw on it."""
+        admin = await Client(server.url, "/admin").connect(token_for(staff))
+        if customers_online is not None:
+            deadline = time.monotonic() + 5
+            while (await admin.call("request:stats"))["stats"]["customers"]["online"] != customers_online:
+                assert time.monotonic() < deadline, "the server never saw the cut"
+                await asyncio.sleep(0.05)
+        watcher = await Client(server.url, "/customer").connect(token_for(customer))
+        assert (await admin.call("message:send", {"recipientId": str(customer.pk), "message": text}))["ok"]
+        await watcher.wait_for("message:received", where=lambda p: p["message"] == text)
+        for client in (watcher, admin):
+            await client.close()
+        return watcher.offsets
+
+    def received(line: dict[str, Any]) -> str | None:
+        return line["payload"]["message"] if line.get("name") == "message:received" else None
+
+    server = ServerProcess(env).start()
+    proxy = TcpProxy(server.url).start()
+    node = NodeClient(proxy.url, "/customer", token_for(customer))
+    try:
+        first = node.wait(kind("connect"))
+        # No pid in the CONNECT answer: the official client's ``socket.recovered`` is undefined (falsy).
+        assert not first.get("recovered")
+        assert run(staff_says("Before")) == []  # nothing is logged, so no event carries an offset
+        node.wait(lambda line: received(line) == "Before")
+        proxy.cut()
+        cut = node.wait(kind("disconnect"))
+        assert cut["reason"] == "transport close"  # involuntary: recovery would apply if it were on
+        run(staff_says("While you were away", customers_online=0))  # sent once the server saw the cut
+        proxy.reopen()
+        back = node.wait(kind("connect"))
+        assert not back.get("recovered") and back["id"] != first["id"]
+        # A barrier, not a sleep: an event sent after the reconnect arrives; the gap's never came before it.
+        run(staff_says("After"))
+        node.wait(lambda line: received(line) == "After")
+        assert [received(line) for line in node.lines if received(line)] == ["Before", "After"]
+        assert recovery_keys() == []
+    finally:
+        node.close()
+        proxy.stop()
+        server.stop()
+    assert server.proc.returncode in (0, -signal.SIGTERM)
+    assert recovery_keys() == []  # a stopping process keeps no session either
+    assert "recover" not in server.output().lower(), server.output()[-2000:]
