@@ -27,8 +27,8 @@ receiver's type); the entry names where the library defines it, which is what is
 
 The fingerprint is the sha256 (first 16 hex digits) of: for a method, function or class, its
 source; for state (an attribute the library assigns on an instance, a data attribute of a class,
-a module's global), the source of every function of the owner (a class: its library bases too)
-and every top-level statement of the owning module that mentions the name. Upgrading a library
+a module's global), the lines of every function of the owner (a class: its library bases too)
+and of every top-level statement of the owning module that mention the name. Upgrading a library
 then fails ``test_the_library_code_we_lean_on_is_the_code_we_read`` for every entry whose code
 changed, naming the product modules to re-read; once re-read and adapted, put the new fingerprint.
 """
@@ -39,7 +39,6 @@ import importlib
 import inspect
 import re
 import sys
-import textwrap
 from collections.abc import Iterator
 from dataclasses import dataclass
 from functools import cache
@@ -116,7 +115,7 @@ TOUCHED: dict[str, tuple[str, str]] = {
         "1862b87a25ac72b2",
         "the layer of the running loop, whose shards the lanes mirror",
     ),
-    "channels_redis.pubsub.RedisPubSubLoopLayer._shards": ("e4d7183aca749e02", "one lane per shard, to the same Redis"),
+    "channels_redis.pubsub.RedisPubSubLoopLayer._shards": ("29257e56c619fb1b", "one lane per shard, to the same Redis"),
     "channels_redis.pubsub.RedisPubSubLoopLayer._get_shard": (
         "9c655ee12ccbc91e",
         "the shard a group lives on: its lane",
@@ -131,40 +130,40 @@ TOUCHED: dict[str, tuple[str, str]] = {
         "our _handle_eio_message hands ACK packets back to it",
     ),
     "socketio.async_server.AsyncServer.environ": (
-        "25502043c53a2165",
+        "83fd37fd43a134db",
         "a session's WSGI/ASGI environ: the token and the address at CONNECT",
     ),
     "socketio.async_server.AsyncServer.eio": (
-        "06d07f7fd2554e6f",
+        "c1ad64fa6ca80d01",
         "the Engine.IO server under it: closing a session, its sockets",
     ),
     "socketio.async_server.AsyncServer.manager": (
-        "aea9be6c9437f1a5",
+        "393288eaca2c46b4",
         "the client manager (ours) the replaced handlers call",
     ),
     "socketio.async_server.AsyncServer.manager_initialized": (
-        "bd9d2aff73f41468",
+        "e164c565ff0bd12d",
         "start() initializes the manager at lifespan start, once, as the first CONNECT would",
     ),
     "socketio.async_server.AsyncServer.namespace_handlers": (
-        "7c453f2750756292",
+        "bf2dda9faf732c7f",
         "whether a namespace has a handler, and which, at CONNECT",
     ),
     "socketio.async_server.AsyncServer.packet_class": (
-        "e020f872a3db06ba",
+        "bc268caeb817f518",
         "the packets our replaced handlers build and decode",
     ),
     "socketio.packet.Packet.json": (
-        "191edf1b5b03d9e4",
+        "cfb65436a6caa9b0",
         "set on the class (every Packet): Socket.IO packets decode leniently (config.realtime.codec)",
     ),
     "socketio.async_server.AsyncServer.reason": ("bbbc90e18d26c2df", "the disconnect reasons our handlers pass on"),
     "socketio.async_server.AsyncServer.not_handled": (
-        "c7164a5f3dc306bb",
+        "1fa0eedffff50586",
         "what a namespace returns for an event it does not handle (no ack): config.realtime.namespace",
     ),
     "socketio.async_namespace.AsyncNamespace.server": (
-        "0bdc7ea5f6f349ff",
+        "79550826a465e932",
         "a namespace reaches the server and its manager (bookings.sockets, config.realtime.namespace, .token_lifetime)",
     ),
     # python-socketio: the manager (config.realtime.manager, .transport)
@@ -173,88 +172,88 @@ TOUCHED: dict[str, tuple[str, str]] = {
         "our _listen hands it a close_room from another process",
     ),
     "socketio.async_pubsub_manager.AsyncPubSubManager.channel": (
-        "c456dbdc9b5c9b0f",
+        "26ff0b9eb4fac2a4",
         "the pub/sub channel: the transport's group names start with it",
     ),
     "socketio.async_pubsub_manager.AsyncPubSubManager.host_id": (
-        "6498f7f389096e72",
+        "5b1b4481140ea5a6",
         "stamped on what we publish, as python-socketio's own _publish does",
     ),
     "socketio.async_pubsub_manager.AsyncPubSubManager.pending_connect": (
-        "906409f43b34b8b0",
+        "054fa7bae12f5861",
         "a recovering connection's old sid connects as python-socketio's pre_connect would",
     ),
     "socketio.async_pubsub_manager.AsyncPubSubManager.rooms": (
-        "f6054ae9f9260219",
+        "da610b5a97d2a67f",
         "the local rooms: the transport subscribes to the groups they fall in",
     ),
-    "socketio.async_pubsub_manager.AsyncPubSubManager.server": ("4c445cfcdb031c5c", "the server the manager serves"),
+    "socketio.async_pubsub_manager.AsyncPubSubManager.server": ("afaae7f44d2234b9", "the server the manager serves"),
     # python-engineio (config.realtime.engine: per-connection bounds, the ASGI driver)
     "engineio.async_server.AsyncServer._async": (
-        "0610193ef6aff4b5",
+        "7dbfb6bc7ecb699b",
         "the ASGI driver table: our request translation and websocket class",
     ),
     "engineio.async_server.AsyncServer.log_message_keys": (
-        "fc40c846dd93e54a",
+        "36ab8399ddef441b",
         "our _log_error_once keeps its once-only set",
     ),
-    "engineio.async_server.AsyncServer.logger": ("9dcb7392426f636c", "our _log_error_once logs where engineio does"),
+    "engineio.async_server.AsyncServer.logger": ("d00216968124119c", "our _log_error_once logs where engineio does"),
     "engineio.async_server.AsyncServer.max_http_buffer_size": (
-        "dd910df097e1119e",
+        "01a862e6fad0bf61",
         "the bound a POST body is read against",
     ),
     "engineio.async_server.AsyncServer.reason": ("bbbc90e18d26c2df", "the close reason for a dropped session"),
-    "engineio.async_server.AsyncServer.sockets": ("e4518067a3f79216", "the sessions, counted per address"),
-    "engineio.async_socket.AsyncSocket.queue": ("2df1576e01ec8e45", "the bounded send queue replaces it"),
-    "engineio.async_socket.AsyncSocket.server": ("d838eb61473152f9", "a socket's server: its bounds and its logger"),
+    "engineio.async_server.AsyncServer.sockets": ("62c2798f986f5aac", "the sessions, counted per address"),
+    "engineio.async_socket.AsyncSocket.queue": ("34733e2605318364", "the bounded send queue replaces it"),
+    "engineio.async_socket.AsyncSocket.server": ("9418144ef2dff89e", "a socket's server: its bounds and its logger"),
     "engineio.async_socket.AsyncSocket.upgrading": (
-        "33b57aa87dc573db",
+        "7e008665ea922154",
         "a receive outside the loop during an upgrade keeps engineio's OSError",
     ),
     "engineio.async_drivers.asgi.WebSocket.asgi_receive": (
-        "071adf89cd956021",
+        "2acfacb0fe1eabe5",
         "our WebSocket.wait reads the ASGI receive itself",
     ),
     "engineio.async_drivers.asgi.WebSocket.handler": (
-        "d56ec80d0cb92dfe",
+        "68ae8e59011b172b",
         "the engineio socket the websocket serves (during an upgrade)",
     ),
     # uvicorn and websockets (config.realtime.websocket_protocol: per-connection memory)
     "uvicorn.protocols.websockets.websockets_sansio_impl.WebSocketsSansIOProtocol.conn": (
-        "b04b68e8503a9262",
+        "783e430754be0dbe",
         "the websockets protocol object: its EOF and its parser, at connection loss",
     ),
     "websockets.server.ServerProtocol.parser": (
-        "bde2bacbc2155cf1",
+        "a372ecdebeb1bb36",
         "the suspended parser generator is closed at connection loss (it holds a cycle)",
     ),
     "uvicorn.protocols.websockets.websockets_sansio_impl.WebSocketsSansIOProtocol.logger": (
-        "5be6d842fbb549a5",
+        "21083754c98ccba6",
         "one shared per-connection logger, not one per connection",
     ),
     "uvicorn.protocols.websockets.websockets_sansio_impl.WebSocketsSansIOProtocol.queue": (
-        "033f65569d9d6f16",
+        "f6ded3f07d128698",
         "a smaller mailbox than an asyncio.Queue",
     ),
     "uvicorn.protocols.websockets.websockets_sansio_impl.WebSocketsSansIOProtocol.writable": (
-        "3356fad4fe91df78",
+        "cdcee12e95ee3495",
         "a smaller flag than an asyncio.Event",
     ),
     "uvicorn.protocols.websockets.websockets_sansio_impl.WebSocketsSansIOProtocol.response": (
-        "a18bff0c5a2e39e4",
+        "3df12e7ff1309cbc",
         "the handshake response, whose headers are dropped once sent",
     ),
     "websockets.http11.Response.headers": (
-        "5a4f3bfb08504bb8",
+        "d3c2027db5a3fe19",
         "cleared once the handshake response went out (memory per connection)",
     ),
     # Django, DRF, drf-spectacular and asyncio
     "django.urls.resolvers.ResolverMatch._func_path": (
-        "cfed41b3d6f140ed",
+        "744d6c973fcae625",
         "config.metrics labels a request by its view's dotted path, as Django's repr does",
     ),
     "django.contrib.auth.base_user.AbstractBaseUser._password": (
-        "f11c1f8af0195cfa",
+        "1b723bfb71d68e00",
         "partners.access: set_password ran since the last save (Django keeps it until the save)",
     ),
     "drf_spectacular.openapi.AutoSchema._map_serializer": (
@@ -262,7 +261,7 @@ TOUCHED: dict[str, tuple[str, str]] = {
         "config.shapes: a serializer's request schema, as drf-spectacular writes it",
     ),
     "asyncio.base_events.BaseEventLoop._thread_id": (
-        "7036fca219377d70",
+        "897ee091db029fa3",
         "config.realtime.emit: whether we run on the loop's thread (None elsewhere, and on other loops)",
     ),
 }
@@ -306,10 +305,17 @@ def product_classes() -> dict[tuple[str, str], type]:
 
 
 @cache
+def _parsed(module: str) -> tuple[str, ast.Module]:
+    """A library module's source and tree (read once: ``inspect.getsource`` of a class is slow)."""
+    source = Path(inspect.getsourcefile(sys.modules[module]) or "").read_bytes().decode()
+    return source, ast.parse(source)
+
+
+@cache
 def _self_stores(module: str) -> dict[str, set[str]]:
     """class qualname -> the names its methods assign on ``self``, in a library module."""
     try:
-        tree = ast.parse(Path(inspect.getsourcefile(sys.modules[module]) or "").read_bytes())
+        _, tree = _parsed(module)
     except (OSError, TypeError, KeyError):
         return {}
     found: dict[str, set[str]] = {}
@@ -530,24 +536,28 @@ def resolve(path: str) -> tuple[object, object, str]:
     raise LookupError(path)
 
 
+@cache
+def _segments(owner: object) -> tuple[str, ...]:
+    """The whole lines of each function of ``owner`` (a class or a module), and for a module, of
+    each top-level statement that is neither a function nor a class."""
+    source, tree = _parsed(owner.__name__ if inspect.ismodule(owner) else owner.__module__)
+    lines = source.splitlines(keepends=True)
+    node: ast.AST = tree
+    for part in [] if inspect.ismodule(owner) else owner.__qualname__.split("."):
+        node = next(c for c in node.body if isinstance(c, ast.ClassDef) and c.name == part)
+    nodes = [n for n in ast.walk(node) if isinstance(n, (ast.FunctionDef, ast.AsyncFunctionDef))]
+    if inspect.ismodule(owner):
+        nodes += [n for n in tree.body if not isinstance(n, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef))]
+    return tuple("".join(lines[n.lineno - 1 : n.end_lineno]) for n in nodes)
+
+
 def _code_mentioning(owner: object, name: str) -> Iterator[str]:
     """The functions of ``owner`` (a class and its library bases, or a module) and the module's
     top-level statements that mention ``name``."""
     owners = [k for k in owner.__mro__ if _is_library(k)] if inspect.isclass(owner) else [owner]
     word = re.compile(rf"\b{re.escape(name)}\b")
     for each in owners:
-        source = textwrap.dedent(inspect.getsource(each))
-        for node in ast.walk(ast.parse(source)):
-            if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef)):
-                segment = ast.get_source_segment(source, node) or ""
-                if word.search(segment):
-                    yield segment
-        if inspect.ismodule(each):
-            tree = ast.parse(source)
-            for node in tree.body:
-                segment = ast.get_source_segment(source, node) or ""
-                if not isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef)) and word.search(segment):
-                    yield segment
+        yield from (segment for segment in _segments(each) if word.search(segment))
 
 
 def fingerprint(path: str) -> str:
@@ -599,6 +609,23 @@ def test_the_names_we_set_on_library_objects_are_no_library_names():
     ambiguous = {name for cls in classes.values() for name in _library_members(cls)}
     for name in PRODUCT_ATTRIBUTES:
         assert name not in ambiguous and not hasattr(AbstractUser, name), f"{name} is a library's: list it in TOUCHED"
+
+
+def test_the_scan_finds_what_a_reading_by_hand_found():
+    """Issue 33 listed these by reading the code; the scan must find each on its own."""
+    found = {(touch.module, touch.name, touch.kind) for touch in touches()}
+    assert {
+        ("config.realtime.transport", "_get_layer", "read"),
+        ("config.realtime.transport", "_shards", "read"),
+        ("config.realtime.transport", "_get_shard", "read"),
+        ("config.realtime.manager", "pending_connect", "read"),
+        ("config.realtime.server", "manager_initialized", "write"),
+        ("config.realtime.server", "environ", "read"),
+        ("config.realtime.server", "json", "write"),
+        ("config.realtime.websocket_protocol", "parser", "read"),
+        ("config.realtime.emit", "_thread_id", "read"),
+        ("config.realtime.engine", "upgrading", "read"),
+    } <= found
 
 
 def test_every_override_of_a_library_method_is_listed():
