@@ -150,6 +150,14 @@ class Client:
             await self.sio.disconnect()
 
 
+async def socket_barrier(client: Client) -> None:
+    """A round trip on ``client``'s own socket (a /customer one): the server queues its answer behind
+    anything it queued for that socket before, so once the answer is in, a copy that was coming
+    has come. A barrier for a negative check, where a sleep only hopes."""
+    answer = await client.call("booking:track", UNKNOWN_BOOKING)
+    assert answer["ok"] is False, answer
+
+
 async def wait_until(predicate: Any, timeout: float = WAIT, what: str = "condition") -> None:
     deadline = time.monotonic() + timeout
     while not predicate():

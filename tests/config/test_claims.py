@@ -14,26 +14,71 @@ from tests.realtime.test_cluster import cluster_env  # noqa: F401 - fixture
 
 ROOT = Path(__file__).resolve().parents[2]
 NAMED_TEST = re.compile(r"`(tests/[\w/]+\.py)::(\w+)`")
+# What the docs cite: a test as ``tests/<path>.py::name`` (or ``::Class::name``), backticks or not.
+CITED_TEST = re.compile(r"\b(tests/[\w/]+\.py)::(\w+(?:::\w+)?)")
+CITED_FILE = re.compile(r"\b(tests/[\w/]+\.py)\b")
+BARE_TEST = re.compile(r"`(test_\w+)`")  # a test named without its file: defined somewhere in tests/
+DOCS = [ROOT / "README.md", *sorted((ROOT / "docs").glob("*.md")), *sorted((ROOT / "sdk").glob("*/README.md"))]
+
+
+def defined_tests(source: Path) -> set[str]:
+    """The test functions ``source`` defines: ``name`` at module level, ``Class::name`` in a class."""
+    if not source.exists():
+        return set()
+    found = set()
+    for node in ast.parse(source.read_text()).body:
+        if isinstance(node, ast.FunctionDef | ast.AsyncFunctionDef):
+            found.add(node.name)
+        elif isinstance(node, ast.ClassDef):
+            found |= {f"{node.name}::{item.name}" for item in node.body if isinstance(item, ast.FunctionDef)}
+    return found
+
+
+def missing_tests(cited: list[tuple[str, str]]) -> list[str]:
+    return [f"{path}::{name}" for path, name in cited if name not in defined_tests(ROOT / path)]
 
 
 def test_every_test_the_claims_table_names_exists():
     table = (ROOT / "docs" / "claims.md").read_text()
     named = NAMED_TEST.findall(table)
     assert len(named) >= 100, "the table lost its rows"
-    missing = []
-    for path, name in named:
-        source = ROOT / path
-        defined = (
-            {node.name for node in ast.parse(source.read_text()).body if isinstance(node, ast.FunctionDef)}
-            if source.exists()
-            else set()
-        )
-        if name not in defined:
-            missing.append(f"{path}::{name}")
-    assert missing == []
+    assert missing_tests(named) == []
     claims = table.split("## Mutation spot-check")[0]  # the mutants' table names modules, not tests
     rows = [line for line in claims.splitlines() if line.startswith("| ") and not line.startswith("| claim")]
     assert all(NAMED_TEST.search(row) for row in rows), [row for row in rows if not NAMED_TEST.search(row)]
+
+
+def missing_files(text: str) -> list[str]:
+    return [path for path in CITED_FILE.findall(text) if not (ROOT / path).exists()]
+
+
+def test_every_test_a_doc_cites_exists():
+    """The README, every docs/*.md and the SDK's READMEs: a ``tests/...py::name`` names a test that
+    exists; a test file cited without a name (``tests/realtime/test_cluster.py``) exists; a test
+    cited by name alone (```test_...```) is defined in some file under tests/."""
+    defined = set().union(*(defined_tests(source) for source in (ROOT / "tests").rglob("test_*.py")))
+    missing, cited = [], 0
+    for doc in DOCS:
+        text = doc.read_text()
+        named = CITED_TEST.findall(text)
+        cited += len(named)
+        bare = [name for name in BARE_TEST.findall(text) if name not in defined]
+        missing += [f"{doc.relative_to(ROOT)}: {found}" for found in missing_tests(named) + missing_files(text) + bare]
+    assert cited > 100, "no citations read: the pattern no longer matches the docs"
+    assert missing == []
+
+
+def test_the_citation_check_sees_a_missing_test_and_a_missing_file():
+    text = (
+        "`tests/config/test_claims.py::test_every_test_a_doc_cites_exists`, "
+        "tests/realtime/test_faults.py::test_burst_of_rest_and_connects_on_two_processes (renamed), "
+        "`tests/config/test_claims.py::Absent::test_method` and `tests/realtime/test_gone.py` (a file)"
+    )
+    assert missing_tests(CITED_TEST.findall(text)) == [
+        "tests/realtime/test_faults.py::test_burst_of_rest_and_connects_on_two_processes",
+        "tests/config/test_claims.py::Absent::test_method",
+    ]
+    assert missing_files(text) == ["tests/realtime/test_gone.py"]
 
 
 def test_the_log_check_fails_on_a_traceback():

@@ -21,6 +21,8 @@ from datetime import timedelta
 
 import pytest
 from channels.db import database_sync_to_async as sync_to_async
+from channels.layers import get_channel_layer
+from django.conf import settings
 from django.utils import timezone
 
 from bookings import events, services
@@ -294,7 +296,24 @@ def test_a_room_reaches_only_the_processes_with_sockets_in_it(servers, cluster_e
     def delta(before: list, after: list) -> list[tuple[float, float]]:
         return [(x[0] - y[0], x[1] - y[1]) for x, y in zip(after, before, strict=True)]
 
+    async def barrier() -> None:
+        """Once A has decoded its own stream (it is in the room: its publishes come back), Redis has
+        written any copy meant for another process before anything published later. A marker then
+        goes to every process on the shared group; each decodes in order, so once each has counted
+        the marker, a copy misrouted to it has been counted too. A barrier, where a sleep only hopes."""
+        # An ack's return addressed to a host nobody is: every process decodes it (as "socket") and drops it.
+        marker = {"method": "callback", "host_id": "test-barrier", "sid": "-", "namespace": "/", "id": 0, "args": []}
+
+        def markers() -> list[float]:
+            return [value(scrape(s.url), "homeservices_broker_messages_total", kind="socket") for s in everyone]
+
+        before = markers()
+        shared = settings.SOCKETIO["CHANNEL_GROUP"]
+        await get_channel_layer().group_send(shared, {"type": "sio.message", "data": marker})
+        await wait_until(lambda: all(map(float.__gt__, markers(), before)), what="the marker everywhere")
+
     async def stream(p: Client, customer: Client, start: int) -> None:
+        sent = decoded()[0]
         for i in range(start, start + 20):
             assert (await p.call("location:update", {"latitude": 12.9, "longitude": 77.6 + i / 1000}))["ok"]
         ack = await customer.call(
@@ -303,7 +322,9 @@ def test_a_room_reaches_only_the_processes_with_sockets_in_it(servers, cluster_e
         assert ack["ok"], ack
         await p.wait_for("message:received", where=lambda m: m["id"] == ack["id"])
         await customer.wait_for("partner:location_update", count=start + 20)
-        await asyncio.sleep(0.5)  # anything misrouted would have arrived by now
+        own = (sent[0] + 20, sent[1] + 2)  # the updates, and the chat to the partner's and the customer's user rooms
+        await wait_until(lambda: all(map(float.__ge__, decoded()[0], own)), what="A's own stream back")
+        await barrier()
 
     async def scenario() -> list[list[tuple[float, float]]]:
         customer = await Client(a.url, "/customer").connect(token_for(booking.customer))

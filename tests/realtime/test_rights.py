@@ -16,7 +16,7 @@ from bookings.models import BookingStatus as S
 from config import rooms
 from config.realtime.server import sio
 from tests.factories import BookingFactory, StaffFactory, UserFactory
-from tests.live import UNKNOWN_BOOKING, Client, ServerProcess, database_url, run, token_for, wait_until
+from tests.live import Client, ServerProcess, database_url, run, socket_barrier, token_for, wait_until
 
 pytestmark = pytest.mark.django_db(transaction=True)
 HERE = {"latitude": 28.62, "longitude": 77.21}
@@ -30,14 +30,6 @@ async def watchers(url: str, staff, customer, partner, booking) -> tuple[Client,
         assert (await client.call("booking:track", str(booking.pk)))["ok"] is True
     moving = await Client(url, rooms.PARTNER).connect(token_for(partner.user))
     return watcher, owner, moving
-
-
-async def socket_barrier(client: Client) -> None:
-    """A round trip on ``client``'s own socket: the server queues its answer behind anything it
-    queued for that socket before (a location the owner has already had), so once the answer is in,
-    a copy that was coming has come. A barrier, where a sleep only hopes."""
-    answer = await client.call("booking:track", UNKNOWN_BOOKING)
-    assert answer["ok"] is False, answer
 
 
 async def hears_no_more_locations(watcher: Client, owner: Client, moving: Client) -> None:

@@ -22,7 +22,7 @@ from bookings.models import BookingStatus as S
 from config import rooms
 from config.realtime.routing import room_group
 from tests.factories import BookingFactory, PartnerFactory
-from tests.live import Client, ServerProcess, database_url, free_port, run, token_for
+from tests.live import Client, ServerProcess, database_url, free_port, run, socket_barrier, token_for
 
 pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.redis]
 
@@ -98,10 +98,11 @@ def test_a_stopped_shard_stops_only_its_rooms_and_they_come_back(redis_servers, 
         "RATE_LOCATION": "1000000",
     }
     # Bookings until each shard but the first (which also keeps the recovery log) holds two rooms,
-    # and the one to be stopped a third, whose customer first tracks it during the outage.
+    # and the one to be stopped a third, whose customer first tracks it during the outage; the
+    # first at least one (a room on every shard that stays up carries the barrier below).
     shared = settings.SOCKETIO["CHANNEL_GROUP"]
     bookings: dict[int, list] = {index: [] for index in range(SHARDS)}
-    while len(bookings[1]) < 2 or len(bookings[2]) < 3:
+    while not bookings[0] or len(bookings[1]) < 2 or len(bookings[2]) < 3:
         booking = BookingFactory(partner=PartnerFactory(services=[service]), status=S.PARTNER_EN_ROUTE, service=service)
         index = shard_of(redis_servers.url, room_group(shared, rooms.CUSTOMER, rooms.booking(booking.pk)))
         bookings[index].append(booking)
@@ -138,8 +139,17 @@ def test_a_stopped_shard_stops_only_its_rooms_and_they_come_back(redis_servers, 
         for index, c, _ in pairs:  # the other shards' rooms go on as if nothing happened
             if index != victim:
                 await c.wait_for("partner:location_update", where=lambda e: e["location"]["latitude"] == 11.0)
-        await asyncio.sleep(1.0)
+        # The barrier: a later update in every other room, from the same process B. Had B sent a
+        # victim's 11.0 through a shard that is up, that shard's lane would have published it first,
+        # and A would have delivered it before these; the round trip on each waiting socket then
+        # flushes what A had queued for it.
+        await round_of(11.5, [pair for pair in pairs if pair[0] != victim])
+        for index, c, _ in pairs:
+            if index != victim:
+                await c.wait_for("partner:location_update", where=lambda e: e["location"]["latitude"] == 11.5)
         stopped = [c for index, c, _ in pairs if index == victim]
+        for c in stopped:
+            await socket_barrier(c)
         assert not any(got(c, 11.0) for c in stopped)  # the victim's rooms wait for it
         # A join whose room lives on the stopped server is acked all the same (its subscription
         # waits at most a second), and is made once the server is back.
