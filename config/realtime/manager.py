@@ -59,8 +59,6 @@ class ChannelLayerManager(ChannelLayerTransport, AsyncPubSubManager):
         self._early_stop: asyncio.Task[None] | None = None  # started by the stop signal (``_on_stop_signal``)
         self._signalled = False
         self._essential = 0  # self.tasks[:_essential] deliver (outbox, lanes) and run until the very end
-        # eio_sid -> the sid a recovering connection gets back (``server.Server``); read by ``pre_connect``.
-        self.reused_sids: dict[str, str] = {}
         # Logger filters do not apply to records of child loggers: name each one.
         for name in ("channels_redis.pubsub", "channels_redis.core"):
             logging.getLogger(name).addFilter(self._outage)
@@ -174,7 +172,7 @@ class ChannelLayerManager(ChannelLayerTransport, AsyncPubSubManager):
                 await asyncio.gather(*periodic, return_exceptions=True)
                 await self._orm_settles(ORM_SETTLE_SECONDS)
                 if self.server.recovery is not None:
-                    await self.server.keep_all_sessions()
+                    await self.server.keeper.keep_all()
                 await self._run_hooks()
                 await self._drain()
                 await self._close(polling_only=True)
@@ -256,8 +254,9 @@ class ChannelLayerManager(ChannelLayerTransport, AsyncPubSubManager):
                 logger.warning("stopping: a socket did not close cleanly (%s)", result)
 
     async def pre_connect(self, eio_sid: str, namespace: str) -> str | None:
-        """A recovering connection gets its old sid back; any other a new one."""
-        reused = self.reused_sids.pop(eio_sid, None)
+        """A recovering connection gets its old sid back (``config.realtime.recovering``); any other a new one."""
+        recovering = self.server.recoveries.connecting(eio_sid, namespace)
+        reused = recovering.reused_sid if recovering is not None else None
         if reused is None:
             return await super().pre_connect(eio_sid, namespace)
         self.basic_enter_room(reused, namespace, None, eio_sid=eio_sid)
