@@ -1,8 +1,10 @@
 """ASGI entry point and composition root: ``/socket.io/`` goes to python-socketio, the rest to Django.
 
 This module lists everything a server process runs: the namespaces, the control messages
-it handles, its background tasks and its shutdown hooks. The apps' pieces are attached
-here, so ``config.realtime`` knows no app, and importing any other module starts nothing.
+it handles, its background tasks and its shutdown hooks; only delivery's own tasks (the
+listener, the outbox drain, the lanes) start with the manager, since nothing works without
+them. The apps' pieces are attached here, so ``config.realtime`` knows no app, and
+importing any other module starts nothing.
 """
 
 import os
@@ -34,7 +36,7 @@ from config.realtime.hooks import on_control, on_shutdown, on_startup  # noqa: E
 from config.realtime.identity import set_identity_loader  # noqa: E402
 from config.realtime.rechecks import access_changed_received, recheck_forever  # noqa: E402
 from config.realtime.server import register_namespace, sio  # noqa: E402
-from config.realtime.tuning import tune_gc_after_startup  # noqa: E402
+from config.realtime.tuning import diagnostics_enabled, start_loop_diagnostics, tune_gc_after_startup  # noqa: E402
 from dashboard.sockets import AdminSockets, push_stats  # noqa: E402
 from messaging.sockets import ChatMixin  # noqa: E402
 from partners import tracking  # noqa: E402
@@ -73,7 +75,9 @@ on_control("access_changed")(access_changed_received)  # a user's rights changed
 on_control("presence")(presence.presence_received)  # another process's users
 on_control("partner_bookings")(relay.partner_bookings_received)  # refresh a partner's relay list
 
-# Background tasks, started once the loop runs.
+# Background tasks, started once the loop runs. The manager starts delivery's own first (the
+# listener, the outbox drain, one lane per broker shard: config/realtime/manager.py), which run
+# to the very end of a stop; these are periodic work, cancelled first when the process stops.
 on_startup(lambda manager: manager.start_task(sweep_forever()))  # dispatch sweep, tally folding
 on_startup(lambda manager: manager.start_task(recheck_forever(manager)))  # rights vs the database
 on_startup(lambda manager: manager.start_task(limits.sweep_forever()))  # expired rate windows
@@ -81,6 +85,10 @@ on_startup(lambda manager: manager.start_task(presence.heartbeat(manager)))  # w
 on_startup(lambda manager: manager.start_task(tracking.flush_forever()))  # last locations, in batches
 on_startup(lambda manager: manager.start_task(relay.reconcile_forever(manager)))  # relay lists vs the database
 on_startup(lambda manager: manager.start_task(push_stats(manager)))  # the dashboard's figures
+on_startup(lambda manager: manager.start_task(manager.trim_recovery_log()))  # events past the recovery window
+on_startup(lambda manager: manager.start_task(manager.sample_gauges()))  # sockets and queues, once a second
+if diagnostics_enabled():  # LOOP_DIAGNOSTICS=1: loop stalls and GC pauses logged
+    on_startup(start_loop_diagnostics)
 
 # At shutdown, before the manager hands over its queues.
 on_shutdown(tracking.flush_on_stop)  # buffered locations written

@@ -26,6 +26,7 @@ from config.realtime.inbound import ACK_WANTED, RejectedEvent
 from config.realtime.limits import limiter
 from config.realtime.orm import OrmLoad, db
 from config.realtime.presence import presence
+from config.realtime.rights import RoomRights
 from config.realtime.token_lifetime import TokenLifetime
 
 logger = logging.getLogger(__name__)
@@ -52,7 +53,7 @@ def _unavailable(exc: BaseException) -> bool:
     return isinstance(exc, (OperationalError, InterfaceError))
 
 
-class BaseNamespace(TokenLifetime, socketio.AsyncNamespace):
+class BaseNamespace(TokenLifetime, RoomRights, socketio.AsyncNamespace):
     namespace_name = "/"
     role = "user"
     # Events whose handlers need no database: never refused for ORM load.
@@ -160,75 +161,6 @@ class BaseNamespace(TokenLifetime, socketio.AsyncNamespace):
         if "uid" in session:
             presence.remove(self.namespace_name, session["uid"])
             await self.on_disconnected(sid, session)
-
-    # ------------------------------------------------------------ access rechecks
-    def permitted_rooms(self, session: Session, rooms: list[str], *, finished: bool = False) -> list[str]:
-        """Which of ``rooms`` (joined by the namespace's own handlers) the user may be in now.
-
-        Runs in a DB thread, on every change of the user's rights, on ``auth:refresh`` and
-        before a recovered session gets its rooms back. ``finished``: also the rooms of
-        things that are over but the user may still see (recovery replays what they missed
-        there, without rejoining). The default keeps none: a namespace that joins rooms says
-        here what right each one stands for.
-        """
-        return []
-
-    async def prune_rooms(self, sid: str, session: Session) -> None:
-        """Leave every room the socket's user may no longer be in (a room is membership in a right)."""
-        own = {sid, user_room(session["uid"])}
-        joined = [room for room in self.server.manager.get_rooms(sid, self.namespace_name) if room not in own]
-        if not joined:
-            return
-        permitted = set(await db(self.permitted_rooms)(dict(session), joined))
-        for room in joined:
-            if room not in permitted:
-                await self.leave_room(sid, room)
-
-    async def restorable_rooms(self, sid: str, rooms: list[str]) -> tuple[list[str], list[str]]:
-        """Of a recovered session's rooms: those the socket may rejoin, and those whose missed
-        events it may still see (a booking that finished during the gap: its last status)."""
-        session = dict(await self.get_session(sid))
-        wanted = [room for room in rooms if room not in (sid, user_room(session["uid"]))]
-        if not wanted:
-            return [], []
-
-        def both() -> tuple[list[str], list[str]]:
-            return self.permitted_rooms(session, wanted), self.permitted_rooms(session, wanted, finished=True)
-
-        return await db(both)()
-
-    async def recheck(self, user_id: int, identity: dict[str, Any] | None) -> None:
-        """Apply a fresh identity to this process's sockets of ``user_id`` in this namespace."""
-        for sid, _ in list(self.server.manager.get_participants(self.namespace_name, user_room(user_id))):
-            await self._apply_identity(sid, identity)
-
-    async def _apply_identity(self, sid: str, identity: dict[str, Any] | None) -> None:
-        """The socket's session follows ``identity``: rights lost, rooms left, or the socket refused."""
-        session = await self.get_session(sid)
-        try:
-            session.update(self._session_for(identity))
-        except Forbidden as exc:
-            await self._revoke(sid, exc.message)
-            return
-        await self.prune_rooms(sid, session)
-
-    def stale_users(self, sessions: list[Session], identities: dict[int, dict[str, Any]]) -> set[int]:
-        """Users whose sockets hold other rights than their identity grants now (the periodic recheck)."""
-        stale = set()
-        for session in sessions:
-            try:
-                fresh = self._session_for(identities.get(session["uid"]))
-            except Forbidden:
-                stale.add(session["uid"])
-                continue
-            if any(session.get(key) != value for key, value in fresh.items()):
-                stale.add(session["uid"])
-        return stale
-
-    async def _revoke(self, sid: str, reason: str) -> None:
-        payload = {"code": Forbidden.code, "message": reason, "event": None}
-        await emit_now("error", payload, namespace=self.namespace_name, room=sid, local=True)
-        await self.disconnect(sid)
 
     # ------------------------------------------------------------ events
     async def trigger_event(self, event: str, *args: Any) -> Any:

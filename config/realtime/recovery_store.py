@@ -2,22 +2,22 @@
 process's memory or in Redis (a stream per namespace, so offsets are ordered across
 processes). ``config.realtime.recovery`` puts a bound on time around them."""
 
-import asyncio
 import collections
 import re
 import time
-from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from typing import Any
 
 import orjson
+
+from config.realtime.pipeliner import Pipeliner, one, reply
 
 OFFSET = re.compile(r"^\d{1,15}-\d{1,10}$")
 REDIS_CONNECTIONS = 8
 # Recovery must never stall delivery: a log write that does not answer in time is skipped.
 STORE_TIMEOUT = 0.5
 # The calls of connects and disconnects (tails, peeks, saves, reads) go to Redis in shared
-# pipelines (``Pipeliner``): a batch waits on the pool and Redis at most this long.
+# pipelines (``config.realtime.pipeliner``): a batch waits on the pool and Redis at most this long.
 BATCH_TIMEOUT = 2.0
 BATCH_MAX = 500  # calls per pipeline
 BATCHES_IN_FLIGHT = 4  # pipelines at once; calls made meanwhile wait for the next one
@@ -159,91 +159,6 @@ return 1
 """
 
 
-class Pipeliner:
-    """Calls made while a pipeline is on its way go to Redis together, in the next one.
-
-    A reconnect storm (a deploy: a thousand sockets back within seconds) asks for a tail, a
-    peek, a take and a read per socket, and a stopping process saves every session at once:
-    one round trip each would queue thousands of coroutines on a few pooled connections,
-    and most would give up waiting. Here each call queues its commands and waits for its
-    batch: at most ``BATCHES_IN_FLIGHT`` pipelines of at most ``BATCH_MAX`` calls at a time,
-    so a storm costs Redis a few dozen round trips, and a lone call still goes at once.
-    """
-
-    def __init__(self, redis: Any) -> None:
-        self.redis = redis
-        self.loop: asyncio.AbstractEventLoop | None = None
-        self.pending: list[tuple[Callable[[Any], int], asyncio.Future[list[Any]]]] = []
-        self.in_flight = 0
-        self.scheduled = False
-        self.round_trips = 0  # pipelines sent (tests count them)
-        self._tasks: set[asyncio.Task[None]] = set()
-
-    async def call(self, queue: Callable[[Any], int]) -> list[Any]:
-        """Queue commands with ``queue(pipe)`` (which returns how many it queued); their replies."""
-        loop = asyncio.get_running_loop()
-        if loop is not self.loop:  # a new loop (a test's, a WSGI emit's): nothing pending survives it
-            self.loop, self.pending, self.in_flight, self.scheduled = loop, [], 0, False
-        future: asyncio.Future[list[Any]] = loop.create_future()
-        self.pending.append((queue, future))
-        if not self.scheduled:
-            self.scheduled = True
-            loop.call_soon(self._flush)  # calls made in this iteration of the loop join the batch
-        return await future
-
-    def _flush(self) -> None:
-        self.scheduled = False
-        while self.pending and self.in_flight < BATCHES_IN_FLIGHT:
-            batch, self.pending = self.pending[:BATCH_MAX], self.pending[BATCH_MAX:]
-            self.in_flight += 1
-            task = asyncio.get_running_loop().create_task(self._send(batch))
-            self._tasks.add(task)
-            task.add_done_callback(self._tasks.discard)
-
-    async def _send(self, batch: list[tuple[Callable[[Any], int], asyncio.Future[list[Any]]]]) -> None:
-        loop = self.loop
-        try:
-            pipe = self.redis.pipeline(transaction=False)
-            counts = [queue(pipe) for queue, _ in batch]
-            self.round_trips += 1
-            async with asyncio.timeout(BATCH_TIMEOUT):
-                replies = await pipe.execute(raise_on_error=False)
-        except (Exception, asyncio.CancelledError) as exc:
-            failure = exc if isinstance(exc, Exception) else ConnectionError("the batch was cancelled")
-            for _, future in batch:
-                if not future.done():
-                    future.set_exception(failure)
-        else:
-            at = 0
-            for (_, future), count in zip(batch, counts, strict=True):
-                if not future.done():
-                    future.set_result(replies[at : at + count])
-                at += count
-        finally:
-            if loop is self.loop:
-                self.in_flight -= 1
-                if self.pending and not self.scheduled:
-                    self.scheduled = True
-                    loop.call_soon(self._flush)
-
-
-def _one(queue: Callable[[Any], Any]) -> Callable[[Any], int]:
-    """A ``Pipeliner`` call of one command."""
-
-    def queued(pipe: Any) -> int:
-        queue(pipe)
-        return 1
-
-    return queued
-
-
-def _reply(value: Any) -> Any:
-    """A pipeline's reply, or the error Redis answered for that command."""
-    if isinstance(value, Exception):
-        raise value
-    return value
-
-
 class RedisStore:
     """Log as one Redis stream per namespace, sessions as keys that expire.
 
@@ -258,7 +173,7 @@ class RedisStore:
         # better than one new connection per waiting coroutine.
         pool = redis.BlockingConnectionPool.from_url(url, max_connections=REDIS_CONNECTIONS, timeout=BATCH_TIMEOUT)
         self.redis = redis.Redis(connection_pool=pool)
-        self.batches = Pipeliner(self.redis)
+        self.batches = Pipeliner(self.redis, BATCH_TIMEOUT, BATCH_MAX, BATCHES_IN_FLIGHT)
         self.prefix, self.length, self.window = prefix, length, window
 
     def _stream(self, namespace: str) -> str:
@@ -273,8 +188,8 @@ class RedisStore:
 
     async def gap(self) -> str:
         """The offset before which a position may have missed unlogged events ("0-0": none)."""
-        [raw] = await self.batches.call(_one(lambda pipe: pipe.get(f"{self.prefix}:gap")))
-        raw = _reply(raw)
+        [raw] = await self.batches.call(one(lambda pipe: pipe.get(f"{self.prefix}:gap")))
+        raw = reply(raw)
         return _text(raw) if raw else "0-0"
 
     async def append(self, entries: list[tuple[str, Entry]]) -> list[str]:
@@ -299,10 +214,10 @@ class RedisStore:
         """``XINFO STREAM``, batched; ``None`` when there is no stream (nothing was ever logged)."""
         import redis
 
-        [info] = await self.batches.call(_one(lambda pipe: pipe.xinfo_stream(stream)))
+        [info] = await self.batches.call(one(lambda pipe: pipe.xinfo_stream(stream)))
         if isinstance(info, redis.ResponseError):
             return None
-        return _reply(info)
+        return reply(info)
 
     async def after(self, namespace: str, offset: str, count: int) -> list[tuple[str, Entry]] | None:
         """Up to ``count`` entries after ``offset``; ``None`` when entries after it may have been trimmed away.
@@ -318,7 +233,7 @@ class RedisStore:
             pipe.xrange(stream, f"({offset}", "+", count=count)
             return 2
 
-        found, rows = map(_reply, await self.batches.call(both))
+        found, rows = map(reply, await self.batches.call(both))
         if not found:  # not in the log: was anything lost after it?
             info = await self._info(stream)
             if info is None:
@@ -332,17 +247,17 @@ class RedisStore:
 
     async def save(self, key: str, session: SavedSession) -> None:
         name, raw, ttl = f"{self.prefix}:session:{key}", session.dumps(), max(1, round(self.window))
-        [done] = await self.batches.call(_one(lambda pipe: pipe.set(name, raw, ex=ttl)))
-        _reply(done)
+        [done] = await self.batches.call(one(lambda pipe: pipe.set(name, raw, ex=ttl)))
+        reply(done)
 
     async def peek(self, key: str) -> SavedSession | None:
-        [raw] = await self.batches.call(_one(lambda pipe: pipe.get(f"{self.prefix}:session:{key}")))
-        raw = _reply(raw)
+        [raw] = await self.batches.call(one(lambda pipe: pipe.get(f"{self.prefix}:session:{key}")))
+        raw = reply(raw)
         return SavedSession.loads(raw) if raw else None
 
     async def take(self, key: str) -> SavedSession | None:
-        [raw] = await self.batches.call(_one(lambda pipe: pipe.getdel(f"{self.prefix}:session:{key}")))
-        raw = _reply(raw)
+        [raw] = await self.batches.call(one(lambda pipe: pipe.getdel(f"{self.prefix}:session:{key}")))
+        raw = reply(raw)
         return SavedSession.loads(raw) if raw else None
 
     async def close(self) -> None:

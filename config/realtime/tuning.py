@@ -15,6 +15,10 @@ shorter interval trades a little switching overhead for much shorter waits.
 import gc
 import os
 import sys
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from config.realtime.manager import ChannelLayerManager
 
 
 def tune_gc_after_startup() -> None:
@@ -73,3 +77,10 @@ class LoopDiagnostics:
 
 def diagnostics_enabled() -> bool:
     return os.environ.get("LOOP_DIAGNOSTICS") == "1"
+
+
+def start_loop_diagnostics(manager: "ChannelLayerManager") -> None:
+    """A startup hook: GC pauses logged from now on, and the loop watched (``LoopDiagnostics``)."""
+    diagnostics = LoopDiagnostics()
+    diagnostics.install()
+    manager.start_task(diagnostics.watch_loop())

@@ -1,0 +1,161 @@
+"""The graceful stop of a server process, mixed into ``ChannelLayerManager``.
+
+A stop has two halves. The stop signal (SIGTERM, SIGINT) starts the first here, before
+the ASGI server hears of it: connects refused, every session saved for recovery, the
+apps' hooks (buffered writes, presence) and the outbox, then the long-polling sockets
+closed at once (their pending GETs answered, nobody waited for). Only then is the
+server's own handler called: uvicorn closes the websockets (1012: clients reconnect at
+once, elsewhere or here after the restart) and finds no request left to wait for. The
+second half is the ASGI lifespan's shutdown: whatever is left is closed, the hooks run
+again for what came meanwhile, the queues are handed over. Both within SHUTDOWN_TIMEOUT.
+
+Uses the manager's ``tasks`` (the first ``_essential`` deliver and run to the end),
+``_drain`` (the outbox and the lanes) and ``server``.
+"""
+
+import asyncio
+import functools
+import logging
+import signal
+import threading
+import time
+from types import FrameType
+from typing import Any
+
+from django.conf import settings
+
+from config import metrics
+from config.realtime import hooks
+from config.realtime.orm import orm_in_flight
+
+logger = logging.getLogger(__name__)
+
+STOP_SIGNALS = (signal.SIGTERM, signal.SIGINT)
+ORM_SETTLE_SECONDS = 1.0  # a stop waits this long at most for the periodic work's database calls
+
+
+class GracefulStop:
+    def _install_stop_signal(self) -> None:
+        """Put ``_on_stop_signal`` in front of the handlers installed now (uvicorn's, when it serves).
+
+        Called when the server starts, never at import; only the main thread may.
+        """
+        if threading.current_thread() is not threading.main_thread():
+            return
+        for signum in STOP_SIGNALS:
+            previous = signal.getsignal(signum)
+            signal.signal(signum, functools.partial(self._on_stop_signal, previous=previous))
+
+    def _on_stop_signal(self, signum: int, frame: FrameType | None, previous: Any) -> None:
+        if self._signalled or self.loop is None or self.loop.is_closed():
+            _pass_on(signum, frame, previous)  # a second signal: the server's own handling, at once
+            return
+        self._signalled = True
+
+        async def stop_then_pass_on() -> None:
+            try:
+                await self.stop_serving()
+            finally:
+                _pass_on(signum, frame, previous)
+
+        def start() -> None:
+            self._early_stop = self.loop.create_task(stop_then_pass_on())
+
+        self.loop.call_soon_threadsafe(start)
+
+    def _remaining(self) -> float:
+        return self._stop_started + settings.SHUTDOWN_TIMEOUT - time.monotonic()
+
+    async def stop_serving(self) -> None:
+        """The first half of a stop (the module's docstring); runs once, within about half of SHUTDOWN_TIMEOUT."""
+        if self._stop_started:
+            return
+        self.stopping = True
+        self._stop_started = time.monotonic()
+        periodic = self.tasks[self._essential :]
+        for task in periodic:
+            task.cancel()  # periodic work: a heartbeat must not announce users this process is letting go
+        try:
+            async with asyncio.timeout(settings.SHUTDOWN_TIMEOUT / 2):
+                await asyncio.gather(*periodic, return_exceptions=True)
+                await self._orm_settles(ORM_SETTLE_SECONDS)
+                if self.server.recovery is not None:
+                    await self.server.keeper.keep_all()
+                await self._run_hooks()
+                await self._drain()
+                await self._close(polling_only=True)
+        except TimeoutError:
+            logger.warning(
+                "stopping: the first half of the stop was cut short after %g s", settings.SHUTDOWN_TIMEOUT / 2
+            )
+
+    async def shutdown(self) -> None:
+        """Stop gracefully (ASGI lifespan shutdown), within ``SHUTDOWN_TIMEOUT`` of the stop's start.
+
+        After a stop signal the sockets have been saved and most are gone by now; without
+        one (a server that sends none) the first half runs here.
+        """
+        if self.loop is None:
+            self.stopping = True
+            return  # never served a socket: nothing to hand over
+        if self._early_stop is not None:
+            await asyncio.gather(self._early_stop, return_exceptions=True)
+        await self.stop_serving()
+        try:
+            async with asyncio.timeout(max(1.0, self._remaining())):
+                await self._close(polling_only=False)
+                await self._run_hooks()  # what arrived while the sockets closed
+                await self._drain()
+        except TimeoutError:
+            logger.error("graceful shutdown did not finish within %s s", settings.SHUTDOWN_TIMEOUT)
+        for task in self.tasks:
+            task.cancel()
+        metrics.process_stopping()
+
+    @staticmethod
+    async def _orm_settles(bound: float) -> None:
+        """Wait (at most ``bound`` s) for the database calls in flight: a cancelled task's call goes
+        on in its thread, and a heartbeat's "online" written after the hooks' "offline" would stay."""
+        deadline = time.monotonic() + bound
+        while orm_in_flight() and time.monotonic() < deadline:
+            await asyncio.sleep(0.01)
+
+    async def _run_hooks(self) -> None:
+        for hook in hooks.shutdown_hooks():
+            try:
+                await hook(self)
+            except Exception:
+                logger.exception("shutdown hook %s failed", getattr(hook, "__name__", hook))
+
+    async def _close(self, polling_only: bool) -> None:
+        """Close sockets at the transport level, all at once, waiting for no client.
+
+        Engine.IO's ``close()`` would wait until the client read the CLOSE packet, which one
+        that does not read (or is not polling now) never does. A pending long-poll gets the
+        CLOSE packet at once; a websocket's is left to the ASGI server (1012) unless
+        ``polling_only`` is off. A server-side Socket.IO disconnect would tell the clients not
+        to reconnect.
+        """
+        eio = self.server.eio
+        closing = [
+            (eio_sid, socket)
+            for eio_sid, socket in list(eio.sockets.items())
+            if not (polling_only and (socket.upgraded or socket.upgrading))
+        ]
+        results = await asyncio.gather(
+            *(socket.close(wait=False, abort=socket.upgraded) for _, socket in closing), return_exceptions=True
+        )
+        for eio_sid, _ in closing:  # after close(): its disconnect handlers still read the session
+            eio.sockets.pop(eio_sid, None)
+        for result in results:
+            if isinstance(result, Exception):
+                logger.warning("stopping: a socket did not close cleanly (%s)", result)
+
+
+def _pass_on(signum: int, frame: FrameType | None, previous: Any) -> None:
+    """Hand a stop signal to the handler that was there before ours."""
+    if callable(previous):
+        previous(signum, frame)
+    elif previous != signal.SIG_IGN:
+        signal.signal(signum, signal.SIG_DFL)
+        signal.raise_signal(signum)
