@@ -1,15 +1,16 @@
 """The base of the three namespaces: JWT on connect, rights that follow the user, acks and errors.
 
-Event ``booking:track`` is handled by ``on_booking_track(sid, payload)``. A
-handler returns the ack's extra fields (or ``None``) and raises
-``DomainError`` to refuse; the base turns either into the contract's ack
-``{ok, ...}`` / ``{ok: false, error}`` and, on failure, an ``error`` event.
+A namespace is built from the apps' parts (``config.realtime.parts``): an event is handled
+by the handler its part declared under that name. A handler returns the ack's extra
+fields (or ``None``) and raises ``DomainError`` to refuse; the base turns either into the
+contract's ack ``{ok, ...}`` / ``{ok: false, error}`` and, on failure, an ``error`` event.
 Per-socket state lives in the socket's session only: namespaces are singletons.
 """
 
 import asyncio
 import logging
 import time
+from collections.abc import Sequence
 from typing import Any
 
 import socketio
@@ -25,6 +26,7 @@ from config.realtime.identity import Session, access_changed_since, load_identit
 from config.realtime.inbound import ACK_WANTED, RejectedEvent
 from config.realtime.limits import limiter
 from config.realtime.orm import OrmLoad, db
+from config.realtime.parts import ClientEvent, Part
 from config.realtime.presence import presence
 from config.realtime.token_lifetime import TokenLifetime
 
@@ -53,26 +55,35 @@ def _unavailable(exc: BaseException) -> bool:
 
 
 class BaseNamespace(TokenLifetime, socketio.AsyncNamespace):
-    namespace_name = "/"
-    role = "user"
-    # Events whose handlers need no database: never refused for ORM load.
-    lightweight_events: frozenset[str] = frozenset()
-    # Events that share one rate limit (settings.RATE_LIMITS) under another name.
-    rate_keys = {"typing:start": "typing", "typing:stop": "typing"}
+    """Built by ``compose`` from the apps' parts."""
 
-    # ------------------------------------------------------------ hooks for subclasses
+    namespace_name: str
+    role: str  # the session's "role": who this namespace's users are
+    parts: tuple[Part, ...]  # in order: their hooks run in it
+    client_events: dict[str, ClientEvent]  # every part's, by name
+
+    # ------------------------------------------------------------ the parts' hooks
     def qualify(self, identity: dict[str, Any]) -> None:
-        """Refuse with ``Forbidden`` when ``identity`` may not use this namespace.
+        """Refuse with ``Forbidden`` when ``identity`` may not use this namespace (every part's rule).
 
         Checked at connect, on ``auth:refresh`` and whenever the user's access
-        changes (``access_changed`` control), so keep it free of I/O.
+        changes (``access_changed`` control), so free of I/O.
         """
+        for part in self.parts:
+            if part.qualify is not None:
+                part.qualify(identity)
 
     async def on_connected(self, sid: str, session: Session) -> None:
         """Runs on the loop after the socket joined its user room."""
+        for part in self.parts:
+            if part.connected is not None:
+                await part.connected(self, sid, session)
 
     async def on_disconnected(self, sid: str, session: Session) -> None:
         """Runs on the loop when the socket goes; leave nothing behind."""
+        for part in self.parts:
+            if part.disconnected is not None:
+                await part.disconnected(self, sid, session)
 
     # ------------------------------------------------------------ connect / disconnect
     def admit_connect(self, environ: dict[str, Any]) -> None:
@@ -168,10 +179,14 @@ class BaseNamespace(TokenLifetime, socketio.AsyncNamespace):
         Runs in a DB thread, on every change of the user's rights, on ``auth:refresh`` and
         before a recovered session gets its rooms back. ``finished``: also the rooms of
         things that are over but the user may still see (recovery replays what they missed
-        there, without rejoining). The default keeps none: a namespace that joins rooms says
-        here what right each one stands for.
+        there, without rejoining). A room no part permits is left: a part that joins rooms says
+        what right each one stands for.
         """
-        return []
+        permitted: set[str] = set()
+        for part in self.parts:
+            if part.permitted_rooms is not None:
+                permitted.update(part.permitted_rooms(session, rooms, finished=finished))
+        return [room for room in rooms if room in permitted]
 
     async def prune_rooms(self, sid: str, session: Session) -> None:
         """Leave every room the socket's user may no longer be in (a room is membership in a right)."""
@@ -238,24 +253,23 @@ class BaseNamespace(TokenLifetime, socketio.AsyncNamespace):
             return await super().trigger_event(event, *args)
         sid = args[0]
         payload = args[1] if len(args) > 1 else None
-        # Only the declared spelling reaches a handler: "booking_status:update" is not
+        # Only the declared name reaches a handler: "booking_status:update" is not
         # "booking:status_update" (nor a way around its rate limit).
-        declared = catalogue.spec("client", self.namespace_name, event) is not None
-        handler = getattr(self, "on_" + event.replace(":", "_"), None) if declared else None
+        declared = self.client_events.get(event)
         started = time.perf_counter()
-        label = metrics.event_label(event, handler is not None)
-        if handler is None:
+        label = metrics.event_label(event, declared is not None)
+        if declared is None:
             return await self._refuse_unhandled(sid, event, ValidationError(f"unknown event {event[:64]!r}"), label)
         if len(args) > 2:  # every client event carries one payload, whether or not it asks for an ack
             return await self._refuse_unhandled(sid, event, ValidationError("an event carries one payload"), label)
-        rate_key = self.rate_keys.get(event, event)
+        rate_key = declared.rate_key or event
         try:
-            await self._admit(sid, rate_key, event)
+            await self._admit(sid, rate_key, declared.lightweight)
             problem = catalogue.payload_problem(self.namespace_name, event, payload)
             if problem is not None:
                 field, rule = problem
                 raise ValidationError(f"{field} breaks the event's schema ({rule})", details={field: [rule]})
-            result = await handler(sid, payload)
+            result = await declared.handle(self, sid, payload)
         except DomainError as exc:
             return await self._fail(sid, event, exc, label, rate_key)
         except Exception as exc:
@@ -285,11 +299,11 @@ class BaseNamespace(TokenLifetime, socketio.AsyncNamespace):
         fields = {"namespace": self.namespace_name, "event": event, "user_id": user_id, "sid": sid, "code": code}
         outcomes.log(level, "%s: %s %s %s", what, self.namespace_name, event or "-", code, extra=fields)
 
-    async def _admit(self, sid: str, rate_key: str, event: str) -> None:
+    async def _admit(self, sid: str, rate_key: str, lightweight: bool) -> None:
         """Per-user rate limit, then load shedding: refused at once, so heartbeats and relays keep flowing."""
         session = await self.get_session(sid)
         limiter.hit(session["uid"], rate_key)
-        if event not in self.lightweight_events and OrmLoad.busy():
+        if not lightweight and OrmLoad.busy():
             raise Unavailable("The server is busy; retry shortly")
 
     async def _fail(
@@ -334,3 +348,34 @@ class BaseNamespace(TokenLifetime, socketio.AsyncNamespace):
             await self.disconnect(sid)
             return False
         return count <= ANSWERS_PAST_LIMIT
+
+
+# What every namespace speaks besides its parts' events.
+BASE = Part()
+
+
+@BASE.event(
+    "auth:refresh",
+    summary="A newer access token of the same user: the socket outlives the old one's expiry",
+    payload=catalogue.obj({"token": catalogue.STRING}),
+    ack=catalogue.obj({"expiresAt": catalogue.TIME}),
+)
+async def _auth_refresh(namespace: BaseNamespace, sid: str, payload: Any) -> dict[str, Any]:
+    return await namespace.refresh_token(sid, payload)
+
+
+def compose(name: str, *, role: str, parts: Sequence[Part]) -> BaseNamespace:
+    """The namespace ``name`` whose users are ``role``, made of ``parts`` (their hooks run in
+    this order) and of what every namespace speaks (``BASE``). An event two parts declare is
+    refused: each event has one owner, who alone sets its options."""
+    namespace = BaseNamespace(name)
+    namespace.namespace_name = name
+    namespace.role = role
+    namespace.parts = (*parts, BASE)
+    namespace.client_events = {}
+    for part in namespace.parts:
+        for event, declared in part.events.items():
+            if event in namespace.client_events:
+                raise ValueError(f"{name}: {event} is declared by two parts")
+            namespace.client_events[event] = declared
+    return namespace

@@ -6,7 +6,7 @@ import logging
 import secrets
 import time
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import socketio
 from django.conf import settings
@@ -21,6 +21,9 @@ from config.realtime.inbound import ACK_WANTED, screen
 from config.realtime.manager import ChannelLayerManager
 from config.realtime.offsets import carried, is_offset
 from config.realtime.origins import cors_origins
+
+if TYPE_CHECKING:  # the namespace emits through this module's server
+    from config.realtime.namespace import BaseNamespace
 
 logger = logging.getLogger(__name__)
 # Disconnects after which a session is kept for recovery (as Node keeps them): not the
@@ -395,10 +398,11 @@ def documented_namespaces() -> list[str]:
     return list(_documented)
 
 
-def register_namespace(namespace: socketio.AsyncNamespace) -> None:
-    """Attach a namespace once (the composition root calls this for each app's namespace).
+def register_namespace(namespace: "BaseNamespace") -> None:
+    """Attach a namespace once (the composition root calls this for each namespace it builds).
 
-    Declares what every ``BaseNamespace`` speaks: the ``error`` event and ``auth:refresh``.
+    Puts its parts' client events in the catalogue, and the ``error`` event every
+    ``BaseNamespace`` sends.
     """
     if namespace.namespace in sio.namespace_handlers:
         return
@@ -419,10 +423,7 @@ def register_namespace(namespace: socketio.AsyncNamespace) -> None:
             {"retryAfter": catalogue.INTEGER, "details": {}},
         ),
     )
-    catalogue.client_event(
-        "auth:refresh",
-        namespaces=names,
-        summary="A newer access token of the same user: the socket outlives the old one's expiry",
-        payload=catalogue.obj({"token": catalogue.STRING}),
-        ack=catalogue.obj({"expiresAt": catalogue.TIME}),
-    )
+    for event in namespace.client_events.values():
+        catalogue.client_event(
+            event.name, namespaces=names, payload=event.payload, summary=event.summary, ack=event.ack
+        )

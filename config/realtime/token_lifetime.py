@@ -38,7 +38,8 @@ class TokenLifetime:
         )
         await self.disconnect(sid)
 
-    async def on_auth_refresh(self, sid: str, payload: Any) -> dict[str, Any]:
+    async def refresh_token(self, sid: str, payload: Any) -> dict[str, Any]:
+        """``auth:refresh`` (declared in ``namespace.BASE``): the socket outlives the old token."""
         token = payload.get("token") if isinstance(payload, dict) else None
         if not isinstance(token, str) or not token:
             raise ValidationError("token is required")
