@@ -25,7 +25,7 @@ from django.conf import settings  # noqa: E402
 from django.core.asgi import get_asgi_application  # noqa: E402
 
 from bookings import relay  # noqa: E402
-from bookings.sockets import CustomerBookings, PartnerJobs  # noqa: E402
+from bookings.sockets import customer_bookings, partner_jobs  # noqa: E402
 from bookings.sweeper import sweep_forever  # noqa: E402
 from config import rooms  # noqa: E402
 from config.admission import Admission  # noqa: E402
@@ -34,37 +34,34 @@ from config.proxies import TrustedProxies  # noqa: E402
 from config.realtime import faults, limits, presence  # noqa: E402
 from config.realtime.hooks import on_control, on_shutdown, on_startup  # noqa: E402
 from config.realtime.identity import set_identity_loader  # noqa: E402
+from config.realtime.namespace import compose  # noqa: E402
 from config.realtime.rechecks import access_changed_received, recheck_forever  # noqa: E402
 from config.realtime.server import register_namespace, sio  # noqa: E402
 from config.realtime.tuning import diagnostics_enabled, start_loop_diagnostics, tune_gc_after_startup  # noqa: E402
-from dashboard.sockets import AdminSockets, push_stats  # noqa: E402
-from messaging.sockets import ChatMixin  # noqa: E402
+from dashboard.sockets import admin, push_stats  # noqa: E402
+from messaging.sockets import chat  # noqa: E402
 from partners import tracking  # noqa: E402
 from partners.access import socket_identities  # noqa: E402
-from partners.sockets import PartnerSockets  # noqa: E402
-
+from partners.sockets import partner  # noqa: E402
 
 # ---------------------------------------------------------------- the namespaces
-# Each app brings the handlers of its own rules; chat comes first, so its goodbye
-# (typing indicators off) runs before the namespace's own.
-class CustomerNamespace(ChatMixin, CustomerBookings):
-    """``/customer``: track and cancel bookings, chat."""
-
-
-class PartnerNamespace(ChatMixin, PartnerJobs, PartnerSockets):
-    """``/partner``: offers, jobs and the location relay (bookings), availability (partners), chat."""
-
-
-class AdminNamespace(ChatMixin, AdminSockets):
-    """``/admin``: figures and the bookings monitor (dashboard), chat."""
-
+# Each app brings a part: the events of its own rules, each declared once with its options.
+# Chat comes first, so its goodbye (typing indicators off) runs before the others'.
+NAMESPACES = (
+    # Track and cancel bookings (bookings), chat.
+    compose(rooms.CUSTOMER, role="customer", parts=(chat, customer_bookings)),
+    # Offers, jobs and the location relay (bookings), who may connect and availability (partners), chat.
+    compose(rooms.PARTNER, role="partner", parts=(chat, partner_jobs, partner)),
+    # Who may connect, figures and the bookings monitor (dashboard), chat.
+    compose(rooms.ADMIN, role="admin", parts=(chat, admin)),
+)
 
 # ---------------------------------------------------------------- what a server process runs
 # Everything below is all a server process does besides answering: nothing starts because
 # a module was imported.
 set_identity_loader(socket_identities)
-for namespace in (CustomerNamespace, PartnerNamespace, AdminNamespace):
-    register_namespace(namespace(namespace.namespace_name))
+for namespace in NAMESPACES:
+    register_namespace(namespace)
 if settings.TEST_FAULTS:  # the tests' /faults namespace: handlers that raise on purpose
     faults.register(sio)
 # Connected partners are dispatchable: presence keeps their ``online_until`` ahead.

@@ -1,4 +1,4 @@
-"""The ``/admin`` namespace (contract 5.3) and the once-a-second stats push."""
+"""The ``/admin`` namespace's own part (contract 5.3): figures, the bookings monitor, the stats push."""
 
 import asyncio
 import logging
@@ -12,12 +12,13 @@ from bookings.selectors import bookings_needing_staff
 from bookings.shapes import booking_data
 from config import rooms
 from config.errors import Forbidden
-from config.realtime.catalogue import ANY_OBJECT, NOTHING, NUMBER, STRING, TIME, client_event, obj, server_event
+from config.realtime.catalogue import ANY_OBJECT, NOTHING, NUMBER, STRING, TIME, obj, server_event
 from config.realtime.emit import emit_now
 from config.realtime.identity import Session
 from config.realtime.manager import ChannelLayerManager
 from config.realtime.namespace import BaseNamespace
 from config.realtime.orm import db
+from config.realtime.parts import Part
 from dashboard.selectors import current_stats, shared_stats
 
 logger = logging.getLogger(__name__)
@@ -39,20 +40,6 @@ server_event(
     payload=STATS,
     volatile=True,
 )
-client_event(
-    "request:stats",
-    namespaces=(rooms.ADMIN,),
-    summary="Ask for the figures (also emitted as dashboard:stats_update)",
-    payload=NOTHING,
-    ack=obj({"stats": STATS}),
-)
-client_event(
-    "monitor:bookings",
-    namespaces=(rooms.ADMIN,),
-    summary="Join monitor:bookings; the ack carries the open bookings (newest 200)",
-    payload=NOTHING,
-    ack=obj({"bookings": {"type": "array", "items": booking_data.schema}}),
-)
 
 
 def _open_bookings() -> list[dict[str, Any]]:
@@ -64,28 +51,45 @@ def _open_bookings() -> list[dict[str, Any]]:
     return [events.booking(booking) for booking in (flagged + recent)[:MONITOR_LIMIT]]
 
 
-class AdminSockets(BaseNamespace):
-    namespace_name = rooms.ADMIN
-    role = "admin"
+def _qualify(identity: dict[str, Any]) -> None:
+    if not identity["is_staff"]:
+        raise Forbidden("Only staff may connect to /admin")
 
-    def qualify(self, identity: dict[str, Any]) -> None:
-        if not identity["is_staff"]:
-            raise Forbidden("Only staff may connect to /admin")
 
-    def permitted_rooms(self, session: Session, joined: list[str], *, finished: bool = False) -> list[str]:
-        return joined  # every room here is the namespace's own right, which ``qualify`` checks
+def _own_rooms(session: Session, joined: list[str], *, finished: bool = False) -> list[str]:
+    return joined  # every room here is the namespace's own right, which ``_qualify`` checks
 
-    async def on_connected(self, sid: str, session: Session) -> None:
-        await self.enter_room(sid, rooms.ADMINS)
 
-    async def on_request_stats(self, sid: str, payload: Any) -> dict[str, Any]:
-        stats = await db(current_stats)()
-        await emit_now("dashboard:stats_update", stats, namespace=rooms.ADMIN, room=sid, local=True)
-        return {"stats": stats}
+# The ``/admin`` namespace's own part: figures and the bookings monitor.
+admin = Part(qualify=_qualify, permitted_rooms=_own_rooms)
 
-    async def on_monitor_bookings(self, sid: str, payload: Any) -> dict[str, Any]:
-        await self.enter_room(sid, rooms.MONITOR_BOOKINGS)
-        return {"bookings": await db(_open_bookings)()}
+
+@admin.on_connected
+async def _join_admins(namespace: BaseNamespace, sid: str, session: Session) -> None:
+    await namespace.enter_room(sid, rooms.ADMINS)
+
+
+@admin.event(
+    "request:stats",
+    summary="Ask for the figures (also emitted as dashboard:stats_update)",
+    payload=NOTHING,
+    ack=obj({"stats": STATS}),
+)
+async def request_stats(namespace: BaseNamespace, sid: str, payload: Any) -> dict[str, Any]:
+    stats = await db(current_stats)()
+    await emit_now("dashboard:stats_update", stats, namespace=rooms.ADMIN, room=sid, local=True)
+    return {"stats": stats}
+
+
+@admin.event(
+    "monitor:bookings",
+    summary="Join monitor:bookings; the ack carries the open bookings (newest 200)",
+    payload=NOTHING,
+    ack=obj({"bookings": {"type": "array", "items": booking_data.schema}}),
+)
+async def monitor_bookings(namespace: BaseNamespace, sid: str, payload: Any) -> dict[str, Any]:
+    await namespace.enter_room(sid, rooms.MONITOR_BOOKINGS)
+    return {"bookings": await db(_open_bookings)()}
 
 
 async def push_stats(manager: ChannelLayerManager) -> None:

@@ -1,4 +1,4 @@
-"""Chat handlers shared by the three namespaces: messages, receipts, typing (contract 5.5)."""
+"""Chat, a part of each of the three namespaces: messages, receipts, typing (contract 5.5)."""
 
 import asyncio
 import time
@@ -9,34 +9,16 @@ from django.conf import settings
 from config import rooms
 from config.errors import ValidationError
 from config.parsing import parse_id, parse_user_id
-from config.realtime.catalogue import BOOLEAN, ID, INTEGER, STRING, TIME, UUID, client_event, nullable, obj, one_of
+from config.realtime.catalogue import BOOLEAN, ID, INTEGER, STRING, TIME, UUID, nullable, obj, one_of
 from config.realtime.emit import emit_now
 from config.realtime.identity import Session, session_user
+from config.realtime.namespace import BaseNamespace
 from config.realtime.orm import db
+from config.realtime.parts import Part
 from config.realtime.presence import presence
 from messaging import events, services
 
-ALL = (rooms.CUSTOMER, rooms.PARTNER, rooms.ADMIN)
 RECIPIENT = one_of(ID, INTEGER, obj({"recipientId": one_of(ID, INTEGER)}))
-client_event(
-    "message:send",
-    namespaces=ALL,
-    summary="Send a message (contract 5.5); a resend with the same clientMessageId is stored once",
-    payload=obj(
-        {"recipientId": one_of(ID, INTEGER), "message": {"type": "string", "minLength": 1, "maxLength": 2000}},
-        {"bookingId": UUID, "clientMessageId": {"type": "string", "minLength": 1, "maxLength": 64}},
-    ),
-    ack=obj({"id": ID, "createdAt": TIME, "clientMessageId": nullable(STRING), "duplicate": BOOLEAN}),
-)
-client_event(
-    "message:mark_read",
-    namespaces=ALL,
-    summary="Mark a message read (its recipient only)",
-    payload=one_of(ID, INTEGER, obj({"messageId": one_of(ID, INTEGER)})),
-    ack=obj({"id": ID, "readAt": TIME, "readerId": ID}),
-)
-for _event in ("typing:start", "typing:stop"):
-    client_event(_event, namespaces=ALL, summary="Typing indicator to a person you may message", payload=RECIPIENT)
 
 # A typing permission, once checked, holds this long on the socket.
 TYPING_AUTH_TTL = 60.0
@@ -57,59 +39,88 @@ def _is_online(user_id: Any) -> bool:
     return presence.is_online(parse_user_id(user_id, field="recipientId"))
 
 
-class ChatMixin:
-    """Chat on any namespace, mixed in first by the composition root: ``message:*``, ``typing:*``."""
+# Chat, which the composition root puts first in every namespace: its goodbye (typing
+# indicators off) runs before the namespace's own.
+chat = Part()
 
-    async def on_message_send(self, sid: str, payload: Any) -> dict[str, Any]:
-        if not isinstance(payload, dict):
-            raise ValidationError("payload must be an object with recipientId and message")
-        session = await self.get_session(sid)
-        online = _is_online(payload.get("recipientId"))
-        message, created = await db(_send)(session, payload, online)
-        return {**events.message_sent(message), "duplicate": not created}
 
-    async def on_message_mark_read(self, sid: str, payload: Any) -> dict[str, Any]:
-        message_id = parse_id(payload.get("messageId") if isinstance(payload, dict) else payload, field="messageId")
-        session = await self.get_session(sid)
-        message = await db(lambda: services.message_mark_read(reader=session_user(session), message_id=message_id))()
-        return events.message_read(message)
+@chat.event(
+    "message:send",
+    summary="Send a message (contract 5.5); a resend with the same clientMessageId is stored once",
+    payload=obj(
+        {"recipientId": one_of(ID, INTEGER), "message": {"type": "string", "minLength": 1, "maxLength": 2000}},
+        {"bookingId": UUID, "clientMessageId": {"type": "string", "minLength": 1, "maxLength": 64}},
+    ),
+    ack=obj({"id": ID, "createdAt": TIME, "clientMessageId": nullable(STRING), "duplicate": BOOLEAN}),
+)
+async def message_send(namespace: BaseNamespace, sid: str, payload: Any) -> dict[str, Any]:
+    if not isinstance(payload, dict):
+        raise ValidationError("payload must be an object with recipientId and message")
+    session = await namespace.get_session(sid)
+    online = _is_online(payload.get("recipientId"))
+    message, created = await db(_send)(session, payload, online)
+    return {**events.message_sent(message), "duplicate": not created}
 
-    async def on_typing_start(self, sid: str, payload: Any) -> None:
-        await self._typing(sid, payload, True)
 
-    async def on_typing_stop(self, sid: str, payload: Any) -> None:
-        await self._typing(sid, payload, False)
+@chat.event(
+    "message:mark_read",
+    summary="Mark a message read (its recipient only)",
+    payload=one_of(ID, INTEGER, obj({"messageId": one_of(ID, INTEGER)})),
+    ack=obj({"id": ID, "readAt": TIME, "readerId": ID}),
+)
+async def message_mark_read(namespace: BaseNamespace, sid: str, payload: Any) -> dict[str, Any]:
+    message_id = parse_id(payload.get("messageId") if isinstance(payload, dict) else payload, field="messageId")
+    session = await namespace.get_session(sid)
+    message = await db(lambda: services.message_mark_read(reader=session_user(session), message_id=message_id))()
+    return events.message_read(message)
 
-    async def _typing(self, sid: str, payload: Any, typing: bool) -> None:
-        recipient = payload.get("recipientId") if isinstance(payload, dict) else payload
-        recipient = str(parse_user_id(recipient, field="recipientId"))
-        session = await self.get_session(sid)
-        allowed: dict[str, float] = session.setdefault("typing_ok", {})
-        if allowed.get(recipient, 0) < time.monotonic():
-            await db(lambda: services.conversation_check(sender=session_user(session), recipient_id=recipient))()
-            allowed[recipient] = time.monotonic() + TYPING_AUTH_TTL
-        timers: dict[str, asyncio.TimerHandle] = session.setdefault("typing", {})
-        old = timers.pop(recipient, None)
-        if old is not None:
-            old.cancel()
-        if typing:
-            # A client that never sends typing:stop does not leave the indicator on.
-            timers[recipient] = asyncio.get_running_loop().call_later(
-                settings.TYPING_TIMEOUT,
-                lambda: asyncio.ensure_future(self._typing_expired(sid, session, recipient)),
-            )
-        await send_typing(session["user_id"], recipient, typing)
 
-    async def _typing_expired(self, sid: str, session: Session, recipient: str) -> None:
-        if session.get("typing", {}).pop(recipient, None) is not None:
-            await send_typing(session["user_id"], recipient, False)
+TYPING = "Typing indicator to a person you may message"
 
-    async def on_disconnected(self, sid: str, session: Session) -> None:
-        """Every indicator this socket left on goes off, then the namespace's own goodbye."""
-        for recipient, handle in list(session.pop("typing", {}).items()):
-            handle.cancel()
-            await send_typing(session["user_id"], recipient, False)
-        await super().on_disconnected(sid, session)
+
+# Both indicators count against one rate limit, "typing".
+@chat.event("typing:start", summary=TYPING, payload=RECIPIENT, rate_key="typing")
+async def typing_start(namespace: BaseNamespace, sid: str, payload: Any) -> None:
+    await _typing(namespace, sid, payload, True)
+
+
+@chat.event("typing:stop", summary=TYPING, payload=RECIPIENT, rate_key="typing")
+async def typing_stop(namespace: BaseNamespace, sid: str, payload: Any) -> None:
+    await _typing(namespace, sid, payload, False)
+
+
+async def _typing(namespace: BaseNamespace, sid: str, payload: Any, typing: bool) -> None:
+    recipient = payload.get("recipientId") if isinstance(payload, dict) else payload
+    recipient = str(parse_user_id(recipient, field="recipientId"))
+    session = await namespace.get_session(sid)
+    allowed: dict[str, float] = session.setdefault("typing_ok", {})
+    if allowed.get(recipient, 0) < time.monotonic():
+        await db(lambda: services.conversation_check(sender=session_user(session), recipient_id=recipient))()
+        allowed[recipient] = time.monotonic() + TYPING_AUTH_TTL
+    timers: dict[str, asyncio.TimerHandle] = session.setdefault("typing", {})
+    old = timers.pop(recipient, None)
+    if old is not None:
+        old.cancel()
+    if typing:
+        # A client that never sends typing:stop does not leave the indicator on.
+        timers[recipient] = asyncio.get_running_loop().call_later(
+            settings.TYPING_TIMEOUT,
+            lambda: asyncio.ensure_future(_typing_expired(session, recipient)),
+        )
+    await send_typing(session["user_id"], recipient, typing)
+
+
+async def _typing_expired(session: Session, recipient: str) -> None:
+    if session.get("typing", {}).pop(recipient, None) is not None:
+        await send_typing(session["user_id"], recipient, False)
+
+
+@chat.on_disconnected
+async def _typing_off(namespace: BaseNamespace, sid: str, session: Session) -> None:
+    """Every indicator this socket left on goes off."""
+    for recipient, handle in list(session.pop("typing", {}).items()):
+        handle.cancel()
+        await send_typing(session["user_id"], recipient, False)
 
 
 async def send_typing(user_id: str, recipient_id: str, typing: bool) -> None:

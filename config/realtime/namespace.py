@@ -1,15 +1,16 @@
 """The base of the three namespaces: JWT on connect, rights that follow the user, acks and errors.
 
-Event ``booking:track`` is handled by ``on_booking_track(sid, payload)``. A
-handler returns the ack's extra fields (or ``None``) and raises
-``DomainError`` to refuse; the base turns either into the contract's ack
-``{ok, ...}`` / ``{ok: false, error}`` and, on failure, an ``error`` event.
+A namespace is built from the apps' parts (``config.realtime.parts``): an event is handled
+by the handler its part declared under that name. A handler returns the ack's extra
+fields (or ``None``) and raises ``DomainError`` to refuse; the base turns either into the
+contract's ack ``{ok, ...}`` / ``{ok: false, error}`` and, on failure, an ``error`` event.
 Per-socket state lives in the socket's session only: namespaces are singletons.
 """
 
 import asyncio
 import logging
 import time
+from collections.abc import Sequence
 from typing import Any
 
 import socketio
@@ -25,9 +26,10 @@ from config.realtime.identity import Session, access_changed_since, load_identit
 from config.realtime.inbound import ACK_WANTED, RejectedEvent
 from config.realtime.limits import limiter
 from config.realtime.orm import OrmLoad, db
+from config.realtime.parts import ClientEvent, Part
 from config.realtime.presence import presence
 from config.realtime.rights import RoomRights
-from config.realtime.token_lifetime import TokenLifetime
+from config.realtime.token_lifetime import TOKEN_REFRESH, TokenLifetime
 
 logger = logging.getLogger(__name__)
 # One line per refused connect or failed event: who (user id, sid) and what (namespace,
@@ -54,26 +56,35 @@ def _unavailable(exc: BaseException) -> bool:
 
 
 class BaseNamespace(TokenLifetime, RoomRights, socketio.AsyncNamespace):
-    namespace_name = "/"
-    role = "user"
-    # Events whose handlers need no database: never refused for ORM load.
-    lightweight_events: frozenset[str] = frozenset()
-    # Events that share one rate limit (settings.RATE_LIMITS) under another name.
-    rate_keys = {"typing:start": "typing", "typing:stop": "typing"}
+    """Built by ``compose`` from the apps' parts."""
 
-    # ------------------------------------------------------------ hooks for subclasses
+    namespace_name: str
+    role: str  # the session's "role": who this namespace's users are
+    parts: tuple[Part, ...]  # in order: their hooks run in it
+    client_events: dict[str, ClientEvent]  # every part's, by name
+
+    # ------------------------------------------------------------ the parts' hooks
     def qualify(self, identity: dict[str, Any]) -> None:
-        """Refuse with ``Forbidden`` when ``identity`` may not use this namespace.
+        """Refuse with ``Forbidden`` when ``identity`` may not use this namespace (every part's rule).
 
         Checked at connect, on ``auth:refresh`` and whenever the user's access
-        changes (``access_changed`` control), so keep it free of I/O.
+        changes (``access_changed`` control), so free of I/O.
         """
+        for part in self.parts:
+            if part.qualify is not None:
+                part.qualify(identity)
 
     async def on_connected(self, sid: str, session: Session) -> None:
         """Runs on the loop after the socket joined its user room."""
+        for part in self.parts:
+            if part.connected is not None:
+                await part.connected(self, sid, session)
 
     async def on_disconnected(self, sid: str, session: Session) -> None:
         """Runs on the loop when the socket goes; leave nothing behind."""
+        for part in self.parts:
+            if part.disconnected is not None:
+                await part.disconnected(self, sid, session)
 
     # ------------------------------------------------------------ connect / disconnect
     def admit_connect(self, environ: dict[str, Any]) -> None:
@@ -170,24 +181,23 @@ class BaseNamespace(TokenLifetime, RoomRights, socketio.AsyncNamespace):
             return await super().trigger_event(event, *args)
         sid = args[0]
         payload = args[1] if len(args) > 1 else None
-        # Only the declared spelling reaches a handler: "booking_status:update" is not
+        # Only the declared name reaches a handler: "booking_status:update" is not
         # "booking:status_update" (nor a way around its rate limit).
-        declared = catalogue.spec("client", self.namespace_name, event) is not None
-        handler = getattr(self, "on_" + event.replace(":", "_"), None) if declared else None
+        declared = self.client_events.get(event)
         started = time.perf_counter()
-        label = metrics.event_label(event, handler is not None)
-        if handler is None:
+        label = metrics.event_label(event, declared is not None)
+        if declared is None:
             return await self._refuse_unhandled(sid, event, ValidationError(f"unknown event {event[:64]!r}"), label)
         if len(args) > 2:  # every client event carries one payload, whether or not it asks for an ack
             return await self._refuse_unhandled(sid, event, ValidationError("an event carries one payload"), label)
-        rate_key = self.rate_keys.get(event, event)
+        rate_key = declared.rate_key or event
         try:
-            await self._admit(sid, rate_key, event)
+            await self._admit(sid, rate_key, declared.lightweight)
             problem = catalogue.payload_problem(self.namespace_name, event, payload)
             if problem is not None:
                 field, rule = problem
                 raise ValidationError(f"{field} breaks the event's schema ({rule})", details={field: [rule]})
-            result = await handler(sid, payload)
+            result = await declared.handle(self, sid, payload)
         except DomainError as exc:
             return await self._fail(sid, event, exc, label, rate_key)
         except Exception as exc:
@@ -217,11 +227,11 @@ class BaseNamespace(TokenLifetime, RoomRights, socketio.AsyncNamespace):
         fields = {"namespace": self.namespace_name, "event": event, "user_id": user_id, "sid": sid, "code": code}
         outcomes.log(level, "%s: %s %s %s", what, self.namespace_name, event or "-", code, extra=fields)
 
-    async def _admit(self, sid: str, rate_key: str, event: str) -> None:
+    async def _admit(self, sid: str, rate_key: str, lightweight: bool) -> None:
         """Per-user rate limit, then load shedding: refused at once, so heartbeats and relays keep flowing."""
         session = await self.get_session(sid)
         limiter.hit(session["uid"], rate_key)
-        if event not in self.lightweight_events and OrmLoad.busy():
+        if not lightweight and OrmLoad.busy():
             raise Unavailable("The server is busy; retry shortly")
 
     async def _fail(
@@ -266,3 +276,20 @@ class BaseNamespace(TokenLifetime, RoomRights, socketio.AsyncNamespace):
             await self.disconnect(sid)
             return False
         return count <= ANSWERS_PAST_LIMIT
+
+
+def compose(name: str, *, role: str, parts: Sequence[Part]) -> BaseNamespace:
+    """The namespace ``name`` whose users are ``role``, made of ``parts`` (their hooks run in
+    this order) and of what every namespace speaks (``auth:refresh``). An event two parts declare is
+    refused: each event has one owner, who alone sets its options."""
+    namespace = BaseNamespace(name)
+    namespace.namespace_name = name
+    namespace.role = role
+    namespace.parts = (*parts, TOKEN_REFRESH)
+    namespace.client_events = {}
+    for part in namespace.parts:
+        for event, declared in part.events.items():
+            if event in namespace.client_events:
+                raise ValueError(f"{name}: {event} is declared by two parts")
+            namespace.client_events[event] = declared
+    return namespace

@@ -1,6 +1,6 @@
 """Rights that follow the user on a socket: a room is membership in a right.
 
-Which rooms the user may be in now (``permitted_rooms``, said by each namespace), the
+Which rooms the user may be in now (``permitted_rooms``, said by the namespace's parts), the
 rooms left when the user's rights change (``recheck``, ``prune_rooms``), those a recovered
 session gets back (``restorable_rooms``), and the socket refused when the user may no
 longer use the namespace. Mixed into ``BaseNamespace``, whose ``_session_for`` it uses;
@@ -22,10 +22,14 @@ class RoomRights:
         Runs in a DB thread, on every change of the user's rights, on ``auth:refresh`` and
         before a recovered session gets its rooms back. ``finished``: also the rooms of
         things that are over but the user may still see (recovery replays what they missed
-        there, without rejoining). The default keeps none: a namespace that joins rooms says
-        here what right each one stands for.
+        there, without rejoining). A room no part permits is left: a part that joins rooms says
+        what right each one stands for.
         """
-        return []
+        permitted: set[str] = set()
+        for part in self.parts:
+            if part.permitted_rooms is not None:
+                permitted.update(part.permitted_rooms(session, rooms, finished=finished))
+        return [room for room in rooms if room in permitted]
 
     async def prune_rooms(self, sid: str, session: Session) -> None:
         """Leave every room the socket's user may no longer be in (a room is membership in a right)."""

@@ -3,7 +3,7 @@
 import asyncio
 import contextlib
 import logging
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import socketio
 from django.conf import settings
@@ -19,6 +19,9 @@ from config.realtime.keeping import INVOLUNTARY, Keeper
 from config.realtime.manager import ChannelLayerManager
 from config.realtime.origins import cors_origins
 from config.realtime.recovering import Recoveries
+
+if TYPE_CHECKING:  # the namespace emits through this module's server
+    from config.realtime.namespace import BaseNamespace
 
 logger = logging.getLogger(__name__)
 # An Engine.IO session whose namespace connects were refused this many times is closed: a
@@ -221,10 +224,11 @@ def documented_namespaces() -> list[str]:
     return list(_documented)
 
 
-def register_namespace(namespace: socketio.AsyncNamespace) -> None:
-    """Attach a namespace once (the composition root calls this for each app's namespace).
+def register_namespace(namespace: "BaseNamespace") -> None:
+    """Attach a namespace once (the composition root calls this for each namespace it builds).
 
-    Declares what every ``BaseNamespace`` speaks: the ``error`` event and ``auth:refresh``.
+    Puts its parts' client events in the catalogue, and the ``error`` event every
+    ``BaseNamespace`` sends.
     """
     if namespace.namespace in sio.namespace_handlers:
         return
@@ -245,10 +249,7 @@ def register_namespace(namespace: socketio.AsyncNamespace) -> None:
             {"retryAfter": catalogue.INTEGER, "details": {}},
         ),
     )
-    catalogue.client_event(
-        "auth:refresh",
-        namespaces=names,
-        summary="A newer access token of the same user: the socket outlives the old one's expiry",
-        payload=catalogue.obj({"token": catalogue.STRING}),
-        ack=catalogue.obj({"expiresAt": catalogue.TIME}),
-    )
+    for event in namespace.client_events.values():
+        catalogue.client_event(
+            event.name, namespaces=names, payload=event.payload, summary=event.summary, ack=event.ack
+        )

@@ -11,10 +11,12 @@ from typing import Any
 
 from config.errors import Forbidden, TokenExpired, ValidationError
 from config.formats import iso
+from config.realtime import catalogue
 from config.realtime.auth import Refused, decode_token
 from config.realtime.emit import emit_now
 from config.realtime.identity import Session, load_identity
 from config.realtime.orm import db
+from config.realtime.parts import Part
 
 
 class TokenLifetime:
@@ -38,7 +40,8 @@ class TokenLifetime:
         )
         await self.disconnect(sid)
 
-    async def on_auth_refresh(self, sid: str, payload: Any) -> dict[str, Any]:
+    async def refresh_token(self, sid: str, payload: Any) -> dict[str, Any]:
+        """``auth:refresh`` (declared below, in ``TOKEN_REFRESH``): the socket outlives the old token."""
         token = payload.get("token") if isinstance(payload, dict) else None
         if not isinstance(token, str) or not token:
             raise ValidationError("token is required")
@@ -64,3 +67,17 @@ class TokenLifetime:
             session["exp"] = expires_at
             self._schedule_expiry(sid, session)
         return {"expiresAt": iso(datetime.fromtimestamp(session["exp"], tz=UTC))}
+
+
+# What every namespace speaks besides its parts' events (``config.realtime.namespace.compose``).
+TOKEN_REFRESH = Part()
+
+
+@TOKEN_REFRESH.event(
+    "auth:refresh",
+    summary="A newer access token of the same user: the socket outlives the old one's expiry",
+    payload=catalogue.obj({"token": catalogue.STRING}),
+    ack=catalogue.obj({"expiresAt": catalogue.TIME}),
+)
+async def _auth_refresh(namespace: TokenLifetime, sid: str, payload: Any) -> dict[str, Any]:
+    return await namespace.refresh_token(sid, payload)

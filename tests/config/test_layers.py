@@ -281,7 +281,7 @@ def _reached(source: str, module: str = "messaging.notify", is_package: bool = F
         ("from .lifecycle import transition\n", "bookings.services", "bookings.services.lifecycle"),
         ("import importlib\nimportlib.import_module('bookings.services')\n", "partners.x", "bookings.services"),
         (
-            "from django.utils.module_loading import import_string\nimport_string('bookings.sockets.PartnerJobs')\n",
+            "from django.utils.module_loading import import_string\nimport_string('bookings.sockets.partner_jobs')\n",
             "partners.x",
             "bookings.sockets",
         ),

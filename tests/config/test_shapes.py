@@ -83,7 +83,7 @@ def test_openapi_and_the_catalogue_carry_the_one_schema():
 def test_an_input_is_declared_once_for_rest_and_sockets():
     """The cancellation body is the serializer REST validates with; the socket event's schema
     (AsyncAPI, and the check every payload gets) is read from it."""
-    import bookings.sockets  # noqa: F401 - declares the customer's events
+    import config.asgi  # noqa: F401 - registers the namespaces, and so the customer's events
     from bookings.serializers import BookingCancelInput
 
     schema = input_schema(BookingCancelInput)

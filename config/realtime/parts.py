@@ -1,0 +1,96 @@
+"""An app's part of a namespace: the client events it handles, each declared once, and its hooks.
+
+An app writes each event's name once, in the decorator that records its handler, schema
+and options::
+
+    jobs = Part()
+
+    @jobs.event("booking:accept", summary="...", payload=..., ack=...)
+    async def accept(namespace: BaseNamespace, sid: str, payload: Any) -> dict[str, Any]: ...
+
+The composition root (``config/asgi.py``) builds each namespace from parts
+(``BaseNamespace(name, role=..., parts=(...))``); registering it puts its events in the
+catalogue (``config.realtime.server.register_namespace``), which the AsyncAPI document and
+the TypeScript package read. No part sets an option of another part's event: an event's
+options are fields of its declaration.
+"""
+
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+from config.realtime.catalogue import Schema
+from config.realtime.identity import Session
+
+if TYPE_CHECKING:
+    from config.realtime.namespace import BaseNamespace
+
+# A handler returns the ack's extra fields (or ``None``) and raises ``DomainError`` to refuse.
+Handler = Callable[["BaseNamespace", str, Any], Awaitable[dict[str, Any] | None]]
+Hook = Callable[["BaseNamespace", str, Session], Awaitable[None]]
+Qualify = Callable[[dict[str, Any]], None]
+PermittedRooms = Callable[..., list[str]]
+
+
+@dataclass(frozen=True)
+class ClientEvent:
+    name: str
+    handle: Handler
+    payload: Schema
+    summary: str
+    ack: Schema | None = None
+    # Its handler needs no database: never refused for ORM load (``OrmLoad.busy``).
+    lightweight: bool = False
+    # The name of the rate limit it counts against (``settings.RATE_LIMITS``), when it shares one.
+    rate_key: str | None = None
+
+
+class Part:
+    """What one app brings to a namespace.
+
+    ``qualify(identity)`` raises ``Forbidden`` when the user may not use the namespace (no I/O:
+    it runs at connect, on ``auth:refresh`` and on every access change). ``permitted_rooms(session,
+    joined, *, finished=False)`` says which of the rooms this part's handlers joined the user
+    may be in now (``BaseNamespace.permitted_rooms``). ``connected`` / ``disconnected`` run, in
+    the order the parts are given, after the socket joined its user room / when it goes.
+    """
+
+    def __init__(
+        self,
+        *,
+        qualify: Qualify | None = None,
+        permitted_rooms: PermittedRooms | None = None,
+    ) -> None:
+        self.events: dict[str, ClientEvent] = {}
+        self.qualify = qualify
+        self.permitted_rooms = permitted_rooms
+        self.connected: Hook | None = None
+        self.disconnected: Hook | None = None
+
+    def event(
+        self,
+        name: str,
+        *,
+        summary: str,
+        payload: Schema,
+        ack: Schema | None = None,
+        lightweight: bool = False,
+        rate_key: str | None = None,
+    ) -> Callable[[Handler], Handler]:
+        """Declare a client event and record the decorated function as its handler."""
+
+        def record(handle: Handler) -> Handler:
+            if name in self.events:
+                raise ValueError(f"{name} is declared twice in one part")
+            self.events[name] = ClientEvent(name, handle, payload, summary, ack, lightweight, rate_key)
+            return handle
+
+        return record
+
+    def on_connected(self, hook: Hook) -> Hook:
+        self.connected = hook
+        return hook
+
+    def on_disconnected(self, hook: Hook) -> Hook:
+        self.disconnected = hook
+        return hook
