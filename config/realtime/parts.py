@@ -88,9 +88,13 @@ class Part:
         return record
 
     def on_connected(self, hook: Hook) -> Hook:
+        if self.connected is not None:  # a second one would silently replace the first
+            raise ValueError("a part has one connected hook")
         self.connected = hook
         return hook
 
     def on_disconnected(self, hook: Hook) -> Hook:
+        if self.disconnected is not None:
+            raise ValueError("a part has one disconnected hook")
         self.disconnected = hook
         return hook
