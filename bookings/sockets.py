@@ -52,7 +52,7 @@ customer_bookings = Part(permitted_rooms=_watchable_rooms)
     "booking:track",
     summary="Watch your booking: join booking:<id> (a finished booking joins no room)",
     payload=BOOKING_ID,
-    ack=obj({"booking": booking_data.schema}),
+    ack=_BOOKING_ACK,
 )
 async def track(namespace: BaseNamespace, sid: str, payload: Any) -> dict[str, Any]:
     booking_id = _booking_id(payload)
@@ -77,7 +77,7 @@ async def untrack(namespace: BaseNamespace, sid: str, payload: Any) -> dict[str,
     "booking:cancel",
     summary="Cancel your booking (PENDING..PARTNER_EN_ROUTE)",
     payload=input_schema(BookingCancelInput),
-    ack=obj({"booking": booking_data.schema}),
+    ack=_BOOKING_ACK,
 )
 async def cancel(namespace: BaseNamespace, sid: str, payload: Any) -> dict[str, Any]:
     data = validated(BookingCancelInput, payload)
@@ -116,7 +116,7 @@ async def _relay_list(namespace: BaseNamespace, sid: str, session: Session) -> N
 @partner_jobs.event(
     "booking:accept",
     summary="Accept the booking offered to you",
-    payload=one_of(UUID, obj({"bookingId": UUID})),
+    payload=BOOKING_ID,
     ack=_BOOKING_ACK,
 )
 async def accept(namespace: BaseNamespace, sid: str, payload: Any) -> dict[str, Any]:

@@ -11,8 +11,9 @@ from django.db.models import Count, Q
 from django.utils import timezone
 from redis.exceptions import RedisError
 
-from bookings import tallies
+from bookings import events, tallies
 from bookings.models import OPEN_STATUSES, Booking, BookingStatus
+from bookings.selectors import bookings_needing_staff
 from config import metrics, rooms
 from config.formats import iso
 from config.platform_day import platform_day
@@ -21,6 +22,7 @@ from partners.models import KycStatus, Partner
 
 SHARED_STATS_KEY = "dashboard:stats"
 SHARED_STATS_TURN_KEY = "dashboard:stats:turn"
+MONITOR_LIMIT = 200
 
 
 def shared_stats(max_age: float) -> dict[str, Any] | None:
@@ -134,3 +136,13 @@ def cockpit_timeline(*, minutes: int = 60, bucket: int = 5) -> dict[str, Any]:
         if to_status in series:
             series[to_status][index] += 1
     return {"from": iso(start), "bucketMinutes": bucket, "series": series, "generatedAt": iso(now)}
+
+
+def monitor_bookings_rows() -> list[dict[str, Any]]:
+    """The ``monitor:bookings`` ack: the bookings that need staff first (``attention``), then the
+    newest open ones, ``MONITOR_LIMIT`` in all (runs in a DB thread)."""
+    flagged = list(bookings_needing_staff()[:MONITOR_LIMIT])
+    seen = {booking.pk for booking in flagged}
+    qs = Booking.objects.filter(status__in=OPEN_STATUSES).select_related("service", "customer", "partner")
+    recent = [booking for booking in qs.order_by("-created_at")[:MONITOR_LIMIT] if booking.pk not in seen]
+    return [events.booking(booking) for booking in (flagged + recent)[:MONITOR_LIMIT]]

@@ -6,9 +6,6 @@ from typing import Any
 
 from django.conf import settings
 
-from bookings import events
-from bookings.models import OPEN_STATUSES, Booking
-from bookings.selectors import bookings_needing_staff
 from bookings.shapes import booking_data
 from config import rooms
 from config.errors import Forbidden
@@ -19,10 +16,9 @@ from config.realtime.manager import ChannelLayerManager
 from config.realtime.namespace import BaseNamespace
 from config.realtime.orm import db
 from config.realtime.parts import Part
-from dashboard.selectors import current_stats, shared_stats
+from dashboard.selectors import current_stats, monitor_bookings_rows, shared_stats
 
 logger = logging.getLogger(__name__)
-MONITOR_LIMIT = 200
 _COUNT = {"type": "integer", "minimum": 0}
 STATS = obj(
     {
@@ -40,15 +36,6 @@ server_event(
     payload=STATS,
     volatile=True,
 )
-
-
-def _open_bookings() -> list[dict[str, Any]]:
-    """The bookings that need staff first (``attention``), then the newest open ones."""
-    flagged = list(bookings_needing_staff()[:MONITOR_LIMIT])
-    seen = {booking.pk for booking in flagged}
-    qs = Booking.objects.filter(status__in=OPEN_STATUSES).select_related("service", "customer", "partner")
-    recent = [booking for booking in qs.order_by("-created_at")[:MONITOR_LIMIT] if booking.pk not in seen]
-    return [events.booking(booking) for booking in (flagged + recent)[:MONITOR_LIMIT]]
 
 
 def _qualify(identity: dict[str, Any]) -> None:
@@ -89,7 +76,7 @@ async def request_stats(namespace: BaseNamespace, sid: str, payload: Any) -> dic
 )
 async def monitor_bookings(namespace: BaseNamespace, sid: str, payload: Any) -> dict[str, Any]:
     await namespace.enter_room(sid, rooms.MONITOR_BOOKINGS)
-    return {"bookings": await db(_open_bookings)()}
+    return {"bookings": await db(monitor_bookings_rows)()}
 
 
 async def push_stats(manager: ChannelLayerManager) -> None:

@@ -109,8 +109,8 @@ class ChannelLayerManager(GracefulStop, ChannelLayerTransport, AsyncPubSubManage
 
     async def pre_connect(self, eio_sid: str, namespace: str) -> str | None:
         """A recovering connection gets its old sid back (``config.realtime.recovering``); any other a new one."""
-        recovering = self.server.recoveries.connecting(eio_sid, namespace)
-        reused = recovering.reused_sid if recovering is not None else None
+        connection = self.server.recovering.connecting(eio_sid, namespace)
+        reused = connection.reused_sid if connection is not None else None
         if reused is None:
             return await super().pre_connect(eio_sid, namespace)
         self.basic_enter_room(reused, namespace, None, eio_sid=eio_sid)

@@ -58,6 +58,8 @@ def _unavailable(exc: BaseException) -> bool:
 class BaseNamespace(TokenLifetime, RoomRights, socketio.AsyncNamespace):
     """Built by ``compose`` from the apps' parts."""
 
+    # The name, ours: python-socketio's ``self.namespace`` holds the same, but reading it would be
+    # one more library internal to pin (tests/config/test_overrides.py).
     namespace_name: str
     role: str  # the session's "role": who this namespace's users are
     parts: tuple[Part, ...]  # in order: their hooks run in it

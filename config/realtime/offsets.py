@@ -1,8 +1,9 @@
 """Where an event's recovery offset sits in an outgoing packet, and whether a replay carried it.
 
 A recovered socket gets what it missed from the log, then live packets. One event can come
-both ways: logged before the log was read, published after (``server.Server``). These
-helpers let the server drop the live copy of what the replay already sent.
+both ways: logged before the log was read, published after. These helpers let the
+recovering connection (``config.realtime.recovering``) drop the live copy of what the
+replay already sent.
 """
 
 import re

@@ -9,7 +9,7 @@ and options::
     async def accept(namespace: BaseNamespace, sid: str, payload: Any) -> dict[str, Any]: ...
 
 The composition root (``config/asgi.py``) builds each namespace from parts
-(``BaseNamespace(name, role=..., parts=(...))``); registering it puts its events in the
+(``config.realtime.namespace.compose(name, role=..., parts=(...))``); registering it puts its events in the
 catalogue (``config.realtime.server.register_namespace``), which the AsyncAPI document and
 the TypeScript package read. No part sets an option of another part's event: an event's
 options are fields of its declaration.
@@ -88,9 +88,13 @@ class Part:
         return record
 
     def on_connected(self, hook: Hook) -> Hook:
+        if self.connected is not None:  # a second one would silently replace the first
+            raise ValueError("a part has one connected hook")
         self.connected = hook
         return hook
 
     def on_disconnected(self, hook: Hook) -> Hook:
+        if self.disconnected is not None:
+            raise ValueError("a part has one disconnected hook")
         self.disconnected = hook
         return hook

@@ -16,18 +16,17 @@ class Pipeliner:
     peek, a take and a read per socket, and a stopping process saves every session at once:
     one round trip each would queue thousands of coroutines on a few pooled connections,
     and most would give up waiting. Here each call queues its commands and waits for its
-    batch: at most ``in_flight`` pipelines of at most ``batch_max`` calls at a time,
+    batch: at most ``max_in_flight`` pipelines of at most ``batch_max`` calls at a time,
     so a storm costs Redis a few dozen round trips, and a lone call still goes at once.
     """
 
-    def __init__(self, redis: Any, timeout: float, batch_max: int, in_flight: int) -> None:
+    def __init__(self, redis: Any, timeout: float, batch_max: int, max_in_flight: int) -> None:
         self.redis = redis
-        self.timeout, self.batch_max, self.max_in_flight = timeout, batch_max, in_flight
+        self.timeout, self.batch_max, self.max_in_flight = timeout, batch_max, max_in_flight
         self.loop: asyncio.AbstractEventLoop | None = None
         self.pending: list[tuple[Callable[[Any], int], asyncio.Future[list[Any]]]] = []
         self.in_flight = 0
         self.scheduled = False
-        self.round_trips = 0  # pipelines sent (tests count them)
         self._tasks: set[asyncio.Task[None]] = set()
 
     async def call(self, queue: Callable[[Any], int]) -> list[Any]:
@@ -56,7 +55,6 @@ class Pipeliner:
         try:
             pipe = self.redis.pipeline(transaction=False)
             counts = [queue(pipe) for queue, _ in batch]
-            self.round_trips += 1
             async with asyncio.timeout(self.timeout):
                 replies = await pipe.execute(raise_on_error=False)
         except (Exception, asyncio.CancelledError) as exc:

@@ -1,7 +1,8 @@
-"""Rights that follow the user: the ``access_changed`` control and the periodic recheck.
+"""When a socket's rights are read again: the ``access_changed`` control (a change announced)
+and the periodic recheck (one nobody announced, or whose announcement was lost).
 
-Each applies a fresh identity to this process's sockets of a user (``BaseNamespace.recheck``):
-rights lost, rooms left, or the socket refused.
+Both hand a fresh identity to the namespace (``config.realtime.rights.RoomRights.recheck``),
+which applies it: rights lost, rooms left, or the socket refused.
 """
 
 import asyncio

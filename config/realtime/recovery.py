@@ -1,7 +1,8 @@
 """Connection state recovery, wire-compatible with socket.io 4.6+ and socket.io-client 4.x.
 
-python-socketio has no such feature (its maintainer declined it), so this module
-supplies the two stores Node's adapters keep, shared by every server process:
+python-socketio has no such feature (its maintainer declined it), so the product keeps
+the two stores Node's adapters keep, shared by every server process (``recovery_store``
+holds them; this module bounds every call to them in time):
 
 - **the log**: every server event that is neither volatile nor asking for an ack is
   appended once, where it is emitted, before anyone receives it. Its id is the event's
@@ -19,8 +20,9 @@ supplies the two stores Node's adapters keep, shared by every server process:
 - **the replay** reads at most ``RECOVERY_REPLAY_MAX`` entries, in batches, never from
   before the session's own offset; a gap longer than that gets a fresh session.
 
-``server.Server`` does the protocol with these: ``{sid, pid}`` in the CONNECT answer, the
-session restored and missed events replayed before it, live events held meanwhile.
+``config.realtime.recovering`` does the protocol with these: ``{sid, pid}`` in the CONNECT
+answer, the session restored and missed events replayed before it, live events held
+meanwhile; ``config.realtime.keeping`` saves what a dropped socket leaves.
 """
 
 import asyncio
@@ -48,7 +50,7 @@ REPLAY_BATCH = 200  # entries per read of a replay: a long one yields the loop b
 # events go out at once without an offset, and delivery waits on nothing (a paused or
 # partitioned Redis, which never refuses, would otherwise cost every event STORE_TIMEOUT).
 BREAKER_SECONDS = 5.0
-# A connect's or disconnect's call (batched: ``recovery_store.Pipeliner``) that failed opens a
+# A connect's or disconnect's call (batched: ``config.realtime.pipeliner.Pipeliner``) that failed opens a
 # shorter breaker: meanwhile connects get fresh sessions and drops are not kept, at once, and
 # one warning says so instead of one per socket of a storm.
 SESSION_BREAKER_SECONDS = 1.0

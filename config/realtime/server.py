@@ -43,7 +43,7 @@ class Server(socketio.AsyncServer):
     def __init__(self, **kwargs: Any) -> None:
         super().__init__(json=OrjsonCodec, **kwargs)
         self.recovery = recovery.build()  # the log and the saved sessions
-        self.recoveries = Recoveries(self)  # the connections recovering now (config.realtime.recovering)
+        self.recovering = Recoveries(self)  # the connections recovering now (config.realtime.recovering)
         self.keeper = Keeper(self)  # what a dropped socket leaves for its recovery
         # eio_sid -> the timer that closes the session unless it has joined a namespace by then
         self._bare: dict[str, asyncio.TimerHandle] = {}
@@ -145,7 +145,7 @@ class Server(socketio.AsyncServer):
             # nothing to recover, no Redis call.
             await self.connect_plainly(eio_sid, namespace, data)
             return
-        await self.recoveries.connect(eio_sid, namespace, data)
+        await self.recovering.connect(eio_sid, namespace, data)
 
     async def connect_plainly(self, eio_sid: str, namespace: str, data: Any) -> None:
         """python-socketio's connect: the namespace's connect handler, then the answer."""
@@ -162,11 +162,11 @@ class Server(socketio.AsyncServer):
             self.eio.drop_soon(socket, "connects_refused", self.reason.SERVER_DISCONNECT)
 
     async def _send_packet(self, eio_sid: str, pkt: Any) -> None:
-        if not await self.recoveries.intercept(eio_sid, pkt):
+        if not await self.recovering.intercept(eio_sid, pkt):
             await super()._send_packet(eio_sid, pkt)
 
     async def _send_eio_packet(self, eio_sid: str, eio_pkt: Any) -> None:
-        if not await self.recoveries.intercept(eio_sid, eio_pkt):
+        if not await self.recovering.intercept(eio_sid, eio_pkt):
             await super()._send_eio_packet(eio_sid, eio_pkt)
 
     async def send_now(self, eio_sid: str, item: Any) -> None:
@@ -178,7 +178,7 @@ class Server(socketio.AsyncServer):
 
     async def _handle_disconnect(self, eio_sid: str, namespace: str | None, reason: Any = None) -> None:
         namespace = namespace or "/"
-        self.recoveries.disconnected(eio_sid, namespace)
+        self.recovering.disconnected(eio_sid, namespace)
         if self.recovery is not None and (reason in INVOLUNTARY or self.manager.stopping):
             await self.keeper.keep(eio_sid, namespace)
         await super()._handle_disconnect(eio_sid, namespace, reason)

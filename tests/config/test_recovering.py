@@ -59,7 +59,7 @@ class Server:
         self.namespace_handlers = {NS: Handler(self.steps)}
         self.environ = {EIO: {}}
         self.sessions: dict[str, dict] = {}
-        self.recoveries = recovering.Recoveries(self)
+        self.recovering = recovering.Recoveries(self)
 
     async def get_session(self, sid: str, namespace: str) -> dict:
         return self.sessions.setdefault(sid, {"uid": UID})
@@ -69,11 +69,11 @@ class Server:
 
     async def send(self, item: packet.Packet) -> None:
         """The server's ``_send_packet``: recovery may take the packet."""
-        if not await self.recoveries.intercept(EIO, item):
+        if not await self.recovering.intercept(EIO, item):
             await self.send_now(EIO, item)
 
     async def connect_plainly(self, eio_sid: str, namespace: str, auth: dict) -> None:
-        connecting = self.recoveries.connecting(eio_sid, namespace)
+        connecting = self.recovering.connecting(eio_sid, namespace)
         sid = connecting.reused_sid or "new-sid"
         for offset in self.live:  # published while the connect handler ran: held
             await self.send(event("live", offset))
@@ -109,7 +109,7 @@ def test_a_recovery_runs_its_steps_in_order_and_drops_the_live_copies_of_what_it
         # Held during the connect: one event the replay carries (published late), one it does not.
         server = Server(recovery, live=[second, later])
 
-        await server.recoveries.connect(EIO, NS, {"pid": "pid-1", "offset": seen})
+        await server.recovering.connect(EIO, NS, {"pid": "pid-1", "offset": seen})
         assert server.steps == [
             "authorise",
             "rejoin booking:1",
@@ -130,10 +130,10 @@ def test_a_recovery_runs_its_steps_in_order_and_drops_the_live_copies_of_what_it
         assert server.steps[-1] == f"live {newest}" and server.steps.count(f"missed {second}") == 1
 
         # The window ends (REPLAY_OVERLAP_SECONDS later): nothing is left of the connection.
-        server.recoveries._connections[EIO][NS].until = 0.0
+        server.recovering._connections[EIO][NS].until = 0.0
         await server.send(event("missed", second))
         assert server.steps[-1] == f"missed {second}"  # past the window: sent
-        assert server.recoveries._connections == {} and server.recoveries._claims == {}
+        assert server.recovering._connections == {} and server.recovering._claims == {}
 
     asyncio.run(scenario())
 
@@ -144,10 +144,10 @@ def test_a_fresh_connect_holds_packets_until_its_answer_and_leaves_nothing(anyon
         [offset] = await logged(recovery, 1)
         server = Server(recovery, live=[offset])
 
-        await server.recoveries.connect(EIO, NS, {"pid": "unknown", "offset": offset})
+        await server.recovering.connect(EIO, NS, {"pid": "unknown", "offset": offset})
         assert server.steps == ["CONNECT new-sid", f"live {offset}"]  # the answer first, then what was held
         assert server.sessions["new-sid"]["pid"] != "unknown"  # a fresh session gets a fresh pid
-        assert server.recoveries._connections == {} and server.recoveries._claims == {}
+        assert server.recovering._connections == {} and server.recovering._claims == {}
 
     asyncio.run(scenario())
 
@@ -160,11 +160,11 @@ def test_a_session_lost_from_the_log_is_fresh_and_leaves_its_rooms(anyone):
         await logged(recovery, 3)  # the log keeps two: the session's position is gone
         server = Server(recovery, live=[])
 
-        await server.recoveries.connect(EIO, NS, {"pid": "pid-1"})
+        await server.recovering.connect(EIO, NS, {"pid": "pid-1"})
         assert server.steps[-1] == f"CONNECT {OLD_SID}" and not any(s.startswith("missed") for s in server.steps)
         assert server.manager.rooms[OLD_SID] == []  # rejoined to listen, left again: not recovered
         assert server.sessions[OLD_SID]["pid"] != "pid-1"
-        assert server.recoveries._connections == {}
+        assert server.recovering._connections == {}
 
     asyncio.run(scenario())
 

@@ -35,6 +35,19 @@ def test_an_event_has_one_owner():
         compose("/parts-test", role="user", parts=(_part("auth:refresh"),))
 
 
+def test_a_part_has_one_hook_of_each_kind():
+    part = Part()
+
+    async def hook(namespace: Any, sid: str, session: Any) -> None: ...
+
+    part.on_connected(hook)
+    part.on_disconnected(hook)
+    with pytest.raises(ValueError, match="one connected hook"):  # not replaced without a word
+        part.on_connected(hook)
+    with pytest.raises(ValueError, match="one disconnected hook"):
+        part.on_disconnected(hook)
+
+
 def test_the_root_composes_the_apps_parts_in_order():
     import config.asgi  # the composition root (it builds the namespaces)
     from bookings.sockets import partner_jobs
