@@ -16,8 +16,6 @@ from pathlib import Path
 from typing import Any
 
 import django
-from django.conf import settings
-from django.utils.module_loading import import_string
 
 from config.realtime import catalogue
 
@@ -236,10 +234,6 @@ export function connect(namespace, token, url = "", options = {{}}) {{
 
 def package() -> dict[str, str]:
     """The generated files of ``sdk/typescript/``, by name."""
-    # The composition root registers every namespace, and so every event; it is named by the
-    # settings (as daphne finds it), so infrastructure never imports the apps.
-    import_string(settings.ASGI_APPLICATION)
-
     return {"index.d.ts": declarations(), "index.js": runtime()}
 
 

@@ -7,6 +7,7 @@ from typing import TYPE_CHECKING, Any
 
 import socketio
 from django.conf import settings
+from django.utils.module_loading import import_string
 from engineio import packet as eio_packet
 from socketio import packet
 
@@ -220,7 +221,13 @@ _documented: list[str] = []
 def documented_namespaces() -> list[str]:
     """The namespaces registered through ``register_namespace``, in order: the ones the event
     catalogue, the AsyncAPI document and the TypeScript package describe (a test's own
-    namespace, attached to ``sio`` directly, is not one of them)."""
+    namespace, attached to ``sio`` directly, is not one of them).
+
+    The composition root registers them; it is imported here, named by the settings (as
+    daphne finds it), so that a process that never served sockets (WSGI, a shell, the
+    generator) describes the same namespaces, and infrastructure still imports no app.
+    """
+    import_string(settings.ASGI_APPLICATION)
     return list(_documented)
 
 

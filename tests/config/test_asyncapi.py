@@ -6,6 +6,9 @@ the services emit while the suite runs is checked against it (``tests/conftest.p
 
 import ast
 import json
+import os
+import subprocess
+import sys
 from pathlib import Path
 
 import jsonschema
@@ -80,3 +83,12 @@ def test_served_as_json_and_yaml(client):
     }
     docs = client.get("/api/schema/").content.decode()
     assert "/api/asyncapi.json" in docs  # linked from the REST docs
+
+
+def test_a_process_that_never_served_sockets_documents_every_namespace():
+    """WSGI, a shell, the generator: nothing imported the composition root before the document
+    was asked for, and it still has every namespace's channel."""
+    code = "import django; django.setup(); from config.asyncapi import document; print(sorted(document()['channels']))"
+    env = {**os.environ, "DJANGO_SETTINGS_MODULE": "tests.settings"}
+    out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, timeout=60, check=True)
+    assert out.stdout.split("\n")[-2] == str(sorted(ns.strip("/") for ns in documented_namespaces())), out.stdout
