@@ -17,13 +17,28 @@ options are fields of its declaration.
 
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
 
 from config.realtime.catalogue import Schema
 from config.realtime.identity import Session
 
 if TYPE_CHECKING:
     from config.realtime.namespace import BaseNamespace
+
+
+# What the server and recovery ask of a composed namespace (``BaseNamespace`` is both); a plain
+# python-socketio namespace is neither: it is connected without the cheap checks, and a
+# recovered session gets none of its rooms back. Named, so that a rename fails a test
+# (tests/realtime/test_parts.py) instead of turning a check off.
+@runtime_checkable
+class AdmitsConnects(Protocol):
+    def admit_connect(self, environ: dict[str, Any]) -> None: ...
+
+
+@runtime_checkable
+class RestoresRooms(Protocol):
+    async def restorable_rooms(self, sid: str, rooms: list[str]) -> tuple[list[str], list[str]]: ...
+
 
 # A handler returns the ack's extra fields (or ``None``) and raises ``DomainError`` to refuse.
 Handler = Callable[["BaseNamespace", str, Any], Awaitable[dict[str, Any] | None]]

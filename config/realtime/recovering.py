@@ -26,6 +26,7 @@ from socketio import packet
 
 from config.realtime.auth import user_of
 from config.realtime.offsets import carried, is_offset
+from config.realtime.parts import RestoresRooms
 from config.realtime.recovery_store import SavedSession, later
 
 if TYPE_CHECKING:
@@ -125,9 +126,9 @@ class RecoveringConnection:
         saved = await self.server.recovery.take(self.saved.uid, self.pid)
         if saved is None:  # taken meanwhile by another connect of the same user and pid
             return None
-        restorable = getattr(self.server.namespace_handlers.get(self.namespace), "restorable_rooms", None)
+        handler = self.server.namespace_handlers.get(self.namespace)
         try:
-            return await restorable(sid, saved.rooms) if restorable is not None else ([], [])
+            return await handler.restorable_rooms(sid, saved.rooms) if isinstance(handler, RestoresRooms) else ([], [])
         except Exception as exc:  # the database is away: a fresh session rather than rights unchecked
             logger.warning("recovery: rooms could not be re-authorised (%s)", exc)
             return None

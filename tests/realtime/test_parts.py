@@ -11,7 +11,7 @@ from config.realtime.catalogue import NOTHING
 from config.realtime.inbound import ACK_WANTED
 from config.realtime.namespace import compose
 from config.realtime.orm import OrmLoad
-from config.realtime.parts import Part
+from config.realtime.parts import AdmitsConnects, Part, RestoresRooms
 from config.realtime.token_lifetime import TOKEN_REFRESH
 
 
@@ -66,6 +66,8 @@ def test_the_root_composes_the_apps_parts_in_order():
     }
     with pytest.raises(Forbidden):  # the partners' rule for who may connect
         partner_ns.qualify({"is_partner": False})
+    # What the server and recovery ask of every composed namespace, by name: a rename fails here.
+    assert all(isinstance(ns, AdmitsConnects) and isinstance(ns, RestoresRooms) for ns in config.asgi.NAMESPACES)
 
 
 def test_options_come_from_the_declaration(monkeypatch):
