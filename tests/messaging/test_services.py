@@ -107,3 +107,11 @@ def test_a_schema_valid_id_that_names_nobody_is_an_empty_list_not_a_validation_e
 def test_an_id_outside_the_schema_is_a_validation_error(api_as, customer, value):
     r = api_as(customer).get("/api/messages/", {"with": value})
     assert r.status_code == 400 and r.json()["code"] == "VALIDATION_ERROR"
+
+
+def test_every_booking_status_says_who_is_notified():
+    """``messaging.notify.ON_STATUS`` decides, for each status, who gets a notification: a new
+    status is a decision to write down, not a silent branch missing."""
+    from messaging.notify import ON_STATUS
+
+    assert set(ON_STATUS) == set(S)
