@@ -33,6 +33,7 @@ import urllib.request
 from datetime import UTC, datetime
 from pathlib import Path
 
+import anchors
 import prerequisites
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -335,6 +336,13 @@ def main() -> None:
     parser.add_argument("--churn", metavar="ROUNDS:SOCKETS", help="connection churn run (bench/churn.py) only")
     parser.add_argument("--diagnostics", action="store_true", help="servers log loop stalls and GC pauses")
     parser.add_argument("--profile", action="store_true", help="py-spy the servers into bench/results/profile-*.txt")
+    parser.add_argument(
+        "--anchors",
+        choices=["auto", "yes", "no"],
+        default="auto",
+        help="then Node socket.io and bare python-socketio (../shared/anchors) with the same load, and the "
+        "product's ratios to them (auto: when they are installed)",
+    )
     args = parser.parse_args()
 
     if args.quick:
@@ -457,9 +465,13 @@ def main() -> None:
         "loadgen": loadgen,
         "broker": broker,
     }
+    if args.anchors == "yes" or (args.anchors == "auto" and anchors.installed() and loadgen["steps"]):
+        result["anchors"] = anchors.run(args.pairs, args.steps)
     RESULTS.mkdir(parents=True, exist_ok=True)
     Path(args.out).write_text(json.dumps(result, indent=1))
     print(table(result))
+    if result.get("anchors"):
+        print("\nbeside the anchors, same run (product / anchor):\n" + anchors.ratios(loadgen, result["anchors"]))
     print(f"\nwritten: {args.out}")
 
 
