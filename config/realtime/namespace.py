@@ -62,6 +62,8 @@ class BaseNamespace(TokenLifetime, RoomRights, socketio.AsyncNamespace):
     role: str  # the session's "role": who this namespace's users are
     parts: tuple[Part, ...]  # in order: their hooks run in it
     client_events: dict[str, ClientEvent]  # every part's, by name
+    # The lightweight ones, which the server runs in the socket's read loop (``Server._handle_event``).
+    inline_events: frozenset[str]
 
     # ------------------------------------------------------------ the parts' hooks
     def qualify(self, identity: dict[str, Any]) -> None:
@@ -292,4 +294,5 @@ def compose(name: str, *, role: str, parts: Sequence[Part]) -> BaseNamespace:
             if event in namespace.client_events:
                 raise ValueError(f"{name}: {event} is declared by two parts")
             namespace.client_events[event] = declared
+    namespace.inline_events = frozenset(name for name, e in namespace.client_events.items() if e.lightweight)
     return namespace
