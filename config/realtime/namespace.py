@@ -209,8 +209,8 @@ class BaseNamespace(TokenLifetime, RoomRights, socketio.AsyncNamespace):
             logger.exception("handler for %s failed", event)
             return await self._fail(sid, event, DomainError("The server could not handle this event"), label)
         finally:
-            metrics.HANDLER_SECONDS.labels(self.namespace_name, label).observe(time.perf_counter() - started)
-        metrics.CLIENT_EVENTS.labels(self.namespace_name, label, "ok").inc()
+            metrics.child(metrics.HANDLER_SECONDS, self.namespace_name, label).observe(time.perf_counter() - started)
+        metrics.child(metrics.CLIENT_EVENTS, self.namespace_name, label, "ok").inc()
         return {"ok": True, **(result or {})}
 
     async def _refuse_unhandled(self, sid: str, event: str, exc: DomainError, label: str) -> dict[str, Any]:
