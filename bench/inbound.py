@@ -6,11 +6,12 @@
 
 Each tree's server is started as production runs it (``run.start_servers``); a few partner
 sockets (``--sockets``) send ``location:update`` with an ack, ``--window`` outstanding each, and
-nobody tracks the partners' bookings, so nothing is relayed: what the server spends is the
-inbound path of an update (uvicorn, Engine.IO, Socket.IO, the namespace's checks, the handler)
-and its ack. The figure is the server's CPU time (``/proc``) over ``--updates`` updates, which
-other load on the machine disturbs far less than latency or CPU percentages. Its own PostgreSQL
-database (``homeservices_inbound``), so it can run beside ``bench/run.py``.
+nobody tracks the partners' bookings, so each relay goes to an empty room: what the server
+spends is the inbound path of an update (uvicorn, Engine.IO, Socket.IO, the namespace's checks,
+the handler) and its ack, without the delivery. The figure is the server's CPU time (``/proc``)
+over ``--updates`` updates, which other load on the machine disturbs far less than latency or
+CPU percentages. Its own PostgreSQL database (``homeservices_inbound``), so it can run beside
+``bench/run.py``.
 """
 
 import argparse
