@@ -58,9 +58,11 @@ class Server(socketio.AsyncServer):
         inline (``inline_events``: a lightweight event, which awaits no database) is handled in
         the socket's read loop, without the Task python-socketio starts for each event.
 
-        Inline, the socket reads its next frame once the handler returns: events of one socket
-        stay in order, and a handler that awaited something slow would hold that socket's
-        reads, which is why only handlers that await nothing but local sends run so.
+        Inline, the socket reads its next frame once the handler returns, so a handler that
+        awaited something slow would hold that socket's reads: only handlers that await nothing
+        but local sends run so. A socket's lightweight events are handled in the order sent; an
+        event with a task of its own may now start after a lightweight one sent just after it
+        (before, its task only started first, and gave way at its first await).
         """
         data = screen(data)
         namespace = namespace or "/"
