@@ -36,6 +36,7 @@ from engineio.async_drivers import asgi
 from config import metrics
 from config.realtime.auth import client_address
 from config.realtime.primitives import Mailbox
+from config.realtime.reading import WebSocketReader
 
 logger = logging.getLogger(__name__)
 
@@ -134,8 +135,9 @@ class UnreadablePayload(exceptions.EngineIOError):
     """A long-polling POST engineio cannot decode: too many packets, not UTF-8, a broken packet."""
 
 
-class Socket(async_socket.AsyncSocket):
-    """engineio's socket with a bounded send queue and a POST that refuses what it cannot read."""
+class Socket(WebSocketReader, async_socket.AsyncSocket):
+    """engineio's socket with a bounded send queue, a POST that refuses what it cannot read, and a
+    websocket read loop without a Task per frame (``config.realtime.reading``)."""
 
     dropped = False  # set by ``EngineServer.drop``: nothing more is queued
 

@@ -64,6 +64,8 @@ class BaseNamespace(TokenLifetime, RoomRights, socketio.AsyncNamespace):
     role: str  # the session's "role": who this namespace's users are
     parts: tuple[Part, ...]  # in order: their hooks run in it
     client_events: dict[str, ClientEvent]  # every part's, by name
+    # The lightweight ones, which the server runs in the socket's read loop (``Server._handle_event``).
+    inline_events: frozenset[str]
 
     # ------------------------------------------------------------ the parts' hooks
     def qualify(self, identity: dict[str, Any]) -> None:
@@ -209,8 +211,8 @@ class BaseNamespace(TokenLifetime, RoomRights, socketio.AsyncNamespace):
             logger.exception("handler for %s failed", event)
             return await self._fail(sid, event, DomainError("The server could not handle this event"), label)
         finally:
-            metrics.HANDLER_SECONDS.labels(self.namespace_name, label).observe(time.perf_counter() - started)
-        metrics.CLIENT_EVENTS.labels(self.namespace_name, label, "ok").inc()
+            metrics.child(metrics.HANDLER_SECONDS, self.namespace_name, label).observe(time.perf_counter() - started)
+        metrics.child(metrics.CLIENT_EVENTS, self.namespace_name, label, "ok").inc()
         return {"ok": True, **(result or {})}
 
     async def _refuse_unhandled(self, sid: str, event: str, exc: DomainError, label: str) -> dict[str, Any]:
@@ -294,4 +296,5 @@ def compose(name: str, *, role: str, parts: Sequence[Part]) -> BaseNamespace:
             if event in namespace.client_events:
                 raise ValueError(f"{name}: {event} is declared by two parts")
             namespace.client_events[event] = declared
+    namespace.inline_events = frozenset(name for name, e in namespace.client_events.items() if e.lightweight)
     return namespace

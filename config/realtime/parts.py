@@ -54,7 +54,9 @@ class ClientEvent:
     payload: Schema
     summary: str
     ack: Schema | None = None
-    # Its handler needs no database: never refused for ORM load (``OrmLoad.busy``).
+    # Its handler needs no database: never refused for ORM load (``OrmLoad.busy``), and run in
+    # the socket's read loop, without a task of its own (``Server._handle_event``): it must await
+    # nothing but local sends, since the socket reads nothing else meanwhile.
     lightweight: bool = False
     # The name of the rate limit it counts against (``settings.RATE_LIMITS``), when it shares one.
     rate_key: str | None = None

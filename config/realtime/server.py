@@ -56,12 +56,30 @@ class Server(socketio.AsyncServer):
         return engine.EngineServer
 
     async def _handle_event(self, eio_sid: str, namespace: str | None, id: int | None, data: Any) -> None:
-        await super()._handle_event(eio_sid, namespace, id, screen(data))
+        """python-socketio's dispatch of a client event, screened; an event its namespace runs
+        inline (``inline_events``: a lightweight event, which awaits no database) is handled in
+        the socket's read loop, without the Task python-socketio starts for each event.
+
+        Inline, the socket reads its next frame once the handler returns, so a handler that
+        awaited something slow would hold that socket's reads: only handlers that await nothing
+        but local sends run so. A socket's lightweight events are handled in the order sent; an
+        event with a task of its own may now start after a lightweight one sent just after it
+        (before, its task only started first, and gave way at its first await).
+        """
+        data = screen(data)
+        namespace = namespace or "/"
+        if data[0] not in getattr(self.namespace_handlers.get(namespace), "inline_events", ()):
+            await super()._handle_event(eio_sid, namespace, id, data)
+            return
+        sid = self.manager.sid_from_eio_sid(eio_sid, namespace)
+        if self.manager.is_connected(sid, namespace):  # else dropped, as python-socketio does
+            await self._handle_event_internal(self, sid, eio_sid, data, namespace, id)
 
     async def _handle_event_internal(
         self, server: Any, sid: str, eio_sid: str, data: Any, namespace: str, id: int | None
     ) -> None:
-        # Runs in the event's own task: the namespace reads whether an ack was asked for (one answer).
+        # Runs in the event's own task, or in the read loop for an inline event; set for each
+        # event either way: the namespace reads whether an ack was asked for (one answer).
         ACK_WANTED.set(id is not None)
         await super()._handle_event_internal(server, sid, eio_sid, data, namespace, id)
 

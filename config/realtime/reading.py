@@ -1,0 +1,164 @@
+"""engineio's websocket transport, reading each frame without a Task and a ``wait_for`` of its own.
+
+python-engineio 4 waits for every incoming frame as
+``asyncio.wait_for(asyncio.ensure_future(ws.wait()), ping_interval + ping_timeout)``: a Task, a
+timer, a waiter future and one more pass of the event loop before each frame is handled, to
+bound how long a socket may stay silent. Here the loop awaits the frame itself; the bound is one
+timer per connection (``IdleBound``) that, when it fires, looks at when the current wait began
+and either ends the wait or re-arms itself: at most one timer per ``ping_interval +
+ping_timeout`` per socket, whatever the rate of frames.
+
+Everything else is engineio's, in its order: the upgrade handshake (probe, UPGRADE), a frame
+over ``max_http_buffer_size`` or a failed read ends the connection, a silent wait longer than
+the bound ends it, the writer task, then the close with ``TRANSPORT_CLOSE``. Frames are still
+handled one at a time, in order (engineio's own semantics, ``async_handlers=False`` under
+python-socketio); how long one takes is the Socket.IO server's choice (``config.realtime.server``).
+
+Mixed into engineio's ``AsyncSocket`` by ``config.realtime.engine.Socket``; written so that it
+could replace the loop in ``engineio.async_socket.AsyncSocket._websocket_handler`` upstream.
+"""
+
+import asyncio
+from typing import Any
+
+from engineio import exceptions, packet
+
+# A timer may run a little before its time (uvloop counts in milliseconds).
+_EARLY = 0.005
+
+
+class IdleBound:
+    """Ends the reading task's wait for a frame once that wait has lasted ``limit`` seconds.
+
+    The reader marks each wait (``since = loop.time()``) and its end (``since = None``); only
+    the timer, when it fires, compares. ``close`` cancels the timer (and with it the cycle
+    between this object and the timer's handle).
+    """
+
+    __slots__ = ("expired", "limit", "loop", "since", "task", "timer")
+
+    def __init__(self, limit: float) -> None:
+        self.loop = asyncio.get_running_loop()
+        self.task = asyncio.current_task()
+        self.limit = limit
+        self.since: float | None = self.loop.time()
+        self.expired = False
+        self.timer: asyncio.TimerHandle | None = self.loop.call_at(self.since + limit, self._check)
+
+    def _check(self) -> None:
+        since, now = self.since, self.loop.time()
+        if since is not None and now + _EARLY >= since + self.limit:
+            self.expired = True
+            self.timer = None
+            self.task.cancel()  # type: ignore[union-attr]
+        else:
+            self.timer = self.loop.call_at((now if since is None else since) + self.limit, self._check)
+
+    def close(self) -> None:
+        if self.timer is not None:
+            self.timer.cancel()
+            self.timer = None
+
+
+class WebSocketReader:
+    """``AsyncSocket._websocket_handler``, its read loop without a Task per frame."""
+
+    async def _websocket_handler(self, ws: Any) -> None:
+        """Engine.IO handler for websocket transport."""
+        if self.connected:
+            # the socket was already connected, so this is an upgrade
+            if not await self._upgrade(ws):
+                return
+        else:
+            self.connected = True
+            self.upgraded = True
+        writer_task = asyncio.ensure_future(self._writer(ws))
+        self.server.logger.info("%s: Upgrade to websocket successful", self.sid)
+        await self._read(ws)
+        await self.queue.put(None)  # unlock the writer task so it can exit
+        await writer_task
+        await self.close(wait=False, abort=True, reason=self.server.reason.TRANSPORT_CLOSE)
+
+    async def _frame(self, ws: Any) -> Any:
+        data = await ws.wait()
+        if data and len(data) > self.server.max_http_buffer_size:
+            raise ValueError("packet is too large")
+        return data
+
+    async def _upgrade(self, ws: Any) -> bool:
+        """engineio's upgrade handshake, as it is: whether the socket is upgraded."""
+        self.upgrading = True  # hold packet sends during the upgrade
+        try:
+            pkt = await self._frame(ws)
+        except OSError:
+            return False
+        decoded_pkt = packet.Packet(encoded_packet=pkt)
+        if decoded_pkt.packet_type != packet.PING or decoded_pkt.data != "probe":
+            self.server.logger.info("%s: Failed websocket upgrade, no PING packet", self.sid)
+            self.upgrading = False
+            return False
+        await ws.send(packet.Packet(packet.PONG, data="probe").encode())
+        await self.queue.put(packet.Packet(packet.NOOP))  # end poll
+        try:
+            pkt = await self._frame(ws)
+        except OSError:
+            self.upgrading = False
+            return False
+        decoded_pkt = packet.Packet(encoded_packet=pkt)
+        if decoded_pkt.packet_type != packet.UPGRADE:
+            self.upgraded = False
+            self.server.logger.info(
+                "%s: Failed websocket upgrade, expected UPGRADE packet, received %s instead.", self.sid, pkt
+            )
+            self.upgrading = False
+            return False
+        self.upgraded = True
+        self.upgrading = False
+        return True
+
+    async def _writer(self, ws: Any) -> None:
+        """engineio's websocket writer, as it is."""
+        while True:
+            try:
+                packets = await self.poll()
+            except exceptions.QueueEmpty:
+                break
+            if not packets:
+                break  # empty packet list returned -> connection closed
+            try:
+                for pkt in packets:
+                    await ws.send(pkt.encode())
+            except BaseException:  # engineio's bare ``except``: a failed or cancelled send ends the writer
+                break
+        await ws.close()
+
+    async def _read(self, ws: Any) -> None:
+        """Receive frames until the client goes, a read fails or the socket stays silent too long."""
+        idle = IdleBound(self.server.ping_interval + self.server.ping_timeout)
+        loop = idle.loop
+        try:
+            while True:
+                idle.since = loop.time()
+                try:
+                    p = await self._frame(ws)
+                except asyncio.CancelledError:
+                    if idle.expired:
+                        idle.task.uncancel()  # type: ignore[union-attr]
+                    break  # engineio ends the connection on any cancellation of its wait
+                except Exception:
+                    break
+                idle.since = None
+                if p is None:
+                    break  # connection closed by client
+                pkt = packet.Packet(encoded_packet=p)
+                try:
+                    await self.receive(pkt)
+                except exceptions.UnknownPacketError:
+                    pass
+                except exceptions.SocketIsClosedError:
+                    self.server.logger.info("Receive error -- socket is closed")
+                    break
+                except Exception:  # logged, and the socket reads on (engineio's choice)
+                    self.server.logger.exception("Unknown receive error")
+        finally:
+            idle.close()
