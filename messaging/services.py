@@ -1,13 +1,13 @@
 """Messages, read receipts and who may talk to whom (contract 5.5)."""
 
+from contextlib import nullcontext
 from typing import Any
 
 from django.contrib.auth import get_user_model
 from django.contrib.auth.models import AbstractBaseUser
-from django.db import IntegrityError, transaction
+from django.db import connection, transaction
 from django.utils import timezone
 
-from bookings.models import Booking
 from bookings.selectors import parse_booking_id
 from config import rooms
 from config.errors import Forbidden, NotFound, ValidationError
@@ -40,23 +40,37 @@ def conversation_check(*, sender: AbstractBaseUser, recipient_id: Any, booking_i
 
     Staff may message anyone; a customer or partner writes to staff only in reply, once
     that staff member wrote to them (contract 10.2); otherwise a booking must link the two
-    (``messaging.selectors.recipient_with_link``). An unknown recipient, and staff who did
+    (``messaging.selectors.conversation_facts``). An unknown recipient, and staff who did
     not write first, get the same answer as one you may not message, so the answer tells
     nobody which user ids exist or which are staff.
     """
+    recipient, _ = _conversation(sender=sender, recipient_id=recipient_id, booking_id=booking_id)
+    assert recipient is not None  # no clientMessageId: never a stored message
+    return recipient
+
+
+def _conversation(
+    *, sender: AbstractBaseUser, recipient_id: Any, booking_id: Any, client_message_id: str | None = None
+) -> tuple[AbstractBaseUser | None, int | None]:
+    """``(recipient, None)`` if ``sender`` may write to them now, or ``(None, id)`` of the message
+    already stored with ``client_message_id``; else the refusal (``conversation_check``)."""
     recipient_pk = parse_user_id(recipient_id, field="recipientId")
     if recipient_pk == sender.pk:
         raise ValidationError("you cannot message yourself")
-    if booking_id is not None and not Booking.objects.filter(pk=parse_booking_id(booking_id)).exists():
+    booking_pk = parse_booking_id(booking_id) if booking_id is not None else None
+    facts = selectors.conversation_facts(
+        sender_id=sender.pk, recipient_id=recipient_pk, booking_id=booking_pk, client_message_id=client_message_id
+    )
+    if facts["stored"] is not None:
+        return None, facts["stored"]
+    if not facts["booking_found"]:
         raise NotFound("no such booking")
-    found = selectors.recipient_with_link(sender_id=sender.pk, recipient_id=recipient_pk, booking_id=booking_id)
-    if found is None or not (sender.is_staff or found["linked"] or found["asked"]):
+    found = facts["recipient"]
+    if found is None or not (sender.is_staff or facts["linked"] or facts["asked"]):
         raise Forbidden(NOT_A_CONVERSATION)
-    linked = found.pop("linked")
-    found.pop("asked")
     recipient = get_user_model()(**found, is_active=True)
-    recipient.linked = linked
-    return recipient
+    recipient.linked = facts["linked"]
+    return recipient, None
 
 
 def message_send(
@@ -72,6 +86,10 @@ def message_send(
 
     A resend of a stored ``clientMessageId`` returns the first message and
     announces nothing again: the recipient already had it.
+
+    Two round trips (issue 34): one query answers the resend, the booking and the right to
+    write (``selectors.conversation_facts``), then one INSERT, atomic by itself, so no
+    transaction of its own unless a notification is stored with it (recipient offline).
     """
     if not isinstance(body, str) or not len(body.strip()) >= 1 or len(body) > MAX_LENGTH:
         raise ValidationError(f"message must be 1 to {MAX_LENGTH} characters")
@@ -79,33 +97,53 @@ def message_send(
         not isinstance(client_message_id, str) or not 0 < len(client_message_id) <= 64
     ):
         raise ValidationError("clientMessageId must be a string of 1 to 64 characters")
-    if client_message_id is not None:
-        existing = _stored(sender, client_message_id)
-        if existing is not None:
-            return existing, False
-    recipient = conversation_check(sender=sender, recipient_id=recipient_id, booking_id=booking_id)
-    try:
-        with transaction.atomic():
-            message = Message.objects.create(
-                sender=sender,
-                recipient=recipient,
-                booking_id=parse_booking_id(booking_id) if booking_id is not None else None,
-                body=body,
-                client_message_id=client_message_id,
-            )
-            _announce_message(message, sender, recipient, recipient_online)
-    except IntegrityError:
-        # Two devices racing with one clientMessageId: the first message wins.
-        existing = _stored(sender, client_message_id) if client_message_id is not None else None
-        if existing is None:
-            raise
-        return existing, False
+    recipient, stored = _conversation(
+        sender=sender, recipient_id=recipient_id, booking_id=booking_id, client_message_id=client_message_id
+    )
+    if recipient is None:
+        return Message.objects.get(pk=stored), False
+    message = Message(
+        sender=sender,
+        recipient=recipient,
+        booking_id=parse_booking_id(booking_id) if booking_id is not None else None,
+        body=body,
+        client_message_id=client_message_id,
+        created_at=timezone.now(),
+    )
+    with nullcontext() if recipient_online else transaction.atomic():
+        message.pk = _insert(message)
+        if message.pk is None:
+            # Two devices racing with one clientMessageId: the first message wins.
+            return _stored(sender, client_message_id), False
+        _announce_message(message, sender, recipient, recipient_online)
     return message, True
 
 
-def _stored(sender: AbstractBaseUser, client_message_id: str) -> Message | None:
+def _insert(message: Message) -> int | None:
+    """INSERT the message; its id, or ``None`` when a message with its clientMessageId is stored.
+
+    Raw: the ORM's compilation of ``create`` cost more than the statement. ``ON CONFLICT DO
+    NOTHING`` rather than an IntegrityError, which inside a caller's transaction would need a
+    savepoint (two more round trips) to survive.
+    """
+    fields = [Message._meta.get_field(name) for name in ("sender", "recipient", "booking", "body")]
+    fields += [Message._meta.get_field(name) for name in ("client_message_id", "created_at")]
+    table = connection.ops.quote_name(Message._meta.db_table)
+    columns = ", ".join(connection.ops.quote_name(field.column) for field in fields)
+    values = [field.get_db_prep_save(getattr(message, field.attname), connection) for field in fields]
+    with connection.cursor() as cursor:
+        cursor.execute(
+            f"INSERT INTO {table} ({columns}) VALUES ({', '.join(['%s'] * len(fields))}) "
+            f"ON CONFLICT DO NOTHING RETURNING {connection.ops.quote_name(Message._meta.pk.column)}",
+            values,
+        )
+        row = cursor.fetchone()
+    return None if row is None else row[0]
+
+
+def _stored(sender: AbstractBaseUser, client_message_id: str) -> Message:
     """The sender's message with this ``clientMessageId`` (the idempotency key is that pair only)."""
-    return Message.objects.filter(sender_id=sender.pk, client_message_id=client_message_id).first()
+    return Message.objects.get(sender_id=sender.pk, client_message_id=client_message_id)
 
 
 def _announce_message(message: Message, sender: AbstractBaseUser, recipient: AbstractBaseUser, online: bool) -> None:
