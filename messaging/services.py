@@ -8,6 +8,7 @@ from django.contrib.auth.models import AbstractBaseUser
 from django.db import connection, transaction
 from django.utils import timezone
 
+from bookings.models import Booking
 from bookings.selectors import parse_booking_id
 from config import rooms
 from config.errors import Forbidden, NotFound, ValidationError
@@ -87,9 +88,10 @@ def message_send(
     A resend of a stored ``clientMessageId`` returns the first message and
     announces nothing again: the recipient already had it.
 
-    Two round trips (issue 34): one query answers the resend, the booking and the right to
-    write (``selectors.conversation_facts``), then one INSERT, atomic by itself, so no
-    transaction of its own unless a notification is stored with it (recipient offline).
+    One statement when the message is stored (issue 34): an INSERT of the message if
+    ``sender`` may write to the recipient now (``selectors.talk_rule``), atomic by itself, so
+    no transaction of its own unless a notification is stored with it (recipient offline).
+    When it stores nothing, one query says why: a resend, no such booking, or no right.
     """
     if not isinstance(body, str) or not len(body.strip()) >= 1 or len(body) > MAX_LENGTH:
         raise ValidationError(f"message must be 1 to {MAX_LENGTH} characters")
@@ -97,65 +99,78 @@ def message_send(
         not isinstance(client_message_id, str) or not 0 < len(client_message_id) <= 64
     ):
         raise ValidationError("clientMessageId must be a string of 1 to 64 characters")
-    recipient, stored = _conversation(
-        sender=sender, recipient_id=recipient_id, booking_id=booking_id, client_message_id=client_message_id
-    )
-    if recipient is None:
-        return Message.objects.get(pk=stored), False
+    recipient_pk = parse_user_id(recipient_id, field="recipientId")
+    if recipient_pk == sender.pk:
+        raise ValidationError("you cannot message yourself")
     message = Message(
         sender=sender,
-        recipient=recipient,
+        recipient_id=recipient_pk,
         booking_id=parse_booking_id(booking_id) if booking_id is not None else None,
         body=body,
         client_message_id=client_message_id,
         created_at=timezone.now(),
     )
     with nullcontext() if recipient_online else transaction.atomic():
-        message.pk = _insert(message)
-        if message.pk is None:
-            # Two devices racing with one clientMessageId: the first message wins.
-            return _stored(sender, client_message_id), False
-        _announce_message(message, sender, recipient, recipient_online)
+        stored = _insert_if_allowed(message, sender)
+        if stored is None:
+            recipient, first = _conversation(
+                sender=sender, recipient_id=recipient_pk, booking_id=booking_id, client_message_id=client_message_id
+            )
+            if recipient is None:  # a resend, or two devices racing with one clientMessageId: the first wins
+                return Message.objects.get(pk=first), False
+            # Refused by the INSERT, allowed a moment later (a booking accepted in between):
+            # the refusal stands, and the client's retry is stored.
+            raise Forbidden(NOT_A_CONVERSATION)
+        message.pk, recipient_is_staff = stored
+        _announce_message(message, sender, recipient_is_staff, recipient_online)
     return message, True
 
 
-def _insert(message: Message) -> int | None:
-    """INSERT the message; its id, or ``None`` when a message with its clientMessageId is stored.
+def _insert_if_allowed(message: Message, sender: AbstractBaseUser) -> tuple[int, bool] | None:
+    """INSERT the message if its sender may write to its recipient (``selectors.talk_rule``), its
+    booking exists and no message with its clientMessageId is stored: its id and whether the
+    recipient is staff; else ``None``.
 
     Raw: the ORM's compilation of ``create`` cost more than the statement. ``ON CONFLICT DO
     NOTHING`` rather than an IntegrityError, which inside a caller's transaction would need a
     savepoint (two more round trips) to survive.
     """
+    booking = Booking._meta.pk.get_db_prep_value(message.booking_id, connection)
+    linked, asked, rule_params = selectors.talk_rule(sender_id=sender.pk, booking=booking)
     fields = [Message._meta.get_field(name) for name in ("sender", "recipient", "booking", "body")]
     fields += [Message._meta.get_field(name) for name in ("client_message_id", "created_at")]
-    table = connection.ops.quote_name(Message._meta.db_table)
-    columns = ", ".join(connection.ops.quote_name(field.column) for field in fields)
     values = [field.get_db_prep_save(getattr(message, field.attname), connection) for field in fields]
+    values[1:2] = []  # the recipient is the row the rule allows
+    quote = connection.ops.quote_name
+    users = quote(get_user_model()._meta.db_table)
+    booking_exists = ""
+    if booking is not None:
+        booking_exists = f" AND EXISTS (SELECT 1 FROM {quote(Booking._meta.db_table)} bk WHERE bk.id = %s)"
+        rule_params.append(booking)
     with connection.cursor() as cursor:
         cursor.execute(
-            f"INSERT INTO {table} ({columns}) VALUES ({', '.join(['%s'] * len(fields))}) "
-            f"ON CONFLICT DO NOTHING RETURNING {connection.ops.quote_name(Message._meta.pk.column)}",
-            values,
+            f"INSERT INTO {quote(Message._meta.db_table)} ({', '.join(quote(field.column) for field in fields)}) "
+            f"SELECT %s, u.id, %s, %s, %s, %s FROM {users} u WHERE u.id = %s AND u.is_active "
+            f"AND (%s OR {linked} OR {asked}){booking_exists} "
+            f"ON CONFLICT DO NOTHING RETURNING {quote(Message._meta.pk.column)}, "
+            f"(SELECT v.is_staff FROM {users} v WHERE v.id = {quote(fields[1].column)})",
+            [*values, message.recipient_id, bool(sender.is_staff), *rule_params],
         )
         row = cursor.fetchone()
-    return None if row is None else row[0]
+    return None if row is None else (row[0], bool(row[1]))
 
 
-def _stored(sender: AbstractBaseUser, client_message_id: str) -> Message:
-    """The sender's message with this ``clientMessageId`` (the idempotency key is that pair only)."""
-    return Message.objects.get(sender_id=sender.pk, client_message_id=client_message_id)
-
-
-def _announce_message(message: Message, sender: AbstractBaseUser, recipient: AbstractBaseUser, online: bool) -> None:
+def _announce_message(message: Message, sender: AbstractBaseUser, recipient_is_staff: bool, online: bool) -> None:
     received = events.message_received(message, sender_summary(sender))
-    for namespace in person_namespaces(recipient):
-        emit("message:received", received, namespace=namespace, room=rooms.user(recipient.pk))
+    recipient_namespaces = (*rooms.PERSON_NAMESPACES, rooms.ADMIN) if recipient_is_staff else rooms.PERSON_NAMESPACES
+    for namespace in recipient_namespaces:
+        emit("message:received", received, namespace=namespace, room=rooms.user(message.recipient_id))
     sent = events.message_sent(message)
     for namespace in person_namespaces(sender):
         emit("message:sent", sent, namespace=namespace, room=rooms.user(sender.pk))
     if not online:
         notification_create(
-            user_id=recipient.pk,
+            user_id=message.recipient_id,
             type="message",
             title=f"New message from {received['sender']['name']}",
             body=message.body[:200],
