@@ -1,10 +1,11 @@
 """Messages, read receipts and who may talk to whom (contract 5.5)."""
 
+from contextlib import nullcontext
 from typing import Any
 
 from django.contrib.auth import get_user_model
 from django.contrib.auth.models import AbstractBaseUser
-from django.db import IntegrityError, transaction
+from django.db import connection, transaction
 from django.utils import timezone
 
 from bookings.models import Booking
@@ -40,23 +41,37 @@ def conversation_check(*, sender: AbstractBaseUser, recipient_id: Any, booking_i
 
     Staff may message anyone; a customer or partner writes to staff only in reply, once
     that staff member wrote to them (contract 10.2); otherwise a booking must link the two
-    (``messaging.selectors.recipient_with_link``). An unknown recipient, and staff who did
+    (``messaging.selectors.conversation_facts``). An unknown recipient, and staff who did
     not write first, get the same answer as one you may not message, so the answer tells
     nobody which user ids exist or which are staff.
     """
+    recipient, _ = _conversation(sender=sender, recipient_id=recipient_id, booking_id=booking_id)
+    assert recipient is not None  # no clientMessageId: never a stored message
+    return recipient
+
+
+def _conversation(
+    *, sender: AbstractBaseUser, recipient_id: Any, booking_id: Any, client_message_id: str | None = None
+) -> tuple[AbstractBaseUser | None, int | None]:
+    """``(recipient, None)`` if ``sender`` may write to them now, or ``(None, id)`` of the message
+    already stored with ``client_message_id``; else the refusal (``conversation_check``)."""
     recipient_pk = parse_user_id(recipient_id, field="recipientId")
     if recipient_pk == sender.pk:
         raise ValidationError("you cannot message yourself")
-    if booking_id is not None and not Booking.objects.filter(pk=parse_booking_id(booking_id)).exists():
+    booking_pk = parse_booking_id(booking_id) if booking_id is not None else None
+    facts = selectors.conversation_facts(
+        sender_id=sender.pk, recipient_id=recipient_pk, booking_id=booking_pk, client_message_id=client_message_id
+    )
+    if facts["stored"] is not None:
+        return None, facts["stored"]
+    if not facts["booking_found"]:
         raise NotFound("no such booking")
-    found = selectors.recipient_with_link(sender_id=sender.pk, recipient_id=recipient_pk, booking_id=booking_id)
-    if found is None or not (sender.is_staff or found["linked"] or found["asked"]):
+    found = facts["recipient"]
+    if found is None or not (sender.is_staff or facts["linked"] or facts["asked"]):
         raise Forbidden(NOT_A_CONVERSATION)
-    linked = found.pop("linked")
-    found.pop("asked")
     recipient = get_user_model()(**found, is_active=True)
-    recipient.linked = linked
-    return recipient
+    recipient.linked = facts["linked"]
+    return recipient, None
 
 
 def message_send(
@@ -72,6 +87,11 @@ def message_send(
 
     A resend of a stored ``clientMessageId`` returns the first message and
     announces nothing again: the recipient already had it.
+
+    One statement when the message is stored (issue 34): an INSERT of the message if
+    ``sender`` may write to the recipient now (``selectors.talk_rule``), atomic by itself, so
+    no transaction of its own unless a notification is stored with it (recipient offline).
+    When it stores nothing, one query says why: a resend, no such booking, or no right.
     """
     if not isinstance(body, str) or not len(body.strip()) >= 1 or len(body) > MAX_LENGTH:
         raise ValidationError(f"message must be 1 to {MAX_LENGTH} characters")
@@ -79,45 +99,78 @@ def message_send(
         not isinstance(client_message_id, str) or not 0 < len(client_message_id) <= 64
     ):
         raise ValidationError("clientMessageId must be a string of 1 to 64 characters")
-    if client_message_id is not None:
-        existing = _stored(sender, client_message_id)
-        if existing is not None:
-            return existing, False
-    recipient = conversation_check(sender=sender, recipient_id=recipient_id, booking_id=booking_id)
-    try:
-        with transaction.atomic():
-            message = Message.objects.create(
-                sender=sender,
-                recipient=recipient,
-                booking_id=parse_booking_id(booking_id) if booking_id is not None else None,
-                body=body,
-                client_message_id=client_message_id,
+    recipient_pk = parse_user_id(recipient_id, field="recipientId")
+    if recipient_pk == sender.pk:
+        raise ValidationError("you cannot message yourself")
+    message = Message(
+        sender=sender,
+        recipient_id=recipient_pk,
+        booking_id=parse_booking_id(booking_id) if booking_id is not None else None,
+        body=body,
+        client_message_id=client_message_id,
+        created_at=timezone.now(),
+    )
+    with nullcontext() if recipient_online else transaction.atomic():
+        stored = _insert_if_allowed(message, sender)
+        if stored is None:
+            recipient, first = _conversation(
+                sender=sender, recipient_id=recipient_pk, booking_id=booking_id, client_message_id=client_message_id
             )
-            _announce_message(message, sender, recipient, recipient_online)
-    except IntegrityError:
-        # Two devices racing with one clientMessageId: the first message wins.
-        existing = _stored(sender, client_message_id) if client_message_id is not None else None
-        if existing is None:
-            raise
-        return existing, False
+            if recipient is None:  # a resend, or two devices racing with one clientMessageId: the first wins
+                return Message.objects.get(pk=first), False
+            # Refused by the INSERT, allowed a moment later (a booking accepted in between):
+            # the refusal stands, and the client's retry is stored.
+            raise Forbidden(NOT_A_CONVERSATION)
+        message.pk, recipient_is_staff = stored
+        _announce_message(message, sender, recipient_is_staff, recipient_online)
     return message, True
 
 
-def _stored(sender: AbstractBaseUser, client_message_id: str) -> Message | None:
-    """The sender's message with this ``clientMessageId`` (the idempotency key is that pair only)."""
-    return Message.objects.filter(sender_id=sender.pk, client_message_id=client_message_id).first()
+def _insert_if_allowed(message: Message, sender: AbstractBaseUser) -> tuple[int, bool] | None:
+    """INSERT the message if its sender may write to its recipient (``selectors.talk_rule``), its
+    booking exists and no message with its clientMessageId is stored: its id and whether the
+    recipient is staff; else ``None``.
+
+    Raw: the ORM's compilation of ``create`` cost more than the statement. ``ON CONFLICT DO
+    NOTHING`` rather than an IntegrityError, which inside a caller's transaction would need a
+    savepoint (two more round trips) to survive.
+    """
+    booking = Booking._meta.pk.get_db_prep_value(message.booking_id, connection)
+    linked, asked, rule_params = selectors.talk_rule(sender_id=sender.pk, booking=booking)
+    fields = [Message._meta.get_field(name) for name in ("sender", "recipient", "booking", "body")]
+    fields += [Message._meta.get_field(name) for name in ("client_message_id", "created_at")]
+    values = [field.get_db_prep_save(getattr(message, field.attname), connection) for field in fields]
+    values[1:2] = []  # the recipient is the row the rule allows
+    quote = connection.ops.quote_name
+    users = quote(get_user_model()._meta.db_table)
+    booking_exists = ""
+    if booking is not None:
+        booking_exists = f" AND EXISTS (SELECT 1 FROM {quote(Booking._meta.db_table)} bk WHERE bk.id = %s)"
+        rule_params.append(booking)
+    with connection.cursor() as cursor:
+        cursor.execute(
+            f"INSERT INTO {quote(Message._meta.db_table)} ({', '.join(quote(field.column) for field in fields)}) "
+            f"SELECT %s, u.id, %s, %s, %s, %s FROM {users} u WHERE u.id = %s AND u.is_active "
+            f"AND (%s OR {linked} OR {asked}){booking_exists} "
+            f"ON CONFLICT DO NOTHING RETURNING {quote(Message._meta.pk.column)}, "
+            f"(SELECT v.is_staff FROM {users} v WHERE v.id = {quote(fields[1].column)})",
+            [*values, message.recipient_id, bool(sender.is_staff), *rule_params],
+        )
+        row = cursor.fetchone()
+    return None if row is None else (row[0], bool(row[1]))
 
 
-def _announce_message(message: Message, sender: AbstractBaseUser, recipient: AbstractBaseUser, online: bool) -> None:
+def _announce_message(message: Message, sender: AbstractBaseUser, recipient_is_staff: bool, online: bool) -> None:
     received = events.message_received(message, sender_summary(sender))
-    for namespace in person_namespaces(recipient):
-        emit("message:received", received, namespace=namespace, room=rooms.user(recipient.pk))
+    recipient_namespaces = (*rooms.PERSON_NAMESPACES, rooms.ADMIN) if recipient_is_staff else rooms.PERSON_NAMESPACES
+    for namespace in recipient_namespaces:
+        emit("message:received", received, namespace=namespace, room=rooms.user(message.recipient_id))
     sent = events.message_sent(message)
     for namespace in person_namespaces(sender):
         emit("message:sent", sent, namespace=namespace, room=rooms.user(sender.pk))
     if not online:
         notification_create(
-            user_id=recipient.pk,
+            user_id=message.recipient_id,
             type="message",
             title=f"New message from {received['sender']['name']}",
             body=message.body[:200],

@@ -115,3 +115,53 @@ def test_every_booking_status_says_who_is_notified():
     from messaging.notify import ON_STATUS
 
     assert set(ON_STATUS) == set(S)
+
+
+def test_a_refused_message_stores_nothing_and_says_why(customer, partner, other_customer, staff):
+    """The INSERT stores only what the rule allows; when it stores nothing, the answer is the rule's."""
+    booking = BookingFactory(customer=customer, partner=partner, status=S.PARTNER_ACCEPTED)
+    with pytest.raises(Forbidden):  # no booking links them
+        message_send(sender=other_customer, recipient_id=partner.pk, body="hi", client_message_id="r1")
+    with pytest.raises(Forbidden):  # staff are written to only in reply
+        message_send(sender=customer, recipient_id=staff.pk, body="hi")
+    with pytest.raises(Forbidden):  # staff write to anyone who exists
+        message_send(sender=staff, recipient_id=999999, body="hi")
+    with pytest.raises(ValidationError):
+        message_send(sender=staff, recipient_id=staff.pk, body="hi")
+    with pytest.raises(Forbidden):  # the booking given must be the linking one
+        message_send(sender=other_customer, recipient_id=partner.pk, body="hi", booking_id=booking.pk)
+    assert not Message.objects.exists()
+    message, created = message_send(sender=customer, recipient_id=partner.pk, body="hi", booking_id=booking.pk)
+    stored = Message.objects.get()
+    assert created and (stored.pk, stored.recipient_id, stored.booking_id) == (message.pk, partner.pk, booking.pk)
+    assert stored.created_at == message.created_at
+
+
+def test_a_resend_is_answered_even_after_the_right_to_write_is_gone(customer, partner):
+    booking = BookingFactory(customer=customer, partner=partner, status=S.PARTNER_ACCEPTED)
+    first, _ = message_send(sender=customer, recipient_id=partner.pk, body="hi", client_message_id="k1")
+    booking.status = S.CANCELLED
+    booking.save(update_fields=["status"])
+    again, created = message_send(sender=customer, recipient_id=partner.pk, body="hi", client_message_id="k1")
+    assert not created and again.pk == first.pk
+    with pytest.raises(Forbidden):
+        message_send(sender=customer, recipient_id=partner.pk, body="hi", client_message_id="k2")
+
+
+def test_an_offline_recipient_gets_the_message_and_its_notification_together(customer, partner, monkeypatch):
+    """Offline: the message and its notification in one transaction; a failed notification stores neither."""
+    from messaging import services
+    from messaging.models import Notification
+
+    BookingFactory(customer=customer, partner=partner, status=S.PARTNER_ACCEPTED)
+    message, _ = message_send(sender=customer, recipient_id=partner.pk, body="hi", recipient_online=False)
+    note = Notification.objects.get()
+    assert (note.user_id, note.data["messageId"]) == (partner.pk, str(message.pk))
+
+    def broken(**kwargs):
+        raise RuntimeError("the notification failed")
+
+    monkeypatch.setattr(services, "notification_create", broken)
+    with pytest.raises(RuntimeError):
+        message_send(sender=customer, recipient_id=partner.pk, body="lost", recipient_online=False)
+    assert list(Message.objects.values_list("body", flat=True)) == ["hi"]
