@@ -3,14 +3,15 @@ within the send-queue bounds; a room emit's packet framed once for all its recip
 
 import asyncio
 
+import pytest
 from engineio import packet as eio_packet
 from websockets.frames import Frame, Opcode
 
 from config import metrics
 from config.realtime.engine import EngineServer, Socket
 from config.realtime.outbound import SharedPacket
-from config.realtime.websocket_protocol import frame_of
-from tests.live import run
+from config.realtime.websocket_protocol import WebSocketProtocol, frame_of
+from tests.live import RawSocket, run, token_for
 
 
 class Connection:
@@ -157,3 +158,27 @@ def test_a_room_emit_is_one_frame_for_every_socket_that_can_take_it_and_the_queu
         assert sockets["skipped"][1].frames == []
 
     run(scenario())
+
+
+@pytest.mark.django_db(transaction=True)
+def test_the_server_as_it_runs_writes_its_frames_straight_to_the_connection(live_server_url, customer, monkeypatch):
+    """uvicorn with the product's protocol, as ``make serve`` runs it: the link from an engineio
+    socket to its connection is made, and a packet to an idle socket (the CONNECT answer) takes it."""
+    written: list[bytes] = []
+    real = WebSocketProtocol.write_frame
+
+    def write_frame(self: WebSocketProtocol, frame: bytes) -> bool:
+        done = real(self, frame)
+        if done:
+            written.append(frame)
+        return done
+
+    monkeypatch.setattr(WebSocketProtocol, "write_frame", write_frame)
+
+    async def scenario() -> str:
+        client = await RawSocket(live_server_url, "/customer").connect(token_for(customer))
+        await client.close()
+        return client.answer["sid"]
+
+    sid = run(scenario())
+    assert any(frame[2:].startswith(b"40/customer,") and sid.encode() in frame for frame in written), written
