@@ -127,6 +127,7 @@ def production_env(db_url: str) -> dict[str, str]:
         "LOG_LEVEL": "WARNING",
         # Thousands of load-generator sockets connect from one loopback address.
         "RATE_CONNECT_ADDRESS": "100000000",
+        "SOCKETIO_SESSIONS_PER_ADDRESS": "100000000",
     }
 
 

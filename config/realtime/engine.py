@@ -21,6 +21,9 @@ transport error and counted in ``homeservices_connection_bounds_total``), and wh
 long-polling POST may carry (at most ``Payload.max_decode_packets`` packets, readable):
 anything else is answered 400 with one WARNING line, never a traceback.
 
+A ``MESSAGE`` to a websocket goes out at once where nothing can be ahead of it
+(``config.realtime.outbound``); the queue keeps the rest, their order and the bounds.
+
 All replaced in a subclass (python-socketio's ``_engineio_server_class`` hook), not
 patched into the library: the same names, the same behaviour.
 """
@@ -35,8 +38,10 @@ from engineio.async_drivers import asgi
 
 from config import metrics
 from config.realtime.auth import client_address
+from config.realtime.outbound import WritesNow
 from config.realtime.primitives import Mailbox
 from config.realtime.reading import WebSocketReader
+from config.realtime.websocket_protocol import WebSocketProtocol
 
 logger = logging.getLogger(__name__)
 
@@ -82,6 +87,18 @@ async def translate_request(scope: dict[str, Any], receive: Any, send: Any) -> d
 
 
 class WebSocket(asgi.WebSocket):
+    async def __call__(self, environ: dict[str, Any]) -> str:
+        """While the websocket lasts, its socket may write frames straight to it (``outbound``)."""
+        socket = getattr(self.handler, "__self__", None)
+        protocol = getattr(environ["asgi.send"], "__self__", None)
+        if not (isinstance(socket, Socket) and isinstance(protocol, WebSocketProtocol)):
+            return await super().__call__(environ)
+        socket.write_frame = protocol.write_frame
+        try:
+            return await super().__call__(environ)
+        finally:
+            socket.write_frame = None  # the connection is over: no reference left to it
+
     async def wait(self) -> Any:
         """The next message, or ``None`` once the client has gone (engineio's "connection closed").
 
@@ -135,14 +152,13 @@ class UnreadablePayload(exceptions.EngineIOError):
     """A long-polling POST engineio cannot decode: too many packets, not UTF-8, a broken packet."""
 
 
-class Socket(WebSocketReader, async_socket.AsyncSocket):
-    """engineio's socket with a bounded send queue, a POST that refuses what it cannot read, and a
-    websocket read loop without a Task per frame (``config.realtime.reading``)."""
-
-    dropped = False  # set by ``EngineServer.drop``: nothing more is queued
+class Socket(WebSocketReader, WritesNow, async_socket.AsyncSocket):
+    """engineio's socket with a bounded send queue, a POST that refuses what it cannot read, a
+    websocket read loop without a Task per frame (``config.realtime.reading``) and a packet
+    written at once where nothing is ahead of it (``config.realtime.outbound``)."""
 
     async def send(self, pkt: Any) -> None:
-        if self.dropped:
+        if self.dropped or self.write_now(pkt):
             return
         queue, server = self.queue, self.server
         if queue.qsize() >= server.send_queue_packets:

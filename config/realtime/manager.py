@@ -27,6 +27,7 @@ from config import metrics
 from config.realtime import catalogue, hooks
 from config.realtime.lanes import Lane
 from config.realtime.orm import orm_in_flight
+from config.realtime.outbound import EmitsOnce
 from config.realtime.stopping import GracefulStop
 from config.realtime.transport import ChannelLayerTransport, OutageLog
 
@@ -35,7 +36,7 @@ logger = logging.getLogger(__name__)
 OUTBOX_BATCH_MAX = 500  # messages per recovery-log pipeline
 
 
-class ChannelLayerManager(GracefulStop, ChannelLayerTransport, AsyncPubSubManager):
+class ChannelLayerManager(GracefulStop, ChannelLayerTransport, EmitsOnce, AsyncPubSubManager):
     name = "channels"
 
     def __init__(self, group: str | None = None, **kwargs: Any) -> None:
@@ -144,7 +145,8 @@ class ChannelLayerManager(GracefulStop, ChannelLayerTransport, AsyncPubSubManage
                     message["offset"] = offset
 
     async def _handle_emit(self, message: dict[str, Any]) -> None:
-        """Deliver with the event's offset as the last argument (``recovery``)."""
+        """Deliver with the event's offset as the last argument (``recovery``), through ``EmitsOnce``
+        unless it asks for acks or carries binary data (python-socketio's way)."""
         if settings.EMIT_VALIDATION:
             for problem in catalogue.violations(message):
                 logger.error("an emitted payload breaks the event catalogue: %s", problem)
@@ -154,7 +156,10 @@ class ChannelLayerManager(GracefulStop, ChannelLayerTransport, AsyncPubSubManage
             self.server.recovery.unlogged = True
         if message.get("offset"):
             message = {**message, "data": [*message["data"], message["offset"]]}
-        await super()._handle_emit(message)
+        if message.get("callback") is None and not message.get("binary"):
+            await self.emit_once(message)  # encoded and framed once, no task per recipient
+        else:
+            await super()._handle_emit(message)
 
     async def dispatch(self, message: dict[str, Any], local: bool = False) -> None:
         """Deliver to this process's sockets, then (unless ``local``) publish for the others."""

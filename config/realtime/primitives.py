@@ -39,6 +39,10 @@ class Mailbox:
     def empty(self) -> bool:
         return not self._items
 
+    def awaited(self) -> bool:
+        """Whether a getter waits: no item waits either, and none is on its way to a getter."""
+        return any(not getter.done() for getter in self._getters)
+
     def put_nowait(self, item: Any) -> None:
         self._unfinished += 1
         while self._getters:

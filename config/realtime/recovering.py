@@ -235,6 +235,10 @@ class Recoveries:
         if connection.reused_sid is not None and self._claims.get(connection.reused_sid) is connection:
             del self._claims[connection.reused_sid]
 
+    def watching(self, eio_sid: str) -> bool:
+        """Whether packets to ``eio_sid`` must pass ``intercept`` (a connect of it recovers, or did lately)."""
+        return eio_sid in self._connections
+
     async def intercept(self, eio_sid: str, item: Any) -> bool:
         """Whether a packet to ``eio_sid`` was taken here: a recovering connect's answer, held
         until it, or a live copy of an event its replay carried (dropped)."""

@@ -21,6 +21,12 @@
   at INFO (``"WebSocket /socket.io/..." [accepted]``): two lines a connection with the
   close, all formatted on the event loop, 42,000 lines for a churn of 21,000
   connections. The metrics count connections; these lines go to DEBUG.
+- **A frame built once.** Without permessage-deflate (``make serve`` turns it off) a frame
+  from the server is its header and the payload, the same bytes for every socket: a room
+  emit builds it once (``frame_of``) and ``write_frame`` writes it to each connection that
+  is open and writable, where uvicorn's ASGI ``send`` would take a ``websocket.send`` dict,
+  encode the text and frame it again for each. A connection that negotiated an extension
+  (a client offering permessage-deflate where the server allows it) is written as before.
 
 Use: ``uvicorn --ws config.realtime.websocket_protocol:WebSocketProtocol`` (as
 ``make serve`` does).
@@ -31,6 +37,7 @@ import logging
 from typing import Any
 
 from uvicorn.protocols.websockets.websockets_sansio_impl import WebSocketsSansIOProtocol
+from websockets.frames import Frame, Opcode
 from websockets.http11 import Request
 
 from config.realtime.primitives import Flag, Mailbox
@@ -50,7 +57,16 @@ class PerConnectionLog(logging.LoggerAdapter):
 _per_connection = PerConnectionLog(logging.getLogger("uvicorn.error"), {})
 
 
+def frame_of(data: str | bytes) -> bytes:
+    """The frame a server sends ``data`` in (unmasked, uncompressed): the same for every connection."""
+    if isinstance(data, str):
+        return Frame(Opcode.TEXT, data.encode()).serialize(mask=False)
+    return Frame(Opcode.BINARY, data).serialize(mask=False)
+
+
 class WebSocketProtocol(WebSocketsSansIOProtocol):
+    plain_frames = False  # set once the handshake is over: no extension transforms this connection's frames
+
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         self.logger = _per_connection  # type: ignore[assignment]
@@ -66,6 +82,15 @@ class WebSocketProtocol(WebSocketsSansIOProtocol):
         # Called once, right after the handshake's response went out (a hook off the send path).
         super().start_keepalive()
         self.response.headers.clear()
+        self.plain_frames = not self.conn.extensions
+
+    def write_frame(self, frame: bytes) -> bool:
+        """Write a frame of ``frame_of`` now, if the connection is open, writable and plain;
+        ``False``: send it through the ASGI ``send`` (which waits, or fails, as it should)."""
+        if not self.plain_frames or not self.writable.is_set() or self.close_sent or self.transport.is_closing():
+            return False
+        self.transport.write(frame)
+        return True
 
     def connection_lost(self, exc: Exception | None) -> None:
         super().connection_lost(exc)

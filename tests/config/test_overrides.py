@@ -67,6 +67,8 @@ PRODUCT_ATTRIBUTES = {
 REPLACED = {
     "socketio.exceptions.ConnectionRefusedError.__init__": "4cb8b27e54d7c822",
     "engineio.async_drivers.asgi.WebSocket.wait": "0346a1c9ebdafdff",
+    # a websocket's socket writes frames straight to the connection while it lasts (config.realtime.outbound)
+    "engineio.async_drivers.asgi.WebSocket.__call__": "abbf7a49b2256d37",
     "engineio.base_server.BaseServer.__init__": "a06b17502fbd9646",
     "engineio.async_server.AsyncServer.create_queue": "5ff5673a0c017681",
     # what one connection may hold (contract 10.1): sessions per address, the bounded send
@@ -214,7 +216,8 @@ TOUCHED: dict[str, tuple[str, str]] = {
     ),
     "engineio.async_socket.AsyncSocket.upgraded": (
         "8f465ad8f1e7e95f",
-        "our websocket handler marks the upgrade done, as engineio's does (config.realtime.reading)",
+        "our websocket handler marks the upgrade done, as engineio's does (config.realtime.reading); "
+        "a websocket serves the socket, not polling (config.realtime.outbound)",
     ),
     "engineio.async_socket.AsyncSocket.sid": ("d11035000b576bc8", "the session named in the websocket loop's logs"),
     "engineio.async_server.AsyncServer.ping_interval": (
@@ -236,6 +239,30 @@ TOUCHED: dict[str, tuple[str, str]] = {
     "engineio.async_drivers.asgi.WebSocket.handler": (
         "68ae8e59011b172b",
         "the engineio socket the websocket serves (during an upgrade)",
+    ),
+    # the outbound path (config.realtime.outbound, issue 34): a MESSAGE is written to the
+    # websocket at once only where engineio's send would have queued nothing ahead of it
+    "engineio.async_socket.AsyncSocket.closing": ("862f307c021c79c9", "a close under way: packets keep the queue"),
+    "engineio.async_socket.AsyncSocket.last_ping": (
+        "84b138d3a235e1d9",
+        "a ping overdue: engineio's send closes the socket, so the packet goes its way",
+    ),
+    "engineio.base_server.BaseServer.ping_timeout": ("a06b17502fbd9646", "when a ping is overdue (as engineio's send)"),
+    "socketio.async_server.AsyncServer._send_eio_packet": (
+        "64cf72a2ab7d75b1",
+        "a room emit's packet to a socket that cannot take it at once goes python-socketio's way",
+    ),
+    "websockets.server.ServerProtocol.extensions": (
+        "0d8c8aee0845dfc3",
+        "no extension (permessage-deflate) negotiated: a frame built once is this connection's frame",
+    ),
+    "uvicorn.protocols.websockets.websockets_sansio_impl.WebSocketsSansIOProtocol.close_sent": (
+        "d9c9a454d8fae0bc",
+        "no frame written after the close frame",
+    ),
+    "uvicorn.protocols.websockets.websockets_sansio_impl.WebSocketsSansIOProtocol.transport": (
+        "c9e1fc407470172c",
+        "the connection's transport, written to as uvicorn's send writes to it",
     ),
     # uvicorn and websockets (config.realtime.websocket_protocol: per-connection memory)
     "uvicorn.protocols.websockets.websockets_sansio_impl.WebSocketsSansIOProtocol.conn": (

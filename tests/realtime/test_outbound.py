@@ -1,0 +1,184 @@
+"""A packet out (issue 34): written at once only where nothing can be ahead of it, in order,
+within the send-queue bounds; a room emit's packet framed once for all its recipients."""
+
+import asyncio
+
+import pytest
+from engineio import packet as eio_packet
+from websockets.frames import Frame, Opcode
+
+from config import metrics
+from config.realtime.engine import EngineServer, Socket
+from config.realtime.outbound import SharedPacket
+from config.realtime.websocket_protocol import WebSocketProtocol, frame_of
+from tests.live import RawSocket, run, token_for
+
+
+class Connection:
+    """What ``WebSocketProtocol.write_frame`` does, seen from the socket: frames written while writable."""
+
+    def __init__(self) -> None:
+        self.writable = True
+        self.frames: list[bytes] = []
+
+    def write_frame(self, frame: bytes) -> bool:
+        if not self.writable:
+            return False
+        self.frames.append(frame)
+        return True
+
+
+def websocket_socket(server: EngineServer, sid: str = "s1") -> tuple[Socket, Connection]:
+    socket = Socket(server, sid)
+    socket.connected = socket.upgraded = True
+    connection = Connection()
+    socket.write_frame = connection.write_frame
+    return socket, connection
+
+
+def message(data: str) -> eio_packet.Packet:
+    return eio_packet.Packet(eio_packet.MESSAGE, data)
+
+
+def test_a_frame_is_the_text_frame_websockets_would_send():
+    for text in ("x", "y" * 125, "z" * 126, "é" * 40_000):
+        assert frame_of(text) == Frame(Opcode.TEXT, text.encode()).serialize(mask=False)
+        assert frame_of("4" + text)[0] == 0x81  # FIN, text, unmasked
+    shared = SharedPacket(eio_packet.MESSAGE, '2/customer,["e",{}]')
+    assert shared.frame() is shared.frame()  # framed once, whoever asks
+    assert shared.frame() == frame_of('42/customer,["e",{}]')
+
+
+def test_a_message_is_written_at_once_only_while_the_writer_waits_on_an_empty_queue(settings):
+    async def scenario() -> None:
+        server = EngineServer(async_mode="asgi")
+        socket, connection = websocket_socket(server)
+        # No writer waiting (it holds packets it has not written yet): the queue, behind them.
+        await socket.send(message("a"))
+        assert socket.queue.qsize() == 1 and connection.frames == []
+        assert socket.queue.get_nowait().data == "a"
+        # The writer waits on the empty queue: written now, the writer not woken.
+        waiting = socket.queue.get()
+        await socket.send(message("b"))
+        assert connection.frames == [frame_of("4b")] and not waiting.done()
+        # Pings keep the queue: they wake the writer, whose wait would otherwise time out.
+        await socket.send(eio_packet.Packet(eio_packet.PING))
+        assert waiting.done() and waiting.result().packet_type == eio_packet.PING
+        assert connection.frames == [frame_of("4b")]
+        # Not writable: queued, and what follows queues behind it even once writable again.
+        waiting = socket.queue.get()
+        connection.writable = False
+        await socket.send(message("c"))
+        assert waiting.result().data == "c"  # handed to the writer, which now waits to write it
+        connection.writable = True
+        await socket.send(message("d"))
+        assert socket.queue.qsize() == 1 and connection.frames == [frame_of("4b")]
+        # An upgrade under way, or a polling socket: never written at once.
+        socket.queue.get_nowait()
+        waiting = socket.queue.get()
+        socket.upgrading = True
+        assert not socket.write_now(message("e"))
+        socket.upgrading, socket.upgraded = False, False
+        assert not socket.write_now(message("e"))
+        socket.upgraded = True
+        assert socket.write_now(message("e")) and connection.frames[-1] == frame_of("4e")
+        # A ping overdue: engineio's send decides (it closes the socket), not the fast path.
+        socket.last_ping = 1.0
+        assert not socket.write_now(message("f"))
+        waiting.cancel()
+
+    run(scenario())
+
+
+def test_a_client_that_cannot_take_more_is_still_dropped_past_its_bound_and_counted(settings):
+    settings.SOCKETIO = {**settings.SOCKETIO, "SEND_QUEUE_PACKETS": 20}
+
+    async def scenario() -> None:
+        server = EngineServer(async_mode="asgi")
+        socket, connection = websocket_socket(server)
+        server.sockets[socket.sid] = socket
+        socket.queue.get()  # the writer waits
+        connection.writable = False  # the client reads no more: its connection stays unwritable
+        before = metrics.CONNECTION_BOUNDS.labels("send_queue_packets")._value.get()
+        for i in range(25):
+            await socket.send(message(str(i)))
+        assert connection.frames == []
+        assert socket.dropped
+        assert metrics.CONNECTION_BOUNDS.labels("send_queue_packets")._value.get() == before + 1
+        await asyncio.gather(*server._dropping)
+        assert socket.closed and socket.sid not in server.sockets
+        connection.writable = True
+        await socket.send(message("late"))
+        assert connection.frames == []  # nothing is sent to a dropped socket, at once or not
+
+    run(scenario())
+
+
+def test_a_room_emit_is_one_frame_for_every_socket_that_can_take_it_and_the_queue_for_the_rest():
+    """Encoded once (the offset last, as ``recovery`` appends it), framed once; a socket with a
+    backlog, a recovering one and a skipped one each get what engineio's way gives them."""
+    from config.realtime.server import sio
+
+    manager, namespace, room = sio.manager, "/customer", "booking:outbound-test"
+
+    async def scenario() -> None:
+        sockets = {}
+        for name in ("ready", "backlog", "recovering", "skipped"):
+            socket, connection = websocket_socket(sio.eio, f"eio-{name}")
+            if name != "backlog":
+                socket.queue.get()  # the writer waits (the backlog's is busy writing)
+            sio.eio.sockets[socket.sid] = socket
+            manager.basic_enter_room(name, namespace, room, eio_sid=socket.sid)
+            sockets[name] = (socket, connection)
+        await sockets["backlog"][0].send(message("earlier"))  # queued: its writer is busy
+        sio.recoveries._connections["eio-recovering"] = {}  # a replay window open on it
+        try:
+            await manager.emit_once(
+                {
+                    "event": "booking:updated",
+                    "data": [{"id": 1}, "1700000000000-0"],
+                    "namespace": namespace,
+                    "room": room,
+                    "skip_sid": "skipped",
+                }
+            )
+        finally:
+            del sio.recoveries._connections["eio-recovering"]
+            for name, (socket, _) in sockets.items():
+                manager.basic_leave_room(name, namespace, room)
+                del sio.eio.sockets[socket.sid]
+        expected = frame_of('42/customer,["booking:updated",{"id":1},"1700000000000-0"]')
+        assert sockets["ready"][1].frames == [expected]
+        assert sockets["backlog"][1].frames == []  # nothing written past what waits
+        backlog = sockets["backlog"][0].queue
+        assert backlog.get_nowait().data == "earlier"
+        queued = backlog.get_nowait()
+        assert isinstance(queued, SharedPacket) and queued.frame() == expected
+        assert sockets["recovering"][1].frames == [expected]  # through ``intercept``, which holds nothing here
+        assert sockets["skipped"][1].frames == []
+
+    run(scenario())
+
+
+@pytest.mark.django_db(transaction=True)
+def test_the_server_as_it_runs_writes_its_frames_straight_to_the_connection(live_server_url, customer, monkeypatch):
+    """uvicorn with the product's protocol, as ``make serve`` runs it: the link from an engineio
+    socket to its connection is made, and a packet to an idle socket (the CONNECT answer) takes it."""
+    written: list[bytes] = []
+    real = WebSocketProtocol.write_frame
+
+    def write_frame(self: WebSocketProtocol, frame: bytes) -> bool:
+        done = real(self, frame)
+        if done:
+            written.append(frame)
+        return done
+
+    monkeypatch.setattr(WebSocketProtocol, "write_frame", write_frame)
+
+    async def scenario() -> str:
+        client = await RawSocket(live_server_url, "/customer").connect(token_for(customer))
+        await client.close()
+        return client.answer["sid"]
+
+    sid = run(scenario())
+    assert any(frame[2:].startswith(b"40/customer,") and sid.encode() in frame for frame in written), written
