@@ -13,6 +13,7 @@ import pytest
 from channels.db import database_sync_to_async as sync_to_async
 
 from config import rooms
+from config.realtime.presence import presence
 from config.realtime.server import sio
 from messaging.notify import notification_create
 from tests.live import RawSocket, TcpProxy, run, token_for, wait_until
@@ -36,6 +37,11 @@ def left_behind(sid: str, eio_sid: str) -> dict[str, Any]:
     if eio_sid in sio.environ:
         found["environ"] = True
     return found
+
+
+def counted_online(user_id: int) -> int:
+    """The user's sockets on /customer that this process counts for presence."""
+    return presence.local[NS][user_id]
 
 
 async def open_session(url: str) -> RawSocket:
@@ -201,6 +207,59 @@ def test_two_namespaces_recovering_at_once_on_one_session_get_each_event_once_in
         seen = {namespace: seen_on(log, namespace) for namespace in answers}
         titles = {namespace: [t for t in seen[namespace] if t != "answer"] for namespace in answers}
         assert titles == {namespace: ["gap", "live"] for namespace in answers}, seen
+
+    try:
+        run(scenario())
+    finally:
+        proxy.stop()
+
+
+def test_a_session_closed_while_its_recovering_connect_runs_leaves_no_socket_behind(
+    live_server_url, customer, monkeypatch
+):
+    """A long-polling client POSTs its recovering CONNECT and, in a second POST at once, Engine.IO's
+    CLOSE: the close is handled while the connect runs (the socket is not connected yet, so its
+    disconnect handlers skip it). Once the connect ends, nothing of the socket may remain: no
+    member of any room, no presence of its user, no replay window."""
+    proxy = TcpProxy(live_server_url).start()
+    token = token_for(customer)
+    missed = sio.recovery.missed
+    reading: list[bool] = []
+    go = threading.Event()
+    read: list[bool] = []
+
+    async def gated_read(namespace: str, offset: str) -> Any:
+        reading.append(True)
+        deadline = time.monotonic() + 10
+        while not go.is_set() and time.monotonic() < deadline:
+            await asyncio.sleep(0.01)
+        try:
+            return await missed(namespace, offset)
+        finally:
+            read.append(True)
+
+    async def scenario() -> None:
+        first = await RawSocket(proxy.url, NS).connect(token)
+        sid, pid = first.answer["sid"], first.answer["pid"]
+        proxy.cut()
+        await wait_until(lambda: not sio.manager.is_connected(sid, NS), what="the cut seen")
+        await first.close()
+        monkeypatch.setattr(sio.recovery, "missed", gated_read)
+        polling = await Polling(live_server_url).open()
+        connect = asyncio.create_task(polling.post(f"40{NS}," + json.dumps({"token": token, "pid": pid})))
+        await wait_until(lambda: reading, what="the recovery under way")
+        close = asyncio.create_task(polling.post("1"))  # Engine.IO CLOSE, while the connect runs
+        socket = sio.eio.sockets[polling.sid]
+        await wait_until(lambda: socket.closing or socket.closed, what="the close under way")
+        go.set()
+        await wait_until(lambda: read, what="the connect over")
+        await asyncio.gather(connect, close, return_exceptions=True)
+        await polling.close()
+        try:
+            await wait_until(lambda: left_behind(sid, polling.sid) == {}, timeout=2, what="nothing left")
+        except AssertionError:
+            raise AssertionError(f"a socket nobody is behind: {left_behind(sid, polling.sid)}") from None
+        await wait_until(lambda: counted_online(customer.pk) == 0, timeout=2, what="the user counted offline")
 
     try:
         run(scenario())
