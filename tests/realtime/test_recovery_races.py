@@ -39,6 +39,13 @@ def left_behind(sid: str, eio_sid: str) -> dict[str, Any]:
     return found
 
 
+def dead_in_register() -> list[str]:
+    """Sessions no longer open that the register of recoveries still holds, or claims of them."""
+    open_ = sio.eio.sockets
+    claims = [c.eio_sid for c in sio.recoveries._claims.values()]
+    return [eio_sid for eio_sid in [*sio.recoveries._connections, *claims] if eio_sid not in open_]
+
+
 def counted_online(user_id: int) -> int:
     """The user's sockets on /customer that this process counts for presence."""
     return presence.local[NS][user_id]
@@ -260,6 +267,44 @@ def test_a_session_closed_while_its_recovering_connect_runs_leaves_no_socket_beh
         except AssertionError:
             raise AssertionError(f"a socket nobody is behind: {left_behind(sid, polling.sid)}") from None
         await wait_until(lambda: counted_online(customer.pk) == 0, timeout=2, what="the user counted offline")
+
+    try:
+        run(scenario())
+    finally:
+        proxy.stop()
+
+
+def test_forged_pids_and_offsets_leave_nothing_in_the_register(live_server_url, customer, other_customer):
+    """Connects with whatever ``pid`` and ``offset`` a client likes (another user's pid, the
+    wrong types, huge, stale, forged) each get a fresh session, and once closed leave nothing in
+    the register of recoveries; the victim's session is still its own."""
+    proxy = TcpProxy(live_server_url).start()
+
+    async def scenario() -> None:
+        victim = await RawSocket(proxy.url, NS).connect(token_for(customer))
+        proxy.cut()
+        await wait_until(lambda: not sio.manager.is_connected(victim.answer["sid"], NS), what="the cut seen")
+        await victim.close()
+        proxy.reopen()
+        pid = victim.answer["pid"]
+        forged = [
+            {"pid": pid, "offset": "0-0"},  # another user's pid (the thief's token)
+            {"pid": pid, "offset": "99999999999999-0"},
+            {"pid": 12, "offset": ["0-0"]},
+            {"pid": None},
+            {"pid": ["x"], "offset": {"a": 1}},
+            {"pid": "p" * 50_000, "offset": "1-1"},
+            {"pid": "", "offset": ""},
+        ]
+        thief = token_for(other_customer)
+        for auth in forged * 5:
+            raw = await RawSocket(proxy.url, NS).connect(thief, auth)
+            assert raw.answer.get("pid") not in (None, pid) and raw.answer["sid"] != victim.answer["sid"]
+            await raw.close()
+        await wait_until(lambda: not dead_in_register(), timeout=3, what="no closed session in the register")
+        back = await RawSocket(proxy.url, NS).connect(token_for(customer), {"pid": pid})
+        assert back.answer == victim.answer
+        await back.close()
 
     try:
         run(scenario())
