@@ -22,6 +22,18 @@ def is_offset(value: Any) -> bool:
     return isinstance(value, str) and recovery_store.OFFSET.match(value) is not None
 
 
+def namespace_of(item: Any) -> str | None:
+    """The namespace a Socket.IO packet (encoded or not) is for; ``None``: an Engine.IO packet of the session."""
+    if not isinstance(item, eio_packet.Packet):
+        return item.namespace or "/"
+    if item.packet_type != eio_packet.MESSAGE or not isinstance(item.data, str):
+        return None
+    body = item.data[1:]  # after the Socket.IO packet type
+    if not body.startswith("/"):
+        return "/"
+    return body.split(",", 1)[0]
+
+
 def offset_of(item: Any, namespace: str) -> str | None:
     """The offset an EVENT packet of ``namespace`` carries (encoded or not), if any."""
     if isinstance(item, eio_packet.Packet):

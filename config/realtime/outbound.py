@@ -82,13 +82,13 @@ class EmitsOnce:
         server = self.server
         encoded = server.packet_class(packet.EVENT, namespace=namespace, data=[message["event"], *data]).encode()
         pkt = SharedPacket(eio_packet.MESSAGE, encoded)
-        sockets, recoveries = server.eio.sockets, server.recoveries
+        sockets, recovering = server.eio.sockets, server.recovering
         others = []
         for sid, eio_sid in self.get_participants(namespace, message.get("room")):
             if sid in skip:
                 continue
             socket = sockets.get(eio_sid)
-            if not isinstance(socket, WritesNow) or recoveries.watching(eio_sid) or not socket.write_now(pkt):
+            if not isinstance(socket, WritesNow) or recovering.watching(eio_sid) or not socket.write_now(pkt):
                 others.append(eio_sid)
         for eio_sid in others:  # last: each socket gets one packet of the emit, none overtakes another
             await server._send_eio_packet(eio_sid, pkt)

@@ -25,7 +25,7 @@ from engineio import packet as eio_packet
 from socketio import packet
 
 from config.realtime.auth import user_of
-from config.realtime.offsets import carried, is_offset
+from config.realtime.offsets import carried, is_offset, namespace_of
 from config.realtime.parts import RestoresRooms
 from config.realtime.recovery_store import SavedSession, later
 
@@ -245,16 +245,19 @@ class Recoveries:
         connections = self._connections.get(eio_sid)
         if not connections:
             return False
+        # Held by its own namespace's connection only: released by another (two namespaces of
+        # one session recovering at once), it would come before its answer and its replay, and
+        # again in the replay.
+        connection = connections.get(namespace_of(item) or "")
+        if connection is None:
+            return False
+        if connection.held is None:
+            return connection.drops(item)
         if not isinstance(item, eio_packet.Packet) and item.packet_type == packet.CONNECT:
-            connection = self.connecting(eio_sid, item.namespace or "/")
-            if connection is not None:
-                await connection.answer(item)
-                return True
-        for connection in list(connections.values()):
-            if connection.held is not None:
-                connection.held.append(item)
-                return True
-        return any(connection.drops(item) for connection in list(connections.values()))
+            await connection.answer(item)
+        else:
+            connection.held.append(item)
+        return True
 
     def forget(self, connection: RecoveringConnection) -> None:
         self.unclaim(connection)

@@ -30,17 +30,16 @@ logger = logging.getLogger(__name__)
 # client that asks again after a refusal does so a few times, not as fast as it can send.
 CONNECT_REFUSALS_PER_SESSION = 10
 _REFUSED = "homeservices.connects_refused"
+# How long a session's close waits for a connect of it under way (its reads are bounded by
+# CONNECT_TIMEOUT and the recovery breaker; this is the backstop).
+CONNECT_WAIT_SECONDS = 10.0
 # The Socket.IO packet kinds a client sends: CONNECT, DISCONNECT, EVENT, ACK (never binary).
 _DISPATCHED = frozenset("0123")  # the count, kept in the session's environ
 
 
 class Server(socketio.AsyncServer):
-    """``AsyncServer`` that screens client events before dispatch (see ``inbound``).
-
-    ``_handle_event`` is python-socketio's single entry for client EVENT packets
-    (plain and binary); overriding it is the narrowest place to refuse reserved
-    names and malformed packets so that they still get an answer.
-    """
+    """``AsyncServer`` that screens client packets before dispatch (``inbound``), bounds what a
+    session may hold, and holds a recovering connection's packets (``recovering``)."""
 
     def __init__(self, **kwargs: Any) -> None:
         super().__init__(json=OrjsonCodec, **kwargs)
@@ -49,6 +48,8 @@ class Server(socketio.AsyncServer):
         self.keeper = Keeper(self)  # what a dropped socket leaves for its recovery
         # eio_sid -> the timer that closes the session unless it has joined a namespace by then
         self._bare: dict[str, asyncio.TimerHandle] = {}
+        # eio_sid -> its namespace connects under way (each set when it ends): see _handle_eio_disconnect
+        self._connecting: dict[str, list[asyncio.Event]] = {}
         # Socket.IO packets decode leniently (refusals get answers); Engine.IO keeps the strict codec.
         self.packet_class.json = PacketCodec
 
@@ -120,6 +121,14 @@ class Server(socketio.AsyncServer):
         self._expect_namespace(eio_sid)
 
     async def _handle_eio_disconnect(self, eio_sid: str, reason: Any) -> None:
+        # A session closed while a connect of it runs (a long-polling client's CLOSE, or a stop,
+        # in a request of its own) waits for the connect to end: python-socketio skips a socket
+        # not connected yet, which the connect then connects, with rooms, presence and a replay
+        # window nobody is behind. A websocket's packets are handled in order: never the case there.
+        for done in list(self._connecting.get(eio_sid, ())):
+            with contextlib.suppress(TimeoutError):
+                async with asyncio.timeout(CONNECT_WAIT_SECONDS):
+                    await done.wait()
         await super()._handle_eio_disconnect(eio_sid, reason)
         timer = self._bare.pop(eio_sid, None)
         if timer is not None:
@@ -144,7 +153,16 @@ class Server(socketio.AsyncServer):
     # ------------------------------------------------------------ connects, and recovery's hold on packets
     async def _handle_connect(self, eio_sid: str, namespace: str | None, data: Any) -> None:
         namespace = namespace or "/"
-        await self._connect_namespace(eio_sid, namespace, data)
+        done = asyncio.Event()
+        self._connecting.setdefault(eio_sid, []).append(done)
+        try:
+            await self._connect_namespace(eio_sid, namespace, data)
+        finally:
+            done.set()
+            under_way = self._connecting[eio_sid]
+            under_way.remove(done)
+            if not under_way:
+                del self._connecting[eio_sid]
         if self.manager.sid_from_eio_sid(eio_sid, namespace) is None:  # refused, whatever the reason
             self._count_refusal(eio_sid)
 

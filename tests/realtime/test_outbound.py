@@ -131,7 +131,7 @@ def test_a_room_emit_is_one_frame_for_every_socket_that_can_take_it_and_the_queu
             manager.basic_enter_room(name, namespace, room, eio_sid=socket.sid)
             sockets[name] = (socket, connection)
         await sockets["backlog"][0].send(message("earlier"))  # queued: its writer is busy
-        sio.recoveries._connections["eio-recovering"] = {}  # a replay window open on it
+        sio.recovering._connections["eio-recovering"] = {}  # a replay window open on it
         try:
             await manager.emit_once(
                 {
@@ -143,7 +143,7 @@ def test_a_room_emit_is_one_frame_for_every_socket_that_can_take_it_and_the_queu
                 }
             )
         finally:
-            del sio.recoveries._connections["eio-recovering"]
+            del sio.recovering._connections["eio-recovering"]
             for name, (socket, _) in sockets.items():
                 manager.basic_leave_room(name, namespace, room)
                 del sio.eio.sockets[socket.sid]
