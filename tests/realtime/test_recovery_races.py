@@ -72,6 +72,16 @@ async def open_session(url: str) -> RawSocket:
     return raw
 
 
+async def connected_then_cut(proxy: Any, token: str) -> tuple[str, str]:
+    """A session of ``NS`` through ``proxy``, its transport cut once the server saw the cut: its sid and pid."""
+    first = await RawSocket(proxy.url, NS).connect(token)
+    sid, pid = first.answer["sid"], first.answer["pid"]
+    proxy.cut()
+    await wait_until(lambda: not sio.manager.is_connected(sid, NS), what="the cut seen")
+    await first.close()
+    return sid, pid
+
+
 async def answer_of(raw: RawSocket, namespace: str) -> dict[str, Any]:
     prefix = f"40{namespace},"
     return json.loads((await raw.next(lambda f: f.startswith(prefix)))[len(prefix) :])
@@ -98,11 +108,7 @@ def test_a_transport_cut_in_the_middle_of_a_recovery_leaves_nothing_and_keeps_th
             read.append(True)
 
     async def scenario() -> None:
-        first = await RawSocket(proxy.url, NS).connect(token)
-        sid, pid = first.answer["sid"], first.answer["pid"]
-        proxy.cut()
-        await wait_until(lambda: not sio.manager.is_connected(sid, NS), what="the first cut seen")
-        await first.close()
+        sid, pid = await connected_then_cut(proxy, token)
         proxy.reopen()
         monkeypatch.setattr(sio.recovery, "missed", slow_read)
         raw = await open_session(proxy.url)
@@ -246,11 +252,7 @@ def test_a_session_closed_while_its_recovering_connect_runs_leaves_no_socket_beh
             read.append(True)
 
     async def scenario() -> None:
-        first = await RawSocket(proxy.url, NS).connect(token)
-        sid, pid = first.answer["sid"], first.answer["pid"]
-        proxy.cut()
-        await wait_until(lambda: not sio.manager.is_connected(sid, NS), what="the cut seen")
-        await first.close()
+        sid, pid = await connected_then_cut(proxy, token)
         monkeypatch.setattr(sio.recovery, "missed", gated_read)
         polling = await Polling(live_server_url).open()
         connect = asyncio.create_task(polling.post(f"40{NS}," + json.dumps({"token": token, "pid": pid})))
