@@ -104,3 +104,27 @@ class Earning(models.Model):
 
     def __str__(self) -> str:
         return f"{self.partner} {self.amount} {self.currency}"
+
+
+class LocationFix(models.Model):
+    """One position a partner's phone recorded while on a job: a job's trace is its partner's fixes.
+
+    Keyed by (partner, ``recorded_at``), so a fix sent twice (a replayed offline batch) is stored
+    once. Written in batches (``partners.tracking``), thinned per partner, deleted after
+    ``TRACE_RETENTION_DAYS`` by ``recorded_at``'s index, oldest first, a chunk at a time.
+    """
+
+    pk = models.CompositePrimaryKey("partner", "recorded_at")
+    partner = models.ForeignKey(Partner, on_delete=models.CASCADE, related_name="+", db_index=False)
+    recorded_at = models.DateTimeField()
+    latitude = models.FloatField()
+    longitude = models.FloatField()
+    accuracy = models.FloatField(null=True, blank=True)
+    speed = models.FloatField(null=True, blank=True)
+    heading = models.FloatField(null=True, blank=True)
+
+    class Meta:
+        indexes = [models.Index(fields=["recorded_at"], name="fix_recorded_at")]
+
+    def __str__(self) -> str:
+        return f"{self.partner_id} @ {self.recorded_at:%Y-%m-%d %H:%M:%S}"
