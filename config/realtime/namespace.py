@@ -170,9 +170,7 @@ class BaseNamespace(TokenLifetime, RoomRights, socketio.AsyncNamespace):
         except KeyError:  # its Engine.IO session went first (a stopping process, a transport gone): nothing left
             logger.info("disconnect of %s %s: its session was gone already", self.namespace_name, sid)
             return
-        handle = session.pop("expiry", None)
-        if handle is not None:
-            handle.cancel()
+        self._forget_expiry(sid)
         if "uid" in session:
             presence.remove(self.namespace_name, session["uid"])
             await self.on_disconnected(sid, session)
