@@ -22,6 +22,7 @@ from typing import Any
 from django.conf import settings
 
 from bookings import events
+from bookings.arrival import nearby_seen
 from bookings.geo import arrival
 from bookings.selectors import RelayTarget, relay_targets, relay_targets_of
 from config import metrics, rooms
@@ -40,18 +41,14 @@ async def relay_location(session: dict[str, Any], payload: Any) -> int:
     timestamp = now.isoformat().replace("+00:00", "Z")
     targets: list[RelayTarget] = session.get("bookings") or ()
     for booking_id, booking_lat, booking_lng in targets:
+        estimate = arrival(latitude, longitude, booking_lat, booking_lng, speed)
         await emit_now(
             "partner:location_update",
-            events.location_update(
-                booking_id,
-                latitude,
-                longitude,
-                timestamp,
-                arrival(latitude, longitude, booking_lat, booking_lng, speed),
-            ),
+            events.location_update(booking_id, latitude, longitude, timestamp, estimate),
             namespace=rooms.CUSTOMER,
             room=rooms.booking(booking_id),
         )
+        nearby_seen(session, booking_id, estimate)  # partner:nearby, claimed off the read loop
     locations.put(session["uid"], latitude, longitude, now)
     if targets:
         metrics.LOCATION_RELAYS.inc(len(targets))

@@ -311,6 +311,9 @@ DISPATCH_GIVE_UP_MINUTES = float(os.environ.get("DISPATCH_GIVE_UP_MINUTES", "30"
 OPEN_BOOKINGS_MAX = int(os.environ.get("OPEN_BOOKINGS_MAX", "3"))
 # A job under way with no status change or location from its partner this long is flagged to staff.
 JOB_STALE_MINUTES = float(os.environ.get("JOB_STALE_MINUTES", "60"))
+# The partner is near (contract 10.3): the first position this close to the booking's place sends
+# partner:nearby to its room, once per booking (bookings/arrival.py).
+ARRIVAL_RADIUS_METERS = float(os.environ.get("ARRIVAL_RADIUS_METERS", "150"))
 # Admin dashboards get pushed figures at most this often (seconds).
 DASHBOARD_PUSH_INTERVAL = float(os.environ.get("DASHBOARD_PUSH_INTERVAL", "1"))
 

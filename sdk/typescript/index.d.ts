@@ -94,7 +94,7 @@ export type Booking = {
     attempts: number;
     state: "searching" | "offered" | "unassigned" | "done";
   };
-  attention?: ("unassigned" | "partner_suspended" | "stale") | null;
+  attention?: ("unassigned" | "partner_suspended" | "stale" | "arrived_far") | null;
 };
 
 /** The partner's booking was cancelled */
@@ -275,6 +275,13 @@ export type PartnerLocationUpdatePayload = {
   etaSeconds?: number;
 };
 
+/** The partner first came within ARRIVAL_RADIUS_METERS of the booking's place: once per booking (to booking:<id>) */
+export type PartnerNearbyPayload = {
+  bookingId: string;
+  distanceMeters: number;
+  etaSeconds: number;
+};
+
 /** A partner signed up (to admins) */
 export type PartnerRegisteredPayload = {
   /** an id, as a string of digits */
@@ -439,6 +446,8 @@ export interface CustomerServerToClientEvents {
   "partner:assigned": (payload: PartnerAssignedPayload) => void;
   /** The partner's position, while the booking is accepted..in progress (to booking:<id>) */
   "partner:location_update": (payload: PartnerLocationUpdatePayload) => void;
+  /** The partner first came within ARRIVAL_RADIUS_METERS of the booking's place: once per booking (to booking:<id>) */
+  "partner:nearby": (payload: PartnerNearbyPayload) => void;
   /** Someone started or stopped typing to this user */
   "typing:indicator": (payload: TypingIndicatorPayload) => void;
 }
