@@ -26,7 +26,7 @@ from django.db import transaction
 from django.utils import timezone
 
 from bookings import events
-from bookings.geo import distance_m
+from bookings.geo import distance_m, eta_seconds
 from bookings.models import ACTIVE_STATUSES, Booking
 from config import metrics, rooms
 from config.realtime.emit import emit
@@ -42,19 +42,20 @@ NEARBY = "nearby"
 _claims: set[asyncio.Task] = set()
 
 
-def nearby_seen(session: dict[str, Any], booking_id: str, estimate: dict[str, int]) -> None:
-    """The relay's call for each booking a position went to: no query, no wait.
-
-    ``estimate`` is ``bookings.geo.arrival`` from the position to the booking.
-    """
-    meters = estimate.get("distanceMeters")
-    if meters is None or meters > settings.ARRIVAL_RADIUS_METERS:
+def nearby_seen(
+    session: dict[str, Any], booking_id: str, position: tuple[float, float, float | None], place: tuple[float, float]
+) -> None:
+    """The relay's call for each booking a position went to: no query, no wait (a distance, about a
+    microsecond). ``position`` is ``(latitude, longitude, speed)``, ``place`` the booking's."""
+    latitude, longitude, speed = position
+    distance = distance_m(latitude, longitude, *place)
+    if distance > settings.ARRIVAL_RADIUS_METERS:
         return
     claimed: set[str] = session.setdefault(NEARBY, set())
     if booking_id in claimed:
         return
     claimed.add(booking_id)
-    claim = _claim(claimed, booking_id, session["uid"], meters, estimate["etaSeconds"])
+    claim = _claim(claimed, booking_id, session["uid"], round(distance), eta_seconds(distance, speed))
     task = asyncio.get_running_loop().create_task(claim)
     _claims.add(task)
     task.add_done_callback(_claims.discard)

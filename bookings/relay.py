@@ -41,14 +41,19 @@ async def relay_location(session: dict[str, Any], payload: Any) -> int:
     timestamp = now.isoformat().replace("+00:00", "Z")
     targets: list[RelayTarget] = session.get("bookings") or ()
     for booking_id, booking_lat, booking_lng in targets:
-        estimate = arrival(latitude, longitude, booking_lat, booking_lng, speed)
         await emit_now(
             "partner:location_update",
-            events.location_update(booking_id, latitude, longitude, timestamp, estimate),
+            events.location_update(
+                booking_id,
+                latitude,
+                longitude,
+                timestamp,
+                arrival(latitude, longitude, booking_lat, booking_lng, speed),
+            ),
             namespace=rooms.CUSTOMER,
             room=rooms.booking(booking_id),
         )
-        nearby_seen(session, booking_id, estimate)  # partner:nearby, claimed off the read loop
+        nearby_seen(session, booking_id, (latitude, longitude, speed), (booking_lat, booking_lng))
     locations.put(session["uid"], latitude, longitude, now)
     if targets:
         metrics.LOCATION_RELAYS.inc(len(targets))

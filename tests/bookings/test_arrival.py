@@ -140,17 +140,17 @@ def test_the_relay_asks_the_database_at_most_once_per_booking_per_session(monkey
 
     async def updates(session: dict, booking_id: str, meters: list[int]) -> None:
         for distance in meters:
-            arrival.nearby_seen(session, booking_id, {"distanceMeters": distance, "etaSeconds": 1})
+            arrival.nearby_seen(session, booking_id, (*north(distance), None), CITY)
             await asyncio.gather(*arrival._claims)
 
     session = {"uid": 7}
     asyncio.run(updates(session, "b1", [400, 151]))
     assert asked == [] and "b1" not in session.get(arrival.NEARBY, set())  # outside the radius: no query
-    asyncio.run(updates(session, "b1", [150, 90]))  # the first claim failed: the next position tries again
-    assert asked == [("b1", 150), ("b1", 90)]
+    asyncio.run(updates(session, "b1", [149, 90]))  # the first claim failed: the next position tries again
+    assert asked == [("b1", 149), ("b1", 90)]
     asyncio.run(updates(session, "b1", [40, 10, 0]))
     asyncio.run(updates(session, "b2", [30, 20]))
-    assert asked == [("b1", 150), ("b1", 90), ("b2", 30)]
+    assert asked == [("b1", 149), ("b1", 90), ("b2", 30)]
     asyncio.run(updates({"uid": 7}, "b1", [60]))  # a new session (a reconnect) asks once again
     assert asked[-1] == ("b1", 60) and len(asked) == 4
     assert not arrival._claims
