@@ -314,6 +314,11 @@ JOB_STALE_MINUTES = float(os.environ.get("JOB_STALE_MINUTES", "60"))
 # The partner is near (contract 10.3): the first position this close to the booking's place sends
 # partner:nearby to its room, once per booking (bookings/arrival.py).
 ARRIVAL_RADIUS_METERS = float(os.environ.get("ARRIVAL_RADIUS_METERS", "150"))
+# Safety alerts (contract 10.3): an open alert goes to staff again every SAFETY_ESCALATE_SECONDS
+# until acknowledged; every process looks for due ones every SAFETY_SWEEP_INTERVAL seconds (a
+# conditional UPDATE claims each escalation: it goes out once whichever process finds it).
+SAFETY_ESCALATE_SECONDS = float(os.environ.get("SAFETY_ESCALATE_SECONDS", "60"))
+SAFETY_SWEEP_INTERVAL = float(os.environ.get("SAFETY_SWEEP_INTERVAL", "1"))
 # Admin dashboards get pushed figures at most this often (seconds).
 DASHBOARD_PUSH_INTERVAL = float(os.environ.get("DASHBOARD_PUSH_INTERVAL", "1"))
 
@@ -327,6 +332,8 @@ RATE_LIMITS = {
     "request:stats": (int(os.environ.get("RATE_STATS", "20")), _RATE_WINDOW),
     "message:send": (int(os.environ.get("RATE_MESSAGES", "20")), _RATE_WINDOW),
     "typing": (int(os.environ.get("RATE_TYPING", "30")), _RATE_WINDOW),
+    # Never below one per 10 s (contract 10.3); past it refused, never disconnected (``keeps_socket``).
+    "safety:alert": (max(1, int(os.environ.get("RATE_SAFETY", "3"))), 10.0),
     "auth:refresh": (int(os.environ.get("RATE_REFRESH", "10")), 6 * _RATE_WINDOW),
     # Connects (every namespace) per user, and per client address (TRUSTED_PROXIES says which
     # address is the client's behind a proxy; carriers put many phones behind one address).
