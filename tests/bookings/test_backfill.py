@@ -11,7 +11,8 @@ from config.formats import iso
 from partners.models import LocationFix, Partner
 from partners.tracking import locations
 from tests.factories import BookingFactory
-from tests.live import Client, eventually, run, token_for
+from tests.live import Client, eventually, require_node, run, token_for
+from tests.realtime.test_recovery import NodeClient, kind, status_event
 
 pytestmark = pytest.mark.django_db(transaction=True)
 DEG_PER_M = 1 / 111_195
@@ -173,3 +174,47 @@ def test_a_malformed_batch_is_refused_whole_and_fixes_out_of_bounds_are_rejected
     ]
     # Only the last batch's three good fixes were stored: nothing of the refused ones.
     eventually(lambda: stored(partner) == [datetime.fromisoformat(f["recordedAt"]) for f in good], what="3 points")
+
+
+@pytest.mark.node
+def test_the_official_client_sends_its_batch_on_reconnect_and_the_marker_never_goes_back(
+    live_server_url, customer, partner, service
+):
+    require_node()
+    booking = on_a_job(customer, partner, service)
+    now = datetime.now(UTC).replace(microsecond=0)
+    at = lambda seconds: now - timedelta(seconds=seconds)  # noqa: E731
+    gap = [fix(at(s), north_m=3 * (90 - s)) for s in range(90, 9, -5)]
+    c = NodeClient(live_server_url, "/customer", token_for(customer))
+    p = NodeClient(live_server_url, "/partner", token_for(partner.user))
+
+    def call(node: NodeClient, event: str, payload) -> dict:
+        node.send("emit", event, payload)
+        return node.wait(lambda line: line["type"] == "ack" and line["event"] == event)["ack"]
+
+    try:
+        c.wait(kind("connect"))
+        assert call(c, "booking:track", str(booking.pk))["ok"]
+        p.wait(kind("connect"))
+        assert call(p, "location:update", fix(at(100)))["relayed"] == 1
+        assert call(p, "location:update", fix(at(95)))["relayed"] == 1
+        p.send("drop")  # the network goes: the client reconnects by itself, then sends what it kept
+        p.wait(kind("disconnect"))
+        p.wait(kind("connect"))
+        assert call(p, "location:batch", {"fixes": gap}) == {"ok": True, "accepted": 17, "duplicates": 0, "rejected": 0}
+        assert call(p, "location:update", fix(at(5), north_m=300))["relayed"] == 1
+        assert call(p, "location:update", fix(at(47)))["relayed"] == 0  # late: the trace only
+        replay = call(p, "location:batch", {"fixes": gap})
+        assert replay == {"ok": True, "accepted": 0, "duplicates": 17, "rejected": 0}
+        assert call(p, "booking:status_update", {"bookingId": str(booking.pk), "status": "PARTNER_ARRIVED"})["ok"]
+        c.wait(status_event("PARTNER_ARRIVED"))
+    finally:
+        p.close()
+        c.close()
+    seen = [line["payload"]["timestamp"] for line in c.lines if line.get("name") == "partner:location_update"]
+    # The gap's newest fix (10 s ago) moved the marker on reconnect; nothing older ever reached it.
+    assert seen == [iso(at(100)), iso(at(95)), iso(at(10)), iso(at(5))]
+    assert seen == sorted(seen)
+    gap_points = [at(s) for s in range(90, 9, -10)]
+    expected = sorted([at(100), *gap_points, at(47), at(5)])
+    eventually(lambda: stored(partner) == expected, what=f"the trace {expected}, not {stored(partner)}")
