@@ -44,9 +44,12 @@ async def _newest_fix(namespace: BaseNamespace, sid: str, session: Session) -> N
 @partner.on_disconnected
 async def _gone(namespace: BaseNamespace, sid: str, session: Session) -> None:
     uid = session["uid"]
-    await locations.flush(uid)
+    try:
+        await locations.flush(uid)  # a failed write keeps the trace points for the periodic flush
+    finally:
+        if uid not in presence.local[rooms.PARTNER]:
+            locations.forget(uid)  # the partner's last socket here: nothing of theirs stays behind
     if uid not in presence.local[rooms.PARTNER]:
-        locations.forget(uid)  # the partner's last socket here: nothing of theirs stays behind
         await db(services.partners_online)(partner_ids=[uid], online=False)
 
 
