@@ -64,3 +64,17 @@ def test_every_demo_customer_can_book_at_once(settings, api_as, bookings):
     seeded = Booking.objects.filter(notes="demo booking", status__in=OPEN_STATUSES)
     assert len(set(seeded.values_list("status", flat=True))) >= 3
     assert len(set(seeded.values_list("customer_id", flat=True))) >= 3
+
+
+def test_seed_demo_leaves_one_open_safety_alert(settings):
+    """The dashboard has an SOS on top to show: one open alert, by a demo customer about an open
+    booking of theirs (messaging adds it on bookings' ``demo_seeded`` signal), however often it runs."""
+    from messaging.models import SafetyAlert
+
+    settings.DEBUG = True
+    for _ in range(2):
+        call_command("seed_demo", bookings=16, quiet=True, stdout=io.StringIO())
+    [alert] = SafetyAlert.objects.filter(acknowledged_at=None)
+    assert alert.raised_by.username.startswith("customer") and alert.role == "customer"
+    assert alert.booking.customer_id == alert.raised_by_id and alert.booking.status in OPEN_STATUSES
+    assert alert.latitude == alert.booking.latitude and alert.next_escalation_at is not None

@@ -18,6 +18,7 @@ from django.db import transaction
 from django.utils import timezone
 from tqdm import tqdm
 
+from bookings import signals
 from bookings.models import (
     HELD_STATUSES,
     OPEN_STATUSES,
@@ -116,6 +117,8 @@ class Command(BaseCommand):
             if self._booking(rng, status, customer, partner_rows, services) in OPEN_STATUSES:
                 open_counts[customer.pk] += 1
 
+        with transaction.atomic():  # the apps above add their demo data (an open safety alert)
+            signals.demo_seeded.send(sender=self.__class__, customers=customer_users)
         self.stdout.write(self.style.SUCCESS("Demo data ready. Logins (username / password):"))
         self.stdout.write(f"  staff     {STAFF[0]} / {STAFF[1]}   (Django admin at /admin/)")
         if customers:
