@@ -11,7 +11,7 @@ default 127.0.0.1:5432, dropped and made again each run), with production settin
   a fix every ``--every`` seconds, the day ending a minute ago (every fix within the 24-hour bound);
 - every fix goes through the live path's buffer (``partners.tracking.LocationBuffer.record``, the
   thinning of ``TRACE_MIN_SECONDS`` / 25 m included), and the buffer is written as the flush loop
-  writes it (``partners.tracking._write``: last locations and trace points) once per
+  writes it (``partners.tracking.write_buffered``: last locations and trace points) once per
   ``LOCATION_FLUSH_INTERVAL`` of the simulated day;
 - each job is a completed booking with its history (accepted at the drive's start, arrived, completed
   at the site's end), so the trace endpoint can be timed on the same data (``measure_trace_endpoint``);
@@ -154,7 +154,7 @@ def live_day(partner_ids: list[int], start: datetime, args: argparse.Namespace) 
             batch, trace = buffer.take()
             points += sum(len(p) for p in trace.values())
             began, began_wall = time.process_time(), time.perf_counter()
-            tracking._write(batch, trace)
+            tracking.write_buffered(batch, trace)
             write_cpu += time.process_time() - began
             write_wall += time.perf_counter() - began_wall
     per_k = 1000 / max(points, 1)

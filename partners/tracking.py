@@ -159,7 +159,7 @@ class LocationBuffer:
         if not batch and not trace:
             return
         try:
-            await db(_write)(batch, trace)
+            await db(write_buffered)(batch, trace)
         except BaseException:
             for pk, points in trace.items():  # kept for the next write, within the bound
                 for fix in points:
@@ -167,7 +167,8 @@ class LocationBuffer:
             raise
 
 
-def _write(batch: dict[int, tuple[float, float, datetime]], trace: dict[int, list[Fix]]) -> None:
+def write_buffered(batch: dict[int, tuple[float, float, datetime]], trace: dict[int, list[Fix]]) -> None:
+    """What one flush writes (on an ORM thread): the last locations, then the trace points."""
     if batch:
         partner_locations_store(batch)
     if trace:
