@@ -1,103 +1,17 @@
-"""What issue 34 took off a connect keeps its meaning: the token check without the library
-accepts only what the library accepts, batched reads answer each caller as a read of its own,
-and one timer for every expiry fires each at its time."""
+"""What issue 34 took off a connect keeps its meaning: batched reads answer each caller as a read
+of its own, and one timer for every expiry fires each at its time."""
 
 import asyncio
-import base64
-import hashlib
-import hmac
-import json
 import time
 from datetime import timedelta
 
 import pytest
 from django.contrib.auth.models import User
-from rest_framework_simplejwt.tokens import AccessToken, RefreshToken
+from rest_framework_simplejwt.tokens import AccessToken
 
 from config.realtime import auth
 from config.realtime.orm import Batched
 from config.realtime.token_lifetime import Expiries
-
-
-def _b64(data: bytes) -> str:
-    return base64.urlsafe_b64encode(data).rstrip(b"=").decode()
-
-
-def _signed(header: dict, claims: dict, key: str | None = None) -> str:
-    from rest_framework_simplejwt.state import token_backend
-
-    head, body = _b64(json.dumps(header).encode()), _b64(json.dumps(claims).encode())
-    secret = (key or token_backend.signing_key).encode()
-    return f"{head}.{body}.{_b64(hmac.new(secret, f'{head}.{body}'.encode(), hashlib.sha256).digest())}"
-
-
-def _library(token: str) -> tuple[str, object]:
-    try:
-        access = AccessToken(token)
-        return "accepted", (int(access["user_id"]), float(access["exp"]))
-    except Exception as exc:
-        return "refused", type(exc).__name__
-
-
-def _claims(**changes: object) -> dict:
-    now = int(time.time())
-    claims = {"token_type": "access", "exp": now + 600, "iat": now - 1, "jti": "a" * 32, "user_id": "7"}
-    claims.update(changes)
-    return {k: v for k, v in claims.items() if v is not None}
-
-
-def test_a_minted_access_token_is_read_as_the_library_reads_it(db):
-    token = str(AccessToken.for_user(User(pk=7, username="u")))
-    assert auth._plain_access(token) == _library(token)[1] == auth.decode_token(token)
-
-
-@pytest.mark.parametrize(
-    "case",
-    [
-        "bad signature",
-        "refresh token",
-        "other key",
-        "alg none",
-        "HS512 header",
-        "extra header",
-        "extra claim",
-        "no jti",
-        "exp as text",
-        "expired",
-        "expires within a second",
-        "issued in the future",
-        "user as list",
-        "not three parts",
-    ],
-)
-def test_anything_else_goes_through_the_library(db, case):
-    """The check without the library refuses nothing itself: whatever it does not accept, simplejwt
-    and PyJWT answer (accepted or refused, with their code)."""
-    header = {"alg": "HS256", "typ": "JWT"}
-    tokens = {
-        "bad signature": str(AccessToken.for_user(User(pk=7, username="u")))[:-3] + "AAA",
-        "refresh token": str(RefreshToken.for_user(User.objects.create(username="u"))),
-        "other key": _signed(header, _claims(), key="not-the-key"),
-        "alg none": _b64(b'{"alg":"none"}') + "." + _b64(json.dumps(_claims()).encode()) + ".",
-        "HS512 header": _signed({"alg": "HS512", "typ": "JWT"}, _claims()),
-        "extra header": _signed({**header, "kid": "x"}, _claims()),
-        "extra claim": _signed(header, _claims(role="admin")),
-        "no jti": _signed(header, _claims(jti=None)),
-        "exp as text": _signed(header, _claims(exp=str(int(time.time()) + 600))),
-        "expired": _signed(header, _claims(exp=int(time.time()) - 5)),
-        "expires within a second": _signed(header, _claims(exp=int(time.time()) + 1)),
-        "issued in the future": _signed(header, _claims(iat=int(time.time()) + 60)),
-        "user as list": _signed(header, _claims(user_id=[7])),
-        "not three parts": "abc.def",
-    }
-    token = tokens[case]
-    assert auth._plain_access(token) is None
-    verdict, detail = _library(token)
-    if verdict == "accepted":
-        assert auth.decode_token(token) == detail
-    else:  # refused as the library refuses it (a text exp is a TypeError in simplejwt, as before)
-        with pytest.raises(TypeError if case == "exp as text" else auth.Refused):
-            auth.decode_token(token)
 
 
 def test_an_expired_token_keeps_its_own_code(db):
