@@ -444,6 +444,17 @@ PLATFORM_COMMISSION = Decimal(os.environ.get("PLATFORM_COMMISSION", "0.20"))
 # "Today" in every figure (the dashboard, a partner's earnings of the day) is the calendar day here.
 PLATFORM_TIME_ZONE = os.environ.get("PLATFORM_TIME_ZONE", "Asia/Kolkata")
 DEFAULT_CURRENCY = os.environ.get("DEFAULT_CURRENCY", "INR")
+# A job's trace as it is read (GET /api/bookings/{id}/trace/, the admin's map): at most
+# TRACE_MAX_POINTS points (a 2-hour job at one fix per 10 s is about 720; a longer one is thinned
+# evenly, its end kept) and TRACE_MAX_MESSAGES messages, the first ones.
+TRACE_MAX_POINTS = max(2, int(os.environ.get("TRACE_MAX_POINTS", "2000")))
+TRACE_MAX_MESSAGES = int(os.environ.get("TRACE_MAX_MESSAGES", "500"))
+# The admin's maps: a tile URL template (Leaflet's {s}, {z}, {x}, {y}); empty draws no tiles (the
+# route and its timeline still show). The browser fetches them, not the server.
+MAP_TILE_URL = os.environ.get("MAP_TILE_URL", "https://tile.openstreetmap.org/{z}/{x}/{y}.png")
+MAP_TILE_ATTRIBUTION = os.environ.get(
+    "MAP_TILE_ATTRIBUTION", '&copy; <a href="https://www.openstreetmap.org/copyright">OpenStreetMap</a> contributors'
+)
 
 # ---------------------------------------------------------------- LOGGING
 # LOG_FORMAT=json: one JSON object per line (for log shippers); plain text otherwise.
