@@ -18,3 +18,5 @@ offer_expired = Signal()
 partner_search_continues = Signal()
 # The booking's partner can no longer work (suspended, deactivated): it went back to dispatch.
 booking_released = Signal()
+# ``seed_demo`` made its demo data (the apps above add theirs): ``customers``, the demo customers.
+demo_seeded = Signal()

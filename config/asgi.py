@@ -39,7 +39,8 @@ from config.realtime.rechecks import access_changed_received, recheck_forever  #
 from config.realtime.server import register_namespace, sio  # noqa: E402
 from config.realtime.tuning import diagnostics_enabled, start_loop_diagnostics, tune_gc_after_startup  # noqa: E402
 from dashboard.sockets import admin, push_stats  # noqa: E402
-from messaging.sockets import chat  # noqa: E402
+from messaging.safety import escalate_forever  # noqa: E402
+from messaging.sockets import chat, safety_alerts, safety_desk  # noqa: E402
 from partners import tracking  # noqa: E402
 from partners.access import socket_identities  # noqa: E402
 from partners.sockets import partner  # noqa: E402
@@ -48,12 +49,12 @@ from partners.sockets import partner  # noqa: E402
 # Each app brings a part: the events of its own rules, each declared once with its options.
 # Chat comes first, so its goodbye (typing indicators off) runs before the others'.
 NAMESPACES = (
-    # Track and cancel bookings (bookings), chat.
-    compose(rooms.CUSTOMER, role="customer", parts=(chat, customer_bookings)),
-    # Offers, jobs and the location relay (bookings), who may connect and availability (partners), chat.
-    compose(rooms.PARTNER, role="partner", parts=(chat, partner_jobs, partner)),
-    # Who may connect, figures and the bookings monitor (dashboard), chat.
-    compose(rooms.ADMIN, role="admin", parts=(chat, admin)),
+    # Track and cancel bookings (bookings), chat and safety alerts (messaging).
+    compose(rooms.CUSTOMER, role="customer", parts=(chat, customer_bookings, safety_alerts)),
+    # Offers, jobs and the location relay (bookings), who may connect and availability (partners), chat, alerts.
+    compose(rooms.PARTNER, role="partner", parts=(chat, partner_jobs, partner, safety_alerts)),
+    # Who may connect, figures and the bookings monitor (dashboard), chat, acknowledging alerts (messaging).
+    compose(rooms.ADMIN, role="admin", parts=(chat, admin, safety_desk)),
 )
 
 # ---------------------------------------------------------------- what a server process runs
@@ -82,6 +83,7 @@ on_startup(lambda manager: manager.start_task(presence.heartbeat(manager)))  # w
 on_startup(lambda manager: manager.start_task(tracking.flush_forever()))  # last locations, in batches
 on_startup(lambda manager: manager.start_task(relay.reconcile_forever(manager)))  # relay lists vs the database
 on_startup(lambda manager: manager.start_task(push_stats(manager)))  # the dashboard's figures
+on_startup(lambda manager: manager.start_task(escalate_forever()))  # safety alerts sent again until acknowledged
 on_startup(lambda manager: manager.start_task(manager.trim_recovery_log()))  # events past the recovery window
 on_startup(lambda manager: manager.start_task(manager.sample_gauges()))  # sockets and queues, once a second
 if diagnostics_enabled():  # LOOP_DIAGNOSTICS=1: loop stalls and GC pauses logged

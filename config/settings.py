@@ -311,6 +311,11 @@ DISPATCH_GIVE_UP_MINUTES = float(os.environ.get("DISPATCH_GIVE_UP_MINUTES", "30"
 OPEN_BOOKINGS_MAX = int(os.environ.get("OPEN_BOOKINGS_MAX", "3"))
 # A job under way with no status change or location from its partner this long is flagged to staff.
 JOB_STALE_MINUTES = float(os.environ.get("JOB_STALE_MINUTES", "60"))
+# Safety alerts (contract 10.3): an open alert goes to staff again every SAFETY_ESCALATE_SECONDS
+# until acknowledged; every process looks for due ones every SAFETY_SWEEP_INTERVAL seconds (a
+# conditional UPDATE claims each escalation: it goes out once whichever process finds it).
+SAFETY_ESCALATE_SECONDS = float(os.environ.get("SAFETY_ESCALATE_SECONDS", "60"))
+SAFETY_SWEEP_INTERVAL = float(os.environ.get("SAFETY_SWEEP_INTERVAL", "1"))
 # Admin dashboards get pushed figures at most this often (seconds).
 DASHBOARD_PUSH_INTERVAL = float(os.environ.get("DASHBOARD_PUSH_INTERVAL", "1"))
 
@@ -324,6 +329,8 @@ RATE_LIMITS = {
     "request:stats": (int(os.environ.get("RATE_STATS", "20")), _RATE_WINDOW),
     "message:send": (int(os.environ.get("RATE_MESSAGES", "20")), _RATE_WINDOW),
     "typing": (int(os.environ.get("RATE_TYPING", "30")), _RATE_WINDOW),
+    # Never below one per 10 s (contract 10.3); past it refused, never disconnected (``keeps_socket``).
+    "safety:alert": (max(1, int(os.environ.get("RATE_SAFETY", "3"))), 10.0),
     "auth:refresh": (int(os.environ.get("RATE_REFRESH", "10")), 6 * _RATE_WINDOW),
     # Connects (every namespace) per user, and per client address (TRUSTED_PROXIES says which
     # address is the client's behind a proxy; carriers put many phones behind one address).

@@ -7,10 +7,10 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from config.api import validated
+from config.api import IsStaff, validated
 from config.fields import StrictUUIDField
 from config.parsing import MAX_ID
-from messaging import selectors, services, shapes
+from messaging import safety, selectors, services, shapes
 from messaging.serializers import ConversationReadInput, MarkedSerializer
 
 ID_PARAMETER = {"type": "integer", "minimum": 0, "maximum": MAX_ID}
@@ -87,3 +87,28 @@ class NotificationReadAllApi(APIView):
     def post(self, request: Request) -> Response:
         count = services.notifications_mark_all_read(user=request.user)
         return Response({"marked": count})
+
+
+class SafetyAlertListApi(generics.ListAPIView):
+    """Open safety alerts (staff), oldest first: what the live dashboard shows on top."""
+
+    permission_classes = [IsStaff]
+    serializer_class = shapes.safety_alert.serializer
+    pagination_class = None  # at most 200 (``selectors.open_safety_alerts``): one page
+
+    def get_queryset(self):
+        return selectors.open_safety_alerts()
+
+
+class SafetyAlertAcknowledgeApi(APIView):
+    permission_classes = [IsStaff]
+
+    @extend_schema(
+        request=None,
+        responses=shapes.safety_acknowledged.serializer,
+        parameters=[OpenApiParameter("alert_id", ID_PARAMETER, OpenApiParameter.PATH)],
+        description="Acknowledge a safety alert (staff): escalation stops; 409 CONFLICT if it was acknowledged already",
+    )
+    def post(self, request: Request, alert_id: int) -> Response:
+        alert = safety.safety_alert_acknowledge(staff=request.user, alert_id=alert_id)
+        return Response(shapes.safety_acknowledged(alert))

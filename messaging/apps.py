@@ -6,6 +6,7 @@ class MessagingConfig(AppConfig):
     verbose_name = "Messages and notifications"
 
     def ready(self) -> None:
-        from messaging.notify import connect_receivers
+        from messaging import notify, safety
 
-        connect_receivers()  # the notifications of what bookings and partners announce
+        notify.connect_receivers()  # the notifications of what bookings and partners announce
+        safety.connect_receivers()  # seed_demo's open safety alert

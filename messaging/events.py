@@ -6,7 +6,7 @@ from config import rooms
 from config.formats import iso
 from config.realtime.catalogue import BOOLEAN, ID, STRING, TIME, enum, nullable, obj, server_event
 from messaging.models import Message
-from messaging.shapes import MESSAGE, message_data, notification
+from messaging.shapes import MESSAGE, SAFETY_ACKNOWLEDGED, SAFETY_ALERT, message_data, notification
 
 ALL = (rooms.CUSTOMER, rooms.PARTNER, rooms.ADMIN)
 MESSAGE_RECEIVED = obj(
@@ -45,6 +45,20 @@ server_event(
     namespaces=rooms.PERSON_NAMESPACES,
     summary="A notification was stored for this user",
     payload=notification.schema,
+)
+
+server_event(
+    "safety:alert",
+    namespaces=(rooms.ADMIN,),
+    summary="A customer or partner asked for help (to admins); sent again with escalation + 1 until acknowledged",
+    payload=SAFETY_ALERT,
+    urgent=True,
+)
+server_event(
+    "safety:acknowledged",
+    namespaces=(rooms.ADMIN, *rooms.PERSON_NAMESPACES),
+    summary="Staff acknowledged a safety alert (to admins and to the person who raised it)",
+    payload=SAFETY_ACKNOWLEDGED,
 )
 
 

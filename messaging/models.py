@@ -49,3 +49,50 @@ class Notification(models.Model):
 
     def __str__(self) -> str:
         return f"{self.user_id}: {self.title}"
+
+
+class SafetyAlert(models.Model):
+    """A call for help from a customer or a partner (contract 10.3), open until staff acknowledge it.
+
+    ``escalation`` counts the times it went to staff (0: the first); while it is open, the
+    safety clock (``messaging.safety.escalate_due``) claims it again at ``next_escalation_at``
+    with a conditional UPDATE, so each escalation goes out once whichever process sweeps.
+    """
+
+    raised_by = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="safety_alerts")
+    role = models.CharField(max_length=10)  # "customer" or "partner": the namespace it came from
+    booking = models.ForeignKey(
+        "bookings.Booking", on_delete=models.SET_NULL, null=True, blank=True, related_name="safety_alerts"
+    )
+    latitude = models.FloatField(null=True, blank=True)
+    longitude = models.FloatField(null=True, blank=True)
+    note = models.CharField(max_length=500, blank=True)
+    client_alert_id = models.CharField(max_length=64, null=True, blank=True)
+    raised_at = models.DateTimeField()
+    escalation = models.PositiveIntegerField(default=0)
+    next_escalation_at = models.DateTimeField(null=True, blank=True)
+    acknowledged_at = models.DateTimeField(null=True, blank=True)
+    acknowledged_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.SET_NULL, null=True, blank=True, related_name="+"
+    )
+
+    class Meta:
+        ordering = ["-id"]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["raised_by", "client_alert_id"],
+                condition=models.Q(client_alert_id__isnull=False),
+                name="safety_alert_client_id_once_per_user",
+            )
+        ]
+        indexes = [
+            # The safety clock's one query: open alerts that are due.
+            models.Index(
+                fields=["next_escalation_at"], condition=models.Q(acknowledged_at__isnull=True), name="safety_alert_due"
+            ),
+            models.Index(fields=["booking", "raised_at"], name="safety_alert_booking"),
+        ]
+
+    def __str__(self) -> str:
+        state = "open" if self.acknowledged_at is None else "acknowledged"
+        return f"SOS {self.pk} from {self.raised_by_id} ({state})"

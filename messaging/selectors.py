@@ -14,7 +14,7 @@ from django.utils import timezone
 from bookings.models import ACTIVE_STATUSES, Booking, BookingStatus
 from bookings.selectors import parse_booking_id
 from config.parsing import parse_id, parse_user_id
-from messaging.models import Message, Notification
+from messaging.models import Message, Notification, SafetyAlert
 from partners.models import Partner
 
 # After completion the two may still talk this long (a forgotten key, a receipt).
@@ -124,3 +124,8 @@ def conversation(
 def notifications_for(user: AbstractBaseUser, *, unread: bool = False) -> QuerySet[Notification]:
     qs = Notification.objects.filter(user=user)
     return qs.filter(read_at__isnull=True) if unread else qs
+
+
+def open_safety_alerts() -> QuerySet[SafetyAlert]:
+    """Safety alerts no staff member has acknowledged, oldest first (the dashboard's top), at most 200."""
+    return SafetyAlert.objects.filter(acknowledged_at=None).select_related("raised_by").order_by("raised_at")[:200]

@@ -4,9 +4,10 @@
 from typing import Any
 
 from config.formats import iso
-from config.realtime.catalogue import ANY_OBJECT, ID, STRING, TIME, UUID, nullable, obj
+from config.realtime.catalogue import ANY_OBJECT, ID, LOCATION, PERSON, STRING, TIME, UUID, enum, nullable, obj
 from config.shapes import shape
-from messaging.models import Message, Notification
+from messaging.models import Message, Notification, SafetyAlert
+from partners.shapes import display_name
 
 MESSAGE = obj(
     {
@@ -59,4 +60,48 @@ def notification(notification: Notification) -> dict[str, Any]:
         "data": notification.data,
         "createdAt": iso(notification.created_at),
         "readAt": iso(notification.read_at),
+    }
+
+
+SAFETY_ALERT = obj(
+    {
+        "alertId": ID,
+        "bookingId": nullable(UUID),
+        "raisedBy": obj({"id": ID, "name": STRING, "role": enum(["customer", "partner"])}),
+        "location": nullable(LOCATION),
+        "at": TIME,
+        "escalation": {"type": "integer", "minimum": 0, "description": "0 the first time, then one more each time"},
+        "note": nullable(STRING),
+    }
+)
+
+
+@shape("SafetyAlert", SAFETY_ALERT)
+def safety_alert(alert: SafetyAlert) -> dict[str, Any]:
+    """An alert as staff see it (``safety:alert``, the open list): ``at`` is when it was raised."""
+    location = None
+    if alert.latitude is not None and alert.longitude is not None:
+        location = {"latitude": alert.latitude, "longitude": alert.longitude}
+    return {
+        "alertId": str(alert.pk),
+        "bookingId": str(alert.booking_id) if alert.booking_id else None,
+        "raisedBy": {"id": str(alert.raised_by_id), "name": display_name(alert.raised_by), "role": alert.role},
+        "location": location,
+        "at": iso(alert.raised_at),
+        "escalation": alert.escalation,
+        "note": alert.note or None,
+    }
+
+
+SAFETY_ACKNOWLEDGED = obj({"alertId": ID, "by": PERSON, "at": TIME})
+
+
+@shape("SafetyAcknowledged", SAFETY_ACKNOWLEDGED)
+def safety_acknowledged(alert: SafetyAlert) -> dict[str, Any]:
+    """Who acknowledged an alert, and when (``safety:acknowledged``, the REST answer)."""
+    by = alert.acknowledged_by
+    return {
+        "alertId": str(alert.pk),
+        "by": {"id": str(by.pk), "name": display_name(by)} if by else {"id": "0", "name": "staff"},
+        "at": iso(alert.acknowledged_at),
     }

@@ -16,7 +16,8 @@ from config.realtime.namespace import BaseNamespace
 from config.realtime.orm import db
 from config.realtime.parts import Part
 from config.realtime.presence import presence
-from messaging import events, services
+from messaging import events, safety, services
+from messaging.shapes import SAFETY_ACKNOWLEDGED, safety_acknowledged
 
 RECIPIENT = one_of(ID, INTEGER, obj({"recipientId": one_of(ID, INTEGER)}))
 
@@ -127,3 +128,61 @@ async def send_typing(user_id: str, recipient_id: str, typing: bool) -> None:
     payload = events.typing_indicator(user_id, typing)
     for namespace in rooms.NAMESPACES:
         await emit_now("typing:indicator", payload, namespace=namespace, room=rooms.user(recipient_id))
+
+
+# Safety alerts (contract 10.3): raised on /customer and /partner, acknowledged on /admin.
+safety_alerts = Part()
+SAFETY_ALERT_INPUT = obj(
+    {},
+    {
+        "bookingId": UUID,
+        "latitude": {"type": "number", "minimum": -90, "maximum": 90},
+        "longitude": {"type": "number", "minimum": -180, "maximum": 180},
+        "note": {"type": "string", "maxLength": safety.NOTE_MAX},
+        "clientAlertId": {"type": "string", "minLength": 1, "maxLength": 64},
+    },
+)
+
+
+# Its own limit (RATE_LIMITS["safety:alert"]: never below one per 10 s), and past it the socket
+# stays connected: a person calling for help is refused a flood, never cut off.
+@safety_alerts.event(
+    "safety:alert",
+    summary="Ask staff for help (SOS); stored once per clientAlertId, folded into your open alert",
+    payload=one_of(SAFETY_ALERT_INPUT, {"type": "null"}),
+    ack=obj({"alertId": ID}),
+    keeps_socket=True,
+)
+async def safety_alert(namespace: BaseNamespace, sid: str, payload: Any) -> dict[str, Any]:
+    fields = payload or {}
+    session = await namespace.get_session(sid)
+
+    def raise_alert() -> Any:
+        return safety.safety_alert_raise(
+            user=session_user(session),
+            role=namespace.role,
+            booking_id=fields.get("bookingId"),
+            latitude=fields.get("latitude"),
+            longitude=fields.get("longitude"),
+            note=fields.get("note"),
+            client_alert_id=fields.get("clientAlertId"),
+        )
+
+    alert, _ = await db(raise_alert)()
+    return {"alertId": str(alert.pk)}
+
+
+safety_desk = Part()
+
+
+@safety_desk.event(
+    "safety:acknowledge",
+    summary="Acknowledge a safety alert (staff): its escalation stops; an acknowledged one is CONFLICT",
+    payload=obj({"alertId": one_of(ID, INTEGER)}),
+    ack=SAFETY_ACKNOWLEDGED,
+)
+async def safety_acknowledge(namespace: BaseNamespace, sid: str, payload: Any) -> dict[str, Any]:
+    session = await namespace.get_session(sid)
+    staff = session_user(session)
+    alert = await db(lambda: safety.safety_alert_acknowledge(staff=staff, alert_id=payload["alertId"]))()
+    return safety_acknowledged(alert)

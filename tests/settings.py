@@ -54,6 +54,8 @@ CACHES = {"default": {**CACHES["default"], "KEY_PREFIX": _GROUP}}
 # own teardown (TRUNCATE between tests). Tests of the offer clock start server processes
 # with their own DISPATCH_SWEEP_INTERVAL, or call dispatch_sweep themselves.
 DISPATCH_SWEEP_INTERVAL = float(os.environ.get("DISPATCH_SWEEP_INTERVAL", "3600"))
+# Nor does it escalate safety alerts: the escalation tests start server processes with their own.
+SAFETY_SWEEP_INTERVAL = float(os.environ.get("SAFETY_SWEEP_INTERVAL", "3600"))
 
 # The suite connects thousands of sockets from one address, many as one user; the connect
 # limits' own tests set theirs (tests/realtime/test_rights.py).

@@ -22,6 +22,7 @@ from django.db import transaction
 from django.utils import timezone
 from tqdm import tqdm
 
+from bookings import signals
 from bookings.models import (
     HELD_STATUSES,
     OPEN_STATUSES,
@@ -123,6 +124,8 @@ class SeedDemo(BaseCommand):
                 open_counts[customer.pk] += 1
         told = self.seed_above(customers=customer_users, partners=partner_rows, services=services)
 
+        with transaction.atomic():  # the apps above add their demo data (an open safety alert)
+            signals.demo_seeded.send(sender=self.__class__, customers=customer_users)
         self.stdout.write(self.style.SUCCESS("Demo data ready. Logins (username / password):"))
         self.stdout.write(f"  staff     {STAFF[0]} / {STAFF[1]}   (Django admin at /admin/)")
         if customers:

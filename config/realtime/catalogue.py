@@ -28,6 +28,10 @@ class EventSpec:
     # Server events the next one supersedes (positions, typing, figures): never logged for
     # connection state recovery, never replayed (``recovery``).
     volatile: bool = False
+    # Server events a person's safety waits on (an SOS): their recovery-log write is bounded by
+    # ``recovery.URGENT_STORE_TIMEOUT``, not ``STORE_TIMEOUT``, so a broker that does not answer
+    # delays them by a blink, and they go out unlogged (``config.realtime.manager._log``).
+    urgent: bool = False
 
 
 _catalogue: dict[tuple[str, str, str], EventSpec] = {}
@@ -44,16 +48,25 @@ def client_event(
 
 
 def server_event(
-    name: str, *, namespaces: tuple[str, ...], payload: Schema, summary: str, volatile: bool = False
+    name: str,
+    *,
+    namespaces: tuple[str, ...],
+    payload: Schema,
+    summary: str,
+    volatile: bool = False,
+    urgent: bool = False,
 ) -> None:
     for namespace in namespaces:
-        spec = EventSpec(name, "server", (namespace,), payload, summary, volatile=volatile)
+        spec = EventSpec(name, "server", (namespace,), payload, summary, volatile=volatile, urgent=urgent)
         _catalogue[("server", namespace, name)] = spec
         if volatile:
             _volatile.add((namespace, name))
+        if urgent:
+            _urgent.add((namespace, name))
 
 
 _volatile: set[tuple[str, str]] = set()
+_urgent: set[tuple[str, str]] = set()
 
 
 def _open(schema: Any) -> Any:
@@ -66,6 +79,10 @@ def _open(schema: Any) -> Any:
 
 def is_volatile(namespace: str, name: str) -> bool:
     return (namespace, name) in _volatile
+
+
+def is_urgent(namespace: str, name: str) -> bool:
+    return (namespace, name) in _urgent
 
 
 def events() -> list[EventSpec]:

@@ -139,7 +139,9 @@ class ChannelLayerManager(GracefulStop, ChannelLayerTransport, EmitsOnce, AsyncP
             and not catalogue.is_volatile(message["namespace"], message["event"])
         ]
         if logged:
-            offsets = await recovery.append([(message["namespace"], message) for message in logged])
+            # An urgent event (an SOS) is not held back by a broker that does not answer.
+            urgent = any(catalogue.is_urgent(message["namespace"], message["event"]) for message in logged)
+            offsets = await recovery.append([(message["namespace"], message) for message in logged], urgent=urgent)
             for message, offset in zip(logged, offsets, strict=True):
                 if offset is not None:
                     message["offset"] = offset

@@ -252,7 +252,7 @@ class BaseNamespace(TokenLifetime, RoomRights, socketio.AsyncNamespace):
         except KeyError:  # the socket went while its event ran: the answer reaches nobody
             session = {}
         limited = isinstance(exc, RateLimited) and rate_key is not None and session
-        if limited and not await self._past_limit(sid, session, rate_key):
+        if limited and not await self._past_limit(sid, session, rate_key, self.client_events.get(event)):
             return self.server.not_handled
         self._log_outcome("event failed", sid, session.get("user_id"), label, exc.code)
         error = exc.as_dict()
@@ -260,11 +260,11 @@ class BaseNamespace(TokenLifetime, RoomRights, socketio.AsyncNamespace):
             await emit_now("error", {**error, "event": str(event)}, namespace=self.namespace_name, room=sid, local=True)
         return {"ok": False, "error": error}
 
-    async def _past_limit(self, sid: str, session: Session, rate_key: str) -> bool:
+    async def _past_limit(self, sid: str, session: Session, rate_key: str, declared: Any) -> bool:
         """Count a RATE_LIMITED refusal of the socket; whether it is still answered.
 
-        ``ANSWERS_PAST_LIMIT`` answers per rate window; a socket refused as many times as its
-        limit in one window (it sends at twice the limit) is told so and disconnected.
+        ``ANSWERS_PAST_LIMIT`` answers per rate window; a socket refused as many times as its limit
+        in one window (twice the limit sent) is told so and disconnected, unless the event ``keeps_socket``.
         """
         limit, window = limiter.limit_of(rate_key)
         index = int(time.time() // window)
@@ -272,7 +272,7 @@ class BaseNamespace(TokenLifetime, RoomRights, socketio.AsyncNamespace):
         seen_index, count = refused.get(rate_key, (index, 0))
         count = count + 1 if seen_index == index else 1
         refused[rate_key] = (index, count)
-        if count >= max(limit, ANSWERS_PAST_LIMIT + 1):
+        if count >= max(limit, ANSWERS_PAST_LIMIT + 1) and not (declared and declared.keeps_socket):
             refused.pop(rate_key)
             metrics.CONNECTION_BOUNDS.labels("rate_flood").inc()
             payload = {"code": RateLimited.code, "message": f"Over twice the limit of {rate_key}", "event": None}

@@ -60,6 +60,9 @@ class ClientEvent:
     lightweight: bool = False
     # The name of the rate limit it counts against (``settings.RATE_LIMITS``), when it shares one.
     rate_key: str | None = None
+    # Past its limit it is refused (fewer answers each window), but a socket that keeps sending
+    # it is never disconnected for it: a person calling for help keeps the line (an SOS).
+    keeps_socket: bool = False
 
 
 class Part:
@@ -93,13 +96,14 @@ class Part:
         ack: Schema | None = None,
         lightweight: bool = False,
         rate_key: str | None = None,
+        keeps_socket: bool = False,
     ) -> Callable[[Handler], Handler]:
         """Declare a client event and record the decorated function as its handler."""
 
         def record(handle: Handler) -> Handler:
             if name in self.events:
                 raise ValueError(f"{name} is declared twice in one part")
-            self.events[name] = ClientEvent(name, handle, payload, summary, ack, lightweight, rate_key)
+            self.events[name] = ClientEvent(name, handle, payload, summary, ack, lightweight, rate_key, keeps_socket)
             return handle
 
         return record

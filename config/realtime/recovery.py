@@ -54,6 +54,10 @@ BREAKER_SECONDS = 5.0
 # shorter breaker: meanwhile connects get fresh sessions and drops are not kept, at once, and
 # one warning says so instead of one per socket of a storm.
 SESSION_BREAKER_SECONDS = 1.0
+# A batch holding an urgent event (``catalogue.is_urgent``: an SOS) waits this long at most for its
+# log write, then goes out unlogged and opens the breaker as a slow write does: a paused broker
+# delays it by a blink, not by STORE_TIMEOUT. A healthy Redis answers in well under a millisecond.
+URGENT_STORE_TIMEOUT = 0.1
 
 
 class Recovery:
@@ -66,9 +70,9 @@ class Recovery:
         self.unlogged = False  # events went out without an offset since the last write that worked
         self.sessions_open_until = 0.0  # monotonic: no session call is tried before this
 
-    async def _call(self, what: str, coro: Any, default: Any = None) -> Any:
+    async def _call(self, what: str, coro: Any, default: Any = None, timeout: float = STORE_TIMEOUT) -> Any:
         try:
-            return await asyncio.wait_for(coro, STORE_TIMEOUT)
+            return await asyncio.wait_for(coro, timeout)
         except asyncio.CancelledError:
             raise
         except Exception as exc:
@@ -96,15 +100,17 @@ class Recovery:
             self.sessions_open_until = time.monotonic() + SESSION_BREAKER_SECONDS
             return default
 
-    async def append(self, messages: list[tuple[str, dict[str, Any]]]) -> list[str | None]:
+    async def append(self, messages: list[tuple[str, dict[str, Any]]], urgent: bool = False) -> list[str | None]:
         """Each (namespace, message)'s offset, written as one batch (one round trip), or ``None``
         for all: they go out without one (the breaker is open, or the write failed and opens it).
         The first write that works after that marks a *gap*: a session whose position is older
-        may have missed unlogged events, so it is not recovered."""
+        may have missed unlogged events, so it is not recovered. ``urgent``: bounded by
+        ``URGENT_STORE_TIMEOUT``."""
         if time.monotonic() < self.open_until:
             return self._unlogged(len(messages))
         entries = [(namespace, Entry.of(message)) for namespace, message in messages]
-        offsets = await self._call("append", self.store.append(entries))
+        timeout = URGENT_STORE_TIMEOUT if urgent else STORE_TIMEOUT
+        offsets = await self._call("append", self.store.append(entries), timeout=timeout)
         if offsets is None:
             self.open_until = time.monotonic() + BREAKER_SECONDS
             logger.warning("recovery log unavailable: events go out without an offset for %g s", BREAKER_SECONDS)

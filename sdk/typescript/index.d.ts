@@ -22,6 +22,18 @@ export type PartnerSummary = {
   rating: number;
 };
 
+/** Who acknowledged an alert, and when (``safety:acknowledged``, the REST answer). */
+export type SafetyAcknowledged = {
+  /** an id, as a string of digits */
+  alertId: string;
+  by: {
+    /** an id, as a string of digits */
+    id: string;
+    name: string;
+  };
+  at: string;
+};
+
 export type Notification = {
   /** an id, as a string of digits */
   id: string;
@@ -59,6 +71,27 @@ export type Message = {
   createdAt: string;
   readAt: string | null;
   clientMessageId: string | null;
+};
+
+/** An alert as staff see it (``safety:alert``, the open list): ``at`` is when it was raised. */
+export type SafetyAlert = {
+  /** an id, as a string of digits */
+  alertId: string;
+  bookingId: string | null;
+  raisedBy: {
+    /** an id, as a string of digits */
+    id: string;
+    name: string;
+    role: "customer" | "partner";
+  };
+  location: {
+    latitude: number;
+    longitude: number;
+  } | null;
+  at: string;
+  /** 0 the first time, then one more each time */
+  escalation: number;
+  note: string | null;
 };
 
 /** The booking of contract 5.4: REST responses, ``booking:created``/``updated`` and acks. */
@@ -285,6 +318,12 @@ export type PartnerRegisteredPayload = {
   createdAt: string;
 };
 
+/** Staff acknowledged a safety alert (to admins and to the person who raised it) */
+export type SafetyAcknowledgedPayload = SafetyAcknowledged;
+
+/** A customer or partner asked for help (to admins); sent again with escalation + 1 until acknowledged */
+export type SafetyAlertPayload = SafetyAlert;
+
 /** Someone started or stopped typing to this user */
 export type TypingIndicatorPayload = {
   /** an id, as a string of digits */
@@ -350,6 +389,20 @@ export type MessageSendRequest = {
   bookingId?: string;
   clientMessageId?: string;
 };
+
+/** Acknowledge a safety alert (staff): its escalation stops; an acknowledged one is CONFLICT */
+export type SafetyAcknowledgeRequest = {
+  alertId: string | number;
+};
+
+/** Ask staff for help (SOS); stored once per clientAlertId, folded into your open alert */
+export type SafetyAlertRequest = {
+  bookingId?: string;
+  latitude?: number;
+  longitude?: number;
+  note?: string;
+  clientAlertId?: string;
+} | null;
 
 /** Typing indicator to a person you may message */
 export type TypingStartRequest = string | number | {
@@ -418,6 +471,15 @@ export type RequestStatsReply = {
   stats: DashboardStatsUpdatePayload;
 };
 
+/** Acknowledge a safety alert (staff): its escalation stops; an acknowledged one is CONFLICT */
+export type SafetyAcknowledgeReply = SafetyAcknowledged;
+
+/** Ask staff for help (SOS); stored once per clientAlertId, folded into your open alert */
+export type SafetyAlertReply = {
+  /** an id, as a string of digits */
+  alertId: string;
+};
+
 /** Every client event's ack: `{ok: true, ...reply}` or `{ok: false, error}` (an event sent without an ack is refused with the `error` event instead). */
 export type Ack<Reply extends object = {}> = ({ ok: true } & Reply) | { ok: false; error: ErrorBody };
 
@@ -439,6 +501,8 @@ export interface CustomerServerToClientEvents {
   "partner:assigned": (payload: PartnerAssignedPayload) => void;
   /** The partner's position, while the booking is accepted..in progress (to booking:<id>) */
   "partner:location_update": (payload: PartnerLocationUpdatePayload) => void;
+  /** Staff acknowledged a safety alert (to admins and to the person who raised it) */
+  "safety:acknowledged": (payload: SafetyAcknowledgedPayload) => void;
   /** Someone started or stopped typing to this user */
   "typing:indicator": (payload: TypingIndicatorPayload) => void;
 }
@@ -457,6 +521,8 @@ export interface CustomerClientToServerEvents {
   "message:mark_read": (payload: MessageMarkReadRequest, ack: (res: Ack<MessageMarkReadReply>) => void) => void;
   /** Send a message (contract 5.5); a resend with the same clientMessageId is stored once */
   "message:send": (payload: MessageSendRequest, ack: (res: Ack<MessageSendReply>) => void) => void;
+  /** Ask staff for help (SOS); stored once per clientAlertId, folded into your open alert */
+  "safety:alert": (payload: SafetyAlertRequest, ack: (res: Ack<SafetyAlertReply>) => void) => void;
   /** Typing indicator to a person you may message */
   "typing:start": (payload: TypingStartRequest, ack: (res: Ack) => void) => void;
   /** Typing indicator to a person you may message */
@@ -485,6 +551,8 @@ export interface PartnerServerToClientEvents {
   "message:sent": (payload: MessageSentPayload) => void;
   /** A notification was stored for this user */
   "notification:new": (payload: NotificationNewPayload) => void;
+  /** Staff acknowledged a safety alert (to admins and to the person who raised it) */
+  "safety:acknowledged": (payload: SafetyAcknowledgedPayload) => void;
   /** Someone started or stopped typing to this user */
   "typing:indicator": (payload: TypingIndicatorPayload) => void;
 }
@@ -507,6 +575,8 @@ export interface PartnerClientToServerEvents {
   "message:mark_read": (payload: MessageMarkReadRequest, ack: (res: Ack<MessageMarkReadReply>) => void) => void;
   /** Send a message (contract 5.5); a resend with the same clientMessageId is stored once */
   "message:send": (payload: MessageSendRequest, ack: (res: Ack<MessageSendReply>) => void) => void;
+  /** Ask staff for help (SOS); stored once per clientAlertId, folded into your open alert */
+  "safety:alert": (payload: SafetyAlertRequest, ack: (res: Ack<SafetyAlertReply>) => void) => void;
   /** Typing indicator to a person you may message */
   "typing:start": (payload: TypingStartRequest, ack: (res: Ack) => void) => void;
   /** Typing indicator to a person you may message */
@@ -535,6 +605,10 @@ export interface AdminServerToClientEvents {
   "message:sent": (payload: MessageSentPayload) => void;
   /** A partner signed up (to admins) */
   "partner:registered": (payload: PartnerRegisteredPayload) => void;
+  /** Staff acknowledged a safety alert (to admins and to the person who raised it) */
+  "safety:acknowledged": (payload: SafetyAcknowledgedPayload) => void;
+  /** A customer or partner asked for help (to admins); sent again with escalation + 1 until acknowledged */
+  "safety:alert": (payload: SafetyAlertPayload) => void;
   /** Someone started or stopped typing to this user */
   "typing:indicator": (payload: TypingIndicatorPayload) => void;
 }
@@ -551,6 +625,8 @@ export interface AdminClientToServerEvents {
   "monitor:bookings": (ack: (res: Ack<MonitorBookingsReply>) => void) => void;
   /** Ask for the figures (also emitted as dashboard:stats_update) */
   "request:stats": (ack: (res: Ack<RequestStatsReply>) => void) => void;
+  /** Acknowledge a safety alert (staff): its escalation stops; an acknowledged one is CONFLICT */
+  "safety:acknowledge": (payload: SafetyAcknowledgeRequest, ack: (res: Ack<SafetyAcknowledgeReply>) => void) => void;
   /** Typing indicator to a person you may message */
   "typing:start": (payload: TypingStartRequest, ack: (res: Ack) => void) => void;
   /** Typing indicator to a person you may message */

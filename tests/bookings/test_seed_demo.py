@@ -102,3 +102,17 @@ def test_a_finished_job_with_its_trace_is_seeded_once(settings, api_as):
     # the customer reads it too (it has ended), and the seeded figures agree with a recount
     assert api_as(traced.customer).get(f"/api/bookings/{traced.pk}/trace/").status_code == 200
     assert tallies.drift() == {}
+
+
+def test_seed_demo_leaves_one_open_safety_alert(settings):
+    """The dashboard has an SOS on top to show: one open alert, by a demo customer about an open
+    booking of theirs (messaging adds it on bookings' ``demo_seeded`` signal), however often it runs."""
+    from messaging.models import SafetyAlert
+
+    settings.DEBUG = True
+    for _ in range(2):
+        call_command("seed_demo", bookings=16, quiet=True, stdout=io.StringIO())
+    [alert] = SafetyAlert.objects.filter(acknowledged_at=None)
+    assert alert.raised_by.username.startswith("customer") and alert.role == "customer"
+    assert alert.booking.customer_id == alert.raised_by_id and alert.booking.status in OPEN_STATUSES
+    assert alert.latitude == alert.booking.latitude and alert.next_escalation_at is not None

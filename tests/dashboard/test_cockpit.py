@@ -1,7 +1,10 @@
 """The live dashboard in a real browser (Debian's Chromium, driven by Playwright)."""
 
+import asyncio
+import concurrent.futures
 import json
 import shutil
+import threading
 import urllib.request
 from pathlib import Path
 
@@ -79,4 +82,72 @@ def test_cockpit_shows_a_new_booking_live(live_server_url, service):
         browser.close()
     stuck.refresh_from_db()
     assert stuck.status == "CANCELLED" and stuck.cancelled_by.username == "opsview"
+    assert not problems, problems
+
+
+def test_an_alert_from_a_customer_socket_tops_the_cockpit_until_staff_acknowledge_it(live_server_url, customer):
+    """Contract 10.3: an open alert shows above everything else (loaded at connect, then live); the
+    staff member's button acknowledges it and it leaves; the customer hears it; no console error."""
+    from playwright.sync_api import expect, sync_playwright
+
+    from messaging import safety
+    from messaging.models import SafetyAlert
+    from tests.live import Client, eventually, run
+
+    if not Path(CHROMIUM).exists():
+        pytest.skip("Debian's chromium is not installed (.ci/run installs it)")
+    StaffFactory(username="opsalert", password="password123", first_name="Asha")
+    older, _ = safety.safety_alert_raise(user=UserFactory(first_name="Early"), role="customer")  # open before
+    problems: list[str] = []
+
+    pressed = threading.Event()
+    answers: dict = {}
+
+    async def phone() -> dict:
+        """The customer's phone, on a loop of its own (Playwright's runs in this thread): it presses
+        SOS once the page shows the older alert, then waits for the acknowledgement."""
+        client = await Client(live_server_url, "/customer").connect(token_for(customer))
+        await asyncio.to_thread(pressed.wait, 20)
+        answers["ack"] = await client.call("safety:alert", {"latitude": 28.61, "longitude": 77.23, "note": "Stranger"})
+        [told] = await client.wait_for("safety:acknowledged", timeout=20)
+        await client.close()
+        return told
+
+    with sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=CHROMIUM, args=["--no-sandbox"])
+        page = browser.new_page(viewport={"width": 1280, "height": 1000})
+        page.on("console", lambda m: problems.append(m.text) if m.type == "error" else None)
+        page.on("pageerror", lambda e: problems.append(str(e)))
+        page.goto(live_server_url + "/admin/login/?next=/admin/dashboard/")
+        page.fill("#id_username", "opsalert")
+        page.fill("#id_password", "password123")
+        page.click("input[type=submit]")
+        expect(page.locator("#conn")).to_have_text("connected", timeout=5000)
+        expect(page.locator(f"#alerts li[data-alert='{older.pk}']")).to_be_visible(timeout=5000)  # the REST list
+
+        with concurrent.futures.ThreadPoolExecutor(1) as pool:
+            heard = pool.submit(run, phone())
+            pressed.set()
+            eventually(lambda: "ack" in answers or heard.done(), what="the press")
+            ack = answers["ack"]
+            assert ack["ok"], ack
+            item = page.locator(f"#alerts li[data-alert='{ack['alertId']}']")
+            expect(item).to_be_visible(timeout=2000)  # live
+            expect(item).to_contain_text("SOS from Alice (customer)")
+            expect(item).to_contain_text("Stranger")
+            # Above everything else on the page: the counters, the bookings.
+            top = page.locator("#alerts").bounding_box()["y"]
+            assert top < page.locator("#cockpit .counters").bounding_box()["y"]
+            assert top < page.locator("#bookings").bounding_box()["y"]
+
+            item.locator("button[data-action=acknowledge]").click()
+            expect(item).to_have_count(0, timeout=5000)
+            expect(page.locator(f"#alerts li[data-alert='{older.pk}']")).to_be_visible()  # the other stays
+            page.locator(f"#alerts li[data-alert='{older.pk}'] button").click()
+            expect(page.locator("#alerts")).to_be_hidden(timeout=5000)  # nothing open: the banner goes
+            told = heard.result(timeout=30)
+        browser.close()
+
+    assert told["alertId"] == ack["alertId"] and told["by"]["name"] == "Asha"
+    assert SafetyAlert.objects.get(pk=ack["alertId"]).acknowledged_by.username == "opsalert"
     assert not problems, problems

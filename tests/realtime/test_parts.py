@@ -51,11 +51,11 @@ def test_a_part_has_one_hook_of_each_kind():
 def test_the_root_composes_the_apps_parts_in_order():
     import config.asgi  # the composition root (it builds the namespaces)
     from bookings.sockets import partner_jobs
-    from messaging.sockets import chat
+    from messaging.sockets import chat, safety_alerts
     from partners.sockets import partner
 
     partner_ns = next(ns for ns in config.asgi.NAMESPACES if ns.namespace == "/partner")
-    assert partner_ns.parts == (chat, partner_jobs, partner, TOKEN_REFRESH)
+    assert partner_ns.parts == (chat, partner_jobs, partner, safety_alerts, TOKEN_REFRESH)
     assert partner_ns.role == "partner"
     # The event's options are its owner's declaration: bookings says the relay needs no database.
     assert partner_ns.client_events["location:update"] is partner_jobs.events["location:update"]
@@ -64,6 +64,8 @@ def test_the_root_composes_the_apps_parts_in_order():
         "typing:start": "typing",
         "typing:stop": "typing",
     }
+    # Messaging says a call for help is never a reason to disconnect (contract 10.3).
+    assert {name for name, e in partner_ns.client_events.items() if e.keeps_socket} == {"safety:alert"}
     with pytest.raises(Forbidden):  # the partners' rule for who may connect
         partner_ns.qualify({"is_partner": False})
     # What the server and recovery ask of every composed namespace, by name: a rename fails here.

@@ -29,6 +29,7 @@
   const setConn = (state) => { const c = $('conn'); c.textContent = state; c.className = 'conn-' + state; };
   socket.on('connect', async () => {
     setConn('connected');
+    loadAlerts();
     const stats = await socket.emitWithAck('request:stats');
     if (stats.ok) renderStats(stats.stats);
     const monitor = await socket.emitWithAck('monitor:bookings');
@@ -45,6 +46,44 @@
     socket.auth.token = token;
     if (socket.connected) socket.emit('auth:refresh', { token });
   }, Math.max(30, Number(cfg.tokenSeconds) / 2) * 1000);
+
+  // ------------------------------------------------------------ safety alerts, above everything else
+  const alerts = new Map();
+  const acknowledged = new Set(); // an escalation that crossed the acknowledgement in flight stays gone
+  function renderAlerts() {
+    const section = $('alerts');
+    section.querySelector('ul').replaceChildren(...[...alerts.values()]
+      .sort((a, b) => a.at.localeCompare(b.at))
+      .map((a) => {
+        const item = el('li', { 'data-alert': a.alertId });
+        item.append(el('strong', {}, `SOS from ${a.raisedBy.name} (${a.raisedBy.role})`), ` ${age(a.at)} ago`);
+        if (a.escalation) item.append(` · sent ${a.escalation + 1} times`);
+        if (a.bookingId) item.append(' · ', el('a', { href: link(cfg.bookingUrl, a.bookingId) }, 'booking'));
+        if (a.location) item.append(` · at ${a.location.latitude.toFixed(5)}, ${a.location.longitude.toFixed(5)}`);
+        const button = el('button', { type: 'button', 'data-action': 'acknowledge' }, 'Acknowledge');
+        button.addEventListener('click', () => acknowledge(a.alertId));
+        item.append(' ', button);
+        if (a.note) item.append(el('div', { class: 'note' }, a.note));
+        return item;
+      }));
+    section.hidden = alerts.size === 0;
+  }
+  function showAlert(a) { if (!acknowledged.has(a.alertId)) { alerts.set(a.alertId, a); renderAlerts(); } }
+  function dropAlert(alertId) { acknowledged.add(alertId); alerts.delete(alertId); renderAlerts(); }
+  async function loadAlerts() { // the open ones at each connect; live events keep the list after that
+    const response = await fetch(cfg.alertsUrl, { credentials: 'same-origin' });
+    if (!response.ok) return;
+    alerts.clear();
+    (await response.json()).forEach((a) => { if (!acknowledged.has(a.alertId)) alerts.set(a.alertId, a); });
+    renderAlerts();
+  }
+  async function acknowledge(alertId) {
+    const answer = await socket.emitWithAck('safety:acknowledge', { alertId });
+    if (answer.ok || answer.error.code === 'CONFLICT') dropAlert(alertId); // CONFLICT: a colleague took it
+    else feed(`Acknowledge refused: ${answer.error.message}`, '#');
+  }
+  socket.on('safety:alert', showAlert);
+  socket.on('safety:acknowledged', (k) => dropAlert(k.alertId));
 
   // ------------------------------------------------------------ counters
   function renderStats(s) {

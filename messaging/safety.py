@@ -1,0 +1,190 @@
+"""Safety alerts (contract 10.3): a customer or partner calls for help; every staff socket hears it
+at once, and again every ``SAFETY_ESCALATE_SECONDS`` until a staff member acknowledges it.
+
+In ``messaging``, the app of everything that reaches a person. The escalation is a deadline in
+the database (``next_escalation_at``), not a timer in memory: it survives a restart, and every
+server process sweeps for due alerts (``escalate_forever``, started by the composition root),
+claiming each escalation with a conditional UPDATE on ``escalation``, so each number goes out
+once however many processes sweep, and none after the acknowledgement (which clears the deadline
+in the same row).
+"""
+
+import asyncio
+import logging
+from datetime import timedelta
+from typing import Any
+
+from django.conf import settings
+from django.contrib.auth import get_user_model
+from django.contrib.auth.models import AbstractBaseUser
+from django.db import InterfaceError, OperationalError, transaction
+from django.db.models import Q
+from django.utils import timezone
+
+from bookings.models import OPEN_STATUSES, Booking
+from bookings.selectors import parse_booking_id
+from config import rooms
+from config.errors import Conflict, Forbidden, NotFound, ValidationError
+from config.parsing import parse_id
+from config.realtime.emit import emit
+from config.realtime.orm import db
+from messaging import shapes
+from messaging.models import SafetyAlert
+
+logger = logging.getLogger(__name__)
+
+ROLES = ("customer", "partner")
+NOTE_MAX = 500
+SWEEP_BATCH = 100  # due alerts one sweep handles; the next sweep takes the rest
+
+
+def safety_alert_raise(
+    *,
+    user: AbstractBaseUser,
+    role: str,
+    booking_id: Any = None,
+    latitude: float | None = None,
+    longitude: float | None = None,
+    note: str | None = None,
+    client_alert_id: str | None = None,
+) -> tuple[SafetyAlert, bool]:
+    """Store an alert and tell every staff socket (``safety:alert``, escalation 0); ``(alert, created)``.
+
+    Stored once per (user, ``clientAlertId``): a retry returns the stored alert and sends nothing
+    again. An alert from a user who has one open (not acknowledged) about the same booking (or
+    about none) is folded into it: the same alert is answered, nothing is stored or sent, and the
+    open one keeps escalating. ``bookingId`` must name one of the user's bookings, as customer or
+    as partner: otherwise ``NOT_FOUND``, as every event that names a booking answers.
+    """
+    if role not in ROLES:
+        raise Forbidden("only customers and partners raise safety alerts")
+    if (latitude is None) != (longitude is None):
+        raise ValidationError("latitude and longitude come together", details={"latitude": ["both or neither"]})
+    if latitude is not None and not (-90 <= latitude <= 90 and -180 <= longitude <= 180):
+        raise ValidationError("latitude must be between -90 and 90, longitude between -180 and 180")
+    if note is not None and (not isinstance(note, str) or len(note) > NOTE_MAX):
+        raise ValidationError(f"note must be text of at most {NOTE_MAX} characters")
+    if client_alert_id is not None and (not isinstance(client_alert_id, str) or not 0 < len(client_alert_id) <= 64):
+        raise ValidationError("clientAlertId must be a string of 1 to 64 characters")
+    booking_pk = parse_booking_id(booking_id) if booking_id is not None else None
+    with transaction.atomic():
+        # One user's alerts are taken one at a time (two devices pressing at once fold into one).
+        list(get_user_model().objects.select_for_update().filter(pk=user.pk).values_list("pk", flat=True))
+        if client_alert_id is not None:
+            stored = SafetyAlert.objects.filter(raised_by_id=user.pk, client_alert_id=client_alert_id).first()
+            if stored is not None:
+                return stored, False
+        if (
+            booking_pk is not None
+            and not Booking.objects.filter(Q(customer_id=user.pk) | Q(partner_id=user.pk), pk=booking_pk).exists()
+        ):
+            raise NotFound("no booking of yours has this id (an alert may leave bookingId out)")
+        open_one = SafetyAlert.objects.filter(raised_by_id=user.pk, booking_id=booking_pk, acknowledged_at=None).first()
+        if open_one is not None:
+            return open_one, False
+        now = timezone.now()
+        alert = SafetyAlert.objects.create(
+            raised_by_id=user.pk,
+            role=role,
+            booking_id=booking_pk,
+            latitude=latitude,
+            longitude=longitude,
+            note=note or "",
+            client_alert_id=client_alert_id,
+            raised_at=now,
+            next_escalation_at=now + timedelta(seconds=settings.SAFETY_ESCALATE_SECONDS),
+        )
+        alert = SafetyAlert.objects.select_related("raised_by").get(pk=alert.pk)
+        _tell_staff(alert)
+    return alert, True
+
+
+def safety_alert_acknowledge(*, staff: AbstractBaseUser, alert_id: Any) -> SafetyAlert:
+    """Staff take an open alert: escalation stops on every process (its deadline is cleared in the
+    same UPDATE the sweeps claim on), and every staff socket and the person who raised it get
+    ``safety:acknowledged``. An alert acknowledged already is ``CONFLICT``, naming who did it."""
+    if not staff.is_staff:
+        raise Forbidden("only staff acknowledge safety alerts")
+    pk = parse_id(alert_id, field="alertId")
+    with transaction.atomic():
+        taken = SafetyAlert.objects.filter(pk=pk, acknowledged_at=None).update(
+            acknowledged_at=timezone.now(), acknowledged_by_id=staff.pk, next_escalation_at=None
+        )
+        alert = SafetyAlert.objects.select_related("raised_by", "acknowledged_by").filter(pk=pk).first()
+        if alert is None:
+            raise NotFound("no such safety alert")
+        acknowledged = shapes.safety_acknowledged(alert)
+        if not taken:
+            by = acknowledged["by"]["name"]
+            raise Conflict(f"this alert was acknowledged already, by {by}", details=acknowledged)
+        emit("safety:acknowledged", acknowledged, namespace=rooms.ADMIN, room=rooms.ADMINS)
+        for namespace in rooms.PERSON_NAMESPACES:
+            emit("safety:acknowledged", acknowledged, namespace=namespace, room=rooms.user(alert.raised_by_id))
+    return alert
+
+
+def escalate_due() -> int:
+    """Send every open alert whose deadline passed again, with ``escalation`` + 1; how many went.
+
+    Each claim is its own transaction: a conditional UPDATE (the escalation it read, still open),
+    so of two processes that read the same due alert one sends it and the other finds nothing
+    to claim; the event leaves after that commit.
+    """
+    now = timezone.now()
+    due = list(
+        SafetyAlert.objects.filter(acknowledged_at=None, next_escalation_at__lte=now)
+        .order_by("next_escalation_at")
+        .values_list("pk", "escalation")[:SWEEP_BATCH]
+    )
+    sent = 0
+    for pk, escalation in due:
+        with transaction.atomic():
+            claimed = SafetyAlert.objects.filter(pk=pk, escalation=escalation, acknowledged_at=None).update(
+                escalation=escalation + 1,
+                next_escalation_at=now + timedelta(seconds=settings.SAFETY_ESCALATE_SECONDS),
+            )
+            if claimed:
+                _tell_staff(SafetyAlert.objects.select_related("raised_by").get(pk=pk))
+                sent += 1
+    return sent
+
+
+async def escalate_forever() -> None:
+    """The safety clock of a server process (started by the composition root)."""
+    while True:
+        await asyncio.sleep(settings.SAFETY_SWEEP_INTERVAL)
+        try:
+            await db(escalate_due)()
+        except asyncio.CancelledError:
+            raise
+        except (OperationalError, InterfaceError) as exc:  # the database is away: the next sweep retries
+            logger.warning("the safety clock could not reach the database (%s)", exc)
+        except Exception:
+            logger.exception("the safety clock failed")
+
+
+def _tell_staff(alert: SafetyAlert) -> None:
+    emit("safety:alert", shapes.safety_alert(alert), namespace=rooms.ADMIN, room=rooms.ADMINS)
+
+
+def demo_alert(sender: Any, *, customers: list[AbstractBaseUser], **kwargs: Any) -> None:
+    """``seed_demo`` leaves one open alert for the dashboard: a demo customer, on an open booking."""
+    if SafetyAlert.objects.filter(raised_by__in=customers, acknowledged_at=None).exists():
+        return
+    booking = Booking.objects.filter(customer__in=customers, status__in=OPEN_STATUSES).order_by("created_at").first()
+    if booking is None:
+        return
+    safety_alert_raise(
+        user=booking.customer,
+        role="customer",
+        booking_id=str(booking.pk),
+        latitude=booking.latitude,
+        longitude=booking.longitude,
+        note="Demo: the partner's van has been parked outside for an hour and nobody answers",
+    )
+
+
+def connect_receivers() -> None:
+    from bookings.signals import demo_seeded
+
+    demo_seeded.connect(demo_alert, dispatch_uid="messaging.safety.demo_alert")

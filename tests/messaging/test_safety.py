@@ -1,0 +1,202 @@
+"""Safety alerts (contract 10.3) in one process: the rules, REST, and the sockets of /customer and /admin."""
+
+import asyncio
+from datetime import timedelta
+
+import pytest
+from django.utils import timezone
+
+from bookings.models import BookingStatus as S
+from config.errors import Conflict, Forbidden, NotFound, ValidationError
+from messaging import safety
+from messaging.models import SafetyAlert
+from tests.factories import BookingFactory, StaffFactory, UserFactory
+from tests.live import Client, run, token_for, wait_until
+
+
+def raise_alert(user, **fields):
+    return safety.safety_alert_raise(user=user, role=fields.pop("role", "customer"), **fields)
+
+
+@pytest.mark.django_db
+def test_an_alert_is_stored_once_per_client_alert_id_and_told_to_staff_once(customer, emitted):
+    alert, created = raise_alert(customer, latitude=28.6, longitude=77.2, note="help", client_alert_id="sos-1")
+    again, created_again = raise_alert(customer, latitude=28.6, longitude=77.2, note="help", client_alert_id="sos-1")
+    assert created and not created_again and again.pk == alert.pk
+    assert SafetyAlert.objects.count() == 1
+    [told] = emitted.named("safety:alert")
+    assert told["namespace"] == "/admin" and told["room"] == "admins"
+    assert told["data"][0] == {
+        "alertId": str(alert.pk),
+        "bookingId": None,
+        "raisedBy": {"id": str(customer.pk), "name": "Alice", "role": "customer"},
+        "location": {"latitude": 28.6, "longitude": 77.2},
+        "at": told["data"][0]["at"],
+        "escalation": 0,
+        "note": "help",
+    }
+    # Acknowledged, the same clientAlertId still names the same alert, and tells nobody.
+    safety.safety_alert_acknowledge(staff=StaffFactory(), alert_id=alert.pk)
+    assert raise_alert(customer, client_alert_id="sos-1")[0].pk == alert.pk
+    assert len(emitted.named("safety:alert")) == 1
+
+
+@pytest.mark.django_db
+def test_an_alert_while_one_is_open_is_folded_into_it(customer, partner, service, emitted):
+    booking = BookingFactory(customer=customer, partner=partner, status=S.PARTNER_EN_ROUTE, service=service)
+    first, _ = raise_alert(customer, booking_id=str(booking.pk))
+    folded, created = raise_alert(customer, booking_id=str(booking.pk), client_alert_id="other-press")
+    assert folded.pk == first.pk and not created
+    # About no booking, or by the partner of the same booking: alerts of their own.
+    apart, created = raise_alert(customer)
+    assert created and apart.pk != first.pk
+    partners, created = raise_alert(partner.user, role="partner", booking_id=str(booking.pk))
+    assert created and partners.role == "partner"
+    assert [m["data"][0]["alertId"] for m in emitted.named("safety:alert")] == [
+        str(first.pk),
+        str(apart.pk),
+        str(partners.pk),
+    ]
+    # Once staff took the first, a new press is a new alert.
+    safety.safety_alert_acknowledge(staff=StaffFactory(), alert_id=first.pk)
+    assert raise_alert(customer, booking_id=str(booking.pk))[0].pk != first.pk
+
+
+@pytest.mark.django_db
+def test_a_booking_must_be_the_raisers_and_a_location_whole(customer, other_customer, service, emitted):
+    theirs = BookingFactory(customer=other_customer, service=service)
+    with pytest.raises(NotFound):
+        raise_alert(customer, booking_id=str(theirs.pk))
+    with pytest.raises(ValidationError):
+        raise_alert(customer, booking_id="not-a-uuid")
+    with pytest.raises(ValidationError):
+        raise_alert(customer, latitude=28.6)
+    with pytest.raises(ValidationError):
+        raise_alert(customer, latitude=91, longitude=0)
+    with pytest.raises(Forbidden):
+        raise_alert(customer, role="admin")
+    assert not SafetyAlert.objects.exists() and not emitted.named("safety:alert")
+
+
+@pytest.mark.django_db
+def test_staff_acknowledge_once_and_the_raiser_hears_it(customer, staff, emitted):
+    alert, _ = raise_alert(customer)
+    with pytest.raises(Forbidden):
+        safety.safety_alert_acknowledge(staff=customer, alert_id=alert.pk)
+    with pytest.raises(NotFound):
+        safety.safety_alert_acknowledge(staff=staff, alert_id=alert.pk + 1000)
+    safety.safety_alert_acknowledge(staff=staff, alert_id=str(alert.pk))
+    told = emitted.named("safety:acknowledged")
+    assert {(m["namespace"], m["room"]) for m in told} == {
+        ("/admin", "admins"),
+        ("/customer", f"user:{customer.pk}"),
+        ("/partner", f"user:{customer.pk}"),
+    }
+    payload = told[0]["data"][0]
+    assert payload["alertId"] == str(alert.pk) and payload["by"] == {
+        "id": str(staff.pk),
+        "name": staff.get_full_name() or staff.username,
+    }
+    with pytest.raises(Conflict) as twice:
+        safety.safety_alert_acknowledge(staff=StaffFactory(), alert_id=alert.pk)
+    assert twice.value.details["by"]["id"] == str(staff.pk)  # who took it
+    assert len(emitted.named("safety:acknowledged")) == 3  # nothing sent twice
+
+
+@pytest.mark.django_db
+def test_escalation_is_claimed_once_per_number_and_stops_at_the_acknowledgement(customer, staff, emitted):
+    alert, _ = raise_alert(customer)
+    assert safety.escalate_due() == 0  # not due yet
+    SafetyAlert.objects.filter(pk=alert.pk).update(next_escalation_at=timezone.now() - timedelta(seconds=1))
+    assert safety.escalate_due() == 1
+    assert safety.escalate_due() == 0  # claimed: the next one is SAFETY_ESCALATE_SECONDS away
+    assert [m["data"][0]["escalation"] for m in emitted.named("safety:alert")] == [0, 1]
+    SafetyAlert.objects.filter(pk=alert.pk).update(next_escalation_at=timezone.now() - timedelta(seconds=1))
+    safety.safety_alert_acknowledge(staff=staff, alert_id=alert.pk)
+    assert safety.escalate_due() == 0
+    alert.refresh_from_db()
+    assert alert.escalation == 1 and alert.next_escalation_at is None
+
+
+@pytest.mark.django_db
+def test_rest_lists_open_alerts_and_acknowledges_for_staff_only(api_as, customer, staff):
+    first, _ = raise_alert(customer, note="first")
+    second, _ = raise_alert(UserFactory(first_name="Bea"))
+    assert api_as(customer).get("/api/safety/").status_code == 403
+    assert api_as(customer).post(f"/api/safety/{first.pk}/acknowledge/").status_code == 403
+    listed = api_as(staff).get("/api/safety/").json()
+    assert [a["alertId"] for a in listed] == [str(first.pk), str(second.pk)]  # oldest first
+    assert listed[0]["note"] == "first" and listed[0]["raisedBy"]["role"] == "customer"
+    answer = api_as(staff).post(f"/api/safety/{first.pk}/acknowledge/")
+    assert answer.status_code == 200 and answer.json()["by"]["id"] == str(staff.pk)
+    twice = api_as(staff).post(f"/api/safety/{first.pk}/acknowledge/")
+    assert twice.status_code == 409 and twice.json()["code"] == "CONFLICT"
+    assert api_as(staff).post("/api/safety/999999/acknowledge/").json()["code"] == "NOT_FOUND"
+    assert [a["alertId"] for a in api_as(staff).get("/api/safety/").json()] == [str(second.pk)]
+
+
+@pytest.mark.django_db(transaction=True)
+def test_an_alert_over_sockets_reaches_staff_and_the_acknowledgement_the_raiser(live_server_url, customer, staff):
+    async def scenario():
+        desk = await Client(live_server_url, "/admin").connect(token_for(staff))
+        phone = await Client(live_server_url, "/customer").connect(token_for(customer))
+        ack = await phone.call("safety:alert", {"latitude": 28.61, "longitude": 77.2, "clientAlertId": "p-1"})
+        assert ack["ok"] and ack["alertId"]
+        [alert] = await desk.wait_for("safety:alert")
+        assert alert["alertId"] == ack["alertId"] and alert["escalation"] == 0
+        assert alert["raisedBy"] == {"id": str(customer.pk), "name": "Alice", "role": "customer"}
+        assert (await phone.call("safety:alert", None))["alertId"] == ack["alertId"]  # folded: an empty press
+        taken = await desk.call("safety:acknowledge", {"alertId": ack["alertId"]})
+        assert taken["ok"] and taken["alertId"] == ack["alertId"] and taken["by"]["id"] == str(staff.pk)
+        [heard] = await phone.wait_for("safety:acknowledged")
+        assert heard == {k: taken[k] for k in ("alertId", "by", "at")}
+        await desk.wait_for("safety:acknowledged")
+        again = await desk.call("safety:acknowledge", {"alertId": ack["alertId"]})
+        assert again["ok"] is False and again["error"]["code"] == "CONFLICT"
+        refused = await phone.call("safety:acknowledge", {"alertId": ack["alertId"]})  # not a /customer event
+        assert refused["ok"] is False and refused["error"]["code"] == "VALIDATION_ERROR"
+        assert len(desk.events["safety:alert"]) == 1
+        for client in (desk, phone):
+            await client.close()
+
+    run(scenario())
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_flood_of_alerts_stores_and_delivers_the_first_and_keeps_the_socket(live_server_url, customer, staff):
+    """RATE_LIMITS["safety:alert"] is 3 per 10 s: of 30 presses at once, the first is stored and told to
+    staff, those within the limit fold into it, the rest are refused RATE_LIMITED (then no longer
+    answered); the socket, which any other event would have lost at twice its limit, stays up."""
+
+    async def scenario():
+        desk = await Client(live_server_url, "/admin").connect(token_for(staff))
+        phone = await Client(live_server_url, "/customer").connect(token_for(customer))
+        first = await phone.call("safety:alert", {"note": "press 0"})
+        assert first["ok"] is True
+        answers: dict[int, object] = {}
+        for i in range(1, 30):  # then a loop, without waiting for answers (a refused press past a few gets none)
+            await phone.sio.emit(
+                "safety:alert",
+                {"note": f"press {i}"},
+                namespace="/customer",
+                callback=lambda *args, i=i: answers.__setitem__(i, args[0] if args else None),
+            )
+        await wait_until(lambda: len(answers) >= 5, what="answers")
+        await asyncio.sleep(1)  # the rest that will be answered
+        replies = [a for a in answers.values() if a]
+        admitted = [a for a in replies if a["ok"]]
+        assert {a["alertId"] for a in admitted} <= {first["alertId"]}
+        limited = [a for a in replies if not a["ok"]]
+        assert limited and {a["error"]["code"] for a in limited} == {"RATE_LIMITED"}
+        assert len(replies) < 29  # past a few refusals, none are answered
+        assert phone.sio.connected
+        assert (await phone.call("booking:track", "00000000-0000-0000-0000-000000000000"))["ok"] is False  # alive
+        [alert] = await desk.wait_for("safety:alert")
+        assert alert["alertId"] == first["alertId"] and alert["note"] == "press 0"
+        assert len(desk.events["safety:alert"]) == 1
+        for client in (desk, phone):
+            await client.close()
+        assert phone.connect_error is None
+
+    run(scenario())
+    assert SafetyAlert.objects.count() == 1
