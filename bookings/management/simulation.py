@@ -17,7 +17,7 @@ import socketio
 from django.utils import timezone
 
 from bookings.geo import distance_m
-from bookings.management.seeding import near_city
+from bookings.management.commands.seed_demo import near_city
 
 TICK = 1.0  # seconds between a moving partner's location updates
 ARRIVED_M = 30.0

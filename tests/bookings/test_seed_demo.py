@@ -73,7 +73,7 @@ def test_every_demo_customer_can_book_at_once(settings, api_as, bookings):
 def test_a_finished_job_with_its_trace_is_seeded_once(settings, api_as):
     """A newcomer opens the admin and sees a route: one completed job, its fixes from acceptance to
     completion along the streets, its status changes and messages."""
-    from messaging.management.commands.seed_demo import TRACE_NOTE
+    from messaging.demo import TRACE_NOTE
 
     settings.DEBUG = True
     out = io.StringIO()

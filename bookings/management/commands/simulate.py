@@ -29,7 +29,7 @@ from django.db.models import Count
 from rest_framework_simplejwt.tokens import AccessToken
 
 from bookings import services as booking_services
-from bookings.management.seeding import near_city
+from bookings.management.commands.seed_demo import near_city
 from bookings.management.simulation import SimCustomer, SimPartner, Stats
 from bookings.models import HELD_STATUSES, OPEN_STATUSES, Booking, BookingStatusChange, Service
 from partners.models import KycStatus, Partner

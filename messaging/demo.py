@@ -1,8 +1,7 @@
-"""``manage.py seed_demo``: the demo data of every app (idempotent), then the logins.
+"""``seed_demo``'s finished job with its trace, so a newcomer sees the admin's map at once.
 
-The bookings, users and partners are ``bookings.management.seeding``'s; this command lives here,
-the lowest app that sees a job's whole trace (``partners``' fixes, ``bookings``' history, this
-app's messages), and adds one finished job with its trace so a newcomer sees the admin's map at once.
+Added on bookings' ``demo_seeded`` signal: the job's trace is ``partners``' fixes, ``bookings``'
+history and this app's messages, and ``messaging`` is the lowest app that sees all three.
 """
 
 import math
@@ -16,7 +15,6 @@ from django.conf import settings
 from django.db import transaction
 from django.utils import timezone
 
-from bookings.management.seeding import CITY, SeedDemo
 from bookings.models import Booking, BookingStatus, BookingStatusChange, DispatchState, Service
 from bookings.services import insert_with_number
 from config.platform_day import platform_day
@@ -24,7 +22,7 @@ from messaging.models import Message
 from partners.models import Earning, LocationFix, Partner
 
 TRACE_NOTE = "demo trace: a finished job with its route"
-PLACE = (CITY[0] + 0.012, CITY[1] - 0.018)  # the customer's door
+PLACE = (28.6259, 77.1910)  # the customer's door, in New Delhi like the other demo bookings
 # The partner's drive, corner to corner along the streets, from about 3 km away.
 CORNERS = [
     (PLACE[0] - 0.022, PLACE[1] + 0.019),
@@ -36,14 +34,22 @@ S = BookingStatus
 STEPS = {S.PARTNER_ACCEPTED: 0.7, S.PARTNER_EN_ROUTE: 2.0}  # minutes after the offer
 
 
-class Command(SeedDemo):
-    def seed_above(self, *, customers: list[Any], partners: list[Partner], services: list[Service]) -> list[str]:
-        if not customers or not partners:
-            return []
-        booking = Booking.objects.filter(notes=TRACE_NOTE).first()
-        if booking is None:
-            booking = traced_job(customers[0], partners[0], services[0], random.Random(35))
-        return [f"  a finished job's trace (route, timeline, replay): /admin/bookings/booking/{booking.pk}/change/"]
+def demo_trace(
+    sender: Any, *, customers: list[Any], partners: list[Partner] = (), services: list[Service] = (), **kwargs: Any
+) -> str | None:
+    """One finished job with its trace (once, however often ``seed_demo`` runs); the line saying where."""
+    if not customers or not partners or not services:
+        return None
+    booking = Booking.objects.filter(notes=TRACE_NOTE).first()
+    if booking is None:
+        booking = traced_job(customers[0], partners[0], services[0], random.Random(35))
+    return f"  a finished job's trace (route, timeline, replay): /admin/bookings/booking/{booking.pk}/change/"
+
+
+def connect_receivers() -> None:
+    from bookings.signals import demo_seeded
+
+    demo_seeded.connect(demo_trace, dispatch_uid="messaging.demo.demo_trace")
 
 
 def _metres(a: tuple[float, float], b: tuple[float, float]) -> float:

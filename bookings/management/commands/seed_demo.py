@@ -1,9 +1,5 @@
 """Demo data: services, a staff user, customers, partners (KYC approved) and bookings in every status.
 
-The ``seed_demo`` command is ``messaging``'s (``messaging/management/commands/seed_demo.py``):
-it runs this, then adds what the apps above bookings hold (a finished job's trace, with its
-messages), which this app cannot import.
-
 Idempotent: running it again tops up to the requested counts and changes nothing else. The
 data follows the product's rules: one offer or job per partner, and every demo customer can
 book at once (fewer than ``OPEN_BOOKINGS_MAX`` open bookings each).
@@ -51,9 +47,7 @@ def near_city(rng: random.Random, km: float = 10.0) -> tuple[float, float]:
     return CITY[0] + rng.uniform(-km, km) / 111.0, CITY[1] + rng.uniform(-km, km) / 98.0
 
 
-class SeedDemo(BaseCommand):
-    """``seed_demo``'s bookings part; the command subclasses it (``logins`` prints at its end)."""
-
+class Command(BaseCommand):
     help = "Create demo data (idempotent) and print the logins."
 
     def add_arguments(self, parser: CommandParser) -> None:
@@ -122,22 +116,20 @@ class SeedDemo(BaseCommand):
             customer = rng.choice(room if status in OPEN_STATUSES else customer_users)
             if self._booking(rng, status, customer, partner_rows, services) in OPEN_STATUSES:
                 open_counts[customer.pk] += 1
-        told = self.seed_above(customers=customer_users, partners=partner_rows, services=services)
 
-        with transaction.atomic():  # the apps above add their demo data (an open safety alert)
-            signals.demo_seeded.send(sender=self.__class__, customers=customer_users)
+        with transaction.atomic():  # the apps above add their demo data (an open safety alert, a job's trace)
+            answers = signals.demo_seeded.send(
+                sender=self.__class__, customers=customer_users, partners=partner_rows, services=services
+            )
         self.stdout.write(self.style.SUCCESS("Demo data ready. Logins (username / password):"))
         self.stdout.write(f"  staff     {STAFF[0]} / {STAFF[1]}   (Django admin at /admin/)")
         if customers:
             self.stdout.write(f"  customers customer1..customer{customers} / {CUSTOMER_PASSWORD}")
         if partners:
             self.stdout.write(f"  partners  partner1..partner{partners} / {PARTNER_PASSWORD}")
-        for line in told:
-            self.stdout.write(line)
-
-    def seed_above(self, *, customers: list[Any], partners: list[Partner], services: list[Service]) -> list[str]:
-        """What the apps above bookings add (the command's subclass); lines to print after the logins."""
-        return []
+        for _, said in answers:  # what a receiver wants the newcomer to know (where to look)
+            if isinstance(said, str):
+                self.stdout.write(said)
 
     def _progress(self, items: range, what: str, quiet: bool) -> Any:
         if quiet or len(items) < 200:
