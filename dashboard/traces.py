@@ -21,9 +21,9 @@ from bookings.models import ACTIVE_STATUSES, TERMINAL_STATUSES, Booking, Booking
 from bookings.selectors import booking_for_viewer
 from config.errors import Forbidden
 from config.formats import iso
-from config.realtime.catalogue import ID, NUMBER, STRING, TIME, UUID, enum, nullable, obj, one_of
+from config.realtime.catalogue import ID, LOCATION, NUMBER, STRING, TIME, UUID, enum, nullable, obj, one_of
 from config.shapes import shape
-from messaging.models import Message
+from messaging.models import Message, SafetyAlert
 from partners.models import LocationFix
 
 # A stretch of the job: (partner id, from, until); ``until`` None while it is under way.
@@ -50,11 +50,26 @@ MESSAGE_EVENT = obj(
         "text": STRING,
     }
 )
+ALERT_EVENT = obj(
+    {
+        "at": TIME,
+        "kind": enum(["alert"]),
+        "id": ID,
+        "raisedBy": obj({"id": ID, "role": enum(["customer", "partner"])}),
+        "location": nullable(LOCATION),
+        "note": STRING,
+        "acknowledgedAt": nullable(TIME),
+    }
+)
 TRACE = obj(
     {
         "bookingId": UUID,
         "points": {"type": "array", "items": POINT, "description": "in time order"},
-        "events": {"type": "array", "items": one_of(STATUS_EVENT, MESSAGE_EVENT), "description": "in time order"},
+        "events": {
+            "type": "array",
+            "items": one_of(STATUS_EVENT, MESSAGE_EVENT, ALERT_EVENT),
+            "description": "in time order",
+        },
     }
 )
 
@@ -76,8 +91,8 @@ def booking_trace(*, booking_id: Any, user: AbstractBaseUser) -> Trace:
     """The trace ``user`` may read: staff always; the booking's customer and partner once it has ended.
 
     Someone else's booking gets the answer every booking endpoint gives (``booking_for_viewer``),
-    before anything about the booking's state is said. Four queries: the booking, its history,
-    its fixes (one key range per stretch on (partner, recorded_at)), its messages.
+    before anything about the booking's state is said. Five queries: the booking, its history,
+    its fixes (one key range per stretch on (partner, recorded_at)), its messages, its alerts.
     """
     booking = booking_for_viewer(booking_id=booking_id, user=user)
     if not user.is_staff and booking.status not in TERMINAL_STATUSES:
@@ -101,7 +116,7 @@ def booking_trace(*, booking_id: Any, user: AbstractBaseUser) -> Trace:
         )
         for at, from_status, to_status, role, _, note in history
     ]
-    timeline += _messages(booking, user)
+    timeline += _messages(booking, user) + _alerts(booking, user)
     # by time (the ISO text would not do: "...:05Z" sorts after "...:05.2Z"); a tie keeps its kind's order
     events = [event for _, event in sorted(timeline, key=lambda pair: pair[0])]
     stretches = job_stretches([(at, to_status, partner_id) for at, _, to_status, _, partner_id, _ in history])
@@ -183,4 +198,32 @@ def _messages(booking: Booking, user: AbstractBaseUser) -> list[tuple[datetime, 
             },
         )
         for pk, at, sender_id, is_staff, body in rows
+    ]
+
+
+def _alerts(booking: Booking, user: AbstractBaseUser) -> list[tuple[datetime, dict[str, Any]]]:
+    """The booking's safety alerts: staff read all of them, the customer and the partner their own
+    (one may have raised an alert about the other)."""
+    alerts = SafetyAlert.objects.filter(booking=booking)
+    if not user.is_staff:
+        alerts = alerts.filter(raised_by=user)
+    rows = alerts.order_by("raised_at", "id").values_list(
+        "id", "raised_at", "raised_by_id", "role", "latitude", "longitude", "note", "acknowledged_at"
+    )[: settings.TRACE_MAX_MESSAGES]
+    return [
+        (
+            at,
+            {
+                "at": iso(at),
+                "kind": "alert",
+                "id": str(pk),
+                "raisedBy": {"id": str(raised_by), "role": role},
+                "location": None
+                if latitude is None or longitude is None
+                else {"latitude": latitude, "longitude": longitude},
+                "note": note,
+                "acknowledgedAt": iso(acknowledged),
+            },
+        )
+        for pk, at, raised_by, role, latitude, longitude, note, acknowledged in rows
     ]

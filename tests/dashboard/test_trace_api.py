@@ -15,7 +15,8 @@ from bookings import services
 from bookings.models import BookingStatus as S
 from config.formats import iso
 from dashboard.traces import job_stretches, route, trace_data
-from messaging.models import Message
+from messaging.models import Message, SafetyAlert
+from messaging.safety import safety_alert_raise
 from partners.models import LocationFix
 from tests.dashboard.trace_setup import job
 from tests.factories import PartnerFactory
@@ -173,10 +174,37 @@ def test_a_long_job_is_thinned_evenly_to_the_bound_keeping_its_ends(partner):
     assert len(route([(partner.pk, t0, t0 + timedelta(seconds=100))], limit=500)) == 11  # under it: all
 
 
-def test_the_trace_costs_four_queries_whatever_its_length(api_as, customer, partner, service, staff):
+def test_the_trace_costs_five_queries_whatever_its_length(api_as, customer, partner, service, staff):
     booking, _, _ = job(customer, partner, service)
     from dashboard.traces import booking_trace
 
     with CaptureQueriesContext(connection) as queries:
         booking_trace(booking_id=booking.pk, user=staff)
-    assert len(queries) == 4, [q["sql"] for q in queries]
+    assert len(queries) == 5, [q["sql"] for q in queries]
+
+
+def test_safety_alerts_are_on_the_timeline_for_staff_and_their_raiser(api_as, customer, partner, service, staff):
+    booking, when, _ = job(customer, partner, service, finish=False)
+    raised, _ = safety_alert_raise(
+        user=partner.user, role="partner", booking_id=str(booking.pk), latitude=28.61, longitude=77.21, note="Dog"
+    )
+    at = when[S.PARTNER_ARRIVED] + timedelta(seconds=30)
+    SafetyAlert.objects.filter(pk=raised.pk).update(raised_at=at)
+    events = api_as(staff).get(trace_url(booking)).json()["events"]
+    [alert] = [e for e in events if e["kind"] == "alert"]
+    assert alert == {
+        "at": iso(at),
+        "kind": "alert",
+        "id": str(raised.pk),
+        "raisedBy": {"id": str(partner.pk), "role": "partner"},
+        "location": {"latitude": 28.61, "longitude": 77.21},
+        "note": "Dog",
+        "acknowledgedAt": None,
+    }
+    assert [e["kind"] for e in events].index("alert") == 6  # after arriving, before work began
+    services.booking_complete(booking_id=booking.pk, actor=staff)
+    # the partner who raised it reads it; the customer it may be about does not
+    assert [e["id"] for e in api_as(partner.user).get(trace_url(booking)).json()["events"] if e["kind"] == "alert"] == [
+        str(raised.pk)
+    ]
+    assert all(e["kind"] != "alert" for e in api_as(customer).get(trace_url(booking)).json()["events"])

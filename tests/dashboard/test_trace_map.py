@@ -7,6 +7,9 @@ from pathlib import Path
 
 import pytest
 
+from bookings.models import BookingStatus as S
+from messaging.models import SafetyAlert
+from messaging.safety import safety_alert_raise
 from tests.dashboard.trace_setup import job
 from tests.factories import PartnerFactory, ServiceFactory, StaffFactory, UserFactory
 
@@ -30,7 +33,9 @@ def test_the_admin_booking_page_draws_and_replays_a_finished_jobs_trace(live_ser
     StaffFactory(username="traceview", password="password123", is_superuser=True)
     service = ServiceFactory()
     partner = PartnerFactory(services=[service])
-    booking, _, inside = job(UserFactory(), partner, service)
+    booking, when, inside = job(UserFactory(), partner, service)
+    alert, _ = safety_alert_raise(user=partner.user, role="partner", latitude=28.61, longitude=77.21, note="Dog")
+    SafetyAlert.objects.filter(pk=alert.pk).update(booking=booking, raised_at=when[S.PARTNER_ARRIVED])
     problems: list[str] = []
     tiles: list[str] = []  # what the browser said of the tiles it could not fetch (expected)
 
@@ -62,6 +67,8 @@ def test_the_admin_booking_page_draws_and_replays_a_finished_jobs_trace(live_ser
         entries = page.locator("#trace-timeline li")
         expect(page.locator("#trace-timeline li.kind-status")).to_have_count(6)
         expect(page.locator("#trace-timeline li.kind-message")).to_have_count(2)
+        expect(page.locator("#trace-timeline li.kind-alert")).to_contain_text("SOS by the partner")
+        expect(page.locator("#trace-map path.trace-alert")).to_have_count(1)  # where it was raised
         expect(entries.nth(2)).to_contain_text("Gate code is 4321")
         expect(entries.last).to_contain_text("COMPLETED")
 

@@ -27,7 +27,10 @@
     if (event.kind === "arrival") {
       return event.farMeters ? "arrived " + Math.round(event.farMeters) + " m away" : "arrived nearby";
     }
-    if (event.kind === "alert") return "safety alert" + (event.note ? ": " + event.note : "");
+    if (event.kind === "alert") {
+      return "SOS by the " + event.raisedBy.role + (event.note ? ": \u201c" + event.note + "\u201d" : "") +
+        (event.acknowledgedAt ? " (acknowledged " + hms(event.acknowledgedAt) + ")" : " (not acknowledged)");
+    }
     return event.kind;
   }
 
@@ -55,6 +58,11 @@
       what.textContent = words(event);
       li.append(when, what);
       timeline.appendChild(li);
+      if (event.kind === "alert" && event.location) {
+        L.circleMarker([event.location.latitude, event.location.longitude], {
+          radius: 9, color: "#b00020", weight: 3, fillOpacity: 0.2, className: "trace-alert",
+        }).addTo(map).bindTooltip("SOS " + hms(event.at));
+      }
       return { li: li, at: ms(event.at) };
     });
     status.textContent = points.length + " points, " + trace.events.length + " events" +
