@@ -22,6 +22,7 @@ from typing import Any
 from django.conf import settings
 
 from bookings import events
+from bookings.arrival import nearby_seen
 from bookings.geo import arrival
 from bookings.selectors import RelayTarget, relay_targets, relay_targets_of
 from config import metrics, rooms
@@ -52,6 +53,7 @@ async def relay_location(session: dict[str, Any], payload: Any) -> int:
             namespace=rooms.CUSTOMER,
             room=rooms.booking(booking_id),
         )
+        nearby_seen(session, booking_id, (latitude, longitude, speed), (booking_lat, booking_lng))
     locations.put(session["uid"], latitude, longitude, now)
     if targets:
         metrics.LOCATION_RELAYS.inc(len(targets))

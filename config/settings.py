@@ -311,6 +311,9 @@ DISPATCH_GIVE_UP_MINUTES = float(os.environ.get("DISPATCH_GIVE_UP_MINUTES", "30"
 OPEN_BOOKINGS_MAX = int(os.environ.get("OPEN_BOOKINGS_MAX", "3"))
 # A job under way with no status change or location from its partner this long is flagged to staff.
 JOB_STALE_MINUTES = float(os.environ.get("JOB_STALE_MINUTES", "60"))
+# The partner is near (contract 10.3): the first position this close to the booking's place sends
+# partner:nearby to its room, once per booking (bookings/arrival.py).
+ARRIVAL_RADIUS_METERS = float(os.environ.get("ARRIVAL_RADIUS_METERS", "150"))
 # Safety alerts (contract 10.3): an open alert goes to staff again every SAFETY_ESCALATE_SECONDS
 # until acknowledged; every process looks for due ones every SAFETY_SWEEP_INTERVAL seconds (a
 # conditional UPDATE claims each escalation: it goes out once whichever process finds it).

@@ -127,7 +127,7 @@ export type Booking = {
     attempts: number;
     state: "searching" | "offered" | "unassigned" | "done";
   };
-  attention?: ("unassigned" | "partner_suspended" | "stale") | null;
+  attention?: ("unassigned" | "partner_suspended" | "stale" | "arrived_far") | null;
 };
 
 /** The partner's booking was cancelled */
@@ -306,6 +306,13 @@ export type PartnerLocationUpdatePayload = {
   timestamp: string;
   distanceMeters?: number;
   etaSeconds?: number;
+};
+
+/** The partner first came within ARRIVAL_RADIUS_METERS of the booking's place: once per booking (to booking:<id>) */
+export type PartnerNearbyPayload = {
+  bookingId: string;
+  distanceMeters: number;
+  etaSeconds: number;
 };
 
 /** A partner signed up (to admins) */
@@ -501,6 +508,8 @@ export interface CustomerServerToClientEvents {
   "partner:assigned": (payload: PartnerAssignedPayload) => void;
   /** The partner's position, while the booking is accepted..in progress (to booking:<id>) */
   "partner:location_update": (payload: PartnerLocationUpdatePayload) => void;
+  /** The partner first came within ARRIVAL_RADIUS_METERS of the booking's place: once per booking (to booking:<id>) */
+  "partner:nearby": (payload: PartnerNearbyPayload) => void;
   /** Staff acknowledged a safety alert (to admins and to the person who raised it) */
   "safety:acknowledged": (payload: SafetyAcknowledgedPayload) => void;
   /** Someone started or stopped typing to this user */
