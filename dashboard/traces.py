@@ -21,7 +21,7 @@ from bookings.models import ACTIVE_STATUSES, TERMINAL_STATUSES, Booking, Booking
 from bookings.selectors import booking_for_viewer
 from config.errors import Forbidden
 from config.formats import iso
-from config.realtime.catalogue import ID, LOCATION, NUMBER, STRING, TIME, UUID, enum, nullable, obj, one_of
+from config.realtime.catalogue import ID, INTEGER, LOCATION, NUMBER, STRING, TIME, UUID, enum, nullable, obj, one_of
 from config.shapes import shape
 from messaging.models import Message, SafetyAlert
 from partners.models import LocationFix
@@ -50,6 +50,13 @@ MESSAGE_EVENT = obj(
         "text": STRING,
     }
 )
+ARRIVAL_EVENT = obj(
+    {"at": TIME, "kind": enum(["arrival"])},
+    {
+        "distanceMeters": {**INTEGER, "description": "came within ARRIVAL_RADIUS_METERS: how far it was then"},
+        "farMeters": {**INTEGER, "description": "set PARTNER_ARRIVED farther than 1 km away: how far"},
+    },
+)
 ALERT_EVENT = obj(
     {
         "at": TIME,
@@ -67,7 +74,7 @@ TRACE = obj(
         "points": {"type": "array", "items": POINT, "description": "in time order"},
         "events": {
             "type": "array",
-            "items": one_of(STATUS_EVENT, MESSAGE_EVENT, ALERT_EVENT),
+            "items": one_of(STATUS_EVENT, MESSAGE_EVENT, ARRIVAL_EVENT, ALERT_EVENT),
             "description": "in time order",
         },
     }
@@ -116,7 +123,7 @@ def booking_trace(*, booking_id: Any, user: AbstractBaseUser) -> Trace:
         )
         for at, from_status, to_status, role, _, note in history
     ]
-    timeline += _messages(booking, user) + _alerts(booking, user)
+    timeline += _arrivals(booking) + _messages(booking, user) + _alerts(booking, user)
     # by time (the ISO text would not do: "...:05Z" sorts after "...:05.2Z"); a tie keeps its kind's order
     events = [event for _, event in sorted(timeline, key=lambda pair: pair[0])]
     stretches = job_stretches([(at, to_status, partner_id) for at, _, to_status, _, partner_id, _ in history])
@@ -174,6 +181,19 @@ def _aware(value: datetime | str) -> datetime:
     if isinstance(value, datetime):
         return value
     return parse_datetime(value).replace(tzinfo=UTC)
+
+
+def _arrivals(booking: Booking) -> list[tuple[datetime, dict[str, Any]]]:
+    """What the booking recorded of its partner's arrival (``bookings.arrival``): near the place,
+    and a PARTNER_ARRIVED set far from it."""
+    found = []
+    if booking.nearby_at is not None:
+        event = {"at": iso(booking.nearby_at), "kind": "arrival", "distanceMeters": booking.nearby_meters or 0}
+        found.append((booking.nearby_at, event))
+    if booking.arrived_far_at is not None:
+        event = {"at": iso(booking.arrived_far_at), "kind": "arrival", "farMeters": booking.arrived_far_meters or 0}
+        found.append((booking.arrived_far_at, event))
+    return found
 
 
 def _messages(booking: Booking, user: AbstractBaseUser) -> list[tuple[datetime, dict[str, Any]]]:

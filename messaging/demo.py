@@ -72,14 +72,17 @@ def _drive(path: list[tuple[float, float]], rng: random.Random) -> list[tuple[fl
 
 @transaction.atomic
 def traced_job(customer: Any, partner: Partner, service: Service, rng: random.Random) -> Booking:
-    """A job offered about an hour ago, driven to and done: status changes, three messages, and
-    the partner's fixes from acceptance to completion (every 10 s driving, every minute at work)."""
+    """A job offered about an hour ago, driven to and done: status changes, three messages, its
+    arrival near the place, and the partner's fixes from acceptance to completion (every 10 s
+    driving, every minute at work)."""
     drive = _drive([*CORNERS, PLACE], rng)
     offered = timezone.now() - timedelta(minutes=75)
     when = {S.PARTNER_ASSIGNED: offered} | {s: offered + timedelta(minutes=m) for s, m in STEPS.items()}
     when[S.PARTNER_ARRIVED] = when[S.PARTNER_EN_ROUTE] + timedelta(seconds=10 * (len(drive) - 1))
     when[S.IN_PROGRESS] = when[S.PARTNER_ARRIVED] + timedelta(minutes=3)
     when[S.COMPLETED] = when[S.IN_PROGRESS] + timedelta(minutes=35)
+    # the fix where the partner first came within ARRIVAL_RADIUS_METERS: the trace's arrival
+    near = next(i for i, fix in enumerate(drive) if _metres(fix, PLACE) <= settings.ARRIVAL_RADIUS_METERS)
     booking = insert_with_number(
         customer=customer,
         partner=partner,
@@ -94,6 +97,8 @@ def traced_job(customer: Any, partner: Partner, service: Service, rng: random.Ra
         notes=TRACE_NOTE,
         completed_at=when[S.COMPLETED],
         dispatch_state=DispatchState.DONE,
+        nearby_at=when[S.PARTNER_EN_ROUTE] + timedelta(seconds=10 * near),
+        nearby_meters=round(_metres(drive[near], PLACE)),
     )
     created = offered - timedelta(minutes=1)
     if platform_day(created) == platform_day(booking.created_at):  # the day's tally counted it already

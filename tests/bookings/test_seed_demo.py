@@ -72,7 +72,7 @@ def test_every_demo_customer_can_book_at_once(settings, api_as, bookings):
 
 def test_a_finished_job_with_its_trace_is_seeded_once(settings, api_as):
     """A newcomer opens the admin and sees a route: one completed job, its fixes from acceptance to
-    completion along the streets, its status changes and messages."""
+    completion along the streets, its status changes, messages and arrival."""
     from messaging.demo import TRACE_NOTE
 
     settings.DEBUG = True
@@ -97,7 +97,7 @@ def test_a_finished_job_with_its_trace_is_seeded_once(settings, api_as):
     assert max(hops) < 200
     assert math.dist((points[-1]["latitude"], points[-1]["longitude"]), (traced.latitude, traced.longitude)) < 0.001
     kinds = [e["kind"] for e in events]
-    assert kinds.count("message") >= 2 and kinds.count("status") == 7
+    assert kinds.count("message") >= 2 and kinds.count("status") == 7 and kinds.count("arrival") == 1
     assert [e["to"] for e in events if e["kind"] == "status"][-1] == BookingStatus.COMPLETED
     # the customer reads it too (it has ended), and the seeded figures agree with a recount
     assert api_as(traced.customer).get(f"/api/bookings/{traced.pk}/trace/").status_code == 200

@@ -12,6 +12,7 @@ from django.test.utils import CaptureQueriesContext
 from django.utils import timezone
 
 from bookings import services
+from bookings.models import Booking
 from bookings.models import BookingStatus as S
 from config.formats import iso
 from dashboard.traces import job_stretches, route, trace_data
@@ -208,3 +209,20 @@ def test_safety_alerts_are_on_the_timeline_for_staff_and_their_raiser(api_as, cu
         str(raised.pk)
     ]
     assert all(e["kind"] != "alert" for e in api_as(customer).get(trace_url(booking)).json()["events"])
+
+
+def test_arrivals_are_on_the_timeline(api_as, customer, partner, service, staff):
+    """What the booking recorded of its partner's arrival: set far away first, then near the place."""
+    booking, when, _ = job(customer, partner, service)
+    far, near = when[S.PARTNER_ARRIVED], when[S.PARTNER_ARRIVED] + timedelta(seconds=40)
+    Booking.objects.filter(pk=booking.pk).update(
+        arrived_far_at=far, arrived_far_meters=1800, nearby_at=near, nearby_meters=120
+    )
+    events = api_as(customer).get(trace_url(booking)).json()["events"]
+    arrivals = [(i, e) for i, e in enumerate(events) if e["kind"] == "arrival"]
+    assert arrivals == [
+        (6, {"at": iso(far), "kind": "arrival", "farMeters": 1800}),
+        (7, {"at": iso(near), "kind": "arrival", "distanceMeters": 120}),
+    ]
+    assert events[5]["to"] == S.PARTNER_ARRIVED  # the move at the same instant comes first
+    jsonschema.Draft7Validator(trace_data.schema).validate(api_as(staff).get(trace_url(booking)).json())

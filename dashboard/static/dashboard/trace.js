@@ -25,7 +25,8 @@
     }
     if (event.kind === "message") return event.senderRole + ": \u201c" + event.text + "\u201d";
     if (event.kind === "arrival") {
-      return event.farMeters ? "arrived " + Math.round(event.farMeters) + " m away" : "arrived nearby";
+      if (event.farMeters) return "set PARTNER_ARRIVED " + (event.farMeters / 1000).toFixed(1) + " km from the place";
+      return "came near the place (" + event.distanceMeters + " m)";
     }
     if (event.kind === "alert") {
       return "SOS by the " + event.raisedBy.role + (event.note ? ": \u201c" + event.note + "\u201d" : "") +
