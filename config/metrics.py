@@ -88,6 +88,9 @@ NEARBY_CLAIMS = Counter(
     "Claims of a booking's partner:nearby by this process: sent, taken (already sent, or the job ended), failed",
     ["outcome"],
 )
+TRACE_POINTS_DROPPED = Counter(
+    "homeservices_trace_points_dropped_total", "Trace points dropped: the process's trace buffer was full"
+)
 GC_PAUSE = Counter("homeservices_gc_pause_seconds_total", "Time spent in cyclic GC, per generation", ["generation"])
 GC_COLLECTIONS = Counter("homeservices_gc_collections_total", "Cyclic GC runs, per generation", ["generation"])
 HTTP_REQUESTS = Counter(
