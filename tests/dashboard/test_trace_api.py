@@ -159,7 +159,7 @@ def test_a_job_handed_to_another_partner_traces_each_partner_while_they_held_it(
 
 
 def test_a_long_job_is_thinned_evenly_to_the_bound_keeping_its_ends(partner):
-    t0 = timezone.now() - timedelta(hours=10)
+    t0 = (timezone.now() - timedelta(hours=10)).replace(microsecond=0)
     fixes = [
         LocationFix(partner=partner, recorded_at=t0 + timedelta(seconds=10 * i), latitude=i, longitude=0)
         for i in range(3601)
@@ -170,6 +170,8 @@ def test_a_long_job_is_thinned_evenly_to_the_bound_keeping_its_ends(partner):
     assert len(queries) == 1
     assert 450 <= len(points) <= 500
     assert points[0]["latitude"] == 0 and points[-1]["latitude"] == 3600
+    # spelled as every time of the API is (``config.formats.iso``): no decimals when there are none
+    assert points[0]["recordedAt"] == iso(t0) and "." not in points[0]["recordedAt"]
     steps = {b["latitude"] - a["latitude"] for a, b in pairwise(points[:-1])}
     assert len(steps) == 1  # evenly
     assert len(route([(partner.pk, t0, t0 + timedelta(seconds=100))], limit=500)) == 11  # under it: all
