@@ -22,10 +22,10 @@ from config.errors import DomainError, Forbidden, RateLimited, Unavailable, Vali
 from config.realtime import catalogue
 from config.realtime.auth import Refused, client_address, decode_token, token_from
 from config.realtime.emit import emit_now
-from config.realtime.identity import Session, access_changed_since, load_identity, user_room
+from config.realtime.identity import Session, access_changed_since, identities, user_room
 from config.realtime.inbound import ACK_WANTED, RejectedEvent
 from config.realtime.limits import limiter
-from config.realtime.orm import OrmLoad, db
+from config.realtime.orm import OrmLoad
 from config.realtime.parts import ClientEvent, Part
 from config.realtime.presence import presence
 from config.realtime.rights import RoomRights
@@ -138,7 +138,7 @@ class BaseNamespace(TokenLifetime, RoomRights, socketio.AsyncNamespace):
         ``UNAVAILABLE`` in time for the client to back off, never left to its own timeout."""
         try:
             async with asyncio.timeout(settings.SOCKETIO["CONNECT_TIMEOUT"]):
-                identity = await db(load_identity)(user_id)
+                identity = await identities.get(user_id)
         except TimeoutError as exc:
             raise Refused("UNAVAILABLE", "The server is busy; retry with backoff") from exc
         except Exception as exc:
@@ -170,9 +170,7 @@ class BaseNamespace(TokenLifetime, RoomRights, socketio.AsyncNamespace):
         except KeyError:  # its Engine.IO session went first (a stopping process, a transport gone): nothing left
             logger.info("disconnect of %s %s: its session was gone already", self.namespace_name, sid)
             return
-        handle = session.pop("expiry", None)
-        if handle is not None:
-            handle.cancel()
+        self._forget_expiry(sid)
         if "uid" in session:
             presence.remove(self.namespace_name, session["uid"])
             await self.on_disconnected(sid, session)
