@@ -1,8 +1,9 @@
 """A job's trace (contract 10.3): its partner's fixes from PARTNER_ACCEPTED until the booking
-ended, beside its timeline (status changes, messages), for staff and, once it ended, its two people.
+ended, beside its timeline (status changes, arrival, messages, safety alerts), for staff and, once
+it ended, its two people.
 
-It reads three apps (the fixes are ``partners``', the history ``bookings``', the messages
-``messaging``'s), so it lives in the top layer, which writes nothing. The REST view is
+It reads three apps (the fixes are ``partners``', the history and arrival ``bookings``', the
+messages and alerts ``messaging``'s), so it lives in the top layer, which writes nothing. The REST view is
 ``dashboard.apis.BookingTraceApi``; the Django admin's booking page draws it
 (``dashboard/templates/admin/bookings/booking/change_form.html``).
 """
