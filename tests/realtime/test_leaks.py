@@ -88,7 +88,7 @@ def test_closed_connections_leave_nothing_behind(live_server_url, customer, part
             left = socket_objects() - before
             # engineio's service task keeps the last session it looked at (and its send queue) in a local
             # variable: one, not a leak
-            left -= Counter({"AsyncSocket": 1, "Mailbox": 1})
+            left -= Counter({engine.Socket.__name__: 1, engine.SendQueue.__name__: 1})
             if not left or time.monotonic() > deadline:
                 break
             await asyncio.sleep(0.5)
