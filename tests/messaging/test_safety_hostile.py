@@ -3,8 +3,18 @@
 import os
 import subprocess
 import sys
+from datetime import timedelta
+from unittest import mock
 
 import pytest
+from django.db import connection
+from django.test.utils import CaptureQueriesContext
+from django.utils import timezone
+
+from bookings.models import BookingStatus as S
+from messaging import safety
+from messaging.models import SafetyAlert
+from tests.factories import BookingFactory, UserFactory
 
 
 def settings_of(**env: str) -> subprocess.CompletedProcess:
@@ -41,3 +51,69 @@ def test_the_safety_clock_takes_sane_settings():
     result = settings_of(SAFETY_ESCALATE_SECONDS="30", SAFETY_SWEEP_INTERVAL="0.5")
     assert result.returncode == 0, result.stderr[-1500:]
     assert result.stdout.split() == ["30.0", "0.5"]
+
+
+@pytest.mark.django_db
+def test_one_raiser_holds_a_few_open_alerts_however_many_bookings_they_name(partner, service, emitted):
+    """A partner with many finished jobs names each in turn: a few open alerts (each its own escalation
+    stream to every staff socket), and past them the presses fold into the newest open one."""
+    bookings = [
+        BookingFactory(customer=UserFactory(), partner=partner, status=S.COMPLETED, service=service) for _ in range(12)
+    ]
+    answers = [
+        safety.safety_alert_raise(user=partner.user, role="partner", booking_id=str(b.pk))[0].pk for b in bookings
+    ]
+    answers.append(safety.safety_alert_raise(user=partner.user, role="partner")[0].pk)
+    open_ones = SafetyAlert.objects.filter(raised_by=partner.user, acknowledged_at=None)
+    assert open_ones.count() == safety.OPEN_PER_RAISER
+    assert len(emitted.named("safety:alert")) == safety.OPEN_PER_RAISER
+    newest = open_ones.order_by("-id").first().pk
+    assert set(answers[safety.OPEN_PER_RAISER :]) == {newest}
+
+
+def skewed(seconds: float):
+    """This process's clock ``seconds`` off (another server's, whose clock drifted)."""
+    real = timezone.now
+    return mock.patch.object(safety.timezone, "now", lambda: real() + timedelta(seconds=seconds))
+
+
+@pytest.mark.django_db
+def test_a_process_whose_clock_runs_ahead_escalates_nothing_early(customer, emitted):
+    with skewed(-120):  # raised on a process two minutes behind
+        safety.safety_alert_raise(user=customer, role="customer")
+    with skewed(+120):  # swept by a process two minutes ahead
+        assert safety.escalate_due() == 0
+    assert safety.escalate_due() == 0  # nor by an exact one: it is not due for SAFETY_ESCALATE_SECONDS
+    assert [m["data"][0]["escalation"] for m in emitted.named("safety:alert")] == [0]
+
+
+@pytest.mark.django_db
+def test_a_thousand_due_alerts_are_swept_in_a_few_queries_per_batch(emitted, settings):
+    raisers = UserFactory.create_batch(1000)
+    now = timezone.now()
+    SafetyAlert.objects.bulk_create(
+        SafetyAlert(raised_by=u, role="customer", raised_at=now, next_escalation_at=now - timedelta(seconds=1))
+        for u in raisers
+    )
+    with CaptureQueriesContext(connection) as queries:
+        sent = safety.escalate_due()
+    assert sent == safety.SWEEP_BATCH
+    assert len(queries) <= 6, [q["sql"][:120] for q in queries]
+    swept = 0
+    while safety.escalate_due():
+        swept += 1
+    assert SafetyAlert.objects.filter(escalation=1).count() == 1000  # each once, none twice
+    assert len(emitted.named("safety:alert")) == 1000
+
+
+@pytest.mark.django_db
+def test_an_alert_outlives_its_booking_and_its_raisers_deactivation(customer, service, emitted):
+    booking = BookingFactory(customer=customer, status=S.PARTNER_EN_ROUTE, service=service)
+    alert, _ = safety.safety_alert_raise(user=customer, role="customer", booking_id=str(booking.pk))
+    customer.is_active = False
+    customer.save(update_fields=["is_active"])
+    booking.delete()
+    SafetyAlert.objects.filter(pk=alert.pk).update(next_escalation_at=timezone.now() - timedelta(seconds=1))
+    assert safety.escalate_due() == 1  # a person whose account was closed may still be in danger
+    again = emitted.named("safety:alert")[-1]["data"][0]
+    assert again["alertId"] == str(alert.pk) and again["bookingId"] is None and again["escalation"] == 1
