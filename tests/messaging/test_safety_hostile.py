@@ -1,8 +1,10 @@
 """Safety alerts (contract 10.3) against a hostile raiser and a careless operator, in one process."""
 
+import asyncio
 import os
 import subprocess
 import sys
+import uuid
 from datetime import timedelta
 from unittest import mock
 
@@ -15,6 +17,7 @@ from bookings.models import BookingStatus as S
 from messaging import safety
 from messaging.models import SafetyAlert
 from tests.factories import BookingFactory, UserFactory
+from tests.live import Client, run, token_for, wait_until
 
 
 def settings_of(**env: str) -> subprocess.CompletedProcess:
@@ -117,3 +120,30 @@ def test_an_alert_outlives_its_booking_and_its_raisers_deactivation(customer, se
     assert safety.escalate_due() == 1  # a person whose account was closed may still be in danger
     again = emitted.named("safety:alert")[-1]["data"][0]
     assert again["alertId"] == str(alert.pk) and again["bookingId"] is None and again["escalation"] == 1
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_script_flooding_alerts_loses_its_socket_though_a_panicking_thumb_does_not(live_server_url, customer):
+    """``keeps_socket``: a person pressing SOS again and again keeps the line (30 presses at once, the
+    test above); a script sending thousands, random clientAlertIds and oversized notes among them, does
+    not get a socket that floods for ever: past ``KEPT_SOCKET_REFUSALS`` refusals in one window it is
+    disconnected, as any other flood is at twice its limit. What it stored: one alert."""
+
+    async def scenario():
+        phone = await Client(live_server_url, "/customer").connect(token_for(customer))
+        for i in range(60):  # a thumb, for a few seconds: kept
+            await phone.emit("safety:alert", {"clientAlertId": f"thumb-{i}"})
+        await asyncio.sleep(0.5)
+        assert phone.sio.connected
+        for i in range(3000):
+            payload = {"clientAlertId": uuid.uuid4().hex, "note": "x" * (10 if i % 2 else 5000)}
+            await phone.sio.emit("safety:alert", payload if i % 3 else {"a": [[[[[[{}]]]]]]}, namespace="/customer")
+            if not phone.sio.connected:
+                break
+        await wait_until(lambda: not phone.sio.connected, what="the flooding socket disconnected", timeout=10)
+        [*_, last] = phone.events["error"]
+        assert last["code"] == "RATE_LIMITED"
+        await phone.close()
+
+    run(scenario())
+    assert SafetyAlert.objects.filter(raised_by=customer).count() == 1
