@@ -179,7 +179,7 @@ class BaseNamespace(TokenLifetime, RoomRights, socketio.AsyncNamespace):
 
     # ------------------------------------------------------------ events
     async def trigger_event(self, event: str, *args: Any) -> Any:
-        if event in ("connect", "disconnect"):
+        if event in ("connect", "disconnect") and not isinstance(event, RejectedEvent):  # not a client's "connect"
             return await super().trigger_event(event, *args)
         sid = args[0]
         try:
