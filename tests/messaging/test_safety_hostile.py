@@ -147,3 +147,10 @@ def test_a_script_flooding_alerts_loses_its_socket_though_a_panicking_thumb_does
 
     run(scenario())
     assert SafetyAlert.objects.filter(raised_by=customer).count() == 1
+
+
+@pytest.mark.django_db
+def test_someone_elses_client_alert_id_names_nothing_of_theirs(customer, other_customer, emitted):
+    theirs, _ = safety.safety_alert_raise(user=other_customer, role="customer", client_alert_id="guessable-1")
+    mine, created = safety.safety_alert_raise(user=customer, role="customer", client_alert_id="guessable-1")
+    assert created and mine.pk != theirs.pk and mine.raised_by_id == customer.pk
