@@ -201,7 +201,7 @@ class BaseNamespace(TokenLifetime, RoomRights, socketio.AsyncNamespace):
         rate_key = declared.rate_key or event
         try:  # per-user rate limit, then load shedding: refused at once, so heartbeats and relays keep flowing
             limiter.hit(session["uid"], rate_key)
-            if not declared.lightweight and OrmLoad.busy():
+            if not (declared.lightweight or declared.keeps_socket) and OrmLoad.busy():  # an SOS waits its turn
                 raise Unavailable("The server is busy; retry shortly")
             problem = catalogue.payload_problem(self.namespace_name, event, payload)
             if problem is not None:

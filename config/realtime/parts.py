@@ -68,6 +68,7 @@ class ClientEvent:
     # Past its limit it is refused (fewer answers each window), but a socket that keeps sending it
     # is disconnected only past KEPT_SOCKET_REFUSALS refusals in a window, not at twice its limit:
     # a person calling for help keeps the line (an SOS), a script flooding for ever does not.
+    # Within its limit it is never shed under ORM load (``OrmLoad.busy``): it waits for a thread.
     keeps_socket: bool = False
 
 

@@ -154,3 +154,22 @@ def test_someone_elses_client_alert_id_names_nothing_of_theirs(customer, other_c
     theirs, _ = safety.safety_alert_raise(user=other_customer, role="customer", client_alert_id="guessable-1")
     mine, created = safety.safety_alert_raise(user=customer, role="customer", client_alert_id="guessable-1")
     assert created and mine.pk != theirs.pk and mine.raised_by_id == customer.pk
+
+
+@pytest.mark.django_db(transaction=True)
+def test_an_alert_is_not_shed_when_the_server_sheds_load(live_server_url, customer, settings):
+    """Past DB_QUEUE_MAX queued ORM calls other events are refused UNAVAILABLE at once; an SOS waits
+    its turn for the database and is stored (it has its own limit, so a flood of them cannot pile up)."""
+    settings.SOCKETIO = {**settings.SOCKETIO, "DB_QUEUE_MAX": 0}  # the server is always busy
+
+    async def scenario():
+        phone = await Client(live_server_url, "/customer").connect(token_for(customer))
+        shed = await phone.call("booking:track", "00000000-0000-0000-0000-000000000000")
+        assert shed["ok"] is False and shed["error"]["code"] == "UNAVAILABLE"
+        ack = await phone.call("safety:alert", {"note": "busy server"})
+        assert ack["ok"] is True, ack
+        await phone.close()
+        return ack["alertId"]
+
+    alert_id = run(scenario())
+    assert SafetyAlert.objects.get(raised_by=customer).pk == int(alert_id)
