@@ -51,6 +51,14 @@ server_event(
     volatile=True,
 )
 server_event(
+    "partner:nearby",
+    namespaces=(rooms.CUSTOMER,),
+    summary=(
+        "The partner first came within ARRIVAL_RADIUS_METERS of the booking's place: once per booking (to booking:<id>)"
+    ),
+    payload=obj({"bookingId": UUID, "distanceMeters": INTEGER, "etaSeconds": INTEGER}),
+)
+server_event(
     "booking:new_request",
     namespaces=(rooms.PARTNER,),
     summary="A booking is offered to this partner",
@@ -178,3 +186,8 @@ def location_update(
         "timestamp": timestamp,
         **arrival,
     }
+
+
+def nearby(booking_id: str, meters: int, eta_seconds: int) -> dict[str, Any]:
+    """``partner:nearby``: how far the partner was when first within ``ARRIVAL_RADIUS_METERS``."""
+    return {"bookingId": booking_id, "distanceMeters": meters, "etaSeconds": eta_seconds}

@@ -94,6 +94,15 @@ class Booking(models.Model):
     # When the dispatch sweeper must look at it again: the offer's deadline (PARTNER_ASSIGNED)
     # or the next search (PENDING, nobody was eligible). Null: nothing is due.
     dispatch_due_at = models.DateTimeField(null=True, blank=True, editable=False)
+    # Arrival (contract 10.3, ``bookings.arrival``), for the current partner (cleared when the job
+    # goes back to dispatch). When the partner first came within ARRIVAL_RADIUS_METERS, and how
+    # far they were then (partner:nearby was sent once, by whoever set it).
+    nearby_at = models.DateTimeField(null=True, blank=True, editable=False)
+    nearby_meters = models.PositiveIntegerField(null=True, blank=True, editable=False)
+    # When the partner set PARTNER_ARRIVED farther than 1 km from the place, and how far: staff are told
+    # (``attention: "arrived_far"``) until the partner comes near or the booking ends.
+    arrived_far_at = models.DateTimeField(null=True, blank=True, editable=False)
+    arrived_far_meters = models.PositiveIntegerField(null=True, blank=True, editable=False)
 
     class Meta:
         ordering = ["-created_at"]

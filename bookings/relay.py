@@ -16,29 +16,39 @@ import asyncio
 import contextlib
 import logging
 import weakref
-from datetime import UTC, datetime
 from typing import Any
 
 from django.conf import settings
 
 from bookings import events
+from bookings.arrival import nearby_seen
 from bookings.geo import arrival
 from bookings.selectors import RelayTarget, relay_targets, relay_targets_of
 from config import metrics, rooms
+from config.errors import ValidationError
+from config.formats import iso
 from config.realtime.emit import control, emit_now
 from config.realtime.manager import ChannelLayerManager
 from config.realtime.orm import db
+from partners.traces import Fix, batch_of
 from partners.tracking import locations, parse_location
 
 logger = logging.getLogger(__name__)
 
 
-async def relay_location(session: dict[str, Any], payload: Any) -> int:
-    """Relay one update to the rooms of the partner's active bookings, with distance and ETA; returns how many."""
+async def relay_location(session: dict[str, Any], payload: Any, *, traced: bool = False) -> int:
+    """Relay one update to the rooms of the partner's active bookings, with distance and ETA; returns how many.
+
+    Only a fix newer than every fix known of the partner is relayed (``timestamp``: its
+    ``recordedAt``, else now); an older one only fills the job's trace (``traced``: the caller
+    stored it already), so a customer's marker never moves backwards.
+    """
     latitude, longitude, speed = parse_location(payload)
-    now = datetime.now(UTC)
-    timestamp = now.isoformat().replace("+00:00", "Z")
     targets: list[RelayTarget] = session.get("bookings") or ()
+    at = locations.record(session["uid"], payload, trace=bool(targets) and not traced)
+    if at is None:
+        return 0
+    timestamp = iso(at)
     for booking_id, booking_lat, booking_lng in targets:
         await emit_now(
             "partner:location_update",
@@ -52,10 +62,38 @@ async def relay_location(session: dict[str, Any], payload: Any) -> int:
             namespace=rooms.CUSTOMER,
             room=rooms.booking(booking_id),
         )
-    locations.put(session["uid"], latitude, longitude, now)
+        nearby_seen(session, booking_id, (latitude, longitude, speed), (booking_lat, booking_lng))
     if targets:
         metrics.LOCATION_RELAYS.inc(len(targets))
     return len(targets)
+
+
+async def relay_batch(session: dict[str, Any], payload: Any) -> dict[str, int]:
+    """An offline batch (``location:batch``, checked against its schema): stored as the job's trace
+    (when the partner has one), its newest fix relayed like a live update when it is newer than
+    every fix known; the ack's ``{accepted, duplicates, rejected}``.
+
+    ``rejected``: fixes outside the time bounds (never stored, never relayed). ``duplicates``: fixes
+    the server had already: the same ``recordedAt`` earlier in the batch, or stored before (with
+    the fixes thinning left out behind a stored point: a replayed batch is all duplicates).
+    ``accepted``: the rest, whether thinning kept them as trace points or not.
+    """
+    fixes, rejected = batch_of(payload)
+    # In time order (a stable sort): the same instant twice sits side by side; the first is taken.
+    distinct = [fix for i, fix in enumerate(fixes) if i == 0 or fix.recorded_at != fixes[i - 1].recorded_at]
+    duplicates = len(fixes) - len(distinct)
+    if distinct and session.get("bookings"):
+        duplicates += await locations.store_batch(session["uid"], distinct)
+    if distinct:
+        # Within bounds when the batch was read; a fix that turned 24 hours old since is not relayed.
+        with contextlib.suppress(ValidationError):
+            await relay_location(session, _as_update(distinct[-1]), traced=True)
+    return {"accepted": len(fixes) - duplicates, "duplicates": duplicates, "rejected": rejected}
+
+
+def _as_update(fix: Fix) -> dict[str, Any]:
+    update = {"latitude": fix.latitude, "longitude": fix.longitude, "recordedAt": iso(fix.recorded_at)}
+    return update if fix.speed is None else {**update, "speed": fix.speed}
 
 
 # One lock per partner while anyone waits on it (weak values: nothing left behind).

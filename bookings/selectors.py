@@ -8,7 +8,7 @@ from django.conf import settings
 from django.contrib.auth import get_user_model
 from django.contrib.auth.models import AbstractBaseUser
 from django.db import connection
-from django.db.models import Q, QuerySet
+from django.db.models import F, Q, QuerySet
 from django.utils import timezone
 
 from bookings.models import ACTIVE_STATUSES, TERMINAL_STATUSES, Booking, BookingStatus, DispatchState
@@ -90,11 +90,13 @@ def bookings_needing_staff() -> QuerySet[Booking]:
     quiet = Q(updated_at__lt=stale) & (
         Q(partner__last_location_at__isnull=True) | Q(partner__last_location_at__lt=stale)
     )
+    # Arrived far away (contract 10.3) and not seen near since.
+    far = Q(arrived_far_at__isnull=False) & (Q(nearby_at__isnull=True) | Q(nearby_at__lt=F("arrived_far_at")))
     return (
         Booking.objects.select_related("service", "customer", "partner")
         .filter(
             Q(status=BookingStatus.PENDING, dispatch_state=DispatchState.UNASSIGNED)
-            | (Q(status__in=ACTIVE_STATUSES) & (Q(partner__is_suspended=True) | quiet))
+            | (Q(status__in=ACTIVE_STATUSES) & (Q(partner__is_suspended=True) | quiet | far))
         )
         .order_by("created_at")
     )

@@ -38,7 +38,7 @@ BOOKING = obj(
     },
     {
         "dispatch": obj({"attempts": INTEGER, "state": enum(DispatchState.values)}),
-        "attention": nullable(enum(["unassigned", "partner_suspended", "stale"])),
+        "attention": nullable(enum(["unassigned", "partner_suspended", "stale", "arrived_far"])),
     },
 )
 
@@ -59,11 +59,14 @@ def cancelled_by_role(booking: Booking) -> str | None:
 
 
 def attention(booking: Booking) -> str | None:
-    """What a booking needs from staff (contract 9.3): ``unassigned``, ``partner_suspended``, ``stale`` or ``None``.
+    """What a booking needs from staff (contracts 9.3, 10.3): ``unassigned``, ``partner_suspended``,
+    ``stale``, ``arrived_far`` or ``None``.
 
     Read from what the booking carries (its partner is loaded with it), not kept up to date by
     a sweep: a stale job is one whose last sign of life (the booking's last change, the
-    partner's last location) is older than ``JOB_STALE_MINUTES``, which no write announces.
+    partner's last location) is older than ``JOB_STALE_MINUTES``, which no write announces; an
+    ``arrived_far`` one's partner set PARTNER_ARRIVED more than 1 km away (``bookings.arrival``)
+    and has not come near since.
     """
     if booking.status == BookingStatus.PENDING and booking.dispatch_state == DispatchState.UNASSIGNED:
         return "unassigned"
@@ -75,6 +78,8 @@ def attention(booking: Booking) -> str | None:
     last_seen = max(booking.updated_at, partner.last_location_at or booking.updated_at)
     if timezone.now() - last_seen > timedelta(minutes=settings.JOB_STALE_MINUTES):
         return "stale"
+    if booking.arrived_far_at is not None and (booking.nearby_at is None or booking.nearby_at < booking.arrived_far_at):
+        return "arrived_far"
     return None
 
 

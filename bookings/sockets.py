@@ -5,7 +5,7 @@ puts each part in its namespace, beside chat's and, on ``/partner``, the partner
 from typing import Any
 
 from bookings import events, relay, selectors, services
-from bookings.models import TERMINAL_STATUSES, Booking
+from bookings.models import TERMINAL_STATUSES, Booking, BookingStatus
 from bookings.serializers import BookingCancelInput, BookingStatusInput
 from bookings.shapes import booking_data
 from config import rooms
@@ -16,7 +16,7 @@ from config.realtime.namespace import BaseNamespace
 from config.realtime.orm import db
 from config.realtime.parts import Part
 from config.shapes import input_schema
-from partners.tracking import LOCATION_UPDATE
+from partners.tracking import LOCATION_BATCH, LOCATION_UPDATE, locations
 
 BOOKING_ID = one_of(UUID, obj({"bookingId": UUID}))
 _BOOKING_ACK = obj({"booking": booking_data.schema})
@@ -148,6 +148,10 @@ async def reject(namespace: BaseNamespace, sid: str, payload: Any) -> dict[str, 
 async def status_update(namespace: BaseNamespace, sid: str, payload: Any) -> dict[str, Any]:
     data = validated(BookingStatusInput, payload)
     session = await namespace.get_session(sid)
+    if data["status"] == BookingStatus.PARTNER_ARRIVED:
+        # The far-arrival check (bookings.arrival) reads the partner's row: write the position this
+        # process buffered first, or a phone back online after a gap would be judged by an old one.
+        await locations.flush(session["uid"])
     booking = await db(_status)(session, data)
     await relay.refresh_relay(namespace.server.manager, session["uid"])
     return {"booking": booking}
@@ -155,7 +159,10 @@ async def status_update(namespace: BaseNamespace, sid: str, payload: Any) -> dic
 
 @partner_jobs.event(
     "location:update",
-    summary="Your position: relayed to your active bookings' rooms, stored as your last location",
+    summary=(
+        "Your position (recorded at recordedAt, else now): relayed to your active bookings' rooms and "
+        "stored as your last location when newer than any known; kept in your job's trace"
+    ),
     payload=LOCATION_UPDATE,
     ack=obj({"relayed": INTEGER}),
     lightweight=True,  # the relay reads the socket's session, never the database
@@ -163,3 +170,16 @@ async def status_update(namespace: BaseNamespace, sid: str, payload: Any) -> dic
 async def location_update(namespace: BaseNamespace, sid: str, payload: Any) -> dict[str, Any]:
     relayed = await relay.relay_location(await namespace.get_session(sid), payload)
     return {"relayed": relayed}
+
+
+@partner_jobs.event(
+    "location:batch",
+    summary=(
+        "Fixes your phone kept while offline (at most 500): stored once each in your job's trace; "
+        "the newest is relayed when newer than any known"
+    ),
+    payload=LOCATION_BATCH,
+    ack=obj({"accepted": INTEGER, "duplicates": INTEGER, "rejected": INTEGER}),
+)
+async def location_batch(namespace: BaseNamespace, sid: str, payload: Any) -> dict[str, Any]:
+    return await relay.relay_batch(await namespace.get_session(sid), payload)

@@ -80,7 +80,8 @@ on_startup(lambda manager: manager.start_task(sweep_forever()))  # dispatch swee
 on_startup(lambda manager: manager.start_task(recheck_forever(manager)))  # rights vs the database
 on_startup(lambda manager: manager.start_task(limits.sweep_forever()))  # expired rate windows
 on_startup(lambda manager: manager.start_task(presence.heartbeat(manager)))  # who is online, cluster-wide
-on_startup(lambda manager: manager.start_task(tracking.flush_forever()))  # last locations, in batches
+on_startup(lambda manager: manager.start_task(tracking.flush_forever()))  # last locations, trace points, in batches
+on_startup(lambda manager: manager.start_task(tracking.prune_forever()))  # fixes past TRACE_RETENTION_DAYS
 on_startup(lambda manager: manager.start_task(relay.reconcile_forever(manager)))  # relay lists vs the database
 on_startup(lambda manager: manager.start_task(push_stats(manager)))  # the dashboard's figures
 on_startup(lambda manager: manager.start_task(escalate_forever()))  # safety alerts sent again until acknowledged
@@ -90,7 +91,7 @@ if diagnostics_enabled():  # LOOP_DIAGNOSTICS=1: loop stalls and GC pauses logge
     on_startup(start_loop_diagnostics)
 
 # At shutdown, before the manager hands over its queues.
-on_shutdown(tracking.flush_on_stop)  # buffered locations written
+on_shutdown(tracking.flush_on_stop)  # buffered locations and trace points written
 on_shutdown(presence.withdraw)  # this process's users offline now, not when the heartbeat lapses
 
 

@@ -83,6 +83,14 @@ DASHBOARD_FIGURES = Counter(
     "homeservices_dashboard_figures_total", "Dashboard figures this process computed for every process's admins"
 )
 LOCATION_RELAYS = Counter("homeservices_location_relays_total", "partner:location_update relays to booking rooms")
+NEARBY_CLAIMS = Counter(
+    "homeservices_nearby_claims_total",
+    "Claims of a booking's partner:nearby by this process: sent, taken (already sent, or the job ended), failed",
+    ["outcome"],
+)
+TRACE_POINTS_DROPPED = Counter(
+    "homeservices_trace_points_dropped_total", "Trace points dropped: the process's trace buffer was full"
+)
 GC_PAUSE = Counter("homeservices_gc_pause_seconds_total", "Time spent in cyclic GC, per generation", ["generation"])
 GC_COLLECTIONS = Counter("homeservices_gc_collections_total", "Cyclic GC runs, per generation", ["generation"])
 HTTP_REQUESTS = Counter(

@@ -1,10 +1,12 @@
 """One parser per id kind, one answer per kind of wrong: an id that is malformed is
 ``VALIDATION_ERROR`` (the client has a bug); a well-formed id that names nothing the caller
 may see is ``NOT_FOUND``, from whoever looks it up. Integer ids (users, messages,
-notifications) are ``parse_id``; UUIDs (bookings) are ``parse_uuid``. Socket handlers,
-services and the serializer fields (``config.fields``) all call these."""
+notifications) are ``parse_id``; UUIDs (bookings) are ``parse_uuid``; an instant a client
+recorded (a fix's ``recordedAt``) is ``parse_instant``. Socket handlers, services and the
+serializer fields (``config.fields``) all call these."""
 
 import uuid
+from datetime import UTC, datetime
 from typing import Any
 
 from config.errors import ValidationError
@@ -36,6 +38,27 @@ def parse_uuid(value: Any, *, field: str) -> uuid.UUID:
         except ValueError:
             pass
     raise ValidationError(f"{field} must be a UUID", details={field: ["not a uuid"]})
+
+
+MAX_INSTANT_CHARS = 40  # "2026-12-06T10:00:00.123456+05:30" is 32: a longer string is refused unread
+
+
+def parse_instant(value: Any, *, field: str) -> datetime:
+    """An instant sent as an ISO 8601 date and time with its UTC offset (``Z`` or ``+05:30``), in UTC.
+
+    A time without an offset names no instant (whose clock?), so it is refused like any other
+    malformed value; whether the instant is acceptable (not in the future...) is the caller's rule.
+    """
+    if isinstance(value, str) and len(value) <= MAX_INSTANT_CHARS and value.isascii() and "T" in value.upper():
+        try:
+            at = datetime.fromisoformat(value.upper())  # RFC 3339 allows "t" and "z"
+            if at.tzinfo is not None and at.utcoffset() is not None:
+                return at.astimezone(UTC)
+        except (ValueError, OverflowError):  # OverflowError: year 1 with a positive offset
+            pass
+    raise ValidationError(
+        f"{field} must be a date and time with an offset", details={field: ["not a date and time with an offset"]}
+    )
 
 
 def parse_user_id(value: Any, *, field: str = "userId") -> int:

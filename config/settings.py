@@ -299,6 +299,13 @@ ACCESS_RECHECK_SECONDS = float(os.environ.get("ACCESS_RECHECK_SECONDS", "60"))
 SHUTDOWN_TIMEOUT = float(os.environ.get("SHUTDOWN_TIMEOUT", "10"))
 # How often buffered partner locations are written to the database (seconds).
 LOCATION_FLUSH_INTERVAL = float(os.environ.get("LOCATION_FLUSH_INTERVAL", "5"))
+# A job's trace (contract 10.3): while a partner has a job, their fixes are kept, at most one
+# per TRACE_MIN_SECONDS unless they moved 25 m (written with the last locations, in batches);
+# fixes older than TRACE_RETENTION_DAYS are deleted by every process every
+# TRACE_PRUNE_INTERVAL seconds, a few thousand rows per statement, oldest first.
+TRACE_MIN_SECONDS = float(os.environ.get("TRACE_MIN_SECONDS", "10"))
+TRACE_RETENTION_DAYS = float(os.environ.get("TRACE_RETENTION_DAYS", "90"))
+TRACE_PRUNE_INTERVAL = float(os.environ.get("TRACE_PRUNE_INTERVAL", "600"))
 # How often each process re-reads its partners' relay lists as a safety net (seconds).
 RELAY_RECONCILE_INTERVAL = float(os.environ.get("RELAY_RECONCILE_INTERVAL", "30"))
 # A connected partner stays dispatchable this long after the last heartbeat.
@@ -325,6 +332,9 @@ DISPATCH_GIVE_UP_MINUTES = float(os.environ.get("DISPATCH_GIVE_UP_MINUTES", "30"
 OPEN_BOOKINGS_MAX = int(os.environ.get("OPEN_BOOKINGS_MAX", "3"))
 # A job under way with no status change or location from its partner this long is flagged to staff.
 JOB_STALE_MINUTES = float(os.environ.get("JOB_STALE_MINUTES", "60"))
+# The partner is near (contract 10.3): the first position this close to the booking's place sends
+# partner:nearby to its room, once per booking (bookings/arrival.py).
+ARRIVAL_RADIUS_METERS = float(os.environ.get("ARRIVAL_RADIUS_METERS", "150"))
 # Safety alerts (contract 10.3): an open alert goes to staff again every SAFETY_ESCALATE_SECONDS
 # until acknowledged; every process looks for due ones every SAFETY_SWEEP_INTERVAL seconds (a
 # conditional UPDATE claims each escalation: it goes out once whichever process finds it).
@@ -341,6 +351,8 @@ _RATE_WINDOW = float(os.environ.get("RATE_WINDOW", "10"))
 RATE_LIMITS = {
     "default": (int(os.environ.get("RATE_DEFAULT", "60")), _RATE_WINDOW),
     "location:update": (int(os.environ.get("RATE_LOCATION", "60")), _RATE_WINDOW),
+    # An offline batch (up to 500 fixes) is one event: a phone back from hours offline sends a few.
+    "location:batch": (int(os.environ.get("RATE_LOCATION_BATCH", "10")), _RATE_WINDOW),
     "booking:track": (int(os.environ.get("RATE_TRACK", "30")), _RATE_WINDOW),
     "request:stats": (int(os.environ.get("RATE_STATS", "20")), _RATE_WINDOW),
     "message:send": (int(os.environ.get("RATE_MESSAGES", "20")), _RATE_WINDOW),

@@ -15,11 +15,12 @@ from config.errors import Conflict, Forbidden, NotFound
 from config.platform_day import start_of_today
 from config.realtime.emit import emit
 from partners import events
-from partners.models import Earning, KycStatus, KycSubmission, Partner
+from partners.models import Earning, KycStatus, KycSubmission, LocationFix, Partner
 from partners.signals import earning_recorded, kyc_decided, partner_withdrawn, partners_dispatchable
 
 if TYPE_CHECKING:
     from bookings.models import Booking
+    from partners.traces import Fix
 
 CENT = Decimal("0.01")
 
@@ -126,6 +127,9 @@ def earnings_totals(*, partner_id: Any) -> dict[str, Decimal]:
 def partner_locations_store(locations: dict[int, tuple[float, float, Any]]) -> None:
     """Write buffered last-known locations: one ``UPDATE ... FROM`` a VALUES list per 500 partners.
 
+    A location older than the one stored is skipped (another process wrote a newer fix of the
+    partner's), so the stored position never moves back in time either.
+
     Raw SQL because the ORM would compile one statement per partner (about 1.5 ms of
     CPU each, holding the GIL the socket loop needs); PostgreSQL and SQLite >= 3.33
     both run this form.
@@ -140,9 +144,71 @@ def partner_locations_store(locations: dict[int, tuple[float, float, Any]]) -> N
             cursor.execute(
                 f"WITH v(id, lat, lng, at) AS (VALUES {values}) "
                 f"UPDATE {table} SET last_latitude = v.lat, last_longitude = v.lng, last_location_at = v.at{cast} "
-                f"FROM v WHERE {table}.user_id = v.id",
+                f"FROM v WHERE {table}.user_id = v.id "
+                f"AND ({table}.last_location_at IS NULL OR {table}.last_location_at < v.at{cast})",
                 [value for row in chunk for value in row],
             )
+
+
+def location_fixes_store(fixes: "list[tuple[int, Fix]]") -> None:
+    """Write trace points ``(partner id, fix)``, each once: a (partner, ``recorded_at``) stored
+    already is skipped (``ON CONFLICT DO NOTHING``), one INSERT per 500 rows, in one transaction.
+
+    Raw SQL for the reason above; PostgreSQL and SQLite >= 3.24 both run it.
+    """
+    table = connection.ops.quote_name(LocationFix._meta.db_table)
+    adapt = connection.ops.adapt_datetimefield_value
+    with transaction.atomic(), connection.cursor() as cursor:
+        for start in range(0, len(fixes), 500):
+            chunk = fixes[start : start + 500]
+            values = ", ".join(["(%s, %s, %s, %s, %s, %s, %s)"] * len(chunk))
+            cursor.execute(
+                f"INSERT INTO {table} (partner_id, recorded_at, latitude, longitude, accuracy, speed, heading) "
+                f"VALUES {values} ON CONFLICT DO NOTHING",
+                [
+                    value
+                    for pk, fix in chunk
+                    for value in (
+                        pk,
+                        adapt(fix.recorded_at),
+                        fix.latitude,
+                        fix.longitude,
+                        fix.accuracy,
+                        fix.speed,
+                        fix.heading,
+                    )
+                ],
+            )
+
+
+def location_batch_store(*, partner_id: int, fixes: "list[Fix]") -> set[Any]:
+    """Store an offline batch's trace points; returns the instants among them stored already.
+
+    Read then written (two statements): what was there is the ack's ``duplicates``. Two batches
+    of one partner racing each other may both count a fix new; it is still stored once.
+    """
+    times = [fix.recorded_at for fix in fixes]
+    stored = LocationFix.objects.filter(partner_id=partner_id, recorded_at__in=times)
+    existing = set(stored.values_list("recorded_at", flat=True))
+    location_fixes_store([(partner_id, fix) for fix in fixes if fix.recorded_at not in existing])
+    return existing
+
+
+def location_fixes_prune(*, before: Any, limit: int) -> int:
+    """Delete at most ``limit`` of the oldest fixes recorded before ``before``; how many went.
+
+    Its own short transaction, by ``recorded_at``'s index: live inserts (recent instants) never
+    wait on it, and on PostgreSQL two processes pruning at once skip each other's rows.
+    """
+    table = connection.ops.quote_name(LocationFix._meta.db_table)
+    lock = " FOR UPDATE SKIP LOCKED" if connection.vendor == "postgresql" else ""
+    with transaction.atomic(), connection.cursor() as cursor:
+        cursor.execute(
+            f"DELETE FROM {table} WHERE (partner_id, recorded_at) IN (SELECT partner_id, recorded_at FROM {table} "
+            f"WHERE recorded_at < %s ORDER BY recorded_at LIMIT %s{lock})",
+            [connection.ops.adapt_datetimefield_value(before), limit],
+        )
+        return cursor.rowcount
 
 
 def partners_online(*, partner_ids: list[int], online: bool = True) -> None:

@@ -17,6 +17,7 @@ from config.realtime.parts import Part
 from config.realtime.presence import presence
 from config.shapes import input_schema
 from partners import services
+from partners.selectors import partner_last_location_at
 from partners.serializers import AvailabilityInput
 from partners.tracking import locations
 
@@ -31,10 +32,23 @@ def _qualify(identity: dict[str, Any]) -> None:
 partner = Part(qualify=_qualify)
 
 
+@partner.on_connected
+async def _newest_fix(namespace: BaseNamespace, sid: str, session: Session) -> None:
+    """The newest fix known of the partner, from the database unless a socket of theirs here knows it:
+    an older fix (an offline batch) then never moves their position backwards."""
+    uid = session["uid"]
+    if uid not in locations.newest:
+        locations.seed(uid, await db(partner_last_location_at)(partner_id=uid))
+
+
 @partner.on_disconnected
 async def _gone(namespace: BaseNamespace, sid: str, session: Session) -> None:
     uid = session["uid"]
-    await locations.flush(uid)
+    try:
+        await locations.flush(uid)  # a failed write keeps the trace points for the periodic flush
+    finally:
+        if uid not in presence.local[rooms.PARTNER]:
+            locations.forget(uid)  # the partner's last socket here: nothing of theirs stays behind
     if uid not in presence.local[rooms.PARTNER]:
         await db(services.partners_online)(partner_ids=[uid], online=False)
 

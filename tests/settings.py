@@ -30,7 +30,7 @@ PRESENCE_HEARTBEAT = float(os.environ.get("PRESENCE_HEARTBEAT", "0.5"))
 # The /faults namespace (config/realtime/faults.py), in the live server and every server process
 # the suite starts with these settings: the log check's own tests raise there.
 TEST_FAULTS = True
-LOCATION_FLUSH_INTERVAL = 0.3
+LOCATION_FLUSH_INTERVAL = float(os.environ.get("LOCATION_FLUSH_INTERVAL", "0.3"))
 DASHBOARD_PUSH_INTERVAL = 0.3
 TYPING_TIMEOUT = 1.0
 SIMPLE_JWT = {**SIMPLE_JWT}

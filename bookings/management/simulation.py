@@ -1,7 +1,9 @@
 """The simulated city's actors (``manage.py simulate``): partners and customers as real Socket.IO clients.
 
 A ``SimPartner`` streams its position on ``/partner``, answers offers by the given odds and
-takes its job through the lifecycle (or goes silent on site); a ``SimCustomer`` books over
+takes its job through the lifecycle (or goes silent on site, or drives through a dead zone:
+offline for a while, keeping its fixes, which it sends as ``location:batch`` once it is
+back); a ``SimCustomer`` books over
 REST and tracks or cancels on ``/customer``. Both count what they see in one ``Stats``.
 """
 
@@ -9,7 +11,7 @@ import asyncio
 import random
 import time
 from collections import Counter
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import aiohttp
@@ -39,6 +41,8 @@ class Stats:
         self.offers = Counter()  # accepted / rejected / ignored
         self.errors: Counter[str] = Counter()
         self.silent: list[str] = []  # bookings whose partner's phone died on site
+        self.dead_zones = 0  # times a partner en route lost its network for a while
+        self.backfill: Counter[str] = Counter()  # location:batch acks summed: accepted, duplicates, rejected
         self.suspended: list[str] = []  # partners staff suspended while they held a job
 
 
@@ -49,6 +53,8 @@ class SimPartner:
         self.rng = random.Random(hash(token))
         self.job: dict[str, Any] | None = None
         self.silent = False
+        self.offline_until: float | None = None  # in a dead zone until then, keeping fixes
+        self.kept: list[dict[str, Any]] = []
         self.tasks: set[asyncio.Future] = set()
         self.sio = socketio.AsyncClient(reconnection=True)
         self.sio.on("*", self._any, namespace="/partner")
@@ -87,8 +93,11 @@ class SimPartner:
             self.stats.errors[ack.get("error", {}).get("code", "?")] += 1
         return ack if isinstance(ack, dict) else {}
 
-    async def run(self, until: float) -> None:
+    async def _connect(self) -> None:
         await self.sio.connect(self.url, namespaces=["/partner"], auth={"token": self.token}, transports=["websocket"])
+
+    async def run(self, until: float) -> None:
+        await self._connect()
         idle_ticks = 0
         while time.monotonic() < until and not self.silent:
             await asyncio.sleep(TICK)
@@ -98,7 +107,7 @@ class SimPartner:
                 idle_ticks += 1
                 if idle_ticks % 5 == 0:  # idle partners report now and then (dispatch reads their position)
                     await self._call("location:update", {"latitude": self.lat, "longitude": self.lng})
-        if not self.silent:
+        if not self.silent and self.sio.connected:
             await self.sio.disconnect()
 
     async def _drive(self) -> None:
@@ -110,7 +119,10 @@ class SimPartner:
             to = job["to"]
             speed = self.opts["speed"]
             self.lat, self.lng = step_towards(self.lat, self.lng, to["latitude"], to["longitude"], speed * TICK)
-            await self._call("location:update", {"latitude": self.lat, "longitude": self.lng, "speed": speed})
+            fix = {"latitude": self.lat, "longitude": self.lng, "speed": speed, "recordedAt": _now()}
+            if await self._dead_zone(job, fix):
+                return
+            await self._call("location:update", fix)
             if distance_m(self.lat, self.lng, to["latitude"], to["longitude"]) <= ARRIVED_M:
                 await self._set_status(job, "PARTNER_ARRIVED")
         elif status == "PARTNER_ARRIVED":
@@ -126,12 +138,45 @@ class SimPartner:
             if self.job is job:
                 self.job = None
 
+    async def _dead_zone(self, job: dict[str, Any], fix: dict[str, Any]) -> bool:
+        """``--dead-zones``: on some jobs the network goes for ``--dead-zone-seconds`` on the way; the
+        phone keeps its fixes and, once back, sends them in batches of at most 500. Whether it is offline."""
+        now = time.monotonic()
+        if "dead_at" not in job:  # decided once per job: a few seconds into the drive, or never
+            job["dead_at"] = now + self.rng.uniform(1, 5) if self.rng.random() < self.opts["dead_zones"] else None
+        if self.offline_until is None and job["dead_at"] is not None and now >= job["dead_at"]:
+            job["dead_at"] = None
+            self.offline_until = now + self.opts["dead_zone_seconds"]
+            self.stats.dead_zones += 1
+            await self.sio.disconnect()
+        if self.offline_until is None:
+            return False
+        self.kept.append(fix)
+        if now < self.offline_until:
+            return True
+        self.offline_until = None
+        try:
+            await self._connect()
+        except Exception as exc:  # still no network: keep the fixes, try again next tick
+            self.offline_until = now + TICK
+            self.stats.errors[type(exc).__name__] += 1
+            return True
+        kept, self.kept = self.kept, []
+        for start in range(0, len(kept), 500):
+            ack = await self._call("location:batch", {"fixes": kept[start : start + 500]})
+            self.stats.backfill.update({key: ack.get(key, 0) for key in ("accepted", "duplicates", "rejected")})
+        return False
+
     async def _set_status(self, job: dict[str, Any], status: str) -> None:
         ack = await self._call("booking:status_update", {"bookingId": job["bookingId"], "status": status})
         if ack.get("ok"):
             job["status"] = status
         elif self.job is job:  # cancelled meanwhile: drop it
             self.job = None
+
+
+def _now() -> str:
+    return datetime.now(UTC).isoformat().replace("+00:00", "Z")
 
 
 class SimCustomer:

@@ -18,7 +18,7 @@ from django.contrib.auth.models import AbstractBaseUser
 from django.db import connection
 from django.utils import timezone
 
-from bookings import events, relay, tallies
+from bookings import arrival, events, relay, tallies
 from bookings.dispatch import dispatch_waiting_now
 from bookings.models import (
     HELD_STATUSES,
@@ -209,10 +209,13 @@ def transition(
     elif to_status == S.PENDING:
         booking.partner = None
         booking.dispatch_state = DispatchState.SEARCHING
+        arrival.arrival_forget(booking)
     else:
         booking.dispatch_state = DispatchState.DONE
         if to_status == S.COMPLETED:
             booking.completed_at = timezone.now()
+        elif to_status == S.PARTNER_ARRIVED:
+            arrival.arrived_far_record(booking)
     booking.save()
     tallies.booking_moved(booking, from_status)
     BookingStatusChange.objects.create(

@@ -127,7 +127,7 @@ export type Booking = {
     attempts: number;
     state: "searching" | "offered" | "unassigned" | "done";
   };
-  attention?: ("unassigned" | "partner_suspended" | "stale") | null;
+  attention?: ("unassigned" | "partner_suspended" | "stale" | "arrived_far") | null;
 };
 
 /** The partner's booking was cancelled */
@@ -308,6 +308,13 @@ export type PartnerLocationUpdatePayload = {
   etaSeconds?: number;
 };
 
+/** The partner first came within ARRIVAL_RADIUS_METERS of the booking's place: once per booking (to booking:<id>) */
+export type PartnerNearbyPayload = {
+  bookingId: string;
+  distanceMeters: number;
+  etaSeconds: number;
+};
+
 /** A partner signed up (to admins) */
 export type PartnerRegisteredPayload = {
   /** an id, as a string of digits */
@@ -368,13 +375,28 @@ export type BookingTrackRequest = BookingAcceptRequest;
 /** Stop watching your booking */
 export type BookingUntrackRequest = BookingAcceptRequest;
 
-/** Your position: relayed to your active bookings' rooms, stored as your last location */
+/** Fixes your phone kept while offline (at most 500): stored once each in your job's trace; the newest is relayed when newer than any known */
+export type LocationBatchRequest = {
+  fixes: {
+    latitude: number;
+    longitude: number;
+    /** when the phone recorded it: ISO 8601 with its offset, at most 24 h old and 2 min ahead */
+    recordedAt: string;
+    accuracy?: number;
+    heading?: number;
+    speed?: number;
+  }[];
+};
+
+/** Your position (recorded at recordedAt, else now): relayed to your active bookings' rooms and stored as your last location when newer than any known; kept in your job's trace */
 export type LocationUpdateRequest = {
   latitude: number;
   longitude: number;
   accuracy?: number;
   heading?: number;
   speed?: number;
+  /** when the phone recorded it: ISO 8601 with its offset, at most 24 h old and 2 min ahead */
+  recordedAt?: string;
 };
 
 /** Mark a message read (its recipient only) */
@@ -444,7 +466,14 @@ export type BookingUntrackReply = {
   bookingId: string;
 };
 
-/** Your position: relayed to your active bookings' rooms, stored as your last location */
+/** Fixes your phone kept while offline (at most 500): stored once each in your job's trace; the newest is relayed when newer than any known */
+export type LocationBatchReply = {
+  accepted: number;
+  duplicates: number;
+  rejected: number;
+};
+
+/** Your position (recorded at recordedAt, else now): relayed to your active bookings' rooms and stored as your last location when newer than any known; kept in your job's trace */
 export type LocationUpdateReply = {
   relayed: number;
 };
@@ -501,6 +530,8 @@ export interface CustomerServerToClientEvents {
   "partner:assigned": (payload: PartnerAssignedPayload) => void;
   /** The partner's position, while the booking is accepted..in progress (to booking:<id>) */
   "partner:location_update": (payload: PartnerLocationUpdatePayload) => void;
+  /** The partner first came within ARRIVAL_RADIUS_METERS of the booking's place: once per booking (to booking:<id>) */
+  "partner:nearby": (payload: PartnerNearbyPayload) => void;
   /** Staff acknowledged a safety alert (to admins and to the person who raised it) */
   "safety:acknowledged": (payload: SafetyAcknowledgedPayload) => void;
   /** Someone started or stopped typing to this user */
@@ -569,7 +600,9 @@ export interface PartnerClientToServerEvents {
   "booking:reject": (payload: BookingRejectRequest, ack: (res: Ack<BookingRejectReply>) => void) => void;
   /** Move your booking on: EN_ROUTE -> ARRIVED -> IN_PROGRESS -> COMPLETED (the first two may be skipped) */
   "booking:status_update": (payload: BookingStatusUpdateRequest, ack: (res: Ack<BookingStatusUpdateReply>) => void) => void;
-  /** Your position: relayed to your active bookings' rooms, stored as your last location */
+  /** Fixes your phone kept while offline (at most 500): stored once each in your job's trace; the newest is relayed when newer than any known */
+  "location:batch": (payload: LocationBatchRequest, ack: (res: Ack<LocationBatchReply>) => void) => void;
+  /** Your position (recorded at recordedAt, else now): relayed to your active bookings' rooms and stored as your last location when newer than any known; kept in your job's trace */
   "location:update": (payload: LocationUpdateRequest, ack: (res: Ack<LocationUpdateReply>) => void) => void;
   /** Mark a message read (its recipient only) */
   "message:mark_read": (payload: MessageMarkReadRequest, ack: (res: Ack<MessageMarkReadReply>) => void) => void;

@@ -151,3 +151,44 @@ def test_an_alert_from_a_customer_socket_tops_the_cockpit_until_staff_acknowledg
     assert told["alertId"] == ack["alertId"] and told["by"]["name"] == "Asha"
     assert SafetyAlert.objects.get(pk=ack["alertId"]).acknowledged_by.username == "opsalert"
     assert not problems, problems
+
+
+def test_cockpit_lists_a_far_arrival_first_with_the_buttons_that_resolve_it(live_server_url, service):
+    """Contract 10.3: ``attention: "arrived_far"`` shows like the other flags; Complete ends it."""
+    from django.utils import timezone
+    from playwright.sync_api import expect, sync_playwright
+
+    if not Path(CHROMIUM).exists():
+        pytest.skip("Debian's chromium is not installed (.ci/run installs it)")
+    StaffFactory(username="opsfar", password="password123")
+    partner = PartnerFactory(services=[service])
+    far = BookingFactory(
+        service=service,
+        partner=partner,
+        status="PARTNER_ARRIVED",
+        arrived_far_at=timezone.now(),
+        arrived_far_meters=2000,
+    )
+    BookingFactory(service=service, status="PENDING")  # a newer booking that needs nobody
+    problems: list[str] = []
+
+    with sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=CHROMIUM, args=["--no-sandbox"])
+        page = browser.new_page(viewport={"width": 1280, "height": 1000})
+        page.on("console", lambda m: problems.append(m.text) if m.type == "error" else None)
+        page.on("pageerror", lambda e: problems.append(str(e)))
+        page.goto(live_server_url + "/admin/login/?next=/admin/dashboard/")
+        page.fill("#id_username", "opsfar")
+        page.fill("#id_password", "password123")
+        page.click("input[type=submit]")
+        expect(page.locator("#conn")).to_have_text("connected", timeout=5000)
+        flagged = page.locator("#bookings tbody tr").first
+        expect(flagged).to_have_attribute("data-booking", str(far.pk), timeout=5000)
+        expect(flagged.locator("td.needs")).to_contain_text("arrived far")
+        expect(flagged.locator("button")).to_have_count(2)
+        flagged.locator("button[data-action=complete]").click()
+        expect(page.locator(f"#bookings tr[data-booking='{far.pk}']")).to_have_count(0, timeout=5000)
+        browser.close()
+    far.refresh_from_db()
+    assert far.status == "COMPLETED"  # and with it the flag: only an active job is flagged
+    assert not problems, problems

@@ -3,7 +3,7 @@
 // Prints one JSON line per happening: connect (with socket.recovered and the sid), every
 // event (name, payload), disconnect, and the ack of each command. Reads commands from
 // stdin, one JSON array per line: ["emit", event, payload] or ["disconnect"] (voluntary)
-// or ["connect"] or ["auth", token] (the token the next connect sends) or ["exit"].
+// or ["drop"] (the transport lost, as a phone loses its network: the client reconnects) or ["connect"] or ["auth", token] (the token the next connect sends) or ["exit"].
 import readline from "node:readline";
 import { io } from "socket.io-client";
 
@@ -27,6 +27,8 @@ readline.createInterface({ input: process.stdin }).on("line", async (line) => {
     say({ type: "ack", event, ack });
   } else if (command === "disconnect") {
     socket.disconnect();
+  } else if (command === "drop") {
+    socket.io.engine.close();
   } else if (command === "connect") {
     socket.connect();
   } else if (command === "auth") {

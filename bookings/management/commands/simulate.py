@@ -5,8 +5,9 @@ by the given odds (accept, reject, or let them lapse), drive to the booking at
 ``--speed`` and take it through the lifecycle. Customers book over REST, track their
 booking on ``/customer`` and now and then cancel. The bad day too (``--silent``,
 ``--suspensions``): some partners' phones die mid-job (they stop, their job is left to
-staff), and ops staff suspend partners who hold jobs. A progress line shows bookings by
-status, offers expired and events per second.
+staff), ops staff suspend partners who hold jobs, and (``--dead-zones``) partners on the way
+lose their network for a while and send the fixes they kept as ``location:batch`` once back.
+A progress line shows bookings by status, offers expired and events per second.
 
 The actors are in ``bookings/management/simulation.py``; this command makes the users, runs
 the actors and ops staff, and reports. For demos (``make run`` in one terminal, ``python
@@ -56,6 +57,10 @@ class Command(BaseCommand):
         parser.add_argument("--seed", type=int, default=1)
         parser.add_argument("--silent", type=float, default=0.0, help="odds a partner's phone dies on arrival")
         parser.add_argument("--suspensions", type=int, default=0, help="partners staff suspend while they hold a job")
+        parser.add_argument(
+            "--dead-zones", type=float, default=0.0, help="odds a partner loses its network on the way to a job"
+        )
+        parser.add_argument("--dead-zone-seconds", type=float, default=20.0, help="how long a dead zone lasts")
 
     def handle(self, *args: Any, **opts: Any) -> None:
         urls = opts["url"] or ["http://127.0.0.1:8000"]
@@ -89,6 +94,7 @@ class Command(BaseCommand):
         line = await sync_to_async(self._line)(stats, start)
         self.stdout.write(f"\n{line}")
         self.stdout.write(f"silent: {','.join(stats.silent)}; suspended: {','.join(stats.suspended)}")
+        self.stdout.write(f"dead zones: {stats.dead_zones}; batches sent on reconnect: {dict(stats.backfill)}")
         self.stdout.write(f"offers: {dict(stats.offers)}; errors: {dict(stats.errors)}; clients failed: {len(failed)}")
         for error in failed[:3]:
             self.stderr.write(f"  {type(error).__name__}: {error}")

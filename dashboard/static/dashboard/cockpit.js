@@ -116,6 +116,12 @@
       ['Complete', (b) => act(`/api/bookings/${b.id}/complete/`, {})],
       ['Cancel', (b) => act(`/api/bookings/${b.id}/cancel/`, { reason: 'Partner unreachable' })],
     ],
+    // The partner set PARTNER_ARRIVED more than 1 km from the place (contract 10.3): call them first;
+    // the flag clears by itself when they come near, or when the job ends.
+    arrived_far: [
+      ['Complete', (b) => act(`/api/bookings/${b.id}/complete/`, {})],
+      ['Cancel', (b) => act(`/api/bookings/${b.id}/cancel/`, { reason: 'Partner not at the address' })],
+    ],
   };
   async function act(path, body) {
     const response = await fetch(path, {

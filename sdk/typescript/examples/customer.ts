@@ -56,6 +56,8 @@ socket.on("connect_error", (err: ConnectError) => show("connect_error", err.data
 // Every refused event also arrives here, whether or not it asked for an ack.
 socket.on("error", (error) => show("error", { code: error.code, event: error.event }));
 socket.on("partner:location_update", moveMarker);
+// Once per booking, when the partner is first within ARRIVAL_RADIUS_METERS of the place.
+socket.on("partner:nearby", ({ distanceMeters, etaSeconds }) => show("nearby", { distanceMeters, etaSeconds }));
 socket.on("partner:assigned", ({ partner }) => show("assigned", partner.name));
 socket.on("booking:status_updated", ({ status, message }) => {
   show("status", { status, message });
