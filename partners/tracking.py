@@ -93,10 +93,17 @@ class LocationBuffer:
     def record(self, partner_id: int, payload: dict[str, Any], *, trace: bool) -> datetime | None:
         """A live fix (``location:update``, checked against its schema): a trace point when ``trace``
         (the partner is on a job) and thinning keeps it; its instant when it is newer than every
-        fix known (it moves the position), else ``None``. ``VALIDATION_ERROR`` for a bad ``recordedAt``."""
-        at = recorded_at_of(payload, datetime.now(UTC))
+        fix known (it moves the position), else ``None``. ``VALIDATION_ERROR`` for a bad ``recordedAt``.
+
+        A ``recordedAt`` ahead of the server's clock (a phone's clock running fast, within the 2
+        minutes allowed) moves the position as recorded *now*: else every server-timed update after
+        it would be "older" and the marker would freeze until the server's clock caught up, and the
+        stored position would claim an instant to come. The trace point keeps the phone's instant."""
+        now = datetime.now(UTC)
+        at = recorded_at_of(payload, now)
         if trace:
             self._trace_live(partner_id, fix_of(payload, at))
+        at = min(at, now)
         return at if self.advance(partner_id, float(payload["latitude"]), float(payload["longitude"]), at) else None
 
     def advance(self, partner_id: int, latitude: float, longitude: float, at: datetime) -> bool:
