@@ -152,19 +152,29 @@ def partner_locations_store(locations: dict[int, tuple[float, float, Any]]) -> N
 
 def location_fixes_store(fixes: "list[tuple[int, Fix]]") -> None:
     """Write trace points ``(partner id, fix)``, each once: a (partner, ``recorded_at``) stored
-    already is skipped (``ON CONFLICT DO NOTHING``), one INSERT per 500 rows, in one transaction.
+    already is skipped (``ON CONFLICT DO NOTHING``), and so is a partner deleted since the point
+    was buffered (else the foreign key fails the whole write, and every write after it: nobody's
+    trace is written again). One INSERT per 500 rows, in one transaction.
 
     Raw SQL for the reason above; PostgreSQL and SQLite >= 3.24 both run it.
     """
     table = connection.ops.quote_name(LocationFix._meta.db_table)
+    partners = connection.ops.quote_name(Partner._meta.db_table)
     adapt = connection.ops.adapt_datetimefield_value
+    # Typed on PostgreSQL: a VALUES list read by a SELECT (not an INSERT's own) has no column types.
+    row = (
+        "(%s::bigint, %s::timestamptz, %s::float8, %s::float8, %s::float8, %s::float8, %s::float8)"
+        if connection.vendor == "postgresql"
+        else "(%s, %s, %s, %s, %s, %s, %s)"
+    )
     with transaction.atomic(), connection.cursor() as cursor:
         for start in range(0, len(fixes), 500):
             chunk = fixes[start : start + 500]
-            values = ", ".join(["(%s, %s, %s, %s, %s, %s, %s)"] * len(chunk))
+            values = ", ".join([row] * len(chunk))
             cursor.execute(
+                f"WITH v(partner_id, recorded_at, latitude, longitude, accuracy, speed, heading) AS (VALUES {values}) "
                 f"INSERT INTO {table} (partner_id, recorded_at, latitude, longitude, accuracy, speed, heading) "
-                f"VALUES {values} ON CONFLICT DO NOTHING",
+                f"SELECT * FROM v WHERE v.partner_id IN (SELECT user_id FROM {partners}) ON CONFLICT DO NOTHING",
                 [
                     value
                     for pk, fix in chunk

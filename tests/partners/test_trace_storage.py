@@ -147,3 +147,20 @@ def test_a_retention_clock_set_to_zero_or_junk_is_off_not_a_query_storm_nor_a_wi
     async_to_sync(run_for_a_while)()
     assert calls == []
     assert async_to_sync(prune_once)() == 0 and calls == []
+
+
+@pytest.mark.django_db(transaction=True)  # the buffer writes on the ORM's threads
+def test_a_partner_deleted_with_points_buffered_does_not_block_everyone_elses_trace():
+    """A partner's account deleted while this process held trace points of theirs: the insert broke
+    the foreign key, the whole write failed and was queued again, every flush after it failed the
+    same way, and no partner's trace on the process was ever written again (until the queue filled
+    and dropped points). The deleted partner's points go; everyone else's are written."""
+    kept, gone = PartnerFactory(), PartnerFactory()
+    buffer = LocationBuffer()
+    for partner in (kept, gone):
+        at = NOW.isoformat()
+        assert buffer.record(partner.pk, {"latitude": 28.6, "longitude": 77.2, "recordedAt": at}, trace=True)
+    gone.user.delete()
+    async_to_sync(buffer.flush)()
+    assert instants(kept) == [NOW]
+    assert buffer.trace == {} and buffer.trace_size == 0
