@@ -164,3 +164,30 @@ def test_a_partner_deleted_with_points_buffered_does_not_block_everyone_elses_tr
     async_to_sync(buffer.flush)()
     assert instants(kept) == [NOW]
     assert buffer.trace == {} and buffer.trace_size == 0
+
+
+@pytest.mark.django_db(transaction=True)  # the buffer writes on the ORM's threads
+def test_a_hostile_phone_cannot_store_more_than_a_point_a_second_of_its_time(settings):
+    """Thinning's "or per 25 m moved" let a client store every fix: 500 fixes 1 µs apart, each 25 m
+    from the one before, all kept; the next batch shifted by a microsecond, 500 more, and so on at
+    the batch rate limit (about 500 rows a second per partner). A job's trace keeps at most one
+    point per second of recorded time however far the fixes jump (no phone fixes faster), within a
+    batch, across batches and against the live trace."""
+    settings.TRACE_MIN_SECONDS = 10
+    partner = PartnerFactory()
+    buffer = LocationBuffer()
+    start = NOW - timedelta(minutes=30)
+
+    def batch(shift_us: int) -> list[Fix]:
+        hops = [(i * 25.5) / 111_195 for i in range(500)]  # each fix 25.5 m north of the one before
+        return [
+            Fix(start + timedelta(microseconds=2000 * i + shift_us), 28.6 + hop, 77.2) for i, hop in enumerate(hops)
+        ]
+
+    for shift in range(5):
+        async_to_sync(buffer.store_batch)(partner.pk, batch(shift))
+    for i in range(20):  # late live fixes, 1 µs apart, far from each other: stored once a second at most
+        fix = {"latitude": 10 + i, "longitude": 77.2, "recordedAt": (start + timedelta(microseconds=3 + i)).isoformat()}
+        buffer.record(partner.pk, fix, trace=True)
+    async_to_sync(buffer.flush)()
+    assert len(instants(partner)) == 1  # all within one second (500 fixes 2 ms apart)
