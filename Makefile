@@ -22,7 +22,7 @@ UVICORN = $(BIN)/python -m uvicorn config.asgi:application --loop uvloop --http 
 	--ws-max-size $(SOCKETIO_MAX_BUFFER) --no-proxy-headers \
 	--lifespan on --timeout-graceful-shutdown $(SHUTDOWN_TIMEOUT) --no-access-log
 
-.PHONY: run test lint format sdk serve cluster mutation mutation-retest bench bench-quick bench-dispatch bench-recovery bench-morning bench-history simulate vendor-socketio clean
+.PHONY: run test lint format sdk serve cluster mutation mutation-retest bench bench-quick bench-dispatch bench-recovery bench-morning bench-history simulate vendor-socketio vendor-leaflet clean
 
 $(BIN)/python:
 	$(PY) -m venv $(VENV)
@@ -133,6 +133,14 @@ mutation-retest: $(VENV)/.installed
 # Refresh the vendored socket.io-client browser bundle of the live dashboard (needs npm; make run does not).
 vendor-socketio: tests/js/node_modules
 	cp tests/js/node_modules/socket.io-client/dist/socket.io.min.js dashboard/static/dashboard/vendor/socket.io.min.js
+
+# Refresh the vendored Leaflet of the admin's trace map (needs npm; make run does not): the registry's tarball, unpacked aside.
+LEAFLET ?= 1.9.4
+vendor-leaflet:
+	@tmp=$$(mktemp -d) && cd $$tmp && npm pack --silent leaflet@$(LEAFLET) >/dev/null && tar xzf leaflet-$(LEAFLET).tgz && \
+	dest=$(CURDIR)/dashboard/static/dashboard/vendor/leaflet && mkdir -p $$dest/images && \
+	cp package/dist/leaflet.js package/dist/leaflet.css package/LICENSE $$dest/ && cp package/dist/images/* $$dest/images/ && \
+	rm -rf $$tmp
 
 # Remove the virtualenv, databases and caches.
 clean:

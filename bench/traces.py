@@ -14,7 +14,8 @@ default 127.0.0.1:5432, dropped and made again each run), with production settin
   writes it (``partners.tracking.write_buffered``: last locations and trace points) once per
   ``LOCATION_FLUSH_INTERVAL`` of the simulated day;
 - each job is a completed booking with its history (accepted at the drive's start, arrived, completed
-  at the site's end), so the trace endpoint can be timed on the same data (``measure_trace_endpoint``);
+  at the site's end), so the trace endpoint can be timed on the same data (``measure_trace_endpoint``:
+  ``--trace-jobs`` 2-hour jobs read ``--trace-reads`` times each as staff; p50/p99, target p99 <= 50 ms);
 - an offline hour of ``--batch-partners`` partners then goes through the batch path
   (``LocationBuffer.store_batch``: thinning, the read of what exists, the insert), 500 fixes a batch.
 
@@ -221,13 +222,73 @@ def storage() -> dict:
     }
 
 
-def measure_trace_endpoint(args: argparse.Namespace) -> dict:
+def measure_trace_endpoint(args: argparse.Namespace, start: datetime) -> dict:
     """The trace endpoint's latency on this data (``GET /api/bookings/{id}/trace/``): p50/p99.
 
-    Left for the endpoint's own change (issue 35's trace endpoint) to fill in: the bookings above
-    (``T`` + 7 digits, COMPLETED, with their history) each have a trace of their partner's fixes.
+    ``--trace-jobs`` 2-hour jobs (accepted, completed two hours later: the partner's fixes of two of
+    the day's jobs, read out of the whole day's table) of partners spread over the day, each read
+    ``--trace-reads`` times as staff, in process: the DRF view (authentication, the selector's five
+    queries, JSON rendering), and the selector with its shape and ``json.dumps`` alone.
     """
-    return {}
+    from django.contrib.auth import get_user_model
+    from django.db import connection
+    from rest_framework.test import APIRequestFactory, force_authenticate
+
+    from bookings.models import Booking
+    from dashboard.apis import BookingTraceApi
+    from dashboard.traces import booking_trace, trace_data
+
+    hours = min(2.0, args.hours)
+    users = get_user_model().objects
+    staff = users.create(username="trace-staff", is_staff=True)
+    customer, service = Booking.objects.values_list("customer_id", "service_id").first()
+    partner_ids = list(Booking.objects.values_list("partner_id", flat=True).distinct().order_by("partner_id"))
+    chosen = partner_ids[:: max(1, len(partner_ids) // args.trace_jobs)][: args.trace_jobs]
+    rows = []
+    for i, pk in enumerate(chosen):
+        accepted = start + timedelta(hours=(args.hours - hours) * i / max(1, len(chosen)))
+        rows.append(
+            (9_000_000 + i, pk, accepted, accepted + timedelta(hours=hours / 2), accepted + timedelta(hours=hours))
+        )
+    with connection.cursor() as cursor:
+        values = ", ".join(["(%s::int, %s::int, %s::timestamptz, %s::timestamptz, %s::timestamptz)"] * len(rows))
+        cursor.execute(JOB_SQL.format(values=values), [*[v for row in rows for v in row], customer, service])
+        cursor.execute("ANALYZE")
+    jobs = list(Booking.objects.filter(number__gte="T9000000").values_list("pk", flat=True))
+    view, factory = BookingTraceApi.as_view(), APIRequestFactory()
+
+    def over_http_view(booking_id: str) -> int:
+        request = factory.get(f"/api/bookings/{booking_id}/trace/")
+        force_authenticate(request, user=staff)
+        response = view(request, booking_id=booking_id)
+        response.render()
+        assert response.status_code == 200, response.content[:200]
+        return len(response.content)
+
+    def selector(booking_id: str) -> int:
+        return len(json.dumps(trace_data(booking_trace(booking_id=booking_id, user=staff))))
+
+    report: dict = {"jobs": len(jobs), "job_hours": hours, "reads_each": args.trace_reads}
+    for name, read in (("view", over_http_view), ("selector", selector)):
+        for pk in jobs:  # warm: the first read of a job pays the plan and the pages
+            read(str(pk))
+        timings, sizes = [], []
+        for _ in range(args.trace_reads):
+            for pk in jobs:
+                began = time.perf_counter()
+                sizes.append(read(str(pk)))
+                timings.append((time.perf_counter() - began) * 1000)
+        timings.sort()
+        report[name] = {
+            "p50_ms": round(timings[len(timings) // 2], 2),
+            "p99_ms": round(timings[min(len(timings) - 1, int(len(timings) * 0.99))], 2),
+            "max_ms": round(timings[-1], 2),
+            "reads": len(timings),
+            "bytes": round(sum(sizes) / len(sizes)),
+        }
+    points = [len(booking_trace(booking_id=str(pk), user=staff).points) for pk in jobs]
+    report["points_per_trace"] = {"min": min(points), "max": max(points), "mean": round(sum(points) / len(points))}
+    return report
 
 
 def main() -> None:
@@ -238,6 +299,9 @@ def main() -> None:
     parser.add_argument("--drive-minutes", type=float, default=15.0)
     parser.add_argument("--site-minutes", type=float, default=45.0)
     parser.add_argument("--batch-partners", type=int, default=50, help="partners whose offline hour is backfilled")
+    parser.add_argument("--trace-jobs", type=int, default=20, help="2-hour jobs whose trace is timed")
+    parser.add_argument("--trace-reads", type=int, default=25, help="reads of each, per way of reading")
+    parser.add_argument("--database", default=DATABASE, help="the scratch database (dropped and made again)")
     parser.add_argument("--out", type=Path, default=RESULTS / "traces.json")
     args = parser.parse_args()
     if not 0 < args.hours <= 23.5:
@@ -245,9 +309,9 @@ def main() -> None:
 
     server = os.environ.get("BENCH_DATABASE_URL", "postgres://postgres@127.0.0.1:5432")
     subprocess.run(
-        ["psql", f"{server}/postgres", "-qc", f"DROP DATABASE IF EXISTS {DATABASE} WITH (FORCE)"], check=True
+        ["psql", f"{server}/postgres", "-qc", f"DROP DATABASE IF EXISTS {args.database} WITH (FORCE)"], check=True
     )
-    setup_django(DATABASE)
+    setup_django(args.database)
     from django.conf import settings
 
     start = datetime.now(UTC) - timedelta(hours=args.hours, minutes=1)
@@ -266,7 +330,7 @@ def main() -> None:
     report["live"]["seconds"] = round(time.perf_counter() - began, 1)
     report["storage"] = storage()
     report["batch"] = offline_batches(partner_ids, start, args)
-    report["trace_endpoint"] = measure_trace_endpoint(args)
+    report["trace_endpoint"] = measure_trace_endpoint(args, start)
 
     live, size = report["live"], report["storage"]
     print(f"{args.partners} partners x {args.hours:g} h, a fix every {args.every:g} s: {live['fixes']:,} fixes")
@@ -281,8 +345,14 @@ def main() -> None:
         f"  offline batches: {batch['cpu_s_per_1000_fixes']} s CPU, {batch['wall_s_per_1000_fixes']} s wall "
         f"per 1,000 fixes ({batch['fixes']:,} fixes of {batch['partners']} partners)"
     )
-    if report["trace_endpoint"]:
-        print(f"  trace endpoint: {report['trace_endpoint']}")
+    trace = report["trace_endpoint"]
+    if trace:
+        print(
+            f"  trace endpoint, {trace['jobs']} jobs of {trace['job_hours']:g} h "
+            f"({trace['points_per_trace']['mean']} points, {trace['view']['bytes']:,} bytes): "
+            f"p50 {trace['view']['p50_ms']} ms, p99 {trace['view']['p99_ms']} ms over {trace['view']['reads']} reads "
+            f"(selector and JSON alone: p50 {trace['selector']['p50_ms']} ms, p99 {trace['selector']['p99_ms']} ms)"
+        )
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(json.dumps(report, indent=2) + "\n")
     print(f"wrote {args.out}")

@@ -23,13 +23,13 @@ from django.conf import settings
 from bookings import events
 from bookings.arrival import nearby_seen
 from bookings.geo import arrival
-from bookings.selectors import RelayTarget, relay_targets, relay_targets_of
+from bookings.selectors import RelayTarget, relay_targets_of
 from config import metrics, rooms
 from config.errors import ValidationError
 from config.formats import iso
 from config.realtime.emit import control, emit_now
 from config.realtime.manager import ChannelLayerManager
-from config.realtime.orm import db
+from config.realtime.orm import Batched, db
 from partners.traces import Fix, batch_of
 from partners.tracking import locations, parse_location
 
@@ -101,6 +101,11 @@ _relay_locks: "weakref.WeakValueDictionary[int, asyncio.Lock]" = weakref.WeakVal
 RECONCILE_BATCH = 200
 
 
+# Relay lists read from the loop: a reconnect storm's partners (or one booking change's several
+# partners) share one query and one DB thread hand-off.
+_targets = Batched(lambda partner_ids: relay_targets_of(partner_ids=partner_ids))
+
+
 def _relay_lock(partner_id: int) -> asyncio.Lock:
     lock = _relay_locks.get(partner_id)
     if lock is None:
@@ -117,7 +122,8 @@ async def refresh_relay(manager: Any, partner_id: int) -> None:
     if not _local_sids(manager, partner_id):
         return
     async with _relay_lock(partner_id):
-        targets = await db(relay_targets)(partner_id=partner_id)
+        # Under the lock, the read is asked for after the caller's commit: it sees it, batched or not.
+        targets = await _targets.get(partner_id) or []
         await _apply(manager, partner_id, targets)
 
 

@@ -18,5 +18,6 @@ offer_expired = Signal()
 partner_search_continues = Signal()
 # The booking's partner can no longer work (suspended, deactivated): it went back to dispatch.
 booking_released = Signal()
-# ``seed_demo`` made its demo data (the apps above add theirs): ``customers``, the demo customers.
+# ``seed_demo`` made its demo data (the apps above add theirs): ``customers``, ``partners`` and
+# ``services``, the demo ones. A receiver may answer a line for the command to print.
 demo_seeded = Signal()

@@ -124,10 +124,11 @@ def started_by_any_request(app: Any) -> Any:
     any kind, not only the first socket, starts the periodic work (the dispatch sweep, presence)
     that uvicorn's lifespan starts at once."""
 
-    async def serve(scope: dict[str, Any], receive: Any, send: Any) -> None:
+    def serve(scope: dict[str, Any], receive: Any, send: Any) -> Any:
+        # Returns the call to await: no frame of this wrapper is held for a websocket's life.
         if scope["type"] != "lifespan":
             sio.start()  # once: it returns at once when the manager runs
-        await app(scope, receive, send)
+        return app(scope, receive, send)
 
     return serve
 

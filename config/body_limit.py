@@ -24,10 +24,14 @@ class BodyLimit:
         self.app = app
         self.limit = limit
 
-    async def __call__(self, scope: Scope, receive: Any, send: Any) -> None:
+    def __call__(self, scope: Scope, receive: Any, send: Any) -> Any:
+        """The call to await: a websocket goes straight to the application (no frame of ours
+        held for its life), a request through ``_bounded``."""
         if scope["type"] != "http":
-            await self.app(scope, receive, send)
-            return
+            return self.app(scope, receive, send)
+        return self._bounded(scope, receive, send)
+
+    async def _bounded(self, scope: Scope, receive: Any, send: Any) -> None:
         limit = self.limit(scope["path"])
         declared = _content_length(scope)
         if declared is not None and declared > limit:

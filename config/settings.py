@@ -25,6 +25,20 @@ def env_list(name: str, default: str) -> list[str]:
     return [item.strip() for item in os.environ.get(name, default).split(",") if item.strip()]
 
 
+def env_seconds(name: str, default: str, low: float, high: float) -> float:
+    """A duration from the environment, refused at start (naming it) unless a number in [low, high]."""
+    from django.core.exceptions import ImproperlyConfigured
+
+    raw = os.environ.get(name, default)
+    try:
+        value = float(raw)
+    except ValueError:
+        value = float("nan")
+    if not low <= value <= high:  # NaN and the infinities fail too
+        raise ImproperlyConfigured(f"{name} must be a number of seconds from {low:g} to {high:g}, not {raw!r}")
+    return value
+
+
 # ---------------------------------------------------------------- GENERAL
 # Off unless asked for: the safe value is the default. The try-it command (make run) and the
 # tests turn it on; the production commands (make serve, make cluster) force it off, and then
@@ -324,8 +338,10 @@ ARRIVAL_RADIUS_METERS = float(os.environ.get("ARRIVAL_RADIUS_METERS", "150"))
 # Safety alerts (contract 10.3): an open alert goes to staff again every SAFETY_ESCALATE_SECONDS
 # until acknowledged; every process looks for due ones every SAFETY_SWEEP_INTERVAL seconds (a
 # conditional UPDATE claims each escalation: it goes out once whichever process finds it).
-SAFETY_ESCALATE_SECONDS = float(os.environ.get("SAFETY_ESCALATE_SECONDS", "60"))
-SAFETY_SWEEP_INTERVAL = float(os.environ.get("SAFETY_SWEEP_INTERVAL", "1"))
+# Bounded: 0 or less would send every open alert again at every sweep, a sweep interval of 0 would
+# query without a pause on every process, and a deadline past year 9999 would fail every raise.
+SAFETY_ESCALATE_SECONDS = env_seconds("SAFETY_ESCALATE_SECONDS", "60", 1, 86400)
+SAFETY_SWEEP_INTERVAL = env_seconds("SAFETY_SWEEP_INTERVAL", "1", 0.05, 3600)
 # Admin dashboards get pushed figures at most this often (seconds).
 DASHBOARD_PUSH_INTERVAL = float(os.environ.get("DASHBOARD_PUSH_INTERVAL", "1"))
 
@@ -463,6 +479,17 @@ PLATFORM_COMMISSION = Decimal(os.environ.get("PLATFORM_COMMISSION", "0.20"))
 # "Today" in every figure (the dashboard, a partner's earnings of the day) is the calendar day here.
 PLATFORM_TIME_ZONE = os.environ.get("PLATFORM_TIME_ZONE", "Asia/Kolkata")
 DEFAULT_CURRENCY = os.environ.get("DEFAULT_CURRENCY", "INR")
+# A job's trace as it is read (GET /api/bookings/{id}/trace/, the admin's map): at most
+# TRACE_MAX_POINTS points (a 2-hour job at one fix per 10 s is about 720; a longer one is thinned
+# evenly, its end kept) and TRACE_MAX_MESSAGES messages, the first ones.
+TRACE_MAX_POINTS = max(2, int(os.environ.get("TRACE_MAX_POINTS", "2000")))
+TRACE_MAX_MESSAGES = int(os.environ.get("TRACE_MAX_MESSAGES", "500"))
+# The admin's maps: a tile URL template (Leaflet's {s}, {z}, {x}, {y}); empty draws no tiles (the
+# route and its timeline still show). The browser fetches them, not the server.
+MAP_TILE_URL = os.environ.get("MAP_TILE_URL", "https://tile.openstreetmap.org/{z}/{x}/{y}.png")
+MAP_TILE_ATTRIBUTION = os.environ.get(
+    "MAP_TILE_ATTRIBUTION", '&copy; <a href="https://www.openstreetmap.org/copyright">OpenStreetMap</a> contributors'
+)
 
 # ---------------------------------------------------------------- LOGGING
 # LOG_FORMAT=json: one JSON object per line (for log shippers); plain text otherwise.

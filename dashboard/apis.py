@@ -8,6 +8,7 @@ from rest_framework.views import APIView
 
 from config.api import IsStaff
 from dashboard.selectors import cockpit_map, cockpit_timeline, current_stats
+from dashboard.traces import booking_trace, trace_data
 
 
 class StatsApi(APIView):
@@ -36,3 +37,12 @@ class CockpitTimelineApi(APIView):
     @extend_schema(responses={200: OpenApiTypes.OBJECT})
     def get(self, request: Request) -> Response:
         return Response(cockpit_timeline())
+
+
+class BookingTraceApi(APIView):
+    """A job's route and timeline (contract 10.3): staff always; the booking's customer and partner
+    once it has ended (403 ``FORBIDDEN`` before)."""
+
+    @extend_schema(responses={200: trace_data.serializer})
+    def get(self, request: Request, booking_id: str) -> Response:
+        return Response(trace_data(booking_trace(booking_id=booking_id, user=request.user)))

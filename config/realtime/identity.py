@@ -10,6 +10,8 @@ from typing import Any
 
 from django.contrib.auth import get_user_model
 
+from config.realtime.orm import Batched
+
 Session = dict[str, Any]
 
 
@@ -67,6 +69,11 @@ def load_identity(user_id: int) -> dict[str, Any] | None:
 
 def load_identities(user_ids: list[int]) -> dict[int, dict[str, Any]]:
     return _identity[0](user_ids)
+
+
+# A user's identity read from the loop: the reads of one moment (a reconnect storm's connects)
+# share one query and one DB thread hand-off.
+identities = Batched(load_identities)
 
 
 # Users whose access changed lately (monotonic time): a connect that read the user

@@ -44,7 +44,7 @@ class RecoveringConnection:
     def __init__(self, recoveries: "Recoveries", eio_sid: str, namespace: str) -> None:
         self.recoveries, self.server = recoveries, recoveries.server
         self.eio_sid, self.namespace = eio_sid, namespace
-        self.pid = secrets.token_urlsafe(16)
+        self.pid = ""  # the session's private id: the client's own once recovering, else drawn at the answer
         self.since: str | None = None  # the log's end before the socket joined any room
         self.saved: SavedSession | None = None  # the session it may restore (peeked, not taken)
         self.offset: str | None = None  # replay after this

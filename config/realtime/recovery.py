@@ -86,7 +86,8 @@ class Recovery:
             coro.close()
             return default
         try:
-            return await asyncio.wait_for(coro, BATCH_TIMEOUT)
+            async with asyncio.timeout(BATCH_TIMEOUT):  # no Task per call, as wait_for starts one
+                return await coro
         except asyncio.CancelledError:
             raise
         except Exception as exc:

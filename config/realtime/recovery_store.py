@@ -2,6 +2,7 @@
 process's memory or in Redis (a stream per namespace, so offsets are ordered across
 processes). ``config.realtime.recovery`` puts a bound on time around them."""
 
+import asyncio
 import collections
 import re
 import time
@@ -175,6 +176,7 @@ class RedisStore:
         self.redis = redis.Redis(connection_pool=pool)
         self.batches = Pipeliner(self.redis, BATCH_TIMEOUT, BATCH_MAX, BATCHES_IN_FLIGHT)
         self.prefix, self.length, self.window = prefix, length, window
+        self._tails: dict[str, asyncio.Task[str]] = {}  # namespace -> the tail read under way
 
     def _stream(self, namespace: str) -> str:
         return f"{self.prefix}:log:{namespace}"
@@ -206,7 +208,28 @@ class RedisStore:
             await self.redis.xtrim(self._stream(namespace), minid=f"{oldest}-0", approximate=True)
 
     async def tail(self, namespace: str) -> str:
-        """The stream's last id, whether or not its entry is still kept (an emptied log keeps it)."""
+        """The stream's last id, whether or not its entry is still kept (an emptied log keeps it).
+
+        Every connect asks (``RecoveringConnection.peek``), so the connects of a moment share one
+        read per namespace: a caller may get a read sent a round trip before it asked, an id no
+        later than the log's end when its socket joins its rooms, which is all a tail must be
+        (events logged after the read and before the join are replayed if missed, as before).
+        """
+        loop = asyncio.get_running_loop()
+        shared = self._tails.get(namespace)
+        if shared is None or shared.get_loop() is not loop:
+            shared = self._tails[namespace] = loop.create_task(self._read_tail(namespace))
+            shared.add_done_callback(self._tail_read)
+        return await asyncio.shield(shared)  # one caller's timeout leaves the read to the others
+
+    def _tail_read(self, done: "asyncio.Task[str]") -> None:
+        for namespace, task in list(self._tails.items()):
+            if task is done:
+                del self._tails[namespace]
+        if not done.cancelled():
+            done.exception()  # retrieved: its callers (if any still wait) each get it
+
+    async def _read_tail(self, namespace: str) -> str:
         info = await self._info(self._stream(namespace))
         return "0-0" if info is None else _text(info["last-generated-id"])
 

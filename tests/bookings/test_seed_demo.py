@@ -1,6 +1,8 @@
 """``manage.py seed_demo``: demo data that follows the product's own rules."""
 
 import io
+import itertools
+import math
 from collections import Counter
 from datetime import timedelta
 
@@ -9,7 +11,9 @@ from django.contrib.auth import get_user_model
 from django.core.management import CommandError, call_command
 from django.utils import timezone
 
+from bookings import tallies
 from bookings.models import HELD_STATUSES, OPEN_STATUSES, Booking, BookingStatus, Service
+from config.formats import iso
 
 pytestmark = pytest.mark.django_db
 
@@ -64,6 +68,40 @@ def test_every_demo_customer_can_book_at_once(settings, api_as, bookings):
     seeded = Booking.objects.filter(notes="demo booking", status__in=OPEN_STATUSES)
     assert len(set(seeded.values_list("status", flat=True))) >= 3
     assert len(set(seeded.values_list("customer_id", flat=True))) >= 3
+
+
+def test_a_finished_job_with_its_trace_is_seeded_once(settings, api_as):
+    """A newcomer opens the admin and sees a route: one completed job, its fixes from acceptance to
+    completion along the streets, its status changes, messages and arrival."""
+    from messaging.demo import TRACE_NOTE
+
+    settings.DEBUG = True
+    out = io.StringIO()
+    for _ in range(2):  # idempotent: one traced job however often it runs
+        call_command("seed_demo", bookings=4, quiet=True, stdout=out)
+    traced = Booking.objects.get(notes=TRACE_NOTE)
+    assert traced.status == BookingStatus.COMPLETED and traced.partner is not None
+    assert f"/admin/bookings/booking/{traced.pk}/change/" in out.getvalue()
+    staff = get_user_model().objects.get(username="admin")
+    trace = api_as(staff).get(f"/api/bookings/{traced.pk}/trace/").json()
+    points, events = trace["points"], trace["events"]
+    assert len(points) > 50
+    history = {c.to_status: c.created_at for c in traced.history.all()}
+    assert points[0]["recordedAt"] == iso(history[BookingStatus.PARTNER_ACCEPTED])
+    assert points[-1]["recordedAt"] == iso(history[BookingStatus.COMPLETED])
+    # a plausible drive: no jump longer than a car goes in 10 s, and it ends at the door
+    hops = [
+        math.dist((a["latitude"], a["longitude"]), (b["latitude"], b["longitude"])) * 111_000
+        for a, b in itertools.pairwise(points)
+    ]
+    assert max(hops) < 200
+    assert math.dist((points[-1]["latitude"], points[-1]["longitude"]), (traced.latitude, traced.longitude)) < 0.001
+    kinds = [e["kind"] for e in events]
+    assert kinds.count("message") >= 2 and kinds.count("status") == 7 and kinds.count("arrival") == 1
+    assert [e["to"] for e in events if e["kind"] == "status"][-1] == BookingStatus.COMPLETED
+    # the customer reads it too (it has ended), and the seeded figures agree with a recount
+    assert api_as(traced.customer).get(f"/api/bookings/{traced.pk}/trace/").status_code == 200
+    assert tallies.drift() == {}
 
 
 def test_seed_demo_leaves_one_open_safety_alert(settings):

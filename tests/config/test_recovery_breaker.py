@@ -162,3 +162,32 @@ def test_a_reconnect_storm_reaches_redis_in_a_few_pipelines():
         patch.setattr(redis.Redis, "execute_command", alone)
         patch.setattr(redis.client.Pipeline, "execute", pipeline)
         asyncio.run(scenario())
+
+
+def test_the_connects_of_a_moment_share_one_tail_read_per_namespace():
+    """A reconnect storm asks the log's end once per namespace and batch, not once per connect;
+    every caller gets an id no older than the last event logged before it asked."""
+    reads: list[str] = []
+
+    async def scenario() -> None:
+        store = RedisStore(os.environ["REDIS_URL"].split(",")[0], f"tail-test-{time.time_ns()}", length=100, window=60)
+        original = store._info
+
+        async def counted(stream: str):
+            reads.append(stream)
+            return await original(stream)
+
+        store._info = counted
+        log = recovery.Recovery(store, replay_max=100)
+        assert await log.tail("/customer") == "0-0"  # nothing logged yet
+        [offset] = await log.append([("/customer", message("one"))])
+        reads.clear()
+        tails = await asyncio.gather(*(log.tail("/customer") for _ in range(500)), log.tail("/partner"))
+        assert tails == [offset] * 500 + ["0-0"]
+        assert len(reads) == 2, reads  # one read per namespace for the 501 connects
+        [later] = await log.append([("/customer", message("two"))])
+        assert await log.tail("/customer") == later  # a read after the last one ended is a new one
+        await store.redis.delete(store._stream("/customer"))
+        await store.close()
+
+    asyncio.run(scenario())

@@ -117,14 +117,19 @@ class Command(BaseCommand):
             if self._booking(rng, status, customer, partner_rows, services) in OPEN_STATUSES:
                 open_counts[customer.pk] += 1
 
-        with transaction.atomic():  # the apps above add their demo data (an open safety alert)
-            signals.demo_seeded.send(sender=self.__class__, customers=customer_users)
+        with transaction.atomic():  # the apps above add their demo data (an open safety alert, a job's trace)
+            answers = signals.demo_seeded.send(
+                sender=self.__class__, customers=customer_users, partners=partner_rows, services=services
+            )
         self.stdout.write(self.style.SUCCESS("Demo data ready. Logins (username / password):"))
         self.stdout.write(f"  staff     {STAFF[0]} / {STAFF[1]}   (Django admin at /admin/)")
         if customers:
             self.stdout.write(f"  customers customer1..customer{customers} / {CUSTOMER_PASSWORD}")
         if partners:
             self.stdout.write(f"  partners  partner1..partner{partners} / {PARTNER_PASSWORD}")
+        for _, said in answers:  # what a receiver wants the newcomer to know (where to look)
+            if isinstance(said, str):
+                self.stdout.write(said)
 
     def _progress(self, items: range, what: str, quiet: bool) -> Any:
         if quiet or len(items) < 200:

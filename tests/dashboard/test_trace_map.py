@@ -1,0 +1,102 @@
+"""The admin's booking page draws the job's trace (Debian's Chromium, driven by Playwright): the
+route, a replay that moves a marker, the timeline; with the map tiles unreachable."""
+
+import re
+import shutil
+from pathlib import Path
+
+import pytest
+
+from bookings.models import BookingStatus as S
+from messaging.models import SafetyAlert
+from messaging.safety import safety_alert_raise
+from tests.dashboard.trace_setup import job
+from tests.factories import PartnerFactory, ServiceFactory, StaffFactory, UserFactory
+
+pytestmark = pytest.mark.django_db(transaction=True)
+CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
+SCREENSHOT = Path(__file__).resolve().parents[2] / "bench" / "results" / "trace-map.png"
+NOWHERE = "http://127.0.0.1:9"  # the discard port: nothing listens, every tile fails
+
+
+def vertices(d: str | None) -> int:
+    """How many points an SVG path's ``d`` draws (Leaflet writes ``M x y L x y ...``)."""
+    return len(re.findall(r"[ML]", d or ""))
+
+
+def test_the_admin_booking_page_draws_and_replays_a_finished_jobs_trace(live_server_url, settings):
+    from playwright.sync_api import expect, sync_playwright
+
+    if not Path(CHROMIUM).exists():
+        pytest.skip("Debian's chromium is not installed (.ci/run installs it)")
+    settings.MAP_TILE_URL = NOWHERE + "/{z}/{x}/{y}.png"
+    StaffFactory(username="traceview", password="password123", is_superuser=True)
+    service = ServiceFactory()
+    partner = PartnerFactory(services=[service])
+    booking, when, inside = job(UserFactory(), partner, service)
+    alert, _ = safety_alert_raise(user=partner.user, role="partner", latitude=28.61, longitude=77.21, note="Dog")
+    SafetyAlert.objects.filter(pk=alert.pk).update(booking=booking, raised_at=when[S.PARTNER_ARRIVED])
+    problems: list[str] = []
+    tiles: list[str] = []  # what the browser said of the tiles it could not fetch (expected)
+
+    def console(message) -> None:
+        if message.type != "error":
+            return
+        # the browser reports each tile it could not fetch; anything else is a problem
+        (tiles if message.location.get("url", "").startswith(NOWHERE) else problems).append(message.text)
+
+    with sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=CHROMIUM, args=["--no-sandbox"])
+        page = browser.new_page(viewport={"width": 1280, "height": 1200})
+        page.on("console", console)
+        page.on("pageerror", lambda e: problems.append(str(e)))
+        page.goto(live_server_url + "/admin/login/?next=/admin/")
+        page.fill("#id_username", "traceview")
+        page.fill("#id_password", "password123")
+        page.click("input[type=submit]")
+        page.wait_for_load_state("networkidle")  # the index's own requests done before we count failures
+        failed: list[str] = []
+        page.on("requestfailed", lambda request: failed.append(request.url))
+        page.goto(f"{live_server_url}/admin/bookings/booking/{booking.pk}/change/")
+
+        expect(page.locator("#trace-status")).to_contain_text(f"{len(inside)} points", timeout=5000)
+        route = page.locator("#trace-map path.trace-route")
+        expect(route).to_have_count(1)
+        assert vertices(route.get_attribute("d")) > 1
+        # the timeline: every status change and both messages, in order
+        entries = page.locator("#trace-timeline li")
+        expect(page.locator("#trace-timeline li.kind-status")).to_have_count(6)
+        expect(page.locator("#trace-timeline li.kind-message")).to_have_count(2)
+        expect(page.locator("#trace-timeline li.kind-alert")).to_contain_text("SOS by the partner")
+        expect(page.locator("#trace-map path.trace-alert")).to_have_count(1)  # where it was raised
+        expect(entries.nth(2)).to_contain_text("Gate code is 4321")
+        expect(entries.last).to_contain_text("COMPLETED")
+
+        marker = page.locator("#trace-map path.trace-marker")
+        start = marker.get_attribute("d")
+        page.locator("#trace-slider").fill(str(len(inside) // 2))  # the slider moves it
+        halfway = marker.get_attribute("d")
+        assert halfway != start
+        expect(page.locator("#trace-timeline li.current")).to_have_count(1)
+        expect(page.locator("#trace-time")).to_contain_text(f"({len(inside) // 2 + 1}/{len(inside)})")
+
+        page.locator("#trace-slider").fill("0")
+        page.click("#trace-play")  # so does the replay
+        expect(page.locator("#trace-play")).to_have_text("Pause")
+        page.wait_for_function("Number(document.getElementById('trace-slider').value) > 10", timeout=5000)
+        assert marker.get_attribute("d") != start
+        page.click("#trace-play")
+        expect(page.locator("#trace-play")).to_have_text("Play")
+        paused = page.locator("#trace-slider").input_value()
+        page.wait_for_timeout(300)
+        assert page.locator("#trace-slider").input_value() == paused  # paused stays put
+
+        entries.last.click()  # the completion's entry takes the replay to the route's end
+        expect(page.locator("#trace-slider")).to_have_value(str(len(inside) - 1))
+        expect(entries.last).to_have_class(re.compile(r"\bcurrent\b"))
+
+        assert failed and all(url.startswith(NOWHERE) for url in failed)  # the tiles were asked for, and failed
+        SCREENSHOT.parent.mkdir(parents=True, exist_ok=True)
+        page.screenshot(path=str(SCREENSHOT), full_page=True)
+        browser.close()
+    assert not problems, problems

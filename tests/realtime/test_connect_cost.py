@@ -1,0 +1,106 @@
+"""What issue 34 took off a connect keeps its meaning: batched reads answer each caller as a read
+of its own, and one timer for every expiry fires each at its time."""
+
+import asyncio
+import time
+from datetime import timedelta
+
+import pytest
+from django.contrib.auth.models import User
+from rest_framework_simplejwt.tokens import AccessToken
+
+from config.realtime import auth
+from config.realtime.orm import Batched
+from config.realtime.token_lifetime import Expiries
+
+
+def test_an_expired_token_keeps_its_own_code(db):
+    old = AccessToken.for_user(User(pk=7, username="u"))
+    old.set_exp(lifetime=timedelta(seconds=-5))
+    with pytest.raises(auth.Refused) as refused:
+        auth.decode_token(str(old))
+    assert refused.value.error_args["data"]["code"] == "TOKEN_EXPIRED"
+
+
+def test_batched_reads_of_one_moment_share_one_load(transactional_db):
+    calls = []
+
+    def load(keys):
+        calls.append(sorted(keys))
+        if "bad" in keys:
+            raise RuntimeError("database away")
+        return {key: key * 2 for key in keys if key != 3}
+
+    async def scenario():
+        batched = Batched(load, max_in_flight=1)
+        together = await asyncio.gather(*(batched.get(key) for key in (1, 2, 2, 3)))
+        alone = await batched.get(5)
+        with pytest.raises(RuntimeError):
+            await batched.get("bad")
+        return together, alone
+
+    together, alone = asyncio.run(asyncio.wait_for(scenario(), 10))
+    assert together == [2, 4, 4, None]  # a key the load leaves out reads as None
+    assert alone == 10
+    assert calls == [[1, 2, 3], [5], ["bad"]]
+
+
+def test_batched_reads_made_while_one_is_on_its_way_go_in_the_next(transactional_db):
+    calls = []
+
+    def load(keys):
+        calls.append(sorted(keys))
+        time.sleep(0.05)
+        return {key: key for key in keys}
+
+    async def scenario():
+        batched = Batched(load, max_in_flight=1)
+        first = asyncio.ensure_future(batched.get(1))
+        await asyncio.sleep(0.01)  # the first batch is on its way
+        rest = await asyncio.gather(*(batched.get(key) for key in (2, 3, 4)))
+        return await first, rest
+
+    assert asyncio.run(asyncio.wait_for(scenario(), 10)) == (1, [2, 3, 4])
+    assert calls == [[1], [2, 3, 4]]
+
+
+class _Namespace:
+    def __init__(self):
+        self.expired = []
+
+    async def _expire(self, sid, expires_at):
+        self.expired.append((sid, round(expires_at - self.start, 2), time.time() - expires_at))
+
+
+def test_one_timer_fires_every_expiry_at_its_time_and_skips_the_refreshed_and_the_gone():
+    async def scenario():
+        expiries, namespace = Expiries(), _Namespace()
+        namespace.start = start = time.time()
+        expiries.add(namespace, "late", start + 0.3)
+        expiries.add(namespace, "early", start + 0.1)
+        expiries.add(namespace, "refreshed", start + 0.15)
+        expiries.add(namespace, "refreshed", start + 0.25)  # auth:refresh: the old expiry is skipped
+        expiries.add(namespace, "gone", start + 0.2)
+        expiries.discard(namespace, "gone")  # disconnected
+        await asyncio.sleep(0.5)
+        fired_at = namespace.expired
+        expiries.discard(namespace, "never-added")
+        return fired_at, expiries
+
+    fired, expiries = asyncio.run(asyncio.wait_for(scenario(), 10))
+    assert [(sid, at) for sid, at, _ in fired] == [("early", 0.1), ("refreshed", 0.25), ("late", 0.3)]
+    assert all(late >= 0 for _, _, late in fired)  # none before its time
+    assert not expiries.live and not expiries.heap and expiries.timer is None
+
+
+def test_expiries_of_sockets_gone_do_not_pile_up():
+    async def scenario():
+        expiries, namespace = Expiries(), _Namespace()
+        expiries.add(namespace, "stays", time.time() + 600)
+        for n in range(1000):  # churn: connects and disconnects long before their tokens expire
+            expiries.add(namespace, f"s{n}", time.time() + 600)
+            expiries.discard(namespace, f"s{n}")
+        return expiries
+
+    expiries = asyncio.run(scenario())
+    assert len(expiries.live) == 1 and len(expiries.heap) <= 2 * 1 + 64 + 1
