@@ -98,7 +98,9 @@ def trace_data(trace: Trace) -> dict[str, Any]:
 
 
 def booking_trace(*, booking_id: Any, user: AbstractBaseUser) -> Trace:
-    """The trace ``user`` may read: staff always; the booking's customer and partner once it has ended.
+    """The trace ``user`` may read: staff always; the booking's customer and partner once it has ended
+    (the partner the route of their own stretches only: a job handed over keeps the first
+    partner's whereabouts from the second).
 
     Someone else's booking gets the answer every booking endpoint gives (``booking_for_viewer``),
     before anything about the booking's state is said. Five queries: the booking, its history,
@@ -130,6 +132,9 @@ def booking_trace(*, booking_id: Any, user: AbstractBaseUser) -> Trace:
     # by time (the ISO text would not do: "...:05Z" sorts after "...:05.2Z"); a tie keeps its kind's order
     events = [event for _, event in sorted(timeline, key=lambda pair: pair[0])]
     stretches = job_stretches([(at, to_status, partner_id) for at, _, to_status, _, partner_id, _ in history])
+    if not user.is_staff and booking.customer_id != user.pk:
+        # the partner: their own route, not the one of a partner who held the job before them
+        stretches = [stretch for stretch in stretches if stretch[0] == user.pk]
     return Trace(str(booking.pk), route(stretches), events)
 
 
