@@ -29,6 +29,8 @@ from partners.models import LocationFix
 
 # recorded_at in UTC as ``config.formats.iso`` spells it, but always with six decimals (``_iso`` trims them).
 POSTGRES_ISO = "to_char(recorded_at AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS.US\"Z\"')"
+# The safety alerts a trace shows, the first ones (``TRACE_MAX_MESSAGES`` bounds the chat, not these).
+MAX_ALERTS = 500
 # A stretch of the job: (partner id, from, until); ``until`` None while it is under way.
 Stretch = tuple[int, datetime, datetime | None]
 
@@ -245,7 +247,7 @@ def _alerts(booking: Booking, user: AbstractBaseUser) -> list[tuple[datetime, di
         alerts = alerts.filter(raised_by=user)
     rows = alerts.order_by("raised_at", "id").values_list(
         "id", "raised_at", "raised_by_id", "role", "latitude", "longitude", "note", "acknowledged_at"
-    )[: settings.TRACE_MAX_MESSAGES]
+    )[:MAX_ALERTS]
     return [
         (
             at,

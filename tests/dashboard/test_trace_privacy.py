@@ -1,6 +1,9 @@
 """``GET /api/bookings/{id}/trace/`` read by the people around a job that changed hands, and by
 accounts that should read nothing: who sees whose route, words and alerts."""
 
+import os
+import subprocess
+import sys
 from datetime import timedelta
 
 import pytest
@@ -100,3 +103,22 @@ def test_a_deactivated_account_with_a_live_token_and_anonymous_read_nothing(cust
     assert trace(client, booking).status_code == 401
     assert trace(APIClient(), booking).status_code == 401
     assert APIClient().get("/api/bookings/" + "9" * 5000 + "/trace/").status_code == 404
+
+
+def test_an_operator_who_turns_the_messages_off_still_shows_staff_the_sos(api_as, customer, service, staff, settings):
+    booking, _, second, at = handed_over(customer, service)
+    Message.objects.create(sender=customer, recipient=second.user, booking=booking, body="hello")
+    SafetyAlert.objects.create(raised_by=customer, role="customer", booking=booking, raised_at=at["took"])
+    settings.TRACE_MAX_MESSAGES = 0  # no chat in traces: the safety alerts are not chat
+    events = trace(api_as(staff), booking).json()["events"]
+    assert [e["kind"] for e in events if e["kind"] in ("message", "alert")] == ["alert"]
+
+
+@pytest.mark.parametrize(("value", "read"), [("-1", 0), ("0", 0), ("7", 7)])
+def test_a_negative_trace_max_messages_reads_as_none_not_a_server_error(value, read):
+    script = "import config.settings as s; print(s.TRACE_MAX_MESSAGES)"
+    env = {**os.environ, "TRACE_MAX_MESSAGES": value}
+    out = subprocess.run(
+        [sys.executable, "-c", script], env=env, capture_output=True, text=True, check=True, timeout=60
+    )
+    assert out.stdout.split()[-1] == str(read)
