@@ -481,9 +481,10 @@ PLATFORM_TIME_ZONE = os.environ.get("PLATFORM_TIME_ZONE", "Asia/Kolkata")
 DEFAULT_CURRENCY = os.environ.get("DEFAULT_CURRENCY", "INR")
 # A job's trace as it is read (GET /api/bookings/{id}/trace/, the admin's map): at most
 # TRACE_MAX_POINTS points (a 2-hour job at one fix per 10 s is about 720; a longer one is thinned
-# evenly, its end kept) and TRACE_MAX_MESSAGES messages, the first ones.
+# evenly, its end kept) and TRACE_MAX_MESSAGES messages, the first ones (0 or less: none; the
+# safety alerts are not messages: the first 500 of them always show).
 TRACE_MAX_POINTS = max(2, int(os.environ.get("TRACE_MAX_POINTS", "2000")))
-TRACE_MAX_MESSAGES = int(os.environ.get("TRACE_MAX_MESSAGES", "500"))
+TRACE_MAX_MESSAGES = max(0, int(os.environ.get("TRACE_MAX_MESSAGES", "500")))
 # The admin's maps: a tile URL template (Leaflet's {s}, {z}, {x}, {y}); empty draws no tiles (the
 # route and its timeline still show). The browser fetches them, not the server.
 MAP_TILE_URL = os.environ.get("MAP_TILE_URL", "https://tile.openstreetmap.org/{z}/{x}/{y}.png")

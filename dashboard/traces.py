@@ -29,6 +29,8 @@ from partners.models import LocationFix
 
 # recorded_at in UTC as ``config.formats.iso`` spells it, but always with six decimals (``_iso`` trims them).
 POSTGRES_ISO = "to_char(recorded_at AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS.US\"Z\"')"
+# The safety alerts a trace shows, the first ones (``TRACE_MAX_MESSAGES`` bounds the chat, not these).
+MAX_ALERTS = 500
 # A stretch of the job: (partner id, from, until); ``until`` None while it is under way.
 Stretch = tuple[int, datetime, datetime | None]
 
@@ -98,7 +100,9 @@ def trace_data(trace: Trace) -> dict[str, Any]:
 
 
 def booking_trace(*, booking_id: Any, user: AbstractBaseUser) -> Trace:
-    """The trace ``user`` may read: staff always; the booking's customer and partner once it has ended.
+    """The trace ``user`` may read: staff always; the booking's customer and partner once it has ended
+    (the partner the route of their own stretches only: a job handed over keeps the first
+    partner's whereabouts from the second).
 
     Someone else's booking gets the answer every booking endpoint gives (``booking_for_viewer``),
     before anything about the booking's state is said. Five queries: the booking, its history,
@@ -130,6 +134,9 @@ def booking_trace(*, booking_id: Any, user: AbstractBaseUser) -> Trace:
     # by time (the ISO text would not do: "...:05Z" sorts after "...:05.2Z"); a tie keeps its kind's order
     events = [event for _, event in sorted(timeline, key=lambda pair: pair[0])]
     stretches = job_stretches([(at, to_status, partner_id) for at, _, to_status, _, partner_id, _ in history])
+    if not user.is_staff and booking.customer_id != user.pk:
+        # the partner: their own route, not the one of a partner who held the job before them
+        stretches = [stretch for stretch in stretches if stretch[0] == user.pk]
     return Trace(str(booking.pk), route(stretches), events)
 
 
@@ -240,7 +247,7 @@ def _alerts(booking: Booking, user: AbstractBaseUser) -> list[tuple[datetime, di
         alerts = alerts.filter(raised_by=user)
     rows = alerts.order_by("raised_at", "id").values_list(
         "id", "raised_at", "raised_by_id", "role", "latitude", "longitude", "note", "acknowledged_at"
-    )[: settings.TRACE_MAX_MESSAGES]
+    )[:MAX_ALERTS]
     return [
         (
             at,

@@ -100,3 +100,62 @@ def test_the_admin_booking_page_draws_and_replays_a_finished_jobs_trace(live_ser
         page.screenshot(path=str(SCREENSHOT), full_page=True)
         browser.close()
     assert not problems, problems
+
+
+def test_a_tile_url_leaflet_cannot_fill_and_html_in_what_people_wrote_leave_the_trace_whole(live_server_url, settings):
+    """A careless operator's MAP_TILE_URL (a placeholder left unfilled: Leaflet throws on every
+    tile) draws no tiles but the route and timeline; what customers, partners and staff typed is
+    shown as text, never run."""
+    from playwright.sync_api import expect, sync_playwright
+
+    from bookings.models import BookingStatusChange
+    from messaging.models import Message
+
+    if not Path(CHROMIUM).exists():
+        pytest.skip("Debian's chromium is not installed (.ci/run installs it)")
+    settings.MAP_TILE_URL = NOWHERE + "/{z}/{x}/{y}.png?key={apikey}"
+    StaffFactory(username="traceview", password="password123", is_superuser=True)
+    service = ServiceFactory()
+    partner = PartnerFactory(services=[service])
+    booking, when, inside = job(UserFactory(), partner, service)
+    html = '<img src=x onerror="window.pwned=1">'
+    Message.objects.filter(booking=booking).update(body=html)
+    BookingStatusChange.objects.filter(booking=booking, to_status=S.COMPLETED).update(note=html)
+    alert, _ = safety_alert_raise(user=partner.user, role="partner", latitude=28.61, longitude=77.21, note=html)
+    SafetyAlert.objects.filter(pk=alert.pk).update(booking=booking, raised_at=when[S.PARTNER_ARRIVED])
+    problems: list[str] = []
+    with sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=CHROMIUM, args=["--no-sandbox"])
+        page = browser.new_page()
+        page.on("pageerror", lambda e: problems.append(str(e)))
+        page.goto(live_server_url + "/admin/login/?next=/admin/")
+        page.fill("#id_username", "traceview")
+        page.fill("#id_password", "password123")
+        page.click("input[type=submit]")
+        page.wait_for_load_state("networkidle")
+        page.goto(f"{live_server_url}/admin/bookings/booking/{booking.pk}/change/")
+        expect(page.locator("#trace-status")).to_contain_text(f"{len(inside)} points", timeout=5000)
+        expect(page.locator("#trace-map path.trace-route")).to_have_count(1)
+        expect(page.locator("#trace-timeline li.kind-message").first).to_contain_text(html)
+        expect(page.locator("#trace-timeline li.kind-alert")).to_contain_text(html)
+        expect(page.locator("#trace-timeline li.kind-status").last).to_contain_text(html)
+        assert page.locator("#trace-timeline img").count() == 0 and page.evaluate("window.pwned") is None
+        browser.close()
+    assert not problems, problems
+
+
+@pytest.mark.parametrize(
+    ("url", "drawn"),
+    [
+        ("https://tile.openstreetmap.org/{z}/{x}/{y}.png", True),
+        ("https://{s}.tiles.example/{z}/{x}/{-y}{r}.png", True),
+        ("https://tiles.example/{z}/{x}/{y}.png?key={apikey}", False),
+        ("https://tiles.example/{ z }/{x}/{y}.png", False),  # Leaflet reads "z " there
+        ("", False),
+    ],
+)
+def test_the_tiles_are_drawn_only_from_a_url_leaflet_can_fill(settings, url, drawn):
+    from dashboard.templatetags.trace_map import tile_url
+
+    settings.MAP_TILE_URL = url
+    assert tile_url() == (url if drawn else "")
