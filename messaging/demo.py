@@ -4,7 +4,6 @@ Added on bookings' ``demo_seeded`` signal: the job's trace is ``partners``' fixe
 history and this app's messages, and ``messaging`` is the lowest app that sees all three.
 """
 
-import math
 import random
 from datetime import datetime, timedelta
 from decimal import Decimal
@@ -15,6 +14,7 @@ from django.conf import settings
 from django.db import transaction
 from django.utils import timezone
 
+from bookings.geo import distance_m
 from bookings.models import Booking, BookingStatus, BookingStatusChange, DispatchState, Service
 from bookings.services import insert_with_number
 from config.platform_day import platform_day
@@ -53,9 +53,7 @@ def connect_receivers() -> None:
 
 
 def _metres(a: tuple[float, float], b: tuple[float, float]) -> float:
-    dy = (b[0] - a[0]) * 111_320
-    dx = (b[1] - a[1]) * 111_320 * math.cos(math.radians(a[0]))
-    return math.hypot(dx, dy)
+    return distance_m(*a, *b)  # as the relay measures arrival (``bookings.arrival``)
 
 
 def _drive(path: list[tuple[float, float]], rng: random.Random) -> list[tuple[float, float]]:
