@@ -21,7 +21,7 @@ from django.db import InterfaceError, OperationalError, transaction
 from django.db.models import Q
 from django.utils import timezone
 
-from bookings.models import OPEN_STATUSES, Booking
+from bookings.models import Booking
 from bookings.selectors import parse_booking_id
 from config import rooms
 from config.errors import Conflict, Forbidden, NotFound, ValidationError
@@ -165,26 +165,3 @@ async def escalate_forever() -> None:
 
 def _tell_staff(alert: SafetyAlert) -> None:
     emit("safety:alert", shapes.safety_alert(alert), namespace=rooms.ADMIN, room=rooms.ADMINS)
-
-
-def demo_alert(sender: Any, *, customers: list[AbstractBaseUser], **kwargs: Any) -> None:
-    """``seed_demo`` leaves one open alert for the dashboard: a demo customer, on an open booking."""
-    if SafetyAlert.objects.filter(raised_by__in=customers, acknowledged_at=None).exists():
-        return
-    booking = Booking.objects.filter(customer__in=customers, status__in=OPEN_STATUSES).order_by("created_at").first()
-    if booking is None:
-        return
-    safety_alert_raise(
-        user=booking.customer,
-        role="customer",
-        booking_id=str(booking.pk),
-        latitude=booking.latitude,
-        longitude=booking.longitude,
-        note="Demo: the partner's van has been parked outside for an hour and nobody answers",
-    )
-
-
-def connect_receivers() -> None:
-    from bookings.signals import demo_seeded
-
-    demo_seeded.connect(demo_alert, dispatch_uid="messaging.safety.demo_alert")
