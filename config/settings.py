@@ -465,7 +465,7 @@ PLATFORM_TIME_ZONE = os.environ.get("PLATFORM_TIME_ZONE", "Asia/Kolkata")
 DEFAULT_CURRENCY = os.environ.get("DEFAULT_CURRENCY", "INR")
 # A job's trace as it is read (GET /api/bookings/{id}/trace/, the admin's map): at most
 # TRACE_MAX_POINTS points (a 2-hour job at one fix per 10 s is about 720; a longer one is thinned
-# evenly, its end kept) and TRACE_MAX_MESSAGES messages, the first ones.
+# evenly, its end kept) and TRACE_MAX_MESSAGES messages (as many safety alerts), the first ones.
 TRACE_MAX_POINTS = max(2, int(os.environ.get("TRACE_MAX_POINTS", "2000")))
 TRACE_MAX_MESSAGES = int(os.environ.get("TRACE_MAX_MESSAGES", "500"))
 # The admin's maps: a tile URL template (Leaflet's {s}, {z}, {x}, {y}); empty draws no tiles (the
