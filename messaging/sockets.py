@@ -18,6 +18,7 @@ from config.realtime.parts import Part
 from config.realtime.presence import presence
 from messaging import events, safety, services
 from messaging.shapes import SAFETY_ACKNOWLEDGED, safety_acknowledged
+from partners.tracking import POSITION
 
 RECIPIENT = one_of(ID, INTEGER, obj({"recipientId": one_of(ID, INTEGER)}))
 
@@ -136,8 +137,7 @@ SAFETY_ALERT_INPUT = obj(
     {},
     {
         "bookingId": UUID,
-        "latitude": {"type": "number", "minimum": -90, "maximum": 90},
-        "longitude": {"type": "number", "minimum": -180, "maximum": 180},
+        **POSITION,  # a place's ranges, declared once with the partner's fixes
         "note": {"type": "string", "maxLength": safety.NOTE_MAX},
         "clientAlertId": {"type": "string", "minLength": 1, "maxLength": 64},
     },
