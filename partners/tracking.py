@@ -1,7 +1,9 @@
-"""A partner's position: its one declaration, buffered, written in batches; and presence's keeper.
+"""A partner's position: its one declaration, buffered, written in batches; the traces' retention
+clock; and presence's keeper.
 
 Last-known locations and a job's trace points are written in one batch every
-``LOCATION_FLUSH_INTERVAL`` seconds instead of once per update. Who sees the position (the
+``LOCATION_FLUSH_INTERVAL`` seconds instead of once per update; fixes older than
+``TRACE_RETENTION_DAYS`` are deleted every ``TRACE_PRUNE_INTERVAL`` (``prune_forever``). Who sees the position (the
 relay to the customers of the partner's bookings) is dispatch's business: ``bookings.relay``.
 
 Only a fix newer than every fix known of the partner moves their position: the buffer keeps,
