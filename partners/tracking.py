@@ -32,7 +32,7 @@ from partners.services import (
     partner_locations_store,
     partners_online,
 )
-from partners.traces import BATCH_MAX, Fix, fix_of, keeps, recorded_at_of, thin
+from partners.traces import BATCH_MAX, BOUNDS, Fix, fix_of, keeps, recorded_at_of, thin
 
 logger = logging.getLogger(__name__)
 # Trace points this process holds for the next write at most (a database away for a while);
@@ -52,7 +52,7 @@ RECORDED_AT = {
     "type": "string",
     "format": "date-time",
     "maxLength": 40,
-    "description": "when the phone recorded it: ISO 8601 with its offset, at most 24 h old and 2 min ahead",
+    "description": f"when the phone recorded it: ISO 8601 with its offset, at most {BOUNDS}",
 }
 READINGS = {
     "accuracy": {"type": "number", "minimum": 0, "maximum": 100000},
