@@ -29,12 +29,11 @@ from config.parsing import parse_id
 from config.realtime.emit import emit
 from config.realtime.orm import db
 from messaging import shapes
-from messaging.models import SafetyAlert
+from messaging.models import CLIENT_ALERT_ID_MAX, SAFETY_NOTE_MAX, SafetyAlert
 
 logger = logging.getLogger(__name__)
 
 ROLES = ("customer", "partner")
-NOTE_MAX = 500
 SWEEP_BATCH = 100  # due alerts one sweep handles; the next sweep takes the rest
 
 
@@ -62,10 +61,12 @@ def safety_alert_raise(
         raise ValidationError("latitude and longitude come together", details={"latitude": ["both or neither"]})
     if latitude is not None and not (-90 <= latitude <= 90 and -180 <= longitude <= 180):
         raise ValidationError("latitude must be between -90 and 90, longitude between -180 and 180")
-    if note is not None and (not isinstance(note, str) or len(note) > NOTE_MAX):
-        raise ValidationError(f"note must be text of at most {NOTE_MAX} characters")
-    if client_alert_id is not None and (not isinstance(client_alert_id, str) or not 0 < len(client_alert_id) <= 64):
-        raise ValidationError("clientAlertId must be a string of 1 to 64 characters")
+    if note is not None and (not isinstance(note, str) or len(note) > SAFETY_NOTE_MAX):
+        raise ValidationError(f"note must be text of at most {SAFETY_NOTE_MAX} characters")
+    if client_alert_id is not None and (
+        not isinstance(client_alert_id, str) or not 0 < len(client_alert_id) <= CLIENT_ALERT_ID_MAX
+    ):
+        raise ValidationError(f"clientAlertId must be a string of 1 to {CLIENT_ALERT_ID_MAX} characters")
     booking_pk = parse_booking_id(booking_id) if booking_id is not None else None
     with transaction.atomic():
         # One user's alerts are taken one at a time (two devices pressing at once fold into one).
