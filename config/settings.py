@@ -25,6 +25,20 @@ def env_list(name: str, default: str) -> list[str]:
     return [item.strip() for item in os.environ.get(name, default).split(",") if item.strip()]
 
 
+def env_seconds(name: str, default: str, low: float, high: float) -> float:
+    """A duration from the environment, refused at start (naming it) unless a number in [low, high]."""
+    from django.core.exceptions import ImproperlyConfigured
+
+    raw = os.environ.get(name, default)
+    try:
+        value = float(raw)
+    except ValueError:
+        value = float("nan")
+    if not low <= value <= high:  # NaN and the infinities fail too
+        raise ImproperlyConfigured(f"{name} must be a number of seconds from {low:g} to {high:g}, not {raw!r}")
+    return value
+
+
 # ---------------------------------------------------------------- GENERAL
 # Off unless asked for: the safe value is the default. The try-it command (make run) and the
 # tests turn it on; the production commands (make serve, make cluster) force it off, and then
@@ -324,8 +338,10 @@ ARRIVAL_RADIUS_METERS = float(os.environ.get("ARRIVAL_RADIUS_METERS", "150"))
 # Safety alerts (contract 10.3): an open alert goes to staff again every SAFETY_ESCALATE_SECONDS
 # until acknowledged; every process looks for due ones every SAFETY_SWEEP_INTERVAL seconds (a
 # conditional UPDATE claims each escalation: it goes out once whichever process finds it).
-SAFETY_ESCALATE_SECONDS = float(os.environ.get("SAFETY_ESCALATE_SECONDS", "60"))
-SAFETY_SWEEP_INTERVAL = float(os.environ.get("SAFETY_SWEEP_INTERVAL", "1"))
+# Bounded: 0 or less would send every open alert again at every sweep, a sweep interval of 0 would
+# query without a pause on every process, and a deadline past year 9999 would fail every raise.
+SAFETY_ESCALATE_SECONDS = env_seconds("SAFETY_ESCALATE_SECONDS", "60", 1, 86400)
+SAFETY_SWEEP_INTERVAL = env_seconds("SAFETY_SWEEP_INTERVAL", "1", 0.05, 3600)
 # Admin dashboards get pushed figures at most this often (seconds).
 DASHBOARD_PUSH_INTERVAL = float(os.environ.get("DASHBOARD_PUSH_INTERVAL", "1"))
 

@@ -4,9 +4,9 @@ at once, and again every ``SAFETY_ESCALATE_SECONDS`` until a staff member acknow
 In ``messaging``, the app of everything that reaches a person. The escalation is a deadline in
 the database (``next_escalation_at``), not a timer in memory: it survives a restart, and every
 server process sweeps for due alerts (``escalate_forever``, started by the composition root),
-claiming each escalation with a conditional UPDATE on ``escalation``, so each number goes out
-once however many processes sweep, and none after the acknowledgement (which clears the deadline
-in the same row).
+locking the due rows with SKIP LOCKED, so each number goes out once however many processes sweep,
+and none after the acknowledgement (which clears the deadline in the same row). Deadlines are on
+the database's clock.
 """
 
 import asyncio
@@ -18,7 +18,8 @@ from django.conf import settings
 from django.contrib.auth import get_user_model
 from django.contrib.auth.models import AbstractBaseUser
 from django.db import InterfaceError, OperationalError, transaction
-from django.db.models import Q
+from django.db.models import DurationField, F, Q, Value
+from django.db.models.functions import Now
 from django.utils import timezone
 
 from bookings.models import Booking
@@ -35,6 +36,10 @@ logger = logging.getLogger(__name__)
 
 ROLES = ("customer", "partner")
 SWEEP_BATCH = 100  # due alerts one sweep handles; the next sweep takes the rest
+# Open alerts one person may hold (each its own escalation stream to every staff socket): past
+# them, a press about another booking folds into their newest open alert. Without a bound, a
+# partner naming each of a thousand finished jobs in turn held a thousand streams.
+OPEN_PER_RAISER = 3
 
 
 def safety_alert_raise(
@@ -52,7 +57,8 @@ def safety_alert_raise(
     Stored once per (user, ``clientAlertId``): a retry returns the stored alert and sends nothing
     again. An alert from a user who has one open (not acknowledged) about the same booking (or
     about none) is folded into it: the same alert is answered, nothing is stored or sent, and the
-    open one keeps escalating. ``bookingId`` must name one of the user's bookings, as customer or
+    open one keeps escalating; so is one from a user who holds ``OPEN_PER_RAISER`` open already
+    (into the newest). ``bookingId`` must name one of the user's bookings, as customer or
     as partner: otherwise ``NOT_FOUND``, as every event that names a booking answers.
     """
     if role not in ROLES:
@@ -80,10 +86,12 @@ def safety_alert_raise(
             and not Booking.objects.filter(Q(customer_id=user.pk) | Q(partner_id=user.pk), pk=booking_pk).exists()
         ):
             raise NotFound("no booking of yours has this id (an alert may leave bookingId out)")
-        open_one = SafetyAlert.objects.filter(raised_by_id=user.pk, booking_id=booking_pk, acknowledged_at=None).first()
+        open_ones = SafetyAlert.objects.filter(raised_by_id=user.pk, acknowledged_at=None)
+        open_one = open_ones.filter(booking_id=booking_pk).first()
+        if open_one is None and open_ones.count() >= OPEN_PER_RAISER:
+            open_one = open_ones.order_by("-id").first()  # one person's streams to staff stay few
         if open_one is not None:
             return open_one, False
-        now = timezone.now()
         alert = SafetyAlert.objects.create(
             raised_by_id=user.pk,
             role=role,
@@ -92,8 +100,8 @@ def safety_alert_raise(
             longitude=longitude,
             note=note or "",
             client_alert_id=client_alert_id,
-            raised_at=now,
-            next_escalation_at=now + timedelta(seconds=settings.SAFETY_ESCALATE_SECONDS),
+            raised_at=Now(),  # the database's clock, as every deadline: servers' clocks drift apart
+            next_escalation_at=Now() + _period(),
         )
         alert = SafetyAlert.objects.select_related("raised_by").get(pk=alert.pk)
         _tell_staff(alert)
@@ -127,27 +135,33 @@ def safety_alert_acknowledge(*, staff: AbstractBaseUser, alert_id: Any) -> Safet
 def escalate_due() -> int:
     """Send every open alert whose deadline passed again, with ``escalation`` + 1; how many went.
 
-    Each claim is its own transaction: a conditional UPDATE (the escalation it read, still open),
-    so of two processes that read the same due alert one sends it and the other finds nothing
-    to claim; the event leaves after that commit.
+    One transaction, three statements whatever the batch: the due alerts (``SWEEP_BATCH`` at most,
+    the rest at the next sweep) are locked with SKIP LOCKED, so a process sweeping at the same
+    time takes others, and an acknowledgement under way is skipped; their deadlines move by one
+    period in one UPDATE, and the events leave after that commit. Deadlines are compared with
+    the database's clock, not the process's: a server whose clock drifted escalates nothing early.
+    A process killed before its commit sent nothing and leaves the batch to the next sweep.
     """
-    now = timezone.now()
-    due = list(
-        SafetyAlert.objects.filter(acknowledged_at=None, next_escalation_at__lte=now)
-        .order_by("next_escalation_at")
-        .values_list("pk", "escalation")[:SWEEP_BATCH]
-    )
-    sent = 0
-    for pk, escalation in due:
-        with transaction.atomic():
-            claimed = SafetyAlert.objects.filter(pk=pk, escalation=escalation, acknowledged_at=None).update(
-                escalation=escalation + 1,
-                next_escalation_at=now + timedelta(seconds=settings.SAFETY_ESCALATE_SECONDS),
-            )
-            if claimed:
-                _tell_staff(SafetyAlert.objects.select_related("raised_by").get(pk=pk))
-                sent += 1
-    return sent
+    with transaction.atomic():
+        due = list(
+            SafetyAlert.objects.select_for_update(skip_locked=True, of=("self",))
+            .select_related("raised_by")
+            .filter(acknowledged_at=None, next_escalation_at__lte=Now())
+            .order_by("next_escalation_at")[:SWEEP_BATCH]
+        )
+        if not due:
+            return 0
+        SafetyAlert.objects.filter(pk__in=[alert.pk for alert in due]).update(
+            escalation=F("escalation") + 1, next_escalation_at=Now() + _period()
+        )
+        for alert in due:
+            alert.escalation += 1
+            _tell_staff(alert)
+    return len(due)
+
+
+def _period() -> Any:
+    return Value(timedelta(seconds=settings.SAFETY_ESCALATE_SECONDS), output_field=DurationField())
 
 
 async def escalate_forever() -> None:

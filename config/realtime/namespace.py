@@ -26,7 +26,7 @@ from config.realtime.identity import Session, access_changed_since, identities, 
 from config.realtime.inbound import ACK_WANTED, RejectedEvent
 from config.realtime.limits import limiter
 from config.realtime.orm import OrmLoad
-from config.realtime.parts import ClientEvent, Part
+from config.realtime.parts import KEPT_SOCKET_REFUSALS, ClientEvent, Part
 from config.realtime.presence import presence
 from config.realtime.rights import RoomRights
 from config.realtime.token_lifetime import TOKEN_REFRESH, TokenLifetime
@@ -177,11 +177,15 @@ class BaseNamespace(TokenLifetime, RoomRights, socketio.AsyncNamespace):
 
     # ------------------------------------------------------------ events
     async def trigger_event(self, event: str, *args: Any) -> Any:
-        if isinstance(event, RejectedEvent):
-            return await self._refuse_unhandled(args[0], event, ValidationError(event.reason), "rejected")
-        if event in ("connect", "disconnect"):
+        if event in ("connect", "disconnect") and not isinstance(event, RejectedEvent):  # not a client's "connect"
             return await super().trigger_event(event, *args)
         sid = args[0]
+        try:
+            session = await self.get_session(sid)
+        except KeyError:  # the socket went while this packet waited (a flood cut it): nobody to answer
+            return self.server.not_handled
+        if isinstance(event, RejectedEvent):
+            return await self._refuse_unhandled(session, sid, event, event.reason, "rejected")
         payload = args[1] if len(args) > 1 else None
         # Only the declared name reaches a handler: "booking_status:update" is not
         # "booking:status_update" (nor a way around its rate limit).
@@ -189,12 +193,14 @@ class BaseNamespace(TokenLifetime, RoomRights, socketio.AsyncNamespace):
         started = time.perf_counter()
         label = metrics.event_label(event, declared is not None)
         if declared is None:
-            return await self._refuse_unhandled(sid, event, ValidationError(f"unknown event {event[:64]!r}"), label)
+            return await self._refuse_unhandled(session, sid, event, f"unknown event {event[:64]!r}", label)
         if len(args) > 2:  # every client event carries one payload, whether or not it asks for an ack
-            return await self._refuse_unhandled(sid, event, ValidationError("an event carries one payload"), label)
+            return await self._refuse_unhandled(session, sid, event, "an event carries one payload", label)
         rate_key = declared.rate_key or event
-        try:
-            await self._admit(sid, rate_key, declared.lightweight)
+        try:  # per-user rate limit, then load shedding: refused at once, so heartbeats and relays keep flowing
+            limiter.hit(session["uid"], rate_key)
+            if not (declared.lightweight or declared.keeps_socket) and OrmLoad.busy():  # an SOS waits its turn
+                raise Unavailable("The server is busy; retry shortly")
             problem = catalogue.payload_problem(self.namespace_name, event, payload)
             if problem is not None:
                 field, rule = problem
@@ -213,14 +219,13 @@ class BaseNamespace(TokenLifetime, RoomRights, socketio.AsyncNamespace):
         metrics.child(metrics.CLIENT_EVENTS, self.namespace_name, label, "ok").inc()
         return {"ok": True, **(result or {})}
 
-    async def _refuse_unhandled(self, sid: str, event: str, exc: DomainError, label: str) -> dict[str, Any]:
+    async def _refuse_unhandled(self, session: Session, sid: str, event: str, reason: str, label: str) -> Any:
         """A packet no handler takes still counts against the sender's limit: refusals are not free to flood."""
-        session = await self.get_session(sid)
         try:
             limiter.hit(session["uid"], "default")
         except RateLimited as limited:
-            exc = limited
-        return await self._fail(sid, event, exc, label, "default")
+            return await self._fail(sid, event, limited, label, "default")
+        return await self._fail(sid, event, ValidationError(reason), label, "default")
 
     def _log_outcome(self, what: str, sid: str | None, user_id: str | None, event: str | None, code: str) -> None:
         if code == RateLimited.code:
@@ -228,13 +233,6 @@ class BaseNamespace(TokenLifetime, RoomRights, socketio.AsyncNamespace):
         level = logging.WARNING if code in ("INTERNAL_ERROR", "UNAVAILABLE") else logging.INFO
         fields = {"namespace": self.namespace_name, "event": event, "user_id": user_id, "sid": sid, "code": code}
         outcomes.log(level, "%s: %s %s %s", what, self.namespace_name, event or "-", code, extra=fields)
-
-    async def _admit(self, sid: str, rate_key: str, lightweight: bool) -> None:
-        """Per-user rate limit, then load shedding: refused at once, so heartbeats and relays keep flowing."""
-        session = await self.get_session(sid)
-        limiter.hit(session["uid"], rate_key)
-        if not lightweight and OrmLoad.busy():
-            raise Unavailable("The server is busy; retry shortly")
 
     async def _fail(
         self, sid: str, event: str, exc: DomainError, label: str, rate_key: str | None = None
@@ -261,8 +259,8 @@ class BaseNamespace(TokenLifetime, RoomRights, socketio.AsyncNamespace):
     async def _past_limit(self, sid: str, session: Session, rate_key: str, declared: Any) -> bool:
         """Count a RATE_LIMITED refusal of the socket; whether it is still answered.
 
-        ``ANSWERS_PAST_LIMIT`` answers per rate window; a socket refused as many times as its limit
-        in one window (twice the limit sent) is told so and disconnected, unless the event ``keeps_socket``.
+        ``ANSWERS_PAST_LIMIT`` answers per rate window; a socket refused as many times as its limit in one
+        window (twice the limit sent) is told so and disconnected (``keeps_socket``: ``KEPT_SOCKET_REFUSALS``).
         """
         limit, window = limiter.limit_of(rate_key)
         index = int(time.time() // window)
@@ -270,10 +268,12 @@ class BaseNamespace(TokenLifetime, RoomRights, socketio.AsyncNamespace):
         seen_index, count = refused.get(rate_key, (index, 0))
         count = count + 1 if seen_index == index else 1
         refused[rate_key] = (index, count)
-        if count >= max(limit, ANSWERS_PAST_LIMIT + 1) and not (declared and declared.keeps_socket):
+        kept = declared is not None and declared.keeps_socket
+        if count >= (KEPT_SOCKET_REFUSALS if kept else max(limit, ANSWERS_PAST_LIMIT + 1)):
             refused.pop(rate_key)
             metrics.CONNECTION_BOUNDS.labels("rate_flood").inc()
-            payload = {"code": RateLimited.code, "message": f"Over twice the limit of {rate_key}", "event": None}
+            message = f"Over {'the refusals allowed' if kept else 'twice the limit'} of {rate_key}"
+            payload = {"code": RateLimited.code, "message": message, "event": None}
             await emit_now("error", payload, namespace=self.namespace_name, room=sid, local=True)
             await self.disconnect(sid)
             return False

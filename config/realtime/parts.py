@@ -47,6 +47,11 @@ Qualify = Callable[[dict[str, Any]], None]
 PermittedRooms = Callable[..., list[str]]
 
 
+# Refusals of a ``keeps_socket`` event in one rate window before its socket goes: a thumb pressing
+# SOS again and again stays far below (10 a second for the whole window).
+KEPT_SOCKET_REFUSALS = 100
+
+
 @dataclass(frozen=True)
 class ClientEvent:
     name: str
@@ -60,8 +65,10 @@ class ClientEvent:
     lightweight: bool = False
     # The name of the rate limit it counts against (``settings.RATE_LIMITS``), when it shares one.
     rate_key: str | None = None
-    # Past its limit it is refused (fewer answers each window), but a socket that keeps sending
-    # it is never disconnected for it: a person calling for help keeps the line (an SOS).
+    # Past its limit it is refused (fewer answers each window), but a socket that keeps sending it
+    # is disconnected only past KEPT_SOCKET_REFUSALS refusals in a window, not at twice its limit:
+    # a person calling for help keeps the line (an SOS), a script flooding for ever does not.
+    # Within its limit it is never shed under ORM load (``OrmLoad.busy``): it waits for a thread.
     keeps_socket: bool = False
 
 

@@ -10,6 +10,7 @@ import os
 import signal
 import subprocess
 import time
+import urllib.error
 import urllib.request
 from collections.abc import Iterator
 
@@ -111,6 +112,49 @@ def test_escalation_goes_once_per_number_across_processes_and_the_acknowledgemen
     run(scenario())
     alert = SafetyAlert.objects.get()
     assert alert.acknowledged_by_id == staff.pk and alert.next_escalation_at is None
+
+
+def test_two_staff_acknowledging_at_once_on_two_processes_one_wins_and_both_agree(servers, staff):
+    """The same alert acknowledged at the same instant over REST on A and over the socket on B, ten
+    times: exactly one wins each time, the other is CONFLICT naming the winner, and each desk hears
+    one ``safety:acknowledged`` per alert."""
+    from tests.factories import StaffFactory, UserFactory
+
+    a, b = servers
+    other = StaffFactory(username="ops2")
+
+    def over_rest(alert_id: str) -> tuple[int, dict]:
+        try:
+            return 200, acknowledge_over_rest(a.url, staff, alert_id)
+        except urllib.error.HTTPError as refused:
+            return refused.code, json.loads(refused.read())
+
+    async def scenario() -> None:
+        desk_a = await Client(a.url, "/admin").connect(token_for(staff))
+        desk_b = await Client(b.url, "/admin").connect(token_for(other))
+        for _ in range(10):
+            raiser = await asyncio.to_thread(UserFactory)  # one each: RATE_SAFETY is 3 per 10 s
+            alert, _ = await asyncio.to_thread(safety.safety_alert_raise, user=raiser, role="customer")
+            alert_id = str(alert.pk)
+            rest, sock = await asyncio.gather(
+                asyncio.to_thread(over_rest, alert_id), desk_b.call("safety:acknowledge", {"alertId": alert_id})
+            )
+            status, body = rest
+            assert (status == 200) != bool(sock["ok"]), (rest, sock)
+            winner = body if status == 200 else {k: sock[k] for k in ("alertId", "by", "at")}
+            loser = sock["error"] if status == 200 else body
+            assert loser["code"] == "CONFLICT" and loser["details"] == winner, (winner, loser)
+            for desk in (desk_a, desk_b):
+                await desk.wait_for("safety:acknowledged", where=of(alert_id))
+        await asyncio.sleep(0.5)
+        for desk in (desk_a, desk_b):
+            heard = [m["alertId"] for m in desk.events["safety:acknowledged"]]
+            assert len(heard) == len(set(heard)) == 10
+        for client in (desk_a, desk_b):
+            await client.close()
+
+    run(scenario())
+    assert SafetyAlert.objects.filter(acknowledged_at=None).count() == 0
 
 
 @pytest.mark.server_errors(r"channel layer unavailable", r"channels_redis\.pubsub Unexpected exception in receive task")
