@@ -38,6 +38,11 @@ logger = logging.getLogger(__name__)
 ARRIVED_FAR_METERS = 1000
 # The socket session's set of bookings this session has claimed (or is claiming) nearby for.
 NEARBY = "nearby"
+# The socket session's {booking id: loop time} before which a failed claim is not tried again.
+NEARBY_RETRY = "nearby_retry"
+# A claim that failed (the database away) waits this long: not a query per position per booking
+# while the database is down, each holding an ORM thread and the pool's wait.
+NEARBY_RETRY_SECONDS = 10.0
 # Claims under way on this process (a task holds no reference to itself).
 _claims: set[asyncio.Task] = set()
 
@@ -54,18 +59,23 @@ def nearby_seen(
     claimed: set[str] = session.setdefault(NEARBY, set())
     if booking_id in claimed:
         return
+    loop = asyncio.get_running_loop()
+    retry: dict[str, float] = session.setdefault(NEARBY_RETRY, {})
+    if retry.get(booking_id, 0.0) > loop.time():
+        return
     claimed.add(booking_id)
-    claim = _claim(claimed, booking_id, session["uid"], round(distance), eta_seconds(distance, speed))
-    task = asyncio.get_running_loop().create_task(claim)
+    claim = _claim(session, booking_id, round(distance), eta_seconds(distance, speed))
+    task = loop.create_task(claim)
     _claims.add(task)
     task.add_done_callback(_claims.discard)
 
 
-async def _claim(claimed: set[str], booking_id: str, partner_id: int, meters: int, eta: int) -> None:
+async def _claim(session: dict[str, Any], booking_id: str, meters: int, eta: int) -> None:
     try:
-        won = await db(nearby_claim)(booking_id=booking_id, partner_id=partner_id, meters=meters, eta_seconds=eta)
-    except Exception as exc:  # the database is away or the process overloaded: the next position tries again
-        claimed.discard(booking_id)
+        won = await db(nearby_claim)(booking_id=booking_id, partner_id=session["uid"], meters=meters, eta_seconds=eta)
+    except Exception as exc:  # the database is away or the process overloaded: a position later tries again
+        session[NEARBY].discard(booking_id)
+        session[NEARBY_RETRY][booking_id] = asyncio.get_running_loop().time() + NEARBY_RETRY_SECONDS
         metrics.NEARBY_CLAIMS.labels("failed").inc()
         logger.warning("claiming partner:nearby for booking %s failed: %r", booking_id, exc)
         return

@@ -17,6 +17,7 @@ from config.realtime.emit import emit
 from partners import events
 from partners.models import Earning, KycStatus, KycSubmission, LocationFix, Partner
 from partners.signals import earning_recorded, kyc_decided, partner_withdrawn, partners_dispatchable
+from partners.traces import TRACE_MIN_GAP
 
 if TYPE_CHECKING:
     from bookings.models import Booking
@@ -152,25 +153,45 @@ def partner_locations_store(locations: dict[int, tuple[float, float, Any]]) -> N
 
 def location_fixes_store(fixes: "list[tuple[int, Fix]]") -> None:
     """Write trace points ``(partner id, fix)``, each once: a (partner, ``recorded_at``) stored
-    already is skipped (``ON CONFLICT DO NOTHING``), one INSERT per 500 rows, in one transaction.
+    already is skipped (``ON CONFLICT DO NOTHING``), and so is a partner deleted since the point
+    was buffered (else the foreign key fails the whole write, and every write after it: nobody's
+    trace is written again). One INSERT per 500 rows, in one transaction.
 
     Raw SQL for the reason above; PostgreSQL and SQLite >= 3.24 both run it.
     """
     table = connection.ops.quote_name(LocationFix._meta.db_table)
+    partners = connection.ops.quote_name(Partner._meta.db_table)
     adapt = connection.ops.adapt_datetimefield_value
+    gap = timedelta(seconds=max(0.0, min(TRACE_MIN_GAP, settings.TRACE_MIN_SECONDS)))
+    fixes = _spaced(fixes, gap)
+    # Typed on PostgreSQL: a VALUES list read by a SELECT (not an INSERT's own) has no column types.
+    typed = ("bigint", *["timestamptz"] * 3, *["float8"] * 5) if connection.vendor == "postgresql" else [""] * 9
+    row = "(" + ", ".join(f"%s::{kind}" if kind else "%s" for kind in typed) + ")"
     with transaction.atomic(), connection.cursor() as cursor:
         for start in range(0, len(fixes), 500):
             chunk = fixes[start : start + 500]
-            values = ", ".join(["(%s, %s, %s, %s, %s, %s, %s)"] * len(chunk))
+            values = ", ".join([row] * len(chunk))
+            # A point with one of the partner's stored points within the gap either side is skipped
+            # (``lo``, ``hi``: its bounds, computed here so that both databases compare plain values).
+            # OFFSET 0 keeps PostgreSQL from turning the probe into an anti join whose range filter
+            # reads all the partner's points for each row (10 times slower on 5,000 points).
             cursor.execute(
+                f"WITH v(partner_id, recorded_at, lo, hi, latitude, longitude, accuracy, speed, heading) AS "
+                f"(VALUES {values}) "
                 f"INSERT INTO {table} (partner_id, recorded_at, latitude, longitude, accuracy, speed, heading) "
-                f"VALUES {values} ON CONFLICT DO NOTHING",
+                f"SELECT v.partner_id, v.recorded_at, v.latitude, v.longitude, v.accuracy, v.speed, v.heading FROM v "
+                f"WHERE v.partner_id IN (SELECT user_id FROM {partners}) AND NOT EXISTS (SELECT 1 FROM {table} s "
+                f"WHERE s.partner_id = v.partner_id AND s.recorded_at > v.lo AND s.recorded_at < v.hi "
+                f"LIMIT 1 OFFSET 0) "
+                f"ON CONFLICT DO NOTHING",
                 [
                     value
                     for pk, fix in chunk
                     for value in (
                         pk,
                         adapt(fix.recorded_at),
+                        adapt(fix.recorded_at - gap),
+                        adapt(fix.recorded_at + gap),
                         fix.latitude,
                         fix.longitude,
                         fix.accuracy,
@@ -179,6 +200,19 @@ def location_fixes_store(fixes: "list[tuple[int, Fix]]") -> None:
                     )
                 ],
             )
+
+
+def _spaced(fixes: "list[tuple[int, Fix]]", gap: timedelta) -> "list[tuple[int, Fix]]":
+    """The points of one write, per partner no two within ``gap`` (the first in time stays): the
+    write's check against stored points cannot see the rows of its own statement."""
+    if not gap:
+        return fixes
+    spaced: list[tuple[int, Fix]] = []
+    for pk, fix in sorted(fixes, key=lambda item: (item[0], item[1].recorded_at)):
+        if spaced and spaced[-1][0] == pk and fix.recorded_at - spaced[-1][1].recorded_at < gap:
+            continue
+        spaced.append((pk, fix))
+    return spaced
 
 
 def location_batch_store(*, partner_id: int, fixes: "list[Fix]") -> set[Any]:

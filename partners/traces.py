@@ -8,7 +8,9 @@ server's clock (a phone's clock runs a little fast or slow); outside that, a bat
 
 *Thinning*: a job's trace keeps a fix when at least ``TRACE_MIN_SECONDS`` passed since the
 last point it kept, or the partner moved at least ``TRACE_MIN_METERS`` from it, whichever
-comes first. Pure functions here; the buffer and its writes are ``partners.tracking``.
+comes first, and never two points within ``TRACE_MIN_GAP`` (the write holds it against the
+points stored before too: ``partners.services.location_fixes_store``). Pure functions here; the buffer and its writes
+are ``partners.tracking``.
 """
 
 import math
@@ -23,6 +25,10 @@ from config.parsing import parse_instant
 MAX_AHEAD = timedelta(minutes=2)
 MAX_AGE = timedelta(hours=24)
 TRACE_MIN_METERS = 25.0
+# Never two points of a partner closer in time than this (or TRACE_MIN_SECONDS, if smaller),
+# however far apart: no phone fixes faster, and "per 25 m moved" would otherwise store every fix
+# a client makes up (500 a batch, 25 m and a microsecond apart).
+TRACE_MIN_GAP = 1.0
 BATCH_MAX = 500  # fixes in one location:batch (the schema's maxItems)
 EARTH_RADIUS_M = 6_371_008.8
 # The bounds in words, for the refusal and the events' description.
@@ -98,8 +104,11 @@ def keeps(last: Fix | None, fix: Fix, min_seconds: float) -> bool:
     """Whether the trace keeps ``fix``, ``last`` being the point it kept before it (if any)."""
     if last is None:
         return True
-    if (fix.recorded_at - last.recorded_at).total_seconds() >= min_seconds:
+    gap = (fix.recorded_at - last.recorded_at).total_seconds()
+    if gap >= min_seconds:
         return True
+    if gap < min(TRACE_MIN_GAP, min_seconds):
+        return False
     return meters(last.latitude, last.longitude, fix.latitude, fix.longitude) >= TRACE_MIN_METERS
 
 

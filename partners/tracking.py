@@ -15,6 +15,7 @@ partner's last socket here goes.
 
 import asyncio
 import logging
+import math
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -94,10 +95,17 @@ class LocationBuffer:
     def record(self, partner_id: int, payload: dict[str, Any], *, trace: bool) -> datetime | None:
         """A live fix (``location:update``, checked against its schema): a trace point when ``trace``
         (the partner is on a job) and thinning keeps it; its instant when it is newer than every
-        fix known (it moves the position), else ``None``. ``VALIDATION_ERROR`` for a bad ``recordedAt``."""
-        at = recorded_at_of(payload, datetime.now(UTC))
+        fix known (it moves the position), else ``None``. ``VALIDATION_ERROR`` for a bad ``recordedAt``.
+
+        A ``recordedAt`` ahead of the server's clock (a phone's clock running fast, within the 2
+        minutes allowed) moves the position as recorded *now*: else every server-timed update after
+        it would be "older" and the marker would freeze until the server's clock caught up, and the
+        stored position would claim an instant to come. The trace point keeps the phone's instant."""
+        now = datetime.now(UTC)
+        at = recorded_at_of(payload, now)
         if trace:
             self._trace_live(partner_id, fix_of(payload, at))
+        at = min(at, now)
         return at if self.advance(partner_id, float(payload["latitude"]), float(payload["longitude"]), at) else None
 
     def advance(self, partner_id: int, latitude: float, longitude: float, at: datetime) -> bool:
@@ -201,9 +209,21 @@ async def flush_forever() -> None:
             logger.exception("writing buffered partner locations failed")
 
 
+def retention_problem() -> str | None:
+    """Why the retention clock must not run: a zero, negative or non-finite setting (``0`` for
+    "off" would otherwise delete every job's trace as it is recorded, or prune without a pause)."""
+    for name in ("TRACE_RETENTION_DAYS", "TRACE_PRUNE_INTERVAL"):
+        value = getattr(settings, name)
+        if not (math.isfinite(value) and value > 0):
+            return f"{name}={value!r} is not a positive number"
+    return None
+
+
 async def prune_once(chunk: int = PRUNE_CHUNK) -> int:
     """Delete the fixes older than ``TRACE_RETENTION_DAYS``, ``chunk`` rows per statement, oldest
-    first; how many went."""
+    first; how many went (none while ``retention_problem``)."""
+    if retention_problem():
+        return 0
     before = datetime.now(UTC) - timedelta(days=settings.TRACE_RETENTION_DAYS)
     total = 0
     for _ in range(PRUNE_CHUNKS):
@@ -216,7 +236,12 @@ async def prune_once(chunk: int = PRUNE_CHUNK) -> int:
 
 
 async def prune_forever() -> None:
-    """The traces' retention clock (every ``TRACE_PRUNE_INTERVAL`` seconds, on every process)."""
+    """The traces' retention clock (every ``TRACE_PRUNE_INTERVAL`` seconds, on every process); off,
+    with a warning, when a setting is no duration."""
+    problem = retention_problem()
+    if problem:
+        logger.warning("the traces' retention clock is off: %s; traces are kept until it is set", problem)
+        return
     while True:
         await asyncio.sleep(settings.TRACE_PRUNE_INTERVAL)
         try:

@@ -86,6 +86,16 @@ async def translate_request(scope: dict[str, Any], receive: Any, send: Any) -> d
     return environ
 
 
+def forget_headers(environ: dict[str, Any]) -> None:
+    """Drop from a websocket's environ, which lives as long as the connection, the strings nothing
+    reads once it is open (issue 34): each header's two (``HTTP_X``, its value), but the token's
+    (``auth.token_from``); the address is read from the scope (uvicorn holds it anyway)."""
+    for key in [k for k in environ if k.startswith("HTTP_") and k != "HTTP_AUTHORIZATION"]:
+        del environ[key]
+    environ.pop("RAW_URI", None)
+    environ.pop("wsgi.input", None)  # a websocket has no body: the connect event, held
+
+
 class WebSocket(asgi.WebSocket):
     async def __call__(self, environ: dict[str, Any]) -> str:
         """While the websocket lasts, its socket may write frames straight to it (``outbound``)."""
@@ -93,6 +103,7 @@ class WebSocket(asgi.WebSocket):
         protocol = getattr(environ["asgi.send"], "__self__", None)
         if not (isinstance(socket, Socket) and isinstance(protocol, WebSocketProtocol)):
             return await super().__call__(environ)
+        forget_headers(environ)
         socket.write_frame = protocol.write_frame
         try:
             return await super().__call__(environ)

@@ -15,6 +15,7 @@ from config.errors import ERROR_CODES
 from config.realtime import catalogue, engine, recovery
 from config.realtime.auth import token_from
 from config.realtime.codec import OrjsonCodec, PacketCodec
+from config.realtime.deadlines import Deadlines
 from config.realtime.inbound import ACK_WANTED, screen
 from config.realtime.keeping import INVOLUNTARY, Keeper
 from config.realtime.manager import ChannelLayerManager
@@ -46,10 +47,12 @@ class Server(socketio.AsyncServer):
         self.recovery = recovery.build()  # the log and the saved sessions
         self.recovering = Recoveries(self)  # the connections recovering now (config.realtime.recovering)
         self.keeper = Keeper(self)  # what a dropped socket leaves for its recovery
-        # eio_sid -> the timer that closes the session unless it has joined a namespace by then
-        self._bare: dict[str, asyncio.TimerHandle] = {}
-        # eio_sid -> its namespace connects under way (each set when it ends): see _handle_eio_disconnect
-        self._connecting: dict[str, list[asyncio.Event]] = {}
+        # eio_sid -> when the session is closed unless it has joined a namespace by then
+        self._bare = Deadlines(lambda: _conf["NO_NAMESPACE_TIMEOUT"], self._close_if_bare)
+        # eio_sid -> how many of its namespace connects are under way; and the Event set when the
+        # last ends, made only for a close that waits for them (_handle_eio_disconnect)
+        self._connecting: dict[str, int] = {}
+        self._connects_ended: dict[str, asyncio.Event] = {}
         # Socket.IO packets decode leniently (refusals get answers); Engine.IO keeps the strict codec.
         self.packet_class.json = PacketCodec
 
@@ -125,26 +128,23 @@ class Server(socketio.AsyncServer):
         # in a request of its own) waits for the connect to end: python-socketio skips a socket
         # not connected yet, which the connect then connects, with rooms, presence and a replay
         # window nobody is behind. A websocket's packets are handled in order: never the case there.
-        for done in list(self._connecting.get(eio_sid, ())):
+        if eio_sid in self._connecting:
+            ended = self._connects_ended.setdefault(eio_sid, asyncio.Event())
             with contextlib.suppress(TimeoutError):
                 async with asyncio.timeout(CONNECT_WAIT_SECONDS):
-                    await done.wait()
+                    await ended.wait()
+            self._connects_ended.pop(eio_sid, None)
         await super()._handle_eio_disconnect(eio_sid, reason)
-        timer = self._bare.pop(eio_sid, None)
-        if timer is not None:
-            timer.cancel()
+        self._bare.cancel(eio_sid)
 
     def _expect_namespace(self, eio_sid: str) -> None:
         """Close the session ``NO_NAMESPACE_TIMEOUT`` from now unless it is in a namespace by then."""
-        if eio_sid not in self._bare:
-            loop = asyncio.get_running_loop()
-            self._bare[eio_sid] = loop.call_later(_conf["NO_NAMESPACE_TIMEOUT"], self._close_if_bare, eio_sid)
+        self._bare.set(eio_sid)
 
     def _in_a_namespace(self, eio_sid: str) -> bool:
         return any(self.manager.sid_from_eio_sid(eio_sid, n) is not None for n in list(self.manager.get_namespaces()))
 
     def _close_if_bare(self, eio_sid: str) -> None:
-        self._bare.pop(eio_sid, None)
         socket = self.eio.sockets.get(eio_sid)
         if socket is None or socket.closing or socket.closed or self._in_a_namespace(eio_sid):
             return
@@ -153,16 +153,18 @@ class Server(socketio.AsyncServer):
     # ------------------------------------------------------------ connects, and recovery's hold on packets
     async def _handle_connect(self, eio_sid: str, namespace: str | None, data: Any) -> None:
         namespace = namespace or "/"
-        done = asyncio.Event()
-        self._connecting.setdefault(eio_sid, []).append(done)
+        self._connecting[eio_sid] = self._connecting.get(eio_sid, 0) + 1
         try:
             await self._connect_namespace(eio_sid, namespace, data)
         finally:
-            done.set()
-            under_way = self._connecting[eio_sid]
-            under_way.remove(done)
-            if not under_way:
+            left = self._connecting[eio_sid] - 1
+            if left:
+                self._connecting[eio_sid] = left
+            else:
                 del self._connecting[eio_sid]
+                ended = self._connects_ended.pop(eio_sid, None)
+                if ended is not None:
+                    ended.set()
         if self.manager.sid_from_eio_sid(eio_sid, namespace) is None:  # refused, whatever the reason
             self._count_refusal(eio_sid)
 

@@ -125,8 +125,9 @@ def test_a_job_back_at_dispatch_forgets_its_partners_arrival(customer, partner, 
 
 def test_the_relay_asks_the_database_at_most_once_per_booking_per_session(monkeypatch, settings):
     """``nearby_seen`` runs in the relay, per update: within the radius it claims once per session
-    (and again after a failure), never outside it."""
+    (and again after a failure, once ``NEARBY_RETRY_SECONDS`` passed), never outside it."""
     settings.ARRIVAL_RADIUS_METERS = 150
+    monkeypatch.setattr(arrival, "NEARBY_RETRY_SECONDS", 0.0)
     asked: list[tuple[str, int]] = []
     failures = [RuntimeError("database away")]
 
@@ -154,3 +155,30 @@ def test_the_relay_asks_the_database_at_most_once_per_booking_per_session(monkey
     asyncio.run(updates({"uid": 7}, "b1", [60]))  # a new session (a reconnect) asks once again
     assert asked[-1] == ("b1", 60) and len(asked) == 4
     assert not arrival._claims
+
+
+def test_a_failed_claim_waits_before_asking_again_not_a_query_per_position(monkeypatch, settings):
+    """The database away: every position within the radius asked it again at once, a query (an ORM
+    thread, the pool's wait) per update per booking for as long as the outage lasted."""
+    settings.ARRIVAL_RADIUS_METERS = 150
+    monkeypatch.setattr(arrival, "NEARBY_RETRY_SECONDS", 0.3)
+    asked: list[int] = []
+
+    def claim(*, booking_id: str, partner_id: int, meters: int, eta_seconds: int) -> bool:
+        asked.append(meters)
+        raise RuntimeError("database away")
+
+    monkeypatch.setattr(arrival, "nearby_claim", claim)
+
+    async def updates() -> None:
+        session = {"uid": 7}
+        for meters in range(100, 50, -1):  # 50 positions, 10 ms apart, all within the radius
+            arrival.nearby_seen(session, "b1", (*north(meters), None), CITY)
+            await asyncio.gather(*arrival._claims)
+            await asyncio.sleep(0.01)
+        await asyncio.sleep(0.3)
+        arrival.nearby_seen(session, "b1", (*north(40), None), CITY)  # the wait over: asked again
+        await asyncio.gather(*arrival._claims)
+
+    asyncio.run(updates())
+    assert asked[0] == 100 and asked[-1] == 40 and len(asked) <= 4

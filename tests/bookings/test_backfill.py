@@ -221,3 +221,35 @@ def test_the_official_client_sends_its_batch_on_reconnect_and_the_marker_never_g
     gap_points = [at(s) for s in range(90, 9, -10)]
     expected = sorted([at(100), *gap_points, at(47), at(5)])
     eventually(lambda: stored(partner) == expected, what=f"the trace {expected}, not {stored(partner)}")
+
+
+def test_a_phone_clock_ahead_of_the_servers_does_not_freeze_the_marker(live_server_url, customer, partner, service):
+    """A phone whose clock runs 2 minutes fast (within bounds) sent one fix with its recordedAt: the
+    updates after it (server-timed, no recordedAt) were "not newer" and froze the marker for 2
+    minutes. A fix from the future counts as recorded at the server's now for the live position
+    (its trace point keeps the phone's instant); the customer's timestamps still only go forward."""
+    booking = on_a_job(customer, partner, service)
+    ahead = datetime.now(UTC) + timedelta(seconds=110)
+
+    async def scenario():
+        c = await tracking(live_server_url, customer, booking)
+        p = await Client(live_server_url, "/partner").connect(token_for(partner.user))
+        assert (await p.call("location:update", fix(ahead)))["relayed"] == 1
+        before = datetime.now(UTC)
+        live = {"latitude": 28.6 + 50 * DEG_PER_M, "longitude": 77.2}  # server-timed
+        assert (await p.call("location:update", live))["relayed"] == 1
+        await c.wait_for("partner:location_update", count=2)
+        await p.close()
+        await c.close()
+        return before, c.events["partner:location_update"]
+
+    before, seen = run(scenario())
+    stamps = [datetime.fromisoformat(u["timestamp"]) for u in seen]
+    assert stamps == sorted(stamps) and all(stamp <= before + timedelta(seconds=5) for stamp in stamps)
+    assert seen[-1]["location"]["latitude"] == pytest.approx(28.6 + 50 * DEG_PER_M)
+    # The trace keeps the phone's own instant (the point's key: a replay is still a duplicate).
+    eventually(
+        lambda: len(stored(partner)) == 2 and stored(partner)[-1] > before + timedelta(seconds=100), what="trace"
+    )
+    last = Partner.objects.get(pk=partner.pk).last_location_at
+    assert last <= datetime.now(UTC)  # never a position "recorded" in the future

@@ -11,7 +11,7 @@ from django.db import connection
 from partners.models import LocationFix
 from partners.services import location_batch_store, location_fixes_prune, location_fixes_store
 from partners.traces import Fix
-from partners.tracking import LocationBuffer, prune_once
+from partners.tracking import LocationBuffer, prune_forever, prune_once
 from tests.factories import PartnerFactory
 from tests.live import ServerProcess, database_url, eventually
 
@@ -111,3 +111,83 @@ def test_the_clock_deletes_fixes_past_retention_on_a_running_server():
         eventually(lambda: instants(partner) == [NOW - timedelta(hours=23)], timeout=10, what="the old fixes gone")
     finally:
         server.stop()
+
+
+@pytest.mark.parametrize(
+    "name,value",
+    [
+        ("TRACE_PRUNE_INTERVAL", 0),
+        ("TRACE_PRUNE_INTERVAL", -1),
+        ("TRACE_PRUNE_INTERVAL", float("nan")),
+        ("TRACE_RETENTION_DAYS", 0),
+        ("TRACE_RETENTION_DAYS", -5),
+        ("TRACE_RETENTION_DAYS", float("inf")),
+    ],
+)
+def test_a_retention_clock_set_to_zero_or_junk_is_off_not_a_query_storm_nor_a_wipe(settings, monkeypatch, name, value):
+    """TRACE_PRUNE_INTERVAL=0 looped DELETEs without a pause on every process; TRACE_RETENTION_DAYS=0
+    deleted the trace of every job under way. Either, or a number that is no duration, turns it off."""
+    settings.TRACE_PRUNE_INTERVAL, settings.TRACE_RETENTION_DAYS = 0.01, 90
+    setattr(settings, name, value)
+    calls = []
+
+    def prune(*, before, limit):
+        calls.append(before)
+        return 0
+
+    monkeypatch.setattr("partners.tracking.location_fixes_prune", prune)
+
+    async def run_for_a_while():
+        import asyncio
+
+        task = asyncio.ensure_future(prune_forever())
+        await asyncio.sleep(0.3)
+        task.cancel()
+
+    async_to_sync(run_for_a_while)()
+    assert calls == []
+    assert async_to_sync(prune_once)() == 0 and calls == []
+
+
+@pytest.mark.django_db(transaction=True)  # the buffer writes on the ORM's threads
+def test_a_partner_deleted_with_points_buffered_does_not_block_everyone_elses_trace():
+    """A partner's account deleted while this process held trace points of theirs: the insert broke
+    the foreign key, the whole write failed and was queued again, every flush after it failed the
+    same way, and no partner's trace on the process was ever written again (until the queue filled
+    and dropped points). The deleted partner's points go; everyone else's are written."""
+    kept, gone = PartnerFactory(), PartnerFactory()
+    buffer = LocationBuffer()
+    for partner in (kept, gone):
+        at = NOW.isoformat()
+        assert buffer.record(partner.pk, {"latitude": 28.6, "longitude": 77.2, "recordedAt": at}, trace=True)
+    gone.user.delete()
+    async_to_sync(buffer.flush)()
+    assert instants(kept) == [NOW]
+    assert buffer.trace == {} and buffer.trace_size == 0
+
+
+@pytest.mark.django_db(transaction=True)  # the buffer writes on the ORM's threads
+def test_a_hostile_phone_cannot_store_more_than_a_point_a_second_of_its_time(settings):
+    """Thinning's "or per 25 m moved" let a client store every fix: 500 fixes 1 µs apart, each 25 m
+    from the one before, all kept; the next batch shifted by a microsecond, 500 more, and so on at
+    the batch rate limit (about 500 rows a second per partner). A job's trace keeps at most one
+    point per second of recorded time however far the fixes jump (no phone fixes faster), within a
+    batch, across batches and against the live trace."""
+    settings.TRACE_MIN_SECONDS = 10
+    partner = PartnerFactory()
+    buffer = LocationBuffer()
+    start = NOW - timedelta(minutes=30)
+
+    def batch(shift_us: int) -> list[Fix]:
+        hops = [(i * 25.5) / 111_195 for i in range(500)]  # each fix 25.5 m north of the one before
+        return [
+            Fix(start + timedelta(microseconds=2000 * i + shift_us), 28.6 + hop, 77.2) for i, hop in enumerate(hops)
+        ]
+
+    for shift in range(5):
+        async_to_sync(buffer.store_batch)(partner.pk, batch(shift))
+    for i in range(20):  # late live fixes, 1 µs apart, far from each other: stored once a second at most
+        fix = {"latitude": 10 + i, "longitude": 77.2, "recordedAt": (start + timedelta(microseconds=3 + i)).isoformat()}
+        buffer.record(partner.pk, fix, trace=True)
+    async_to_sync(buffer.flush)()
+    assert len(instants(partner)) == 1  # all within one second (500 fixes 2 ms apart)
