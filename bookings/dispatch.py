@@ -129,12 +129,9 @@ def dispatch_waiting_now(*, partner_ids: list[Any]) -> int:
     with transaction.atomic():
         for partner in Partner.objects.filter(pk__in=partner_ids, last_latitude__isnull=False):
             south, north, west, east = bounding_box(partner.last_latitude, partner.last_longitude, radius)
-            waiting = (
-                Booking.objects.select_for_update(skip_locked=True)
+            theirs = (
+                waiting.select_for_update(skip_locked=True)
                 .filter(
-                    status=BookingStatus.PENDING,
-                    dispatch_state=DispatchState.UNASSIGNED,
-                    dispatch_due_at__gt=now,
                     service_id__in=Service.objects.filter(partners=partner).values("pk"),
                     latitude__range=(south, north),  # nobody is offered a job past DISPATCH_MAX_KM
                     longitude__range=(west, east),
@@ -143,7 +140,7 @@ def dispatch_waiting_now(*, partner_ids: list[Any]) -> int:
                 .order_by("created_at")
                 .values_list("pk", flat=True)[:1]
             )
-            brought += Booking.objects.filter(pk__in=list(waiting)).update(dispatch_due_at=now)
+            brought += Booking.objects.filter(pk__in=list(theirs)).update(dispatch_due_at=now)
     return brought
 
 

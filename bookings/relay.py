@@ -39,9 +39,11 @@ logger = logging.getLogger(__name__)
 async def relay_location(session: dict[str, Any], payload: Any, *, traced: bool = False) -> int:
     """Relay one update to the rooms of the partner's active bookings, with distance and ETA; returns how many.
 
-    Only a fix newer than every fix known of the partner is relayed (``timestamp``: its
-    ``recordedAt``, else now); an older one only fills the job's trace (``traced``: the caller
-    stored it already), so a customer's marker never moves backwards.
+    The fix is first handed to the buffer (``locations.record``: the position to write, the job's
+    trace), and each booking it reaches is checked for arrival (``arrival.nearby_seen``). Only a
+    fix newer than every fix known of the partner is relayed (``timestamp``: its ``recordedAt``,
+    else now); an older one only fills the job's trace (``traced``: the caller stored it
+    already), so a customer's marker never moves backwards.
     """
     latitude, longitude, speed = parse_location(payload)
     targets: list[RelayTarget] = session.get("bookings") or ()

@@ -106,13 +106,9 @@ def bookings_needing_staff() -> QuerySet[Booking]:
 RelayTarget = tuple[str, float, float]
 
 
-def relay_targets(*, partner_id: int) -> list[RelayTarget]:
-    """The active bookings whose rooms a partner's location is relayed to, with their places (for the ETA)."""
-    return relay_targets_of(partner_ids=[partner_id]).get(partner_id, [])
-
-
 def relay_targets_of(*, partner_ids: list[int]) -> dict[int, list[RelayTarget]]:
-    """``relay_targets`` per partner (partners with none are absent).
+    """Per partner, the active bookings whose rooms their location is relayed to, with their places
+    (for the ETA); partners with none are absent.
 
     Raw SQL: it runs on every partner connect and every change of a partner's
     bookings, and the ORM's compilation would cost more than the query.

@@ -18,6 +18,7 @@ from django.db import connection
 from django.db.models import Q
 from django.utils.dateparse import parse_datetime
 
+from bookings.arrival import ARRIVED_FAR_METERS
 from bookings.models import ACTIVE_STATUSES, TERMINAL_STATUSES, Booking, BookingStatus, BookingStatusChange
 from bookings.selectors import booking_for_viewer
 from config.errors import Forbidden
@@ -33,6 +34,7 @@ POSTGRES_ISO = "to_char(recorded_at AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:
 MAX_ALERTS = 500
 # A stretch of the job: (partner id, from, until); ``until`` None while it is under way.
 Stretch = tuple[int, datetime, datetime | None]
+ARRIVED_FAR_KM = f"{ARRIVED_FAR_METERS / 1000:g}"
 
 POINT = obj({"latitude": NUMBER, "longitude": NUMBER, "recordedAt": TIME})
 STATUS_EVENT = obj(
@@ -59,7 +61,7 @@ ARRIVAL_EVENT = obj(
     {"at": TIME, "kind": enum(["arrival"])},
     {
         "distanceMeters": {**INTEGER, "description": "came within ARRIVAL_RADIUS_METERS: how far it was then"},
-        "farMeters": {**INTEGER, "description": "set PARTNER_ARRIVED farther than 1 km away: how far"},
+        "farMeters": {**INTEGER, "description": f"set PARTNER_ARRIVED farther than {ARRIVED_FAR_KM} km away: how far"},
     },
 )
 ALERT_EVENT = obj(

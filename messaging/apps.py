@@ -6,8 +6,7 @@ class MessagingConfig(AppConfig):
     verbose_name = "Messages and notifications"
 
     def ready(self) -> None:
-        from messaging import demo, notify, safety
+        from messaging import demo, notify
 
         notify.connect_receivers()  # the notifications of what bookings and partners announce
-        safety.connect_receivers()  # seed_demo's open safety alert
-        demo.connect_receivers()  # seed_demo's finished job with its trace
+        demo.connect_receivers()  # seed_demo's open safety alert and finished job with its trace

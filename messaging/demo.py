@@ -1,10 +1,9 @@
-"""``seed_demo``'s finished job with its trace, so a newcomer sees the admin's map at once.
-
-Added on bookings' ``demo_seeded`` signal: the job's trace is ``partners``' fixes, ``bookings``'
-history and this app's messages, and ``messaging`` is the lowest app that sees all three.
+"""What ``seed_demo`` adds from this app, on bookings' ``demo_seeded`` signal, so a newcomer sees
+the new screens at once: an open safety alert (the live dashboard's top) and a finished job with
+its trace (the admin's map). The job's trace is ``partners``' fixes, ``bookings``' history and
+this app's messages, and ``messaging`` is the lowest app that sees all three.
 """
 
-import math
 import random
 from datetime import datetime, timedelta
 from decimal import Decimal
@@ -15,10 +14,12 @@ from django.conf import settings
 from django.db import transaction
 from django.utils import timezone
 
-from bookings.models import Booking, BookingStatus, BookingStatusChange, DispatchState, Service
+from bookings.geo import distance_m
+from bookings.models import OPEN_STATUSES, Booking, BookingStatus, BookingStatusChange, DispatchState, Service
 from bookings.services import insert_with_number
 from config.platform_day import platform_day
-from messaging.models import Message
+from messaging.models import Message, SafetyAlert
+from messaging.safety import safety_alert_raise
 from partners.models import Earning, LocationFix, Partner
 
 TRACE_NOTE = "demo trace: a finished job with its route"
@@ -46,16 +47,32 @@ def demo_trace(
     return f"  a finished job's trace (route, timeline, replay): /admin/bookings/booking/{booking.pk}/change/"
 
 
+def demo_alert(sender: Any, *, customers: list[Any], **kwargs: Any) -> None:
+    """One open safety alert for the live dashboard's top: a demo customer's, on an open booking of theirs."""
+    if SafetyAlert.objects.filter(raised_by__in=customers, acknowledged_at=None).exists():
+        return
+    booking = Booking.objects.filter(customer__in=customers, status__in=OPEN_STATUSES).order_by("created_at").first()
+    if booking is None:
+        return
+    safety_alert_raise(
+        user=booking.customer,
+        role="customer",
+        booking_id=str(booking.pk),
+        latitude=booking.latitude,
+        longitude=booking.longitude,
+        note="Demo: the partner's van has been parked outside for an hour and nobody answers",
+    )
+
+
 def connect_receivers() -> None:
     from bookings.signals import demo_seeded
 
+    demo_seeded.connect(demo_alert, dispatch_uid="messaging.demo.demo_alert")
     demo_seeded.connect(demo_trace, dispatch_uid="messaging.demo.demo_trace")
 
 
 def _metres(a: tuple[float, float], b: tuple[float, float]) -> float:
-    dy = (b[0] - a[0]) * 111_320
-    dx = (b[1] - a[1]) * 111_320 * math.cos(math.radians(a[0]))
-    return math.hypot(dx, dy)
+    return distance_m(*a, *b)  # as the relay measures arrival (``bookings.arrival``)
 
 
 def _drive(path: list[tuple[float, float]], rng: random.Random) -> list[tuple[float, float]]:

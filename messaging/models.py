@@ -51,6 +51,11 @@ class Notification(models.Model):
         return f"{self.user_id}: {self.title}"
 
 
+# A safety alert's note and the client's id for it, at most (the model, the service, the event's schema).
+SAFETY_NOTE_MAX = 500
+CLIENT_ALERT_ID_MAX = 64
+
+
 class SafetyAlert(models.Model):
     """A call for help from a customer or a partner (contract 10.3), open until staff acknowledge it.
 
@@ -66,8 +71,8 @@ class SafetyAlert(models.Model):
     )
     latitude = models.FloatField(null=True, blank=True)
     longitude = models.FloatField(null=True, blank=True)
-    note = models.CharField(max_length=500, blank=True)
-    client_alert_id = models.CharField(max_length=64, null=True, blank=True)
+    note = models.CharField(max_length=SAFETY_NOTE_MAX, blank=True)
+    client_alert_id = models.CharField(max_length=CLIENT_ALERT_ID_MAX, null=True, blank=True)
     raised_at = models.DateTimeField()
     escalation = models.PositiveIntegerField(default=0)
     next_escalation_at = models.DateTimeField(null=True, blank=True)

@@ -22,7 +22,7 @@ from django.db.models import DurationField, F, Q, Value
 from django.db.models.functions import Now
 from django.utils import timezone
 
-from bookings.models import OPEN_STATUSES, Booking
+from bookings.models import Booking
 from bookings.selectors import parse_booking_id
 from config import rooms
 from config.errors import Conflict, Forbidden, NotFound, ValidationError
@@ -30,12 +30,11 @@ from config.parsing import parse_id
 from config.realtime.emit import emit
 from config.realtime.orm import db
 from messaging import shapes
-from messaging.models import SafetyAlert
+from messaging.models import CLIENT_ALERT_ID_MAX, SAFETY_NOTE_MAX, SafetyAlert
 
 logger = logging.getLogger(__name__)
 
 ROLES = ("customer", "partner")
-NOTE_MAX = 500
 SWEEP_BATCH = 100  # due alerts one sweep handles; the next sweep takes the rest
 # Open alerts one person may hold (each its own escalation stream to every staff socket): past
 # them, a press about another booking folds into their newest open alert. Without a bound, a
@@ -68,10 +67,12 @@ def safety_alert_raise(
         raise ValidationError("latitude and longitude come together", details={"latitude": ["both or neither"]})
     if latitude is not None and not (-90 <= latitude <= 90 and -180 <= longitude <= 180):
         raise ValidationError("latitude must be between -90 and 90, longitude between -180 and 180")
-    if note is not None and (not isinstance(note, str) or len(note) > NOTE_MAX):
-        raise ValidationError(f"note must be text of at most {NOTE_MAX} characters")
-    if client_alert_id is not None and (not isinstance(client_alert_id, str) or not 0 < len(client_alert_id) <= 64):
-        raise ValidationError("clientAlertId must be a string of 1 to 64 characters")
+    if note is not None and (not isinstance(note, str) or len(note) > SAFETY_NOTE_MAX):
+        raise ValidationError(f"note must be text of at most {SAFETY_NOTE_MAX} characters")
+    if client_alert_id is not None and (
+        not isinstance(client_alert_id, str) or not 0 < len(client_alert_id) <= CLIENT_ALERT_ID_MAX
+    ):
+        raise ValidationError(f"clientAlertId must be a string of 1 to {CLIENT_ALERT_ID_MAX} characters")
     booking_pk = parse_booking_id(booking_id) if booking_id is not None else None
     with transaction.atomic():
         # One user's alerts are taken one at a time (two devices pressing at once fold into one).
@@ -179,26 +180,3 @@ async def escalate_forever() -> None:
 
 def _tell_staff(alert: SafetyAlert) -> None:
     emit("safety:alert", shapes.safety_alert(alert), namespace=rooms.ADMIN, room=rooms.ADMINS)
-
-
-def demo_alert(sender: Any, *, customers: list[AbstractBaseUser], **kwargs: Any) -> None:
-    """``seed_demo`` leaves one open alert for the dashboard: a demo customer, on an open booking."""
-    if SafetyAlert.objects.filter(raised_by__in=customers, acknowledged_at=None).exists():
-        return
-    booking = Booking.objects.filter(customer__in=customers, status__in=OPEN_STATUSES).order_by("created_at").first()
-    if booking is None:
-        return
-    safety_alert_raise(
-        user=booking.customer,
-        role="customer",
-        booking_id=str(booking.pk),
-        latitude=booking.latitude,
-        longitude=booking.longitude,
-        note="Demo: the partner's van has been parked outside for an hour and nobody answers",
-    )
-
-
-def connect_receivers() -> None:
-    from bookings.signals import demo_seeded
-
-    demo_seeded.connect(demo_alert, dispatch_uid="messaging.safety.demo_alert")

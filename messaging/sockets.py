@@ -17,7 +17,9 @@ from config.realtime.orm import db
 from config.realtime.parts import Part
 from config.realtime.presence import presence
 from messaging import events, safety, services
+from messaging.models import CLIENT_ALERT_ID_MAX, SAFETY_NOTE_MAX
 from messaging.shapes import SAFETY_ACKNOWLEDGED, safety_acknowledged
+from partners.tracking import POSITION
 
 RECIPIENT = one_of(ID, INTEGER, obj({"recipientId": one_of(ID, INTEGER)}))
 
@@ -136,10 +138,9 @@ SAFETY_ALERT_INPUT = obj(
     {},
     {
         "bookingId": UUID,
-        "latitude": {"type": "number", "minimum": -90, "maximum": 90},
-        "longitude": {"type": "number", "minimum": -180, "maximum": 180},
-        "note": {"type": "string", "maxLength": safety.NOTE_MAX},
-        "clientAlertId": {"type": "string", "minLength": 1, "maxLength": 64},
+        **POSITION,  # a place's ranges, declared once with the partner's fixes
+        "note": {"type": "string", "maxLength": SAFETY_NOTE_MAX},
+        "clientAlertId": {"type": "string", "minLength": 1, "maxLength": CLIENT_ALERT_ID_MAX},
     },
 )
 

@@ -31,6 +31,8 @@ TRACE_MIN_METERS = 25.0
 TRACE_MIN_GAP = 1.0
 BATCH_MAX = 500  # fixes in one location:batch (the schema's maxItems)
 EARTH_RADIUS_M = 6_371_008.8
+# The bounds in words, for the refusal and the events' description.
+BOUNDS = f"{MAX_AGE // timedelta(hours=1)} h old and {MAX_AHEAD // timedelta(minutes=1)} min ahead"
 
 
 @dataclass(frozen=True, slots=True)
@@ -71,9 +73,7 @@ def recorded_at_of(payload: dict[str, Any], now: datetime, *, field: str = "reco
         return now
     at = parse_instant(value, field=field)
     if not in_bounds(at, now):
-        raise ValidationError(
-            f"{field} must be at most 24 hours old and 2 minutes ahead", details={field: ["out of bounds"]}
-        )
+        raise ValidationError(f"{field} must be at most {BOUNDS}", details={field: ["out of bounds"]})
     return at
 
 

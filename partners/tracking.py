@@ -1,7 +1,9 @@
-"""A partner's position: its one declaration, buffered, written in batches; and presence's keeper.
+"""A partner's position: its one declaration, buffered, written in batches; the traces' retention
+clock; and presence's keeper.
 
 Last-known locations and a job's trace points are written in one batch every
-``LOCATION_FLUSH_INTERVAL`` seconds instead of once per update. Who sees the position (the
+``LOCATION_FLUSH_INTERVAL`` seconds instead of once per update; fixes older than
+``TRACE_RETENTION_DAYS`` are deleted every ``TRACE_PRUNE_INTERVAL`` (``prune_forever``). Who sees the position (the
 relay to the customers of the partner's bookings) is dispatch's business: ``bookings.relay``.
 
 Only a fix newer than every fix known of the partner moves their position: the buffer keeps,
@@ -31,7 +33,7 @@ from partners.services import (
     partner_locations_store,
     partners_online,
 )
-from partners.traces import BATCH_MAX, Fix, fix_of, keeps, recorded_at_of, thin
+from partners.traces import BATCH_MAX, BOUNDS, Fix, fix_of, keeps, recorded_at_of, thin
 
 logger = logging.getLogger(__name__)
 # Trace points this process holds for the next write at most (a database away for a while);
@@ -51,7 +53,7 @@ RECORDED_AT = {
     "type": "string",
     "format": "date-time",
     "maxLength": 40,
-    "description": "when the phone recorded it: ISO 8601 with its offset, at most 24 h old and 2 min ahead",
+    "description": f"when the phone recorded it: ISO 8601 with its offset, at most {BOUNDS}",
 }
 READINGS = {
     "accuracy": {"type": "number", "minimum": 0, "maximum": 100000},

@@ -20,6 +20,8 @@ from django.utils import timezone
 
 from bookings.geo import distance_m
 from bookings.management.commands.seed_demo import near_city
+from config.formats import iso
+from partners.traces import BATCH_MAX
 
 TICK = 1.0  # seconds between a moving partner's location updates
 ARRIVED_M = 30.0
@@ -140,7 +142,8 @@ class SimPartner:
 
     async def _dead_zone(self, job: dict[str, Any], fix: dict[str, Any]) -> bool:
         """``--dead-zones``: on some jobs the network goes for ``--dead-zone-seconds`` on the way; the
-        phone keeps its fixes and, once back, sends them in batches of at most 500. Whether it is offline."""
+        phone keeps its fixes and, once back, sends them in batches of at most ``BATCH_MAX`` (500).
+        Whether it is offline."""
         now = time.monotonic()
         if "dead_at" not in job:  # decided once per job: a few seconds into the drive, or never
             job["dead_at"] = now + self.rng.uniform(1, 5) if self.rng.random() < self.opts["dead_zones"] else None
@@ -162,8 +165,8 @@ class SimPartner:
             self.stats.errors[type(exc).__name__] += 1
             return True
         kept, self.kept = self.kept, []
-        for start in range(0, len(kept), 500):
-            ack = await self._call("location:batch", {"fixes": kept[start : start + 500]})
+        for start in range(0, len(kept), BATCH_MAX):
+            ack = await self._call("location:batch", {"fixes": kept[start : start + BATCH_MAX]})
             self.stats.backfill.update({key: ack.get(key, 0) for key in ("accepted", "duplicates", "rejected")})
         return False
 
@@ -176,7 +179,7 @@ class SimPartner:
 
 
 def _now() -> str:
-    return datetime.now(UTC).isoformat().replace("+00:00", "Z")
+    return iso(datetime.now(UTC))
 
 
 class SimCustomer:
