@@ -102,14 +102,19 @@ def meters(lat1: float, lon1: float, lat2: float, lon2: float) -> float:
 
 def keeps(last: Fix | None, fix: Fix, min_seconds: float) -> bool:
     """Whether the trace keeps ``fix``, ``last`` being the point it kept before it (if any)."""
+    return keeps_position(last, fix.recorded_at, fix.latitude, fix.longitude, min_seconds)
+
+
+def keeps_position(last: Fix | None, at: datetime, latitude: float, longitude: float, min_seconds: float) -> bool:
+    """``keeps`` of a position recorded ``at``, before any ``Fix`` is made of it (the live path's)."""
     if last is None:
         return True
-    gap = (fix.recorded_at - last.recorded_at).total_seconds()
+    gap = (at - last.recorded_at).total_seconds()
     if gap >= min_seconds:
         return True
     if gap < min(TRACE_MIN_GAP, min_seconds):
         return False
-    return meters(last.latitude, last.longitude, fix.latitude, fix.longitude) >= TRACE_MIN_METERS
+    return meters(last.latitude, last.longitude, latitude, longitude) >= TRACE_MIN_METERS
 
 
 def thin(fixes: Sequence[Fix], min_seconds: float) -> list[int]:

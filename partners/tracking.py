@@ -33,7 +33,7 @@ from partners.services import (
     partner_locations_store,
     partners_online,
 )
-from partners.traces import BATCH_MAX, BOUNDS, Fix, fix_of, keeps, recorded_at_of, thin
+from partners.traces import BATCH_MAX, BOUNDS, Fix, fix_of, keeps_position, recorded_at_of, thin
 
 logger = logging.getLogger(__name__)
 # Trace points this process holds for the next write at most (a database away for a while);
@@ -103,10 +103,11 @@ class LocationBuffer:
         stored position would claim an instant to come. The trace point keeps the phone's instant."""
         now = datetime.now(UTC)
         at = recorded_at_of(payload, now)
+        latitude, longitude = float(payload["latitude"]), float(payload["longitude"])
         if trace:
-            self._trace_live(partner_id, fix_of(payload, at))
+            self._trace_live(partner_id, payload, at, latitude, longitude)
         at = min(at, now)
-        return at if self.advance(partner_id, float(payload["latitude"]), float(payload["longitude"]), at) else None
+        return at if self.advance(partner_id, latitude, longitude, at) else None
 
     def advance(self, partner_id: int, latitude: float, longitude: float, at: datetime) -> bool:
         newest = self.newest.get(partner_id)
@@ -116,16 +117,19 @@ class LocationBuffer:
         self.pending[partner_id] = (latitude, longitude, at)
         return True
 
-    def _trace_live(self, partner_id: int, fix: Fix) -> None:
+    def _trace_live(
+        self, partner_id: int, payload: dict[str, Any], at: datetime, latitude: float, longitude: float
+    ) -> None:
+        # A Fix is made only for a point the trace takes: most live fixes are thinned away.
         last = self.kept.get(partner_id)
-        if last is not None and fix.recorded_at <= last.recorded_at:
+        if last is not None and at <= last.recorded_at:
             # Late (older than the trace's last point): it fills the trace as it is; thinning goes
             # on from the newest point. The same instant twice is stored once anyway.
-            if fix.recorded_at < last.recorded_at:
-                self._queue(partner_id, fix)
+            if at < last.recorded_at:
+                self._queue(partner_id, fix_of(payload, at))
             return
-        if keeps(last, fix, settings.TRACE_MIN_SECONDS):
-            self.kept[partner_id] = fix
+        if keeps_position(last, at, latitude, longitude, settings.TRACE_MIN_SECONDS):
+            fix = self.kept[partner_id] = fix_of(payload, at)
             self._queue(partner_id, fix)
 
     def _queue(self, partner_id: int, fix: Fix) -> None:
