@@ -1,22 +1,13 @@
 """Reads about partners that more than one door needs (writes: ``partners.services``)."""
 
-from datetime import UTC, datetime
 from typing import Any
-
-from django.db import connection
 
 from partners.models import Partner
 
 
-def partner_last_location_at(*, partner_id: int) -> Any:
-    """When the partner's stored position was recorded (``None``: never). Raw SQL: every partner
-    connect reads it (the buffer's newest-known seed)."""
-    table = connection.ops.quote_name(Partner._meta.db_table)
-    with connection.cursor() as cursor:
-        cursor.execute(f"SELECT last_location_at FROM {table} WHERE user_id = %s", [partner_id])
-        row = cursor.fetchone()
-    value = row[0] if row else None
-    if isinstance(value, str):  # SQLite: text in Django's format, UTC
-        value = datetime.fromisoformat(value)
-        value = value if value.tzinfo else value.replace(tzinfo=UTC)
-    return value
+def partners_last_location_at(*, partner_ids: list[int]) -> dict[int, Any]:
+    """When each partner's stored position was recorded (left out: never, or no such partner).
+    Every partner connect reads it (the buffer's newest-known seed), a reconnect storm's in one
+    query (``partners.sockets``)."""
+    rows = Partner.objects.filter(pk__in=partner_ids, last_location_at__isnull=False)
+    return dict(rows.values_list("user_id", "last_location_at"))

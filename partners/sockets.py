@@ -12,12 +12,12 @@ from config.errors import Forbidden
 from config.realtime.catalogue import BOOLEAN, obj
 from config.realtime.identity import Session
 from config.realtime.namespace import BaseNamespace
-from config.realtime.orm import db
+from config.realtime.orm import Batched, db
 from config.realtime.parts import Part
 from config.realtime.presence import presence
 from config.shapes import input_schema
 from partners import services
-from partners.selectors import partner_last_location_at
+from partners.selectors import partners_last_location_at
 from partners.serializers import AvailabilityInput
 from partners.tracking import locations
 
@@ -32,13 +32,17 @@ def _qualify(identity: dict[str, Any]) -> None:
 partner = Part(qualify=_qualify)
 
 
+# The connects of one moment read their partners' newest fix together (a reconnect storm: one query).
+_last_location_at = Batched(lambda partner_ids: partners_last_location_at(partner_ids=partner_ids))
+
+
 @partner.on_connected
 async def _newest_fix(namespace: BaseNamespace, sid: str, session: Session) -> None:
     """The newest fix known of the partner, from the database unless a socket of theirs here knows it:
     an older fix (an offline batch) then never moves their position backwards."""
     uid = session["uid"]
     if uid not in locations.newest:
-        locations.seed(uid, await db(partner_last_location_at)(partner_id=uid))
+        locations.seed(uid, await _last_location_at.get(uid))
 
 
 @partner.on_disconnected

@@ -145,10 +145,12 @@ class LocationBuffer:
         kept point (itself, or the one thinning kept for it) was stored before."""
         cover = thin(fixes, settings.TRACE_MIN_SECONDS)
         kept = [fixes[index] for index in sorted(set(cover))]
+        existing = await db(location_batch_store)(partner_id=partner_id, fixes=kept)
         last = self.kept.get(partner_id)
         if kept and (last is None or last.recorded_at < kept[-1].recorded_at):
-            self.kept[partner_id] = kept[-1]  # live thinning goes on from the batch's newest point
-        existing = await db(location_batch_store)(partner_id=partner_id, fixes=kept)
+            # Live thinning goes on from the batch's newest point, once it is stored (a failed
+            # write must not leave live fixes thinned against a point that is not there).
+            self.kept[partner_id] = kept[-1]
         return sum(1 for index in cover if fixes[index].recorded_at in existing)
 
     def forget(self, partner_id: int) -> None:

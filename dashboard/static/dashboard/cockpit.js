@@ -53,7 +53,7 @@
   function renderAlerts() {
     const section = $('alerts');
     section.querySelector('ul').replaceChildren(...[...alerts.values()]
-      .sort((a, b) => a.at.localeCompare(b.at))
+      .sort((a, b) => Date.parse(a.at) - Date.parse(b.at)) // by time: ':05Z' spells later than ':05.2Z'
       .map((a) => {
         const item = el('li', { 'data-alert': a.alertId });
         item.append(el('strong', {}, `SOS from ${a.raisedBy.name} (${a.raisedBy.role})`), ` ${age(a.at)} ago`);
@@ -137,7 +137,7 @@
     body.replaceChildren(...[...bookings.values()]
       // What needs staff first, oldest first; then the rest, newest first.
       .sort((a, b) => (!!b.attention - !!a.attention)
-        || (a.attention ? a.createdAt.localeCompare(b.createdAt) : b.createdAt.localeCompare(a.createdAt)))
+        || (a.attention ? Date.parse(a.createdAt) - Date.parse(b.createdAt) : Date.parse(b.createdAt) - Date.parse(a.createdAt)))
       .map((b) => {
         // Dispatch: its state and the offers made so far; flagged rows want staff.
         const state = b.dispatch ? b.dispatch.state : '';
