@@ -55,9 +55,13 @@ BREAKER_SECONDS = 5.0
 # one warning says so instead of one per socket of a storm.
 SESSION_BREAKER_SECONDS = 1.0
 # A batch holding an urgent event (``catalogue.is_urgent``: an SOS) waits this long at most for its
-# log write, then goes out unlogged and opens the breaker as a slow write does: a paused broker
-# delays it by a blink, not by STORE_TIMEOUT. A healthy Redis answers in well under a millisecond.
+# log write, then goes out without offsets while the write goes on (``Recovery._urgent_append``):
+# a paused broker delays it by a blink, not by STORE_TIMEOUT. A healthy Redis answers in well
+# under a millisecond.
 URGENT_STORE_TIMEOUT = 0.1
+
+
+_LATE = object()  # an urgent batch's write still on its way (``Recovery._urgent_append``)
 
 
 class Recovery:
@@ -69,10 +73,11 @@ class Recovery:
         self.open_until = 0.0  # monotonic: no log write is tried before this
         self.unlogged = False  # events went out without an offset since the last write that worked
         self.sessions_open_until = 0.0  # monotonic: no session call is tried before this
+        self._late: set[asyncio.Future[Any]] = set()  # urgent writes still on their way
 
-    async def _call(self, what: str, coro: Any, default: Any = None, timeout: float = STORE_TIMEOUT) -> Any:
+    async def _call(self, what: str, coro: Any, default: Any = None) -> Any:
         try:
-            return await asyncio.wait_for(coro, timeout)
+            return await asyncio.wait_for(coro, STORE_TIMEOUT)
         except asyncio.CancelledError:
             raise
         except Exception as exc:
@@ -110,15 +115,50 @@ class Recovery:
         if time.monotonic() < self.open_until:
             return self._unlogged(len(messages))
         entries = [(namespace, Entry.of(message)) for namespace, message in messages]
-        timeout = URGENT_STORE_TIMEOUT if urgent else STORE_TIMEOUT
-        offsets = await self._call("append", self.store.append(entries), timeout=timeout)
+        if urgent:
+            offsets = await self._urgent_append(entries)
+            if offsets is _LATE:
+                return [None] * len(messages)
+        else:
+            offsets = await self._call("append", self.store.append(entries))
         if offsets is None:
-            self.open_until = time.monotonic() + BREAKER_SECONDS
-            logger.warning("recovery log unavailable: events go out without an offset for %g s", BREAKER_SECONDS)
+            self._open_breaker()
             return self._unlogged(len(messages))
         if self.unlogged and await self._call("gap", self.store.mark_gap(offsets[0]), default=False):
             self.unlogged = False
         return offsets
+
+    def _open_breaker(self) -> None:
+        self.open_until = time.monotonic() + BREAKER_SECONDS
+        logger.warning("recovery log unavailable: events go out without an offset for %g s", BREAKER_SECONDS)
+
+    async def _urgent_append(self, entries: list[tuple[str, Entry]]) -> Any:
+        """An urgent batch's write, waited for ``URGENT_STORE_TIMEOUT`` at most; past it ``_LATE``:
+        the batch goes out without offsets while its write goes on (bounded by ``STORE_TIMEOUT``).
+
+        A slow write is not a failure: once it lands the events are in the log, and a session
+        that missed them gets them replayed (a client that had one live may see it twice, never
+        not at all), so neither the breaker nor a gap is needed. Only a write that fails opens the
+        breaker and marks the gap, as any failed write does.
+        """
+        write = asyncio.ensure_future(asyncio.wait_for(self.store.append(entries), STORE_TIMEOUT))
+        try:
+            return await asyncio.wait_for(asyncio.shield(write), URGENT_STORE_TIMEOUT)
+        except TimeoutError:
+            self._late.add(write)
+            write.add_done_callback(self._late_written)
+            return _LATE
+        except Exception as exc:
+            logger.warning("recovery store: append failed (%s)", exc)
+            return None
+
+    def _late_written(self, write: "asyncio.Future[Any]") -> None:
+        self._late.discard(write)
+        if write.cancelled() or write.exception() is not None:
+            if not write.cancelled():
+                logger.warning("recovery store: an urgent append failed late (%s)", write.exception())
+            self._open_breaker()
+            self.unlogged = True  # what it carried went out unlogged: the next write marks the gap
 
     def _unlogged(self, count: int) -> list[None]:
         self.unlogged = True

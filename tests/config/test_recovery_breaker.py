@@ -167,6 +167,8 @@ def test_a_reconnect_storm_reaches_redis_in_a_few_pipelines():
 def test_the_connects_of_a_moment_share_one_tail_read_per_namespace():
     """A reconnect storm asks the log's end once per namespace and batch, not once per connect;
     every caller gets an id no older than the last event logged before it asked."""
+    if not os.environ.get("REDIS_URL"):
+        pytest.skip("the store is Redis's (set REDIS_URL); .ci/run runs it")
     reads: list[str] = []
 
     async def scenario() -> None:
@@ -189,5 +191,63 @@ def test_the_connects_of_a_moment_share_one_tail_read_per_namespace():
         assert await log.tail("/customer") == later  # a read after the last one ended is a new one
         await store.redis.delete(store._stream("/customer"))
         await store.close()
+
+    asyncio.run(scenario())
+
+
+class Slow(MemoryStore):
+    """The log as a Redis paused for a moment is to it: writes land ``delay`` seconds late, or fail."""
+
+    delay = 0.0
+    fails = False
+
+    async def append(self, entries):
+        await asyncio.sleep(self.delay)
+        if self.fails:
+            raise ConnectionError("the log went away")
+        return await super().append(entries)
+
+
+def test_an_urgent_event_goes_out_at_once_and_is_still_logged_when_the_write_lands(monkeypatch):
+    """An SOS waits URGENT_STORE_TIMEOUT at most; its write goes on, and once it lands the event is
+    in the log (a session that missed it gets it replayed): a slow broker opens no breaker and
+    marks no gap, so the events after it keep their offsets."""
+
+    async def scenario() -> None:
+        store = Slow(length=100, window=60)
+        log = recovery.Recovery(store, replay_max=100)
+        [before] = await log.append([("/admin", message("before"))])
+
+        store.delay = 0.3
+        started = time.monotonic()
+        assert await log.append([("/admin", message("SOS"))], urgent=True) == [None]
+        assert time.monotonic() - started < recovery.URGENT_STORE_TIMEOUT + 0.1
+        await asyncio.sleep(0.4)  # the write lands
+        store.delay = 0.0
+        assert time.monotonic() >= log.open_until and not log.unlogged  # no breaker, no gap
+        [after] = await log.append([("/admin", message("after"))])
+        assert after is not None
+        replayed = [entry.data for _, entry in await log.missed("/admin", before)]
+        assert replayed == [["SOS"], ["after"]]
+
+    asyncio.run(scenario())
+
+
+def test_an_urgent_write_that_fails_late_opens_the_breaker_and_marks_the_gap(monkeypatch):
+    async def scenario() -> None:
+        store = Slow(length=100, window=60)
+        log = recovery.Recovery(store, replay_max=100)
+        [before] = await log.append([("/admin", message("before"))])
+
+        store.delay, store.fails = 0.3, True
+        assert await log.append([("/admin", message("SOS"))], urgent=True) == [None]
+        await asyncio.sleep(0.4)  # the write fails
+        assert time.monotonic() < log.open_until and log.unlogged
+
+        store.delay, store.fails = 0.0, False
+        log.open_until = 0.0  # the breaker's time is up
+        [after] = await log.append([("/admin", message("after"))])
+        assert after is not None and not log.unlogged
+        assert await log.missed("/admin", before) is None  # the SOS may have been missed: no recovery
 
     asyncio.run(scenario())
