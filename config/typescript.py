@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Any
 
 import django
+from django.urls import get_resolver
 
 from config.realtime import catalogue
 
@@ -143,6 +144,9 @@ def declarations() -> str:
     server = [spec for spec in specs if spec.direction == "server"]
     client = [spec for spec in specs if spec.direction == "client"]
 
+    # Every shape, whatever this process imported so far: the URLconf imports every REST view's
+    # module (the trace's shape is declared only there), so the package is the same in any process.
+    _ = get_resolver().url_patterns
     types = Types()
     types.declare("ErrorCode", catalogue.enum(ERROR_CODES), "Every error code the server answers with.")
     types.declare("ErrorBody", ERROR, "A refusal: in a failed ack, an `error` event, a connect_error's `data`.")

@@ -130,6 +130,60 @@ export type Booking = {
   attention?: ("unassigned" | "partner_suspended" | "stale" | "arrived_far") | null;
 };
 
+/** A job's route and timeline (``GET /api/bookings/{id}/trace/``). */
+export type BookingTrace = {
+  bookingId: string;
+  /** in time order */
+  points: {
+    latitude: number;
+    longitude: number;
+    recordedAt: string;
+  }[];
+  /** in time order */
+  events: {
+    at: string;
+    kind: "status";
+    from: ("PENDING" | "PARTNER_ASSIGNED" | "PARTNER_ACCEPTED" | "PARTNER_EN_ROUTE" | "PARTNER_ARRIVED" | "IN_PROGRESS" | "COMPLETED" | "CANCELLED") | null;
+    to: "PENDING" | "PARTNER_ASSIGNED" | "PARTNER_ACCEPTED" | "PARTNER_EN_ROUTE" | "PARTNER_ARRIVED" | "IN_PROGRESS" | "COMPLETED" | "CANCELLED";
+    /** the role that made the move */
+    by: "customer" | "partner" | "staff" | "dispatch" | "";
+    /** staff only (empty for the booking's customer and partner) */
+    note: string;
+  } | {
+    at: string;
+    kind: "message";
+    /** an id, as a string of digits */
+    id: string;
+    /** an id, as a string of digits */
+    senderId: string;
+    senderRole: "customer" | "partner" | "staff";
+    text: string;
+  } | {
+    at: string;
+    kind: "arrival";
+    /** came within ARRIVAL_RADIUS_METERS: how far it was then */
+    distanceMeters?: number;
+    /** set PARTNER_ARRIVED farther than 1 km away: how far */
+    farMeters?: number;
+  } | {
+    at: string;
+    kind: "alert";
+    /** an id, as a string of digits */
+    id: string;
+    raisedBy: {
+      /** an id, as a string of digits */
+      id: string;
+      role: "customer" | "partner";
+    };
+    location: {
+      latitude: number;
+      longitude: number;
+    } | null;
+    note: string;
+    acknowledgedAt: string | null;
+  }[];
+};
+
 /** The partner's booking was cancelled */
 export type BookingCancelledPayload = {
   bookingId: string;

@@ -185,5 +185,13 @@ def test_the_soak_checks_can_fail():
     )
     assert stuck_jobs([held], set()) == ["BK3: PARTNER_EN_ROUTE held by suspended partner 9"]
     working = Row(is_suspended=False, last_location_at=datetime.now(UTC))
-    silent = Row(pk="b", number="BK4", status=S.IN_PROGRESS, partner=working, updated_at=datetime.now(UTC))
+    silent = Row(
+        pk="b",
+        number="BK4",
+        status=S.IN_PROGRESS,
+        partner=working,
+        updated_at=datetime.now(UTC),
+        arrived_far_at=None,
+        nearby_at=None,
+    )
     assert stuck_jobs([silent], {"b"}) == ["BK4: IN_PROGRESS, its partner silent, not flagged"]

@@ -12,6 +12,7 @@ import asyncio
 import json
 import logging
 import uuid
+from datetime import UTC, datetime
 
 import pytest
 from hypothesis import HealthCheck, given, settings
@@ -21,8 +22,8 @@ from bookings.models import Booking, BookingStatusChange
 from config.errors import ValidationError
 from config.parsing import parse_id
 from config.realtime import catalogue
-from messaging.models import Message, Notification
-from partners.models import KycSubmission, Partner
+from messaging.models import Message, Notification, SafetyAlert
+from partners.models import KycSubmission, LocationFix, Partner
 from tests.factories import BookingFactory, UserFactory
 from tests.live import RawSocket, token_for
 
@@ -99,11 +100,25 @@ def socket_cases(world: dict) -> dict[tuple[str, str], st.SearchStrategy]:
         ("typing:start", nobody),
         ("typing:stop", st.fixed_dictionaries({"recipientId": nobody})),
     ]
+    # A bare SOS (no payload, or an empty one) is a real alert: only what must be refused here.
+    sos = [
+        ("safety:alert", not_a_value.filter(lambda value: value is not None and not isinstance(value, dict))),
+        ("safety:alert", st.fixed_dictionaries({"bookingId": booking.filter(lambda value: value is not None)})),
+        ("safety:alert", st.fixed_dictionaries({"latitude": bad_coordinate(), "longitude": st.just(77.2)})),
+        ("safety:alert", st.fixed_dictionaries({"latitude": st.just(28.6)})),  # half a place
+    ]
+    recorded = st.just(datetime.now(UTC).isoformat())
+    bad_fix = st.one_of(
+        st.fixed_dictionaries({"latitude": bad_coordinate(), "longitude": st.just(77.2), "recordedAt": recorded}),
+        st.fixed_dictionaries({"latitude": st.just(28.6), "longitude": st.just(77.2), "recordedAt": anything}),
+    )
+    not_a_list = not_a_value.filter(lambda value: not isinstance(value, list))
     by_namespace = {
         "/customer": [
             ("booking:track", st.one_of(booking, st.fixed_dictionaries({"bookingId": booking}))),
             ("booking:untrack", booking),
             ("booking:cancel", st.fixed_dictionaries({"bookingId": booking, "reason": anything})),
+            *sos,
             *chat,
         ],
         "/partner": [
@@ -114,9 +129,17 @@ def socket_cases(world: dict) -> dict[tuple[str, str], st.SearchStrategy]:
             ("location:update", st.fixed_dictionaries({"latitude": st.just(28.6), "longitude": bad_coordinate()})),
             ("location:update", not_a_value),
             ("availability:update", st.one_of(not_a_value, st.fixed_dictionaries({"available": not_boolean}))),
+            ("location:batch", st.one_of(not_a_value, st.fixed_dictionaries({"fixes": not_a_list}))),
+            ("location:batch", st.fixed_dictionaries({"fixes": st.lists(bad_fix, min_size=1, max_size=3)})),
+            *sos,
             *chat,
         ],
-        "/admin": [*staff_chat, chat[2], chat[5]],
+        "/admin": [
+            *staff_chat,
+            chat[2],
+            chat[5],
+            ("safety:acknowledge", st.one_of(not_a_value, st.fixed_dictionaries({"alertId": bad_id("999999999")}))),
+        ],
     }
     payloads: dict[tuple[str, str], list[st.SearchStrategy]] = {}
     for namespace, cases in by_namespace.items():
@@ -134,7 +157,7 @@ def refusable_events() -> set[tuple[str, str]]:
 
 
 def row_counts() -> dict[str, int]:
-    models = (Booking, BookingStatusChange, Message, Notification, KycSubmission)
+    models = (Booking, BookingStatusChange, Message, Notification, KycSubmission, SafetyAlert, LocationFix)
     return {m.__name__: m.objects.count() for m in models}
 
 
