@@ -169,9 +169,10 @@ def route(stretches: list[Stretch], *, limit: int | None = None) -> list[dict[st
     limit = limit or settings.TRACE_MAX_POINTS
     table = connection.ops.quote_name(LocationFix._meta.db_table)
     ranges, params = [], []
+    adapt = connection.ops.adapt_datetimefield_value  # SQLite compares the text it stores
     for partner_id, since, until in stretches:
         ranges.append("(partner_id = %s AND recorded_at >= %s" + (" AND recorded_at <= %s)" if until else ")"))
-        params += [partner_id, since] + ([until] if until else [])
+        params += [partner_id, adapt(since)] + ([adapt(until)] if until else [])
     # PostgreSQL spells the time itself: parsing each timestamp into a datetime and back was
     # two thirds of a 2-hour trace's read (bench/traces.py)
     spelled = POSTGRES_ISO if connection.vendor == "postgresql" else "recorded_at"
