@@ -17,6 +17,7 @@ from collections.abc import Iterator
 import pytest
 
 from config import rooms
+from config.realtime import recovery_store
 from config.realtime.server import sio
 from messaging import safety
 from messaging.models import SafetyAlert
@@ -164,9 +165,10 @@ def test_with_redis_paused_a_staff_socket_on_the_same_process_gets_the_alert_at_
     customer,
     staff,
 ):
-    """Redis stops answering (SIGSTOP): the alert's log write gives up after 0.1 s
+    """Redis stops answering (SIGSTOP): the alert waits 0.1 s for its log write
     (``URGENT_STORE_TIMEOUT``), not the 0.5 s an ordinary event may wait, and the desk on the phone's
-    process has it at once."""
+    process has it at once; the write goes on, and Redis back within ``STORE_TIMEOUT`` lands it:
+    no breaker opens for a pause that short."""
     port, _ = own_redis
     a = ServerProcess(alerts_env({**cluster_env, "REDIS_URL": f"redis://127.0.0.1:{port}/0"})).start()
     info = subprocess.run(["redis-cli", "-p", str(port), "info", "server"], capture_output=True, text=True, timeout=10)
@@ -176,6 +178,7 @@ def test_with_redis_paused_a_staff_socket_on_the_same_process_gets_the_alert_at_
         desk = await Client(a.url, "/admin").connect(token_for(staff))
         phone = await Client(a.url, "/customer").connect(token_for(customer))
         os.kill(redis_pid, signal.SIGSTOP)
+        stopped = time.monotonic()
         try:
             started = time.monotonic()
             ack = await phone.call("safety:alert", {"note": "paused"}, timeout=5)
@@ -189,14 +192,17 @@ def test_with_redis_paused_a_staff_socket_on_the_same_process_gets_the_alert_at_
             assert took < 1.0 and after_ack < 0.3, (took, after_ack)
         finally:
             os.kill(redis_pid, signal.SIGCONT)
+            paused.append(time.monotonic() - stopped)
         for client in (desk, phone):
             await client.close()
 
+    paused: list[float] = []
     try:
         run(scenario())
     finally:
         a.stop()
-    assert "recovery log unavailable" in a.output()
+    if paused[0] < recovery_store.STORE_TIMEOUT - 0.1:  # the late write landed (a longer pause may open it)
+        assert "recovery log unavailable" not in a.output()
 
 
 def test_recovery_replays_a_missed_alert_to_a_staff_socket(live_server_url, customer, other_customer, staff):
