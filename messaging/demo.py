@@ -6,7 +6,6 @@ this app's messages, and ``messaging`` is the lowest app that sees all three.
 
 import random
 from datetime import datetime, timedelta
-from decimal import Decimal
 from itertools import pairwise
 from typing import Any
 
@@ -20,7 +19,8 @@ from bookings.services import insert_with_number
 from config.platform_day import platform_day
 from messaging.models import Message, SafetyAlert
 from messaging.safety import safety_alert_raise
-from partners.models import Earning, LocationFix, Partner
+from partners.models import LocationFix, Partner
+from partners.services import earning_store
 
 TRACE_NOTE = "demo trace: a finished job with its route"
 PLACE = (28.6259, 77.1910)  # the customer's door, in New Delhi like the other demo bookings
@@ -145,13 +145,7 @@ def traced_job(customer: Any, partner: Partner, service: Service, rng: random.Ra
     for sender, recipient, at, body in said:
         message = Message.objects.create(sender=sender, recipient=recipient, booking=booking, body=body, read_at=at)
         Message.objects.filter(pk=message.pk).update(created_at=at)
-    share = Decimal(1) - Decimal(settings.PLATFORM_COMMISSION)
-    Earning.objects.create(
-        partner=partner,
-        booking=booking,
-        amount=(booking.amount * share).quantize(Decimal("0.01")),
-        currency=booking.currency,
-    )
+    earning_store(booking=booking)
     return booking
 
 
