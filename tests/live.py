@@ -443,6 +443,15 @@ def database_url() -> str:
     return f"postgres://{s['USER'] or 'postgres'}@{s['HOST'] or '127.0.0.1'}:{s['PORT'] or 5432}/{s['NAME']}"
 
 
+def server_env(**settings: str) -> dict[str, str]:
+    """The environment of a server process the test starts: the test database, the test settings,
+    the test Redis when there is one, and ``settings`` on top."""
+    env = {"DATABASE_URL": database_url(), "DJANGO_SETTINGS_MODULE": "tests.settings"}
+    if os.environ.get("REDIS_URL"):
+        env["REDIS_URL"] = os.environ["REDIS_URL"]
+    return {**env, **settings}
+
+
 @contextlib.contextmanager
 def server_processes(env: dict[str, str], count: int = 2) -> Iterator[list[ServerProcess]]:
     """``count`` real server processes, started, and stopped whatever happens."""
