@@ -52,19 +52,14 @@ async def relay_location(session: dict[str, Any], payload: Any, *, traced: bool 
         return 0
     timestamp = iso(at)
     for booking_id, booking_lat, booking_lng in targets:
+        reach = arrival(latitude, longitude, booking_lat, booking_lng, speed)  # measured once: relay and arrival
         await emit_now(
             "partner:location_update",
-            events.location_update(
-                booking_id,
-                latitude,
-                longitude,
-                timestamp,
-                arrival(latitude, longitude, booking_lat, booking_lng, speed),
-            ),
+            events.location_update(booking_id, latitude, longitude, timestamp, reach),
             namespace=rooms.CUSTOMER,
             room=rooms.booking(booking_id),
         )
-        nearby_seen(session, booking_id, (latitude, longitude, speed), (booking_lat, booking_lng))
+        nearby_seen(session, booking_id, reach)
     if targets:
         metrics.LOCATION_RELAYS.inc(len(targets))
     return len(targets)
