@@ -26,11 +26,11 @@ from django.db import transaction
 from django.utils import timezone
 
 from bookings import events
-from bookings.geo import distance_m
 from bookings.models import ACTIVE_STATUSES, Booking
 from config import metrics, rooms
 from config.realtime.emit import emit
 from config.realtime.orm import db
+from partners.geo import distance_m
 
 logger = logging.getLogger(__name__)
 

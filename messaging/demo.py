@@ -14,12 +14,12 @@ from django.conf import settings
 from django.db import transaction
 from django.utils import timezone
 
-from bookings.geo import distance_m
 from bookings.models import OPEN_STATUSES, Booking, BookingStatus, BookingStatusChange, DispatchState, Service
 from bookings.services import insert_with_number
 from config.platform_day import platform_day
 from messaging.models import Message, SafetyAlert
 from messaging.safety import safety_alert_raise
+from partners.geo import distance_m
 from partners.models import Earning, LocationFix, Partner
 
 TRACE_NOTE = "demo trace: a finished job with its route"

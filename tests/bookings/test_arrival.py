@@ -7,10 +7,10 @@ import asyncio
 import pytest
 
 from bookings import arrival, geo, selectors, services
-from bookings.geo import METERS_PER_DEGREE, distance_m
 from bookings.models import Booking
 from bookings.models import BookingStatus as S
 from bookings.shapes import booking_data
+from partners.geo import METERS_PER_DEGREE, distance_m
 from partners.services import partner_suspend
 from tests.conftest import events_named
 from tests.factories import CITY, BookingFactory, PartnerFactory
