@@ -13,6 +13,7 @@ from decimal import Decimal
 from pathlib import Path
 
 import dj_database_url
+from django.core.exceptions import ImproperlyConfigured
 
 BASE_DIR = Path(__file__).resolve().parent.parent
 
@@ -27,8 +28,6 @@ def env_list(name: str, default: str) -> list[str]:
 
 def env_seconds(name: str, default: str, low: float, high: float) -> float:
     """A duration from the environment, refused at start (naming it) unless a number in [low, high]."""
-    from django.core.exceptions import ImproperlyConfigured
-
     raw = os.environ.get(name, default)
     try:
         value = float(raw)
