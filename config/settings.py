@@ -485,8 +485,11 @@ DEFAULT_CURRENCY = os.environ.get("DEFAULT_CURRENCY", "INR")
 TRACE_MAX_POINTS = max(2, int(os.environ.get("TRACE_MAX_POINTS", "2000")))
 TRACE_MAX_MESSAGES = max(0, int(os.environ.get("TRACE_MAX_MESSAGES", "500")))
 # The admin's maps: a tile URL template (Leaflet's {s}, {z}, {x}, {y}); empty draws no tiles (the
-# route and its timeline still show). The browser fetches them, not the server.
-MAP_TILE_URL = os.environ.get("MAP_TILE_URL", "https://tile.openstreetmap.org/{z}/{x}/{y}.png")
+# route and its timeline still show). The staff member's browser fetches them, and which tiles it
+# asks for tells the tile server where a customer lives: a production server draws none until the
+# operator names a tile service it may use (OpenStreetMap's own is for light use only); debug
+# (make run) uses OpenStreetMap's.
+MAP_TILE_URL = os.environ.get("MAP_TILE_URL", "https://tile.openstreetmap.org/{z}/{x}/{y}.png" if DEBUG else "")
 MAP_TILE_ATTRIBUTION = os.environ.get(
     "MAP_TILE_ATTRIBUTION", '&copy; <a href="https://www.openstreetmap.org/copyright">OpenStreetMap</a> contributors'
 )
