@@ -14,12 +14,13 @@ from django.conf import settings
 from django.db import transaction
 from django.utils import timezone
 
-from bookings.geo import distance_m
 from bookings.models import OPEN_STATUSES, Booking, BookingStatus, BookingStatusChange, DispatchState, Service
 from bookings.services import insert_with_number
+from bookings.signals import demo_seeded
 from config.platform_day import platform_day
 from messaging.models import Message, SafetyAlert
 from messaging.safety import safety_alert_raise
+from partners.geo import distance_m
 from partners.models import Earning, LocationFix, Partner
 
 TRACE_NOTE = "demo trace: a finished job with its route"
@@ -66,8 +67,7 @@ def demo_alert(sender: Any, *, customers: list[Any], **kwargs: Any) -> None:
 
 
 def connect_receivers() -> None:
-    from bookings.signals import demo_seeded
-
+    """Called from ``MessagingConfig.ready``."""
     demo_seeded.connect(demo_alert, dispatch_uid="messaging.demo.demo_alert")
     demo_seeded.connect(demo_trace, dispatch_uid="messaging.demo.demo_trace")
 
