@@ -50,7 +50,11 @@ def demo_trace(
 
 
 def demo_alert(sender: Any, *, customers: list[Any], **kwargs: Any) -> None:
-    """One open safety alert for the live dashboard's top: a demo customer's, on an open booking of theirs."""
+    """One open safety alert for the live dashboard's top: a demo customer's, on an open booking of theirs.
+    Debug only: on a staging server (``--allow-demo-logins``) it would call every real desk, again
+    every ``SAFETY_ESCALATE_SECONDS``, for an emergency nobody has."""
+    if not settings.DEBUG:
+        return
     if SafetyAlert.objects.filter(raised_by__in=customers, acknowledged_at=None).exists():
         return
     booking = Booking.objects.filter(customer__in=customers, status__in=OPEN_STATUSES).order_by("created_at").first()

@@ -119,6 +119,16 @@ def test_seed_demo_leaves_one_open_safety_alert(settings):
     assert alert.latitude == alert.booking.latitude and alert.next_escalation_at is not None
 
 
+def test_a_staging_seed_calls_no_desk_for_a_demo_emergency(settings):
+    """With DEBUG off (``--allow-demo-logins`` on a staging server) the demo's SOS would reach every
+    real staff socket, and again every minute: it is made in debug only."""
+    from messaging.models import SafetyAlert
+
+    settings.DEBUG = False
+    call_command("seed_demo", bookings=16, quiet=True, allow_demo_logins=True, stdout=io.StringIO())
+    assert not SafetyAlert.objects.exists()
+
+
 def test_a_customer_typing_the_demo_note_does_not_stand_in_for_the_demo_trace(settings, customer):
     """The demo job is found among the demo customers' bookings, not by its notes alone: a real
     customer's booking with the same text is neither printed as the demo nor keeps it from being made."""
