@@ -663,10 +663,12 @@ def staff_page(
     next: str = "/admin/",
     viewport: dict[str, int] | None = None,
     expected: Callable[[Any], bool] = lambda message: False,
+    before_login: Callable[[Any], None] = lambda page: None,
 ) -> Iterator[tuple[Any, list[str]]]:
     """A Chromium page signed in to the admin at ``url`` as ``username`` (password ``password123``),
     sent on to ``next``; with the list of what the page reported wrong: its uncaught exceptions and
-    its console errors but those ``expected`` takes for granted. Skips the test without Chromium."""
+    its console errors but those ``expected`` takes for granted. ``before_login`` gets the page on
+    the login form (to route what signing in loads). Skips the test without Chromium."""
     from playwright.sync_api import sync_playwright
 
     if not Path(CHROMIUM).exists():
@@ -686,6 +688,7 @@ def staff_page(
             page.goto(f"{url}/admin/login/?next={next}")
             page.fill("#id_username", username)
             page.fill("#id_password", "password123")
+            before_login(page)
             page.click("input[type=submit]")
             yield page, problems
         finally:

@@ -156,3 +156,48 @@ def test_cockpit_lists_a_far_arrival_first_with_the_buttons_that_resolve_it(live
     far.refresh_from_db()
     assert far.status == "COMPLETED"  # and with it the flag: only an active job is flagged
     assert not problems, problems
+
+
+def test_an_alert_that_arrives_while_the_open_list_is_read_stays_on_top(live_server_url, customer):
+    """The open list is read at each connect: an SOS that comes live while it is on its way (the
+    list read before it was raised) stays on the page; it does not wait for its escalation."""
+    import time
+
+    from playwright.sync_api import expect
+
+    from messaging import safety
+    from tests.live import Client, eventually, run
+
+    StaffFactory(username="opsrace", password="password123")
+    older, _ = safety.safety_alert_raise(user=UserFactory(first_name="Early"), role="customer")
+    pressed = threading.Event()
+    answers: dict = {}
+
+    async def phone() -> None:
+        client = await Client(live_server_url, "/customer").connect(token_for(customer))
+        await asyncio.to_thread(pressed.wait, 20)
+        answers["ack"] = await client.call("safety:alert", {"note": "Help"})
+        await client.close()
+
+    def hold_the_first_list(route) -> None:
+        """The list as the server read it before the press, handed to the page after the live event."""
+        response = route.fetch()
+        pressed.set()
+        eventually(lambda: "ack" in answers, what="the press")
+        time.sleep(1)  # the live safety:alert reaches the page first
+        route.fulfill(response=response)
+
+    def hold(page) -> None:
+        page.route("**/api/safety/", hold_the_first_list, times=1)
+
+    with concurrent.futures.ThreadPoolExecutor(1) as pool:
+        heard = pool.submit(run, phone())
+        with staff_page(live_server_url, "opsrace", next=DASHBOARD, viewport=VIEWPORT, before_login=hold) as (
+            page,
+            problems,
+        ):
+            expect(page.locator("#conn")).to_have_text("connected", timeout=5000)
+            expect(page.locator(f"#alerts li[data-alert='{older.pk}']")).to_be_visible(timeout=10000)  # the list
+            heard.result(timeout=20)
+            expect(page.locator(f"#alerts li[data-alert='{answers['ack']['alertId']}']")).to_be_visible(timeout=2000)
+    assert not problems, problems

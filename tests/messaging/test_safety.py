@@ -7,7 +7,7 @@ from django.utils import timezone
 
 from bookings.models import BookingStatus as S
 from config.errors import Conflict, Forbidden, NotFound, ValidationError
-from messaging import safety
+from messaging import safety, selectors
 from messaging.models import SafetyAlert
 from tests.factories import BookingFactory, StaffFactory, UserFactory
 from tests.live import Client, run, socket_barrier, token_for, wait_until
@@ -132,6 +132,15 @@ def test_rest_lists_open_alerts_and_acknowledges_for_staff_only(api_as, customer
     assert twice.status_code == 409 and twice.json()["code"] == "CONFLICT"
     assert api_as(staff).post("/api/safety/999999/acknowledge/").json()["code"] == "NOT_FOUND"
     assert [a["alertId"] for a in api_as(staff).get("/api/safety/").json()] == [str(second.pk)]
+
+
+def test_the_open_list_holds_the_newest_alerts_when_there_are_too_many(api_as, staff, monkeypatch):
+    """A flood of open alerts (throwaway accounts) never hides the newest call for help from a desk
+    that connects later: past the bound the oldest are left out, not the newest."""
+    monkeypatch.setattr(selectors, "OPEN_ALERTS_MAX", 3)
+    raised = [raise_alert(UserFactory())[0] for _ in range(5)]
+    listed = [a["alertId"] for a in api_as(staff).get("/api/safety/").json()]
+    assert listed == [str(alert.pk) for alert in raised[-3:]]  # the newest three, oldest first
 
 
 @pytest.mark.django_db(transaction=True)

@@ -8,9 +8,9 @@ from collections.abc import Iterator
 import pytest
 from channels.db import database_sync_to_async as sync_to_async
 
-from bookings.geo import METERS_PER_DEGREE
 from bookings.models import Booking
 from bookings.models import BookingStatus as S
+from partners.geo import METERS_PER_DEGREE
 from partners.models import Partner
 from tests.config.test_metrics import scrape, value
 from tests.factories import CITY, BookingFactory, PartnerFactory, StaffFactory
