@@ -14,7 +14,6 @@ keeps an older read from landing after a newer one.
 
 import asyncio
 import contextlib
-import logging
 import weakref
 from typing import Any
 
@@ -27,13 +26,12 @@ from bookings.selectors import RelayTarget, relay_targets_of
 from config import metrics, rooms
 from config.errors import ValidationError
 from config.formats import iso
+from config.realtime.clock import every
 from config.realtime.emit import control, emit_now
 from config.realtime.manager import ChannelLayerManager
 from config.realtime.orm import Batched, db
 from partners.traces import Fix, batch_of
 from partners.tracking import locations, parse_location
-
-logger = logging.getLogger(__name__)
 
 
 async def relay_location(session: dict[str, Any], payload: Any, *, traced: bool = False) -> int:
@@ -159,11 +157,6 @@ async def partner_bookings_received(manager: ChannelLayerManager, message: dict[
 
 
 async def reconcile_forever(manager: ChannelLayerManager) -> None:
-    while True:
-        await asyncio.sleep(settings.RELAY_RECONCILE_INTERVAL)
-        try:
-            await reconcile_relays(manager)
-        except asyncio.CancelledError:
-            raise
-        except Exception:
-            logger.exception("reconciling partners' relay lists failed")
+    await every(
+        settings.RELAY_RECONCILE_INTERVAL, lambda: reconcile_relays(manager), "reconciling partners' relay lists"
+    )

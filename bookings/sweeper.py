@@ -9,30 +9,20 @@ it against a late ``booking:accept``. Lapsed offers go before retries, and what 
 leaves for the next is the ``homeservices_dispatch_backlog`` gauge.
 """
 
-import asyncio
-import logging
-
 from django.conf import settings
-from django.db import InterfaceError, OperationalError
 
 from bookings import tallies
 from bookings.services import dispatch_backlog, dispatch_sweep
 from config import metrics
+from config.realtime.clock import every
 from config.realtime.orm import db
 
-logger = logging.getLogger(__name__)
+
+async def sweep_once() -> None:
+    await db(dispatch_sweep)()
+    metrics.DISPATCH_BACKLOG.set(await db(dispatch_backlog)())
+    await db(tallies.fold)()
 
 
 async def sweep_forever() -> None:
-    while True:
-        await asyncio.sleep(settings.DISPATCH_SWEEP_INTERVAL)
-        try:
-            await db(dispatch_sweep)()
-            metrics.DISPATCH_BACKLOG.set(await db(dispatch_backlog)())
-            await db(tallies.fold)()
-        except asyncio.CancelledError:
-            raise
-        except (OperationalError, InterfaceError) as exc:  # the database is away: the next sweep retries
-            logger.warning("the booking clock could not reach the database (%s)", exc)
-        except Exception:
-            logger.exception("the booking clock failed")
+    await every(settings.DISPATCH_SWEEP_INTERVAL, sweep_once, "the booking clock")

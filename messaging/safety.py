@@ -9,15 +9,13 @@ and none after the acknowledgement (which clears the deadline in the same row). 
 the database's clock.
 """
 
-import asyncio
-import logging
 from datetime import timedelta
 from typing import Any
 
 from django.conf import settings
 from django.contrib.auth import get_user_model
 from django.contrib.auth.models import AbstractBaseUser
-from django.db import InterfaceError, OperationalError, transaction
+from django.db import transaction
 from django.db.models import DurationField, F, Q, Value
 from django.db.models.functions import Now
 from django.utils import timezone
@@ -27,12 +25,11 @@ from bookings.selectors import parse_booking_id
 from config import rooms
 from config.errors import Conflict, Forbidden, NotFound, ValidationError
 from config.parsing import parse_id
+from config.realtime.clock import every
 from config.realtime.emit import emit
 from config.realtime.orm import db
 from messaging import shapes
 from messaging.models import CLIENT_ALERT_ID_MAX, SAFETY_NOTE_MAX, SafetyAlert
-
-logger = logging.getLogger(__name__)
 
 ROLES = ("customer", "partner")
 SWEEP_BATCH = 100  # due alerts one sweep handles; the next sweep takes the rest
@@ -166,16 +163,7 @@ def _period() -> Any:
 
 async def escalate_forever() -> None:
     """The safety clock of a server process (started by the composition root)."""
-    while True:
-        await asyncio.sleep(settings.SAFETY_SWEEP_INTERVAL)
-        try:
-            await db(escalate_due)()
-        except asyncio.CancelledError:
-            raise
-        except (OperationalError, InterfaceError) as exc:  # the database is away: the next sweep retries
-            logger.warning("the safety clock could not reach the database (%s)", exc)
-        except Exception:
-            logger.exception("the safety clock failed")
+    await every(settings.SAFETY_SWEEP_INTERVAL, db(escalate_due), "the safety clock")
 
 
 def _tell_staff(alert: SafetyAlert) -> None:

@@ -20,10 +20,10 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from django.conf import settings
-from django.db import InterfaceError, OperationalError
 
 from config import metrics
 from config.realtime.catalogue import obj
+from config.realtime.clock import every
 from config.realtime.manager import ChannelLayerManager
 from config.realtime.orm import db
 from partners.services import (
@@ -205,14 +205,7 @@ async def flush_on_stop(manager: ChannelLayerManager) -> None:
 
 
 async def flush_forever() -> None:
-    while True:
-        await asyncio.sleep(settings.LOCATION_FLUSH_INTERVAL)
-        try:
-            await locations.flush()
-        except asyncio.CancelledError:
-            raise
-        except Exception:
-            logger.exception("writing buffered partner locations failed")
+    await every(settings.LOCATION_FLUSH_INTERVAL, locations.flush, "writing buffered partner locations")
 
 
 def retention_problem() -> str | None:
@@ -248,15 +241,10 @@ async def prune_forever() -> None:
     if problem:
         logger.warning("the traces' retention clock is off: %s; traces are kept until it is set", problem)
         return
-    while True:
-        await asyncio.sleep(settings.TRACE_PRUNE_INTERVAL)
-        try:
-            deleted = await prune_once()
-            if deleted:
-                logger.info("deleted %d location fixes past TRACE_RETENTION_DAYS", deleted)
-        except asyncio.CancelledError:
-            raise
-        except (OperationalError, InterfaceError) as exc:  # the database is away: the next tick retries
-            logger.warning("the traces' retention clock could not reach the database (%s)", exc)
-        except Exception:
-            logger.exception("deleting old location fixes failed")
+    await every(settings.TRACE_PRUNE_INTERVAL, _prune_tick, "the traces' retention clock")
+
+
+async def _prune_tick() -> None:
+    deleted = await prune_once()
+    if deleted:
+        logger.info("deleted %d location fixes past TRACE_RETENTION_DAYS", deleted)
