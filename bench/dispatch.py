@@ -104,8 +104,8 @@ def full_scan(booking: object) -> int | None:
     """The search before this change: every eligible partner of the city, a haversine each."""
     from django.utils import timezone
 
-    from bookings.geo import distance_m
     from bookings.models import ACTIVE_STATUSES
+    from partners.geo import distance_m
     from partners.models import Partner
 
     rows = (

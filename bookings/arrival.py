@@ -26,11 +26,11 @@ from django.db import transaction
 from django.utils import timezone
 
 from bookings import events
-from bookings.geo import distance_m, eta_seconds
 from bookings.models import ACTIVE_STATUSES, Booking
 from config import metrics, rooms
 from config.realtime.emit import emit
 from config.realtime.orm import db
+from partners.geo import distance_m
 
 logger = logging.getLogger(__name__)
 
@@ -47,14 +47,10 @@ NEARBY_RETRY_SECONDS = 10.0
 _claims: set[asyncio.Task] = set()
 
 
-def nearby_seen(
-    session: dict[str, Any], booking_id: str, position: tuple[float, float, float | None], place: tuple[float, float]
-) -> None:
-    """The relay's call for each booking a position went to: no query, no wait (a distance, about a
-    microsecond). ``position`` is ``(latitude, longitude, speed)``, ``place`` the booking's."""
-    latitude, longitude, speed = position
-    distance = distance_m(latitude, longitude, *place)
-    if distance > settings.ARRIVAL_RADIUS_METERS:
+def nearby_seen(session: dict[str, Any], booking_id: str, reach: dict[str, int]) -> None:
+    """The relay's call for each booking a position went to: no query, no wait. ``reach`` is the
+    ``{distanceMeters, etaSeconds}`` the relay measured for the update (``bookings.geo.arrival``)."""
+    if not reach or reach["distanceMeters"] > settings.ARRIVAL_RADIUS_METERS:
         return
     claimed: set[str] = session.setdefault(NEARBY, set())
     if booking_id in claimed:
@@ -64,7 +60,7 @@ def nearby_seen(
     if retry.get(booking_id, 0.0) > loop.time():
         return
     claimed.add(booking_id)
-    claim = _claim(session, booking_id, round(distance), eta_seconds(distance, speed))
+    claim = _claim(session, booking_id, reach["distanceMeters"], reach["etaSeconds"])
     task = loop.create_task(claim)
     _claims.add(task)
     task.add_done_callback(_claims.discard)

@@ -24,8 +24,8 @@ from django.conf import settings
 from django.db import connection, transaction
 from django.utils import timezone
 
-from bookings.geo import bounding_box, distance_m
 from bookings.models import ACTIVE_STATUSES, Booking, BookingRejection, BookingStatus, DispatchState, Service
+from partners.geo import bounding_box, distance_m
 from partners.models import KycStatus, Partner
 
 # Search radii in metres; past the last one the search reads every remaining eligible partner.

@@ -1,21 +1,12 @@
-"""Distances on the Earth's surface and the arrival estimate built on them (contract 8.2)."""
-
-import math
+"""The arrival estimate (contract 8.2): distance and time from a partner to a place. The geometry
+itself is ``partners.geo``'s."""
 
 from django.conf import settings
 
-EARTH_RADIUS_M = 6_371_008.8
-METERS_PER_DEGREE = math.pi * EARTH_RADIUS_M / 180
+from partners.geo import distance_m
+
 # Below this reported speed (m/s, a brisk walk) a partner counts as standing still.
 MOVING_SPEED = 1.0
-
-
-def distance_m(lat1: float, lon1: float, lat2: float, lon2: float) -> float:
-    """Great-circle (haversine) distance in metres."""
-    phi1, phi2 = math.radians(lat1), math.radians(lat2)
-    dphi, dlmb = phi2 - phi1, math.radians(lon2 - lon1)
-    a = math.sin(dphi / 2) ** 2 + math.cos(phi1) * math.cos(phi2) * math.sin(dlmb / 2) ** 2
-    return 2 * EARTH_RADIUS_M * math.asin(min(1.0, math.sqrt(a)))
 
 
 def eta_seconds(distance: float, speed: float | None = None) -> int:
@@ -23,15 +14,6 @@ def eta_seconds(distance: float, speed: float | None = None) -> int:
     if speed is None or speed < MOVING_SPEED:
         speed = settings.CITY_SPEED_KMH / 3.6
     return round(distance / speed)
-
-
-def bounding_box(latitude: float, longitude: float, radius_m: float) -> tuple[float, float, float, float]:
-    """``(south, north, west, east)`` of a box holding every point within ``radius_m`` of the centre."""
-    dlat = radius_m / METERS_PER_DEGREE
-    # Longitude degrees shrink with latitude; near the poles the box spans every longitude.
-    cos_lat = math.cos(math.radians(latitude))
-    dlon = 180.0 if cos_lat < 1e-6 else min(180.0, dlat / cos_lat)
-    return latitude - dlat, latitude + dlat, longitude - dlon, longitude + dlon
 
 
 def arrival(

@@ -52,19 +52,14 @@ async def relay_location(session: dict[str, Any], payload: Any, *, traced: bool 
         return 0
     timestamp = iso(at)
     for booking_id, booking_lat, booking_lng in targets:
+        reach = arrival(latitude, longitude, booking_lat, booking_lng, speed)  # measured once: relay and arrival
         await emit_now(
             "partner:location_update",
-            events.location_update(
-                booking_id,
-                latitude,
-                longitude,
-                timestamp,
-                arrival(latitude, longitude, booking_lat, booking_lng, speed),
-            ),
+            events.location_update(booking_id, latitude, longitude, timestamp, reach),
             namespace=rooms.CUSTOMER,
             room=rooms.booking(booking_id),
         )
-        nearby_seen(session, booking_id, (latitude, longitude, speed), (booking_lat, booking_lng))
+        nearby_seen(session, booking_id, reach)
     if targets:
         metrics.LOCATION_RELAYS.inc(len(targets))
     return len(targets)
@@ -84,12 +79,13 @@ async def relay_batch(session: dict[str, Any], payload: Any) -> dict[str, int]:
     # In time order (a stable sort): the same instant twice sits side by side; the first is taken.
     distinct = [fix for i, fix in enumerate(fixes) if i == 0 or fix.recorded_at != fixes[i - 1].recorded_at]
     duplicates = len(fixes) - len(distinct)
-    if distinct and session.get("bookings"):
-        duplicates += await locations.store_batch(session["uid"], distinct)
     if distinct:
-        # Within bounds when the batch was read; a fix that turned 24 hours old since is not relayed.
+        # The marker first: the customers' delivery waits on no database write. Within bounds when
+        # the batch was read; a fix that turned 24 hours old since is not relayed.
         with contextlib.suppress(ValidationError):
             await relay_location(session, _as_update(distinct[-1]), traced=True)
+    if distinct and session.get("bookings"):
+        duplicates += await locations.store_batch(session["uid"], distinct)
     return {"accepted": len(fixes) - duplicates, "duplicates": duplicates, "rejected": rejected}
 
 

@@ -5,7 +5,7 @@ puts each part in its namespace, beside chat's and, on ``/partner``, the partner
 from typing import Any
 
 from bookings import events, relay, selectors, services
-from bookings.models import TERMINAL_STATUSES, Booking, BookingStatus
+from bookings.models import TERMINAL_STATUSES, Booking
 from bookings.serializers import BookingCancelInput, BookingStatusInput
 from bookings.shapes import booking_data
 from config import rooms
@@ -148,10 +148,9 @@ async def reject(namespace: BaseNamespace, sid: str, payload: Any) -> dict[str, 
 async def status_update(namespace: BaseNamespace, sid: str, payload: Any) -> dict[str, Any]:
     data = validated(BookingStatusInput, payload)
     session = await namespace.get_session(sid)
-    if data["status"] == BookingStatus.PARTNER_ARRIVED:
-        # The far-arrival check (bookings.arrival) reads the partner's row: write the position this
-        # process buffered first, or a phone back online after a gap would be judged by an old one.
-        await locations.flush(session["uid"])
+    # A move is judged on the partner's freshest position (the far arrival, bookings.arrival reads
+    # their row): what this process buffered is written first (nothing when nothing is buffered).
+    await locations.flush(session["uid"])
     booking = await db(_status)(session, data)
     await relay.refresh_relay(namespace.server.manager, session["uid"])
     return {"booking": booking}

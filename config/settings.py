@@ -13,6 +13,7 @@ from decimal import Decimal
 from pathlib import Path
 
 import dj_database_url
+from django.core.exceptions import ImproperlyConfigured
 
 BASE_DIR = Path(__file__).resolve().parent.parent
 
@@ -27,8 +28,6 @@ def env_list(name: str, default: str) -> list[str]:
 
 def env_seconds(name: str, default: str, low: float, high: float) -> float:
     """A duration from the environment, refused at start (naming it) unless a number in [low, high]."""
-    from django.core.exceptions import ImproperlyConfigured
-
     raw = os.environ.get(name, default)
     try:
         value = float(raw)
@@ -486,8 +485,11 @@ DEFAULT_CURRENCY = os.environ.get("DEFAULT_CURRENCY", "INR")
 TRACE_MAX_POINTS = max(2, int(os.environ.get("TRACE_MAX_POINTS", "2000")))
 TRACE_MAX_MESSAGES = max(0, int(os.environ.get("TRACE_MAX_MESSAGES", "500")))
 # The admin's maps: a tile URL template (Leaflet's {s}, {z}, {x}, {y}); empty draws no tiles (the
-# route and its timeline still show). The browser fetches them, not the server.
-MAP_TILE_URL = os.environ.get("MAP_TILE_URL", "https://tile.openstreetmap.org/{z}/{x}/{y}.png")
+# route and its timeline still show). The staff member's browser fetches them, and which tiles it
+# asks for tells the tile server where a customer lives: a production server draws none until the
+# operator names a tile service it may use (OpenStreetMap's own is for light use only); debug
+# (make run) uses OpenStreetMap's.
+MAP_TILE_URL = os.environ.get("MAP_TILE_URL", "https://tile.openstreetmap.org/{z}/{x}/{y}.png" if DEBUG else "")
 MAP_TILE_ATTRIBUTION = os.environ.get(
     "MAP_TILE_ATTRIBUTION", '&copy; <a href="https://www.openstreetmap.org/copyright">OpenStreetMap</a> contributors'
 )

@@ -94,7 +94,7 @@ class SafetyAlertListApi(generics.ListAPIView):
 
     permission_classes = [IsStaff]
     serializer_class = shapes.safety_alert.serializer
-    pagination_class = None  # at most 200 (``selectors.open_safety_alerts``): one page
+    pagination_class = None  # the newest OPEN_ALERTS_MAX (``selectors.open_safety_alerts``): one page
 
     def get_queryset(self):
         return selectors.open_safety_alerts()

@@ -6,7 +6,6 @@ this app's messages, and ``messaging`` is the lowest app that sees all three.
 
 import random
 from datetime import datetime, timedelta
-from decimal import Decimal
 from itertools import pairwise
 from typing import Any
 
@@ -14,13 +13,15 @@ from django.conf import settings
 from django.db import transaction
 from django.utils import timezone
 
-from bookings.geo import distance_m
 from bookings.models import OPEN_STATUSES, Booking, BookingStatus, BookingStatusChange, DispatchState, Service
 from bookings.services import insert_with_number
+from bookings.signals import demo_seeded
 from config.platform_day import platform_day
 from messaging.models import Message, SafetyAlert
 from messaging.safety import safety_alert_raise
-from partners.models import Earning, LocationFix, Partner
+from partners.geo import distance_m
+from partners.models import LocationFix, Partner
+from partners.services import earning_store
 
 TRACE_NOTE = "demo trace: a finished job with its route"
 PLACE = (28.6259, 77.1910)  # the customer's door, in New Delhi like the other demo bookings
@@ -41,14 +42,19 @@ def demo_trace(
     """One finished job with its trace (once, however often ``seed_demo`` runs); the line saying where."""
     if not customers or not partners or not services:
         return None
-    booking = Booking.objects.filter(notes=TRACE_NOTE).first()
+    # among the demo customers' bookings: anyone may type the note's text on a booking of theirs
+    booking = Booking.objects.filter(notes=TRACE_NOTE, customer__in=customers).first()
     if booking is None:
         booking = traced_job(customers[0], partners[0], services[0], random.Random(35))
     return f"  a finished job's trace (route, timeline, replay): /admin/bookings/booking/{booking.pk}/change/"
 
 
 def demo_alert(sender: Any, *, customers: list[Any], **kwargs: Any) -> None:
-    """One open safety alert for the live dashboard's top: a demo customer's, on an open booking of theirs."""
+    """One open safety alert for the live dashboard's top: a demo customer's, on an open booking of theirs.
+    Debug only: on a staging server (``--allow-demo-logins``) it would call every real desk, again
+    every ``SAFETY_ESCALATE_SECONDS``, for an emergency nobody has."""
+    if not settings.DEBUG:
+        return
     if SafetyAlert.objects.filter(raised_by__in=customers, acknowledged_at=None).exists():
         return
     booking = Booking.objects.filter(customer__in=customers, status__in=OPEN_STATUSES).order_by("created_at").first()
@@ -65,8 +71,7 @@ def demo_alert(sender: Any, *, customers: list[Any], **kwargs: Any) -> None:
 
 
 def connect_receivers() -> None:
-    from bookings.signals import demo_seeded
-
+    """Called from ``MessagingConfig.ready``."""
     demo_seeded.connect(demo_alert, dispatch_uid="messaging.demo.demo_alert")
     demo_seeded.connect(demo_trace, dispatch_uid="messaging.demo.demo_trace")
 
@@ -145,13 +150,7 @@ def traced_job(customer: Any, partner: Partner, service: Service, rng: random.Ra
     for sender, recipient, at, body in said:
         message = Message.objects.create(sender=sender, recipient=recipient, booking=booking, body=body, read_at=at)
         Message.objects.filter(pk=message.pk).update(created_at=at)
-    share = Decimal(1) - Decimal(settings.PLATFORM_COMMISSION)
-    Earning.objects.create(
-        partner=partner,
-        booking=booking,
-        amount=(booking.amount * share).quantize(Decimal("0.01")),
-        currency=booking.currency,
-    )
+    earning_store(booking=booking)
     return booking
 
 

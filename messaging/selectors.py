@@ -126,6 +126,12 @@ def notifications_for(user: AbstractBaseUser, *, unread: bool = False) -> QueryS
     return qs.filter(read_at__isnull=True) if unread else qs
 
 
-def open_safety_alerts() -> QuerySet[SafetyAlert]:
-    """Safety alerts no staff member has acknowledged, oldest first (the dashboard's top), at most 200."""
-    return SafetyAlert.objects.filter(acknowledged_at=None).select_related("raised_by").order_by("raised_at")[:200]
+OPEN_ALERTS_MAX = 200
+
+
+def open_safety_alerts() -> list[SafetyAlert]:
+    """Safety alerts no staff member has acknowledged, oldest first (the dashboard's top): the newest
+    ``OPEN_ALERTS_MAX`` of them, so old open ones (a flood of throwaway accounts, say) never hide
+    the newest call for help from a desk that connects later."""
+    open_ones = SafetyAlert.objects.filter(acknowledged_at=None).select_related("raised_by")
+    return list(reversed(open_ones.order_by("-raised_at", "-id")[:OPEN_ALERTS_MAX]))

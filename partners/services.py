@@ -97,13 +97,19 @@ def partner_set_availability(*, partner_id: Any, available: bool) -> bool:
 
 
 # ---------------------------------------------------------------- earnings
-def earning_record(*, booking: "Booking") -> Earning:
-    """Called when a booking completes, inside its transaction."""
+def earning_store(*, booking: "Booking") -> Earning:
+    """The partner's share of a completed booking, stored once; tells no one (the demo seeds use it as is)."""
     share = Decimal(1) - Decimal(settings.PLATFORM_COMMISSION)
     amount = (booking.amount * share).quantize(CENT, rounding=ROUND_HALF_UP)
     earning, _ = Earning.objects.get_or_create(
         booking=booking, defaults={"partner_id": booking.partner_id, "amount": amount, "currency": booking.currency}
     )
+    return earning
+
+
+def earning_record(*, booking: "Booking") -> Earning:
+    """Called when a booking completes, inside its transaction."""
+    earning = earning_store(booking=booking)
     totals = earnings_totals(partner_id=booking.partner_id)
     emit(
         "earnings:updated",

@@ -13,7 +13,6 @@ points stored before too: ``partners.services.location_fixes_store``). Pure func
 are ``partners.tracking``.
 """
 
-import math
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -21,6 +20,7 @@ from typing import Any
 
 from config.errors import ValidationError
 from config.parsing import parse_instant
+from partners.geo import distance_m
 
 MAX_AHEAD = timedelta(minutes=2)
 MAX_AGE = timedelta(hours=24)
@@ -30,7 +30,6 @@ TRACE_MIN_METERS = 25.0
 # a client makes up (500 a batch, 25 m and a microsecond apart).
 TRACE_MIN_GAP = 1.0
 BATCH_MAX = 500  # fixes in one location:batch (the schema's maxItems)
-EARTH_RADIUS_M = 6_371_008.8
 # The bounds in words, for the refusal and the events' description.
 BOUNDS = f"{MAX_AGE // timedelta(hours=1)} h old and {MAX_AHEAD // timedelta(minutes=1)} min ahead"
 
@@ -93,13 +92,6 @@ def batch_of(payload: dict[str, Any], now: datetime | None = None) -> tuple[list
     return kept, len(fixes) - len(kept)
 
 
-def meters(lat1: float, lon1: float, lat2: float, lon2: float) -> float:
-    """Distance between two nearby points (equirectangular: within 0.1 % under a few km, and a
-    few times cheaper than the haversine, which dispatch uses for real distances)."""
-    x = math.radians(lon2 - lon1) * math.cos(math.radians((lat1 + lat2) / 2))
-    return EARTH_RADIUS_M * math.hypot(x, math.radians(lat2 - lat1))
-
-
 def keeps(last: Fix | None, fix: Fix, min_seconds: float) -> bool:
     """Whether the trace keeps ``fix``, ``last`` being the point it kept before it (if any)."""
     return keeps_position(last, fix.recorded_at, fix.latitude, fix.longitude, min_seconds)
@@ -114,7 +106,7 @@ def keeps_position(last: Fix | None, at: datetime, latitude: float, longitude: f
         return True
     if gap < min(TRACE_MIN_GAP, min_seconds):
         return False
-    return meters(last.latitude, last.longitude, latitude, longitude) >= TRACE_MIN_METERS
+    return distance_m(last.latitude, last.longitude, latitude, longitude) >= TRACE_MIN_METERS
 
 
 def thin(fixes: Sequence[Fix], min_seconds: float) -> list[int]:

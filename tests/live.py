@@ -5,16 +5,18 @@ import contextlib
 import logging
 import os
 import re
+import shutil
 import signal
 import socket
 import subprocess
 import threading
 import time
 from collections import defaultdict
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any, ClassVar
 
+import pytest
 import socketio
 import uvicorn
 from rest_framework_simplejwt.tokens import AccessToken
@@ -24,6 +26,7 @@ from config.realtime.recovery_store import OFFSET
 WAIT = 5.0  # every wait in the socket tests is bounded by this
 UNKNOWN_BOOKING = "6f1c1d0e-0000-4000-8000-000000000000"  # a well-formed id no booking has
 WS_PROTOCOL = "config.realtime.websocket_protocol:WebSocketProtocol"  # as make serve runs it
+CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"  # Debian's, driven by Playwright
 
 
 def free_port() -> int:
@@ -443,6 +446,15 @@ def database_url() -> str:
     return f"postgres://{s['USER'] or 'postgres'}@{s['HOST'] or '127.0.0.1'}:{s['PORT'] or 5432}/{s['NAME']}"
 
 
+def server_env(**settings: str) -> dict[str, str]:
+    """The environment of a server process the test starts: the test database, the test settings,
+    the test Redis when there is one, and ``settings`` on top."""
+    env = {"DATABASE_URL": database_url(), "DJANGO_SETTINGS_MODULE": "tests.settings"}
+    if os.environ.get("REDIS_URL"):
+        env["REDIS_URL"] = os.environ["REDIS_URL"]
+    return {**env, **settings}
+
+
 @contextlib.contextmanager
 def server_processes(env: dict[str, str], count: int = 2) -> Iterator[list[ServerProcess]]:
     """``count`` real server processes, started, and stopped whatever happens."""
@@ -641,3 +653,43 @@ def require_node() -> None:
         pytest.skip("node is not installed")
     if not (js / "node_modules" / "socket.io-client").exists():
         subprocess.run(["npm", "ci", "--no-audit", "--no-fund"], cwd=js, check=True, timeout=300)
+
+
+@contextlib.contextmanager
+def staff_page(
+    url: str,
+    username: str,
+    *,
+    next: str = "/admin/",
+    viewport: dict[str, int] | None = None,
+    expected: Callable[[Any], bool] = lambda message: False,
+    before_login: Callable[[Any], None] = lambda page: None,
+) -> Iterator[tuple[Any, list[str]]]:
+    """A Chromium page signed in to the admin at ``url`` as ``username`` (password ``password123``),
+    sent on to ``next``; with the list of what the page reported wrong: its uncaught exceptions and
+    its console errors but those ``expected`` takes for granted. ``before_login`` gets the page on
+    the login form (to route what signing in loads). Skips the test without Chromium."""
+    from playwright.sync_api import sync_playwright
+
+    if not Path(CHROMIUM).exists():
+        pytest.skip("Debian's chromium is not installed (.ci/run installs it)")
+    problems: list[str] = []
+
+    def console(message: Any) -> None:
+        if message.type == "error" and not expected(message):
+            problems.append(message.text)
+
+    with sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=CHROMIUM, args=["--no-sandbox"])
+        try:
+            page = browser.new_page(**({"viewport": viewport} if viewport else {}))
+            page.on("console", console)
+            page.on("pageerror", lambda error: problems.append(str(error)))
+            page.goto(f"{url}/admin/login/?next={next}")
+            page.fill("#id_username", username)
+            page.fill("#id_password", "password123")
+            before_login(page)
+            page.click("input[type=submit]")
+            yield page, problems
+        finally:
+            browser.close()

@@ -18,9 +18,9 @@ import aiohttp
 import socketio
 from django.utils import timezone
 
-from bookings.geo import distance_m
 from bookings.management.commands.seed_demo import near_city
 from config.formats import iso
+from partners.geo import distance_m
 from partners.traces import BATCH_MAX
 
 TICK = 1.0  # seconds between a moving partner's location updates

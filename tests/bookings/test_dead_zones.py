@@ -10,23 +10,16 @@ import sys
 import pytest
 
 from partners.models import LocationFix
-from tests.live import ServerProcess, database_url
+from tests.live import ServerProcess, server_env
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
 
 @pytest.mark.timeout(120)
 def test_partners_back_from_a_dead_zone_send_what_they_kept(service):
-    env = {
-        "DATABASE_URL": database_url(),
-        "DJANGO_SETTINGS_MODULE": "tests.settings",
-        "OFFER_TIMEOUT_SECONDS": "5",
-        "DISPATCH_SWEEP_INTERVAL": "0.5",
-        "LOCATION_FLUSH_INTERVAL": "0.5",
-        "TRACE_MIN_SECONDS": "2",
-    }
-    if os.environ.get("REDIS_URL"):
-        env["REDIS_URL"] = os.environ["REDIS_URL"]
+    env = server_env(
+        OFFER_TIMEOUT_SECONDS="5", DISPATCH_SWEEP_INTERVAL="0.5", LOCATION_FLUSH_INTERVAL="0.5", TRACE_MIN_SECONDS="2"
+    )
     server = ServerProcess(env).start()
     try:
         sim = subprocess.run(

@@ -13,6 +13,7 @@ from django.utils import timezone
 
 from bookings import tallies
 from bookings.models import HELD_STATUSES, OPEN_STATUSES, Booking, BookingStatus, Service
+from bookings.services import insert_with_number
 from config.formats import iso
 
 pytestmark = pytest.mark.django_db
@@ -116,3 +117,39 @@ def test_seed_demo_leaves_one_open_safety_alert(settings):
     assert alert.raised_by.username.startswith("customer") and alert.role == "customer"
     assert alert.booking.customer_id == alert.raised_by_id and alert.booking.status in OPEN_STATUSES
     assert alert.latitude == alert.booking.latitude and alert.next_escalation_at is not None
+
+
+def test_a_staging_seed_calls_no_desk_for_a_demo_emergency(settings):
+    """With DEBUG off (``--allow-demo-logins`` on a staging server) the demo's SOS would reach every
+    real staff socket, and again every minute: it is made in debug only."""
+    from messaging.models import SafetyAlert
+
+    settings.DEBUG = False
+    call_command("seed_demo", bookings=16, quiet=True, allow_demo_logins=True, stdout=io.StringIO())
+    assert not SafetyAlert.objects.exists()
+
+
+def test_a_customer_typing_the_demo_note_does_not_stand_in_for_the_demo_trace(settings, customer):
+    """The demo job is found among the demo customers' bookings, not by its notes alone: a real
+    customer's booking with the same text is neither printed as the demo nor keeps it from being made."""
+    from messaging.demo import TRACE_NOTE
+
+    settings.DEBUG = True
+    call_command("seed_demo", bookings=0, customers=0, partners=0, quiet=True, stdout=io.StringIO())
+    service = Service.objects.order_by("pk").first()
+    theirs = insert_with_number(
+        customer=customer,
+        service=service,
+        scheduled_at=timezone.now(),
+        address="1 Real Street",
+        latitude=28.6,
+        longitude=77.2,
+        amount=service.price,
+        notes=TRACE_NOTE,
+    )
+    out = io.StringIO()
+    call_command("seed_demo", bookings=4, quiet=True, stdout=out)
+    assert str(theirs.pk) not in out.getvalue()
+    demo = Booking.objects.exclude(pk=theirs.pk).get(notes=TRACE_NOTE)
+    assert demo.customer.username.startswith("customer") and demo.status == BookingStatus.COMPLETED
+    assert f"/admin/bookings/booking/{demo.pk}/change/" in out.getvalue()

@@ -5,9 +5,9 @@ import uuid
 import pytest
 from channels.db import database_sync_to_async as sync_to_async
 
-from bookings.geo import distance_m
 from bookings.models import Booking
 from bookings.models import BookingStatus as S
+from partners.geo import distance_m
 from partners.models import Partner
 from tests.factories import BookingFactory, PartnerFactory, book
 from tests.live import Client, eventually, run, token_for

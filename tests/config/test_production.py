@@ -21,9 +21,9 @@ import pytest
 from django.contrib.auth.hashers import PBKDF2PasswordHasher
 
 from config.settings import _CHECKOUT_KEY_FILE, _PUBLISHED_KEYS
-from tests.dashboard.test_cockpit import CHROMIUM, create_booking
+from tests.dashboard.test_cockpit import create_booking
 from tests.factories import PartnerFactory, StaffFactory, UserFactory
-from tests.live import Client, database_url, free_port, run, stop_group
+from tests.live import Client, database_url, free_port, run, staff_page, stop_group
 
 pytestmark = pytest.mark.django_db(transaction=True)
 ROOT = Path(__file__).resolve().parents[2]
@@ -117,29 +117,18 @@ def test_make_serve_runs_without_debug_and_accepts_no_token_signed_with_a_known_
 
 
 def test_the_dashboard_connects_from_its_own_origin_under_production_settings(production_server, service):
-    from playwright.sync_api import expect, sync_playwright
+    from playwright.sync_api import expect
 
-    if not Path(CHROMIUM).exists():
-        pytest.skip("Debian's chromium is not installed (.ci/run installs it)")
     staff = StaffFactory(username="prodops")
     # The suite hashes with MD5 for speed; the production server knows only its real hashers.
     staff.password = PBKDF2PasswordHasher().encode("password123", "prodsalt", iterations=1000)
     staff.save(update_fields=["password"])
     customer = UserFactory(username="prodcustomer")
     PartnerFactory(services=[service], last_latitude=28.6, last_longitude=77.2)
-    problems: list[str] = []
-    with sync_playwright() as p:
-        browser = p.chromium.launch(executable_path=CHROMIUM, args=["--no-sandbox"])
-        page = browser.new_page()
-        page.on("console", lambda m: problems.append(m.text) if m.type == "error" else None)
-        page.goto(production_server + "/admin/login/?next=/admin/dashboard/")
-        page.fill("#id_username", "prodops")
-        page.fill("#id_password", "password123")
-        page.click("input[type=submit]")
+    with staff_page(production_server, "prodops", next="/admin/dashboard/") as (page, problems):
         expect(page.locator("#conn")).to_have_text("connected", timeout=10000)
         booking = create_booking(production_server, customer, service, token=forged(customer.pk, KEY))
         expect(page.locator(f"#bookings tr[data-booking='{booking['id']}']")).to_be_visible(timeout=5000)
-        browser.close()
     assert not problems, problems
 
 

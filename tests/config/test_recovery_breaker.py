@@ -9,6 +9,7 @@ import pytest
 
 from config.realtime import recovery
 from config.realtime.recovery_store import Entry, MemoryStore, RedisStore
+from tests.live import wait_until
 
 
 class Unanswering(MemoryStore):
@@ -222,7 +223,8 @@ def test_an_urgent_event_goes_out_at_once_and_is_still_logged_when_the_write_lan
         started = time.monotonic()
         assert await log.append([("/admin", message("SOS"))], urgent=True) == [None]
         assert time.monotonic() - started < recovery.URGENT_STORE_TIMEOUT + 0.1
-        await asyncio.sleep(0.4)  # the write lands
+        assert log._late  # still on its way
+        await wait_until(lambda: not log._late, what="the late write to land")
         store.delay = 0.0
         assert time.monotonic() >= log.open_until and not log.unlogged  # no breaker, no gap
         [after] = await log.append([("/admin", message("after"))])
@@ -241,7 +243,8 @@ def test_an_urgent_write_that_fails_late_opens_the_breaker_and_marks_the_gap(mon
 
         store.delay, store.fails = 0.3, True
         assert await log.append([("/admin", message("SOS"))], urgent=True) == [None]
-        await asyncio.sleep(0.4)  # the write fails
+        assert log._late  # still on its way
+        await wait_until(lambda: not log._late, what="the late write to fail")
         assert time.monotonic() < log.open_until and log.unlogged
 
         store.delay, store.fails = 0.0, False

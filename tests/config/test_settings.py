@@ -87,6 +87,19 @@ def test_socketio_origins_default_to_the_servers_own():
     assert result.stdout.strip().splitlines()[-1] == "[]"
 
 
+def test_map_tiles_come_from_nowhere_in_production_unless_the_operator_names_a_service():
+    """Which tiles a staff browser asks for tells the tile server where a customer lives: a
+    production server draws none by default; debug (make run) uses OpenStreetMap's."""
+    code = "from django.conf import settings; print(repr(settings.MAP_TILE_URL))"
+    production = manage("shell", "-c", code, **PRODUCTION)
+    assert production.returncode == 0, production.stderr
+    assert production.stdout.strip().splitlines()[-1] == "''"
+    named = manage("shell", "-c", code, **PRODUCTION, MAP_TILE_URL="https://tiles.example.com/{z}/{x}/{y}.png")
+    assert named.stdout.strip().splitlines()[-1] == "'https://tiles.example.com/{z}/{x}/{y}.png'"
+    debug = manage("shell", "-c", code, DEBUG="1")
+    assert debug.stdout.strip().splitlines()[-1] == "'https://tile.openstreetmap.org/{z}/{x}/{y}.png'"
+
+
 def test_debug_mode_uses_this_checkouts_own_key():
     from django.conf import settings
 

@@ -3,7 +3,6 @@
 import asyncio
 import concurrent.futures
 import json
-import shutil
 import threading
 import urllib.request
 from pathlib import Path
@@ -11,11 +10,12 @@ from pathlib import Path
 import pytest
 
 from tests.factories import BookingFactory, PartnerFactory, StaffFactory, UserFactory
-from tests.live import token_for
+from tests.live import staff_page, token_for
 
 pytestmark = pytest.mark.django_db(transaction=True)
 SCREENSHOT = Path(__file__).resolve().parents[2] / "bench" / "results" / "cockpit.png"
-CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
+VIEWPORT = {"width": 1280, "height": 1000}
+DASHBOARD = "/admin/dashboard/"
 
 
 def create_booking(url: str, customer, service, token: str | None = None) -> dict:
@@ -37,26 +37,15 @@ def create_booking(url: str, customer, service, token: str | None = None) -> dic
 
 
 def test_cockpit_shows_a_new_booking_live(live_server_url, service):
-    from playwright.sync_api import expect, sync_playwright
+    from playwright.sync_api import expect
 
-    if not Path(CHROMIUM).exists():
-        pytest.skip("Debian's chromium is not installed (.ci/run installs it)")
     StaffFactory(username="opsview", password="password123")
     customer = UserFactory(username="livecustomer")
     PartnerFactory(services=[service], last_latitude=28.6, last_longitude=77.2)
     # A booking nobody could take: flagged for staff, listed first, with the action that resolves it.
     stuck = BookingFactory(customer=UserFactory(), service=service, status="PENDING", dispatch_state="unassigned")
-    problems: list[str] = []
 
-    with sync_playwright() as p:
-        browser = p.chromium.launch(executable_path=CHROMIUM, args=["--no-sandbox"])
-        page = browser.new_page(viewport={"width": 1280, "height": 1000})
-        page.on("console", lambda m: problems.append(m.text) if m.type == "error" else None)
-        page.on("pageerror", lambda e: problems.append(str(e)))
-        page.goto(live_server_url + "/admin/login/?next=/admin/")
-        page.fill("#id_username", "opsview")
-        page.fill("#id_password", "password123")
-        page.click("input[type=submit]")
+    with staff_page(live_server_url, "opsview", viewport=VIEWPORT) as (page, problems):
         page.click("#cockpit-link")  # linked from the admin index
         expect(page.locator("#conn")).to_have_text("connected", timeout=5000)
         expect(page.locator("#c-bookings-total")).not_to_have_text("-", timeout=5000)
@@ -79,7 +68,6 @@ def test_cockpit_shows_a_new_booking_live(live_server_url, service):
         page.screenshot(path=str(SCREENSHOT), full_page=True)
         flagged.locator("button[data-action=cancel]").click()  # the dashboard's button: the REST endpoint
         expect(page.locator(f"#bookings tr[data-booking='{stuck.pk}']")).to_have_count(0, timeout=5000)
-        browser.close()
     stuck.refresh_from_db()
     assert stuck.status == "CANCELLED" and stuck.cancelled_by.username == "opsview"
     assert not problems, problems
@@ -88,17 +76,14 @@ def test_cockpit_shows_a_new_booking_live(live_server_url, service):
 def test_an_alert_from_a_customer_socket_tops_the_cockpit_until_staff_acknowledge_it(live_server_url, customer):
     """Contract 10.3: an open alert shows above everything else (loaded at connect, then live); the
     staff member's button acknowledges it and it leaves; the customer hears it; no console error."""
-    from playwright.sync_api import expect, sync_playwright
+    from playwright.sync_api import expect
 
     from messaging import safety
     from messaging.models import SafetyAlert
     from tests.live import Client, eventually, run
 
-    if not Path(CHROMIUM).exists():
-        pytest.skip("Debian's chromium is not installed (.ci/run installs it)")
     StaffFactory(username="opsalert", password="password123", first_name="Asha")
     older, _ = safety.safety_alert_raise(user=UserFactory(first_name="Early"), role="customer")  # open before
-    problems: list[str] = []
 
     pressed = threading.Event()
     answers: dict = {}
@@ -113,15 +98,7 @@ def test_an_alert_from_a_customer_socket_tops_the_cockpit_until_staff_acknowledg
         await client.close()
         return told
 
-    with sync_playwright() as p:
-        browser = p.chromium.launch(executable_path=CHROMIUM, args=["--no-sandbox"])
-        page = browser.new_page(viewport={"width": 1280, "height": 1000})
-        page.on("console", lambda m: problems.append(m.text) if m.type == "error" else None)
-        page.on("pageerror", lambda e: problems.append(str(e)))
-        page.goto(live_server_url + "/admin/login/?next=/admin/dashboard/")
-        page.fill("#id_username", "opsalert")
-        page.fill("#id_password", "password123")
-        page.click("input[type=submit]")
+    with staff_page(live_server_url, "opsalert", next=DASHBOARD, viewport=VIEWPORT) as (page, problems):
         expect(page.locator("#conn")).to_have_text("connected", timeout=5000)
         expect(page.locator(f"#alerts li[data-alert='{older.pk}']")).to_be_visible(timeout=5000)  # the REST list
 
@@ -146,7 +123,6 @@ def test_an_alert_from_a_customer_socket_tops_the_cockpit_until_staff_acknowledg
             page.locator(f"#alerts li[data-alert='{older.pk}'] button").click()
             expect(page.locator("#alerts")).to_be_hidden(timeout=5000)  # nothing open: the banner goes
             told = heard.result(timeout=30)
-        browser.close()
 
     assert told["alertId"] == ack["alertId"] and told["by"]["name"] == "Asha"
     assert SafetyAlert.objects.get(pk=ack["alertId"]).acknowledged_by.username == "opsalert"
@@ -156,10 +132,8 @@ def test_an_alert_from_a_customer_socket_tops_the_cockpit_until_staff_acknowledg
 def test_cockpit_lists_a_far_arrival_first_with_the_buttons_that_resolve_it(live_server_url, service):
     """Contract 10.3: ``attention: "arrived_far"`` shows like the other flags; Complete ends it."""
     from django.utils import timezone
-    from playwright.sync_api import expect, sync_playwright
+    from playwright.sync_api import expect
 
-    if not Path(CHROMIUM).exists():
-        pytest.skip("Debian's chromium is not installed (.ci/run installs it)")
     StaffFactory(username="opsfar", password="password123")
     partner = PartnerFactory(services=[service])
     far = BookingFactory(
@@ -170,17 +144,8 @@ def test_cockpit_lists_a_far_arrival_first_with_the_buttons_that_resolve_it(live
         arrived_far_meters=2000,
     )
     BookingFactory(service=service, status="PENDING")  # a newer booking that needs nobody
-    problems: list[str] = []
 
-    with sync_playwright() as p:
-        browser = p.chromium.launch(executable_path=CHROMIUM, args=["--no-sandbox"])
-        page = browser.new_page(viewport={"width": 1280, "height": 1000})
-        page.on("console", lambda m: problems.append(m.text) if m.type == "error" else None)
-        page.on("pageerror", lambda e: problems.append(str(e)))
-        page.goto(live_server_url + "/admin/login/?next=/admin/dashboard/")
-        page.fill("#id_username", "opsfar")
-        page.fill("#id_password", "password123")
-        page.click("input[type=submit]")
+    with staff_page(live_server_url, "opsfar", next=DASHBOARD, viewport=VIEWPORT) as (page, problems):
         expect(page.locator("#conn")).to_have_text("connected", timeout=5000)
         flagged = page.locator("#bookings tbody tr").first
         expect(flagged).to_have_attribute("data-booking", str(far.pk), timeout=5000)
@@ -188,7 +153,51 @@ def test_cockpit_lists_a_far_arrival_first_with_the_buttons_that_resolve_it(live
         expect(flagged.locator("button")).to_have_count(2)
         flagged.locator("button[data-action=complete]").click()
         expect(page.locator(f"#bookings tr[data-booking='{far.pk}']")).to_have_count(0, timeout=5000)
-        browser.close()
     far.refresh_from_db()
     assert far.status == "COMPLETED"  # and with it the flag: only an active job is flagged
+    assert not problems, problems
+
+
+def test_an_alert_that_arrives_while_the_open_list_is_read_stays_on_top(live_server_url, customer):
+    """The open list is read at each connect: an SOS that comes live while it is on its way (the
+    list read before it was raised) stays on the page; it does not wait for its escalation."""
+    import time
+
+    from playwright.sync_api import expect
+
+    from messaging import safety
+    from tests.live import Client, eventually, run
+
+    StaffFactory(username="opsrace", password="password123")
+    older, _ = safety.safety_alert_raise(user=UserFactory(first_name="Early"), role="customer")
+    pressed = threading.Event()
+    answers: dict = {}
+
+    async def phone() -> None:
+        client = await Client(live_server_url, "/customer").connect(token_for(customer))
+        await asyncio.to_thread(pressed.wait, 20)
+        answers["ack"] = await client.call("safety:alert", {"note": "Help"})
+        await client.close()
+
+    def hold_the_first_list(route) -> None:
+        """The list as the server read it before the press, handed to the page after the live event."""
+        response = route.fetch()
+        pressed.set()
+        eventually(lambda: "ack" in answers, what="the press")
+        time.sleep(1)  # the live safety:alert reaches the page first
+        route.fulfill(response=response)
+
+    def hold(page) -> None:
+        page.route("**/api/safety/", hold_the_first_list, times=1)
+
+    with concurrent.futures.ThreadPoolExecutor(1) as pool:
+        heard = pool.submit(run, phone())
+        with staff_page(live_server_url, "opsrace", next=DASHBOARD, viewport=VIEWPORT, before_login=hold) as (
+            page,
+            problems,
+        ):
+            expect(page.locator("#conn")).to_have_text("connected", timeout=5000)
+            expect(page.locator(f"#alerts li[data-alert='{older.pk}']")).to_be_visible(timeout=10000)  # the list
+            heard.result(timeout=20)
+            expect(page.locator(f"#alerts li[data-alert='{answers['ack']['alertId']}']")).to_be_visible(timeout=2000)
     assert not problems, problems

@@ -2,7 +2,6 @@
 route, a replay that moves a marker, the timeline; with the map tiles unreachable."""
 
 import re
-import shutil
 from pathlib import Path
 
 import pytest
@@ -12,9 +11,9 @@ from messaging.models import SafetyAlert
 from messaging.safety import safety_alert_raise
 from tests.dashboard.trace_setup import job
 from tests.factories import PartnerFactory, ServiceFactory, StaffFactory, UserFactory
+from tests.live import staff_page
 
 pytestmark = pytest.mark.django_db(transaction=True)
-CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
 SCREENSHOT = Path(__file__).resolve().parents[2] / "bench" / "results" / "trace-map.png"
 NOWHERE = "http://127.0.0.1:9"  # the discard port: nothing listens, every tile fails
 
@@ -24,11 +23,14 @@ def vertices(d: str | None) -> int:
     return len(re.findall(r"[ML]", d or ""))
 
 
-def test_the_admin_booking_page_draws_and_replays_a_finished_jobs_trace(live_server_url, settings):
-    from playwright.sync_api import expect, sync_playwright
+def a_tile(message) -> bool:
+    """The browser reports each tile it could not fetch (expected); any other console error is a problem."""
+    return message.location.get("url", "").startswith(NOWHERE)
 
-    if not Path(CHROMIUM).exists():
-        pytest.skip("Debian's chromium is not installed (.ci/run installs it)")
+
+def test_the_admin_booking_page_draws_and_replays_a_finished_jobs_trace(live_server_url, settings):
+    from playwright.sync_api import expect
+
     settings.MAP_TILE_URL = NOWHERE + "/{z}/{x}/{y}.png"
     StaffFactory(username="traceview", password="password123", is_superuser=True)
     service = ServiceFactory()
@@ -36,24 +38,8 @@ def test_the_admin_booking_page_draws_and_replays_a_finished_jobs_trace(live_ser
     booking, when, inside = job(UserFactory(), partner, service)
     alert, _ = safety_alert_raise(user=partner.user, role="partner", latitude=28.61, longitude=77.21, note="Dog")
     SafetyAlert.objects.filter(pk=alert.pk).update(booking=booking, raised_at=when[S.PARTNER_ARRIVED])
-    problems: list[str] = []
-    tiles: list[str] = []  # what the browser said of the tiles it could not fetch (expected)
-
-    def console(message) -> None:
-        if message.type != "error":
-            return
-        # the browser reports each tile it could not fetch; anything else is a problem
-        (tiles if message.location.get("url", "").startswith(NOWHERE) else problems).append(message.text)
-
-    with sync_playwright() as p:
-        browser = p.chromium.launch(executable_path=CHROMIUM, args=["--no-sandbox"])
-        page = browser.new_page(viewport={"width": 1280, "height": 1200})
-        page.on("console", console)
-        page.on("pageerror", lambda e: problems.append(str(e)))
-        page.goto(live_server_url + "/admin/login/?next=/admin/")
-        page.fill("#id_username", "traceview")
-        page.fill("#id_password", "password123")
-        page.click("input[type=submit]")
+    viewport = {"width": 1280, "height": 1200}
+    with staff_page(live_server_url, "traceview", viewport=viewport, expected=a_tile) as (page, problems):
         page.wait_for_load_state("networkidle")  # the index's own requests done before we count failures
         failed: list[str] = []
         page.on("requestfailed", lambda request: failed.append(request.url))
@@ -98,7 +84,6 @@ def test_the_admin_booking_page_draws_and_replays_a_finished_jobs_trace(live_ser
         assert failed and all(url.startswith(NOWHERE) for url in failed)  # the tiles were asked for, and failed
         SCREENSHOT.parent.mkdir(parents=True, exist_ok=True)
         page.screenshot(path=str(SCREENSHOT), full_page=True)
-        browser.close()
     assert not problems, problems
 
 
@@ -106,13 +91,11 @@ def test_a_tile_url_leaflet_cannot_fill_and_html_in_what_people_wrote_leave_the_
     """A careless operator's MAP_TILE_URL (a placeholder left unfilled: Leaflet throws on every
     tile) draws no tiles but the route and timeline; what customers, partners and staff typed is
     shown as text, never run."""
-    from playwright.sync_api import expect, sync_playwright
+    from playwright.sync_api import expect
 
     from bookings.models import BookingStatusChange
     from messaging.models import Message
 
-    if not Path(CHROMIUM).exists():
-        pytest.skip("Debian's chromium is not installed (.ci/run installs it)")
     settings.MAP_TILE_URL = NOWHERE + "/{z}/{x}/{y}.png?key={apikey}"
     StaffFactory(username="traceview", password="password123", is_superuser=True)
     service = ServiceFactory()
@@ -123,15 +106,7 @@ def test_a_tile_url_leaflet_cannot_fill_and_html_in_what_people_wrote_leave_the_
     BookingStatusChange.objects.filter(booking=booking, to_status=S.COMPLETED).update(note=html)
     alert, _ = safety_alert_raise(user=partner.user, role="partner", latitude=28.61, longitude=77.21, note=html)
     SafetyAlert.objects.filter(pk=alert.pk).update(booking=booking, raised_at=when[S.PARTNER_ARRIVED])
-    problems: list[str] = []
-    with sync_playwright() as p:
-        browser = p.chromium.launch(executable_path=CHROMIUM, args=["--no-sandbox"])
-        page = browser.new_page()
-        page.on("pageerror", lambda e: problems.append(str(e)))
-        page.goto(live_server_url + "/admin/login/?next=/admin/")
-        page.fill("#id_username", "traceview")
-        page.fill("#id_password", "password123")
-        page.click("input[type=submit]")
+    with staff_page(live_server_url, "traceview") as (page, problems):
         page.wait_for_load_state("networkidle")
         page.goto(f"{live_server_url}/admin/bookings/booking/{booking.pk}/change/")
         expect(page.locator("#trace-status")).to_contain_text(f"{len(inside)} points", timeout=5000)
@@ -140,7 +115,6 @@ def test_a_tile_url_leaflet_cannot_fill_and_html_in_what_people_wrote_leave_the_
         expect(page.locator("#trace-timeline li.kind-alert")).to_contain_text(html)
         expect(page.locator("#trace-timeline li.kind-status").last).to_contain_text(html)
         assert page.locator("#trace-timeline img").count() == 0 and page.evaluate("window.pwned") is None
-        browser.close()
     assert not problems, problems
 
 

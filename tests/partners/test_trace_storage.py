@@ -1,7 +1,6 @@
 """A job's fixes in the database: stored once per (partner, instant), deleted past retention by the clock,
 a chunk at a time, without holding up live inserts."""
 
-import os
 from datetime import UTC, datetime, timedelta
 
 import pytest
@@ -13,7 +12,7 @@ from partners.services import location_batch_store, location_fixes_prune, locati
 from partners.traces import Fix
 from partners.tracking import LocationBuffer, prune_forever, prune_once
 from tests.factories import PartnerFactory
-from tests.live import ServerProcess, database_url, eventually
+from tests.live import ServerProcess, database_url, eventually, server_env
 
 NOW = datetime.now(UTC).replace(microsecond=0)
 
@@ -98,15 +97,7 @@ def test_a_chunk_being_deleted_holds_up_neither_live_inserts_nor_another_process
 def test_the_clock_deletes_fixes_past_retention_on_a_running_server():
     partner = PartnerFactory()
     location_fixes_store(fixes(partner, timedelta(days=2), timedelta(days=1, hours=1), timedelta(hours=23)))
-    env = {
-        "DATABASE_URL": database_url(),
-        "DJANGO_SETTINGS_MODULE": "tests.settings",
-        "TRACE_RETENTION_DAYS": "1",
-        "TRACE_PRUNE_INTERVAL": "0.2",
-    }
-    if os.environ.get("REDIS_URL"):
-        env["REDIS_URL"] = os.environ["REDIS_URL"]
-    server = ServerProcess(env).start()
+    server = ServerProcess(server_env(TRACE_RETENTION_DAYS="1", TRACE_PRUNE_INTERVAL="0.2")).start()
     try:
         eventually(lambda: instants(partner) == [NOW - timedelta(hours=23)], timeout=10, what="the old fixes gone")
     finally:

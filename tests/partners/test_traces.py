@@ -9,7 +9,7 @@ from hypothesis import strategies as st
 
 from config.errors import ValidationError
 from config.parsing import parse_instant
-from partners.traces import TRACE_MIN_METERS, Fix, batch_of, keeps, meters, recorded_at_of, thin
+from partners.traces import TRACE_MIN_METERS, Fix, batch_of, keeps, recorded_at_of, thin
 
 T0 = datetime(2026, 12, 6, 10, 0, tzinfo=UTC)
 # About 1.1 m of latitude per 1e-5 degree.
@@ -80,14 +80,6 @@ def test_a_batch_is_sorted_and_counts_what_is_out_of_bounds_but_refuses_a_malfor
     with pytest.raises(ValidationError) as caught:
         batch_of({"fixes": items}, now)
     assert list(caught.value.details) == ["fixes.5.recordedAt"]
-
-
-def test_meters_agrees_with_the_haversine_nearby():
-    from bookings.geo import distance_m
-
-    for d_lat, d_lng in ((0.0002, 0), (0, 0.0003), (0.001, -0.002), (0.02, 0.01)):
-        exact = distance_m(28.6, 77.2, 28.6 + d_lat, 77.2 + d_lng)
-        assert meters(28.6, 77.2, 28.6 + d_lat, 77.2 + d_lng) == pytest.approx(exact, rel=1e-3)
 
 
 def test_thinning_keeps_a_point_per_ten_seconds_or_per_25_metres_whichever_first():

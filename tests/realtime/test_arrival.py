@@ -8,13 +8,13 @@ from collections.abc import Iterator
 import pytest
 from channels.db import database_sync_to_async as sync_to_async
 
-from bookings.geo import METERS_PER_DEGREE
 from bookings.models import Booking
 from bookings.models import BookingStatus as S
+from partners.geo import METERS_PER_DEGREE
 from partners.models import Partner
 from tests.config.test_metrics import scrape, value
 from tests.factories import CITY, BookingFactory, PartnerFactory, StaffFactory
-from tests.live import Client, ServerProcess, run, socket_barrier, token_for, wait_until
+from tests.live import Client, ServerProcess, run, server_processes, socket_barrier, token_for, wait_until
 from tests.realtime.test_cluster import cluster_env  # noqa: F401 - fixture
 
 pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.redis]
@@ -27,12 +27,8 @@ def servers(cluster_env) -> Iterator[tuple[ServerProcess, ServerProcess]]:  # no
     # Buffered positions are written only when something asks (a stop, the arrival check):
     # what the arrival check reads can only be there because the handler wrote it first.
     env = {**cluster_env, "LOCATION_FLUSH_INTERVAL": "3600", "ARRIVAL_RADIUS_METERS": "150"}
-    a, b = ServerProcess(env), ServerProcess(env)
-    try:
-        yield a.start(), b.start()
-    finally:
-        a.stop()
-        b.stop()
+    with server_processes(env) as (a, b):
+        yield a, b
 
 
 def north(meters: float) -> dict[str, float]:

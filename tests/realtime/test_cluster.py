@@ -33,7 +33,7 @@ from messaging.notify import notification_create
 from partners.models import Partner
 from tests.config.test_metrics import scrape, value
 from tests.factories import BookingFactory, PartnerFactory, StaffFactory, UserFactory
-from tests.live import Client, ServerProcess, database_url, free_port, run, token_for, wait_until
+from tests.live import Client, ServerProcess, database_url, free_port, run, server_processes, token_for, wait_until
 
 pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.redis]
 
@@ -55,12 +55,8 @@ def cluster_env(django_db_setup, django_db_blocker) -> dict[str, str]:
 
 @pytest.fixture(scope="module")
 def servers(cluster_env) -> Iterator[tuple[ServerProcess, ServerProcess]]:
-    a, b = ServerProcess(cluster_env), ServerProcess(cluster_env)
-    try:
-        yield a.start(), b.start()
-    finally:
-        a.stop()
-        b.stop()
+    with server_processes(cluster_env) as (a, b):
+        yield a, b
 
 
 def manage(env: dict[str, str], *args: str) -> str:

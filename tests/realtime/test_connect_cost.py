@@ -13,6 +13,7 @@ from rest_framework_simplejwt.tokens import AccessToken
 from config.realtime import auth
 from config.realtime.orm import Batched
 from config.realtime.token_lifetime import Expiries
+from tests.live import wait_until
 
 
 def test_an_expired_token_keeps_its_own_code(db):
@@ -57,7 +58,7 @@ def test_batched_reads_made_while_one_is_on_its_way_go_in_the_next(transactional
     async def scenario():
         batched = Batched(load, max_in_flight=1)
         first = asyncio.ensure_future(batched.get(1))
-        await asyncio.sleep(0.01)  # the first batch is on its way
+        await wait_until(lambda: calls, what="the first batch on its way")  # its load sleeps 50 ms
         rest = await asyncio.gather(*(batched.get(key) for key in (2, 3, 4)))
         return await first, rest
 
@@ -83,8 +84,8 @@ def test_one_timer_fires_every_expiry_at_its_time_and_skips_the_refreshed_and_th
         expiries.add(namespace, "refreshed", start + 0.25)  # auth:refresh: the old expiry is skipped
         expiries.add(namespace, "gone", start + 0.2)
         expiries.discard(namespace, "gone")  # disconnected
-        await asyncio.sleep(0.5)
-        fired_at = namespace.expired
+        await wait_until(lambda: any(sid == "late" for sid, *_ in namespace.expired), what="the last expiry")
+        fired_at = namespace.expired  # "gone" (due before "late") would have fired by now
         expiries.discard(namespace, "never-added")
         return fired_at, expiries
 

@@ -6,7 +6,6 @@ the room when they lose staff rights, whether the change was announced (a save) 
 """
 
 import asyncio
-import os
 
 import pytest
 import socketio
@@ -16,7 +15,7 @@ from bookings.models import BookingStatus as S
 from config import rooms
 from config.realtime.server import sio
 from tests.factories import BookingFactory, StaffFactory, UserFactory
-from tests.live import Client, ServerProcess, database_url, run, socket_barrier, token_for, wait_until
+from tests.live import Client, ServerProcess, run, server_env, socket_barrier, token_for, wait_until
 
 pytestmark = pytest.mark.django_db(transaction=True)
 HERE = {"latitude": 28.62, "longitude": 77.21}
@@ -67,9 +66,7 @@ def test_the_periodic_recheck_catches_a_change_nobody_announced(customer, partne
     """``QuerySet.update`` sends no signal; within ACCESS_RECHECK_SECONDS the room goes all the same."""
     staff = StaffFactory()
     booking = BookingFactory(customer=customer, partner=partner, service=service, status=S.PARTNER_EN_ROUTE)
-    env = {"DATABASE_URL": database_url(), "DJANGO_SETTINGS_MODULE": "tests.settings", "ACCESS_RECHECK_SECONDS": "1"}
-    env.update({"REDIS_URL": os.environ["REDIS_URL"]} if os.environ.get("REDIS_URL") else {})
-    server = ServerProcess(env).start()
+    server = ServerProcess(server_env(ACCESS_RECHECK_SECONDS="1")).start()
 
     async def scenario() -> None:
         watcher, owner, moving = await watchers(server.url, staff, customer, partner, booking)

@@ -30,7 +30,8 @@ from bookings.models import (
 )
 from bookings.services import insert_with_number
 from partners.demo import CUSTOMER_NAME, CUSTOMER_PASSWORD, PARTNER_NAME, PARTNER_PASSWORD, STAFF
-from partners.models import CustomerProfile, Earning, KycStatus, KycSubmission, Partner
+from partners.models import CustomerProfile, KycStatus, KycSubmission, Partner
+from partners.services import earning_store
 
 CITY = (28.6139, 77.2090)  # New Delhi
 SERVICES = [
@@ -223,11 +224,5 @@ class Command(BaseCommand):
             booking=booking, from_status="", to_status=status, actor=customer, partner=partner, note="seeded"
         )
         if status == BookingStatus.COMPLETED and partner is not None:
-            share = Decimal(1) - Decimal(settings.PLATFORM_COMMISSION)
-            Earning.objects.create(
-                partner=partner,
-                booking=booking,
-                amount=(booking.amount * share).quantize(Decimal("0.01")),
-                currency=booking.currency,
-            )
+            earning_store(booking=booking)
         return status

@@ -68,14 +68,26 @@
       }));
     section.hidden = alerts.size === 0;
   }
-  function showAlert(a) { if (!acknowledged.has(a.alertId)) { alerts.set(a.alertId, a); renderAlerts(); } }
+  let arriving = null; // the alerts heard live while the open list is on its way: newer than it
+  function showAlert(a) {
+    if (acknowledged.has(a.alertId)) return;
+    alerts.set(a.alertId, a);
+    if (arriving) arriving.add(a.alertId);
+    renderAlerts();
+  }
   function dropAlert(alertId) { acknowledged.add(alertId); alerts.delete(alertId); renderAlerts(); }
   async function loadAlerts() { // the open ones at each connect; live events keep the list after that
-    const response = await fetch(cfg.alertsUrl, { credentials: 'same-origin' });
-    if (!response.ok) return;
-    alerts.clear();
-    (await response.json()).forEach((a) => { if (!acknowledged.has(a.alertId)) alerts.set(a.alertId, a); });
-    renderAlerts();
+    const heard = arriving = new Set();
+    try {
+      const response = await fetch(cfg.alertsUrl, { credentials: 'same-origin' });
+      if (!response.ok) return;
+      const open = await response.json();
+      [...alerts.keys()].forEach((id) => { if (!heard.has(id)) alerts.delete(id); });
+      open.forEach((a) => { if (!acknowledged.has(a.alertId) && !heard.has(a.alertId)) alerts.set(a.alertId, a); });
+      renderAlerts();
+    } finally {
+      if (arriving === heard) arriving = null;
+    }
   }
   async function acknowledge(alertId) {
     const answer = await socket.emitWithAck('safety:acknowledge', { alertId });
