@@ -15,13 +15,14 @@ from collections.abc import Callable
 class Deadlines:
     """``key`` -> when (loop time) ``expire(key)`` is called, unless ``cancel(key)`` came first."""
 
-    __slots__ = ("_at", "_expire", "_timeout", "_timer")
+    __slots__ = ("_at", "_expire", "_loop", "_timeout", "_timer")
 
     def __init__(self, timeout: Callable[[], float], expire: Callable[[str], None]) -> None:
         self._timeout = timeout  # read at each ``set`` (settings may change it)
         self._expire = expire
         self._at: OrderedDict[str, float] = OrderedDict()
         self._timer: asyncio.TimerHandle | None = None
+        self._loop: asyncio.AbstractEventLoop | None = None  # the loop ``_timer`` is on
 
     def __contains__(self, key: str) -> bool:
         return key in self._at
@@ -34,6 +35,9 @@ class Deadlines:
         if key in self._at:
             return
         loop = asyncio.get_running_loop()
+        if loop is not self._loop:  # a new loop (a test's): the old one's timer went with it, its keys too
+            self._loop, self._timer = loop, None
+            self._at.clear()
         timeout = self._timeout()
         self._at[key] = loop.time() + timeout
         if self._timer is None:

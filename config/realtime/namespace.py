@@ -165,12 +165,12 @@ class BaseNamespace(TokenLifetime, RoomRights, socketio.AsyncNamespace):
         }
 
     async def on_disconnect(self, sid: str, reason: Any = None) -> None:
+        self._forget_expiry(sid)  # whether or not its session is still there
         try:
             session = await self.get_session(sid)
         except KeyError:  # its Engine.IO session went first (a stopping process, a transport gone): nothing left
             logger.info("disconnect of %s %s: its session was gone already", self.namespace_name, sid)
             return
-        self._forget_expiry(sid)
         if "uid" in session:
             presence.remove(self.namespace_name, session["uid"])
             await self.on_disconnected(sid, session)

@@ -73,7 +73,15 @@ class Batched:
         if not self.scheduled:
             self.scheduled = True
             loop.call_soon(self._flush)
-        return await future
+        try:
+            return await future
+        except asyncio.CancelledError:  # given up (a connect's timeout): not left waiting, not read
+            waiting = self.pending.get(key)
+            if waiting is not None and future in waiting:
+                waiting.remove(future)
+                if not waiting:
+                    del self.pending[key]
+            raise
 
     def _flush(self) -> None:
         self.scheduled = False

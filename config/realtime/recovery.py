@@ -171,7 +171,11 @@ class Recovery:
     async def missed(self, namespace: str, offset: str) -> list[tuple[str, Entry]] | None:
         """The entries after ``offset``, read in batches; ``None`` (a fresh session) when the log
         lost some of them or there are more than ``replay_max``: past that a fresh session is
-        cheaper for everyone than a replay, and a client cannot make the server read more."""
+        cheaper for everyone than a replay, and a client cannot make the server read more.
+        While an urgent write is on its way (``_late``) none: its events went out live, a read
+        now would not hold them, and the session would be recovered without them."""
+        if self._late:
+            return None
         gap = await self._batched("gap", self.store.gap())
         if gap is None or offset_key(offset) < offset_key(gap):
             return None  # events may have gone out unlogged since this position (or we cannot tell)

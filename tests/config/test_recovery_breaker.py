@@ -254,3 +254,23 @@ def test_an_urgent_write_that_fails_late_opens_the_breaker_and_marks_the_gap(mon
         assert await log.missed("/admin", before) is None  # the SOS may have been missed: no recovery
 
     asyncio.run(scenario())
+
+
+def test_no_session_is_recovered_while_an_urgent_write_is_on_its_way(monkeypatch):
+    """The SOS went out live before it was in the log: a replay read meanwhile would recover a
+    dropped session without it (never live, never replayed). Until the write lands, recovery
+    gives fresh sessions (the client reloads its state); once it lands, replays carry it."""
+
+    async def scenario() -> None:
+        store = Slow(length=100, window=60)
+        log = recovery.Recovery(store, replay_max=100)
+        [before] = await log.append([("/admin", message("before"))])
+
+        store.delay = 0.3
+        assert await log.append([("/admin", message("SOS"))], urgent=True) == [None]
+        assert await log.missed("/admin", before) is None  # not yet in the log: no replay without it
+        await asyncio.sleep(0.4)  # the write lands
+        replayed = [entry.data for _, entry in await log.missed("/admin", before)]
+        assert replayed == [["SOS"]]
+
+    asyncio.run(scenario())

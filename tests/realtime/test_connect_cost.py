@@ -2,6 +2,7 @@
 of its own, and one timer for every expiry fires each at its time."""
 
 import asyncio
+import threading
 import time
 from datetime import timedelta
 
@@ -105,3 +106,33 @@ def test_expiries_of_sockets_gone_do_not_pile_up():
 
     expiries = asyncio.run(scenario())
     assert len(expiries.live) == 1 and len(expiries.heap) <= 2 * 1 + 64 + 1
+
+
+def test_batched_reads_given_up_leave_nothing_waiting_while_the_database_hangs(transactional_db):
+    """A connect that times out (CONNECT_TIMEOUT) while the database hangs leaves no future behind:
+    a reconnect storm against a stuck read held one per attempt, without a bound, until it ended."""
+    release, calls = threading.Event(), []
+
+    def load(keys):
+        calls.append(sorted(keys))
+        release.wait(5)
+        return {key: key for key in keys}
+
+    async def scenario():
+        batched = Batched(load, max_in_flight=1)
+        stuck = asyncio.ensure_future(batched.get(0))
+        await asyncio.sleep(0.02)  # on its way, and hanging
+        for attempt in range(200):
+            with pytest.raises(TimeoutError):
+                async with asyncio.timeout(0.001):
+                    await batched.get(attempt % 7)
+        waiting = sum(len(futures) for futures in batched.pending.values())
+        release.set()
+        assert await stuck == 0
+        after = await batched.get(42)
+        return waiting, after
+
+    waiting, after = asyncio.run(asyncio.wait_for(scenario(), 10))
+    assert waiting == 0
+    assert after == 42
+    assert calls == [[0], [42]]  # the reads given up were never sent

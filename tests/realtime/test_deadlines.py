@@ -31,3 +31,23 @@ def test_deadlines_expire_in_order_once_each_unless_cancelled():
         assert expired[2][0] == "a"
 
     asyncio.run(scenario())
+
+
+def test_deadlines_set_on_a_new_loop_still_expire():
+    """A loop that ended with the timer pending (a test's server, a restarted one) leaves no
+    handle that keeps the next loop's deadlines from ever being swept."""
+    expired: list[str] = []
+    deadlines = Deadlines(lambda: 0.05, expired.append)
+
+    async def first() -> None:
+        deadlines.set("old")  # the loop ends before it is due
+
+    async def second() -> None:
+        deadlines.set("new")
+        async with asyncio.timeout(2):
+            while "new" not in expired:
+                await asyncio.sleep(0.01)
+
+    asyncio.run(first())
+    asyncio.run(second())
+    assert "new" in expired
