@@ -54,10 +54,21 @@ class Batched:
     round, or, while ``max_in_flight`` batches are on their way, with the next one (a lone
     read goes at once). Every read is made after it was asked for, so a caller that noted
     the time before asking (``BaseNamespace._connect``) still sees every change made before it.
+
+    A batch the database has not answered within ``timeout`` fails its readers and frees its slot
+    (its thread goes on, as a lone read's would): two reads hung on a half-open connection must
+    not stop every later read of the process.
     """
 
-    def __init__(self, load: Callable[[list[Any]], dict[Any, Any]], *, max_in_flight: int = 2, batch_max: int = 500):
-        self.load, self.max_in_flight, self.batch_max = load, max_in_flight, batch_max
+    def __init__(
+        self,
+        load: Callable[[list[Any]], dict[Any, Any]],
+        *,
+        max_in_flight: int = 2,
+        batch_max: int = 500,
+        timeout: float = 5.0,
+    ):
+        self.load, self.max_in_flight, self.batch_max, self.timeout = load, max_in_flight, batch_max, timeout
         self.loop: Any = None
         self.pending: dict[Any, list[Any]] = {}  # key -> the futures waiting for it
         self.in_flight = 0
@@ -95,8 +106,10 @@ class Batched:
 
     async def _send(self, batch: dict[Any, list[Any]]) -> None:
         loop = self.loop
+        read = asyncio.ensure_future(db(self.load)(list(batch)))
+        read.add_done_callback(_retrieved)  # a read given up may still fail: nobody is left to ask
         try:
-            found = await db(self.load)(list(batch))
+            found = await asyncio.wait_for(asyncio.shield(read), self.timeout)
         except (Exception, asyncio.CancelledError) as exc:
             failure = exc if isinstance(exc, Exception) else ConnectionError("the read was cancelled")
             for futures in batch.values():
@@ -116,3 +129,8 @@ class Batched:
                 if self.pending and not self.scheduled:
                     self.scheduled = True
                     loop.call_soon(self._flush)
+
+
+def _retrieved(read: "asyncio.Future[Any]") -> None:
+    if not read.cancelled():
+        read.exception()

@@ -136,3 +136,27 @@ def test_batched_reads_given_up_leave_nothing_waiting_while_the_database_hangs(t
     assert waiting == 0
     assert after == 42
     assert calls == [[0], [42]]  # the reads given up were never sent
+
+
+def test_a_batch_the_database_does_not_answer_frees_its_slot_in_time(transactional_db):
+    """Two reads hung on a half-open connection must not stop every later read of the process:
+    past ``timeout`` a batch fails its readers and the next batch goes."""
+    release = threading.Event()
+
+    def load(keys):
+        if 0 in keys:
+            release.wait(5)  # the hung read
+        return {key: key for key in keys}
+
+    async def scenario():
+        batched = Batched(load, max_in_flight=1, timeout=0.2)
+        with pytest.raises(TimeoutError):
+            await batched.get(0)
+        answer = await batched.get(42)  # not behind the hung one
+        release.set()
+        return answer
+
+    try:
+        assert asyncio.run(asyncio.wait_for(scenario(), 3)) == 42
+    finally:
+        release.set()
