@@ -26,15 +26,16 @@ def env_list(name: str, default: str) -> list[str]:
     return [item.strip() for item in os.environ.get(name, default).split(",") if item.strip()]
 
 
-def env_seconds(name: str, default: str, low: float, high: float) -> float:
-    """A duration from the environment, refused at start (naming it) unless a number in [low, high]."""
+def env_number(name: str, default: str, low: float, high: float) -> float:
+    """A number from the environment, refused at start (naming it) unless in [low, high]: a zero, a
+    negative or a junk value would loop without a pause, wipe what it bounds, or fail at run time."""
     raw = os.environ.get(name, default)
     try:
         value = float(raw)
     except ValueError:
         value = float("nan")
     if not low <= value <= high:  # NaN and the infinities fail too
-        raise ImproperlyConfigured(f"{name} must be a number of seconds from {low:g} to {high:g}, not {raw!r}")
+        raise ImproperlyConfigured(f"{name} must be a number from {low:g} to {high:g}, not {raw!r}")
     return value
 
 
@@ -302,9 +303,9 @@ LOCATION_FLUSH_INTERVAL = float(os.environ.get("LOCATION_FLUSH_INTERVAL", "5"))
 # per TRACE_MIN_SECONDS unless they moved 25 m (written with the last locations, in batches);
 # fixes older than TRACE_RETENTION_DAYS are deleted by every process every
 # TRACE_PRUNE_INTERVAL seconds, a few thousand rows per statement, oldest first.
-TRACE_MIN_SECONDS = float(os.environ.get("TRACE_MIN_SECONDS", "10"))
-TRACE_RETENTION_DAYS = float(os.environ.get("TRACE_RETENTION_DAYS", "90"))
-TRACE_PRUNE_INTERVAL = float(os.environ.get("TRACE_PRUNE_INTERVAL", "600"))
+TRACE_MIN_SECONDS = env_number("TRACE_MIN_SECONDS", "10", 1, 3600)
+TRACE_RETENTION_DAYS = env_number("TRACE_RETENTION_DAYS", "90", 1, 36500)
+TRACE_PRUNE_INTERVAL = env_number("TRACE_PRUNE_INTERVAL", "600", 0.1, 86400)
 # How often each process re-reads its partners' relay lists as a safety net (seconds).
 RELAY_RECONCILE_INTERVAL = float(os.environ.get("RELAY_RECONCILE_INTERVAL", "30"))
 # A connected partner stays dispatchable this long after the last heartbeat.
@@ -333,14 +334,14 @@ OPEN_BOOKINGS_MAX = int(os.environ.get("OPEN_BOOKINGS_MAX", "3"))
 JOB_STALE_MINUTES = float(os.environ.get("JOB_STALE_MINUTES", "60"))
 # The partner is near (contract 10.3): the first position this close to the booking's place sends
 # partner:nearby to its room, once per booking (bookings/arrival.py).
-ARRIVAL_RADIUS_METERS = float(os.environ.get("ARRIVAL_RADIUS_METERS", "150"))
+ARRIVAL_RADIUS_METERS = env_number("ARRIVAL_RADIUS_METERS", "150", 10, 5000)
 # Safety alerts (contract 10.3): an open alert goes to staff again every SAFETY_ESCALATE_SECONDS
 # until acknowledged; every process looks for due ones every SAFETY_SWEEP_INTERVAL seconds (a
 # conditional UPDATE claims each escalation: it goes out once whichever process finds it).
 # Bounded: 0 or less would send every open alert again at every sweep, a sweep interval of 0 would
 # query without a pause on every process, and a deadline past year 9999 would fail every raise.
-SAFETY_ESCALATE_SECONDS = env_seconds("SAFETY_ESCALATE_SECONDS", "60", 1, 86400)
-SAFETY_SWEEP_INTERVAL = env_seconds("SAFETY_SWEEP_INTERVAL", "1", 0.05, 3600)
+SAFETY_ESCALATE_SECONDS = env_number("SAFETY_ESCALATE_SECONDS", "60", 1, 86400)
+SAFETY_SWEEP_INTERVAL = env_number("SAFETY_SWEEP_INTERVAL", "1", 0.05, 3600)
 # Admin dashboards get pushed figures at most this often (seconds).
 DASHBOARD_PUSH_INTERVAL = float(os.environ.get("DASHBOARD_PUSH_INTERVAL", "1"))
 
@@ -351,7 +352,7 @@ RATE_LIMITS = {
     "default": (int(os.environ.get("RATE_DEFAULT", "60")), _RATE_WINDOW),
     "location:update": (int(os.environ.get("RATE_LOCATION", "60")), _RATE_WINDOW),
     # An offline batch (up to 500 fixes) is one event: a phone back from hours offline sends a few.
-    "location:batch": (int(os.environ.get("RATE_LOCATION_BATCH", "10")), _RATE_WINDOW),
+    "location:batch": (max(1, int(os.environ.get("RATE_LOCATION_BATCH", "10"))), _RATE_WINDOW),
     "booking:track": (int(os.environ.get("RATE_TRACK", "30")), _RATE_WINDOW),
     "request:stats": (int(os.environ.get("RATE_STATS", "20")), _RATE_WINDOW),
     "message:send": (int(os.environ.get("RATE_MESSAGES", "20")), _RATE_WINDOW),

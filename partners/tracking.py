@@ -15,7 +15,6 @@ partner's last socket here goes.
 
 import asyncio
 import logging
-import math
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -208,21 +207,9 @@ async def flush_forever() -> None:
     await every(settings.LOCATION_FLUSH_INTERVAL, locations.flush, "writing buffered partner locations")
 
 
-def retention_problem() -> str | None:
-    """Why the retention clock must not run: a zero, negative or non-finite setting (``0`` for
-    "off" would otherwise delete every job's trace as it is recorded, or prune without a pause)."""
-    for name in ("TRACE_RETENTION_DAYS", "TRACE_PRUNE_INTERVAL"):
-        value = getattr(settings, name)
-        if not (math.isfinite(value) and value > 0):
-            return f"{name}={value!r} is not a positive number"
-    return None
-
-
 async def prune_once(chunk: int = PRUNE_CHUNK) -> int:
     """Delete the fixes older than ``TRACE_RETENTION_DAYS``, ``chunk`` rows per statement, oldest
-    first; how many went (none while ``retention_problem``)."""
-    if retention_problem():
-        return 0
+    first; how many went (the settings are bounded at start: ``config.settings.env_number``)."""
     before = datetime.now(UTC) - timedelta(days=settings.TRACE_RETENTION_DAYS)
     total = 0
     for _ in range(PRUNE_CHUNKS):
@@ -235,12 +222,7 @@ async def prune_once(chunk: int = PRUNE_CHUNK) -> int:
 
 
 async def prune_forever() -> None:
-    """The traces' retention clock (every ``TRACE_PRUNE_INTERVAL`` seconds, on every process); off,
-    with a warning, when a setting is no duration."""
-    problem = retention_problem()
-    if problem:
-        logger.warning("the traces' retention clock is off: %s; traces are kept until it is set", problem)
-        return
+    """The traces' retention clock (every ``TRACE_PRUNE_INTERVAL`` seconds, on every process)."""
     await every(settings.TRACE_PRUNE_INTERVAL, _prune_tick, "the traces' retention clock")
 
 

@@ -109,3 +109,40 @@ def test_debug_mode_uses_this_checkouts_own_key():
     assert len(settings.SECRET_KEY) >= 50 and settings.SECRET_KEY not in _PUBLISHED_KEYS
     tracked = subprocess.run(["git", "ls-files", ".secret_key"], capture_output=True, text=True, check=False)
     assert tracked.stdout == ""  # ignored: never in the repository
+
+
+@pytest.mark.parametrize(
+    "name,value",
+    [
+        ("SAFETY_ESCALATE_SECONDS", "0"),  # every sweep would send every open alert again
+        ("SAFETY_ESCALATE_SECONDS", "-5"),
+        ("SAFETY_ESCALATE_SECONDS", "inf"),  # every raise would fail (OverflowError): no SOS stored at all
+        ("SAFETY_ESCALATE_SECONDS", "1e12"),  # past year 9999: the same
+        ("SAFETY_ESCALATE_SECONDS", "soon"),
+        ("SAFETY_SWEEP_INTERVAL", "0"),  # a loop of queries without a pause, on every process
+        ("SAFETY_SWEEP_INTERVAL", "nan"),
+        ("SAFETY_SWEEP_INTERVAL", ""),
+        ("TRACE_PRUNE_INTERVAL", "0"),  # DELETEs without a pause on every process
+        ("TRACE_PRUNE_INTERVAL", "-1"),
+        ("TRACE_RETENTION_DAYS", "0"),  # every live job's trace deleted as it is recorded
+        ("TRACE_RETENTION_DAYS", "inf"),
+        ("TRACE_MIN_SECONDS", "-1"),  # every fix a point
+        ("ARRIVAL_RADIUS_METERS", "nan"),  # partner:nearby never sent
+        ("ARRIVAL_RADIUS_METERS", "-150"),
+    ],
+)
+def test_a_setting_that_would_flood_wipe_or_break_is_refused_at_start(name, value):
+    result = python("-c", "import config.settings", DEBUG="1", **{name: value})
+    assert result.returncode != 0, result.stdout
+    assert "ImproperlyConfigured" in result.stderr and name in result.stderr, result.stderr[-1500:]
+
+
+def test_bounded_settings_take_sane_values():
+    code = (
+        "from config import settings as s; print(s.SAFETY_ESCALATE_SECONDS, s.SAFETY_SWEEP_INTERVAL, "
+        "s.TRACE_RETENTION_DAYS, s.ARRIVAL_RADIUS_METERS)"
+    )
+    env = {"SAFETY_ESCALATE_SECONDS": "30", "SAFETY_SWEEP_INTERVAL": "0.5", "TRACE_RETENTION_DAYS": "30"}
+    result = python("-c", code, DEBUG="1", ARRIVAL_RADIUS_METERS="200", **env)
+    assert result.returncode == 0, result.stderr[-1500:]
+    assert result.stdout.split() == ["30.0", "0.5", "30.0", "200.0"]

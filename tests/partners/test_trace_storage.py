@@ -10,7 +10,7 @@ from django.db import connection
 from partners.models import LocationFix
 from partners.services import location_batch_store, location_fixes_prune, location_fixes_store
 from partners.traces import Fix
-from partners.tracking import LocationBuffer, prune_forever, prune_once
+from partners.tracking import LocationBuffer, prune_once
 from tests.factories import PartnerFactory
 from tests.live import ServerProcess, database_url, eventually, server_env
 
@@ -102,42 +102,6 @@ def test_the_clock_deletes_fixes_past_retention_on_a_running_server():
         eventually(lambda: instants(partner) == [NOW - timedelta(hours=23)], timeout=10, what="the old fixes gone")
     finally:
         server.stop()
-
-
-@pytest.mark.parametrize(
-    "name,value",
-    [
-        ("TRACE_PRUNE_INTERVAL", 0),
-        ("TRACE_PRUNE_INTERVAL", -1),
-        ("TRACE_PRUNE_INTERVAL", float("nan")),
-        ("TRACE_RETENTION_DAYS", 0),
-        ("TRACE_RETENTION_DAYS", -5),
-        ("TRACE_RETENTION_DAYS", float("inf")),
-    ],
-)
-def test_a_retention_clock_set_to_zero_or_junk_is_off_not_a_query_storm_nor_a_wipe(settings, monkeypatch, name, value):
-    """TRACE_PRUNE_INTERVAL=0 looped DELETEs without a pause on every process; TRACE_RETENTION_DAYS=0
-    deleted the trace of every job under way. Either, or a number that is no duration, turns it off."""
-    settings.TRACE_PRUNE_INTERVAL, settings.TRACE_RETENTION_DAYS = 0.01, 90
-    setattr(settings, name, value)
-    calls = []
-
-    def prune(*, before, limit):
-        calls.append(before)
-        return 0
-
-    monkeypatch.setattr("partners.tracking.location_fixes_prune", prune)
-
-    async def run_for_a_while():
-        import asyncio
-
-        task = asyncio.ensure_future(prune_forever())
-        await asyncio.sleep(0.3)
-        task.cancel()
-
-    async_to_sync(run_for_a_while)()
-    assert calls == []
-    assert async_to_sync(prune_once)() == 0 and calls == []
 
 
 @pytest.mark.django_db(transaction=True)  # the buffer writes on the ORM's threads
