@@ -119,6 +119,18 @@ def test_seed_demo_leaves_one_open_safety_alert(settings):
     assert alert.latitude == alert.booking.latitude and alert.next_escalation_at is not None
 
 
+def test_a_customer_typing_the_demo_bookings_note_does_not_thin_the_demo(settings, customer, service):
+    """The demo counts its bookings among the demo customers', not by the note alone: a real
+    customer's "demo booking" note made it seed fewer."""
+    from bookings.models import Booking
+    from tests.factories import BookingFactory
+
+    settings.DEBUG = True
+    BookingFactory.create_batch(5, customer=customer, service=service, notes="demo booking")
+    call_command("seed_demo", bookings=16, quiet=True, stdout=io.StringIO())
+    assert Booking.objects.filter(notes="demo booking").exclude(customer=customer).count() == 16
+
+
 def test_a_staging_seed_calls_no_desk_for_a_demo_emergency(settings):
     """With DEBUG off (``--allow-demo-logins`` on a staging server) the demo's SOS would reach every
     real staff socket, and again every minute: it is made in debug only."""

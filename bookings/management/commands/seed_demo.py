@@ -99,7 +99,7 @@ class Command(BaseCommand):
             self._partner(user_model, i, services, rng)
             for i in self._progress(range(1, partners + 1), "partners", quiet)
         ]
-        existing = Booking.objects.filter(notes=DEMO_NOTE).count()
+        existing = Booking.objects.filter(notes=DEMO_NOTE, customer__in=customer_users).count()  # theirs only
         statuses = list(BookingStatus.values)
         # Open bookings per customer, kept below the limit so that each can still book.
         open_counts = Counter(
