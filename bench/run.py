@@ -11,7 +11,7 @@
     python bench/run.py --churn 70:300       # connection churn: RSS per round beside bare python-socketio
 
 It prepares N partner+customer pairs with bookings in PARTNER_ACCEPTED directly through the
-ORM (PostgreSQL database ``homeservices_bench`` when PostgreSQL answers, else SQLite), mints
+ORM (PostgreSQL database ``homeservices_bench``, or ``$BENCH_DATABASE``, when PostgreSQL answers, else SQLite), mints
 real JWTs, starts the server as production would, and runs ``bench/loadgen.js``
 (socket.io-client 4.8 over websockets). Prints a table; writes ``bench/results/latest.json``
 (schema: ``docs/performance.md``).
@@ -38,7 +38,9 @@ import prerequisites
 
 ROOT = Path(__file__).resolve().parents[1]
 RESULTS = ROOT / "bench" / "results"
-PG_URL = "postgres://postgres@127.0.0.1:5432/homeservices_bench"
+# BENCH_DATABASE: another name, so that two checkouts can bench at once without dropping each other's.
+BENCH_DATABASE = os.environ.get("BENCH_DATABASE", "homeservices_bench")
+PG_URL = f"postgres://postgres@127.0.0.1:5432/{BENCH_DATABASE}"
 SCHEMA_VERSION = 1
 
 
@@ -58,9 +60,9 @@ def postgres_up() -> bool:
 def database_url(kind: str) -> str:
     if kind == "postgres" or (kind == "auto" and postgres_up()):
         subprocess.run(
-            ["dropdb", "-h", "127.0.0.1", "-U", "postgres", "--if-exists", "--force", "homeservices_bench"], check=True
+            ["dropdb", "-h", "127.0.0.1", "-U", "postgres", "--if-exists", "--force", BENCH_DATABASE], check=True
         )
-        subprocess.run(["createdb", "-h", "127.0.0.1", "-U", "postgres", "homeservices_bench"], check=True)
+        subprocess.run(["createdb", "-h", "127.0.0.1", "-U", "postgres", BENCH_DATABASE], check=True)
         return PG_URL
     path = ROOT / "bench" / "bench.sqlite3"
     path.unlink(missing_ok=True)
