@@ -9,7 +9,8 @@ transport. No Django, no database, no rights, no recovery, no limits, no metrics
 connection each ``pingInterval``, as a client requires.
 
 It exists to be measured beside the product and the anchors (``python bench/floor.py
---compare``: the anchors' load generator and steps, this server and Node socket.io, one run):
+--compare``: the anchors' load generator and steps; this server, Node socket.io and bare
+python-socketio, one run):
 where it lands says how much of the gap to Node any Python server of this design can close.
 Not a server to run: it trusts its input (a frame split across reads is handled; a hostile
 client is not).
@@ -157,7 +158,7 @@ async def serve(port: int) -> None:
 
 
 def compare(steps: str, pairs: int) -> None:
-    """This server and Node socket.io under the anchors' load generator, one run."""
+    """This server, Node socket.io and bare python-socketio under the anchors' load generator, one run."""
     anchors = Path(__file__).resolve().parents[2] / "shared" / "anchors"
     sys.path.insert(0, str(anchors))
     import run_bench
