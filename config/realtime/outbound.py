@@ -5,7 +5,7 @@ all; engineio puts each packet in the socket's queue and wakes its writer task, 
 uvicorn a ``websocket.send`` dict, which encodes the text and frames it, recipient by
 recipient. Here (issue 34):
 
-- ``EmitsOnce.emit_once``: a room emit without acks makes one Socket.IO packet (``event_text``), one Engine.IO
+- ``EmitsOnce.emit_once``: a room emit without acks makes one Socket.IO packet, one Engine.IO
   packet and one frame (built at the first socket that takes it) for all its recipients:
   they share the namespace and the payload, and an offset (``recovery``) is the emit's, the
   same for all. The recipients are served in one loop, no task each.
@@ -24,16 +24,9 @@ from collections.abc import Callable
 from typing import Any
 
 from engineio import packet as eio_packet
+from socketio import packet
 
 from config.realtime.websocket_protocol import frame_of
-
-
-def event_text(namespace: str, data: list[Any], codec: Any) -> str:
-    """A Socket.IO ``EVENT`` packet without binary data, as python-socketio's ``Packet.encode``
-    writes it: its ``Packet`` first walks the whole payload for bytes (``data_is_binary``), which
-    an emit that says it carries none (``binary`` false) need not pay for each message."""
-    prefix = "2" if namespace == "/" else f"2{namespace},"
-    return prefix + codec.dumps(data, separators=(",", ":"))
 
 
 class SharedPacket(eio_packet.Packet):
@@ -87,8 +80,8 @@ class EmitsOnce:
         skip = message.get("skip_sid")
         skip = skip if isinstance(skip, list) else [skip]
         server = self.server
-        text = event_text(namespace, [message["event"], *data], server.packet_class.json)
-        pkt = SharedPacket(eio_packet.MESSAGE, text)
+        encoded = server.packet_class(packet.EVENT, namespace=namespace, data=[message["event"], *data]).encode()
+        pkt = SharedPacket(eio_packet.MESSAGE, encoded)
         sockets, recovering = server.eio.sockets, server.recovering
         others = []
         for sid, eio_sid in self.get_participants(namespace, message.get("room")):

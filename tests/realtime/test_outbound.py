@@ -5,13 +5,11 @@ import asyncio
 
 import pytest
 from engineio import packet as eio_packet
-from socketio import packet
 from websockets.frames import Frame, Opcode
 
 from config import metrics
-from config.realtime.codec import PacketCodec
 from config.realtime.engine import EngineServer, Socket
-from config.realtime.outbound import SharedPacket, event_text
+from config.realtime.outbound import SharedPacket
 from config.realtime.websocket_protocol import WebSocketProtocol, frame_of
 from tests.live import RawSocket, run, token_for
 
@@ -184,17 +182,3 @@ def test_the_server_as_it_runs_writes_its_frames_straight_to_the_connection(live
 
     sid = run(scenario())
     assert any(frame[2:].startswith(b"40/customer,") and sid.encode() in frame for frame in written), written
-
-
-@pytest.mark.parametrize("namespace", ["/", "/customer"])
-@pytest.mark.parametrize(
-    "data",
-    [["partner:location_update", {"bookingId": 7, "location": {"latitude": 12.9, "longitude": 77.6}}, "1-2"], ["ping"]],
-)
-def test_an_event_is_encoded_as_python_socketios_packet_encodes_it(namespace, data):
-    """``event_text`` stands in for ``Packet(EVENT, ...).encode()`` on the room-emit path: pinned to it."""
-
-    class Packet(packet.Packet):
-        json = PacketCodec
-
-    assert event_text(namespace, data, PacketCodec) == Packet(packet.EVENT, namespace=namespace, data=data).encode()
