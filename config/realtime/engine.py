@@ -98,13 +98,15 @@ def forget_headers(environ: dict[str, Any]) -> None:
 
 class WebSocket(asgi.WebSocket):
     async def __call__(self, environ: dict[str, Any]) -> str:
-        """While the websocket lasts, its socket may write frames straight to it (``outbound``)."""
+        """While the websocket lasts, its socket may write frames straight to it (``outbound``), and
+        its protocol hands it text messages as they are (``WebSocketProtocol.reads_texts``)."""
         socket = getattr(self.handler, "__self__", None)
         protocol = getattr(environ["asgi.send"], "__self__", None)
         if not (isinstance(socket, Socket) and isinstance(protocol, WebSocketProtocol)):
             return await super().__call__(environ)
         forget_headers(environ)
         socket.write_frame = protocol.write_frame
+        protocol.texts_wanted = True  # ``wait`` takes a text message as the protocol's ``str``
         try:
             return await super().__call__(environ)
         finally:
@@ -118,6 +120,8 @@ class WebSocket(asgi.WebSocket):
         is involved, so no cycle).
         """
         event = await self.asgi_receive()
+        if type(event) is str:
+            return event  # a text message the protocol read itself (``WebSocketProtocol.reads_texts``)
         if event["type"] != "websocket.receive":
             if getattr(getattr(self.handler, "__self__", None), "upgrading", False):
                 raise OSError("the client went away during the upgrade")

@@ -39,6 +39,8 @@ from typing import Any
 from uvicorn.protocols.websockets.websockets_sansio_impl import WebSocketsSansIOProtocol
 from websockets.frames import Frame, Opcode
 from websockets.http11 import Request
+from websockets.protocol import State
+from websockets.speedups import apply_mask
 
 from config.realtime.primitives import Flag, Mailbox
 
@@ -64,8 +66,15 @@ def frame_of(data: str | bytes) -> bytes:
     return Frame(Opcode.BINARY, data).serialize(mask=False)
 
 
+_FINAL_TEXT = 0x81  # FIN, no reserved bit, opcode TEXT
+_MASKED = 0x80
+
+
 class WebSocketProtocol(WebSocketsSansIOProtocol):
     plain_frames = False  # set once the handshake is over: no extension transforms this connection's frames
+    texts_wanted = False  # set by the application that reads this connection: it takes a text message as a ``str``
+    reads_texts = False  # this protocol reads the client's final text frames itself (``_read_texts``)
+    unread = b""  # the start of a frame not complete yet
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
@@ -83,6 +92,60 @@ class WebSocketProtocol(WebSocketsSansIOProtocol):
         super().start_keepalive()
         self.response.headers.clear()
         self.plain_frames = not self.conn.extensions
+        # Only from a frame boundary: nothing of the client's may be in the library's buffer.
+        self.reads_texts = self.plain_frames and self.texts_wanted and not self.conn.reader.buffer
+
+    def data_received(self, data: bytes) -> None:
+        if self.reads_texts:
+            self._read_texts(self.unread + data if self.unread else data)
+        else:
+            super().data_received(data)
+
+    def _read_texts(self, data: bytes) -> None:
+        """Frames in ``data``, in order: a final masked text frame within the size bound is
+        unmasked, decoded and queued here, as the ``str`` it carries (what uvicorn queues as a
+        ``websocket.receive`` event, without websockets' parser, its ``Frame`` and the event's
+        dict); any other complete frame (a control frame, binary, a fragment, bad UTF-8) is fed
+        alone to the library, which takes it as it would have. A frame the library may refuse
+        only on its header (too large, unmasked) or that it leaves the connection not open
+        after: the library reads everything from there on."""
+        at, end = 0, len(data)
+        while end - at >= 2:
+            first, second = data[at], data[at + 1]
+            length, head = second & 0x7F, 2
+            if length == 126:
+                length, head = int.from_bytes(data[at + 2 : at + 4]), 4
+            elif length == 127:
+                length, head = int.from_bytes(data[at + 2 : at + 10]), 10
+            if not second & _MASKED or (end - at >= head and length > (self.conn.max_message_size or length)):
+                break  # the library's to refuse
+            start = at + head + 4
+            if end < start + length:  # the rest of the frame (or of its header) comes in a later read
+                self.unread = data[at:]
+                return
+            text = None
+            if first == _FINAL_TEXT:
+                with contextlib.suppress(UnicodeDecodeError):
+                    text = apply_mask(data[start : start + length], data[at + head : start]).decode()
+            if text is None:
+                super().data_received(data[at : start + length])
+                at = start + length
+                if self.conn.state is not State.OPEN or self.conn.reader.buffer:
+                    break
+                continue
+            if not self.close_sent:  # past the application's close, uvicorn drops messages too
+                self.queue.put_nowait(text)
+                if not self.read_paused:
+                    self.read_paused = True
+                    self.transport.pause_reading()
+            at = start + length
+        else:
+            self.unread = data[at:] if at < end else b""
+            return
+        self.unread = b""
+        self.reads_texts = False  # for good: the library reads from here on
+        if at < end:
+            super().data_received(data[at:])
 
     def write_frame(self, frame: bytes) -> bool:
         """Write a frame of ``frame_of`` now, if the connection is open, writable and plain;

@@ -107,6 +107,7 @@ REPLACED = {
     "uvicorn.protocols.websockets.websockets_sansio_impl.WebSocketsSansIOProtocol.handle_connect": "fc648c2161ff8e13",
     "uvicorn.protocols.websockets.websockets_sansio_impl.WebSocketsSansIOProtocol.start_keepalive": "6d83bdbc3db82b86",
     "uvicorn.protocols.websockets.websockets_sansio_impl.WebSocketsSansIOProtocol.connection_lost": "dd116afc4d8034e1",
+    "uvicorn.protocols.websockets.websockets_sansio_impl.WebSocketsSansIOProtocol.data_received": "c89d394077d8841d",
     # engineio's ASGI driver table entries that config.realtime.engine.EngineServer swaps
     "engineio.async_drivers.asgi.translate_request": "39e74733f1fe46aa",
 }
@@ -292,6 +293,26 @@ TOUCHED: dict[str, tuple[str, str]] = {
     "websockets.http11.Response.headers": (
         "d3c2027db5a3fe19",
         "cleared once the handshake response went out (memory per connection)",
+    ),
+    "websockets.protocol.Protocol.max_message_size": (
+        "161f5c401ad6b08e",
+        "a text frame read by the product's own reader is within the library's size bound",
+    ),
+    "websockets.protocol.Protocol.reader": (
+        "87ac7a22e4cfaf64",
+        "the product reads text frames itself only from a frame boundary (the library's buffer empty)",
+    ),
+    "websockets.streams.StreamReader.buffer": (
+        "c43e065a1efbdf42",
+        "the product reads text frames itself only from a frame boundary (the library's buffer empty)",
+    ),
+    "websockets.protocol.Protocol.state": (
+        "3e3ad30741c1a056",
+        "after a frame fed to the library, the product reads on only while the connection is open",
+    ),
+    "uvicorn.protocols.websockets.websockets_sansio_impl.WebSocketsSansIOProtocol.read_paused": (
+        "df07a0cff78c72d3",
+        "a text frame read by the product pauses reading as uvicorn's does (resumed by its receive)",
     ),
     # Django, DRF, drf-spectacular and asyncio
     "django.urls.resolvers.ResolverMatch._func_path": (
