@@ -132,6 +132,21 @@ class WebSocketReader:
                 break
         await ws.close()
 
+    async def _message(self, data: str) -> None:
+        """A ``MESSAGE`` carrying a Socket.IO packet, to the server's handler: what ``receive``
+        does with it (engineio decodes such a packet to this same text: a payload starting with
+        a digit is never JSON to it), without its ``Packet``, its log call and the two layers of
+        ``_trigger_event`` (a closure and an ``iscoroutinefunction`` check a frame)."""
+        handler = self.server.handlers.get("message")
+        if handler is None:
+            return
+        try:
+            await handler(self.sid, data)
+        except asyncio.CancelledError:  # engineio's run_async_handler swallows it too
+            pass
+        except Exception:
+            self.server.logger.exception("message async handler error")
+
     async def _read(self, ws: Any) -> None:
         """Receive frames until the client goes, a read fails or the socket stays silent too long."""
         idle = IdleBound(self.server.ping_interval + self.server.ping_timeout)
@@ -150,6 +165,9 @@ class WebSocketReader:
                 idle.since = None
                 if p is None:
                     break  # connection closed by client
+                if type(p) is str and p[:1] == "4" and p[1:2].isdigit() and not self.server.async_handlers:
+                    await self._message(p[1:])
+                    continue
                 pkt = packet.Packet(encoded_packet=p)
                 try:
                     await self.receive(pkt)

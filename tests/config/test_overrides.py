@@ -294,6 +294,14 @@ TOUCHED: dict[str, tuple[str, str]] = {
         "d3c2027db5a3fe19",
         "cleared once the handshake response went out (memory per connection)",
     ),
+    "engineio.base_server.BaseServer.handlers": (
+        "70fc8f7445fdeeb1",
+        "the websocket read loop hands a Socket.IO packet to the 'message' handler as receive does",
+    ),
+    "engineio.base_server.BaseServer.async_handlers": (
+        "a06b17502fbd9646",
+        "the read loop's straight way to the 'message' handler is engineio's only while handlers are awaited",
+    ),
     "websockets.protocol.Protocol.max_message_size": (
         "161f5c401ad6b08e",
         "a text frame read by the product's own reader is within the library's size bound",
@@ -807,15 +815,15 @@ def test_a_public_hook_of_a_framework_is_not_an_override_to_pin(monkeypatch, tmp
 
 
 def test_a_real_time_library_state_read_from_a_subclass_fails_the_scan(monkeypatch, tmp_path):
-    """Public or not, a real-time library's instance state is internal: ``self.async_handlers``
+    """Public or not, a real-time library's instance state is internal: ``self.always_connect``
     in a subclass of the Socket.IO server, and what is written through it."""
     source = (
         "import socketio\nclass S(socketio.AsyncServer):\n    def f(self):\n"
-        "        self.eio.ping_interval_grace_period = 1\n        return self.async_handlers\n"
+        "        self.eio.ping_interval_grace_period = 1\n        return self.always_connect\n"
     )
     _with_module(monkeypatch, tmp_path, "mutant_state", source)
     unlisted = unlisted_touches(touches())
-    assert "mutant_state:5 reads async_handlers" in unlisted
+    assert "mutant_state:5 reads always_connect" in unlisted
     assert "mutant_state:4 writes ping_interval_grace_period" in unlisted
 
 

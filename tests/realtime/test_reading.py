@@ -28,11 +28,17 @@ class _Server:
     ping_interval = 0.04
     ping_timeout = 0.04  # the bound: 80 ms of silence
     max_http_buffer_size = 100
+    async_handlers = False  # as python-socketio makes its engineio server
     logger = _Logger()
+
+    def __init__(self) -> None:
+        self.handlers: dict[str, Any] = {}
 
 
 class _Reader(WebSocketReader):
     """Just what ``_read`` uses of engineio's socket: its server and ``receive``."""
+
+    sid = "s1"
 
     def __init__(self) -> None:
         self.server = _Server()
@@ -95,6 +101,27 @@ def test_a_frame_over_the_size_bound_ends_the_socket():
     reader = _Reader()
     run(reader._read(_Frames(["4ok", "4" + "x" * 200, "4never"], gap=0)), timeout=5)
     assert reader.received == ["ok"]
+
+
+def test_a_socketio_packet_goes_straight_to_the_message_handler_with_the_text_engineio_decodes():
+    """``_message``: what ``receive`` would hand the Socket.IO server, in order with the frames it
+    still decodes; a handler that fails is logged and the socket reads on."""
+    reader = _Reader()
+    handled: list[tuple[str, str]] = []
+    logged: list[str] = []
+
+    async def message(sid: str, data: str) -> None:
+        handled.append((sid, data))
+        if data == "2boom":
+            raise RuntimeError("a handler's bug")
+
+    reader.server.handlers["message"] = message
+    reader.server.logger.exception = logged.append  # type: ignore[method-assign]
+    frames = ['42/partner,["location:update",{}]', "42boom", "4a", '40/customer,{"token":"t"}', "3", None]
+    run(reader._read(_Frames(frames, gap=0)))
+    assert handled == [("s1", '2/partner,["location:update",{}]'), ("s1", "2boom"), ("s1", '0/customer,{"token":"t"}')]
+    assert reader.received == ["a", ""]  # a MESSAGE that is no Socket.IO packet, and the PONG: engineio's way
+    assert logged == ["message async handler error"]
 
 
 def test_idle_bound_close_leaves_no_timer():
