@@ -12,8 +12,11 @@ alive until a full collection:
 - ``WebSocket.wait`` raises ``OSError`` when the client goes; the exception's
   traceback holds the frames that hold the task that holds the exception.
 
-And one cost of idle memory: each socket's send queue is an ``asyncio.Queue`` (about
-3 KiB, empty nearly all the time); here it is a ``primitives.Mailbox``.
+And two costs of idle memory: each socket's send queue is an ``asyncio.Queue`` (about
+3 KiB, empty nearly all the time); here it is a ``primitives.Mailbox``. And engineio waits
+for each socket's next ping in a task of its own, asleep for ``ping_interval`` (the task, two
+coroutines, a future and their context: ~1 KiB a socket); here a timer waits, and the task
+that sends the ping lives only as long as the send.
 
 What one connection may make the server hold is bounded here too (contract 10.1): a
 socket's send queue (packets and characters; past either the connection is dropped as a
@@ -28,12 +31,14 @@ All replaced in a subclass (python-socketio's ``_engineio_server_class`` hook), 
 patched into the library: the same names, the same behaviour.
 """
 
+import asyncio
 import logging
+import time
 from typing import Any
 
 import engineio
 from django.conf import settings
-from engineio import async_socket, exceptions, payload
+from engineio import async_socket, exceptions, packet, payload
 from engineio.async_drivers import asgi
 
 from config import metrics
@@ -200,6 +205,19 @@ class Socket(WebSocketReader, WritesNow, async_socket.AsyncSocket):
             raise UnreadablePayload() from None
         for pkt in packets:
             await self.receive(pkt)
+
+    def schedule_ping(self) -> None:
+        """engineio's, but a timer waits ``ping_interval``, not a task of its own asleep."""
+        if self.last_ping:
+            self.last_ping = None
+            server = self.server
+            asyncio.get_running_loop().call_later(server.ping_interval, server.start_background_task, self._send_ping)
+
+    async def _send_ping(self) -> None:
+        """engineio's, less its sleep (``schedule_ping``'s timer waited)."""
+        if not self.closing and not self.closed:
+            self.last_ping = time.time()
+            await self.send(packet.Packet(packet.PING))
 
 
 class EngineServer(engineio.AsyncServer):
