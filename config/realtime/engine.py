@@ -94,11 +94,19 @@ async def translate_request(scope: dict[str, Any], receive: Any, send: Any) -> d
 def forget_headers(environ: dict[str, Any]) -> None:
     """Drop from a websocket's environ, which lives as long as the connection, the strings nothing
     reads once it is open (issue 34): each header's two (``HTTP_X``, its value), but the token's
-    (``auth.token_from``); the address is read from the scope (uvicorn holds it anyway)."""
+    (``auth.token_from``); the address is read from the scope (uvicorn holds it anyway), whose
+    headers went into the environ at the connect and are read no more either."""
     for key in [k for k in environ if k.startswith("HTTP_") and k != "HTTP_AUTHORIZATION"]:
         del environ[key]
     environ.pop("RAW_URI", None)
     environ.pop("wsgi.input", None)  # a websocket has no body: the connect event, held
+    scope = environ.get("asgi.scope")
+    if scope is not None:
+        scope["headers"] = ()
+    # A dict keeps its table when keys go: refilled, it takes one the size of what is left.
+    kept = dict(environ)
+    environ.clear()
+    environ.update(kept)
 
 
 class WebSocket(asgi.WebSocket):
