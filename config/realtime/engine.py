@@ -214,6 +214,33 @@ class Socket(WebSocketReader, WritesNow, async_socket.AsyncSocket):
         for pkt in packets:
             await self.receive(pkt)
 
+    async def poll(self) -> list[Any]:
+        """engineio's, its wait for a packet bounded by a timer that cancels the mailbox's future, not
+        by ``asyncio.wait_for`` (a coroutine, a future and a partial more, held by each idle writer)."""
+        server = self.server
+        future = self.queue.get()
+        timer = asyncio.get_running_loop().call_later(server.ping_interval + server.ping_timeout, future.cancel)
+        try:
+            packets = [await future]
+        except asyncio.CancelledError:  # the bound, or the writer cancelled: engineio's QueueEmpty either way
+            raise exceptions.QueueEmpty() from None
+        finally:
+            timer.cancel()
+        self.queue.task_done()
+        if packets == [None]:
+            return []
+        while True:
+            try:
+                pkt = self.queue.get_nowait()
+                self.queue.task_done()
+                if pkt is None:
+                    self.queue.put_nowait(None)
+                    break
+                packets.append(pkt)
+            except asyncio.QueueEmpty:
+                break
+        return packets
+
     def schedule_ping(self) -> None:
         """engineio's, but a timer waits ``ping_interval``, not a task of its own asleep."""
         if self.last_ping:

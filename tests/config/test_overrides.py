@@ -79,7 +79,9 @@ REPLACED = {
     "engineio.base_server.BaseServer._log_error_once": "dccbb5602dc46a09",
     # the websocket read loop without a Task and a wait_for per frame (config.realtime.reading)
     "engineio.async_socket.AsyncSocket._websocket_handler": "27f120df4d717a24",
-    # the wait for the next ping a timer, not a task asleep (config.realtime.engine: idle memory)
+    # the wait for the next ping a timer, not a task asleep; the writer's wait bounded without a
+    # wait_for (config.realtime.engine: idle memory)
+    "engineio.async_socket.AsyncSocket.poll": "826f58a9f3606db2",
     "engineio.async_socket.AsyncSocket.schedule_ping": "fe316639159cd70d",
     "engineio.async_socket.AsyncSocket._send_ping": "67db82a704ea49d0",
     # sessions that join no namespace are closed; a refusal is answered once (config.realtime.server)
