@@ -111,7 +111,10 @@ def forget_headers(environ: dict[str, Any]) -> None:
 
 class WebSocket(asgi.WebSocket):
     async def __call__(self, environ: dict[str, Any]) -> str:
-        """While the websocket lasts, its socket may write frames straight to it (``outbound``)."""
+        """While the websocket lasts, its socket may write frames straight to it (``outbound``).
+
+        engineio's body is inlined, not awaited through ``super()``: this call lasts as long as
+        the connection, and a frame more on its stack is ~0.3 KiB a socket (issue 34)."""
         socket = getattr(self.handler, "__self__", None)
         protocol = getattr(environ["asgi.send"], "__self__", None)
         if not (isinstance(socket, Socket) and isinstance(protocol, WebSocketProtocol)):
@@ -119,7 +122,11 @@ class WebSocket(asgi.WebSocket):
         forget_headers(environ)
         socket.write_frame = protocol.write_frame
         try:
-            return await super().__call__(environ)
+            self.asgi_receive = environ["asgi.receive"]
+            self.asgi_send = environ["asgi.send"]
+            await self.asgi_send({"type": "websocket.accept"})
+            await self.handler(self)
+            return ""  # engineio's: send nothing as response
         finally:
             socket.write_frame = None  # the connection is over: no reference left to it
 

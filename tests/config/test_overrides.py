@@ -239,7 +239,11 @@ TOUCHED: dict[str, tuple[str, str]] = {
     ),
     "engineio.async_drivers.asgi.WebSocket.asgi_receive": (
         "2acfacb0fe1eabe5",
-        "our WebSocket.wait reads the ASGI receive itself",
+        "our WebSocket.wait reads the ASGI receive itself; our __call__ sets it, as engineio's",
+    ),
+    "engineio.async_drivers.asgi.WebSocket.asgi_send": (
+        "3920787ccebd9005",
+        "our __call__ sets it and accepts through it, engineio's body inlined",
     ),
     "engineio.async_drivers.asgi.WebSocket.handler": (
         "68ae8e59011b172b",
