@@ -12,8 +12,11 @@ alive until a full collection:
 - ``WebSocket.wait`` raises ``OSError`` when the client goes; the exception's
   traceback holds the frames that hold the task that holds the exception.
 
-And one cost of idle memory: each socket's send queue is an ``asyncio.Queue`` (about
-3 KiB, empty nearly all the time); here it is a ``primitives.Mailbox``.
+And two costs of idle memory: each socket's send queue is an ``asyncio.Queue`` (about
+3 KiB, empty nearly all the time); here it is a ``primitives.Mailbox``. And engineio waits
+for each socket's next ping in a task of its own, asleep for ``ping_interval`` (the task, two
+coroutines, a future and their context: ~1 KiB a socket); here a timer waits, and the task
+that sends the ping lives only as long as the send.
 
 What one connection may make the server hold is bounded here too (contract 10.1): a
 socket's send queue (packets and characters; past either the connection is dropped as a
@@ -28,12 +31,14 @@ All replaced in a subclass (python-socketio's ``_engineio_server_class`` hook), 
 patched into the library: the same names, the same behaviour.
 """
 
+import asyncio
 import logging
+import time
 from typing import Any
 
 import engineio
 from django.conf import settings
-from engineio import async_socket, exceptions, payload
+from engineio import async_socket, exceptions, packet, payload
 from engineio.async_drivers import asgi
 
 from config import metrics
@@ -89,17 +94,28 @@ async def translate_request(scope: dict[str, Any], receive: Any, send: Any) -> d
 def forget_headers(environ: dict[str, Any]) -> None:
     """Drop from a websocket's environ, which lives as long as the connection, the strings nothing
     reads once it is open (issue 34): each header's two (``HTTP_X``, its value), but the token's
-    (``auth.token_from``); the address is read from the scope (uvicorn holds it anyway)."""
+    (``auth.token_from``); the address is read from the scope (uvicorn holds it anyway), whose
+    headers went into the environ at the connect and are read no more either."""
     for key in [k for k in environ if k.startswith("HTTP_") and k != "HTTP_AUTHORIZATION"]:
         del environ[key]
     environ.pop("RAW_URI", None)
     environ.pop("wsgi.input", None)  # a websocket has no body: the connect event, held
+    scope = environ.get("asgi.scope")
+    if scope is not None:
+        scope["headers"] = ()
+    # A dict keeps its table when keys go: refilled, it takes one the size of what is left.
+    kept = dict(environ)
+    environ.clear()
+    environ.update(kept)
 
 
 class WebSocket(asgi.WebSocket):
     async def __call__(self, environ: dict[str, Any]) -> str:
         """While the websocket lasts, its socket may write frames straight to it (``outbound``), and
-        its protocol hands it text messages as they are (``WebSocketProtocol.reads_texts``)."""
+        its protocol hands it text messages as they are (``WebSocketProtocol.reads_texts``).
+
+        engineio's body is inlined, not awaited through ``super()``: this call lasts as long as
+        the connection, and a frame more on its stack is ~0.3 KiB a socket (issue 34)."""
         socket = getattr(self.handler, "__self__", None)
         protocol = getattr(environ["asgi.send"], "__self__", None)
         if not (isinstance(socket, Socket) and isinstance(protocol, WebSocketProtocol)):
@@ -108,7 +124,11 @@ class WebSocket(asgi.WebSocket):
         socket.write_frame = protocol.write_frame
         protocol.texts_wanted = True  # ``wait`` takes a text message as the protocol's ``str``
         try:
-            return await super().__call__(environ)
+            self.asgi_receive = environ["asgi.receive"]
+            self.asgi_send = environ["asgi.send"]
+            await self.asgi_send({"type": "websocket.accept"})
+            await self.handler(self)
+            return ""  # engineio's: send nothing as response
         finally:
             socket.write_frame = None  # the connection is over: no reference left to it
 
@@ -204,6 +224,46 @@ class Socket(WebSocketReader, WritesNow, async_socket.AsyncSocket):
             raise UnreadablePayload() from None
         for pkt in packets:
             await self.receive(pkt)
+
+    async def poll(self) -> list[Any]:
+        """engineio's, its wait for a packet bounded by a timer that cancels the mailbox's future, not
+        by ``asyncio.wait_for`` (a coroutine, a future and a partial more, held by each idle writer)."""
+        server = self.server
+        future = self.queue.get()
+        timer = asyncio.get_running_loop().call_later(server.ping_interval + server.ping_timeout, future.cancel)
+        try:
+            packets = [await future]
+        except asyncio.CancelledError:  # the bound, or the writer cancelled: engineio's QueueEmpty either way
+            raise exceptions.QueueEmpty() from None
+        finally:
+            timer.cancel()
+        self.queue.task_done()
+        if packets == [None]:
+            return []
+        while True:
+            try:
+                pkt = self.queue.get_nowait()
+                self.queue.task_done()
+                if pkt is None:
+                    self.queue.put_nowait(None)
+                    break
+                packets.append(pkt)
+            except asyncio.QueueEmpty:
+                break
+        return packets
+
+    def schedule_ping(self) -> None:
+        """engineio's, but a timer waits ``ping_interval``, not a task of its own asleep."""
+        if self.last_ping:
+            self.last_ping = None
+            server = self.server
+            asyncio.get_running_loop().call_later(server.ping_interval, server.start_background_task, self._send_ping)
+
+    async def _send_ping(self) -> None:
+        """engineio's, less its sleep (``schedule_ping``'s timer waited)."""
+        if not self.closing and not self.closed:
+            self.last_ping = time.time()
+            await self.send(packet.Packet(packet.PING))
 
 
 class EngineServer(engineio.AsyncServer):

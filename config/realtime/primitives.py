@@ -15,7 +15,8 @@ from typing import Any
 
 
 class Mailbox:
-    """An unbounded ``asyncio.Queue``: the items' deque exists only while items wait.
+    """An unbounded ``asyncio.Queue``: the items' deque exists only while items wait, the
+    joiners' list only while someone joins.
 
     A put item goes straight to a waiting getter. ``get()`` returns a future rather
     than a coroutine, so ``asyncio.wait_for(mailbox.get(), timeout)`` (engineio's
@@ -30,7 +31,7 @@ class Mailbox:
     def __init__(self) -> None:
         self._items: deque[Any] | None = None
         self._getters: list[asyncio.Future[Any]] = []
-        self._joiners: list[asyncio.Future[None]] = []
+        self._joiners: list[asyncio.Future[None]] | None = None
         self._unfinished = 0
 
     def qsize(self) -> int:
@@ -79,14 +80,16 @@ class Mailbox:
             raise ValueError("task_done() called too many times")
         self._unfinished -= 1
         if not self._unfinished:
-            for joiner in self._joiners:
+            joiners, self._joiners = self._joiners, None
+            for joiner in joiners or ():
                 if not joiner.done():
                     joiner.set_result(None)
-            self._joiners = []
 
     async def join(self) -> None:
         if self._unfinished:
             joiner = asyncio.get_running_loop().create_future()
+            if self._joiners is None:
+                self._joiners = []
             self._joiners.append(joiner)
             await joiner
 

@@ -79,6 +79,11 @@ REPLACED = {
     "engineio.base_server.BaseServer._log_error_once": "dccbb5602dc46a09",
     # the websocket read loop without a Task and a wait_for per frame (config.realtime.reading)
     "engineio.async_socket.AsyncSocket._websocket_handler": "27f120df4d717a24",
+    # the wait for the next ping a timer, not a task asleep; the writer's wait bounded without a
+    # wait_for (config.realtime.engine: idle memory)
+    "engineio.async_socket.AsyncSocket.poll": "826f58a9f3606db2",
+    "engineio.async_socket.AsyncSocket.schedule_ping": "fe316639159cd70d",
+    "engineio.async_socket.AsyncSocket._send_ping": "67db82a704ea49d0",
     # sessions that join no namespace are closed; a refusal is answered once (config.realtime.server)
     # binary and unreadable packets close the session with one warning (config.realtime.server)
     "socketio.async_server.AsyncServer._handle_eio_message": "bef50fc0e1635921",
@@ -235,7 +240,11 @@ TOUCHED: dict[str, tuple[str, str]] = {
     ),
     "engineio.async_drivers.asgi.WebSocket.asgi_receive": (
         "2acfacb0fe1eabe5",
-        "our WebSocket.wait reads the ASGI receive itself",
+        "our WebSocket.wait reads the ASGI receive itself; our __call__ sets it, as engineio's",
+    ),
+    "engineio.async_drivers.asgi.WebSocket.asgi_send": (
+        "3920787ccebd9005",
+        "our __call__ sets it and accepts through it, engineio's body inlined",
     ),
     "engineio.async_drivers.asgi.WebSocket.handler": (
         "68ae8e59011b172b",
@@ -243,6 +252,7 @@ TOUCHED: dict[str, tuple[str, str]] = {
     ),
     # the outbound path (config.realtime.outbound, issue 34): a MESSAGE is written to the
     # websocket at once only where engineio's send would have queued nothing ahead of it
+    "engineio.async_socket.AsyncSocket.closed": ("3177d37e83bc9a17", "a closed socket is sent no ping (as engineio)"),
     "engineio.async_socket.AsyncSocket.closing": ("862f307c021c79c9", "a close under way: packets keep the queue"),
     "engineio.async_socket.AsyncSocket.last_ping": (
         "84b138d3a235e1d9",
@@ -288,11 +298,7 @@ TOUCHED: dict[str, tuple[str, str]] = {
     ),
     "uvicorn.protocols.websockets.websockets_sansio_impl.WebSocketsSansIOProtocol.response": (
         "3df12e7ff1309cbc",
-        "the handshake response, whose headers are dropped once sent",
-    ),
-    "websockets.http11.Response.headers": (
-        "d3c2027db5a3fe19",
-        "cleared once the handshake response went out (memory per connection)",
+        "the handshake response, let go once sent (uvicorn reads it only before)",
     ),
     "engineio.base_server.BaseServer.handlers": (
         "70fc8f7445fdeeb1",

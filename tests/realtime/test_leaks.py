@@ -26,6 +26,7 @@ from config.realtime.limits import limiter
 from config.realtime.presence import presence
 from config.realtime.primitives import Flag, Mailbox
 from config.realtime.server import sio
+from config.realtime.websocket_protocol import WebSocketProtocol
 from tests.factories import BookingFactory
 from tests.live import Client, run, token_for, wait_until
 
@@ -105,3 +106,22 @@ def test_closed_connections_leave_nothing_behind(live_server_url, customer, part
     time.sleep(1.1)
     limiter.sweep()
     assert not limiter.windows
+
+
+def test_a_live_connection_keeps_its_protocol_small(live_server_url, customer):
+    """CPython shares one key table among a class's instances up to 29 attribute names; past that
+    each instance holds a dict of its own (~1.6 KiB a connection, issue 34). uvicorn's protocol sets
+    38: ``WebSocketProtocol.__slots__`` keeps the rest under the limit, open and after a track. And
+    what the handshake needed is gone once it is over: the response, the scope's headers."""
+
+    async def scenario() -> list[WebSocketProtocol]:
+        client = await Client(live_server_url, "/customer").connect(token_for(customer))
+        try:
+            await client.call("booking:track", "1")  # refused or not, the connection has served an event
+            return [o for o in gc.get_objects() if type(o) is WebSocketProtocol and "scope" in vars(o)]
+        finally:
+            await client.close()
+
+    protocols = run(scenario())
+    assert protocols and max(len(vars(p)) for p in protocols) < 30, [len(vars(p)) for p in protocols]
+    assert all(p.response is None and not p.scope["headers"] for p in protocols)

@@ -82,16 +82,17 @@ def test_join_waits_for_every_item_to_be_done():
     assert run(scenario()) is False
 
 
-def test_an_idle_mailbox_holds_no_deque():
+def test_an_idle_mailbox_holds_no_deque_and_no_joiners_list():
     """The reason it exists: an empty ``asyncio.Queue`` holds four deques."""
 
     async def scenario():
         box = Mailbox()
         box.put_nowait(1)
         await box.get()
-        return box._items
+        box.task_done()
+        return box._items, box._joiners
 
-    assert run(scenario()) is None
+    assert run(scenario()) == (None, None)
     assert sys.getsizeof(Mailbox()) < sys.getsizeof(asyncio.Queue()._queue) / 4
 
 

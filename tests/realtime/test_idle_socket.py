@@ -1,0 +1,75 @@
+"""What an idle socket waits on: timers, not a task asleep or a ``wait_for`` (issue 34, idle memory).
+
+``config.realtime.engine.Socket`` waits for its next ping and bounds its writer's wait for a packet
+with a timer each; the pings, their times and the bound are engineio's.
+"""
+
+import asyncio
+
+import pytest
+from engineio import exceptions
+from engineio import packet as eio_packet
+
+from config.realtime.engine import EngineServer, Socket
+from tests.live import run
+
+
+def idle_socket(interval: float, timeout: float) -> Socket:
+    server = EngineServer(async_mode="asgi", ping_interval=interval, ping_timeout=timeout)
+    socket = Socket(server, "s1")
+    socket.connected = socket.upgraded = True
+    return socket
+
+
+def test_the_writer_gets_what_is_queued_up_to_the_close_and_gives_up_at_engineios_bound():
+    async def scenario() -> None:
+        loop = asyncio.get_running_loop()
+        socket = idle_socket(0.05, 0.05)
+        for data in ("a", "b", None, "c"):
+            socket.queue.put_nowait(data and eio_packet.Packet(eio_packet.MESSAGE, data))
+        # as engineio's: the close ends a batch and goes back in the queue, behind what followed it
+        assert [p.data for p in await socket.poll()] == ["a", "b"]
+        assert [p.data for p in await socket.poll()] == ["c"]
+        assert await socket.poll() == []
+        socket.queue = type(socket.queue)()
+        started = loop.time()
+        with pytest.raises(exceptions.QueueEmpty):
+            await socket.poll()
+        assert 0.09 <= loop.time() - started < 0.5  # ping_interval + ping_timeout
+        assert not socket.queue.awaited()  # no getter left behind
+        socket.queue.put_nowait(eio_packet.Packet(eio_packet.PING))  # the next poll gets it, nobody else
+        assert [p.packet_type for p in await socket.poll()] == [eio_packet.PING]
+        # A writer cancelled while it waits ends as engineio's does: QueueEmpty.
+        waiting = asyncio.ensure_future(socket.poll())
+        await asyncio.sleep(0)
+        waiting.cancel()
+        with pytest.raises(exceptions.QueueEmpty):
+            await waiting
+
+    run(scenario(), timeout=5)
+
+
+def test_the_next_ping_waits_on_a_timer_and_goes_at_ping_interval():
+    async def scenario() -> None:
+        loop = asyncio.get_running_loop()
+        socket = idle_socket(0.05, 1)
+        tasks = len(asyncio.all_tasks())
+        socket.schedule_ping()
+        assert socket.last_ping is None
+        assert len(asyncio.all_tasks()) == tasks  # nothing asleep for it
+        started = loop.time()
+        ping = await socket.queue.get()
+        assert ping.packet_type == eio_packet.PING and 0.045 <= loop.time() - started < 0.5
+        assert socket.last_ping is not None
+        socket.schedule_ping()
+        socket.schedule_ping()  # a second call before the ping: one ping still (engineio's rule)
+        await asyncio.sleep(0.15)
+        assert socket.queue.qsize() == 1
+        # A socket closed meanwhile is sent none.
+        socket.queue.get_nowait()
+        socket.schedule_ping()
+        socket.closed = True
+        await asyncio.sleep(0.1)
+        assert socket.queue.qsize() == 0
+
+    run(scenario(), timeout=5)
