@@ -94,7 +94,7 @@ def deliver(message: Message) -> None:
         if _on_loop_thread(loop):
             manager.outbox.put_nowait(message)
         else:
-            loop.call_soon_threadsafe(manager.outbox.put_nowait, message)
+            manager.hand_over(message)
         return
     # No Socket.IO server runs here (WSGI, a management command, a shell):
     # publish on the Channels layer for the processes that have sockets.

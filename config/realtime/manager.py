@@ -15,6 +15,7 @@ periodic work the root starts (log trimming, gauges).
 
 import asyncio
 import logging
+import threading
 from collections.abc import Awaitable
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
@@ -43,6 +44,9 @@ class ChannelLayerManager(GracefulStop, ChannelLayerTransport, EmitsOnce, AsyncP
         super().__init__(channel=group or settings.SOCKETIO["CHANNEL_GROUP"], **kwargs)
         self.loop: asyncio.AbstractEventLoop | None = None
         self.outbox: asyncio.Queue[dict[str, Any]] = asyncio.Queue()
+        # Messages other threads committed, on their way to the outbox (``hand_over``).
+        self._handed: list[dict[str, Any]] = []
+        self._handed_lock = threading.Lock()
         self._outage = OutageLog()
         # Broker lanes by shard, the room groups local sockets want, the listener's channel (transport).
         self._lanes: dict[int, Lane] = {}
@@ -81,6 +85,8 @@ class ChannelLayerManager(GracefulStop, ChannelLayerTransport, EmitsOnce, AsyncP
             ThreadPoolExecutor(max_workers=settings.SOCKETIO["DB_THREADS"], thread_name_prefix="orm")
         )
         self.outbox = asyncio.Queue()
+        with self._handed_lock:
+            self._handed = []
         self.start_task(self._drain_outbox())
         self._start_lanes()
         self._essential = len(self.tasks)
@@ -120,6 +126,28 @@ class ChannelLayerManager(GracefulStop, ChannelLayerTransport, EmitsOnce, AsyncP
         return reused
 
     # ------------------------------------------------------------ delivery
+    def hand_over(self, message: dict[str, Any]) -> None:
+        """Put ``message`` in the outbox from another thread (``emit.deliver``): the messages handed
+        over before the loop takes them go in one call, in order (a chat message's four emits
+        make one wake-up of the loop, not four)."""
+        assert self.loop is not None
+        with self._handed_lock:
+            self._handed.append(message)
+            if len(self._handed) > 1:
+                return  # the call that takes the first takes this one too
+        try:
+            self.loop.call_soon_threadsafe(self._take_handed)
+        except RuntimeError:  # the loop closed meanwhile: none of these will be taken
+            with self._handed_lock:
+                self._handed = []
+            raise
+
+    def _take_handed(self) -> None:
+        with self._handed_lock:
+            handed, self._handed = self._handed, []
+        for message in handed:
+            self.outbox.put_nowait(message)
+
     async def _log(self, messages: list[dict[str, Any]]) -> None:
         """Give server events their offsets: appended to the recovery log, one round trip for the
         batch, before anyone receives them.
@@ -179,7 +207,7 @@ class ChannelLayerManager(GracefulStop, ChannelLayerTransport, EmitsOnce, AsyncP
             method = message["method"]
             try:
                 if method == "emit":
-                    metrics.SERVER_EVENTS.labels(message["event"]).inc()
+                    metrics.child(metrics.SERVER_EVENTS, message["event"]).inc()  # server-chosen names: few
                     await self._handle_emit(message)
                 elif method == "close_room":
                     await self._handle_close_room(message)

@@ -79,14 +79,20 @@ class EmitsOnce:
             data = []  # as python-socketio sends ``emit(event, None)``: the event alone
         skip = message.get("skip_sid")
         skip = skip if isinstance(skip, list) else [skip]
+        room = message.get("room")
+        recipients = [eio_sid for sid, eio_sid in self.get_participants(namespace, room) if sid not in skip]
+        if not recipients:  # a user's room in a namespace they are not connected to: most of a chat message's emits
+            return
         server = self.server
-        encoded = server.packet_class(packet.EVENT, namespace=namespace, data=[message["event"], *data]).encode()
+        # binary=False: the caller sends binary data python-socketio's way (``_handle_emit``), so
+        # the walk of the payload that would find it is skipped.
+        encoded = server.packet_class(
+            packet.EVENT, namespace=namespace, data=[message["event"], *data], binary=False
+        ).encode()
         pkt = SharedPacket(eio_packet.MESSAGE, encoded)
         sockets, recovering = server.eio.sockets, server.recovering
         others = []
-        for sid, eio_sid in self.get_participants(namespace, message.get("room")):
-            if sid in skip:
-                continue
+        for eio_sid in recipients:
             socket = sockets.get(eio_sid)
             if not isinstance(socket, WritesNow) or recovering.watching(eio_sid) or not socket.write_now(pkt):
                 others.append(eio_sid)

@@ -77,7 +77,8 @@ class Recovery:
 
     async def _call(self, what: str, coro: Any, default: Any = None) -> Any:
         try:
-            return await asyncio.wait_for(coro, STORE_TIMEOUT)
+            async with asyncio.timeout(STORE_TIMEOUT):  # no Task per call, as wait_for starts one
+                return await coro
         except asyncio.CancelledError:
             raise
         except Exception as exc:

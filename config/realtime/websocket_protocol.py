@@ -31,11 +31,19 @@
   is open and writable, where uvicorn's ASGI ``send`` would take a ``websocket.send`` dict,
   encode the text and frame it again for each. A connection that negotiated an extension
   (a client offering permessage-deflate where the server allows it) is written as before.
+- **One write a loop round.** Frames ``write_frame`` takes are written together at the end of
+  the loop's round (one ``transport.write``, one system call into the kernel's loopback or NIC
+  path): a chat message's ack and its ``message:sent`` go to the same socket in the same round.
+  uvicorn's own writes of data or of a close (``send``, ``shutdown``) write them first, so
+  nothing overtakes them and nothing follows a close frame; a connection that closes in that
+  round (the peer's close, a keepalive timeout, a broken frame) drops them, as it would any frame
+  after its close.
 
 Use: ``uvicorn --ws config.realtime.websocket_protocol:WebSocketProtocol`` (as
 ``make serve`` does).
 """
 
+import asyncio
 import contextlib
 import logging
 from typing import Any
@@ -100,6 +108,7 @@ class WebSocketProtocol(WebSocketsSansIOProtocol):
     texts_wanted = False  # set by the application that reads this connection: it takes a text message as a ``str``
     reads_texts = False  # this protocol reads the client's final text frames itself (``_read_texts``)
     unread = b""  # the start of a frame not complete yet
+    corked: list[bytes] | None = None  # frames taken this loop round, not written yet (``write_frame``)
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
@@ -177,8 +186,26 @@ class WebSocketProtocol(WebSocketsSansIOProtocol):
         ``False``: send it through the ASGI ``send`` (which waits, or fails, as it should)."""
         if not self.plain_frames or not self.writable.is_set() or self.close_sent or self.transport.is_closing():
             return False
-        self.transport.write(frame)
+        if self.corked is None:
+            self.corked = [frame]
+            asyncio.get_running_loop().call_soon(self.uncork)
+        else:
+            self.corked.append(frame)
         return True
+
+    def uncork(self) -> None:
+        """Write the frames taken this round, unless the connection closed meanwhile."""
+        corked, self.corked = self.corked, None
+        if corked and not self.close_sent and not self.transport.is_closing():
+            self.transport.write(corked[0] if len(corked) == 1 else b"".join(corked))
+
+    async def send(self, message: Any) -> None:
+        self.uncork()  # what write_frame took goes before, whatever this is (data, or the close)
+        await super().send(message)
+
+    def shutdown(self) -> None:
+        self.uncork()  # before the close frame of a server that stops
+        super().shutdown()
 
     def connection_lost(self, exc: Exception | None) -> None:
         super().connection_lost(exc)

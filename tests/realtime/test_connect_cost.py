@@ -2,6 +2,7 @@
 of its own, and one timer for every expiry fires each at its time."""
 
 import asyncio
+import contextvars
 import threading
 import time
 from datetime import timedelta
@@ -11,7 +12,7 @@ from django.contrib.auth.models import User
 from rest_framework_simplejwt.tokens import AccessToken
 
 from config.realtime import auth
-from config.realtime.orm import Batched
+from config.realtime.orm import Batched, OrmLoad, db
 from config.realtime.token_lifetime import Expiries
 from tests.live import wait_until
 
@@ -22,6 +23,37 @@ def test_an_expired_token_keeps_its_own_code(db):
     with pytest.raises(auth.Refused) as refused:
         auth.decode_token(str(old))
     assert refused.value.error_args["data"]["code"] == "TOKEN_EXPIRED"
+
+
+def test_an_orm_call_runs_off_the_loop_in_the_callers_context_and_gives_its_connection_back(transactional_db):
+    from django.db import connection
+
+    seen = []
+
+    def read(n):
+        seen.append((threading.get_ident(), auth_flag.get(), User.objects.count()))
+        if n < 0:
+            raise ValueError("refused")
+        return n * 2
+
+    def after():  # on an ORM thread, once the calls are over
+        return connection.connection is None
+
+    auth_flag = contextvars.ContextVar("flag", default="unset")
+
+    async def scenario():
+        auth_flag.set("set")
+        loop_thread = threading.get_ident()
+        doubled = await db(read)(21)
+        with pytest.raises(ValueError):
+            await db(read)(-1)
+        assert OrmLoad.in_flight == 0
+        assert all(thread != loop_thread for thread, _, _ in seen)
+        return doubled, await asyncio.get_running_loop().run_in_executor(None, after)
+
+    doubled, returned = asyncio.run(asyncio.wait_for(scenario(), 10))
+    assert doubled == 42 and [flag for _, flag, _ in seen] == ["set", "set"]
+    assert returned  # the pooled connection went back after each call
 
 
 def test_batched_reads_of_one_moment_share_one_load(transactional_db):

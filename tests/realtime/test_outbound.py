@@ -5,11 +5,14 @@ import asyncio
 
 import pytest
 from engineio import packet as eio_packet
+from uvicorn.protocols.websockets.websockets_sansio_impl import WebSocketsSansIOProtocol
 from websockets.frames import Frame, Opcode
 
 from config import metrics
 from config.realtime.engine import EngineServer, Socket
+from config.realtime.manager import ChannelLayerManager
 from config.realtime.outbound import SharedPacket
+from config.realtime.primitives import Flag
 from config.realtime.websocket_protocol import WebSocketProtocol, frame_of
 from tests.live import RawSocket, run, token_for
 
@@ -182,3 +185,81 @@ def test_the_server_as_it_runs_writes_its_frames_straight_to_the_connection(live
 
     sid = run(scenario())
     assert any(frame[2:].startswith(b"40/customer,") and sid.encode() in frame for frame in written), written
+
+
+class Transport:
+    """What ``WebSocketProtocol`` writes to, seen from the wire: each ``write`` call, in order."""
+
+    def __init__(self) -> None:
+        self.writes: list[bytes] = []
+        self.closing = False
+
+    def write(self, data: bytes) -> None:
+        self.writes.append(data)
+
+    def is_closing(self) -> bool:
+        return self.closing
+
+
+def open_protocol() -> tuple[WebSocketProtocol, Transport]:
+    """A connection past its handshake, without a server around it: only what ``write_frame`` reads."""
+    protocol = WebSocketProtocol.__new__(WebSocketProtocol)
+    transport = Transport()
+    protocol.transport = transport  # type: ignore[assignment]
+    protocol.plain_frames, protocol.close_sent = True, False
+    protocol.writable = Flag()  # type: ignore[assignment]
+    protocol.writable.set()
+    return protocol, transport
+
+
+def test_the_frames_of_one_loop_round_are_one_write_and_uvicorns_own_writes_go_after_them(monkeypatch):
+    async def uvicorn_send(self: WebSocketProtocol, message: dict) -> None:
+        self.transport.write(message["text"].encode())
+
+    monkeypatch.setattr(WebSocketsSansIOProtocol, "send", uvicorn_send)
+
+    async def scenario() -> None:
+        protocol, transport = open_protocol()
+        assert protocol.write_frame(b"a") and protocol.write_frame(b"b")
+        assert transport.writes == []  # taken: written at the end of this round
+        await asyncio.sleep(0)
+        assert transport.writes == [b"ab"]
+        # What uvicorn writes itself (a queued packet, the close) goes after what was taken before it.
+        assert protocol.write_frame(b"c")
+        await protocol.send({"type": "websocket.send", "text": "d"})
+        await asyncio.sleep(0)
+        assert transport.writes == [b"ab", b"c", b"d"]
+        # A connection closed in the round (the peer's close, a keepalive timeout): nothing after it.
+        assert protocol.write_frame(b"e")
+        transport.closing = True
+        await asyncio.sleep(0)
+        assert transport.writes == [b"ab", b"c", b"d"] and not protocol.write_frame(b"f")
+
+    run(scenario())
+
+
+def test_messages_committed_in_other_threads_reach_the_outbox_in_order_with_one_wake_up_a_burst():
+    manager = ChannelLayerManager()
+
+    async def scenario() -> None:
+        manager.loop, manager.outbox = asyncio.get_running_loop(), asyncio.Queue()
+        woken: list[int] = []
+        take = manager._take_handed
+
+        def counted_take() -> None:
+            woken.append(len(manager._handed))
+            take()
+
+        manager._take_handed = counted_take  # type: ignore[method-assign]
+
+        def commit(first: int) -> None:
+            for i in range(first, first + 4):
+                manager.hand_over({"i": i})
+
+        await asyncio.to_thread(commit, 0)
+        await asyncio.to_thread(commit, 4)
+        await asyncio.sleep(0.05)
+        assert [manager.outbox.get_nowait()["i"] for _ in range(8)] == list(range(8))
+        assert sum(woken) == 8 and len(woken) <= 2  # one call of the loop per burst, not one per message
+
+    run(scenario())
