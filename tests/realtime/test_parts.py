@@ -70,6 +70,7 @@ def test_the_root_composes_the_apps_parts_in_order():
         partner_ns.qualify({"is_partner": False})
     # What the server and recovery ask of every composed namespace, by name: a rename fails here.
     assert all(isinstance(ns, AdmitsConnects) and isinstance(ns, RestoresRooms) for ns in config.asgi.NAMESPACES)
+    assert "admit_connect" in vars(AdmitsConnects)  # the name the server reads (Server._connect_namespace)
 
 
 def test_options_come_from_the_declaration(monkeypatch):
