@@ -169,10 +169,8 @@ class Server(socketio.AsyncServer):
 
     async def _connect_namespace(self, eio_sid: str, namespace: str, data: Any) -> None:
         handler = self.namespace_handlers.get(namespace)
-        # The cheap checks first (namespace registered, the server not stopping, the address's
-        # limit): a refused connect costs no Redis call, no token check and no query.
-        # ``parts.AdmitsConnects``, asked of the attribute: a runtime protocol's isinstance walks
-        # the protocol's members on every call (a few percent of a connect's CPU).
+        # The cheap checks first (registered, not stopping, the address's limit): a refused connect costs no Redis
+        # call, token check or query. By attribute (``parts.AdmitsConnects``): isinstance walks a protocol's members.
         admit_connect = getattr(handler, "admit_connect", None)
         if admit_connect is not None:
             try:
