@@ -128,8 +128,8 @@ class ChannelLayerManager(GracefulStop, ChannelLayerTransport, EmitsOnce, AsyncP
     # ------------------------------------------------------------ delivery
     def hand_over(self, message: dict[str, Any]) -> None:
         """Put ``message`` in the outbox from another thread (``emit.deliver``): the messages handed
-        over before the loop takes them go in one call, in order (a chat message's four emits
-        make one wake-up of the loop, not four)."""
+        over before the loop takes them go in one call, in order (on a busy loop, a chat message's
+        four emits make one call, not four; an idle loop may take each as it comes)."""
         assert self.loop is not None
         with self._handed_lock:
             self._handed.append(message)

@@ -252,23 +252,19 @@ def test_messages_committed_in_other_threads_reach_the_outbox_in_order_with_one_
             take()
 
         manager._take_handed = counted_take  # type: ignore[method-assign]
+        handed = threading.Event()
 
-        def commit(first: int) -> None:
-            for i in range(first, first + 4):
+        def commit() -> None:
+            for i in range(8):
                 manager.hand_over({"i": i})
+            handed.set()
 
-        def burst(first: int) -> None:
-            # The loop is held while the thread commits (joined from the loop's own thread): a
-            # loop free to run between two hand-overs may take them one by one, which is fine too.
-            committing = threading.Thread(target=commit, args=(first,))
-            committing.start()
-            committing.join(5)
-
-        burst(0)
-        await asyncio.sleep(0.01)
-        burst(4)
+        thread = threading.Thread(target=commit)
+        thread.start()
+        assert handed.wait(5)  # the loop busy meanwhile (here, blocked), as under load
+        thread.join(5)
         await asyncio.sleep(0.05)
         assert [manager.outbox.get_nowait()["i"] for _ in range(8)] == list(range(8))
-        assert woken == [4, 4]  # one call of the loop per burst, not one per message
+        assert woken == [8]  # one call of the loop for the burst, not one per message
 
     run(scenario())
