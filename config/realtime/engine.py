@@ -8,15 +8,14 @@ alive until a full collection:
 - ``translate_request`` (its ASGI driver) defines a class per request; the class's
   ``read`` closes over the request's ASGI ``receive``, and a class is always a cycle.
   The environ (and so the class) lives as long as the connection, long enough to
-  reach the oldest GC generation, where the tuned collector seldom looks.
+  reach the oldest GC generation, where the tuned collector seldom looks (the body
+  reader is ``config.realtime.environ``'s).
 - ``WebSocket.wait`` raises ``OSError`` when the client goes; the exception's
   traceback holds the frames that hold the task that holds the exception.
 
-And two costs of idle memory: each socket's send queue is an ``asyncio.Queue`` (about
-3 KiB, empty nearly all the time); here it is a ``primitives.Mailbox``. And engineio waits
-for each socket's next ping in a task of its own, asleep for ``ping_interval`` (the task, two
-coroutines, a future and their context: ~1 KiB a socket); here a timer waits, and the task
-that sends the ping lives only as long as the send.
+And costs of idle memory: each socket's send queue is an ``asyncio.Queue`` (about
+3 KiB, empty nearly all the time); here it is a ``primitives.Mailbox``, and the socket's
+waits for its next ping and for a packet to write are on timers (``config.realtime.waits``).
 
 What one connection may make the server hold is bounded here too (contract 10.1): a
 socket's send queue (packets and characters; past either the connection is dropped as a
@@ -31,82 +30,24 @@ All replaced in a subclass (python-socketio's ``_engineio_server_class`` hook), 
 patched into the library: the same names, the same behaviour.
 """
 
-import asyncio
 import logging
-import time
 from typing import Any
 
 import engineio
 from django.conf import settings
-from engineio import async_socket, exceptions, packet, payload
+from engineio import async_socket, exceptions, payload
 from engineio.async_drivers import asgi
 
 from config import metrics
 from config.realtime.auth import client_address
+from config.realtime.environ import forget_headers, translate_request
 from config.realtime.outbound import WritesNow
 from config.realtime.primitives import Mailbox
 from config.realtime.reading import WebSocketReader
+from config.realtime.waits import TimedWaits
 from config.realtime.websocket_protocol import WebSocketProtocol
 
 logger = logging.getLogger(__name__)
-
-_NO_BODY_YET = object()
-
-
-class RequestBody:
-    """The request body as engineio reads it (``environ['wsgi.input'].read``), without a per-request class."""
-
-    __slots__ = ("event", "payload", "receive")
-
-    def __init__(self, event: dict[str, Any], receive: Any) -> None:
-        self.event = event
-        self.receive = receive
-        self.payload: Any = _NO_BODY_YET
-
-    async def read(self, length: int | None = None) -> bytes:
-        if self.payload is _NO_BODY_YET:
-            self.payload = b""
-            if self.event["type"] == "http.request":
-                self.payload = self.event.get("body") or b""
-                while self.event.get("more_body"):
-                    self.event = await self.receive()
-                    if self.event["type"] == "http.request" and (length is None or len(self.payload) < length):
-                        self.payload += self.event.get("body") or b""
-        if length is None:
-            body, self.payload = self.payload, b""
-        else:
-            body, self.payload = self.payload[:length], self.payload[length:]
-        return body
-
-
-async def translate_request(scope: dict[str, Any], receive: Any, send: Any) -> dict[str, Any]:
-    environ = await asgi.translate_request(scope, receive, send)
-    original = environ.get("wsgi.input")
-    if original is not None:
-        environ["wsgi.input"] = RequestBody(original.event, receive)
-        # The throwaway class now closes over nothing: a small cycle, collected young.
-        for member in vars(type(original)).values():
-            for cell in getattr(member, "__closure__", None) or ():
-                cell.cell_contents = None
-    return environ
-
-
-def forget_headers(environ: dict[str, Any]) -> None:
-    """Drop from a websocket's environ, which lives as long as the connection, the strings nothing
-    reads once it is open (issue 34): each header's two (``HTTP_X``, its value), but the token's
-    (``auth.token_from``); the address is read from the scope (uvicorn holds it anyway), whose
-    headers went into the environ at the connect and are read no more either."""
-    for key in [k for k in environ if k.startswith("HTTP_") and k != "HTTP_AUTHORIZATION"]:
-        del environ[key]
-    environ.pop("RAW_URI", None)
-    environ.pop("wsgi.input", None)  # a websocket has no body: the connect event, held
-    scope = environ.get("asgi.scope")
-    if scope is not None:
-        scope["headers"] = ()
-    # A dict keeps its table when keys go: refilled, it takes one the size of what is left.
-    kept = dict(environ)
-    environ.clear()
-    environ.update(kept)
 
 
 class WebSocket(asgi.WebSocket):
@@ -187,7 +128,7 @@ class UnreadablePayload(exceptions.EngineIOError):
     """A long-polling POST engineio cannot decode: too many packets, not UTF-8, a broken packet."""
 
 
-class Socket(WebSocketReader, WritesNow, async_socket.AsyncSocket):
+class Socket(WebSocketReader, WritesNow, TimedWaits, async_socket.AsyncSocket):
     """engineio's socket with a bounded send queue, a POST that refuses what it cannot read, a
     websocket read loop without a Task per frame (``config.realtime.reading``) and a packet
     written at once where nothing is ahead of it (``config.realtime.outbound``)."""
@@ -224,46 +165,6 @@ class Socket(WebSocketReader, WritesNow, async_socket.AsyncSocket):
             raise UnreadablePayload() from None
         for pkt in packets:
             await self.receive(pkt)
-
-    async def poll(self) -> list[Any]:
-        """engineio's, its wait for a packet bounded by a timer that cancels the mailbox's future, not
-        by ``asyncio.wait_for`` (a coroutine, a future and a partial more, held by each idle writer)."""
-        server = self.server
-        future = self.queue.get()
-        timer = asyncio.get_running_loop().call_later(server.ping_interval + server.ping_timeout, future.cancel)
-        try:
-            packets = [await future]
-        except asyncio.CancelledError:  # the bound, or the writer cancelled: engineio's QueueEmpty either way
-            raise exceptions.QueueEmpty() from None
-        finally:
-            timer.cancel()
-        self.queue.task_done()
-        if packets == [None]:
-            return []
-        while True:
-            try:
-                pkt = self.queue.get_nowait()
-                self.queue.task_done()
-                if pkt is None:
-                    self.queue.put_nowait(None)
-                    break
-                packets.append(pkt)
-            except asyncio.QueueEmpty:
-                break
-        return packets
-
-    def schedule_ping(self) -> None:
-        """engineio's, but a timer waits ``ping_interval``, not a task of its own asleep."""
-        if self.last_ping:
-            self.last_ping = None
-            server = self.server
-            asyncio.get_running_loop().call_later(server.ping_interval, server.start_background_task, self._send_ping)
-
-    async def _send_ping(self) -> None:
-        """engineio's, less its sleep (``schedule_ping``'s timer waited)."""
-        if not self.closing and not self.closed:
-            self.last_ping = time.time()
-            await self.send(packet.Packet(packet.PING))
 
 
 class EngineServer(engineio.AsyncServer):

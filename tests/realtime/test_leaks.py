@@ -21,7 +21,7 @@ from websockets.server import ServerProtocol
 
 from bookings.models import BookingStatus as S
 from config import rooms
-from config.realtime import engine
+from config.realtime import engine, environ
 from config.realtime.limits import limiter
 from config.realtime.presence import presence
 from config.realtime.primitives import Flag, Mailbox
@@ -35,7 +35,7 @@ pytestmark = pytest.mark.django_db(transaction=True)
 SOCKET_SCOPED = (
     AsyncSocket,  # engineio's session
     engine.WebSocket,  # engineio's ASGI websocket
-    engine.RequestBody,
+    environ.RequestBody,
     WebSocketsSansIOProtocol,  # uvicorn's (the product's subclass included)
     HttpToolsProtocol,
     ServerProtocol,  # websockets' state machine
