@@ -124,7 +124,8 @@ class WebSocketProtocol(WebSocketsSansIOProtocol):
                 self.unread = data[at:]
                 return
             text = None
-            if first == _FINAL_TEXT:
+            # Inside a fragmented message a text frame is a protocol error: the library's to refuse.
+            if first == _FINAL_TEXT and self.conn.current_size is None:
                 with contextlib.suppress(UnicodeDecodeError):
                     text = apply_mask(data[start : start + length], data[at + head : start]).decode()
             if text is None:

@@ -114,6 +114,9 @@ client_frames = st.lists(
             lambda pair: [Frame(Opcode.TEXT, pair[0].encode(), fin=False), Frame(Opcode.CONT, pair[1].encode())]
         ),
         st.just(Frame(Opcode.TEXT, b"x" * (MAX_SIZE + 1))),
+        # Alone, so that any frame may come between a message's fragments (a text one is an error).
+        st.just(Frame(Opcode.TEXT, b"part", fin=False)),
+        st.just(Frame(Opcode.CONT, b"end")),
         st.just(Frame(Opcode.CLOSE, b"\x03\xe8")),
     ),
     max_size=12,
@@ -142,3 +145,11 @@ def test_an_unmasked_frame_is_the_librarys_to_refuse():
     ours, theirs = received(frames, ours=True), received(frames, ours=False)
     assert ours == theirs
     assert ours[0][0] == "first" and ours[1].startswith(b"\x88")  # the close the library sends
+
+
+def test_a_text_frame_inside_a_fragmented_message_is_the_librarys_to_refuse():
+    """RFC 6455 5.4: a fragmented message's frames come in order, only control frames between them."""
+    frames = [Frame(Opcode.TEXT, b"a", fin=False), Frame(Opcode.TEXT, b"b"), Frame(Opcode.CONT, b"c")]
+    ours, theirs = received(each_frame(frames), ours=True), received(each_frame(frames), ours=False)
+    assert ours == theirs
+    assert ours == (["websocket.disconnect"], b"\x88")  # 1002, nothing delivered
