@@ -107,7 +107,8 @@ class WebSocketProtocol(WebSocketsSansIOProtocol):
     plain_frames = False  # set once the handshake is over: no extension transforms this connection's frames
     texts_wanted = False  # set by the application that reads this connection: it takes a text message as a ``str``
     reads_texts = False  # this protocol reads the client's final text frames itself (``_read_texts``)
-    unread = b""  # the start of a frame not complete yet
+    unread = b""  # the start of a frame not complete yet (a ``bytearray`` that grows with each read)
+    wanted = 0  # how long ``unread`` must grow before a frame in it may be complete
     corked: list[bytes] | None = None  # frames taken this loop round, not written yet (``write_frame``)
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
@@ -131,7 +132,14 @@ class WebSocketProtocol(WebSocketsSansIOProtocol):
 
     def data_received(self, data: bytes) -> None:
         if self.reads_texts:
-            self._read_texts(self.unread + data if self.unread else data)
+            if self.unread:
+                # Appended, not rebuilt, and parsed again only once it may hold the frame: a
+                # large frame arriving in small reads costs its length once, not once a read.
+                self.unread += data
+                if len(self.unread) < self.wanted:
+                    return
+                data, self.unread = self.unread, b""
+            self._read_texts(data)
         else:
             super().data_received(data)
 
@@ -155,10 +163,12 @@ class WebSocketProtocol(WebSocketsSansIOProtocol):
                 break  # the library's to refuse
             start = at + head + 4
             if end < start + length:  # the rest of the frame (or of its header) comes in a later read
-                self.unread = data[at:]
+                self.unread = bytearray(data[at:])
+                self.wanted = start - at + (length if end - at >= head else 0)  # the header's, if that is all we know
                 return
             text = None
-            if first == _FINAL_TEXT:
+            # Inside a fragmented message a text frame is a protocol error: the library's to refuse.
+            if first == _FINAL_TEXT and self.conn.current_size is None:
                 with contextlib.suppress(UnicodeDecodeError):
                     text = apply_mask(data[start : start + length], data[at + head : start]).decode()
             if text is None:
@@ -174,7 +184,7 @@ class WebSocketProtocol(WebSocketsSansIOProtocol):
                     self.transport.pause_reading()
             at = start + length
         else:
-            self.unread = data[at:] if at < end else b""
+            self.unread, self.wanted = (bytearray(data[at:]), 2) if at < end else (b"", 0)
             return
         self.unread = b""
         self.reads_texts = False  # for good: the library reads from here on

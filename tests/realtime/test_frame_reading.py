@@ -7,6 +7,7 @@ import asyncio
 import base64
 import itertools
 import os
+import time
 from typing import Any
 
 from hypothesis import given, settings
@@ -57,13 +58,13 @@ async def accepting_app(scope: dict, receive: Any, send: Any) -> None:
     await asyncio.Event().wait()
 
 
-def received(chunks: list[bytes], ours: bool) -> tuple[list[Any], bytes]:
+def received(chunks: list[bytes], ours: bool, max_size: int = MAX_SIZE) -> tuple[list[Any], bytes]:
     """The messages the application reads (up to the first ``websocket.disconnect``, where
     ``engine.WebSocket.wait`` stops reading) and the bytes written back after the handshake, up
     to the first close frame: what follows a failed connection is not the application's."""
 
     async def scenario() -> tuple[list[Any], bytes]:
-        config = Config(app=accepting_app, ws=WebSocketProtocol, ws_max_size=MAX_SIZE, ws_per_message_deflate=False)
+        config = Config(app=accepting_app, ws=WebSocketProtocol, ws_max_size=max_size, ws_per_message_deflate=False)
         config.load()
         protocol = WebSocketProtocol(config=config, server_state=ServerState(), app_state={})
         protocol.texts_wanted = ours
@@ -114,6 +115,9 @@ client_frames = st.lists(
             lambda pair: [Frame(Opcode.TEXT, pair[0].encode(), fin=False), Frame(Opcode.CONT, pair[1].encode())]
         ),
         st.just(Frame(Opcode.TEXT, b"x" * (MAX_SIZE + 1))),
+        # Alone, so that any frame may come between a message's fragments (a text one is an error).
+        st.just(Frame(Opcode.TEXT, b"part", fin=False)),
+        st.just(Frame(Opcode.CONT, b"end")),
         st.just(Frame(Opcode.CLOSE, b"\x03\xe8")),
     ),
     max_size=12,
@@ -142,3 +146,29 @@ def test_an_unmasked_frame_is_the_librarys_to_refuse():
     ours, theirs = received(frames, ours=True), received(frames, ours=False)
     assert ours == theirs
     assert ours[0][0] == "first" and ours[1].startswith(b"\x88")  # the close the library sends
+
+
+def test_a_text_frame_inside_a_fragmented_message_is_the_librarys_to_refuse():
+    """RFC 6455 5.4: a fragmented message's frames come in order, only control frames between them."""
+    frames = [Frame(Opcode.TEXT, b"a", fin=False), Frame(Opcode.TEXT, b"b"), Frame(Opcode.CONT, b"c")]
+    ours, theirs = received(each_frame(frames), ours=True), received(each_frame(frames), ours=False)
+    assert ours == theirs
+    assert ours == (["websocket.disconnect"], b"\x88")  # 1002, nothing delivered
+
+
+def test_a_large_frame_in_small_reads_costs_its_length_once():
+    """A client may send a frame as large as the bound a few bytes a TCP segment: each read must
+    not copy (and parse) again all that came before it, as the library's reader does not."""
+
+    bound = 1_000_000  # make serve's
+    frame = Frame(Opcode.TEXT, b"x" * (bound - 10)).serialize(mask=True)
+    reads = [frame[at : at + 16] for at in range(0, len(frame), 16)]
+
+    def cost(ours: bool) -> float:
+        started = time.process_time()
+        messages, _ = received(reads, ours, max_size=bound)
+        assert len(messages) == 1
+        return time.process_time() - started
+
+    # Measured: the library ~0.04 s of CPU; a reader that rebuilds its buffer each read ~0.9 s.
+    assert cost(ours=True) < 3 * cost(ours=False) + 0.05
