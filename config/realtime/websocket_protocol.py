@@ -191,6 +191,14 @@ class WebSocketProtocol(WebSocketsSansIOProtocol):
         if at < end:
             super().data_received(data[at:])
 
+    def handle_ping(self) -> None:
+        # uvicorn writes each pong whatever its write buffer holds, and the send-queue bounds do
+        # not count pongs: a client that pings and never reads made the server hold them all. It
+        # is sent none while it does not read (its own ping timeout then ends the connection).
+        pong = b"".join(self.conn.data_to_send())
+        if self.writable.is_set():
+            self.transport.write(pong)
+
     def write_frame(self, frame: bytes) -> bool:
         """Write a frame of ``frame_of`` now, if the connection is open, writable and plain;
         ``False``: send it through the ASGI ``send`` (which waits, or fails, as it should)."""

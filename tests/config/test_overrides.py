@@ -113,6 +113,7 @@ REPLACED = {
     "uvicorn.protocols.websockets.websockets_sansio_impl.WebSocketsSansIOProtocol.start_keepalive": "6d83bdbc3db82b86",
     "uvicorn.protocols.websockets.websockets_sansio_impl.WebSocketsSansIOProtocol.connection_lost": "dd116afc4d8034e1",
     "uvicorn.protocols.websockets.websockets_sansio_impl.WebSocketsSansIOProtocol.data_received": "c89d394077d8841d",
+    "uvicorn.protocols.websockets.websockets_sansio_impl.WebSocketsSansIOProtocol.handle_ping": "41bcf345d372c55c",
     "uvicorn.protocols.websockets.websockets_sansio_impl.WebSocketsSansIOProtocol.send": "d4919ed760ce9f7b",
     "uvicorn.protocols.websockets.websockets_sansio_impl.WebSocketsSansIOProtocol.shutdown": "e8ace796ada616b7",
     # engineio's ASGI driver table entries that config.realtime.engine.EngineServer swaps

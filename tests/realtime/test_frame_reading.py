@@ -58,7 +58,9 @@ async def accepting_app(scope: dict, receive: Any, send: Any) -> None:
     await asyncio.Event().wait()
 
 
-def received(chunks: list[bytes], ours: bool, max_size: int = MAX_SIZE) -> tuple[list[Any], bytes]:
+def received(
+    chunks: list[bytes], ours: bool, max_size: int = MAX_SIZE, client_reads: bool = True
+) -> tuple[list[Any], bytes]:
     """The messages the application reads (up to the first ``websocket.disconnect``, where
     ``engine.WebSocket.wait`` stops reading) and the bytes written back after the handshake, up
     to the first close frame: what follows a failed connection is not the application's."""
@@ -77,6 +79,8 @@ def received(chunks: list[bytes], ours: bool, max_size: int = MAX_SIZE) -> tuple
                 break
         assert protocol.reads_texts is ours
         handshake = len(transport.written)
+        if not client_reads:
+            protocol.pause_writing()  # what the transport says once its buffer passes the high-water mark
         for chunk in chunks:
             if transport.closing:
                 break
@@ -172,3 +176,13 @@ def test_a_large_frame_in_small_reads_costs_its_length_once():
 
     # Measured: the library ~0.04 s of CPU; a reader that rebuilds its buffer each read ~0.9 s.
     assert cost(ours=True) < 3 * cost(ours=False) + 0.05
+
+
+def test_a_client_that_pings_and_never_reads_is_sent_no_pongs_meanwhile():
+    """uvicorn writes a pong for every ping, whatever its write buffer holds: a client that pings
+    and never reads made the server hold them all (+150 MB in 8 s, the hostile review)."""
+    pings = each_frame([Frame(Opcode.PING, b"x" * 100)] * 50 + [Frame(Opcode.TEXT, b"after")])
+    for ours in (True, False):
+        assert received(pings, ours, client_reads=False) == (["after"], b"")
+        messages, back = received(pings, ours)
+        assert messages == ["after"] and back == Frame(Opcode.PONG, b"x" * 100).serialize(mask=False) * 50
