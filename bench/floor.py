@@ -172,7 +172,8 @@ def compare(steps: str, pairs: int) -> None:
 
     run_bench.server_cmd = server_cmd
     results = {
-        name: run_bench.run_one("floor", name, steps, pairs=pairs, stop_on_fail=False) for name in ("floor", "node")
+        name: run_bench.run_one("floor", name, steps, pairs=pairs, stop_on_fail=False)
+        for name in ("floor", "node", "uvicorn_sansio")
     }
     print(
         json.dumps(
