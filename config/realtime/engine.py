@@ -81,8 +81,8 @@ class WebSocket(asgi.WebSocket):
         is involved, so no cycle).
         """
         event = await self.asgi_receive()
-        if type(event) is str:
-            return event  # a text message the protocol read itself (``WebSocketProtocol.reads_texts``)
+        if type(event) is not dict:
+            return event  # a text the protocol read itself (``reads_texts``), or a handler it started (``eager``)
         if event["type"] != "websocket.receive":
             if getattr(getattr(self.handler, "__self__", None), "upgrading", False):
                 raise OSError("the client went away during the upgrade")

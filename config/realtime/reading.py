@@ -23,6 +23,8 @@ from typing import Any
 
 from engineio import exceptions, packet
 
+from config.realtime.eager import EagerFrames, Suspended
+
 # A timer may run a little before its time (uvloop counts in milliseconds).
 _EARLY = 0.005
 
@@ -81,7 +83,7 @@ class WebSocketReader:
 
     async def _frame(self, ws: Any) -> Any:
         data = await ws.wait()
-        if data and len(data) > self.server.max_http_buffer_size:
+        if type(data) is not Suspended and data and len(data) > self.server.max_http_buffer_size:
             raise ValueError("packet is too large")
         return data
 
@@ -132,6 +134,15 @@ class WebSocketReader:
                 break
         await ws.close()
 
+    async def _finish(self, suspended: Suspended) -> None:
+        """A handler ``EagerFrames`` started, to its end (what ``_message`` does with its outcome)."""
+        try:
+            await suspended
+        except asyncio.CancelledError:
+            pass
+        except Exception:
+            self.server.logger.exception("message async handler error")
+
     async def _message(self, data: str) -> None:
         """A ``MESSAGE`` carrying a Socket.IO packet, to the server's handler: what ``receive``
         does with it (engineio decodes such a packet to this same text: a payload starting with
@@ -151,6 +162,12 @@ class WebSocketReader:
         """Receive frames until the client goes, a read fails or the socket stays silent too long."""
         idle = IdleBound(self.server.ping_interval + self.server.ping_timeout)
         loop = idle.loop
+        # The protocol hands event packets to the handler itself while this loop waits (``eager``).
+        protocol = getattr(getattr(ws, "asgi_receive", None), "__self__", None)
+        server = self.server
+        eager = getattr(protocol, "texts_wanted", False) and "message" in server.handlers and not server.async_handlers
+        if eager:
+            protocol.take_text = EagerFrames(self.sid, server, idle)
         try:
             while True:
                 idle.since = loop.time()
@@ -165,6 +182,9 @@ class WebSocketReader:
                 idle.since = None
                 if p is None:
                     break  # connection closed by client
+                if type(p) is Suspended:
+                    await self._finish(p)
+                    continue
                 if type(p) is str and p[:1] == "4" and p[1:2].isdigit() and not self.server.async_handlers:
                     await self._message(p[1:])
                     continue
@@ -180,3 +200,5 @@ class WebSocketReader:
                     self.server.logger.exception("Unknown receive error")
         finally:
             idle.close()
+            if eager:
+                protocol.take_text = None  # no reference left to this loop

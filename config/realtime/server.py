@@ -16,7 +16,7 @@ from config.realtime import catalogue, engine, recovery
 from config.realtime.auth import token_from
 from config.realtime.codec import OrjsonCodec, PacketCodec
 from config.realtime.deadlines import Deadlines
-from config.realtime.inbound import ACK_WANTED, screen
+from config.realtime.inline import InlineEvents
 from config.realtime.keeping import INVOLUNTARY, Keeper
 from config.realtime.manager import ChannelLayerManager
 from config.realtime.origins import cors_origins
@@ -37,9 +37,10 @@ CONNECT_WAIT_SECONDS = 10.0
 _DISPATCHED = frozenset("0123")  # the count, kept in the session's environ
 
 
-class Server(socketio.AsyncServer):
-    """``AsyncServer`` that screens client packets before dispatch (``inbound``), bounds what a
-    session may hold, and holds a recovering connection's packets (``recovering``)."""
+class Server(InlineEvents, socketio.AsyncServer):
+    """``AsyncServer`` that screens client packets before dispatch (``inbound``), runs lightweight
+    events inline (``inline``), bounds what a session may hold, and holds a recovering
+    connection's packets (``recovering``)."""
 
     def __init__(self, **kwargs: Any) -> None:
         super().__init__(json=OrjsonCodec, **kwargs)
@@ -57,34 +58,6 @@ class Server(socketio.AsyncServer):
 
     def _engineio_server_class(self) -> type[engine.EngineServer]:
         return engine.EngineServer
-
-    async def _handle_event(self, eio_sid: str, namespace: str | None, id: int | None, data: Any) -> None:
-        """python-socketio's dispatch of a client event, screened; an event its namespace runs
-        inline (``inline_events``: a lightweight event, which awaits no database) is handled in
-        the socket's read loop, without the Task python-socketio starts for each event.
-
-        Inline, the socket reads its next frame once the handler returns, so a handler that
-        awaited something slow would hold that socket's reads: only handlers that await nothing
-        but local sends run so. A socket's lightweight events are handled in the order sent; an
-        event with a task of its own may now start after a lightweight one sent just after it
-        (before, its task only started first, and gave way at its first await).
-        """
-        data = screen(data)
-        namespace = namespace or "/"
-        if data[0] not in getattr(self.namespace_handlers.get(namespace), "inline_events", ()):
-            await super()._handle_event(eio_sid, namespace, id, data)
-            return
-        sid = self.manager.sid_from_eio_sid(eio_sid, namespace)
-        if self.manager.is_connected(sid, namespace):  # else dropped, as python-socketio does
-            await self._handle_event_internal(self, sid, eio_sid, data, namespace, id)
-
-    async def _handle_event_internal(
-        self, server: Any, sid: str, eio_sid: str, data: Any, namespace: str, id: int | None
-    ) -> None:
-        # Runs in the event's own task, or in the read loop for an inline event; set for each
-        # event either way: the namespace reads whether an ack was asked for (one answer).
-        ACK_WANTED.set(id is not None)
-        await super()._handle_event_internal(server, sid, eio_sid, data, namespace, id)
 
     async def _handle_eio_message(self, eio_sid: str, data: Any) -> None:
         """python-socketio's dispatch of one Socket.IO packet, for the four kinds a client of

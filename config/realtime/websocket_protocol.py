@@ -46,6 +46,7 @@ Use: ``uvicorn --ws config.realtime.websocket_protocol:WebSocketProtocol`` (as
 import asyncio
 import contextlib
 import logging
+from collections.abc import Callable
 from typing import Any
 
 from uvicorn.protocols.websockets.websockets_sansio_impl import WebSocketsSansIOProtocol
@@ -54,6 +55,7 @@ from websockets.http11 import Request
 from websockets.protocol import State
 from websockets.speedups import apply_mask
 
+from config.realtime.eager import EAGER_PER_READ
 from config.realtime.primitives import Flag, Mailbox
 
 
@@ -110,6 +112,8 @@ class WebSocketProtocol(WebSocketsSansIOProtocol):
     unread = b""  # the start of a frame not complete yet (a ``bytearray`` that grows with each read)
     wanted = 0  # how long ``unread`` must grow before a frame in it may be complete
     corked: list[bytes] | None = None  # frames taken this loop round, not written yet (``write_frame``)
+    # The application's, while it waits for a text with none queued: it takes one at once (``eager``).
+    take_text: Callable[[str], Any] | None = None
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
@@ -151,7 +155,7 @@ class WebSocketProtocol(WebSocketsSansIOProtocol):
         alone to the library, which takes it as it would have. A frame the library may refuse
         only on its header (too large, unmasked) or that it leaves the connection not open
         after: the library reads everything from there on."""
-        at, end = 0, len(data)
+        at, end, eager = 0, len(data), 0
         while end - at >= 2:
             first, second = data[at], data[at + 1]
             length, head = second & 0x7F, 2
@@ -178,10 +182,16 @@ class WebSocketProtocol(WebSocketsSansIOProtocol):
                     break
                 continue
             if not self.close_sent:  # past the application's close, uvicorn drops messages too
-                self.queue.put_nowait(text)
-                if not self.read_paused:
-                    self.read_paused = True
-                    self.transport.pause_reading()
+                item: Any = text
+                queue = self.queue
+                if self.take_text is not None and eager < EAGER_PER_READ and queue.empty() and queue.awaited():
+                    eager += 1
+                    item = self.take_text(text)
+                if item is not None:
+                    queue.put_nowait(item)
+                    if not self.read_paused:
+                        self.read_paused = True
+                        self.transport.pause_reading()
             at = start + length
         else:
             self.unread, self.wanted = (bytearray(data[at:]), 2) if at < end else (b"", 0)

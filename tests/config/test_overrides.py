@@ -266,6 +266,10 @@ TOUCHED: dict[str, tuple[str, str]] = {
         "64cf72a2ab7d75b1",
         "a room emit's packet to a socket that cannot take it at once goes python-socketio's way",
     ),
+    "socketio.async_server.AsyncServer._send_packet": (
+        "a00022b42c1c29e9",
+        "an inline event's ack that cannot be written at once goes python-socketio's way (config.realtime.inline)",
+    ),
     "websockets.server.ServerProtocol.extensions": (
         "0d8c8aee0845dfc3",
         "no extension (permessage-deflate) negotiated: a frame built once is this connection's frame",
@@ -347,6 +351,14 @@ TOUCHED: dict[str, tuple[str, str]] = {
     "drf_spectacular.openapi.AutoSchema._map_serializer": (
         "90cba7376ebd3fc3",
         "config.shapes: a serializer's request schema, as drf-spectacular writes it",
+    ),
+    "asyncio.tasks._enter_task": (
+        "e367ea4848c69b81",
+        "config.realtime.eager: a handler's first step taken in data_received as the reading task's (eager tasks' way)",
+    ),
+    "asyncio.tasks._leave_task": (
+        "10a7015da2a19866",
+        "config.realtime.eager: the reading task is current again only while its own steps run",
     ),
     "asyncio.base_events.BaseEventLoop._thread_id": (
         "897ee091db029fa3",

@@ -1,0 +1,95 @@
+"""A client's event handled where its frame is read, not after a wake-up of the socket's reading task.
+
+Each frame the reading task awaits (``config.realtime.reading``) costs, between the protocol's
+``data_received`` and the handler: a future's result, a task step scheduled for the next pass of
+the loop, seven nested awaits resumed, reads paused and resumed, and a new future for the next
+frame: about a tenth of a relayed location's CPU (issue 34). When that task waits for a frame and
+nothing is queued ahead, ``EagerFrames`` runs a Socket.IO event packet's handler right there, on
+behalf of the task: the technique of Python 3.12's eager tasks (``asyncio.eager_task_factory``).
+The handler's coroutine takes its first step at once, with the reading task as the current task
+and in the socket's own context; a handler that awaits nothing slow (a relayed location: rights
+on the session, the room emit, the ack) ends in that step. One that suspends is handed to the
+reading task (``Suspended``), which finishes it before it reads the socket's next frame: a
+socket's packets are still handled one at a time, in order, and a cancellation of the reading
+task (its idle bound, a stop) reaches the handler as before.
+
+Only ``EVENT`` packets (``42``...) are taken: connects, acks, disconnects and Engine.IO packets
+(pings, the upgrade) keep the reading task's way. A read full of frames is handled a few at a
+time (``EAGER_PER_READ``); the rest wait in the queue, so one client's burst does not hold the
+loop for the others.
+"""
+
+import asyncio
+import contextvars
+
+# What a Task does around each of its steps (asyncio's C functions, as eager tasks use them).
+from asyncio.tasks import _enter_task, _leave_task  # type: ignore[attr-defined]
+from collections.abc import Coroutine, Generator
+from typing import Any
+
+# Frames of one read handled at once; past it, the reading task takes them a loop pass each.
+EAGER_PER_READ = 16
+
+
+class Suspended:
+    """A handler's coroutine that suspended in its eager step: awaited by the reading task, it
+    waits for what the coroutine waits for and steps it on, in the socket's context."""
+
+    __slots__ = ("context", "coro", "waiting")
+
+    def __init__(self, coro: Coroutine[Any, Any, Any], waiting: Any, context: contextvars.Context) -> None:
+        self.coro, self.waiting, self.context = coro, waiting, context
+
+    def __await__(self) -> Generator[Any, None, None]:
+        send, throw, run = self.coro.send, self.coro.throw, self.context.run
+        waiting = self.waiting
+        while True:
+            try:
+                yield waiting  # to the reading task's step, as the coroutine yielded it
+            except BaseException as exc:  # the reading task was cancelled meanwhile: the coroutine's to handle
+                step, arg = throw, exc
+            else:
+                step, arg = send, None
+            try:
+                waiting = run(step, arg)
+            except StopIteration:
+                return
+
+
+class EagerFrames:
+    """The reading task's taker of text frames, while it waits for one (``WebSocketProtocol.take_text``)."""
+
+    __slots__ = ("context", "handler", "idle", "limit", "logger", "loop", "sid", "task")
+
+    def __init__(self, sid: str, server: Any, idle: Any) -> None:
+        """For the socket ``sid`` of engineio's ``server``, whose reading task (the current one)
+        measures its silences with ``idle`` (a ``reading.IdleBound``)."""
+        self.loop = asyncio.get_running_loop()
+        self.task = asyncio.current_task()
+        self.context = contextvars.copy_context()  # the task's values, in a context of the socket's own
+        self.sid, self.idle = sid, idle
+        self.handler, self.limit, self.logger = server.handlers["message"], server.max_http_buffer_size, server.logger
+
+    def __call__(self, text: str) -> str | Suspended | None:
+        """``None``: handled; a ``Suspended`` handler or the text itself: for the reading task, in order."""
+        if text[:2] != "42" or len(text) > self.limit:
+            return text  # another packet, or one the reading task refuses (and closes the socket for)
+        self.idle.since = self.loop.time()  # a frame came: the silence the idle bound measures starts again
+        try:
+            _enter_task(self.loop, self.task)
+        except RuntimeError:  # a task is running: this is no callback of the loop's
+            return text
+        try:
+            coro = self.handler(self.sid, text[1:])
+            try:
+                waiting = self.context.run(coro.send, None)
+            except StopIteration:
+                return None
+            return Suspended(coro, waiting, self.context)
+        except asyncio.CancelledError:  # as the reading task's ``_message`` does
+            return None
+        except Exception:
+            self.logger.exception("message async handler error")
+            return None
+        finally:
+            _leave_task(self.loop, self.task)
