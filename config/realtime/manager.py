@@ -53,6 +53,7 @@ class ChannelLayerManager(GracefulStop, ChannelLayerTransport, EmitsOnce, AsyncP
         self._wanted: set[str] = set()
         self._listen_channel: str | None = None
         self.tasks: list[asyncio.Task[Any]] = []
+        self.validate_emits: bool = settings.EMIT_VALIDATION  # read once: every emit asks
         # Set when the process begins to stop: new connects are refused, /readyz answers 503.
         self.stopping = False
         self._stop_started = 0.0  # monotonic, when the stop began: it finishes within SHUTDOWN_TIMEOUT of it
@@ -148,17 +149,13 @@ class ChannelLayerManager(GracefulStop, ChannelLayerTransport, EmitsOnce, AsyncP
         for message in handed:
             self.outbox.put_nowait(message)
 
-    async def _log(self, messages: list[dict[str, Any]]) -> None:
-        """Give server events their offsets: appended to the recovery log, one round trip for the
-        batch, before anyone receives them.
-
-        Not for events asking for an ack, volatile ones (superseded by the next) or replies
-        a process computes for itself (``local``).
-        """
-        recovery = self.server.recovery
-        if recovery is None:
-            return
-        logged = [
+    def _to_log(self, messages: list[dict[str, Any]]) -> list[dict[str, Any]]:
+        """The server events of ``messages`` the recovery log gives offsets to: not events asking
+        for an ack, volatile ones (superseded by the next) or replies a process computes for
+        itself (``local``, never asked)."""
+        if self.server.recovery is None:
+            return []
+        return [
             message
             for message in messages
             if message["method"] == "emit"
@@ -166,18 +163,23 @@ class ChannelLayerManager(GracefulStop, ChannelLayerTransport, EmitsOnce, AsyncP
             and "offset" not in message
             and not catalogue.is_volatile(message["namespace"], message["event"])
         ]
-        if logged:
-            # An urgent event (an SOS) is not held back by a broker that does not answer.
-            urgent = any(catalogue.is_urgent(message["namespace"], message["event"]) for message in logged)
-            offsets = await recovery.append([(message["namespace"], message) for message in logged], urgent=urgent)
-            for message, offset in zip(logged, offsets, strict=True):
-                if offset is not None:
-                    message["offset"] = offset
+
+    async def _log(self, logged: list[dict[str, Any]]) -> None:
+        """Give server events their offsets: appended to the recovery log, one round trip for the
+        batch, before anyone receives them."""
+        # An urgent event (an SOS) is not held back by a broker that does not answer.
+        urgent = any(catalogue.is_urgent(message["namespace"], message["event"]) for message in logged)
+        offsets = await self.server.recovery.append(
+            [(message["namespace"], message) for message in logged], urgent=urgent
+        )
+        for message, offset in zip(logged, offsets, strict=True):
+            if offset is not None:
+                message["offset"] = offset
 
     async def _handle_emit(self, message: dict[str, Any]) -> None:
         """Deliver with the event's offset as the last argument (``recovery``), through ``EmitsOnce``
         unless it asks for acks or carries binary data (python-socketio's way)."""
-        if settings.EMIT_VALIDATION:
+        if self.validate_emits:
             for problem in catalogue.violations(message):
                 logger.error("an emitted payload breaks the event catalogue: %s", problem)
         if message.get("unlogged") and self.server.recovery is not None:
@@ -197,9 +199,10 @@ class ChannelLayerManager(GracefulStop, ChannelLayerTransport, EmitsOnce, AsyncP
 
     async def dispatch_many(self, messages: list[dict[str, Any]], local: bool = False) -> None:
         """``dispatch`` for several messages, in order, their log writes made as one."""
-        if not local:
+        logged = [] if local else self._to_log(messages)
+        if logged:  # a relayed location has nothing to log: no coroutine for it
             try:
-                await self._log(messages)
+                await self._log(logged)
             except Exception:
                 logger.exception("the recovery log write failed")  # delivered without offsets
         for message in messages:

@@ -24,7 +24,6 @@ from collections.abc import Callable
 from typing import Any
 
 from engineio import packet as eio_packet
-from socketio import packet
 
 from config.realtime.websocket_protocol import frame_of
 
@@ -84,12 +83,10 @@ class EmitsOnce:
         if not recipients:  # a user's room in a namespace they are not connected to: most of a chat message's emits
             return
         server = self.server
-        # binary=False: the caller sends binary data python-socketio's way (``_handle_emit``), so
-        # the walk of the payload that would find it is skipped.
-        encoded = server.packet_class(
-            packet.EVENT, namespace=namespace, data=[message["event"], *data], binary=False
-        ).encode()
-        pkt = SharedPacket(eio_packet.MESSAGE, encoded)
+        # python-socketio's encoding of an EVENT without id or binary data (``Packet.encode``;
+        # the caller sends binary data its way, ``_handle_emit``), without a Packet to hold it.
+        encoded = server.packet_class.json.dumps([message["event"], *data])
+        pkt = SharedPacket(eio_packet.MESSAGE, ("2" if namespace == "/" else f"2{namespace},") + encoded)
         sockets, recovering = server.eio.sockets, server.recovering
         others = []
         for eio_sid in recipients:

@@ -48,6 +48,8 @@ def test_a_frame_is_the_text_frame_websockets_would_send():
     for text in ("x", "y" * 125, "z" * 126, "é" * 40_000):
         assert frame_of(text) == Frame(Opcode.TEXT, text.encode()).serialize(mask=False)
         assert frame_of("4" + text)[0] == 0x81  # FIN, text, unmasked
+    for data in (b"", b"\x00" * 125, b"\xff" * 126, b"b" * 65535, b"c" * 65536):
+        assert frame_of(data) == Frame(Opcode.BINARY, data).serialize(mask=False)
     shared = SharedPacket(eio_packet.MESSAGE, '2/customer,["e",{}]')
     assert shared.frame() is shared.frame()  # framed once, whoever asks
     assert shared.frame() == frame_of('42/customer,["e",{}]')
