@@ -125,7 +125,10 @@ async def refresh_relay(manager: Any, partner_id: int) -> None:
 
 async def _apply(manager: Any, partner_id: int, targets: list[RelayTarget]) -> None:
     for sid in _local_sids(manager, partner_id):
-        session = await manager.server.get_session(sid, namespace=rooms.PARTNER)
+        try:
+            session = await manager.server.get_session(sid, namespace=rooms.PARTNER)
+        except KeyError:  # leaving: its Engine.IO session went while python-socketio's disconnect runs
+            continue
         session["bookings"] = targets
 
 

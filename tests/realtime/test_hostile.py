@@ -239,6 +239,40 @@ def test_relay_list_is_read_after_joining(live_server_url, customer, partner, se
     run(scenario())
 
 
+def test_a_socket_halfway_out_stops_no_safety_net(live_server_url, customer, partner, service):
+    """A socket whose Engine.IO session went while python-socketio's disconnect still runs is in
+    its rooms without a session: the relay reconcile and the access recheck skip it and go on
+    for every other socket (it once stopped both, for the whole process, every period)."""
+    from bookings.relay import reconcile_relays
+    from config.realtime.rechecks import recheck_all
+
+    booking = BookingFactory(customer=customer, partner=partner, service=service, status=S.PARTNER_ACCEPTED)
+    relay = [(str(booking.pk), booking.latitude, booking.longitude)]
+
+    async def scenario():
+        staying = await Client(live_server_url, "/partner").connect(token_for(partner.user))
+        leaving = await Client(live_server_url, "/partner").connect(token_for(partner.user))
+        sids = [s for s, _ in sio.manager.get_participants(rooms.PARTNER, rooms.user(partner.pk))]
+        sessions = {sid: await sio.get_session(sid, namespace=rooms.PARTNER) for sid in sids}
+        await wait_until(lambda: all(s.get("bookings") == relay for s in sessions.values()), what="relay lists read")
+        eio_sids = {sio.manager.eio_sid_from_sid(sid, rooms.PARTNER): sid for sid in sids}
+        gone_eio, gone_sid = next((e, s) for e, s in eio_sids.items() if e != sorted(eio_sids)[0])
+        kept_sid = next(s for s in sids if s != gone_sid)
+        sessions[kept_sid]["bookings"] = []  # stale: the reconcile must put it right
+        socket = sio.eio.sockets.pop(gone_eio)  # the state a disconnect passes through
+        try:
+            await reconcile_relays(sio.manager)
+            await recheck_all(sio.manager)
+        finally:
+            sio.eio.sockets[gone_eio] = socket
+        assert sessions[kept_sid]["bookings"] == relay
+        assert sessions[gone_sid]["bookings"] == relay  # untouched, not an error
+        await leaving.close()
+        await staying.close()
+
+    run(scenario())
+
+
 def test_a_flood_of_unknown_or_refused_packets_is_rate_limited(live_server_url, customer, settings, caplog):
     """Refusals are not free: unknown names and malformed packets count against the user's default limit."""
     settings.RATE_LIMITS = {**settings.RATE_LIMITS, "default": (5, 3600.0)}
