@@ -62,7 +62,10 @@ class RoomRights:
 
     async def _apply_identity(self, sid: str, identity: dict[str, Any] | None) -> None:
         """The socket's session follows ``identity``: rights lost, rooms left, or the socket refused."""
-        session = await self.get_session(sid)
+        try:
+            session = await self.get_session(sid)
+        except KeyError:  # leaving: its Engine.IO session went while python-socketio's disconnect runs
+            return
         try:
             session.update(self._session_for(identity))
         except Forbidden as exc:

@@ -263,10 +263,13 @@ def test_a_socket_halfway_out_stops_no_safety_net(live_server_url, customer, par
         try:
             await reconcile_relays(sio.manager)
             await recheck_all(sio.manager)
+            identity = await sync_to_async(load_identity)(partner.user.pk)
+            await sio.namespace_handlers[rooms.PARTNER].recheck(partner.user.pk, {**identity, "first_name": "Patricia"})
         finally:
             sio.eio.sockets[gone_eio] = socket
         assert sessions[kept_sid]["bookings"] == relay
         assert sessions[gone_sid]["bookings"] == relay  # untouched, not an error
+        assert sessions[kept_sid]["first_name"] == "Patricia"  # the access change reached the one that stays
         await leaving.close()
         await staying.close()
 
