@@ -11,7 +11,11 @@ and in the socket's own context; a handler that awaits nothing slow (a relayed l
 on the session, the room emit, the ack) ends in that step. One that suspends is handed to the
 reading task (``Suspended``), which finishes it before it reads the socket's next frame: a
 socket's packets are still handled one at a time, in order, and a cancellation of the reading
-task (its idle bound, a stop) reaches the handler as before.
+task (a stop) reaches the handler as before (the idle bound is off while a handler runs).
+
+That context is a copy of the reading task's, taken when it starts reading: a frame the reading
+task handles itself (queued behind another) runs in the task's own. So no context variable may
+carry state from one packet of a socket to the next (``inbound.ACK_WANTED`` is set for each event).
 
 Only ``EVENT`` packets (``42``...) are taken: connects, acks, disconnects and Engine.IO packets
 (pings, the upgrade) keep the reading task's way. A read full of frames is handled a few at a
