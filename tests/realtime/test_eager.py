@@ -3,7 +3,7 @@
 The handler takes its first step in ``data_received`` as the reading task's step would take it
 (the same current task, the socket's own context); one that suspends is finished by the reading
 task before anything after it; a socket's packets stay in order, and a burst in one read is
-handled a few frames at a time.
+handled ``EAGER_PER_READ`` frames in the read, the rest by the reading task.
 """
 
 import asyncio
@@ -302,7 +302,7 @@ def test_on_the_real_server_updates_are_handled_in_the_read_in_order_and_a_burst
             taken.clear()
             ws.send(*(update_frame(100 + i, 28.6) for i in range(BURST)))
             assert await asyncio.wait_for(acks(ws, BURST), WAIT) == [ack(100 + i) for i in range(BURST)]
-            # The first EAGER_PER_READ of the read in the read, the rest a loop pass each.
+            # The first EAGER_PER_READ of the read in the read, the rest by the reading task.
             assert taken[:EAGER_PER_READ] == ["NoneType"] * EAGER_PER_READ and len(taken) < BURST, taken
 
             monkeypatch.setitem(
