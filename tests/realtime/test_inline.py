@@ -5,6 +5,7 @@ import asyncio
 from typing import Any
 
 import pytest
+import socketio
 
 from config.realtime.inbound import ACK_WANTED
 from config.realtime.inline import InlineEvents
@@ -91,3 +92,45 @@ def test_an_inline_event_of_a_socket_no_longer_connected_is_dropped():
     server.manager.connected = False
     run(server._handle_event("e1", "/partner", 1, ["location:update", {}]))
     assert server.namespace.calls == [] and server.answers == [] and server.their_way == []
+
+
+class _Watched:
+    def watching(self, eio_sid: str) -> bool:
+        return True  # a recovering connection's: every ack goes python-socketio's way, to be compared
+
+
+class _Real(InlineEvents, socketio.AsyncServer):
+    """python-socketio's server with ``InlineEvents``, its packets caught where they would be sent."""
+
+    def __init__(self, answer: Any) -> None:
+        super().__init__()
+        self.recovering, self.result, self.sent = _Watched(), answer, []
+
+    async def _trigger_event(self, event: str, namespace: str, *args: Any) -> Any:
+        return self.result
+
+    async def _send_packet(self, eio_sid: str, pkt: Any) -> None:
+        self.sent.append(pkt.encode())
+
+
+@pytest.mark.parametrize("answer", [None, {"ok": True}, (1, "two"), [1, 2], "x", 0])
+def test_an_inline_ack_is_the_packet_python_socketio_would_send(answer):
+    """``answer`` builds the ACK as ``_handle_event_internal`` does (a tuple spread, ``None``: no argument)."""
+    server = _Real(answer)
+    run(server._handle_event_internal(server, "sid", "e1", ["location:update", {}], "/partner", 7))
+    run(server.answer("e1", "/partner", 7, answer))
+    theirs, ours = server.sent
+    assert ours == theirs
+
+
+def test_where_the_inline_path_is_taken_python_socketio_would_find_no_decorator_handler():
+    """The inline path skips ``_trigger_event``'s decorator lookup only where it would find nothing."""
+
+    async def handler(*args: Any) -> None:
+        pass
+
+    for handlers in ({}, {"/": {"*": handler}}, {"/customer": {"location:update": handler}}):
+        server = socketio.AsyncServer()
+        server.handlers = handlers
+        assert not ("/partner" in server.handlers or "*" in server.handlers)  # inline, for InlineEvents
+        assert server._get_event_handler("location:update", "/partner", ("sid", {}))[0] is None, handlers
