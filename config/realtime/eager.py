@@ -11,12 +11,18 @@ and in the socket's own context; a handler that awaits nothing slow (a relayed l
 on the session, the room emit, the ack) ends in that step. One that suspends is handed to the
 reading task (``Suspended``), which finishes it before it reads the socket's next frame: a
 socket's packets are still handled one at a time, in order, and a cancellation of the reading
-task (its idle bound, a stop) reaches the handler as before.
+task (a stop) reaches the handler as before (the idle bound is off while a handler runs).
+
+That context is a copy of the reading task's, taken when it starts reading: a frame the reading
+task handles itself (queued behind another) runs in the task's own. So no context variable may
+carry state from one packet of a socket to the next (``inbound.ACK_WANTED`` is set for each event).
 
 Only ``EVENT`` packets (``42``...) are taken: connects, acks, disconnects and Engine.IO packets
-(pings, the upgrade) keep the reading task's way. A read full of frames is handled a few at a
-time (``EAGER_PER_READ``); the rest wait in the queue, so one client's burst does not hold the
-loop for the others.
+(pings, the upgrade) keep the reading task's way. A read full of frames is handled in two slices:
+its first ``EAGER_PER_READ`` here, the rest queued for the reading task, whose next step comes
+after the callbacks the loop already has ready (other sockets' reads) and then drains the queue
+in one go unless a handler suspends (a get of a queued item does not yield), as it drained a
+whole read before: one client's burst gives the others one turn in between, not one a frame.
 """
 
 import asyncio
@@ -27,7 +33,7 @@ from asyncio.tasks import _enter_task, _leave_task  # type: ignore[attr-defined]
 from collections.abc import Coroutine, Generator
 from typing import Any
 
-# Frames of one read handled at once; past it, the reading task takes them a loop pass each.
+# Frames of one read handled in ``data_received``; the rest go to the reading task's next step.
 EAGER_PER_READ = 16
 
 

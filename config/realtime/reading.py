@@ -13,6 +13,9 @@ over ``max_http_buffer_size`` or a failed read ends the connection, a silent wai
 the bound ends it, the writer task, then the close with ``TRANSPORT_CLOSE``. Frames are still
 handled one at a time, in order (engineio's own semantics, ``async_handlers=False`` under
 python-socketio); how long one takes is the Socket.IO server's choice (``config.realtime.server``).
+While this loop waits with nothing queued, the protocol gives an event packet's handler its first
+step itself (``config.realtime.eager``); one that suspends comes here as a ``Suspended``, to finish
+before the next frame.
 
 Mixed into engineio's ``AsyncSocket`` by ``config.realtime.engine.Socket``; written so that it
 could replace the loop in ``engineio.async_socket.AsyncSocket._websocket_handler`` upstream.

@@ -39,6 +39,10 @@
   round (the peer's close, a keepalive timeout, a broken frame) drops them, as it would any frame
   after its close.
 
+- **An event handled in the read.** While the application waits for a text with none queued,
+  ``take_text`` (``config.realtime.eager``) takes it in ``data_received``: no queue hop, no wake-up
+  of the reading task, no paused and resumed read; what it hands back is queued as a text would be.
+
 Use: ``uvicorn --ws config.realtime.websocket_protocol:WebSocketProtocol`` (as
 ``make serve`` does).
 """

@@ -3,7 +3,7 @@
 The handler takes its first step in ``data_received`` as the reading task's step would take it
 (the same current task, the socket's own context); one that suspends is finished by the reading
 task before anything after it; a socket's packets stay in order, and a burst in one read is
-handled a few frames at a time.
+handled ``EAGER_PER_READ`` frames in the read, the rest by the reading task.
 """
 
 import asyncio
@@ -18,6 +18,8 @@ import pytest
 from websockets.frames import Frame, Opcode
 
 from config.realtime.eager import EAGER_PER_READ, EagerFrames, Suspended
+from config.realtime.primitives import Mailbox
+from config.realtime.reading import WebSocketReader
 from tests.live import WAIT, run, token_for
 
 _SEEN: contextvars.ContextVar[str] = contextvars.ContextVar("seen", default="unset")
@@ -132,6 +134,90 @@ def test_a_cancelled_reading_task_cancels_the_handler_it_was_finishing():
     assert run(scenario(), timeout=5) == ["cancelled"]
 
 
+class _Protocol:
+    """Just what ``_read`` uses of ``WebSocketProtocol``: ``texts_wanted``, ``take_text``, its queue."""
+
+    texts_wanted = True
+    take_text: Any = None
+
+    def __init__(self) -> None:
+        self.queue = Mailbox()
+
+    async def asgi_receive(self) -> Any:
+        return await self.queue.get()
+
+    def data_received(self, text: str | None) -> None:
+        """A read of one text frame (``None``: the client went), as ``_read_texts`` hands it on."""
+        queue, item = self.queue, text
+        if text is not None and self.take_text is not None and queue.empty() and queue.awaited():
+            item = self.take_text(text)
+        if item is not None or text is None:
+            queue.put_nowait(item)
+
+
+class _Ws:
+    def __init__(self, protocol: _Protocol) -> None:
+        self.asgi_receive = protocol.asgi_receive
+
+    async def wait(self) -> Any:
+        return await self.asgi_receive()
+
+
+class _Reader(WebSocketReader):
+    sid = "s1"
+
+    def __init__(self, handler: Any) -> None:
+        self.server = _Server(handler)
+        self.server.ping_interval = self.server.ping_timeout = 5  # type: ignore[attr-defined]
+        self.server.async_handlers = False  # type: ignore[attr-defined]
+        self.received: list[Any] = []
+
+    async def receive(self, pkt: Any) -> None:
+        self.received.append(pkt.data)
+
+
+def test_the_read_loop_takes_events_in_the_read_finishes_a_suspended_one_and_lets_go_of_its_taker():
+    """``_read`` installs the taker while it reads; a handler that suspends is finished by it
+    (its failure logged, the socket read on) before the frames queued behind it; once the
+    client goes the protocol holds no taker."""
+
+    async def scenario() -> None:
+        handled: list[tuple[str, str]] = []
+        release = asyncio.get_running_loop().create_future()
+
+        async def handler(sid: str, data: str) -> None:
+            handled.append(("start", data))
+            if data == '2["slow"]':
+                await release
+                handled.append(("end", data))
+                raise RuntimeError("a handler's bug")
+
+        reader, protocol = _Reader(handler), _Protocol()
+        loop = asyncio.get_running_loop()
+        reading = asyncio.ensure_future(reader._read(_Ws(protocol)))
+        await asyncio.sleep(0)
+        assert isinstance(protocol.take_text, EagerFrames)
+
+        async def read(*texts: str | None) -> None:
+            done = loop.create_future()
+            loop.call_soon(lambda: (*map(protocol.data_received, texts), done.set_result(None)))
+            await done
+
+        await read('42["a"]')
+        assert handled == [("start", '2["a"]')] and protocol.queue.awaited()  # handled in the read
+        await read('42["slow"]', '42["b"]', "4plain")
+        assert handled[1:] == [("start", '2["slow"]')]  # "b" waits behind the suspended handler
+        release.set_result(None)
+        await read(None)
+        await asyncio.wait_for(reading, 5)
+        assert handled[2:] == [("end", '2["slow"]'), ("start", '2["b"]')]
+        assert reader.server.logged == ["message async handler error"]
+        assert reader.received == ["plain"]  # no Socket.IO packet: engineio's way
+        assert protocol.take_text is None
+
+    run(scenario(), timeout=10)
+
+
 class _Tcp:
     """A websocket spoken over a bare TCP connection: what a client sends in one write arrives in one read."""
 
@@ -216,7 +302,7 @@ def test_on_the_real_server_updates_are_handled_in_the_read_in_order_and_a_burst
             taken.clear()
             ws.send(*(update_frame(100 + i, 28.6) for i in range(BURST)))
             assert await asyncio.wait_for(acks(ws, BURST), WAIT) == [ack(100 + i) for i in range(BURST)]
-            # The first EAGER_PER_READ of the read in the read, the rest a loop pass each.
+            # The first EAGER_PER_READ of the read in the read, the rest by the reading task.
             assert taken[:EAGER_PER_READ] == ["NoneType"] * EAGER_PER_READ and len(taken) < BURST, taken
 
             monkeypatch.setitem(

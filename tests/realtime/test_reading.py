@@ -1,9 +1,10 @@
 """The inbound path of a relayed location: no Task and no ``wait_for`` per frame, none per lightweight event.
 
 ``config.realtime.reading`` reads websocket frames with one idle timer per connection;
-``config.realtime.server`` runs a lightweight event (``location:update``) in the socket's read
-loop. A silent socket is still ended at engineio's bound, and a slow event still holds no
-other event of its socket.
+``config.realtime.inline`` runs a lightweight event (``location:update``) in the socket's read
+(in ``data_received`` itself while the reader waits: ``config.realtime.eager``, ``test_eager``).
+A silent socket is still ended at engineio's bound, and a slow event still holds no other event
+of its socket.
 """
 
 import asyncio
