@@ -22,7 +22,6 @@ Mixed into ``config.realtime.server.Server``; written so that python-socketio's
 ``_handle_event`` could take the same shortcut for a class-based namespace upstream.
 """
 
-import asyncio
 from typing import Any
 
 from engineio import packet as eio_packet
@@ -47,10 +46,10 @@ class InlineEvents:
         if not self.manager.is_connected(sid, namespace):  # dropped, as python-socketio does
             return
         ACK_WANTED.set(id is not None)
-        try:
-            answer = await handler.trigger_event(data[0], sid, *data[1:])
-        except asyncio.CancelledError:  # python-socketio's _trigger_event: answered with nothing
-            answer = None
+        # A cancellation (of the reading task finishing this handler: a stop past its grace) goes
+        # on unanswered, as python-socketio lets it for a namespace's handler: an ack is the
+        # catalogue's ``{ok, ...}``, never an empty one.
+        answer = await handler.trigger_event(data[0], sid, *data[1:])
         if id is not None and answer != self.not_handled:
             await self.answer(eio_sid, namespace, id, answer)
 
