@@ -39,33 +39,43 @@ EAGER_PER_READ = 16
 
 class Suspended:
     """A handler's coroutine that suspended in its eager step: awaited by the reading task, it
-    waits for what the coroutine waits for and steps it on, in the socket's context."""
+    waits for what the coroutine waits for and steps it on, in the socket's context.
 
-    __slots__ = ("context", "coro", "waiting")
+    ``thrown``: a cancellation of the reading task that came before it took this handler (the
+    handler's own timeout, a stop), delivered to the handler first, as a Task's step would."""
+
+    __slots__ = ("context", "coro", "thrown", "waiting")
 
     def __init__(self, coro: Coroutine[Any, Any, Any], waiting: Any, context: contextvars.Context) -> None:
         self.coro, self.waiting, self.context = coro, waiting, context
+        self.thrown: BaseException | None = None
 
     def __await__(self) -> Generator[Any, None, None]:
         send, throw, run = self.coro.send, self.coro.throw, self.context.run
-        waiting = self.waiting
+        waiting, step, arg = self.waiting, None, self.thrown
+        if arg is not None:
+            if isinstance(waiting, asyncio.Future):
+                waiting.cancel()  # as Task.cancel cancels the future its coroutine waits for
+            step = throw
         while True:
-            try:
-                yield waiting  # to the reading task's step, as the coroutine yielded it
-            except BaseException as exc:  # the reading task was cancelled meanwhile: the coroutine's to handle
-                step, arg = throw, exc
-            else:
-                step, arg = send, None
+            if step is None:
+                try:
+                    yield waiting  # to the reading task's step, as the coroutine yielded it
+                except BaseException as exc:  # the reading task was cancelled meanwhile: the coroutine's to handle
+                    step, arg = throw, exc
+                else:
+                    step, arg = send, None
             try:
                 waiting = run(step, arg)
             except StopIteration:
                 return
+            step = None
 
 
 class EagerFrames:
     """The reading task's taker of text frames, while it waits for one (``WebSocketProtocol.take_text``)."""
 
-    __slots__ = ("context", "handler", "idle", "limit", "logger", "loop", "sid", "task")
+    __slots__ = ("context", "handed", "handler", "idle", "limit", "logger", "loop", "sid", "task")
 
     def __init__(self, sid: str, server: Any, idle: Any) -> None:
         """For the socket ``sid`` of engineio's ``server``, whose reading task (the current one)
@@ -75,6 +85,8 @@ class EagerFrames:
         self.context = contextvars.copy_context()  # the task's values, in a context of the socket's own
         self.sid, self.idle = sid, idle
         self.handler, self.limit, self.logger = server.handlers["message"], server.max_http_buffer_size, server.logger
+        # The ``Suspended`` last handed to the reading task, until it takes it (``unclaimed``).
+        self.handed: Suspended | None = None
 
     def __call__(self, text: str) -> str | Suspended | None:
         """``None``: handled; a ``Suspended`` handler or the text itself: for the reading task, in order."""
@@ -91,7 +103,8 @@ class EagerFrames:
                 waiting = self.context.run(coro.send, None)
             except StopIteration:
                 return None
-            return Suspended(coro, waiting, self.context)
+            self.handed = Suspended(coro, waiting, self.context)
+            return self.handed
         except asyncio.CancelledError:  # as the reading task's ``_message`` does
             return None
         except Exception:
@@ -99,3 +112,9 @@ class EagerFrames:
             return None
         finally:
             _leave_task(self.loop, self.task)
+
+    def unclaimed(self) -> Suspended | None:
+        """The handler handed to the reading task that it has not taken yet (a cancellation of
+        its wait came first); ``None`` from now on."""
+        handed, self.handed = self.handed, None
+        return handed

@@ -169,23 +169,32 @@ class WebSocketReader:
         protocol = getattr(getattr(ws, "asgi_receive", None), "__self__", None)
         server = self.server
         eager = getattr(protocol, "texts_wanted", False) and "message" in server.handlers and not server.async_handlers
+        take = EagerFrames(self.sid, server, idle) if eager else None
         if eager:
-            protocol.take_text = EagerFrames(self.sid, server, idle)
+            protocol.take_text = take
         try:
             while True:
                 idle.since = loop.time()
                 try:
                     p = await self._frame(ws)
-                except asyncio.CancelledError:
+                except asyncio.CancelledError as exc:
                     if idle.expired:
                         idle.task.uncancel()  # type: ignore[union-attr]
-                    break  # engineio ends the connection on any cancellation of its wait
+                        break
+                    # Cancelled after a handler's eager step handed it over, before this task took
+                    # it: the cancellation is the handler's (its own timeout, a stop), as it would
+                    # have been in a Task's step; else engineio ends the connection.
+                    p = take.unclaimed() if take is not None else None
+                    if p is None:
+                        break
+                    p.thrown = exc
                 except Exception:
                     break
                 idle.since = None
                 if p is None:
                     break  # connection closed by client
                 if type(p) is Suspended:
+                    take.handed = None  # type: ignore[union-attr]  # taken
                     await self._finish(p)
                     continue
                 if type(p) is str and p[:1] == "4" and p[1:2].isdigit() and not self.server.async_handlers:

@@ -320,3 +320,58 @@ def test_on_the_real_server_updates_are_handled_in_the_read_in_order_and_a_burst
 
 
 BURST = 3 * EAGER_PER_READ
+
+
+@pytest.mark.django_db(transaction=True)
+def test_an_update_whose_reading_task_is_cancelled_mid_handler_gets_no_empty_ack(
+    live_server_url, partner, monkeypatch, settings
+):
+    """The reading task finishing a suspended update is cancelled (what a stop past its grace
+    does): the update is not answered ``[]``, which no ack of the catalogue is (python-socketio
+    answers a namespace's cancelled handler with nothing, as the server did before)."""
+    import config.asgi
+
+    settings.RATE_LIMITS = {**settings.RATE_LIMITS, "location:update": (1000, 60)}  # not what is tested
+    readers: list[EagerFrames] = []
+    original = EagerFrames.__init__
+
+    def recording(self: EagerFrames, *args: Any) -> None:
+        original(self, *args)
+        readers.append(self)
+
+    monkeypatch.setattr(EagerFrames, "__init__", recording)
+    partner_ns = next(ns for ns in config.asgi.NAMESPACES if ns.namespace == "/partner")
+    update = partner_ns.client_events["location:update"]
+    suspended = asyncio.Event()  # set on the server's loop, read by polling from the test's
+
+    async def stuck_at_one(namespace: Any, sid: str, payload: Any) -> dict[str, Any]:
+        if payload["latitude"] == 1:
+            suspended.set()
+            await asyncio.sleep(60)
+        return {"relayed": 0}
+
+    monkeypatch.setitem(partner_ns.client_events, "location:update", dataclasses.replace(update, handle=stuck_at_one))
+
+    def update_frame(ack_id: int, latitude: float) -> str:
+        return f"42/partner,{ack_id}" + json.dumps(["location:update", {"latitude": latitude, "longitude": 77.2}])
+
+    async def scenario() -> list[str]:
+        ws = await (_Tcp()).open(live_server_url)
+        try:
+            assert (await ws.next()).startswith("0{")
+            ws.send("40/partner," + json.dumps({"token": token_for(partner.user)}))
+            assert (await ws.next()).startswith("40/partner,")
+            ws.send(update_frame(7, 1))
+            while not suspended.is_set():
+                await asyncio.sleep(0.01)
+            reader = readers[-1]
+            reader.loop.call_soon_threadsafe(reader.task.cancel)
+            ws.send(update_frame(8, 2))  # a barrier: answered after whatever 7 got
+            frames: list[str] = []
+            while not frames or not frames[-1].startswith("43/partner,8"):
+                frames.append(await asyncio.wait_for(ws.next(), WAIT))
+            return [frame for frame in frames if frame.startswith("43/")]
+        finally:
+            ws.writer.close()
+
+    assert run(scenario()) == ['43/partner,8[{"ok":true,"relayed":0}]']
