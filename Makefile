@@ -15,10 +15,13 @@ SOCKETIO_MAX_BUFFER ?= 1000000
 PRODUCTION = DEBUG=0
 # websockets-sansio without its per-connection cycle (config/realtime/websocket_protocol.py);
 # permessage-deflate off: small JSON frames gain nothing from it, and every socket would pay its zlib state.
+# --ws-ping-interval 0: Engine.IO's heartbeat (SOCKETIO_PING_INTERVAL / _TIMEOUT) already finds a dead
+# peer and keeps proxies from timing out; uvicorn's own pings would double it (a ping, a pong through
+# the frame parser and two timers per socket every 20 s: 500 a second at 10,000 sockets), as Node's doesn't.
 # --no-proxy-headers: uvicorn's own default trusts X-Forwarded-For from 127.0.0.1; the application
 # reads them from TRUSTED_PROXIES only (config/proxies.py).
 UVICORN = $(BIN)/python -m uvicorn config.asgi:application --loop uvloop --http httptools \
-	--ws config.realtime.websocket_protocol:WebSocketProtocol --ws-per-message-deflate false \
+	--ws config.realtime.websocket_protocol:WebSocketProtocol --ws-per-message-deflate false --ws-ping-interval 0 \
 	--ws-max-size $(SOCKETIO_MAX_BUFFER) --no-proxy-headers \
 	--lifespan on --timeout-graceful-shutdown $(SHUTDOWN_TIMEOUT) --no-access-log
 

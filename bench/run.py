@@ -170,7 +170,11 @@ def start_servers(kind: str, count: int, env: dict[str, str], cwd: Path = ROOT) 
                 "config.asgi:application",
                 port,
                 ws=os.environ.get("BENCH_UVICORN_WS", "config.realtime.websocket_protocol:WebSocketProtocol"),
-                extra=["--ws-per-message-deflate", os.environ.get("BENCH_WS_DEFLATE", "false"), "--lifespan", "on"],
+                extra=[
+                    *("--ws-per-message-deflate", os.environ.get("BENCH_WS_DEFLATE", "false")),
+                    *("--ws-ping-interval", "0"),  # as make serve: Engine.IO's heartbeat is the one
+                    *("--lifespan", "on"),
+                ],
             )
         else:
             cmd = [

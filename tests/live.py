@@ -53,6 +53,7 @@ class LiveServer:
             log_level="warning",
             ws=WS_PROTOCOL,
             ws_max_size=settings.SOCKETIO["MAX_HTTP_BUFFER_SIZE"],  # as make serve runs it
+            ws_ping_interval=0,  # as make serve runs it: Engine.IO's heartbeat alone
             proxy_headers=False,  # as make serve runs it: config/proxies.py alone reads them
         )
         self.server = uvicorn.Server(config)
@@ -217,6 +218,8 @@ class ServerProcess:
                 WS_PROTOCOL,
                 "--ws-max-size",
                 env.get("SOCKETIO_MAX_BUFFER", "1000000"),
+                "--ws-ping-interval",
+                "0",
                 "--lifespan",
                 "on",
                 "--timeout-graceful-shutdown",
