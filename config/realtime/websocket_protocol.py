@@ -50,6 +50,7 @@ Use: ``uvicorn --ws config.realtime.websocket_protocol:WebSocketProtocol`` (as
 import asyncio
 import contextlib
 import logging
+import weakref
 from collections.abc import Callable
 from typing import Any
 
@@ -92,6 +93,42 @@ def frame_of(data: str | bytes) -> bytes:
     if length < 65536:
         return bytes((first, 126)) + length.to_bytes(2) + payload
     return bytes((first, 127)) + length.to_bytes(8) + payload
+
+
+class Uncorking:
+    """A loop's connections with frames taken this round (``write_frame``), written by one
+    callback at the round's end: not a ``call_soon`` each (a handle, a pass through the loop's
+    ready queue), which cost a room emit as much again as its frame's write to the kernel."""
+
+    __slots__ = ("loop", "protocols")
+
+    def __init__(self, loop: asyncio.AbstractEventLoop) -> None:
+        self.loop = loop
+        self.protocols: list[WebSocketProtocol] = []
+
+    def add(self, protocol: "WebSocketProtocol") -> None:
+        if not self.protocols:
+            self.loop.call_soon(self.write_all)
+        self.protocols.append(protocol)
+
+    def write_all(self) -> None:
+        protocols, self.protocols = self.protocols, []
+        for protocol in protocols:
+            try:
+                protocol.uncork()
+            except Exception:  # one transport's failure is no reason to hold the others' frames
+                _per_connection.logger.exception("writing a connection's frames failed")
+
+
+# Per loop (the tests run several); a connection finds its loop's at its first frame of a round.
+_uncorking: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, Uncorking] = weakref.WeakKeyDictionary()
+
+
+def uncorking(loop: asyncio.AbstractEventLoop) -> Uncorking:
+    found = _uncorking.get(loop)
+    if found is None:
+        found = _uncorking[loop] = Uncorking(loop)
+    return found
 
 
 _FINAL_TEXT = 0x81  # FIN, no reserved bit, opcode TEXT
@@ -230,7 +267,7 @@ class WebSocketProtocol(WebSocketsSansIOProtocol):
             return False
         if self.corked is None:
             self.corked = [frame]
-            asyncio.get_running_loop().call_soon(self.uncork)
+            uncorking(self.loop).add(self)
         else:
             self.corked.append(frame)
         return True

@@ -14,7 +14,7 @@ from config.realtime.engine import EngineServer, Socket
 from config.realtime.manager import ChannelLayerManager
 from config.realtime.outbound import SharedPacket
 from config.realtime.primitives import Flag
-from config.realtime.websocket_protocol import WebSocketProtocol, frame_of
+from config.realtime.websocket_protocol import WebSocketProtocol, frame_of, uncorking
 from tests.live import RawSocket, run, token_for
 
 
@@ -209,6 +209,7 @@ def open_protocol() -> tuple[WebSocketProtocol, Transport]:
     protocol = WebSocketProtocol.__new__(WebSocketProtocol)
     transport = Transport()
     protocol.transport = transport  # type: ignore[assignment]
+    protocol.loop = asyncio.get_running_loop()
     protocol.plain_frames, protocol.close_sent = True, False
     protocol.writable = Flag()  # type: ignore[assignment]
     protocol.writable.set()
@@ -239,6 +240,22 @@ def test_the_frames_of_one_loop_round_are_one_write_and_uvicorns_own_writes_go_a
         assert transport.writes == [b"ab", b"c", b"d"] and not protocol.write_frame(b"f")
 
     run(scenario())
+
+
+def test_the_frames_of_a_round_on_many_connections_are_written_by_one_callback():
+    async def scenario() -> None:
+        loop = asyncio.get_running_loop()
+        opened = [open_protocol() for _ in range(3)]
+        ready = len(loop._ready)  # type: ignore[attr-defined]
+        for n, (protocol, _) in enumerate(opened):
+            assert protocol.write_frame(b"x%d" % n) and protocol.write_frame(b"y")
+        assert len(loop._ready) == ready + 1  # type: ignore[attr-defined]  # one callback, not one a connection
+        assert uncorking(loop).protocols == [protocol for protocol, _ in opened]
+        await asyncio.sleep(0)
+        assert [transport.writes for _, transport in opened] == [[b"x0y"], [b"x1y"], [b"x2y"]]
+        assert uncorking(loop).protocols == []
+
+    asyncio.run(scenario())  # asyncio's own loop: its ready queue is a deque to count
 
 
 def test_messages_committed_in_other_threads_reach_the_outbox_in_order_with_one_wake_up_a_burst():
