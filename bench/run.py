@@ -160,19 +160,26 @@ def uvicorn_command(app: str, port: int, *, ws: str, extra: list[str] = ()) -> l
     ]
 
 
+PRODUCT_WS = "config.realtime.websocket_protocol:WebSocketProtocol"  # as make serve runs it
+
+
 def start_servers(kind: str, count: int, env: dict[str, str], cwd: Path = ROOT) -> list[tuple[subprocess.Popen, str]]:
     """``count`` server processes as production runs them, from the source tree ``cwd``."""
     servers = []
     for _ in range(count):
         port = free_port()
         if kind == "uvicorn":
+            ws = os.environ.get("BENCH_UVICORN_WS", PRODUCT_WS)
+            # As make serve: Engine.IO's heartbeat is the one. Only for the product's protocol:
+            # websockets' legacy one would ping in a loop with an interval of 0.
+            no_keepalive = ("--ws-ping-interval", "0") if ws == PRODUCT_WS else ()
             cmd = uvicorn_command(
                 "config.asgi:application",
                 port,
-                ws=os.environ.get("BENCH_UVICORN_WS", "config.realtime.websocket_protocol:WebSocketProtocol"),
+                ws=ws,
                 extra=[
                     *("--ws-per-message-deflate", os.environ.get("BENCH_WS_DEFLATE", "false")),
-                    *("--ws-ping-interval", "0"),  # as make serve: Engine.IO's heartbeat is the one
+                    *no_keepalive,
                     *("--lifespan", "on"),
                 ],
             )
