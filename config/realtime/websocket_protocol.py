@@ -267,7 +267,7 @@ class WebSocketProtocol(WebSocketsSansIOProtocol):
             return False
         if self.corked is None:
             self.corked = [frame]
-            uncorking(self.loop).add(self)
+            uncorking(asyncio.get_running_loop()).add(self)
         else:
             self.corked.append(frame)
         return True

@@ -209,7 +209,6 @@ def open_protocol() -> tuple[WebSocketProtocol, Transport]:
     protocol = WebSocketProtocol.__new__(WebSocketProtocol)
     transport = Transport()
     protocol.transport = transport  # type: ignore[assignment]
-    protocol.loop = asyncio.get_running_loop()
     protocol.plain_frames, protocol.close_sent = True, False
     protocol.writable = Flag()  # type: ignore[assignment]
     protocol.writable.set()
