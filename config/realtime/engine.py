@@ -51,6 +51,8 @@ logger = logging.getLogger(__name__)
 
 
 class WebSocket(asgi.WebSocket):
+    protocol: WebSocketProtocol | None = None  # the connection's, when it is the product's
+
     async def __call__(self, environ: dict[str, Any]) -> str:
         """While the websocket lasts, its socket may write frames straight to it (``outbound``), and
         its protocol hands it text messages as they are (``WebSocketProtocol.reads_texts``).
@@ -64,6 +66,7 @@ class WebSocket(asgi.WebSocket):
         forget_headers(environ)
         socket.write_frame = protocol.write_frame
         protocol.texts_wanted = True  # ``wait`` takes a text message as the protocol's ``str``
+        self.protocol = protocol  # the read loop gives it a taker of event frames (``eager``)
         try:
             self.asgi_receive = environ["asgi.receive"]
             self.asgi_send = environ["asgi.send"]
@@ -71,7 +74,7 @@ class WebSocket(asgi.WebSocket):
             await self.handler(self)
             return ""  # engineio's: send nothing as response
         finally:
-            socket.write_frame = None  # the connection is over: no reference left to it
+            socket.write_frame = self.protocol = None  # the connection is over: no reference left to it
 
     async def wait(self) -> Any:
         """The next message, or ``None`` once the client has gone (engineio's "connection closed").

@@ -166,7 +166,7 @@ class WebSocketReader:
         idle = IdleBound(self.server.ping_interval + self.server.ping_timeout)
         loop = idle.loop
         # The protocol hands event packets to the handler itself while this loop waits (``eager``).
-        protocol = getattr(getattr(ws, "asgi_receive", None), "__self__", None)
+        protocol = getattr(ws, "protocol", None)  # ``engine.WebSocket``'s, when the product's protocol serves it
         server = self.server
         eager = getattr(protocol, "texts_wanted", False) and "message" in server.handlers and not server.async_handlers
         take = EagerFrames(self.sid, server, idle) if eager else None

@@ -158,6 +158,7 @@ class _Protocol:
 class _Ws:
     def __init__(self, protocol: _Protocol) -> None:
         self.asgi_receive = protocol.asgi_receive
+        self.protocol = protocol
 
     async def wait(self) -> Any:
         return await self.asgi_receive()

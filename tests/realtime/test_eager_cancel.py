@@ -57,6 +57,7 @@ class _Protocol:
 class _WebSocket:
     def __init__(self, protocol: _Protocol) -> None:
         self.asgi_receive = protocol.asgi_receive
+        self.protocol = protocol
 
     async def wait(self) -> Any:
         return await self.asgi_receive()
