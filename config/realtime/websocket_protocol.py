@@ -97,18 +97,17 @@ def frame_of(data: str | bytes) -> bytes:
 
 class Uncorking:
     """A loop's connections with frames taken this round (``write_frame``), written by one
-    callback at the round's end: not a ``call_soon`` each (a handle, a pass through the loop's
-    ready queue), which cost a room emit as much again as its frame's write to the kernel."""
+    callback at the round's end: not a ``call_soon`` each (a handle and a pass through the
+    loop's ready queue for every recipient of a room emit)."""
 
-    __slots__ = ("loop", "protocols")
+    __slots__ = ("protocols",)
 
-    def __init__(self, loop: asyncio.AbstractEventLoop) -> None:
-        self.loop = loop
+    def __init__(self) -> None:
         self.protocols: list[WebSocketProtocol] = []
 
-    def add(self, protocol: "WebSocketProtocol") -> None:
+    def add(self, protocol: "WebSocketProtocol", loop: asyncio.AbstractEventLoop) -> None:
         if not self.protocols:
-            self.loop.call_soon(self.write_all)
+            loop.call_soon(self.write_all)
         self.protocols.append(protocol)
 
     def write_all(self) -> None:
@@ -120,14 +119,14 @@ class Uncorking:
                 _per_connection.logger.exception("writing a connection's frames failed")
 
 
-# Per loop (the tests run several); a connection finds its loop's at its first frame of a round.
+# Per loop (the tests run several), holding no reference to its loop: the entry goes with it.
 _uncorking: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, Uncorking] = weakref.WeakKeyDictionary()
 
 
 def uncorking(loop: asyncio.AbstractEventLoop) -> Uncorking:
     found = _uncorking.get(loop)
     if found is None:
-        found = _uncorking[loop] = Uncorking(loop)
+        found = _uncorking[loop] = Uncorking()
     return found
 
 
@@ -267,7 +266,8 @@ class WebSocketProtocol(WebSocketsSansIOProtocol):
             return False
         if self.corked is None:
             self.corked = [frame]
-            uncorking(asyncio.get_running_loop()).add(self)
+            loop = asyncio.get_running_loop()
+            uncorking(loop).add(self, loop)
         else:
             self.corked.append(frame)
         return True

@@ -2,7 +2,9 @@
 within the send-queue bounds; a room emit's packet framed once for all its recipients."""
 
 import asyncio
+import gc
 import threading
+import weakref
 
 import pytest
 from engineio import packet as eio_packet
@@ -255,6 +257,23 @@ def test_the_frames_of_a_round_on_many_connections_are_written_by_one_callback()
         assert uncorking(loop).protocols == []
 
     asyncio.run(scenario())  # asyncio's own loop: its ready queue is a deque to count
+
+
+def test_a_loops_uncorking_goes_with_the_loop():
+    loop = asyncio.new_event_loop()
+    protocol, transport = open_protocol()
+
+    async def a_round() -> None:
+        assert protocol.write_frame(b"x")
+        await asyncio.sleep(0)
+
+    loop.run_until_complete(a_round())
+    assert transport.writes == [b"x"] and uncorking(loop).protocols == []
+    probe = weakref.ref(loop)
+    loop.close()
+    del loop
+    gc.collect()
+    assert probe() is None  # the per-loop table keeps no reference to its loop
 
 
 def test_messages_committed_in_other_threads_reach_the_outbox_in_order_with_one_wake_up_a_burst():
