@@ -85,7 +85,7 @@ class EagerFrames:
         self.context = contextvars.copy_context()  # the task's values, in a context of the socket's own
         self.sid, self.idle = sid, idle
         self.handler, self.limit, self.logger = server.handlers["message"], server.max_http_buffer_size, server.logger
-        # The ``Suspended`` last handed to the reading task, until it takes it (``unclaimed``).
+        # The ``Suspended`` last handed to the reading task, until it takes it (``claim``).
         self.handed: Suspended | None = None
 
     def __call__(self, text: str) -> str | Suspended | None:
@@ -113,8 +113,11 @@ class EagerFrames:
         finally:
             _leave_task(self.loop, self.task)
 
-    def unclaimed(self) -> Suspended | None:
-        """The handler handed to the reading task that it has not taken yet (a cancellation of
-        its wait came first); ``None`` from now on."""
-        handed, self.handed = self.handed, None
-        return handed
+    def claim(self, suspended: Suspended) -> bool:
+        """Whether the reading task is to finish ``suspended``: the handler handed to it and not
+        taken yet. It may reach the task twice: through a cancellation of the task's wait that came
+        first, and from the queue, where a wait cancelled in the handler's own step left it."""
+        if suspended is not self.handed:
+            return False
+        self.handed = None
+        return True

@@ -184,7 +184,7 @@ class WebSocketReader:
                     # Cancelled after a handler's eager step handed it over, before this task took
                     # it: the cancellation is the handler's (its own timeout, a stop), as it would
                     # have been in a Task's step; else engineio ends the connection.
-                    p = take.unclaimed() if take is not None else None
+                    p = take.handed if take is not None else None
                     if p is None:
                         break
                     p.thrown = exc
@@ -194,8 +194,8 @@ class WebSocketReader:
                 if p is None:
                     break  # connection closed by client
                 if type(p) is Suspended:
-                    take.handed = None  # type: ignore[union-attr]  # taken
-                    await self._finish(p)
+                    if take.claim(p):  # type: ignore[union-attr]  # a Suspended comes only from ``take``
+                        await self._finish(p)
                     continue
                 if type(p) is str and p[:1] == "4" and p[1:2].isdigit() and not self.server.async_handlers:
                     await self._message(p[1:])

@@ -18,24 +18,10 @@ import pytest
 from websockets.frames import Frame, Opcode
 
 from config.realtime.eager import EAGER_PER_READ, EagerFrames, Suspended
-from config.realtime.primitives import Mailbox
-from config.realtime.reading import WebSocketReader
 from tests.live import WAIT, run, token_for
+from tests.realtime import eager_harness as harness
 
 _SEEN: contextvars.ContextVar[str] = contextvars.ContextVar("seen", default="unset")
-
-
-class _Idle:
-    since: float | None = None
-
-
-class _Server:
-    max_http_buffer_size = 100
-
-    def __init__(self, handler: Any) -> None:
-        self.handlers = {"message": handler}
-        self.logged: list[str] = []
-        self.logger = type("Logger", (), {"exception": lambda _, message: self.logged.append(message)})()
 
 
 def test_a_handler_that_awaits_nothing_ends_in_the_read_as_a_step_of_the_reading_task():
@@ -47,7 +33,7 @@ def test_a_handler_that_awaits_nothing_ends_in_the_read_as_a_step_of_the_reading
             _SEEN.set("set by the handler")
 
         reading = asyncio.current_task()
-        server, idle = _Server(handler), _Idle()
+        server, idle = harness.Server(handler), harness.Idle()
         take = EagerFrames("s1", server, idle)
         _SEEN.set("the reading task's, set after the socket's context was copied")
         loop = asyncio.get_running_loop()
@@ -71,7 +57,7 @@ def test_other_packets_oversized_frames_and_calls_from_inside_a_task_are_the_rea
         async def handler(sid: str, data: str) -> None:
             calls.append(data)
 
-        take = EagerFrames("s1", _Server(handler), _Idle())
+        take = EagerFrames("s1", harness.Server(handler), harness.Idle())
         for text in ['40/partner,{"token":"t"}', "43/partner,1[]", "3", "2probe", "42" + "x" * 99]:
             assert take(text) == text
         assert take('42["inside a task"]') == '42["inside a task"]'  # this test runs in a task
@@ -91,8 +77,8 @@ def test_a_handler_that_suspends_is_finished_by_the_reading_task_and_its_failure
             steps.append(("second step", asyncio.current_task(), _SEEN.get()))
             raise RuntimeError("a handler's bug")
 
-        server = _Server(handler)
-        take = EagerFrames("s1", server, _Idle())
+        server = harness.Server(handler)
+        take = EagerFrames("s1", server, harness.Idle())
         reading = asyncio.current_task()
         loop = asyncio.get_running_loop()
         taken = loop.create_future()
@@ -119,7 +105,7 @@ def test_a_cancelled_reading_task_cancels_the_handler_it_was_finishing():
                 raise
 
         async def reading() -> None:
-            take = EagerFrames("s1", _Server(handler), _Idle())
+            take = EagerFrames("s1", harness.Server(handler), harness.Idle())
             taken = asyncio.get_running_loop().create_future()
             asyncio.get_running_loop().call_soon(lambda: taken.set_result(take("42[]")))
             await (await taken)
@@ -132,49 +118,6 @@ def test_a_cancelled_reading_task_cancels_the_handler_it_was_finishing():
         return seen
 
     assert run(scenario(), timeout=5) == ["cancelled"]
-
-
-class _Protocol:
-    """Just what ``_read`` uses of ``WebSocketProtocol``: ``texts_wanted``, ``take_text``, its queue."""
-
-    texts_wanted = True
-    take_text: Any = None
-
-    def __init__(self) -> None:
-        self.queue = Mailbox()
-
-    async def asgi_receive(self) -> Any:
-        return await self.queue.get()
-
-    def data_received(self, text: str | None) -> None:
-        """A read of one text frame (``None``: the client went), as ``_read_texts`` hands it on."""
-        queue, item = self.queue, text
-        if text is not None and self.take_text is not None and queue.empty() and queue.awaited():
-            item = self.take_text(text)
-        if item is not None or text is None:
-            queue.put_nowait(item)
-
-
-class _Ws:
-    def __init__(self, protocol: _Protocol) -> None:
-        self.asgi_receive = protocol.asgi_receive
-        self.protocol = protocol
-
-    async def wait(self) -> Any:
-        return await self.asgi_receive()
-
-
-class _Reader(WebSocketReader):
-    sid = "s1"
-
-    def __init__(self, handler: Any) -> None:
-        self.server = _Server(handler)
-        self.server.ping_interval = self.server.ping_timeout = 5  # type: ignore[attr-defined]
-        self.server.async_handlers = False  # type: ignore[attr-defined]
-        self.received: list[Any] = []
-
-    async def receive(self, pkt: Any) -> None:
-        self.received.append(pkt.data)
 
 
 def test_the_read_loop_takes_events_in_the_read_finishes_a_suspended_one_and_lets_go_of_its_taker():
@@ -193,9 +136,8 @@ def test_the_read_loop_takes_events_in_the_read_finishes_a_suspended_one_and_let
                 handled.append(("end", data))
                 raise RuntimeError("a handler's bug")
 
-        reader, protocol = _Reader(handler), _Protocol()
+        reader, protocol, reading = harness.reading(handler)
         loop = asyncio.get_running_loop()
-        reading = asyncio.ensure_future(reader._read(_Ws(protocol)))
         await asyncio.sleep(0)
         assert isinstance(protocol.take_text, EagerFrames)
 

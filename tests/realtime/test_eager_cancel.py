@@ -8,66 +8,9 @@ that has come: it must reach the handler, not end the connection or lose the han
 """
 
 import asyncio
-from typing import Any
 
-from config.realtime.primitives import Mailbox
-from config.realtime.reading import WebSocketReader
 from tests.live import run
-
-
-class _Logger:
-    def info(self, *args: Any) -> None:
-        pass
-
-    def exception(self, *args: Any) -> None:
-        raise AssertionError("no handler error expected")
-
-
-class _Server:
-    ping_interval = ping_timeout = 5.0
-    max_http_buffer_size = 100
-    async_handlers = False
-    logger = _Logger()
-
-    def __init__(self, handler: Any) -> None:
-        self.handlers = {"message": handler}
-
-
-class _Protocol:
-    """What ``_read`` uses of ``WebSocketProtocol``: a text taken at once while the reader waits
-    with nothing queued (``take_text``), else queued for it."""
-
-    texts_wanted = True
-    take_text: Any = None
-
-    def __init__(self) -> None:
-        self.queue = Mailbox()
-
-    def data_received(self, text: str | None) -> None:
-        item: Any = text
-        if text is not None and self.take_text is not None and self.queue.empty() and self.queue.awaited():
-            item = self.take_text(text)
-        if item is not None or text is None:
-            self.queue.put_nowait(item)
-
-    async def asgi_receive(self) -> Any:
-        return await self.queue.get()
-
-
-class _WebSocket:
-    def __init__(self, protocol: _Protocol) -> None:
-        self.asgi_receive = protocol.asgi_receive
-        self.protocol = protocol
-
-    async def wait(self) -> Any:
-        return await self.asgi_receive()
-
-
-class _Reader(WebSocketReader):
-    sid = "s1"
-
-    def __init__(self, handler: Any) -> None:
-        self.server = _Server(handler)
+from tests.realtime import eager_harness as harness
 
 
 def test_a_handlers_own_expired_timeout_reaches_it_and_the_socket_reads_on():
@@ -85,8 +28,7 @@ def test_a_handlers_own_expired_timeout_reaches_it_and_the_socket_reads_on():
             else:
                 seen.append(data)
 
-        protocol = _Protocol()
-        reading = asyncio.ensure_future(_Reader(handler)._read(_WebSocket(protocol)))
+        reader, protocol, reading = harness.reading(handler)
         await asyncio.sleep(0)  # the reader waits for a frame
         loop = asyncio.get_running_loop()
         loop.call_soon(protocol.data_received, "42[1]")
@@ -97,6 +39,7 @@ def test_a_handlers_own_expired_timeout_reaches_it_and_the_socket_reads_on():
         protocol.data_received(None)  # the client goes
         await asyncio.wait_for(reading, 1)
         assert not reading.cancelled() and reading.cancelling() == 0  # the handler's timeout uncancelled it
+        assert reader.server.logged == []
         return seen
 
     assert run(scenario(), timeout=5) == ["timed out", "2[2]"]
@@ -116,13 +59,48 @@ def test_a_cancel_before_the_reader_takes_a_handler_cancels_the_handler_not_lose
                 seen.append("cancelled")
                 raise
 
-        protocol = _Protocol()
-        reading = asyncio.ensure_future(_Reader(handler)._read(_WebSocket(protocol)))
+        reader, protocol, reading = harness.reading(handler)
         await asyncio.sleep(0)
         asyncio.get_running_loop().call_soon(protocol.data_received, "42[1]")
         await asyncio.sleep(0.05)
         protocol.data_received(None)
         await asyncio.wait_for(reading, 1)
+        assert reader.server.logged == []
         return seen
 
     assert run(scenario(), timeout=5) == ["cancelled"]
+
+
+def test_a_handler_that_cancels_its_reading_task_in_its_first_step_runs_once():
+    """The cancel lands in the eager step itself: the reading task's wait is cancelled before the
+    handler is queued, so the handler is both taken by the cancellation and left in the queue. It
+    is run to its end once; the copy in the queue is let go, not run again (a coroutine stepped
+    after its end raises, which the loop would log as the handler's error)."""
+
+    async def scenario() -> list[str]:
+        seen: list[str] = []
+
+        async def handler(sid: str, data: str) -> None:
+            if data == "2[1]":
+                asyncio.current_task().cancel()  # the reading task: the eager step runs on its behalf
+                try:
+                    await asyncio.sleep(1)
+                except asyncio.CancelledError:
+                    seen.append("cancelled")
+                    raise
+            else:
+                seen.append(data)
+
+        reader, protocol, reading = harness.reading(handler)
+        await asyncio.sleep(0)
+        loop = asyncio.get_running_loop()
+        loop.call_soon(protocol.data_received, "42[1]")
+        await asyncio.sleep(0.05)
+        loop.call_soon(protocol.data_received, "42[2]")
+        await asyncio.sleep(0.05)
+        protocol.data_received(None)
+        await asyncio.wait_for(reading, 1)
+        assert reader.server.logged == []
+        return seen
+
+    assert run(scenario(), timeout=5) == ["cancelled", "2[2]"]
