@@ -125,11 +125,9 @@ async def refresh_relay(manager: Any, partner_id: int) -> None:
 
 async def _apply(manager: Any, partner_id: int, targets: list[RelayTarget]) -> None:
     for sid in _local_sids(manager, partner_id):
-        try:
-            session = await manager.server.get_session(sid, namespace=rooms.PARTNER)
-        except KeyError:  # leaving: its Engine.IO session went while python-socketio's disconnect runs
-            continue
-        session["bookings"] = targets
+        session = await manager.session_of(sid, rooms.PARTNER)
+        if session is not None:
+            session["bookings"] = targets
 
 
 async def reconcile_relays(manager: Any) -> None:

@@ -45,11 +45,8 @@ class Keeper:
 
     async def _kept_session(self, sid: str, namespace: str) -> tuple[int, str, SavedSession] | None:
         """What recovery keeps of a connected socket: (user, pid, session); ``None`` if nothing."""
-        try:
-            session = await self.server.get_session(sid, namespace=namespace)
-        except KeyError:  # its Engine.IO session is gone already
-            return None
-        if "pid" not in session or "uid" not in session:
+        session = await self.server.manager.session_of(sid, namespace)
+        if session is None or "pid" not in session or "uid" not in session:
             return None
         rooms = [room for room in self.server.manager.get_rooms(sid, namespace) if room not in (None, sid)]
         return session["uid"], session["pid"], SavedSession(sid, namespace, session["uid"], rooms, session["since"])

@@ -115,6 +115,15 @@ class ChannelLayerManager(GracefulStop, ChannelLayerTransport, EmitsOnce, AsyncP
             metrics.PUBLISH_QUEUE.set(self.publish_backlog)
             await asyncio.sleep(1)
 
+    async def session_of(self, sid: str, namespace: str) -> dict[str, Any] | None:
+        """A local socket's session; ``None`` once it is leaving: its Engine.IO session went while
+        python-socketio's disconnect still runs, its rooms not left yet. Whatever reads every
+        socket of a room (the relay reconcile, the access rechecks, a stop's keeping) skips it."""
+        try:
+            return await self.server.get_session(sid, namespace=namespace)
+        except KeyError:
+            return None
+
     async def pre_connect(self, eio_sid: str, namespace: str) -> str | None:
         """A recovering connection gets its old sid back (``config.realtime.recovering``); any other a new one."""
         connection = self.server.recovering.connecting(eio_sid, namespace)

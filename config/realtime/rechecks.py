@@ -61,11 +61,8 @@ async def recheck_all(manager: ChannelLayerManager) -> None:
         for count, (sid, _) in enumerate(list(manager.get_participants(name, None)), start=1):
             if count % RECHECK_BATCH == 0:
                 await asyncio.sleep(0)  # 30,000 sockets are read in slices: relays go on meanwhile
-            try:
-                session = await handler.get_session(sid)
-            except KeyError:  # leaving: its Engine.IO session went while python-socketio's disconnect runs
-                continue
-            if "uid" in session:
+            session = await manager.session_of(sid, name)
+            if session is not None and "uid" in session:
                 sessions.append(session)
         uids = sorted({session["uid"] for session in sessions})
         for start in range(0, len(uids), RECHECK_BATCH):

@@ -62,9 +62,8 @@ class RoomRights:
 
     async def _apply_identity(self, sid: str, identity: dict[str, Any] | None) -> None:
         """The socket's session follows ``identity``: rights lost, rooms left, or the socket refused."""
-        try:
-            session = await self.get_session(sid)
-        except KeyError:  # leaving: its Engine.IO session went while python-socketio's disconnect runs
+        session = await self.server.manager.session_of(sid, self.namespace_name)
+        if session is None:
             return
         try:
             session.update(self._session_for(identity))
