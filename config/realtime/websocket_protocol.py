@@ -43,8 +43,8 @@
   ``take_text`` (``config.realtime.eager``) takes it in ``data_received``: no queue hop, no wake-up
   of the reading task, no paused and resumed read; what it hands back is queued as a text would be.
 
-Use: ``uvicorn --ws config.realtime.websocket_protocol:WebSocketProtocol`` (as
-``make serve`` does).
+Use: ``uvicorn --ws config.realtime.websocket_protocol:WebSocketProtocol --ws-ping-interval 0``
+(as ``make serve`` does: Engine.IO's heartbeat finds dead peers, uvicorn's own pings would double it).
 """
 
 import asyncio

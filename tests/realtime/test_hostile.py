@@ -13,10 +13,12 @@ from channels.db import database_sync_to_async as sync_to_async
 
 from bookings import services as booking_services
 from bookings.models import BookingStatus as S
+from bookings.relay import reconcile_relays
 from config import rooms
 from config.realtime.identity import load_identity, set_identity_loader
 from config.realtime.limits import limiter
 from config.realtime.presence import presence
+from config.realtime.rechecks import recheck_all
 from config.realtime.server import sio
 from partners.access import socket_identities
 from partners.models import Partner
@@ -243,9 +245,6 @@ def test_a_socket_halfway_out_stops_no_safety_net(live_server_url, customer, par
     """A socket whose Engine.IO session went while python-socketio's disconnect still runs is in
     its rooms without a session: the relay reconcile and the access recheck skip it and go on
     for every other socket (it once stopped both, for the whole process, every period)."""
-    from bookings.relay import reconcile_relays
-    from config.realtime.rechecks import recheck_all
-
     booking = BookingFactory(customer=customer, partner=partner, service=service, status=S.PARTNER_ACCEPTED)
     relay = [(str(booking.pk), booking.latitude, booking.longitude)]
 
