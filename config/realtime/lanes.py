@@ -1,66 +1,76 @@
-"""One lane per broker shard: the subscriptions this process wants there, then its publishes.
+"""One lane per broker shard: the subscriptions this process wants there, its publishes, and
+the subscriber that hears the shard's messages for this process.
 
-A lane is a task with its own queue, so a shard that refuses or hangs holds back only the
-rooms that hash to it; the others go on. Within a lane, subscription changes go first,
-so a socket that joined a room is listening before anything is published after its join.
+A lane is two tasks with their own connections and queue, so a shard that refuses or hangs
+holds back only the rooms that hash to it; the others go on. Within a lane, subscription
+changes go first, so a socket that joined a room is listening before anything is published
+after its join.
 
 Joins and leaves are not sent one per socket: a room's group is joined when its first
 local socket enters and left when its last one leaves, and a lane applies only the *net*
 change of everything that happened since its last round (a reconnect storm of 1,000
-sockets into 1,000 rooms is one round of 1,000 SUBSCRIBE writes, none of which waits
-for a reply; a socket that comes and goes within a round costs nothing).
+sockets into 1,000 rooms is one round and one SUBSCRIBE command of 1,000 channels, which
+waits for no reply; a socket that comes and goes within a round costs nothing).
 """
 
 import asyncio
 import contextlib
 import logging
 from collections import deque
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from typing import Any
 
+import hiredis
 from django.conf import settings
 
 from config import metrics
+from config.realtime.redis_wire import Wire, command
 
 logger = logging.getLogger("config.realtime.manager")
 
 PUBLISH_QUEUE_MAX = 50_000
 PUBLISH_BATCH_MAX = 500
 RETRY_SECONDS = 0.5
+SUBSCRIBE_CHUNK = 10_000  # channel names per SUBSCRIBE command
 
 
 class Lane:
-    """Subscriptions through the layer's groups; publishes pipelined on ``redis``, the shard's own client.
+    """A shard's two connections (``config.realtime.redis_wire``): publishes pipelined on one,
+    the groups this process wants subscribed on the other, whose messages go to ``received``.
 
     channels-redis sends one PUBLISH per ``group_send`` and waits for its reply; a batch for
-    many rooms is many round trips. A lane writes the batch as one pipeline: one round trip,
-    the same channel names (``channel_name``) and serialisation as the layer's, so its
-    subscribers cannot tell the difference. docs/performance.md has the measurement.
+    many rooms is many round trips. A lane writes the batch at once: one round trip, the
+    same channel names (``channel_name``) and serialisation (``serialize``) as the layer's, so
+    ``group_send`` from a process without a server (``publish_external``) reaches the same
+    subscribers. docs/performance.md has the measurement.
     """
 
     def __init__(
         self,
         name: str,
-        layer: Any,
-        redis: Any,
+        host: dict[str, Any],
         channel_name: Callable[[str], str],
-        channel: Callable[[], str | None],
         wanted: set[str],
+        received: Callable[[list[bytes]], None],
+        serialize: Callable[[dict[str, Any]], bytes],
         queue_max: int = PUBLISH_QUEUE_MAX,
     ) -> None:
-        """``queue_max``: the publishes a lane holds while its shard is slow or away; past it
-        they are dropped, counted and logged (docs/deployment.md)."""
+        """``host``: the shard, as channels-redis describes it. ``received``: called with the
+        messages' bytes as they arrive, in order. ``queue_max``: the publishes a lane holds while
+        its shard is slow or away; past it they are dropped, counted and logged (docs/deployment.md)."""
         self.name = name
-        self.layer = layer
-        self.redis = redis
+        self.host = host
         self._channel_name = channel_name
-        self._channel = channel  # the listener's channel, once it has one
         self._wanted = wanted  # groups of rooms with a local socket (shared with the transport)
+        self._received = received
+        self._serialize = serialize
         self.messages: deque[tuple[str, dict[str, Any]]] = deque()
         self.dirty: set[str] = set()
-        self.subscribed: set[str] = set()
+        self.subscribed: set[str] = set()  # what the subscriber is asked for, again on each reconnect
         self.wake = asyncio.Event()
         self._settle_waiters: list[asyncio.Future[None]] = []
+        self._publisher: Wire | None = None
+        self._subscriber: Wire | None = None  # set while connected and subscribed
         self.down = False
         self.dropped = 0
         self.queue_max = queue_max
@@ -92,52 +102,52 @@ class Lane:
         with contextlib.suppress(TimeoutError):  # a shard that hangs: the join stands, its events wait
             await asyncio.wait_for(waiter, timeout)  # cancels the waiter when the time is up
 
-    # ------------------------------------------------------------ the task
+    # ------------------------------------------------------------ the publishing task
     async def run(self) -> None:
         linger = settings.SOCKETIO["PUBLISH_LINGER_MS"] / 1000
-        while True:
-            await self.wake.wait()
-            if linger and not self.dirty and len(self.messages) == 1:
-                # Wait a moment for company: messages for one room travel as one batch.
-                await asyncio.sleep(linger)
-            self.wake.clear()
-            try:
-                if self._channel() is not None:
-                    await self._reconcile()
-                while self.messages:
-                    await self._send_batch()
-            except asyncio.CancelledError:
-                raise
-            except Exception as exc:
-                metrics.PUBLISH_FAILURES.inc()
-                self._mark_down(exc)
-                await asyncio.sleep(RETRY_SECONDS)
-                self.wake.set()
-                continue
-            self._mark_up()
-
-    async def _reconcile(self) -> None:
-        waiters, self._settle_waiters = self._settle_waiters, []
-        dirty, self.dirty = list(self.dirty), set()
-        channel = self._channel()
-        done = 0
         try:
-            for group in dirty:
-                want = group in self._wanted
-                if want and group not in self.subscribed:
-                    await self.layer.group_add(group, channel)
-                    self.subscribed.add(group)
-                elif not want and group in self.subscribed:
-                    await self.layer.group_discard(group, channel)
-                    self.subscribed.discard(group)
-                done += 1
-        except BaseException:
-            self.dirty.update(dirty[done:])  # what is left, for the next round
-            self._settle_waiters = [waiter for waiter in waiters if not waiter.done()] + self._settle_waiters
-            raise
+            while True:
+                await self.wake.wait()
+                if linger and not self.dirty and len(self.messages) == 1:
+                    # Wait a moment for company: messages for one room travel as one batch.
+                    await asyncio.sleep(linger)
+                self.wake.clear()
+                try:
+                    if self._subscriber is not None:
+                        self._reconcile(self._subscriber)
+                    while self.messages:
+                        await self._send_batch()
+                except asyncio.CancelledError:
+                    raise
+                except Exception as exc:
+                    metrics.PUBLISH_FAILURES.inc()
+                    self._mark_down(exc)
+                    await asyncio.sleep(RETRY_SECONDS)
+                    self.wake.set()
+                    continue
+                if self._subscriber is not None:
+                    self._mark_up()
+        finally:
+            self._close_publisher()
+
+    def _reconcile(self, subscriber: Wire) -> None:
+        """Send the net subscription changes since the last round (written, not waited for)."""
+        waiters, self._settle_waiters = self._settle_waiters, []
+        dirty, self.dirty = self.dirty, set()
+        joined = [group for group in dirty if group in self._wanted and group not in self.subscribed]
+        left = [group for group in dirty if group not in self._wanted and group in self.subscribed]
+        self._write_subscriptions(subscriber, "SUBSCRIBE", joined)
+        self._write_subscriptions(subscriber, "UNSUBSCRIBE", left)
+        self.subscribed.update(joined)
+        self.subscribed.difference_update(left)
         for waiter in waiters:
             if not waiter.done():
                 waiter.set_result(None)
+
+    def _write_subscriptions(self, wire: Wire, verb: str, groups: Iterable[str]) -> None:
+        names = [self._channel_name(group) for group in groups]
+        for start in range(0, len(names), SUBSCRIBE_CHUNK):  # UNSUBSCRIBE with no name would mean all
+            wire.write(command(verb, *names[start : start + SUBSCRIBE_CHUNK]))
 
     async def _send_batch(self) -> None:
         """Whatever queued up: one PUBLISH per group (a group's messages keep their order), one round trip."""
@@ -145,17 +155,64 @@ class Lane:
         by_group: dict[str, list[dict[str, Any]]] = {}
         for group, data in taken:
             by_group.setdefault(group, []).append(data)
-        pipe = self.redis.pipeline(transaction=False)
+        commands = []
         for group, items in by_group.items():
             one = len(items) == 1
             event = {"type": "sio.message" if one else "sio.batch", "data": items[0] if one else items}
-            pipe.publish(self._channel_name(group), self.layer.serialize(event))
+            commands.append(command("PUBLISH", self._channel_name(group), self._serialize(event)))
         try:
-            await pipe.execute()
+            if self._publisher is None:
+                self._publisher = await Wire.open(self.host)
+            self._publisher.write(b"".join(commands))
+            await self._publisher.expect(len(commands))
         except BaseException:
             self.messages.extendleft(reversed(taken))  # back to the front, in order, for the next attempt
+            self._close_publisher()  # replies may be outstanding: the next attempt starts afresh
             raise
         metrics.PUBLISH_BATCHES.inc()
+
+    def _close_publisher(self) -> None:
+        if self._publisher is not None:
+            self._publisher.close()
+            self._publisher = None
+
+    # ------------------------------------------------------------ the subscribing task
+    async def listen(self) -> None:
+        """Keep the subscriber connected: on each (re)connect it asks for every group wanted so
+        far, then hands over the messages as they arrive."""
+        while True:
+            try:
+                wire = await Wire.open(self.host)
+            except asyncio.CancelledError:
+                raise
+            except Exception as exc:
+                self._mark_down(exc)
+                await asyncio.sleep(RETRY_SECONDS)
+                continue
+            try:
+                self._write_subscriptions(wire, "SUBSCRIBE", self.subscribed)
+                self._subscriber = wire
+                self.wake.set()  # the changes asked for while away go now
+                await self._read(wire)
+            except asyncio.CancelledError:
+                raise
+            except Exception as exc:
+                self._mark_down(exc)
+            finally:
+                self._subscriber = None
+                wire.close()
+            await asyncio.sleep(RETRY_SECONDS)
+
+    async def _read(self, wire: Wire) -> None:
+        while True:
+            payloads = []
+            for reply in await wire.replies():
+                if isinstance(reply, list) and reply[0] == b"message":
+                    payloads.append(reply[2])
+                elif isinstance(reply, hiredis.ReplyError):
+                    logger.error("the subscriber on %s was refused: %s", self.name, reply)
+            if payloads:
+                self._received(payloads)
 
     def _mark_down(self, exc: BaseException) -> None:
         if not self.down:

@@ -30,7 +30,7 @@ from config.realtime.lanes import Lane
 from config.realtime.orm import orm_in_flight
 from config.realtime.outbound import EmitsOnce
 from config.realtime.stopping import GracefulStop
-from config.realtime.transport import ChannelLayerTransport, OutageLog
+from config.realtime.transport import ChannelLayerTransport
 
 logger = logging.getLogger(__name__)
 
@@ -47,11 +47,10 @@ class ChannelLayerManager(GracefulStop, ChannelLayerTransport, EmitsOnce, AsyncP
         # Messages other threads committed, on their way to the outbox (``hand_over``).
         self._handed: list[dict[str, Any]] = []
         self._handed_lock = threading.Lock()
-        self._outage = OutageLog()
-        # Broker lanes by shard, the room groups local sockets want, the listener's channel (transport).
+        # Broker lanes by shard, the room groups local sockets want, what their subscribers hear (transport).
         self._lanes: dict[int, Lane] = {}
         self._wanted: set[str] = set()
-        self._listen_channel: str | None = None
+        self._inbox: asyncio.Queue[list[bytes]] = asyncio.Queue()  # what the lanes' subscribers read
         self.tasks: list[asyncio.Task[Any]] = []
         self.validate_emits: bool = settings.EMIT_VALIDATION  # read once: every emit asks
         # Set when the process begins to stop: new connects are refused, /readyz answers 503.
@@ -60,9 +59,6 @@ class ChannelLayerManager(GracefulStop, ChannelLayerTransport, EmitsOnce, AsyncP
         self._early_stop: asyncio.Task[None] | None = None  # started by the stop signal (``_on_stop_signal``)
         self._signalled = False
         self._essential = 0  # self.tasks[:_essential] deliver (outbox, lanes) and run until the very end
-        # Logger filters do not apply to records of child loggers: name each one.
-        for name in ("channels_redis.pubsub", "channels_redis.core"):
-            logging.getLogger(name).addFilter(self._outage)
 
     # ------------------------------------------------------------ life cycle
     @property
@@ -86,6 +82,7 @@ class ChannelLayerManager(GracefulStop, ChannelLayerTransport, EmitsOnce, AsyncP
             ThreadPoolExecutor(max_workers=settings.SOCKETIO["DB_THREADS"], thread_name_prefix="orm")
         )
         self.outbox = asyncio.Queue()
+        self._inbox = asyncio.Queue()
         with self._handed_lock:
             self._handed = []
         self.start_task(self._drain_outbox())

@@ -13,9 +13,6 @@ import logging
 import uuid
 from typing import Any
 
-from channels_redis.utils import create_pool
-from redis.asyncio import Redis
-
 from config import metrics
 from config.realtime import catalogue, hooks, recovery
 from config.realtime.lanes import Lane
@@ -25,22 +22,6 @@ logger = logging.getLogger("config.realtime.manager")
 
 # A join waits this long, at most, for its room's subscription to be sent before it is acked.
 JOIN_SETTLE_SECONDS = 1.0
-
-
-class OutageLog(logging.Filter):
-    """Lets one channels-redis receive error through per outage, not one a second."""
-
-    def __init__(self) -> None:
-        super().__init__()
-        self.down = False
-
-    def filter(self, record: logging.LogRecord) -> bool:
-        if record.levelno < logging.ERROR:
-            return True
-        if self.down:
-            return False
-        self.down = True
-        return True
 
 
 class ChannelLayerTransport:
@@ -56,14 +37,18 @@ class ChannelLayerTransport:
         for index, shard in enumerate(self._broker._shards):
             lane = Lane(
                 f"shard {index}",
-                self.layer,
-                Redis(connection_pool=create_pool(shard.host)),
+                shard.host,
                 self._broker._get_group_channel_name,
-                lambda: self._listen_channel,
                 self._wanted,
+                self._inbox.put_nowait,
+                self.layer.serialize,
             )
             self._lanes[id(shard)] = lane
             self.start_task(lane.run())
+            self.start_task(lane.listen())
+        # The shared group (broadcasts, control messages): wanted for as long as the process runs.
+        self._wanted.add(self.channel)
+        self.lane_of(self.channel).changed(self.channel)
 
     def lane_of(self, group: str) -> Lane:
         broker = self._broker
@@ -130,44 +115,33 @@ class ChannelLayerTransport:
 
     # ------------------------------------------------------------ listening
     async def _listen(self):  # type: ignore[override]
-        layer = self.layer
-        channel, failures = None, 0
-        while channel is None:
-            try:
-                channel = await layer.new_channel()
-                await layer.group_add(self.channel, channel)
-            except asyncio.CancelledError:
-                raise
-            except Exception as exc:
-                failures += 1
-                if failures == 1:
-                    logger.error("channel layer unavailable (%s); local sockets keep working, retrying", exc)
-                channel = None
-                await asyncio.sleep(1)
-        self._listen_channel = channel
-        for lane in self._lanes.values():
-            lane.wake.set()  # the room groups asked for so far can be joined now
+        """What the lanes' subscribers read, as python-socketio's listener wants it."""
+        deserialize = self.layer.deserialize
         while True:
-            event = await layer.receive(channel)
-            self._outage.down = False
-            if not isinstance(event, dict):
-                continue
-            batch = event.get("data") if event.get("type") == "sio.batch" else [event.get("data")]
-            if not isinstance(batch, list):
-                continue
-            for data in batch:
-                if not isinstance(data, dict):
+            for raw in await self._inbox.get():
+                try:
+                    event = deserialize(raw)
+                except Exception:
+                    logger.exception("a broker message could not be read")
                     continue
-                # What this process decodes: its rooms' messages (its own publishes to a room it
-                # is in come back too) and the shared group's (docs/performance.md).
-                metrics.BROKER_MESSAGES.labels(kind_of(data)).inc()
-                if data.get("host_id") == self.host_id:
+                if not isinstance(event, dict):
                     continue
-                method = data.get("method")
-                if method in SIO_METHODS:
-                    yield data
-                elif (handler := hooks.control_handler(method)) is not None:
-                    try:
-                        await handler(self, data)
-                    except Exception:
-                        logger.exception("control message %s failed", method)
+                batch = event.get("data") if event.get("type") == "sio.batch" else [event.get("data")]
+                if not isinstance(batch, list):
+                    continue
+                for data in batch:
+                    if not isinstance(data, dict):
+                        continue
+                    # What this process decodes: its rooms' messages (its own publishes to a room it
+                    # is in come back too) and the shared group's (docs/performance.md).
+                    metrics.BROKER_MESSAGES.labels(kind_of(data)).inc()
+                    if data.get("host_id") == self.host_id:
+                        continue
+                    method = data.get("method")
+                    if method in SIO_METHODS:
+                        yield data
+                    elif (handler := hooks.control_handler(method)) is not None:
+                        try:
+                            await handler(self, data)
+                        except Exception:
+                            logger.exception("control message %s failed", method)

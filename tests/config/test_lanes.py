@@ -1,14 +1,12 @@
 """A broker lane against a real Redis: net subscription changes per round, batches in order."""
 
 import asyncio
-import contextlib
 import logging
 import os
 import uuid
 
 import pytest
 from channels_redis.pubsub import RedisPubSubChannelLayer
-from channels_redis.utils import create_pool
 from prometheus_client import REGISTRY
 from redis.asyncio import Redis
 
@@ -24,84 +22,160 @@ def redis_url() -> str:
     return os.environ["REDIS_URL"].split(",")[0]
 
 
-async def lane_on(url: str, **options: int) -> tuple[Lane, RedisPubSubChannelLayer, str, set[str], asyncio.Task]:
-    layer = RedisPubSubChannelLayer(hosts=[url], prefix=f"lane{uuid.uuid4().hex[:8]}")
-    loop_layer = layer._get_layer()
-    channel = await layer.new_channel()
-    wanted: set[str] = set()
-    redis = Redis(connection_pool=create_pool(loop_layer._shards[0].host))
-    lane = Lane("shard 0", layer, redis, loop_layer._get_group_channel_name, lambda: channel, wanted, **options)
-    return lane, layer, channel, wanted, asyncio.create_task(lane.run())
+class Harness:
+    """A lane on its own prefix, its two tasks running, and what its subscriber receives."""
 
+    def __init__(self, url: str, **options: int) -> None:
+        self.layer = RedisPubSubChannelLayer(hosts=[url], prefix=f"lane{uuid.uuid4().hex[:8]}")
+        self.loop_layer = self.layer._get_layer()
+        self.wanted: set[str] = set()
+        self.inbox: asyncio.Queue[list[bytes]] = asyncio.Queue()
+        self.lane = Lane(
+            "shard 0",
+            self.loop_layer._shards[0].host,
+            self.loop_layer._get_group_channel_name,
+            self.wanted,
+            self.inbox.put_nowait,
+            self.layer.serialize,
+            **options,
+        )
+        self.redis = Redis.from_url(url)
+        self.tasks: list[asyncio.Task] = []
 
-async def subscribers(lane: Lane, group: str) -> int:
-    [(_, count)] = await lane.redis.pubsub_numsub(lane._channel_name(group))
-    return count
+    async def start(self, run: bool = True) -> "Harness":
+        self.tasks.append(asyncio.create_task(self.lane.listen()))
+        if run:
+            self.tasks.append(asyncio.create_task(self.lane.run()))
+        async with asyncio.timeout(5):
+            while self.lane._subscriber is None:
+                await asyncio.sleep(0.01)
+        return self
+
+    def join(self, group: str) -> None:
+        self.wanted.add(group)
+        self.lane.changed(group)
+
+    async def events(self, count: int) -> list[dict]:
+        """The next ``count`` items the subscriber hands over (a batch's items one by one)."""
+        got: list[dict] = []
+        while len(got) < count:
+            for raw in await asyncio.wait_for(self.inbox.get(), 5):
+                event = self.layer.deserialize(raw)
+                got += event["data"] if event["type"] == "sio.batch" else [event["data"]]
+        return got
+
+    async def subscribers(self, group: str) -> int:
+        [(_, count)] = await self.redis.pubsub_numsub(self.lane._channel_name(group))
+        return count
+
+    async def close(self) -> None:
+        for task in self.tasks:
+            task.cancel()
+        await asyncio.gather(*self.tasks, return_exceptions=True)
+        await self.layer.flush()
+        await self.redis.aclose()  # nothing left for the GC on a closed loop
 
 
 def test_a_room_joined_and_left_within_a_round_costs_no_subscription(redis_url):
     async def scenario() -> None:
-        lane, layer, _, wanted, task = await lane_on(redis_url)
-        joined: list[str] = []
-        group_add = layer.group_add
-        layer.group_add = lambda group, channel: joined.append(group) or group_add(group, channel)
+        h = await Harness(redis_url).start()
+        written: list[bytes] = []
+        wire = h.lane._subscriber
+        write = wire.write
+        wire.write = lambda data: written.append(data) or write(data)
         try:
-            wanted.add("brief")
-            lane.changed("brief")
-            wanted.discard("brief")  # left before the lane's round: nothing to send
-            lane.changed("brief")
-            wanted.add("stays")
-            lane.changed("stays")
-            await lane.settled(1.0)
-            assert lane.subscribed == {"stays"} and joined == ["stays"]
-            assert await subscribers(lane, "stays") == 1 and await subscribers(lane, "brief") == 0
-            wanted.discard("stays")
-            lane.changed("stays")
-            await lane.settled(1.0)
-            assert lane.subscribed == set() and await subscribers(lane, "stays") == 0
+            h.join("brief")
+            h.wanted.discard("brief")  # left before the lane's round: nothing to send
+            h.lane.changed("brief")
+            h.join("stays")
+            await h.lane.settled(1.0)
+            assert h.lane.subscribed == {"stays"} and len(written) == 1 and b"brief" not in written[0]
+            assert await h.subscribers("stays") == 1 and await h.subscribers("brief") == 0
+            h.wanted.discard("stays")
+            h.lane.changed("stays")
+            await h.lane.settled(1.0)
+            assert h.lane.subscribed == set() and await h.subscribers("stays") == 0
         finally:
-            task.cancel()
-            await layer.flush()
-            await lane.redis.aclose(close_connection_pool=True)  # nothing left for the GC on a closed loop
+            await h.close()
 
     asyncio.run(scenario())
 
 
 def test_a_batch_for_several_rooms_arrives_per_room_in_order(redis_url):
     async def scenario() -> None:
-        lane, layer, channel, wanted, task = await lane_on(redis_url)
+        h = await Harness(redis_url).start()
         try:
             for group in ("a", "b"):
-                wanted.add(group)
-                lane.changed(group)
-            await lane.settled(1.0)
+                h.join(group)
+            await h.lane.settled(1.0)
             for i in range(5):
-                lane.publish("a", {"n": f"a{i}"})
-                lane.publish("b", {"n": f"b{i}"})
-                lane.publish("nobody", {"n": f"x{i}"})  # no subscriber: published, heard by none
-            got: list[str] = []
-            while len(got) < 10:
-                event = await asyncio.wait_for(layer.receive(channel), 5)
-                batch = event["data"] if event["type"] == "sio.batch" else [event["data"]]
-                got += [item["n"] for item in batch]
+                h.lane.publish("a", {"n": f"a{i}"})
+                h.lane.publish("b", {"n": f"b{i}"})
+                h.lane.publish("nobody", {"n": f"x{i}"})  # no subscriber: published, heard by none
+            got = [item["n"] for item in await h.events(10)]
             assert [n for n in got if n[0] == "a"] == [f"a{i}" for i in range(5)]
             assert [n for n in got if n[0] == "b"] == [f"b{i}" for i in range(5)]
-            assert not lane.messages
+            assert not h.lane.messages
         finally:
-            task.cancel()
-            await layer.flush()
-            await lane.redis.aclose(close_connection_pool=True)  # nothing left for the GC on a closed loop
+            await h.close()
+
+    asyncio.run(scenario())
+
+
+def test_the_layer_and_a_lane_speak_the_same_channels_both_ways(redis_url):
+    """A process without a server publishes with the layer's ``group_send``
+    (``publish_external``): the lanes' subscribers hear it; a layer subscriber hears a lane."""
+
+    async def scenario() -> None:
+        h = await Harness(redis_url).start()
+        try:
+            h.join("room")
+            await h.lane.settled(1.0)
+            await h.layer.group_send("room", {"type": "sio.message", "data": {"from": "layer"}})
+            assert await h.events(1) == [{"from": "layer"}]
+            channel = await h.layer.new_channel()
+            await h.layer.group_add("other", channel)
+            h.lane.publish("other", {"from": "lane"})
+            event = await asyncio.wait_for(h.layer.receive(channel), 5)
+            assert event == {"type": "sio.message", "data": {"from": "lane"}}
+        finally:
+            await h.close()
+
+    asyncio.run(scenario())
+
+
+def test_a_subscriber_whose_connection_drops_subscribes_again(redis_url):
+    """Redis closes the subscriber's connection (CLIENT KILL, as a restart or a failover would):
+    the lane reconnects by itself, asks for every group again, and delivers."""
+
+    async def scenario() -> None:
+        h = await Harness(redis_url).start()
+        try:
+            for group in ("a", "b"):
+                h.join(group)
+            await h.lane.settled(1.0)
+            first = h.lane._subscriber
+            host, port = first._writer.get_extra_info("sockname")[:2]
+            await h.redis.execute_command("CLIENT", "KILL", "ADDR", f"{host}:{port}")
+            async with asyncio.timeout(5):
+                while h.lane._subscriber in (None, first) or await h.subscribers("b") == 0:
+                    await asyncio.sleep(0.02)
+            assert await h.subscribers("a") == 1 and h.lane.subscribed == {"a", "b"}
+            h.lane.publish("b", {"n": 1})
+            assert await h.events(1) == [{"n": 1}]
+        finally:
+            await h.close()
 
     asyncio.run(scenario())
 
 
 def test_joins_that_give_up_while_the_broker_is_away_leave_nothing_behind():
-    """No listener channel yet (Redis down since start): every join waits its bound and gives
+    """No subscriber yet (Redis down since start): every join waits its bound and gives
     up; what they waited on does not pile up for the whole outage."""
 
     async def scenario() -> None:
         wanted: set[str] = set()
-        lane = Lane("shard 0", None, None, str, lambda: None, wanted)
+        lane = Lane("shard 0", {"address": "redis://127.0.0.1:1"}, str, wanted, print, bytes)
         task = asyncio.create_task(lane.run())
         try:
             for i in range(300):
@@ -118,40 +192,30 @@ def test_joins_that_give_up_while_the_broker_is_away_leave_nothing_behind():
 def test_past_its_bound_a_lane_drops_publishes_counts_them_and_logs_once(redis_url, caplog):
     """docs/deployment.md: the lanes are bounded (50,000 messages each) and count and log what
     they drop. Here the bound is 5 and the lane holds 8 publishes before its first round."""
-    assert Lane("shard 0", None, None, str, lambda: None, set()).queue_max == 50_000
+    assert Lane("shard 0", {}, str, set(), print, bytes).queue_max == 50_000
 
     def dropped_total() -> float:
         return REGISTRY.get_sample_value("homeservices_publish_dropped_total") or 0.0
 
     async def scenario() -> None:
-        lane, layer, channel, wanted, task = await lane_on(redis_url, queue_max=5)
-        task.cancel()  # the lane's round waits while the queue fills
-        with contextlib.suppress(asyncio.CancelledError):
-            await task
+        h = await Harness(redis_url, queue_max=5).start(run=False)  # no round while the queue fills
         before = dropped_total()
         try:
-            wanted.add("a")
-            lane.changed("a")
+            h.join("a")
             with caplog.at_level(logging.ERROR, logger="config.realtime.manager"):
                 for i in range(8):
-                    lane.publish("a", {"n": i})
-            assert [data["n"] for _, data in lane.messages] == [0, 1, 2, 3, 4] and lane.dropped == 3
+                    h.lane.publish("a", {"n": i})
+            assert [data["n"] for _, data in h.lane.messages] == [0, 1, 2, 3, 4] and h.lane.dropped == 3
             assert dropped_total() - before == 3
             assert [r.getMessage() for r in caplog.records] == [
                 "channel layer backlog full on shard 0: 1 messages dropped"
             ]
-            task = asyncio.create_task(lane.run())  # the held five go out, in order; the three dropped never do
-            got: list[int] = []
-            while len(got) < 5:
-                event = await asyncio.wait_for(layer.receive(channel), 5)
-                got += [item["n"] for item in (event["data"] if event["type"] == "sio.batch" else [event["data"]])]
-            assert got == [0, 1, 2, 3, 4] and not lane.messages
-            lane.publish("a", {"n": 9})  # room again once the queue drained
-            event = await asyncio.wait_for(layer.receive(channel), 5)
-            assert event["data"] == {"n": 9} and lane.dropped == 3
+            # The held five go out, in order; the three dropped never do.
+            h.tasks.append(asyncio.create_task(h.lane.run()))
+            assert [item["n"] for item in await h.events(5)] == [0, 1, 2, 3, 4] and not h.lane.messages
+            h.lane.publish("a", {"n": 9})  # room again once the queue drained
+            assert await h.events(1) == [{"n": 9}] and h.lane.dropped == 3
         finally:
-            task.cancel()
-            await layer.flush()
-            await lane.redis.aclose(close_connection_pool=True)
+            await h.close()
 
     asyncio.run(scenario())

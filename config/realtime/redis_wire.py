@@ -1,0 +1,108 @@
+"""One raw Redis connection: commands written as bytes, replies parsed by hiredis.
+
+A broker lane keeps two per shard, one that publishes and one that subscribes
+(``config.realtime.lanes``). Hand-written because this is the per-message path of every
+cross-process event and redis-py's costs about eight times what it carries: a pipeline
+of ten PUBLISH commands and its replies, plus the subscriber's read of the messages, cost
+95 µs of CPU a message through redis-py and channels-redis' receive task, 11 µs this way
+(``bench/broker_micro.py``). What is hand-written is only the command encoding (RESP
+arrays of bulk strings) and the connection's opening; parsing is hiredis', the URL is
+read by redis-py's own parser, so ``REDIS_URL`` means here what it means to the cache.
+"""
+
+import asyncio
+import contextlib
+import socket
+import ssl
+from typing import Any
+
+import hiredis
+from redis.asyncio.connection import SSLConnection, UnixDomainSocketConnection, parse_url
+
+OPEN_TIMEOUT = 5.0  # seconds to connect and authenticate; a server that hangs is retried
+READ_CHUNK = 1 << 16
+
+
+def command(*args: bytes | str) -> bytes:
+    """``args`` as one RESP command (an array of bulk strings)."""
+    parts = [b"*%d\r\n" % len(args)]
+    for arg in args:
+        data = arg.encode() if isinstance(arg, str) else arg
+        parts += (b"$%d\r\n" % len(data), data, b"\r\n")
+    return b"".join(parts)
+
+
+class Wire:
+    """A connection whose replies are read in order, as many as have arrived at once."""
+
+    def __init__(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        self._reader = reader
+        self._writer = writer
+        self._parser = hiredis.Reader()
+
+    @classmethod
+    async def open(cls, host: dict[str, Any]) -> "Wire":
+        """Connect to a channels-redis host (``{"address": url}`` or ``{"host", "port"}``) and
+        authenticate; a server that does not answer within ``OPEN_TIMEOUT`` raises ``TimeoutError``."""
+        async with asyncio.timeout(OPEN_TIMEOUT):
+            return await cls._open(host)
+
+    @classmethod
+    async def _open(cls, host: dict[str, Any]) -> "Wire":
+        options = parse_url(host["address"]) if "address" in host else dict(host)
+        kind = options.get("connection_class")
+        if kind is UnixDomainSocketConnection:
+            reader, writer = await asyncio.open_unix_connection(options["path"], limit=READ_CHUNK)
+        else:
+            tls = ssl.create_default_context() if kind is SSLConnection else None
+            reader, writer = await asyncio.open_connection(
+                options.get("host", "localhost"), options.get("port", 6379), ssl=tls, limit=READ_CHUNK
+            )
+            sock = writer.get_extra_info("socket")
+            if sock is not None:  # a peer that vanishes without a reset is found out, eventually
+                sock.setsockopt(socket.SOL_SOCKET, socket.SO_KEEPALIVE, 1)
+        wire = cls(reader, writer)
+        try:
+            if options.get("password"):
+                credentials = [options["username"]] if options.get("username") else []
+                wire.write(command("AUTH", *credentials, options["password"]))
+                await wire.expect(1)
+        except BaseException:
+            wire.close()
+            raise
+        return wire
+
+    def write(self, data: bytes) -> None:
+        self._writer.write(data)
+
+    async def replies(self) -> list[Any]:
+        """The replies parsed so far, once there is at least one (an error reply is a
+        ``hiredis.ReplyError`` in the list); ``ConnectionError`` when the server hangs up."""
+        while True:
+            replies = []
+            while (reply := self._parser.gets()) is not False:
+                replies.append(reply)
+            if replies:
+                return replies
+            await self._read()
+
+    async def expect(self, count: int) -> None:
+        """Read the replies of the next ``count`` commands; the first error reply is raised."""
+        failure = None
+        for _ in range(count):
+            while (reply := self._parser.gets()) is False:
+                await self._read()
+            if failure is None and isinstance(reply, hiredis.ReplyError):
+                failure = reply
+        if failure is not None:
+            raise failure
+
+    async def _read(self) -> None:
+        data = await self._reader.read(READ_CHUNK)
+        if not data:
+            raise ConnectionError("Redis closed the connection")
+        self._parser.feed(data)
+
+    def close(self) -> None:
+        with contextlib.suppress(Exception):
+            self._writer.close()
