@@ -4,6 +4,7 @@ from datetime import timedelta
 from decimal import ROUND_HALF_UP, Decimal
 from typing import TYPE_CHECKING, Any
 
+import psycopg
 from django.conf import settings
 from django.contrib.auth.models import AbstractBaseUser
 from django.db import connection, transaction
@@ -132,28 +133,33 @@ def earnings_totals(*, partner_id: Any) -> dict[str, Decimal]:
 
 # ---------------------------------------------------------------- tracking and presence
 def partner_locations_store(locations: dict[int, tuple[float, float, Any]]) -> None:
-    """Write buffered last-known locations: one ``UPDATE ... FROM`` a VALUES list per 500 partners.
+    """Write buffered last-known locations: one ``UPDATE ... FROM`` per 500 partners, in one transaction.
 
     A location older than the one stored is skipped (another process wrote a newer fix of the
     partner's), so the stored position never moves back in time either.
 
     Raw SQL because the ORM would compile one statement per partner (about 1.5 ms of
-    CPU each, holding the GIL the socket loop needs); PostgreSQL and SQLite >= 3.33
-    both run this form.
+    CPU each, holding the GIL the socket loop needs). On PostgreSQL the rows travel as one binary
+    array per column (``_cursor``); SQLite (>= 3.33) takes a VALUES list.
     """
     table = connection.ops.quote_name(Partner._meta.db_table)
     rows = [(pk, lat, lng, at) for pk, (lat, lng, at) in locations.items()]
-    with transaction.atomic(), connection.cursor() as cursor:
+    postgresql = connection.vendor == "postgresql"
+    with transaction.atomic(), _cursor() as cursor:
         for start in range(0, len(rows), 500):
             chunk = rows[start : start + 500]
-            values = ", ".join(["(%s, %s, %s, %s)"] * len(chunk))
-            cast = "::timestamptz" if connection.vendor == "postgresql" else ""
+            if postgresql:
+                rows_sql = "SELECT * FROM unnest(%b::bigint[], %b::float8[], %b::float8[], %b::timestamptz[])"
+                params = [list(column) for column in zip(*chunk, strict=True)]
+            else:
+                rows_sql = "VALUES " + ", ".join(["(%s, %s, %s, %s)"] * len(chunk))
+                params = [value for row in chunk for value in row]
             cursor.execute(
-                f"WITH v(id, lat, lng, at) AS (VALUES {values}) "
-                f"UPDATE {table} SET last_latitude = v.lat, last_longitude = v.lng, last_location_at = v.at{cast} "
+                f"WITH v(id, lat, lng, at) AS ({rows_sql}) "
+                f"UPDATE {table} SET last_latitude = v.lat, last_longitude = v.lng, last_location_at = v.at "
                 f"FROM v WHERE {table}.user_id = v.id "
-                f"AND ({table}.last_location_at IS NULL OR {table}.last_location_at < v.at{cast})",
-                [value for row in chunk for value in row],
+                f"AND ({table}.last_location_at IS NULL OR {table}.last_location_at < v.at)",
+                params,
             )
 
 
@@ -164,17 +170,32 @@ def location_fixes_store(fixes: "list[tuple[int, Fix]]") -> None:
     trace is written again), and a point with one of the partner's stored points within the gap
     either side. One INSERT per 5,000 rows, in one transaction.
 
-    Raw SQL for the reason above. On PostgreSQL the rows travel as one array per column
-    (``unnest``): a VALUES list cost about 38 µs of this process's CPU per point (Django adapting
-    every datetime, psycopg rendering 4,500 parameters a statement), paid on the flush that shares
-    the GIL with the socket loop; arrays cost a few. SQLite (the try-it database) takes a VALUES list.
+    Raw SQL for the reason above. On PostgreSQL the rows travel as one binary array per column
+    (``unnest``, ``_cursor``): a VALUES list cost about 38 µs of this process's CPU per point (Django
+    adapting every datetime, psycopg rendering 4,500 parameters a statement), paid on the flush that
+    shares the GIL with the socket loop; text arrays about 13, binary ones 3
+    (``bench/flush_writes.py``). SQLite (the try-it database) takes a VALUES list.
     """
     gap = timedelta(seconds=max(0.0, min(TRACE_MIN_GAP, settings.TRACE_MIN_SECONDS)))
     fixes = _spaced(fixes, gap)
     write = _fixes_unnest if connection.vendor == "postgresql" else _fixes_values
-    with transaction.atomic(), connection.cursor() as cursor:
+    with transaction.atomic(), _cursor() as cursor:
         for start in range(0, len(fixes), 5000):
             write(cursor, fixes[start : start + 5000], gap)
+
+
+def _cursor() -> Any:
+    """Django's cursor; on PostgreSQL, one on Django's connection (its transaction, its error
+    classes, its query log) that binds parameters on the server: an array sent as ``%b`` goes in
+    binary, about 0.3 µs an element to dump. Django's own cursor binds on the client: every element
+    rendered and quoted as text in Python, 1 to 5 µs each (a datetime the most), on the ORM thread
+    that shares the GIL with the socket loop. The arrays' element types come from the values: a
+    column mixing ``int`` and ``float`` (or naive and aware datetimes) fails, so callers pass floats."""
+    if connection.vendor != "postgresql":
+        return connection.cursor()
+    connection.ensure_connection()
+    raw = psycopg.Cursor(connection.connection)
+    return (connection.make_debug_cursor if connection.queries_logged else connection.make_cursor)(raw)
 
 
 _COLUMNS = "partner_id, recorded_at, latitude, longitude, accuracy, speed, heading"
@@ -199,7 +220,7 @@ def _fixes_sql(rows: str) -> str:
 def _fixes_unnest(cursor: Any, chunk: "list[tuple[int, Fix]]", gap: timedelta) -> None:
     rows = (
         f"WITH v AS (SELECT u.*, u.recorded_at - %s::interval AS lo, u.recorded_at + %s::interval AS hi FROM unnest("
-        f"%s::bigint[], %s::timestamptz[], %s::float8[], %s::float8[], %s::float8[], %s::float8[], %s::float8[]"
+        f"%b::bigint[], %b::timestamptz[], %b::float8[], %b::float8[], %b::float8[], %b::float8[], %b::float8[]"
         f") AS u({_COLUMNS}))"
     )
     columns = [

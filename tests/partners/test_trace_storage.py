@@ -7,11 +7,16 @@ import pytest
 from asgiref.sync import async_to_sync
 from django.db import connection
 
-from partners.models import LocationFix
-from partners.services import location_batch_store, location_fixes_prune, location_fixes_store
+from partners.models import LocationFix, Partner
+from partners.services import (
+    location_batch_store,
+    location_fixes_prune,
+    location_fixes_store,
+    partner_locations_store,
+)
 from partners.traces import Fix
 from partners.tracking import LocationBuffer, prune_once
-from tests.factories import PartnerFactory
+from tests.factories import PartnerFactory, UserFactory
 from tests.live import ServerProcess, database_url, eventually, server_env
 
 NOW = datetime.now(UTC).replace(microsecond=0)
@@ -37,6 +42,29 @@ def test_a_fix_is_stored_once_per_partner_and_instant():
     batch = [fix for _, fix in fixes(a, timedelta(seconds=10), timedelta(seconds=20))]
     assert location_batch_store(partner_id=a.pk, fixes=batch) == {NOW - timedelta(seconds=10)}
     assert len(instants(a)) == 3
+
+
+@pytest.mark.django_db
+def test_one_write_takes_points_with_and_without_readings_and_the_largest_partner_id():
+    """On PostgreSQL each column travels as one binary array (its element type picked from the
+    values): NULLs among numbers, a small id with the largest (``auth.User``'s key is an int4)."""
+    small, big = PartnerFactory(), PartnerFactory(user=UserFactory(id=2**31 - 1))
+    location_fixes_store(
+        [
+            (small.pk, Fix(NOW, 28.6, 77.2)),
+            (small.pk, Fix(NOW - timedelta(seconds=10), 28.5, 77.1, 5.0, None, 90.0)),
+            (big.pk, Fix(NOW, 1.0, 2.0, 3.0, 4.0, 5.0)),
+        ]
+    )
+    rows = LocationFix.objects.order_by("partner_id", "recorded_at")
+    assert list(rows.values_list("partner_id", "recorded_at", "latitude", "accuracy", "speed", "heading")) == [
+        (small.pk, NOW - timedelta(seconds=10), 28.5, 5.0, None, 90.0),
+        (small.pk, NOW, 28.6, None, None, None),
+        (big.pk, NOW, 1.0, 3.0, 4.0, 5.0),
+    ]
+    partner_locations_store({small.pk: (1.5, 2.5, NOW), big.pk: (-3.5, 4.5, NOW)})
+    stored = Partner.objects.order_by("pk").values_list("pk", "last_latitude", "last_longitude", "last_location_at")
+    assert list(stored) == [(small.pk, 1.5, 2.5, NOW), (big.pk, -3.5, 4.5, NOW)]
 
 
 @pytest.mark.django_db(transaction=True)  # the buffer writes on the ORM's threads
