@@ -311,13 +311,20 @@ SUBSCRIBE_DELAY, PUBLISH_LAG = 0.3, 0.05
 
 
 def slow_subscriptions(monkeypatch: pytest.MonkeyPatch) -> None:
-    """Every lane round that changes a subscription first waits ``SUBSCRIBE_DELAY``, as a busy shard would."""
+    """Every subscription change a lane would send waits ``SUBSCRIBE_DELAY`` first, as on a busy
+    shard: the round leaves it (and the joins waiting on it) pending and comes back when it is due."""
     reconcile = Lane._reconcile
+    due: dict[int, float] = {}
 
-    async def late(lane: Lane) -> None:
+    def late(lane: Lane, subscriber: Any) -> None:
         if lane.dirty:
-            await asyncio.sleep(SUBSCRIBE_DELAY)
-        await reconcile(lane)
+            loop = asyncio.get_running_loop()
+            when = due.setdefault(id(lane), loop.time() + SUBSCRIBE_DELAY)
+            if loop.time() < when:
+                loop.call_at(when, lane.wake.set)
+                return
+            del due[id(lane)]
+        reconcile(lane, subscriber)
 
     monkeypatch.setattr(Lane, "_reconcile", late)
 
