@@ -134,7 +134,7 @@ class ChannelLayerTransport:
                         continue
                     # What this process decodes: its rooms' messages (its own publishes to a room it
                     # is in come back too) and the shared group's (docs/performance.md).
-                    metrics.BROKER_MESSAGES.labels(kind_of(data)).inc()
+                    metrics.child(metrics.BROKER_MESSAGES, kind_of(data)).inc()
                     if data.get("host_id") == self.host_id:
                         continue
                     method = data.get("method")
