@@ -1,15 +1,15 @@
 """Who is connecting: the access token of a connect, and the address it came from.
 
-No I/O: decoding a JWT checks its signature and expiry only. Whether the user may use a
+No I/O: decoding a JWT checks its signature, expiry and type only (``access_tokens``). Whether the user may use a
 namespace is the namespace's question (``namespace.BaseNamespace``), asked of the database.
 """
 
 from typing import Any
 
 import socketio
-from rest_framework_simplejwt.exceptions import ExpiredTokenError, TokenError
 from rest_framework_simplejwt.settings import api_settings as jwt_settings
-from rest_framework_simplejwt.tokens import AccessToken
+
+from config.realtime.access_tokens import TokenExpiredError, TokenInvalidError, access_payload
 
 
 class Refused(socketio.exceptions.ConnectionRefusedError):
@@ -31,10 +31,10 @@ def token_from(auth: Any, environ: dict[str, Any]) -> str | None:
 def decode_token(token: str) -> tuple[int, float]:
     """``(user_id, expires_at)`` of a valid access token; raises ``Refused``."""
     try:
-        access = AccessToken(token)
-    except ExpiredTokenError as exc:
+        access = access_payload(token)
+    except TokenExpiredError as exc:
         raise Refused("TOKEN_EXPIRED", "The access token has expired") from exc
-    except TokenError as exc:
+    except TokenInvalidError as exc:
         raise Refused("TOKEN_INVALID", "The access token is not valid") from exc
     try:
         return int(access[jwt_settings.USER_ID_CLAIM]), float(access["exp"])

@@ -116,6 +116,8 @@ REPLACED = {
     "uvicorn.protocols.websockets.websockets_sansio_impl.WebSocketsSansIOProtocol.handle_ping": "41bcf345d372c55c",
     "uvicorn.protocols.websockets.websockets_sansio_impl.WebSocketsSansIOProtocol.send": "d4919ed760ce9f7b",
     "uvicorn.protocols.websockets.websockets_sansio_impl.WebSocketsSansIOProtocol.shutdown": "e8ace796ada616b7",
+    # PyJWT: a token segment's alphabet checked in C, the same checks in the same order (config.realtime.access_tokens)
+    "jwt.api_jws.PyJWS._decode_base64url_segment": "c00c1d4615f8809d",
     # engineio's ASGI driver table entries that config.realtime.engine.EngineServer swaps
     "engineio.async_drivers.asgi.translate_request": "39e74733f1fe46aa",
 }
@@ -359,6 +361,10 @@ TOUCHED: dict[str, tuple[str, str]] = {
     "asyncio.tasks._leave_task": (
         "10a7015da2a19866",
         "config.realtime.eager: the reading task is current again only while its own steps run",
+    ),
+    "jwt.api_jwt.PyJWT._jws": (
+        "c60c04b5a31983bb",
+        "config.realtime.access_tokens: PyJWT's claims checks over a PyJWS whose HMAC key was checked once",
     ),
     "asyncio.base_events.BaseEventLoop._thread_id": (
         "897ee091db029fa3",
