@@ -4,10 +4,13 @@ Fixed windows aligned on the clock (``time() // window``), so every process coun
 the same window. Counting is local; with Redis a process takes *leases* of a
 quarter of the limit at a time (``INCRBY`` on the window's key) and spends them
 locally, so the location hot path makes about four Redis calls per user and window
-instead of one per event (a lease is at most ``LEASE_MAX``). While a lease is on its way,
-up to a quarter of the limit is admitted on credit, so a user can exceed a limit by at most
-that much per extra process. When Redis is unreachable the limits hold per process (fail open across
-processes, never closed for the user).
+instead of one per event (a lease is at most ``LEASE_MAX``). A window's first lease is
+admitted on trust and asked for (with what it admitted) once half of it is spent, as every
+later one is: a user who connects a few times a minute costs a connect no Redis call (issue
+34), and what a process admits of a window that Redis never hears of is under half a lease.
+While a lease is on its way, up to a quarter of the limit is admitted on credit, so a user
+can exceed a limit by at most that much per extra process. When Redis is unreachable the
+limits hold per process (fail open across processes, never closed for the user).
 
 Hand-written rather than a rate-limit library: the libraries make one store round
 trip per hit, which the tracking hot path cannot afford.
@@ -41,6 +44,7 @@ class _Window:
     index: int
     allowance: int  # events this process may still admit in the window
     asking: bool = False  # a lease request is in flight
+    owed: bool = False  # the lease admitted on trust at the window's start is not asked for yet
 
 
 class RateLimiter:
@@ -68,9 +72,8 @@ class RateLimiter:
         state = self.windows.get((user_id, key))
         if state is None or state.index != index:
             shared = self._shared()
-            state = self.windows[(user_id, key)] = _Window(index, self._lease_size(limit) if shared else limit)
-            if shared:
-                self._ask(user_id, key, state, limit, window, confirm=True)
+            state = _Window(index, self._lease_size(limit) if shared else limit, owed=shared)
+            self.windows[(user_id, key)] = state
         if state.allowance <= 0 and not (state.asking and -state.allowance < self._credit(limit)):
             raise RateLimited(f"at most {limit} {key} events per {window:g} s", retry_after=(index + 1) * window - now)
         # While a lease is on its way, up to a quarter of the limit is admitted on credit (the leases
@@ -98,10 +101,11 @@ class RateLimiter:
     def _shared(self) -> bool:
         return bool(settings.REDIS_URL) and time.monotonic() >= self._redis_down_until
 
-    def _ask(self, user_id: int, key: str, state: _Window, limit: int, window: float, confirm: bool = False) -> None:
+    def _ask(self, user_id: int, key: str, state: _Window, limit: int, window: float) -> None:
         if state.asking:
             return
         state.asking = True
+        confirm, state.owed = state.owed, False
         task = asyncio.get_running_loop().create_task(self._lease(user_id, key, state, limit, window, confirm))
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)

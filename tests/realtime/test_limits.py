@@ -154,3 +154,25 @@ def test_a_windows_shared_count_expires_with_the_window(settings):
     client = redis.Redis.from_url(os.environ["REDIS_URL"])
     [key] = client.keys(f"*:rl:default:{user_id}:*")
     assert 30 < client.ttl(key) <= 35
+
+
+def test_a_windows_first_hits_ask_redis_nothing_and_its_first_lease_counts_them(settings):
+    """Connects per user (30 a minute, leases of 8): the first three of a window make no Redis call;
+    the fourth asks for the lease they were admitted on, and half spent, the next one: Redis counts both."""
+    import redis
+
+    settings.RATE_LIMITS = {"default": (30, 3600.0)}
+    user_id = int.from_bytes(os.urandom(4), "big")
+    client = redis.Redis.from_url(os.environ["REDIS_URL"])
+
+    async def scenario() -> tuple[list[bytes], list[bytes]]:
+        limiter = RateLimiter()
+        assert admitted(limiter, user_id, 3) == 3
+        await settled(limiter)
+        before = client.keys(f"*:rl:default:{user_id}:*")
+        assert admitted(limiter, user_id, 1) == 1
+        await settled(limiter)
+        return before, [client.get(key) for key in client.keys(f"*:rl:default:{user_id}:*")]
+
+    before, after = asyncio.run(scenario())
+    assert (before, after) == ([], [b"16"])
