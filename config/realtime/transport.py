@@ -116,11 +116,11 @@ class ChannelLayerTransport:
     # ------------------------------------------------------------ listening
     async def _listen(self):  # type: ignore[override]
         """What the lanes' subscribers read, as python-socketio's listener wants it."""
-        deserialize = self.layer.deserialize
         while True:
-            for raw in await self._inbox.get():
+            payloads = await self._inbox.get()  # never, on the in-memory layer (no lanes)
+            for raw in payloads:
                 try:
-                    event = deserialize(raw)
+                    event = self.layer.deserialize(raw)
                 except Exception:
                     logger.exception("a broker message could not be read")
                     continue

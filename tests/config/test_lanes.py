@@ -11,6 +11,7 @@ from prometheus_client import REGISTRY
 from redis.asyncio import Redis
 
 from config.realtime.lanes import Lane
+from config.realtime.manager import ChannelLayerManager
 
 pytestmark = pytest.mark.redis
 
@@ -219,3 +220,19 @@ def test_past_its_bound_a_lane_drops_publishes_counts_them_and_logs_once(redis_u
             await h.close()
 
     asyncio.run(scenario())
+
+
+def test_on_the_in_memory_layer_the_listener_waits_and_says_nothing(settings, caplog):
+    """No Redis, no lanes: python-socketio's listener loop gets nothing, and no error (its loop
+    retries a failing listener at once: an error here spun a core and flooded the log)."""
+    settings.CHANNEL_LAYERS = {"default": {"BACKEND": "channels.layers.InMemoryChannelLayer"}}
+    manager = ChannelLayerManager()
+    assert manager.is_local_only
+
+    async def scenario() -> None:
+        with pytest.raises(TimeoutError):
+            await asyncio.wait_for(anext(manager._listen()), 0.3)
+
+    with caplog.at_level(logging.WARNING):
+        asyncio.run(scenario())
+    assert caplog.records == []
