@@ -112,11 +112,15 @@ def payload_problem(namespace: str, name: str, payload: Any) -> tuple[str, str] 
     """Where a client's payload breaks its event's declared schema, and which rule: ``(path, keyword)``.
 
     Every client event is checked before its handler runs (``BaseNamespace.trigger_event``), with
-    jsonschema-rs: about 0.3 µs for a ``location:update``, less than reading it by hand. The
-    answer names the field and the rule, never the value (it may be large, or personal).
+    jsonschema-rs: ``is_valid`` first, about half the cost of asking for the first error, which is
+    looked for only in a payload that breaks the schema. The answer names the field and the rule,
+    never the value (it may be large, or personal).
     """
+    validator = _client_validator(namespace, name)
     try:
-        error = next(_client_validator(namespace, name).iter_errors(payload), None)
+        if validator.is_valid(payload):
+            return None
+        error = next(validator.iter_errors(payload), None)
     except ValueError:  # nested deeper than the validator recurses: no payload of ours is
         return "payload", "depth"
     if error is None:
