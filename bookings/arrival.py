@@ -21,13 +21,13 @@ import asyncio
 import logging
 from typing import Any
 
-from django.conf import settings
 from django.db import transaction
 from django.utils import timezone
 
 from bookings import events
 from bookings.models import ACTIVE_STATUSES, Booking
 from config import metrics, rooms
+from config.hot_settings import hot
 from config.realtime.emit import emit
 from config.realtime.orm import db
 from partners.geo import distance_m
@@ -50,7 +50,7 @@ _claims: set[asyncio.Task] = set()
 def nearby_seen(session: dict[str, Any], booking_id: str, reach: dict[str, int]) -> None:
     """The relay's call for each booking a position went to: no query, no wait. ``reach`` is the
     ``{distanceMeters, etaSeconds}`` the relay measured for the update (``bookings.geo.arrival``)."""
-    if not reach or reach["distanceMeters"] > settings.ARRIVAL_RADIUS_METERS:
+    if not reach or reach["distanceMeters"] > hot.ARRIVAL_RADIUS_METERS:
         return
     claimed: set[str] = session.setdefault(NEARBY, set())
     if booking_id in claimed:

@@ -1,8 +1,7 @@
 """The arrival estimate (contract 8.2): distance and time from a partner to a place. The geometry
 itself is ``partners.geo``'s."""
 
-from django.conf import settings
-
+from config.hot_settings import hot
 from partners.geo import distance_m
 
 # Below this reported speed (m/s, a brisk walk) a partner counts as standing still.
@@ -12,7 +11,7 @@ MOVING_SPEED = 1.0
 def eta_seconds(distance: float, speed: float | None = None) -> int:
     """Seconds to cover ``distance`` metres: at the reported ``speed`` (m/s) when moving, else city speed."""
     if speed is None or speed < MOVING_SPEED:
-        speed = settings.CITY_SPEED_KMH / 3.6
+        speed = hot.CITY_SPEED_KMH / 3.6
     return round(distance / speed)
 
 

@@ -21,6 +21,7 @@ from typing import Any
 from django.conf import settings
 
 from config import metrics
+from config.hot_settings import hot
 from config.realtime.catalogue import obj
 from config.realtime.clock import every
 from config.realtime.manager import ChannelLayerManager
@@ -127,7 +128,7 @@ class LocationBuffer:
             if at < last.recorded_at:
                 self._queue(partner_id, fix_of(payload, at))
             return
-        if keeps_position(last, at, latitude, longitude, settings.TRACE_MIN_SECONDS):
+        if keeps_position(last, at, latitude, longitude, hot.TRACE_MIN_SECONDS):
             fix = self.kept[partner_id] = fix_of(payload, at)
             self._queue(partner_id, fix)
 

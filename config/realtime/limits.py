@@ -26,6 +26,7 @@ from typing import Any
 from django.conf import settings
 
 from config.errors import RateLimited
+from config.hot_settings import hot
 
 logger = logging.getLogger(__name__)
 REDIS_TIMEOUT = 0.5
@@ -56,7 +57,7 @@ class RateLimiter:
 
     @staticmethod
     def limit_of(key: str) -> tuple[int, float]:
-        limits = settings.RATE_LIMITS
+        limits = hot.RATE_LIMITS  # read on every event: not through Django's LazyObject
         return limits.get(key) or limits["default"]
 
     def hit(self, user_id: int | str, key: str) -> None:
@@ -99,7 +100,7 @@ class RateLimiter:
         return min(LEASE_MAX, cls._credit(limit))
 
     def _shared(self) -> bool:
-        return bool(settings.REDIS_URL) and time.monotonic() >= self._redis_down_until
+        return bool(hot.REDIS_URL) and time.monotonic() >= self._redis_down_until
 
     def _ask(self, user_id: int, key: str, state: _Window, limit: int, window: float) -> None:
         if state.asking:
