@@ -44,6 +44,9 @@ LEASE_MAX = 32
 class _Window:
     index: int
     allowance: int  # events this process may still admit in the window
+    # At or below this allowance the next lease is asked for: half a lease, worked out once a
+    # window rather than on every hit.
+    low: int
     asking: bool = False  # a lease request is in flight
     owed: bool = False  # the lease admitted on trust at the window's start is not asked for yet
 
@@ -73,7 +76,8 @@ class RateLimiter:
         state = self.windows.get((user_id, key))
         if state is None or state.index != index:
             shared = self._shared()
-            state = _Window(index, self._lease_size(limit) if shared else limit, owed=shared)
+            lease = self._lease_size(limit)
+            state = _Window(index, lease if shared else limit, lease // 2, owed=shared)
             self.windows[(user_id, key)] = state
         if state.allowance <= 0 and not (state.asking and -state.allowance < self._credit(limit)):
             raise RateLimited(f"at most {limit} {key} events per {window:g} s", retry_after=(index + 1) * window - now)
@@ -81,7 +85,7 @@ class RateLimiter:
         # pay it back): a user, or an address's burst of connects, is never refused below the limit
         # just because Redis answered late.
         state.allowance -= 1
-        if state.allowance <= self._lease_size(limit) // 2 and self._shared():
+        if state.allowance <= state.low and self._shared():
             self._ask(user_id, key, state, limit, window)
 
     def sweep(self) -> None:
