@@ -190,12 +190,13 @@ class BaseNamespace(TokenLifetime, RoomRights, socketio.AsyncNamespace):
         # Only the declared name reaches a handler: "booking_status:update" is not
         # "booking:status_update" (nor a way around its rate limit).
         declared = self.client_events.get(event)
-        started = time.perf_counter()
         label = metrics.event_label(event, declared is not None)
         if declared is None:
             return await self._refuse_unhandled(session, sid, event, f"unknown event {event[:64]!r}", label)
         if len(args) > 2:  # every client event carries one payload, whether or not it asks for an ack
             return await self._refuse_unhandled(session, sid, event, "an event carries one payload", label)
+        measured = metrics.event_metrics(self.namespace_name, label, declared.lightweight)
+        started = time.perf_counter() if measured.timed() else None
         rate_key = declared.rate_key or event
         try:  # per-user rate limit, then load shedding: refused at once, so heartbeats and relays keep flowing
             limiter.hit(session["uid"], rate_key)
@@ -215,8 +216,9 @@ class BaseNamespace(TokenLifetime, RoomRights, socketio.AsyncNamespace):
             logger.exception("handler for %s failed", event)
             return await self._fail(sid, event, DomainError("The server could not handle this event"), label)
         finally:
-            metrics.child(metrics.HANDLER_SECONDS, self.namespace_name, label).observe(time.perf_counter() - started)
-        metrics.child(metrics.CLIENT_EVENTS, self.namespace_name, label, "ok").inc()
+            if started is not None:
+                measured.seconds.observe(time.perf_counter() - started)
+        measured.ok.inc()
         return {"ok": True, **(result or {})}
 
     async def _refuse_unhandled(self, session: Session, sid: str, event: str, reason: str, label: str) -> Any:

@@ -60,6 +60,28 @@ def test_metrics_count_events_outcomes_and_sockets(live_server_url, customer):
         assert name in after, name
 
 
+def test_every_location_update_is_counted_and_one_in_16_timed(live_server_url, partner):
+    """A lightweight event's histogram is sampled (``LIGHTWEIGHT_TIMED_ONE_IN``); its count stays exact."""
+    counted = {"namespace": "/partner", "event": "location:update"}
+    before = scrape(live_server_url)
+
+    async def scenario():
+        p = await Client(live_server_url, "/partner").connect(token_for(partner.user))
+        for i in range(20):
+            assert (await p.call("location:update", {"latitude": 12.9, "longitude": 77.6 + i / 1000}))["ok"]
+        await p.close()
+
+    run(scenario())
+    after = scrape(live_server_url)
+
+    def delta(name: str, **labels: str) -> float:
+        return value(after, name, **counted, **labels) - value(before, name, **counted, **labels)
+
+    assert delta("homeservices_client_events_total", outcome="ok") == 20
+    timed = delta("homeservices_handler_seconds_count")
+    assert timed in (1, 2)  # 20 events, one in 16 timed: where the count stood decides which
+
+
 def test_metrics_are_not_public(client, settings):
     assert client.get("/metrics", REMOTE_ADDR="203.0.113.5").status_code == 403
     assert client.get("/metrics", REMOTE_ADDR="127.0.0.1").status_code == 200
