@@ -12,6 +12,7 @@ from config import rooms
 from config.api import validated
 from config.realtime.catalogue import INTEGER, UUID, obj, one_of
 from config.realtime.identity import Session, session_user
+from config.realtime.inbound import EVENT_SESSION
 from config.realtime.namespace import BaseNamespace
 from config.realtime.orm import db
 from config.realtime.parts import Part
@@ -167,7 +168,7 @@ async def status_update(namespace: BaseNamespace, sid: str, payload: Any) -> dic
     lightweight=True,  # the relay reads the socket's session, never the database
 )
 async def location_update(namespace: BaseNamespace, sid: str, payload: Any) -> dict[str, Any]:
-    relayed = await relay.relay_location(await namespace.get_session(sid), payload)
+    relayed = await relay.relay_location(EVENT_SESSION.get(), payload)  # the socket's, as the namespace read it
     return {"relayed": relayed}
 
 

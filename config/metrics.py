@@ -113,8 +113,8 @@ LIGHTWEIGHT_TIMED_ONE_IN = 16
 
 
 class EventMetrics:
-    """A client event's children of ``CLIENT_EVENTS`` (``ok``) and ``HANDLER_SECONDS``, and which of
-    its events are timed (``timed``): all, or one in ``LIGHTWEIGHT_TIMED_ONE_IN`` (the first included)."""
+    """A client event's children of ``CLIENT_EVENTS`` (``ok``) and ``HANDLER_SECONDS``; its events are
+    timed (``start``, ``stop``) all, or one in ``LIGHTWEIGHT_TIMED_ONE_IN`` (the first included)."""
 
     __slots__ = ("countdown", "ok", "one_in", "seconds")
 
@@ -123,12 +123,17 @@ class EventMetrics:
         self.seconds = HANDLER_SECONDS.labels(namespace, label)
         self.one_in = self.countdown = one_in
 
-    def timed(self) -> bool:
+    def start(self) -> float | None:
+        """When this event started, if it is one of those timed."""
         self.countdown -= 1
         if self.countdown:
-            return False
+            return None
         self.countdown = self.one_in
-        return True
+        return time.perf_counter()
+
+    def stop(self, started: float | None) -> None:
+        if started is not None:
+            self.seconds.observe(time.perf_counter() - started)
 
 
 @functools.cache

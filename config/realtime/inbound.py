@@ -21,6 +21,10 @@ MAX_EVENT_NAME = 64
 # Whether the client event being handled asked for an ack (set per event task by the server):
 # a refusal is answered once, by the ack if asked for, else by one ``error`` event.
 ACK_WANTED: ContextVar[bool] = ContextVar("ack_wanted", default=False)
+# The session of the socket whose client event is being handled (set per event by the namespace,
+# which read it first): a handler on the hot path takes it here rather than asking python-socketio
+# again (three coroutines, about 1.4 µs a location update).
+EVENT_SESSION: ContextVar[dict[str, Any]] = ContextVar("event_session")
 
 
 class RejectedEvent(str):

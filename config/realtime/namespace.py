@@ -23,7 +23,7 @@ from config.realtime import catalogue
 from config.realtime.auth import Refused, client_address, decode_token, token_from
 from config.realtime.emit import emit_now
 from config.realtime.identity import Session, access_changed_since, identities, user_room
-from config.realtime.inbound import ACK_WANTED, RejectedEvent
+from config.realtime.inbound import ACK_WANTED, EVENT_SESSION, RejectedEvent
 from config.realtime.limits import limiter
 from config.realtime.orm import OrmLoad
 from config.realtime.parts import KEPT_SOCKET_REFUSALS, ClientEvent, Part
@@ -186,6 +186,7 @@ class BaseNamespace(TokenLifetime, RoomRights, socketio.AsyncNamespace):
             return self.server.not_handled
         if isinstance(event, RejectedEvent):
             return await self._refuse_unhandled(session, sid, event, event.reason, "rejected")
+        EVENT_SESSION.set(session)
         payload = args[1] if len(args) > 1 else None
         # Only the declared name reaches a handler: "booking_status:update" is not
         # "booking:status_update" (nor a way around its rate limit).
@@ -196,7 +197,7 @@ class BaseNamespace(TokenLifetime, RoomRights, socketio.AsyncNamespace):
         if len(args) > 2:  # every client event carries one payload, whether or not it asks for an ack
             return await self._refuse_unhandled(session, sid, event, "an event carries one payload", label)
         measured = metrics.event_metrics(self.namespace_name, label, declared.lightweight)
-        started = time.perf_counter() if measured.timed() else None
+        started = measured.start()
         rate_key = declared.rate_key or event
         try:  # per-user rate limit, then load shedding: refused at once, so heartbeats and relays keep flowing
             limiter.hit(session["uid"], rate_key)
@@ -216,8 +217,7 @@ class BaseNamespace(TokenLifetime, RoomRights, socketio.AsyncNamespace):
             logger.exception("handler for %s failed", event)
             return await self._fail(sid, event, DomainError("The server could not handle this event"), label)
         finally:
-            if started is not None:
-                measured.seconds.observe(time.perf_counter() - started)
+            measured.stop(started)
         measured.ok.inc()
         return {"ok": True, **(result or {})}
 
