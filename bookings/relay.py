@@ -23,7 +23,7 @@ from bookings import events
 from bookings.arrival import nearby_seen
 from bookings.geo import arrival
 from bookings.selectors import RelayTarget, relay_targets_of
-from config import metrics, rooms
+from config import rooms
 from config.errors import ValidationError
 from config.formats import iso
 from config.realtime.clock import every
@@ -58,8 +58,7 @@ async def relay_location(session: dict[str, Any], payload: Any, *, traced: bool 
             room=rooms.booking(booking_id),
         )
         nearby_seen(session, booking_id, reach)
-    if targets:
-        metrics.LOCATION_RELAYS.inc(len(targets))
+    # Counted where every server event is: homeservices_server_events_total{event="partner:location_update"}.
     return len(targets)
 
 

@@ -82,7 +82,6 @@ HASHING_REFUSED = Counter(
 DASHBOARD_FIGURES = Counter(
     "homeservices_dashboard_figures_total", "Dashboard figures this process computed for every process's admins"
 )
-LOCATION_RELAYS = Counter("homeservices_location_relays_total", "partner:location_update relays to booking rooms")
 NEARBY_CLAIMS = Counter(
     "homeservices_nearby_claims_total",
     "Claims of a booking's partner:nearby by this process: sent, taken (already sent, or the job ended), failed",

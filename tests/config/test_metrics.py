@@ -6,6 +6,8 @@ import urllib.request
 
 import pytest
 
+from bookings.models import BookingStatus
+from tests.factories import BookingFactory
 from tests.live import UNKNOWN_BOOKING, Client, run, token_for
 
 pytestmark = pytest.mark.django_db(transaction=True)
@@ -60,26 +62,30 @@ def test_metrics_count_events_outcomes_and_sockets(live_server_url, customer):
         assert name in after, name
 
 
-def test_every_location_update_is_counted_and_one_in_16_timed(live_server_url, partner):
-    """A lightweight event's histogram is sampled (``LIGHTWEIGHT_TIMED_ONE_IN``); its count stays exact."""
+def test_every_location_update_and_relay_is_counted_and_one_in_16_timed(live_server_url, customer, partner, service):
+    """A lightweight event's histogram is sampled (``LIGHTWEIGHT_TIMED_ONE_IN``); its count stays exact,
+    and each relay to a booking's room is a ``partner:location_update`` server event."""
+    BookingFactory(customer=customer, partner=partner, status=BookingStatus.PARTNER_EN_ROUTE, service=service)
     counted = {"namespace": "/partner", "event": "location:update"}
     before = scrape(live_server_url)
 
     async def scenario():
         p = await Client(live_server_url, "/partner").connect(token_for(partner.user))
         for i in range(20):
-            assert (await p.call("location:update", {"latitude": 12.9, "longitude": 77.6 + i / 1000}))["ok"]
+            ack = await p.call("location:update", {"latitude": 12.9, "longitude": 77.6 + i / 1000})
+            assert ack == {"ok": True, "relayed": 1}
         await p.close()
 
     run(scenario())
     after = scrape(live_server_url)
 
     def delta(name: str, **labels: str) -> float:
-        return value(after, name, **counted, **labels) - value(before, name, **counted, **labels)
+        return value(after, name, **labels) - value(before, name, **labels)
 
-    assert delta("homeservices_client_events_total", outcome="ok") == 20
-    timed = delta("homeservices_handler_seconds_count")
-    assert timed in (1, 2)  # 20 events, one in 16 timed: where the count stood decides which
+    assert delta("homeservices_client_events_total", **counted, outcome="ok") == 20
+    assert delta("homeservices_server_events_total", event="partner:location_update") == 20
+    # 20 events, one in 16 timed: where the count stood decides which
+    assert delta("homeservices_handler_seconds_count", **counted) in (1, 2)
 
 
 def test_metrics_are_not_public(client, settings):
