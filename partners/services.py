@@ -4,7 +4,6 @@ from datetime import timedelta
 from decimal import ROUND_HALF_UP, Decimal
 from typing import TYPE_CHECKING, Any
 
-import psycopg
 from django.conf import settings
 from django.contrib.auth.models import AbstractBaseUser
 from django.db import connection, transaction
@@ -12,6 +11,7 @@ from django.db.models import Q, Sum
 from django.utils import timezone
 
 from config import rooms
+from config.binary_arrays import array_cursor
 from config.errors import Conflict, Forbidden, NotFound
 from config.platform_day import start_of_today
 from config.realtime.emit import emit
@@ -140,12 +140,12 @@ def partner_locations_store(locations: dict[int, tuple[float, float, Any]]) -> N
 
     Raw SQL because the ORM would compile one statement per partner (about 1.5 ms of
     CPU each, holding the GIL the socket loop needs). On PostgreSQL the rows travel as one binary
-    array per column (``_cursor``); SQLite (>= 3.33) takes a VALUES list.
+    array per column (``config.binary_arrays``); SQLite (>= 3.33) takes a VALUES list.
     """
     table = connection.ops.quote_name(Partner._meta.db_table)
     rows = [(pk, lat, lng, at) for pk, (lat, lng, at) in locations.items()]
     postgresql = connection.vendor == "postgresql"
-    with transaction.atomic(), _cursor() as cursor:
+    with transaction.atomic(), array_cursor() as cursor:
         for start in range(0, len(rows), 500):
             chunk = rows[start : start + 500]
             if postgresql:
@@ -171,31 +171,15 @@ def location_fixes_store(fixes: "list[tuple[int, Fix]]") -> None:
     either side. One INSERT per 5,000 rows, in one transaction.
 
     Raw SQL for the reason above. On PostgreSQL the rows travel as one binary array per column
-    (``unnest``, ``_cursor``): a VALUES list cost about 38 µs of this process's CPU per point (Django
-    adapting every datetime, psycopg rendering 4,500 parameters a statement), paid on the flush that
-    shares the GIL with the socket loop; text arrays about 13, binary ones 3
-    (``bench/flush_writes.py``). SQLite (the try-it database) takes a VALUES list.
+    (``unnest``, ``config.binary_arrays``): a VALUES list cost about 38 µs of CPU per point, text
+    arrays 13, binary ones 3 (``bench/flush_writes.py``). SQLite takes a VALUES list.
     """
     gap = timedelta(seconds=max(0.0, min(TRACE_MIN_GAP, settings.TRACE_MIN_SECONDS)))
     fixes = _spaced(fixes, gap)
     write = _fixes_unnest if connection.vendor == "postgresql" else _fixes_values
-    with transaction.atomic(), _cursor() as cursor:
+    with transaction.atomic(), array_cursor() as cursor:
         for start in range(0, len(fixes), 5000):
             write(cursor, fixes[start : start + 5000], gap)
-
-
-def _cursor() -> Any:
-    """Django's cursor; on PostgreSQL, one on Django's connection (its transaction, its error
-    classes, its query log) that binds parameters on the server: an array sent as ``%b`` goes in
-    binary, about 0.3 µs an element to dump. Django's own cursor binds on the client: every element
-    rendered and quoted as text in Python, 1 to 5 µs each (a datetime the most), on the ORM thread
-    that shares the GIL with the socket loop. The arrays' element types come from the values: a
-    column mixing ``int`` and ``float`` (or naive and aware datetimes) fails, so callers pass floats."""
-    if connection.vendor != "postgresql":
-        return connection.cursor()
-    connection.ensure_connection()
-    raw = psycopg.Cursor(connection.connection)
-    return (connection.make_debug_cursor if connection.queries_logged else connection.make_cursor)(raw)
 
 
 _COLUMNS = "partner_id, recorded_at, latitude, longitude, accuracy, speed, heading"
