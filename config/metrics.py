@@ -121,7 +121,8 @@ class EventMetrics:
     def __init__(self, namespace: str, label: str, one_in: int) -> None:
         self.ok = CLIENT_EVENTS.labels(namespace, label, "ok")
         self.seconds = HANDLER_SECONDS.labels(namespace, label)
-        self.one_in = self.countdown = one_in
+        self.one_in = one_in
+        self.countdown = 1  # the first is timed: a process's first event of a kind has its time
 
     def start(self) -> float | None:
         """When this event started, if it is one of those timed."""
