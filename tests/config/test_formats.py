@@ -21,5 +21,8 @@ def test_iso_spells_each_time_as_drf_does_in_any_order():
         datetime(2026, 5, 1, 10, 0, 0, 7, tzinfo=timezone(timedelta(0))),  # another UTC
         datetime(2027, 5, 1, 10, 0, 0, 7, tzinfo=UTC),  # the same clock time, a year on
     ]
+    # The same second of the minute, each other field moved on in turn: each one is in the cache's key.
+    times += [datetime(2027, 5, 1, 10, 1, 0, tzinfo=UTC), datetime(2027, 5, 1, 11, 1, 0, tzinfo=UTC)]
+    times += [datetime(2027, 5, 2, 11, 1, 0, tzinfo=UTC), datetime(2027, 6, 2, 11, 1, 0, tzinfo=UTC)]
     assert [iso(value) for value in times] == [spelled(value) for value in times]
     assert iso(None) is None
