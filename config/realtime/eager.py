@@ -15,7 +15,8 @@ task (a stop) reaches the handler as before (the idle bound is off while a handl
 
 That context is a copy of the reading task's, taken when it starts reading: a frame the reading
 task handles itself (queued behind another) runs in the task's own. So no context variable may
-carry state from one packet of a socket to the next (``inbound.ACK_WANTED`` is set for each event).
+carry state from one packet of a socket to the next (``inbound.ACK_WANTED`` and ``EVENT_SESSION``
+are set for each event).
 
 Only ``EVENT`` packets (``42``...) are taken: connects, acks, disconnects and Engine.IO packets
 (pings, the upgrade) keep the reading task's way. A read full of frames is handled in two slices:
