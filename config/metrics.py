@@ -147,8 +147,8 @@ def event_metrics(namespace: str, label: str, lightweight: bool) -> EventMetrics
 def child(metric: Any, *labels: str) -> Any:
     """``metric.labels(*labels)``, looked up once per set of labels: prometheus_client takes a lock
     and builds its key on every ``labels`` call (about 2.5 µs here, four times the count itself),
-    and delivery counts every server event. Only for labels few by construction (a server
-    event's name)."""
+    and delivery counts every server event, the listener every broker message. Only for labels
+    few by construction (a server event's name, a broker message's kind)."""
     return metric.labels(*labels)
 
 
