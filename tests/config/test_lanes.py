@@ -170,6 +170,33 @@ def test_a_subscriber_whose_connection_drops_subscribes_again(redis_url):
     asyncio.run(scenario())
 
 
+def test_a_publisher_connection_redis_closed_while_idle_is_replaced_at_once(redis_url, caplog):
+    """Redis closes the idle publisher's connection (its ``timeout``, a proxy's, CLIENT KILL): the next
+    batch goes out on a new one at once, with no failure counted or logged (the shard is up)."""
+
+    def failures() -> float:
+        return REGISTRY.get_sample_value("homeservices_publish_failures_total") or 0.0
+
+    async def scenario() -> None:
+        h = await Harness(redis_url).start()
+        try:
+            h.join("a")
+            await h.lane.settled(1.0)
+            h.lane.publish("a", {"n": 0})
+            assert await h.events(1) == [{"n": 0}]
+            host, port = h.lane._publisher._writer.get_extra_info("sockname")[:2]
+            await h.redis.execute_command("CLIENT", "KILL", "ADDR", f"{host}:{port}")
+            before = failures()
+            with caplog.at_level(logging.WARNING, logger="config.realtime.manager"):
+                h.lane.publish("a", {"n": 1})
+                assert await h.events(1) == [{"n": 1}]
+            assert failures() == before and caplog.records == []
+        finally:
+            await h.close()
+
+    asyncio.run(scenario())
+
+
 def test_joins_that_give_up_while_the_broker_is_away_leave_nothing_behind():
     """No subscriber yet (Redis down since start): every join waits its bound and gives
     up; what they waited on does not pile up for the whole outage."""
