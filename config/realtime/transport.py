@@ -25,7 +25,8 @@ JOIN_SETTLE_SECONDS = 1.0
 
 
 class ChannelLayerTransport:
-    """``_publish`` and ``_listen`` for ``AsyncPubSubManager``, over ``self.layer``."""
+    """``_publish`` and ``_listen`` for ``AsyncPubSubManager``: on the lanes' own connections to
+    ``self.layer``'s shards, in its channel names and serialisation."""
 
     def _start_lanes(self) -> None:
         """One lane per shard of the layer (none for the in-memory layer: nobody else to reach)."""
