@@ -4,7 +4,7 @@
 
 Into ``BENCH_DATABASE`` (default ``homeservices_bench``, bench/run.py's: not while it runs) on ``BENCH_DATABASE_URL``
 (its partners made again each run): each round writes ``--points`` trace points per partner
-(``partners.services.location_fixes_store``, a third without accuracy) and one last location per
+(``partners.location_store.location_fixes_store``, a third without accuracy) and one last location per
 partner (``partner_locations_store``), newer than the round before so every row is written, and
 times each with ``time.process_time`` (the database's own CPU is not in it). Prints the median and
 the least of the rounds after the first; compare two trees by running each in turn.
@@ -30,8 +30,8 @@ def near(rng: random.Random) -> tuple[float, float]:
 
 def rounds(partners: int, points: int, count: int) -> tuple[list[float], list[float]]:
     """Process CPU seconds of each round's two writes: (trace points, last locations)."""
+    from partners.location_store import location_fixes_store, partner_locations_store
     from partners.models import Partner
-    from partners.services import location_fixes_store, partner_locations_store
     from partners.traces import Fix
 
     rng = random.Random(1)

@@ -9,8 +9,8 @@ server's clock (a phone's clock runs a little fast or slow); outside that, a bat
 *Thinning*: a job's trace keeps a fix when at least ``TRACE_MIN_SECONDS`` passed since the
 last point it kept, or the partner moved at least ``TRACE_MIN_METERS`` from it, whichever
 comes first, and never two points within ``TRACE_MIN_GAP`` (the write holds it against the
-points stored before too: ``partners.services.location_fixes_store``). Pure functions here; the buffer and its writes
-are ``partners.tracking``.
+points stored before too: ``partners.location_store.location_fixes_store``). Pure functions
+here; the buffer and its writes are ``partners.tracking``.
 """
 
 from collections.abc import Sequence

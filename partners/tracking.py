@@ -26,13 +26,13 @@ from config.realtime.catalogue import obj
 from config.realtime.clock import every
 from config.realtime.manager import ChannelLayerManager
 from config.realtime.orm import db
-from partners.services import (
+from partners.location_store import (
     location_batch_store,
     location_fixes_prune,
     location_fixes_store,
     partner_locations_store,
-    partners_online,
 )
+from partners.services import partners_online
 from partners.traces import BATCH_MAX, BOUNDS, Fix, fix_of, keeps_position, recorded_at_of, thin
 
 logger = logging.getLogger(__name__)

@@ -202,7 +202,8 @@ def test_under_location_flushes_and_heartbeats_every_booking_gets_its_nearest_pa
     """1,000 partners' positions and presence written over and over (each write a transaction holding
     every partner's row a while), while 100 bookings are created one after another, each next to its
     own partner: each is offered to that partner at its first dispatch."""
-    from partners.services import partner_locations_store, partners_online
+    from partners.location_store import partner_locations_store
+    from partners.services import partners_online
 
     pairs = []
     for i in range(100):

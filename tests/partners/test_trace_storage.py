@@ -7,13 +7,13 @@ import pytest
 from asgiref.sync import async_to_sync
 from django.db import connection
 
-from partners.models import LocationFix, Partner
-from partners.services import (
+from partners.location_store import (
     location_batch_store,
     location_fixes_prune,
     location_fixes_store,
     partner_locations_store,
 )
+from partners.models import LocationFix, Partner
 from partners.traces import Fix
 from partners.tracking import LocationBuffer, prune_once
 from tests.factories import PartnerFactory, UserFactory

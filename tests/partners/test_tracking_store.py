@@ -3,7 +3,7 @@
 import pytest
 from django.utils import timezone
 
-from partners.services import partner_locations_store
+from partners.location_store import partner_locations_store
 from tests.factories import PartnerFactory
 
 
