@@ -22,6 +22,9 @@ import hiredis
 from redis.asyncio.connection import SSLConnection, UnixDomainSocketConnection, parse_url
 
 OPEN_TIMEOUT = 5.0  # seconds to connect and authenticate; a server that hangs is retried
+# A subscriber whose server vanished without a reset (a NAT's or a balancer's dropped state) hears
+# nothing and would stay "up": TCP keepalive finds it out in 30 + 3 x 10 s, not the kernel's 2 h.
+KEEPALIVE = {"TCP_KEEPIDLE": 30, "TCP_KEEPINTVL": 10, "TCP_KEEPCNT": 3}
 READ_CHUNK = 1 << 16
 
 
@@ -61,8 +64,11 @@ class Wire:
                 options.get("host", "localhost"), options.get("port", 6379), ssl=tls, limit=READ_CHUNK
             )
             sock = writer.get_extra_info("socket")
-            if sock is not None:  # a peer that vanishes without a reset is found out, eventually
+            if sock is not None:
                 sock.setsockopt(socket.SOL_SOCKET, socket.SO_KEEPALIVE, 1)
+                for option, value in KEEPALIVE.items():
+                    if hasattr(socket, option):  # Linux's names; elsewhere the system's defaults
+                        sock.setsockopt(socket.IPPROTO_TCP, getattr(socket, option), value)
         wire = cls(reader, writer)
         try:
             if options.get("password"):
