@@ -59,7 +59,7 @@ class Wire:
         if kind is UnixDomainSocketConnection:
             reader, writer = await asyncio.open_unix_connection(options["path"], limit=READ_CHUNK)
         else:
-            tls = ssl.create_default_context() if kind is SSLConnection else None
+            tls = _tls_context(options) if kind is SSLConnection else None
             reader, writer = await asyncio.open_connection(
                 options.get("host", "localhost"), options.get("port", 6379), ssl=tls, limit=READ_CHUNK
             )
@@ -114,3 +114,10 @@ class Wire:
     def close(self) -> None:
         with contextlib.suppress(Exception):
             self._writer.close()
+
+
+def _tls_context(options: dict[str, Any]) -> ssl.SSLContext:
+    """The TLS context redis-py would use for this URL: its ``ssl_*`` query options
+    (``ssl_cert_reqs=none`` for a self-signed server, ``ssl_ca_certs``...) with its defaults."""
+    tls_options = {key: value for key, value in options.items() if key.startswith("ssl_")}
+    return SSLConnection(**tls_options).ssl_context.get()
