@@ -3,8 +3,11 @@
 import asyncio
 import logging
 import os
-import socket
+import shutil
+import subprocess
+import time
 import uuid
+from collections.abc import Iterator
 
 import pytest
 from channels_redis.pubsub import RedisPubSubChannelLayer
@@ -13,7 +16,7 @@ from redis.asyncio import Redis
 
 from config.realtime.lanes import Lane
 from config.realtime.manager import ChannelLayerManager
-from config.realtime.redis_wire import KEEPALIVE, Wire
+from tests.live import free_port
 
 pytestmark = pytest.mark.redis
 
@@ -267,17 +270,49 @@ def test_on_the_in_memory_layer_the_listener_waits_and_says_nothing(settings, ca
     assert caplog.records == []
 
 
-def test_a_lane_connection_finds_a_vanished_server_within_a_minute(redis_url):
-    """TCP keepalive on a wire: a server gone without a reset (a NAT's dropped state) is found
-    out in 30 + 3 x 10 s, where the kernel's defaults would take more than two hours."""
+@pytest.fixture
+def redis_with_password() -> Iterator[int]:
+    """A redis-server of the test's own that asks for a password (``pw``)."""
+    if shutil.which("redis-server") is None:
+        pytest.fail("redis-server is needed for the refused-subscriber test")
+    port = free_port()
+    command = ["redis-server", "--port", str(port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no"]
+    proc = subprocess.Popen([*command, "--requirepass", "pw"], stdout=subprocess.DEVNULL)
+    time.sleep(0.3)
+    yield port
+    proc.terminate()
+    proc.wait(10)
+
+
+def test_a_refused_subscriber_logs_once_and_subscribes_again_once_allowed(redis_with_password, caplog):
+    """REDIS_URL without the password Redis asks for: every SUBSCRIBE is refused (NOAUTH). The
+    lane says so once, not once per round of joins, and claims nothing it does not hold: once
+    the operator lets it in (here the password is dropped), every room is subscribed again."""
+    port = redis_with_password
 
     async def scenario() -> None:
-        wire = await Wire.open({"address": redis_url})
+        wanted: set[str] = set()
+        lane = Lane("shard 0", {"address": f"redis://127.0.0.1:{port}"}, "ch.".__add__, wanted, print, bytes)
+        tasks = [asyncio.create_task(lane.listen()), asyncio.create_task(lane.run())]
+        admin = Redis(port=port, password="pw")
         try:
-            sock = wire._writer.get_extra_info("socket")
-            assert sock.getsockopt(socket.SOL_SOCKET, socket.SO_KEEPALIVE) == 1
-            assert [sock.getsockopt(socket.IPPROTO_TCP, getattr(socket, name)) for name in KEEPALIVE] == [30, 10, 3]
+            with caplog.at_level(logging.ERROR, logger="config.realtime.manager"):
+                for i in range(5):  # five rounds of joins, 0.2 s apart
+                    wanted.add(f"r{i}")
+                    lane.changed(f"r{i}")
+                    await lane.settled(1.0)
+                    await asyncio.sleep(0.2)
+            assert len(caplog.records) == 1, [r.getMessage() for r in caplog.records]
+            await admin.config_set("requirepass", "")
+            async with asyncio.timeout(5):
+                while (await admin.pubsub_numsub(*(f"ch.r{i}" for i in range(5)))) != [
+                    (f"ch.r{i}".encode(), 1) for i in range(5)
+                ]:
+                    await asyncio.sleep(0.05)
         finally:
-            wire.close()
+            for task in tasks:
+                task.cancel()
+            await asyncio.gather(*tasks, return_exceptions=True)
+            await admin.aclose()
 
     asyncio.run(scenario())
