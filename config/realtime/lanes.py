@@ -70,7 +70,7 @@ class Lane:
         self.wake = asyncio.Event()
         self._settle_waiters: list[asyncio.Future[None]] = []
         self._publisher: Wire | None = None
-        self._subscriber: Wire | None = None  # set while connected and subscribed
+        self._subscriber: Wire | None = None  # set while connected and its subscriptions taken
         self.down = False
         self.dropped = 0
         self.queue_max = queue_max
@@ -204,8 +204,7 @@ class Lane:
                 continue
             try:
                 self._write_subscriptions(wire, "SUBSCRIBE", self.subscribed)
-                self._subscriber = wire
-                self.wake.set()  # the changes asked for while away go now
+                wire.write(command("PING"))  # its answer: the subscriptions before it were taken
                 await self._read(wire)
             except asyncio.CancelledError:
                 raise
@@ -217,15 +216,23 @@ class Lane:
             await asyncio.sleep(RETRY_SECONDS)
 
     async def _read(self, wire: Wire) -> None:
+        """Hand over the messages; the first PING's answer makes ``wire`` the lane's subscriber. A
+        refused command (NOAUTH, NOPERM) raises: the lane is down and reconnects, rather than
+        count as subscribed rooms that hear nothing."""
         while True:
-            payloads = []
+            payloads, refused = [], None
             for reply in await wire.replies():
                 if isinstance(reply, list) and reply[0] == b"message":
                     payloads.append(reply[2])
                 elif isinstance(reply, hiredis.ReplyError):
-                    logger.error("the subscriber on %s was refused: %s", self.name, reply)
+                    refused = refused or reply
+                elif reply in ([b"pong", b""], b"PONG") and refused is None:
+                    self._subscriber = wire
+                    self.wake.set()  # the changes asked for while away go now
             if payloads:
                 self._received(payloads)
+            if refused is not None:
+                raise refused
 
     def _mark_down(self, exc: BaseException) -> None:
         if not self.down:
