@@ -4,10 +4,12 @@ import asyncio
 import logging
 import os
 import shutil
+import socket
 import subprocess
 import time
 import uuid
 from collections.abc import Iterator
+from types import SimpleNamespace
 
 import pytest
 from channels_redis.pubsub import RedisPubSubChannelLayer
@@ -16,6 +18,7 @@ from redis.asyncio import Redis
 
 from config.realtime.lanes import Lane
 from config.realtime.manager import ChannelLayerManager
+from config.realtime.transport import ChannelLayerTransport
 from tests.live import free_port
 
 pytestmark = pytest.mark.redis
@@ -314,5 +317,30 @@ def test_a_refused_subscriber_logs_once_and_subscribes_again_once_allowed(redis_
                 task.cancel()
             await asyncio.gather(*tasks, return_exceptions=True)
             await admin.aclose()
+
+    asyncio.run(scenario())
+
+
+def test_a_batch_on_the_wire_counts_in_the_backlog_a_stop_waits_for():
+    """The graceful stop waits while ``publish_backlog`` is not zero (``_drain``), then cancels the
+    lanes. A batch the lane took off its queue but Redis has not yet acknowledged (here a server
+    that accepts the connection and never answers) is still to deliver: it counts."""
+
+    async def scenario() -> None:
+        with socket.socket() as mute:
+            mute.bind(("127.0.0.1", 0))
+            mute.listen(8)  # connections complete in the kernel; nobody reads them
+            port = mute.getsockname()[1]
+            lane = Lane("shard 0", {"address": f"redis://127.0.0.1:{port}"}, str, set(), print, bytes)
+            transport = SimpleNamespace(_lanes={0: lane})
+            task = asyncio.create_task(lane.run())
+            try:
+                lane.publish("room", {"n": 1})
+                await asyncio.sleep(0.3)  # the lane took it and wrote it; no reply comes
+                assert not lane.messages
+                assert ChannelLayerTransport.publish_backlog.fget(transport) == 1
+            finally:
+                task.cancel()
+                await asyncio.gather(task, return_exceptions=True)
 
     asyncio.run(scenario())
