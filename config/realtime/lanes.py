@@ -65,6 +65,7 @@ class Lane:
         self._received = received
         self._serialize = serialize
         self.messages: deque[tuple[str, dict[str, Any]]] = deque()
+        self.in_flight = 0  # messages taken off ``messages``, written, not yet acknowledged
         self.dirty: set[str] = set()
         self.subscribed: set[str] = set()  # what the subscriber is asked for, again on each reconnect
         self.wake = asyncio.Event()
@@ -85,6 +86,11 @@ class Lane:
             return
         self.messages.append((group, data))
         self.wake.set()
+
+    @property
+    def backlog(self) -> int:
+        """The messages still to deliver, the batch on the wire included (a stop waits for them)."""
+        return len(self.messages) + self.in_flight
 
     def changed(self, group: str) -> None:
         self.dirty.add(group)
@@ -152,6 +158,7 @@ class Lane:
     async def _send_batch(self) -> None:
         """Whatever queued up: one PUBLISH per group (a group's messages keep their order), one round trip."""
         taken = [self.messages.popleft() for _ in range(min(len(self.messages), PUBLISH_BATCH_MAX))]
+        self.in_flight = len(taken)
         by_group: dict[str, list[dict[str, Any]]] = {}
         for group, data in taken:
             by_group.setdefault(group, []).append(data)
@@ -166,6 +173,8 @@ class Lane:
             self.messages.extendleft(reversed(taken))  # back to the front, in order, for the next attempt
             self._close_publisher()  # replies may be outstanding: the next attempt starts afresh
             raise
+        finally:
+            self.in_flight = 0
         metrics.PUBLISH_BATCHES.inc()
 
     async def _write_publishes(self, data: bytes, count: int) -> None:

@@ -57,7 +57,7 @@ class ChannelLayerTransport:
 
     @property
     def publish_backlog(self) -> int:
-        return sum(len(lane.messages) for lane in self._lanes.values())
+        return sum(lane.backlog for lane in self._lanes.values())
 
     async def _publish(self, data: dict[str, Any]) -> None:
         if not self._lanes:
