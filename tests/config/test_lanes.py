@@ -344,3 +344,36 @@ def test_a_batch_on_the_wire_counts_in_the_backlog_a_stop_waits_for():
                 await asyncio.gather(task, return_exceptions=True)
 
     asyncio.run(scenario())
+
+
+def test_a_batch_that_redis_refuses_in_part_publishes_the_rest_once(redis_with_password):
+    """One PUBLISH of a batch refused (an ACL user allowed some channels only: NOPERM) and the
+    others taken: those reached their subscribers and are not published again on each retry."""
+    port = redis_with_password
+
+    async def scenario() -> None:
+        admin = Redis(port=port, password="pw")
+        await admin.execute_command("ACL", "SETUSER", "lane", "on", ">pw", "~*", "resetchannels", "&ch.ok*", "+@all")
+        listener = admin.pubsub()
+        await listener.subscribe("ch.ok")
+        await listener.get_message(timeout=1)  # its subscribe confirmation
+        url = f"redis://lane:pw@127.0.0.1:{port}"
+        lane = Lane("shard 0", {"address": url}, "ch.".__add__, set(), print, lambda event: repr(event).encode())
+        task = asyncio.create_task(lane.run())
+        try:
+            lane.publish("ok", {"n": 1})
+            lane.publish("no", {"n": 2})  # one batch: PUBLISH ch.ok, PUBLISH ch.no (refused)
+            heard = []
+            deadline = time.monotonic() + 2  # four retries' worth
+            while time.monotonic() < deadline:
+                if (message := await listener.get_message(timeout=0.1)) is not None:
+                    heard.append(message["data"])
+            assert len(heard) == 1, heard
+            assert lane.down and [group for group, _ in lane.messages] == ["no"]
+        finally:
+            task.cancel()
+            await asyncio.gather(task, return_exceptions=True)
+            await listener.aclose()
+            await admin.aclose()
+
+    asyncio.run(scenario())
