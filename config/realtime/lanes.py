@@ -168,30 +168,34 @@ class Lane:
             event = {"type": "sio.message" if one else "sio.batch", "data": items[0] if one else items}
             commands.append(command("PUBLISH", self._channel_name(group), self._serialize(event)))
         try:
-            await self._write_publishes(b"".join(commands), len(commands))
+            replies = await self._write_publishes(b"".join(commands), len(commands))
         except BaseException:
             self.messages.extendleft(reversed(taken))  # back to the front, in order, for the next attempt
             self._close_publisher()  # replies may be outstanding: the next attempt starts afresh
             raise
         finally:
             self.in_flight = 0
+        answers = zip(by_group, replies, strict=True)
+        refused = {group: reply for group, reply in answers if isinstance(reply, hiredis.ReplyError)}
+        if refused:  # only those go back: the others reached their subscribers already
+            self.messages.extendleft(reversed([(group, data) for group, data in taken if group in refused]))
+            raise next(iter(refused.values()))
         metrics.PUBLISH_BATCHES.inc()
 
-    async def _write_publishes(self, data: bytes, count: int) -> None:
-        """Write ``count`` commands on the publisher and read their replies. A connection kept from
-        an earlier batch that Redis has closed meanwhile (its idle ``timeout``, a proxy's, a restart)
+    async def _write_publishes(self, data: bytes, count: int) -> list[Any]:
+        """Write ``count`` commands on the publisher; their replies. A connection kept from an
+        earlier batch that Redis has closed meanwhile (its idle ``timeout``, a proxy's, a restart)
         is replaced at once, not after a failed round: only a shard that refuses a new one is down.
         As after any failure, a batch Redis took in part before the connection went is sent again."""
         if self._publisher is not None:
             try:
                 self._publisher.write(data)
-                await self._publisher.expect(count)
-                return
+                return await self._publisher.expect(count)
             except ConnectionError:
                 self._close_publisher()
         self._publisher = await Wire.open(self.host)
         self._publisher.write(data)
-        await self._publisher.expect(count)
+        return await self._publisher.expect(count)
 
     def _close_publisher(self) -> None:
         if self._publisher is not None:

@@ -74,7 +74,9 @@ class Wire:
             if options.get("password"):
                 credentials = [options["username"]] if options.get("username") else []
                 wire.write(command("AUTH", *credentials, options["password"]))
-                await wire.expect(1)
+                [reply] = await wire.expect(1)
+                if isinstance(reply, hiredis.ReplyError):
+                    raise reply
         except BaseException:
             wire.close()
             raise
@@ -94,16 +96,14 @@ class Wire:
                 return replies
             await self._read()
 
-    async def expect(self, count: int) -> None:
-        """Read the replies of the next ``count`` commands; the first error reply is raised."""
-        failure = None
+    async def expect(self, count: int) -> list[Any]:
+        """The replies of the next ``count`` commands, in order (an error reply is a ``hiredis.ReplyError``)."""
+        replies = []
         for _ in range(count):
             while (reply := self._parser.gets()) is False:
                 await self._read()
-            if failure is None and isinstance(reply, hiredis.ReplyError):
-                failure = reply
-        if failure is not None:
-            raise failure
+            replies.append(reply)
+        return replies
 
     async def _read(self) -> None:
         data = await self._reader.read(READ_CHUNK)
