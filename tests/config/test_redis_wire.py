@@ -5,6 +5,7 @@ them works for the broker lanes, and one that fails, fails for both."""
 import asyncio
 import shutil
 import subprocess
+import sys
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -77,3 +78,57 @@ def test_a_tls_url_s_certificate_options_mean_what_they_mean_to_redis_py(tls_red
                 await ping(strict)
 
     asyncio.run(scenario())
+
+
+CUT_OFF = """
+import asyncio, subprocess, sys, time
+from config.realtime import redis_wire
+from config.realtime.redis_wire import Wire, command
+
+redis_wire.SILENCE_LIMIT, redis_wire.KEEPALIVE_IDLE, redis_wire.KEEPALIVE_INTERVAL = 3, 1, 1
+
+async def main() -> None:
+    subscriber = await Wire.open({"address": "redis://10.9.0.2:6390"})
+    subscriber.write(command("SUBSCRIBE", "room"))
+    await subscriber.replies()
+    # From now on nothing comes back: no RST, no FIN, as in a partition or a failover that moves the address.
+    cut = "ip route add blackhole 10.9.0.1/32"  # the server's kernel answers nothing any more
+    subprocess.run(["nsenter", "-t", sys.argv[1], "-n", *cut.split()], check=True)
+    started = time.monotonic()
+    try:
+        await asyncio.wait_for(subscriber.replies(), 20)
+    except OSError as exc:  # the kernel's ETIMEDOUT is a TimeoutError too, with an errno
+        print(f"found out after {time.monotonic() - started:.1f} s" if exc.errno else "still waiting after 20 s")
+
+asyncio.run(main())
+"""
+
+
+def test_a_subscriber_cut_off_without_a_reset_is_found_out():
+    """An idle subscriber connection whose server vanishes without a reset (a partition, a failover
+    that moves the address) is found out by TCP keepalive within seconds, not after the kernel's
+    default two hours: the lane reconnects and its rooms hear again. In a network namespace of the
+    test's own, so it needs root."""
+    if not all(shutil.which(tool) for tool in ("unshare", "nsenter", "ip", "redis-server")):
+        pytest.skip("unshare, nsenter, ip and redis-server are needed to cut a connection without a reset")
+    # Two network namespaces of the test's own joined by a veth pair: Redis in the inner one at
+    # 10.9.0.2; the cut drops there, in silence, every packet back to the client.
+    script = (
+        "unshare -n sleep 60 & inner=$!; sleep 0.2;"
+        " ip link add va type veth peer name vb && ip addr add 10.9.0.1/24 dev va && ip link set va up"
+        " && ip link set vb netns $inner && nsenter -t $inner -n sh -c"
+        " 'ip addr add 10.9.0.2/24 dev vb && ip link set vb up' || { kill $inner; exit 1; };"
+        " nsenter -t $inner -n redis-server --bind 10.9.0.2 --port 6390 --protected-mode no --save ''"
+        " --appendonly no >/dev/null 2>&1 & redis=$!;"
+        f' sleep 0.5; {sys.executable} -c "$0" $inner; kill $redis $inner; wait'
+    )
+    cut = subprocess.run(
+        ["unshare", "-n", "sh", "-c", script, CUT_OFF],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        cwd=Path(__file__).resolve().parents[2],
+    )
+    if "Operation not permitted" in cut.stderr:
+        pytest.skip("no network namespace here (needs root)")
+    assert "found out after" in cut.stdout, (cut.stdout, cut.stderr[-2000:])
