@@ -14,6 +14,7 @@ server's certificate is verified against the system's CAs, whatever ``ssl_cert_r
 
 import asyncio
 import contextlib
+import math
 import socket
 import ssl
 from typing import Any
@@ -22,9 +23,13 @@ import hiredis
 from redis.asyncio.connection import SSLConnection, UnixDomainSocketConnection, parse_url
 
 OPEN_TIMEOUT = 5.0  # seconds to connect and authenticate; a server that hangs is retried
-# A subscriber whose server vanished without a reset (a NAT's or a balancer's dropped state) hears
-# nothing and would stay "up": TCP keepalive finds it out in 30 + 3 x 10 s, not the kernel's 2 h.
-KEEPALIVE = {"TCP_KEEPIDLE": 30, "TCP_KEEPINTVL": 10, "TCP_KEEPCNT": 3}
+# A server cut off without a reset (a partition, a failover that moves its address) is found
+# out within SILENCE_LIMIT seconds: an idle connection probes after KEEPALIVE_IDLE s of quiet,
+# then every KEEPALIVE_INTERVAL s, and probes or data unacknowledged that long abort it (the
+# kernel's defaults: two hours idle, about fifteen minutes for data). A paused server's kernel
+# still acknowledges both, so a slow Redis is waited for, not dropped.
+SILENCE_LIMIT = 25.0
+KEEPALIVE_IDLE, KEEPALIVE_INTERVAL = 10, 5
 READ_CHUNK = 1 << 16
 
 
@@ -65,10 +70,7 @@ class Wire:
             )
             sock = writer.get_extra_info("socket")
             if sock is not None:
-                sock.setsockopt(socket.SOL_SOCKET, socket.SO_KEEPALIVE, 1)
-                for option, value in KEEPALIVE.items():
-                    if hasattr(socket, option):  # Linux's names; elsewhere the system's defaults
-                        sock.setsockopt(socket.IPPROTO_TCP, getattr(socket, option), value)
+                _find_out_silence(sock)
         wire = cls(reader, writer)
         try:
             if options.get("password"):
@@ -121,3 +123,18 @@ def _tls_context(options: dict[str, Any]) -> ssl.SSLContext:
     (``ssl_cert_reqs=none`` for a self-signed server, ``ssl_ca_certs``...) with its defaults."""
     tls_options = {key: value for key, value in options.items() if key.startswith("ssl_")}
     return SSLConnection(**tls_options).ssl_context.get()
+
+
+def _find_out_silence(sock: socket.socket) -> None:
+    """Keepalive probes after ``KEEPALIVE_IDLE`` s of quiet, and ``SILENCE_LIMIT`` on what goes
+    unacknowledged (Linux's options; elsewhere the system's keepalive timing)."""
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_KEEPALIVE, 1)
+    probes = max(1, math.ceil((SILENCE_LIMIT - KEEPALIVE_IDLE) / KEEPALIVE_INTERVAL))
+    for option, value in (
+        ("TCP_KEEPIDLE", KEEPALIVE_IDLE),
+        ("TCP_KEEPINTVL", KEEPALIVE_INTERVAL),
+        ("TCP_KEEPCNT", probes),
+        ("TCP_USER_TIMEOUT", int(SILENCE_LIMIT * 1000)),  # where set, it alone ends the probing
+    ):
+        if hasattr(socket, option):
+            sock.setsockopt(socket.IPPROTO_TCP, getattr(socket, option), value)
