@@ -7,9 +7,9 @@ of ten PUBLISH commands and its replies, plus the subscriber's read of the messa
 95 µs of CPU a message through redis-py and channels-redis' receive task, 11 µs this way
 (``bench/broker_micro.py``). What is hand-written is only the command encoding (RESP
 arrays of bulk strings) and the connection's opening; parsing is hiredis', the URL is
-read by redis-py's own parser, so its host, port, socket path, user, password and ``rediss://``
-mean here what they mean to the cache. Its other query options are not applied: a ``rediss://``
-server's certificate is verified against the system's CAs, whatever ``ssl_cert_reqs`` says.
+read by redis-py's own parser and TLS is set up by redis-py's own context, so its host, port,
+socket path, user, password, ``rediss://`` and ``ssl_*`` options mean here what they mean to the
+cache. Its other query options (timeouts, pool sizes) do not apply: a lane has its own bounds.
 """
 
 import asyncio
