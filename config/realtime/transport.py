@@ -35,6 +35,7 @@ class ChannelLayerTransport:
         # channels-redis (pinned) places a group on a shard by the hash of its channel name;
         # asking the layer itself keeps a lane and the layer's shard the same thing.
         self._broker = self.layer._get_layer()
+        self._deserialize = self.layer.deserialize  # the layer's, bound once: the listener's per message
         for index, shard in enumerate(self._broker._shards):
             lane = Lane(
                 f"shard {index}",
@@ -121,7 +122,7 @@ class ChannelLayerTransport:
             payloads = await self._inbox.get()  # never, on the in-memory layer (no lanes)
             for raw in payloads:
                 try:
-                    event = self.layer.deserialize(raw)
+                    event = self._deserialize(raw)
                 except Exception:
                     logger.exception("a broker message could not be read")
                     continue
