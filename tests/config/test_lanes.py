@@ -64,6 +64,12 @@ class Harness:
         self.wanted.add(group)
         self.lane.changed(group)
 
+    async def joined(self, *groups: str) -> None:
+        """Join ``groups`` and wait (at most a second) until their subscriptions are sent."""
+        for group in groups:
+            self.join(group)
+        await self.lane.settled(1.0)
+
     async def events(self, count: int) -> list[dict]:
         """The next ``count`` items the subscriber hands over (a batch's items one by one)."""
         got: list[dict] = []
@@ -114,9 +120,7 @@ def test_a_batch_for_several_rooms_arrives_per_room_in_order(redis_url):
     async def scenario() -> None:
         h = await Harness(redis_url).start()
         try:
-            for group in ("a", "b"):
-                h.join(group)
-            await h.lane.settled(1.0)
+            await h.joined("a", "b")
             for i in range(5):
                 h.lane.publish("a", {"n": f"a{i}"})
                 h.lane.publish("b", {"n": f"b{i}"})
@@ -160,9 +164,7 @@ def test_a_subscriber_whose_connection_drops_subscribes_again(redis_url):
     async def scenario() -> None:
         h = await Harness(redis_url).start()
         try:
-            for group in ("a", "b"):
-                h.join(group)
-            await h.lane.settled(1.0)
+            await h.joined("a", "b")
             first = h.lane._subscriber
             host, port = first._writer.get_extra_info("sockname")[:2]
             await h.redis.execute_command("CLIENT", "KILL", "ADDR", f"{host}:{port}")
