@@ -9,8 +9,9 @@ pool:
 - at most ``PASSWORD_HASH_WORKERS`` at once, on threads started with a lower scheduling
   priority (``PASSWORD_HASH_NICE``): when the CPU is short, the kernel gives it to the event
   loop first, and hashing takes what is left;
-- at most ``PASSWORD_HASH_QUEUE`` waiting; past that, or after ``PASSWORD_HASH_WAIT`` seconds
-  in the queue, the request is refused at once with ``UNAVAILABLE`` and ``retryAfter``;
+- at most ``PASSWORD_HASH_QUEUE`` waiting; past that the request is refused at once with
+  ``UNAVAILABLE`` and ``retryAfter``, and so it is once it has waited ``PASSWORD_HASH_WAIT``
+  seconds in all, queued or hashing: a client is answered within the wait whatever the CPU;
 - at most ``PASSWORD_HASH_PER_ADDRESS`` of those (running or waiting) from one client address
   (contract 10.1): the next from that address is refused at once with ``RATE_LIMITED``, so one
   address flooding a login form holds a fair share of the pool, and every other address's
@@ -28,7 +29,7 @@ import contextvars
 import os
 import threading
 from collections import Counter
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any, TypeVar
 
@@ -77,8 +78,8 @@ class HashingPool:
         with contextlib.suppress(OSError, AttributeError):
             os.setpriority(os.PRIO_PROCESS, threading.get_native_id(), self.nice)
 
-    @contextlib.contextmanager
-    def _admission(self, address: str) -> Iterator[None]:
+    def _admit(self, address: str) -> Callable[[], None]:
+        """Take a place (refused at once when none is left); the returned callable gives it back."""
         shared = bool(address and self.per_address)
         with self._lock:
             if shared and self._by_address[address] >= self.per_address:
@@ -90,15 +91,16 @@ class HashingPool:
             self._admitted += 1
             if shared:
                 self._by_address[address] += 1
-        try:
-            yield
-        finally:
+
+        def release() -> None:
             with self._lock:
                 self._admitted -= 1
                 if shared:
                     self._by_address[address] -= 1
                     if not self._by_address[address]:
                         del self._by_address[address]  # the counter keeps only addresses in flight
+
+        return release
 
     def retry_after(self) -> float:
         """A fair guess at when a slot frees: the queue ahead, a second of hashing per worker each."""
@@ -111,17 +113,23 @@ class HashingPool:
             # A login read its user first: give the pooled connection back while this waits and
             # hashes, or a storm of logins would hold the whole database pool for nothing.
             connection.close()
-        with self._admission(_address.get()):
+        release = self._admit(_address.get())
+        try:
             future = self._executor.submit(work, *args)
-            try:
-                return future.result(timeout=self.wait)
-            except TimeoutError:
-                if future.cancel():  # still queued: it will not run
-                    metrics.HASHING_REFUSED.inc()
-                    raise Unavailable(
-                        "Sign-ins are slow right now; retry shortly", retry_after=self.retry_after()
-                    ) from None
-                return future.result()  # running already: its answer is near
+        except BaseException:
+            release()
+            raise
+        # The place is given back when the hash ends, not when its caller stops waiting: a hash
+        # nobody waits for any more still holds its worker, and the pool admits only what it runs.
+        future.add_done_callback(lambda _: release())
+        try:
+            return future.result(timeout=self.wait)
+        except TimeoutError:
+            # Queued: it will not run. Running already: it ends unread. Either way the caller is
+            # answered now; on a starved CPU a running hash can take longer than the wait itself.
+            future.cancel()
+            metrics.HASHING_REFUSED.inc()
+            raise Unavailable("Sign-ins are slow right now; retry shortly", retry_after=self.retry_after()) from None
 
     @property
     def admitted(self) -> int:

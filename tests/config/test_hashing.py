@@ -57,6 +57,38 @@ def test_past_the_queue_a_hash_is_refused_at_once_with_retry_after(small_pool):
     assert small_pool.admitted == 0  # every place given back
 
 
+def test_a_hash_still_running_at_the_wait_is_answered_503_and_holds_its_place_until_it_ends(monkeypatch):
+    """A starved CPU can make one hash outlast PASSWORD_HASH_WAIT: its caller is answered then,
+    not when the hash ends, and the worker it still occupies is not offered to anyone else."""
+    pool = hashing.HashingPool(workers=1, queue=0, wait=0.3, nice=10)
+    monkeypatch.setattr(hashing, "_pool", [pool])
+    hashing_started, finish = threading.Event(), threading.Event()
+    real = hashing.hashers.MD5PasswordHasher.encode
+
+    def starved(self, password, salt):
+        hashing_started.set()
+        finish.wait(10)
+        return real(self, password, salt)
+
+    monkeypatch.setattr(hashing.hashers.MD5PasswordHasher, "encode", starved)
+    started = time.monotonic()
+    with pytest.raises(Unavailable) as refused:
+        make_password("password123")
+    answered_in = time.monotonic() - started
+    assert hashing_started.is_set() and 0.3 <= answered_in < 2  # it was running, and it was answered at the wait
+    assert refused.value.retry_after >= 1
+    assert pool.admitted == 1  # the abandoned hash still holds its worker
+    with pytest.raises(Unavailable, match="at once"):
+        make_password("password123")  # so the next finds no place, at once
+    finish.set()
+    deadline = time.monotonic() + 5
+    while pool.admitted:
+        assert time.monotonic() < deadline, "the place was never given back"
+        time.sleep(0.01)
+    monkeypatch.setattr(hashing.hashers.MD5PasswordHasher, "encode", real)
+    assert make_password("password123").startswith("md5$")
+
+
 def test_hashing_runs_on_its_own_low_priority_threads(small_pool, monkeypatch):
     seen: dict[str, object] = {}
     real = hashing.hashers.MD5PasswordHasher.encode
