@@ -62,6 +62,14 @@ DISPATCH_BACKLOG = Gauge(
 PUBLISH_BATCHES = Counter("homeservices_publish_batches_total", "Batches published on the channel layer")
 PUBLISH_FAILURES = Counter("homeservices_publish_failures_total", "Failed attempts to publish a batch (retried)")
 PUBLISH_DROPPED = Counter("homeservices_publish_dropped_total", "Cross-process messages dropped: backlog full")
+BROKER_BEHIND = Counter(
+    "homeservices_broker_listener_behind_total",
+    "Times a lane's subscriber stopped reading: the listener had INBOX_MAX_BYTES of broker messages to read",
+)
+BROKER_CUTS = Counter(
+    "homeservices_broker_subscriber_cuts_total",
+    "Subscriber connections Redis ended while the listener was behind (its pubsub output buffer limit)",
+)
 BROKER_MESSAGES = Counter(
     "homeservices_broker_messages_total",
     "Messages this process decoded from the broker, by kind: room, user, broadcast, socket, control",

@@ -17,7 +17,7 @@ import asyncio
 import contextlib
 import logging
 from collections import deque
-from collections.abc import Callable, Iterable
+from collections.abc import Awaitable, Callable, Iterable
 from typing import Any
 
 import hiredis
@@ -51,13 +51,15 @@ class Lane:
         host: dict[str, Any],
         channel_name: Callable[[str], str],
         wanted: set[str],
-        received: Callable[[list[bytes]], None],
+        received: Callable[[list[bytes]], Awaitable[Any] | None],
         serialize: Callable[[dict[str, Any]], bytes],
         queue_max: int = PUBLISH_QUEUE_MAX,
     ) -> None:
         """``host``: the shard, as channels-redis describes it. ``received``: called with the
-        messages' bytes as they arrive, in order. ``queue_max``: the publishes a lane holds while
-        its shard is slow or away; past it they are dropped, counted and logged (docs/deployment.md)."""
+        messages' bytes as they arrive, in order; what it returns, if not ``None``, is waited on
+        before the subscriber reads again (``config.realtime.inbox``: the listener is behind).
+        ``queue_max``: the publishes a lane holds while its shard is slow or away; past it they are
+        dropped, counted and logged (docs/deployment.md)."""
         self.name = name
         self.host = host
         self._channel_name = channel_name
@@ -75,6 +77,9 @@ class Lane:
         self.down = False
         self.dropped = 0
         self.queue_max = queue_max
+        self.behind = 0  # times the subscriber stopped reading for the listener (``_wait_for_listener``)
+        self.cuts = 0  # subscriber connections Redis ended meanwhile
+        self._waited = False  # this connection's subscriber stopped reading for the listener
 
     # ------------------------------------------------------------ fed by the transport
     def publish(self, group: str, data: dict[str, Any]) -> None:
@@ -215,12 +220,18 @@ class Lane:
                 self._mark_down(exc)
                 await asyncio.sleep(RETRY_SECONDS)
                 continue
+            self._waited = False
             try:
                 self._write_subscriptions(wire, "SUBSCRIBE", self.subscribed)
                 wire.write(command("PING"))  # its answer: the subscriptions before it were taken
                 await self._read(wire)
             except asyncio.CancelledError:
                 raise
+            except ConnectionError as exc:
+                if self._waited:  # Redis is up: it cut a subscriber that read too slowly
+                    self._count_cut()
+                else:
+                    self._mark_down(exc)
             except Exception as exc:
                 self._mark_down(exc)
             finally:
@@ -242,10 +253,26 @@ class Lane:
                 elif reply in ([b"pong", b""], b"PONG") and refused is None:
                     self._subscriber = wire
                     self.wake.set()  # the changes asked for while away go now
-            if payloads:
-                self._received(payloads)
+            if payloads and (room := self._received(payloads)) is not None:
+                await self._wait_for_listener(room)
             if refused is not None:
                 raise refused
+
+    async def _wait_for_listener(self, room: Awaitable[Any]) -> None:
+        """Read no more until the listener has room: what comes meanwhile waits in the socket's
+        buffers, then in Redis, which cuts the subscriber past its pubsub limit (``inbox``)."""
+        self._waited = True
+        self.behind += 1
+        metrics.BROKER_BEHIND.inc()
+        if self.behind == 1 or self.behind % 100 == 0:
+            logger.warning("broker listener behind: %s's subscriber waits for it (%d times)", self.name, self.behind)
+        await room
+
+    def _count_cut(self) -> None:
+        self.cuts += 1
+        metrics.BROKER_CUTS.inc()
+        if self.cuts == 1 or self.cuts % 100 == 0:  # what Redis had not sent is lost
+            logger.warning("Redis cut %s's subscriber, the listener behind (%d times)", self.name, self.cuts)
 
     def _mark_down(self, exc: BaseException) -> None:
         if not self.down:

@@ -26,6 +26,7 @@ from socketio.async_pubsub_manager import AsyncPubSubManager
 
 from config import metrics
 from config.realtime import catalogue, hooks
+from config.realtime.inbox import Inbox
 from config.realtime.lanes import Lane
 from config.realtime.orm import orm_in_flight
 from config.realtime.outbound import EmitsOnce
@@ -50,7 +51,7 @@ class ChannelLayerManager(GracefulStop, ChannelLayerTransport, EmitsOnce, AsyncP
         # Broker lanes by shard, the room groups local sockets want, what their subscribers hear (transport).
         self._lanes: dict[int, Lane] = {}
         self._wanted: set[str] = set()
-        self._inbox: asyncio.Queue[list[bytes]] = asyncio.Queue()  # what the lanes' subscribers read
+        self._inbox = Inbox()  # what the lanes' subscribers read, bounded (config/realtime/inbox.py)
         self.tasks: list[asyncio.Task[Any]] = []
         self.validate_emits: bool = settings.EMIT_VALIDATION  # read once: every emit asks
         # Set when the process begins to stop: new connects are refused, /readyz answers 503.
@@ -82,7 +83,7 @@ class ChannelLayerManager(GracefulStop, ChannelLayerTransport, EmitsOnce, AsyncP
             ThreadPoolExecutor(max_workers=settings.SOCKETIO["DB_THREADS"], thread_name_prefix="orm")
         )
         self.outbox = asyncio.Queue()
-        self._inbox = asyncio.Queue()
+        self._inbox = Inbox()
         with self._handed_lock:
             self._handed = []
         self.start_task(self._drain_outbox())

@@ -42,7 +42,7 @@ class ChannelLayerTransport:
                 shard.host,
                 self._broker._get_group_channel_name,
                 self._wanted,
-                self._inbox.put_nowait,
+                self._inbox.put,
                 self.layer.serialize,
             )
             self._lanes[id(shard)] = lane

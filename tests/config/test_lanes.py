@@ -16,8 +16,10 @@ from channels_redis.pubsub import RedisPubSubChannelLayer
 from prometheus_client import REGISTRY
 from redis.asyncio import Redis
 
+from config.realtime.inbox import INBOX_MAX_BYTES, Inbox
 from config.realtime.lanes import Lane
 from config.realtime.manager import ChannelLayerManager
+from config.realtime.redis_wire import READ_CHUNK
 from config.realtime.transport import ChannelLayerTransport
 from tests.live import free_port
 
@@ -34,17 +36,17 @@ def redis_url() -> str:
 class Harness:
     """A lane on its own prefix, its two tasks running, and what its subscriber receives."""
 
-    def __init__(self, url: str, **options: int) -> None:
+    def __init__(self, url: str, inbox: Inbox | None = None, **options: int) -> None:
         self.layer = RedisPubSubChannelLayer(hosts=[url], prefix=f"lane{uuid.uuid4().hex[:8]}")
         self.loop_layer = self.layer._get_layer()
         self.wanted: set[str] = set()
-        self.inbox: asyncio.Queue[list[bytes]] = asyncio.Queue()
+        self.inbox = inbox or Inbox()  # the manager's (its listener reads it)
         self.lane = Lane(
             "shard 0",
             self.loop_layer._shards[0].host,
             self.loop_layer._get_group_channel_name,
             self.wanted,
-            self.inbox.put_nowait,
+            self.inbox.put,
             self.layer.serialize,
             **options,
         )
@@ -377,5 +379,82 @@ def test_a_batch_that_redis_refuses_in_part_publishes_the_rest_once(redis_with_p
             await asyncio.gather(task, return_exceptions=True)
             await listener.aclose()
             await admin.aclose()
+
+    asyncio.run(scenario())
+
+
+@pytest.fixture
+def redis_cutting_slow_subscribers() -> Iterator[str]:
+    """A redis-server of the test's own that cuts a subscriber 256 KB behind (the default is 32 MB)."""
+    if shutil.which("redis-server") is None:
+        pytest.fail("redis-server is needed for the slow-listener test")
+    port = free_port()
+    command = ["redis-server", "--port", str(port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no"]
+    proc = subprocess.Popen(
+        [*command, "--client-output-buffer-limit", "pubsub 256kb 128kb 1"], stdout=subprocess.DEVNULL
+    )
+    time.sleep(0.3)
+    yield f"redis://127.0.0.1:{port}"
+    proc.terminate()
+    proc.wait(10)
+
+
+def test_a_listener_that_falls_behind_holds_a_bounded_inbox_and_its_lane_recovers(
+    redis_cutting_slow_subscribers, caplog
+):
+    """docs/deployment.md: a process whose listener cannot keep up holds at most INBOX_MAX_BYTES of
+    broker messages (here 64 KiB): its subscriber stops reading, Redis cuts it past its pubsub
+    limit instead of the process growing (20 MB flooded here), and once the listener reads again
+    the lane subscribes again and delivers what is published next."""
+    assert ChannelLayerManager()._inbox.max_bytes == INBOX_MAX_BYTES == 16 << 20
+    url = redis_cutting_slow_subscribers
+
+    async def scenario() -> None:
+        h = await Harness(url, inbox=Inbox(max_bytes=64 << 10)).start()
+        flooder = Redis.from_url(url)
+        peak = 0
+        try:
+            await h.joined("room")
+            first = h.lane._subscriber
+            channel = h.lane._channel_name("room")
+            with caplog.at_level(logging.WARNING, logger="config.realtime.manager"):
+                for burst in range(20):  # nobody reads the inbox meanwhile
+                    payload = h.layer.serialize({"type": "sio.message", "data": {"n": burst, "pad": "x" * 2000}})
+                    async with flooder.pipeline(transaction=False) as pipe:
+                        for _ in range(500):
+                            pipe.publish(channel, payload)
+                        await pipe.execute()
+                    peak = max(peak, h.inbox.bytes)
+                deadline = time.monotonic() + 10
+                while await h.subscribers("room") and time.monotonic() < deadline:
+                    peak = max(peak, h.inbox.bytes)
+                    await asyncio.sleep(0.05)
+                assert 64 << 10 < peak <= (64 << 10) + READ_CHUNK + 4096, peak  # one read past the bound
+                assert await h.subscribers("room") == 0  # Redis cut the subscriber that stopped reading
+                assert h.lane.behind >= 1 and not h.lane.down
+                heard: list[dict] = []
+
+                async def listener() -> None:  # catches up
+                    while True:
+                        heard.extend(await h.events(1))
+
+                reading = asyncio.create_task(listener())
+                try:
+                    async with asyncio.timeout(10):
+                        while h.lane._subscriber in (None, first) or not await h.subscribers("room"):
+                            await asyncio.sleep(0.05)
+                        h.lane.publish("room", {"n": "after"})
+                        while {"n": "after"} not in heard:
+                            await asyncio.sleep(0.05)
+                finally:
+                    reading.cancel()
+            assert h.lane.cuts == 1 and not h.lane.down
+            lines = [r.getMessage() for r in caplog.records]
+            assert lines[0] == "broker listener behind: shard 0's subscriber waits for it (1 times)", lines
+            assert "Redis cut shard 0's subscriber, the listener behind (1 times)" in lines, lines
+            assert not any("unavailable" in line for line in lines), lines
+        finally:
+            await flooder.aclose()
+            await h.close()
 
     asyncio.run(scenario())
