@@ -16,6 +16,7 @@ waits for no reply; a socket that comes and goes within a round costs nothing).
 import asyncio
 import contextlib
 import logging
+import time
 from collections import deque
 from collections.abc import Awaitable, Callable, Iterable
 from typing import Any
@@ -32,6 +33,9 @@ PUBLISH_QUEUE_MAX = 50_000
 PUBLISH_BATCH_MAX = 500
 RETRY_SECONDS = 0.5
 SUBSCRIBE_CHUNK = 10_000  # channel names per SUBSCRIBE command
+# A subscriber's connection that ends this soon after it waited for the listener was cut for
+# that (it reads the backlog left in its socket within a second); later, the shard went away.
+CUT_SECONDS = 5.0
 
 
 class Lane:
@@ -79,7 +83,7 @@ class Lane:
         self.queue_max = queue_max
         self.behind = 0  # times the subscriber stopped reading for the listener (``_wait_for_listener``)
         self.cuts = 0  # subscriber connections Redis ended meanwhile
-        self._waited = False  # this connection's subscriber stopped reading for the listener
+        self._resumed = -CUT_SECONDS  # monotonic: when the subscriber last read again after waiting
 
     # ------------------------------------------------------------ fed by the transport
     def publish(self, group: str, data: dict[str, Any]) -> None:
@@ -220,7 +224,6 @@ class Lane:
                 self._mark_down(exc)
                 await asyncio.sleep(RETRY_SECONDS)
                 continue
-            self._waited = False
             try:
                 self._write_subscriptions(wire, "SUBSCRIBE", self.subscribed)
                 wire.write(command("PING"))  # its answer: the subscriptions before it were taken
@@ -228,7 +231,7 @@ class Lane:
             except asyncio.CancelledError:
                 raise
             except ConnectionError as exc:
-                if self._waited:  # Redis is up: it cut a subscriber that read too slowly
+                if time.monotonic() - self._resumed < CUT_SECONDS:  # Redis cut a late reader: it is up
                     self._count_cut()
                 else:
                     self._mark_down(exc)
@@ -261,12 +264,12 @@ class Lane:
     async def _wait_for_listener(self, room: Awaitable[Any]) -> None:
         """Read no more until the listener has room: what comes meanwhile waits in the socket's
         buffers, then in Redis, which cuts the subscriber past its pubsub limit (``inbox``)."""
-        self._waited = True
         self.behind += 1
         metrics.BROKER_BEHIND.inc()
         if self.behind == 1 or self.behind % 100 == 0:
             logger.warning("broker listener behind: %s's subscriber waits for it (%d times)", self.name, self.behind)
         await room
+        self._resumed = time.monotonic()
 
     def _count_cut(self) -> None:
         self.cuts += 1
