@@ -458,3 +458,52 @@ def test_a_listener_that_falls_behind_holds_a_bounded_inbox_and_its_lane_recover
             await h.close()
 
     asyncio.run(scenario())
+
+
+def test_a_redis_restart_logs_down_once_and_up_once_at_its_return(caplog):
+    """A Redis of the test's own, stopped and started again: the lane logs `unavailable` once, at the
+    stop, and `back` once, when the subscriber is in again; the first publish after (on a
+    publisher connection that died while idle) adds no line, no failure, and is delivered."""
+    if shutil.which("redis-server") is None:
+        pytest.fail("redis-server is needed for the restart test")
+    port = free_port()
+    command = ["redis-server", "--port", str(port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no"]
+
+    def failures() -> float:
+        return REGISTRY.get_sample_value("homeservices_publish_failures_total") or 0.0
+
+    async def scenario() -> None:
+        server = subprocess.Popen(command, stdout=subprocess.DEVNULL)
+        await asyncio.sleep(0.3)
+        h = await Harness(f"redis://127.0.0.1:{port}").start()
+        try:
+            await h.joined("a")
+            h.lane.publish("a", {"n": 0})
+            assert await h.events(1) == [{"n": 0}]
+            with caplog.at_level(logging.WARNING, logger="config.realtime.manager"):
+                server.terminate()
+                server.wait(10)
+                async with asyncio.timeout(5):
+                    while not h.lane.down:
+                        await asyncio.sleep(0.02)
+                server = subprocess.Popen(command, stdout=subprocess.DEVNULL)
+                async with asyncio.timeout(5):
+                    while h.lane.down:
+                        await asyncio.sleep(0.02)
+                lines = [r.getMessage() for r in caplog.records]
+                await asyncio.sleep(0.3)  # the publisher is idle a while, as a real one is
+                before = failures()
+                h.lane.publish("a", {"n": 1})
+                assert await h.events(1) == [{"n": 1}]
+                await asyncio.sleep(1)  # two retries' worth: a flap would have logged by now
+            assert [r.getMessage() for r in caplog.records] == lines and failures() == before
+            assert [line.split(" (")[0].split(";")[0] for line in lines] == [
+                "channel layer unavailable on shard 0",
+                "channel layer is back on shard 0",
+            ]
+        finally:
+            await h.close()
+            server.terminate()
+            server.wait(10)
+
+    asyncio.run(scenario())
