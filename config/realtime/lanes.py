@@ -193,14 +193,18 @@ class Lane:
 
     async def _write_publishes(self, data: bytes, count: int) -> list[Any]:
         """Write ``count`` commands on the publisher; their replies. A connection kept from an
-        earlier batch that Redis has closed meanwhile (its idle ``timeout``, a proxy's, a restart)
-        is replaced at once, not after a failed round: only a shard that refuses a new one is down.
-        As after any failure, a batch Redis took in part before the connection went is sent again."""
+        earlier batch that ended meanwhile (Redis's idle ``timeout``, a proxy's, a restart, keepalive
+        giving up during a partition: an ``OSError`` that is no ``ConnectionError``) is replaced at
+        once, not after a failed round: only a shard that refuses a new one is down, so the lane's
+        log says what the shard did, not when this process next published. As after any failure,
+        a batch Redis took in part before the connection went is sent again."""
+        if self._publisher is not None and self._publisher.closed:
+            self._close_publisher()  # found out while idle: no write into a dead connection
         if self._publisher is not None:
             try:
                 self._publisher.write(data)
                 return await self._publisher.expect(count)
-            except ConnectionError:
+            except OSError:
                 self._close_publisher()
         self._publisher = await Wire.open(self.host)
         self._publisher.write(data)

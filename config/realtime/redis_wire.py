@@ -84,6 +84,12 @@ class Wire:
             raise
         return wire
 
+    @property
+    def closed(self) -> bool:
+        """The server hung up, or the connection failed (a reset, keepalive's ETIMEDOUT), while
+        nobody was reading it: asyncio's transport read it meanwhile."""
+        return self._reader.at_eof() or self._reader.exception() is not None or self._writer.is_closing()
+
     def write(self, data: bytes) -> None:
         self._writer.write(data)
 

@@ -109,6 +109,13 @@ def test_a_subscriber_cut_off_without_a_reset_is_found_out():
     that moves the address) is found out by TCP keepalive within seconds, not after the kernel's
     default two hours: the lane reconnects and its rooms hear again. In a network namespace of the
     test's own, so it needs root."""
+    cut = _beside_a_redis_of_its_own(CUT_OFF)
+    assert "found out after" in cut.stdout, (cut.stdout, cut.stderr[-2000:])
+
+
+def _beside_a_redis_of_its_own(program: str) -> subprocess.CompletedProcess:
+    """Run ``program`` (Python, given the inner namespace's pid) beside a Redis at 10.9.0.2:6390
+    that it can cut off without a reset. Needs root: skips otherwise."""
     if not all(shutil.which(tool) for tool in ("unshare", "nsenter", "ip", "redis-server")):
         pytest.skip("unshare, nsenter, ip and redis-server are needed to cut a connection without a reset")
     # Two network namespaces of the test's own joined by a veth pair: Redis in the inner one at
@@ -123,7 +130,7 @@ def test_a_subscriber_cut_off_without_a_reset_is_found_out():
         f' sleep 0.5; {sys.executable} -c "$0" $inner; kill $redis $inner; wait'
     )
     cut = subprocess.run(
-        ["unshare", "-n", "sh", "-c", script, CUT_OFF],
+        ["unshare", "-n", "sh", "-c", script, program],
         capture_output=True,
         text=True,
         timeout=60,
@@ -131,4 +138,61 @@ def test_a_subscriber_cut_off_without_a_reset_is_found_out():
     )
     if "Operation not permitted" in cut.stderr:
         pytest.skip("no network namespace here (needs root)")
-    assert "found out after" in cut.stdout, (cut.stdout, cut.stderr[-2000:])
+    return cut
+
+
+LANE_CUT_OFF = """
+import asyncio, logging, os, subprocess, sys
+os.environ.setdefault("DJANGO_SETTINGS_MODULE", "config.settings")
+import django
+django.setup()
+from config.realtime import redis_wire
+from config.realtime.lanes import Lane
+
+redis_wire.SILENCE_LIMIT, redis_wire.KEEPALIVE_IDLE, redis_wire.KEEPALIVE_INTERVAL = 3, 1, 1
+lines = []
+handler = logging.Handler()
+handler.emit = lambda record: lines.append(record.getMessage().split(" (")[0].split(";")[0])
+logging.getLogger("config.realtime.manager").addHandler(handler)
+
+async def until(condition, seconds=20):
+    async with asyncio.timeout(seconds):
+        while not condition():
+            await asyncio.sleep(0.05)
+
+def route(verb):  # the server's kernel answers nothing while the route is a blackhole
+    subprocess.run(["nsenter", "-t", sys.argv[1], "-n", "ip", "route", verb, "blackhole", "10.9.0.1/32"], check=True)
+
+async def main() -> None:
+    got = []
+    lane = Lane("shard 0", {"address": "redis://10.9.0.2:6390"}, "ch.".__add__, {"a"}, got.append, lambda event: b"m")
+    tasks = [asyncio.create_task(lane.listen()), asyncio.create_task(lane.run())]
+    lane.changed("a")
+    await until(lambda: lane._subscriber is not None and not lane.dirty)
+    lane.publish("a", {})
+    await until(lambda: got and lane._publisher is not None)
+    route("add")  # a partition: both connections idle, found out by keepalive within 3 s
+    await until(lambda: lane.down)
+    await asyncio.sleep(3)
+    route("del")
+    await until(lambda: not lane.down)
+    await asyncio.sleep(0.3)
+    lane.publish("a", {})  # on the publisher keepalive gave up on while it was idle
+    await until(lambda: len(got) == 2)
+    await asyncio.sleep(1)  # two retries' worth: a flap would have logged by now
+    print("logged:", lines)
+    for task in tasks:
+        task.cancel()
+
+asyncio.run(main())
+"""
+
+
+def test_after_a_partition_the_lane_logs_down_once_and_up_once():
+    """A partition (no reset) while the lane is idle: keepalive finds out both connections; the
+    lane logs `unavailable` once and `back` once when its subscriber is in again. The first
+    publish after, on the publisher whose connection keepalive ended while idle (ETIMEDOUT, no
+    ``ConnectionError``), opens a new one: no second `unavailable`, `back` at the first publish."""
+    cut = _beside_a_redis_of_its_own(LANE_CUT_OFF)
+    expected = "logged: ['channel layer unavailable on shard 0', 'channel layer is back on shard 0']"
+    assert expected in cut.stdout, (cut.stdout, cut.stderr[-2000:])
