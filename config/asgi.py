@@ -16,8 +16,10 @@ os.environ.setdefault("DJANGO_SETTINGS_MODULE", "config.settings")
 django.setup()
 
 from config.production import refuse_unsafe, warn_at_start  # noqa: E402
+from config.realtime import access_tokens  # noqa: E402
 
 refuse_unsafe()  # no server with DEBUG off and a secret or host missing, nor on the try-it database
+access_tokens.refuse_unusable_settings()  # a SIMPLE_JWT no socket could connect with, DEBUG or not
 warn_at_start()  # with DEBUG off: what the apps' start checks find (demo logins), as warnings
 
 import socketio  # noqa: E402

@@ -81,5 +81,11 @@ if __name__ == "__main__":
     os.environ.setdefault("DJANGO_SETTINGS_MODULE", "config.settings")
     try:
         refuse_unsafe()
+        import django
+
+        django.setup()
+        from config.realtime import access_tokens  # needs the apps (simplejwt's settings)
+
+        access_tokens.refuse_unusable_settings()
     except ImproperlyConfigured as exc:
         sys.exit(f"django.core.exceptions.ImproperlyConfigured: {exc}")

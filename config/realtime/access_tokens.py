@@ -78,10 +78,15 @@ class _Verifier:
 
     def __init__(self) -> None:
         algorithm = token_backend.algorithm
-        if not algorithm.startswith("HS") or token_backend.jwks_client is not None:
-            raise ImproperlyConfigured(f"socket tokens are checked for HS* keys only, not {algorithm}")
+        if not algorithm.startswith("HS"):
+            _refuse(f"ALGORITHM must be HS256, HS384 or HS512, not {algorithm!r}")
+        if token_backend.jwks_client is not None:
+            _refuse("JWK_URL must be unset: the key is SIGNING_KEY")
         hashing = jwt.PyJWS().get_algorithm_by_name(algorithm)
-        self.algorithm = _CheckedKeyHMAC(hashing.hash_alg, token_backend.prepared_signing_key)
+        try:
+            self.algorithm = _CheckedKeyHMAC(hashing.hash_alg, token_backend.prepared_signing_key)
+        except jwt.InvalidKeyError as exc:  # an asymmetric key (PEM, SSH) given as an HMAC secret
+            _refuse(f"SIGNING_KEY is no {algorithm} secret ({exc})")
         self.algorithms = [algorithm]
         self.decoder = jwt.PyJWT({"verify_aud": token_backend.audience is not None})
         # The PyJWS under PyJWT knows this one algorithm, whose key was checked already.
@@ -109,6 +114,17 @@ class _Verifier:
 @cache
 def _verifier() -> _Verifier:
     return _Verifier()
+
+
+def _refuse(problem: str) -> None:
+    raise ImproperlyConfigured(f"SIMPLE_JWT: socket connects check access tokens with an HMAC key only: {problem}")
+
+
+def refuse_unusable_settings() -> None:
+    """Raise ``ImproperlyConfigured`` naming the setting, when SIMPLE_JWT is one this check cannot
+    use (an RS*/ES* algorithm, a JWKS URL, an asymmetric key): at a server's start, not at its
+    first connect, where it refused every socket with a traceback while REST logins worked."""
+    _verifier()
 
 
 def access_payload(token: str) -> dict[str, Any]:

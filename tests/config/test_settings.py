@@ -146,3 +146,26 @@ def test_bounded_settings_take_sane_values():
     result = python("-c", code, DEBUG="1", ARRIVAL_RADIUS_METERS="200", **env)
     assert result.returncode == 0, result.stderr[-1500:]
     assert result.stdout.split() == ["30.0", "0.5", "30.0", "200.0"]
+
+
+@pytest.mark.parametrize(
+    "simple_jwt,named",
+    [
+        ({"ALGORITHM": "RS256", "VERIFYING_KEY": "-"}, "ALGORITHM must be HS256, HS384 or HS512, not 'RS256'"),
+        ({"JWK_URL": "https://auth.example.com/.well-known/jwks.json"}, "JWK_URL must be unset"),
+        ({"SIGNING_KEY": "-----BEGIN PUBLIC KEY-----\nMFkw\n-----END PUBLIC KEY-----\n"}, "SIGNING_KEY is no HS256"),
+    ],
+)
+def test_a_token_setting_sockets_cannot_check_is_refused_at_start(tmp_path, simple_jwt, named):
+    """SIMPLE_JWT that simplejwt accepts for REST but the socket token check cannot use: the
+    server refuses to start and names the setting (it failed every connect, from the first)."""
+    (tmp_path / "jwt_settings.py").write_text(
+        f"from config.settings import *  # noqa\nSIMPLE_JWT = {{**SIMPLE_JWT, **{simple_jwt!r}}}\n"
+    )
+    env = {"DEBUG": "1", "DJANGO_SETTINGS_MODULE": "jwt_settings", "PYTHONPATH": str(tmp_path)}
+    for server in SERVERS[:2]:  # make serve's first step, the ASGI application (WSGI has no sockets)
+        result = python(*server, **env)
+        assert result.returncode != 0, (server, result.stdout)
+        assert "ImproperlyConfigured: SIMPLE_JWT: socket connects check" in result.stderr, result.stderr[-1500:]
+        assert named in result.stderr, (server, result.stderr[-1500:])
+    assert python(*SERVERS[0], DEBUG="1").returncode == 0  # the shipped settings start
