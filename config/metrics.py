@@ -62,6 +62,11 @@ DISPATCH_BACKLOG = Gauge(
 PUBLISH_BATCHES = Counter("homeservices_publish_batches_total", "Batches published on the channel layer")
 PUBLISH_FAILURES = Counter("homeservices_publish_failures_total", "Failed attempts to publish a batch (retried)")
 PUBLISH_DROPPED = Counter("homeservices_publish_dropped_total", "Cross-process messages dropped: backlog full")
+BROKER_INBOX = Gauge(
+    "homeservices_broker_inbox_bytes",
+    "Broker messages read, waiting for this process's listener (bounded: config/realtime/inbox.py)",
+    multiprocess_mode="livesum",
+)
 BROKER_BEHIND = Counter(
     "homeservices_broker_listener_behind_total",
     "Times a lane's subscriber stopped reading: the listener had INBOX_MAX_BYTES of broker messages to read",

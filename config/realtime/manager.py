@@ -111,6 +111,7 @@ class ChannelLayerManager(GracefulStop, ChannelLayerTransport, EmitsOnce, AsyncP
                 metrics.SOCKETS.labels(namespace).set(len(members.get(None, ())))
             metrics.ORM_QUEUE.set(orm_in_flight())
             metrics.PUBLISH_QUEUE.set(self.publish_backlog)
+            metrics.BROKER_INBOX.set(self._inbox.bytes)
             await asyncio.sleep(1)
 
     async def session_of(self, sid: str, namespace: str) -> dict[str, Any] | None:

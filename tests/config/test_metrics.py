@@ -55,6 +55,7 @@ def test_metrics_count_events_outcomes_and_sockets(live_server_url, customer):
     for name in (
         "homeservices_orm_queue_depth",
         "homeservices_publish_queue_depth",
+        "homeservices_broker_inbox_bytes",
         "homeservices_gc_collections_total",
         "homeservices_http_requests_total",
         "homeservices_server_events_total",
