@@ -16,8 +16,8 @@ import jwt
 from django.core.exceptions import ImproperlyConfigured
 from jwt.algorithms import HMACAlgorithm
 from jwt.utils import base64url_decode, base64url_encode
+from rest_framework_simplejwt.exceptions import TokenBackendError
 from rest_framework_simplejwt.settings import api_settings
-from rest_framework_simplejwt.state import token_backend
 from rest_framework_simplejwt.tokens import AccessToken
 
 
@@ -77,6 +77,10 @@ class _Verifier:
     """simplejwt's backend's decode (key, algorithm, audience, issuer, leeway), its key checked once."""
 
     def __init__(self) -> None:
+        try:  # simplejwt builds its backend on this import: an algorithm it does not know fails it
+            from rest_framework_simplejwt.state import token_backend
+        except TokenBackendError as exc:
+            _refuse(f"ALGORITHM {api_settings.ALGORITHM!r}: {exc}")
         algorithm = token_backend.algorithm
         if not algorithm.startswith("HS"):
             _refuse(f"ALGORITHM must be HS256, HS384 or HS512, not {algorithm!r}")
@@ -87,6 +91,12 @@ class _Verifier:
             self.algorithm = _CheckedKeyHMAC(hashing.hash_alg, token_backend.prepared_signing_key)
         except jwt.InvalidKeyError as exc:  # an asymmetric key (PEM, SSH) given as an HMAC secret
             _refuse(f"SIGNING_KEY is no {algorithm} secret ({exc})")
+        except TypeError:  # None, or not text: PyJWT's force_bytes says nothing of the setting
+            _refuse(f"SIGNING_KEY must be a string, not {type(token_backend.prepared_signing_key).__name__}")
+        # A key shorter than the hash (RFC 7518 3.2) is guessed offline from any one token, and
+        # then every account's token is forged: PyJWT only warns, at each token it signs.
+        if short := self.algorithm.check_key_length(self.algorithm.key):
+            _refuse(f"SIGNING_KEY is too short: {short}")
         self.algorithms = [algorithm]
         self.decoder = jwt.PyJWT({"verify_aud": token_backend.audience is not None})
         # The PyJWS under PyJWT knows this one algorithm, whose key was checked already.

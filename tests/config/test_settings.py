@@ -154,6 +154,10 @@ def test_bounded_settings_take_sane_values():
         ({"ALGORITHM": "RS256", "VERIFYING_KEY": "-"}, "ALGORITHM must be HS256, HS384 or HS512, not 'RS256'"),
         ({"JWK_URL": "https://auth.example.com/.well-known/jwks.json"}, "JWK_URL must be unset"),
         ({"SIGNING_KEY": "-----BEGIN PUBLIC KEY-----\nMFkw\n-----END PUBLIC KEY-----\n"}, "SIGNING_KEY is no HS256"),
+        ({"ALGORITHM": "HS257"}, "ALGORITHM 'HS257': Unrecognized algorithm type 'HS257'"),
+        ({"SIGNING_KEY": None}, "SIGNING_KEY must be a string, not NoneType"),
+        ({"SIGNING_KEY": "abc"}, "SIGNING_KEY is too short: The HMAC key is 3 bytes long"),
+        ({"ALGORITHM": "HS512", "SIGNING_KEY": "k" * 50}, "SIGNING_KEY is too short: The HMAC key is 50 bytes"),
     ],
 )
 def test_a_token_setting_sockets_cannot_check_is_refused_at_start(tmp_path, simple_jwt, named):
