@@ -128,7 +128,9 @@ class Lane:
                     await asyncio.sleep(linger)
                 self.wake.clear()
                 try:
-                    if self._subscriber is not None:
+                    # Not into a subscriber Redis cut while it waited for the listener: asyncio logs
+                    # each write to it; the changes stay asked for, sent when the lane is back.
+                    if self._subscriber is not None and not self._subscriber.closed:
                         self._reconcile(self._subscriber)
                     while self.messages:
                         await self._send_batch()

@@ -507,3 +507,55 @@ def test_a_redis_restart_logs_down_once_and_up_once_at_its_return(caplog):
             server.wait(10)
 
     asyncio.run(scenario())
+
+
+def test_rooms_joined_while_a_cut_subscriber_waits_for_the_listener_log_nothing_and_are_heard_after(
+    redis_cutting_slow_subscribers, caplog
+):
+    """A subscriber Redis cut while it waited for a late listener is still the lane's until it
+    reads again: rooms joined meanwhile are not written into it (asyncio logged a WARNING for each
+    write to the dead connection, one a round for as long as the listener stayed behind) and are
+    subscribed, and heard, once the lane is back."""
+    url = redis_cutting_slow_subscribers
+
+    async def scenario() -> None:
+        h = await Harness(url, inbox=Inbox(max_bytes=64 << 10)).start()
+        flooder = Redis.from_url(url)
+        try:
+            await h.joined("room")
+            channel = h.lane._channel_name("room")
+            payload = h.layer.serialize({"type": "sio.message", "data": {"pad": "x" * 2000}})
+            for _ in range(20):  # 20 MB: past the socket buffers, into Redis's, which cuts
+                async with flooder.pipeline(transaction=False) as pipe:
+                    for _ in range(500):
+                        pipe.publish(channel, payload)
+                    await pipe.execute()
+            async with asyncio.timeout(10):
+                while await h.subscribers("room"):  # cut, the lane still waiting for its listener
+                    await asyncio.sleep(0.05)
+            with caplog.at_level(logging.WARNING, logger="asyncio"):
+                for i in range(10):
+                    await h.joined(f"late{i}")
+            assert [r.getMessage() for r in caplog.records if r.name == "asyncio"] == []
+            heard: list[dict] = []
+
+            async def listener() -> None:  # catches up
+                while True:
+                    heard.extend(await h.events(1))
+
+            reading = asyncio.create_task(listener())
+            try:
+                async with asyncio.timeout(10):
+                    while not await h.subscribers("late9"):
+                        await asyncio.sleep(0.05)
+                    h.lane.publish("late9", {"n": "after"})
+                    while {"n": "after"} not in heard:
+                        await asyncio.sleep(0.05)
+            finally:
+                reading.cancel()
+            assert h.lane.cuts == 1 and not h.lane.down
+        finally:
+            await flooder.aclose()
+            await h.close()
+
+    asyncio.run(scenario())
