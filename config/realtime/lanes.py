@@ -221,15 +221,20 @@ class Lane:
     async def listen(self) -> None:
         """Keep the subscriber connected: on each (re)connect it asks for every group wanted so
         far, then hands over the messages as they arrive."""
+        cut = False  # the last connection ended soon after waiting for the listener
         while True:
             try:
                 wire = await Wire.open(self.host)
             except asyncio.CancelledError:
                 raise
             except Exception as exc:
+                cut = False  # no: the shard went away (a stop while the listener was behind)
                 self._mark_down(exc)
                 await asyncio.sleep(RETRY_SECONDS)
                 continue
+            if cut:  # Redis cut a late reader and is up: counted once it takes a new one
+                cut = False
+                self._count_cut()
             try:
                 self._write_subscriptions(wire, "SUBSCRIBE", self.subscribed)
                 wire.write(command("PING"))  # its answer: the subscriptions before it were taken
@@ -237,8 +242,8 @@ class Lane:
             except asyncio.CancelledError:
                 raise
             except ConnectionError as exc:
-                if time.monotonic() - self._resumed < CUT_SECONDS:  # Redis cut a late reader: it is up
-                    self._count_cut()
+                if time.monotonic() - self._resumed < CUT_SECONDS:
+                    cut = True
                 else:
                     self._mark_down(exc)
             except Exception as exc:

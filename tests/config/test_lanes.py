@@ -559,3 +559,57 @@ def test_rooms_joined_while_a_cut_subscriber_waits_for_the_listener_log_nothing_
             await h.close()
 
     asyncio.run(scenario())
+
+
+def test_a_redis_stopped_while_the_listener_is_behind_is_logged_down_not_as_a_cut(caplog):
+    """A subscriber waiting for a late listener whose Redis then stops: once the listener catches
+    up, the subscriber reads to the connection's end within CUT_SECONDS of reading again, yet Redis
+    did not cut it, it went away. Logged `unavailable` once and `back` once, no `Redis cut` (it
+    was, and counted a cut for every outage that found a listener behind)."""
+    port = free_port()
+    command = ["redis-server", "--port", str(port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no"]
+    command += ["--client-output-buffer-limit", "pubsub 0 0 0"]  # this Redis never cuts a late reader
+
+    async def scenario() -> None:
+        server = subprocess.Popen(command, stdout=subprocess.DEVNULL)
+        await asyncio.sleep(0.3)
+        h = await Harness(f"redis://127.0.0.1:{port}", inbox=Inbox(max_bytes=64 << 10)).start()
+        reading = None
+        try:
+            await h.joined("room")
+            for n in range(200):
+                h.lane.publish("room", {"n": n, "pad": "x" * 2000})
+            async with asyncio.timeout(5):
+                while not h.lane.behind:
+                    await asyncio.sleep(0.02)
+            with caplog.at_level(logging.WARNING, logger="config.realtime.manager"):
+                server.terminate()
+                server.wait(10)
+                heard: list[dict] = []
+
+                async def listener() -> None:  # catches up
+                    while True:
+                        heard.extend(await h.events(1))
+
+                reading = asyncio.create_task(listener())
+                async with asyncio.timeout(5):
+                    while not h.lane.down:
+                        await asyncio.sleep(0.02)
+                server = subprocess.Popen(command, stdout=subprocess.DEVNULL)
+                async with asyncio.timeout(5):
+                    while h.lane.down:
+                        await asyncio.sleep(0.02)
+                lines = [r.getMessage() for r in caplog.records if "listener behind:" not in r.getMessage()]
+            assert len(heard) == 200 and h.lane.cuts == 0, (len(heard), lines)
+            assert [line.split(" (")[0] for line in lines] == [
+                "channel layer unavailable on shard 0",
+                "channel layer is back on shard 0; cross-process delivery resumed",
+            ], lines
+        finally:
+            if reading is not None:
+                reading.cancel()
+            await h.close()
+            server.terminate()
+            server.wait(10)
+
+    asyncio.run(scenario())
