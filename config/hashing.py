@@ -11,7 +11,8 @@ pool:
   loop first, and hashing takes what is left;
 - at most ``PASSWORD_HASH_QUEUE`` waiting; past that the request is refused at once with
   ``UNAVAILABLE`` and ``retryAfter``, and so it is once it has waited ``PASSWORD_HASH_WAIT``
-  seconds in all, queued or hashing: a client is answered within the wait whatever the CPU;
+  seconds in all, queued or hashing, its request's earlier hashes included: a client is
+  answered within the wait whatever the CPU;
 - at most ``PASSWORD_HASH_PER_ADDRESS`` of those (running or waiting) from one client address
   (contract 10.1): the next from that address is refused at once with ``RATE_LIMITED``, so one
   address flooding a login form holds a fair share of the pool, and every other address's
@@ -28,6 +29,7 @@ import contextlib
 import contextvars
 import os
 import threading
+import time
 from collections import Counter
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
@@ -47,6 +49,10 @@ T = TypeVar("T")
 _thread = threading.local()  # ``on_pool``: this thread is one of the pool's
 # The client address of the request this thread is answering ("" outside a request).
 _address: contextvars.ContextVar[str] = contextvars.ContextVar("hashing_client_address", default="")
+# In a request, when its PASSWORD_HASH_WAIT ends (set by its first hash): a request may hash twice
+# (a password change checks the old one and hashes the new; a login upgrades an older hash), and
+# each waiting the whole wait answered it after twice the wait.
+_deadline: contextvars.ContextVar[list[float] | None] = contextvars.ContextVar("hashing_deadline", default=None)
 
 
 class ClientAddressMiddleware:
@@ -56,11 +62,12 @@ class ClientAddressMiddleware:
         self.get_response = get_response
 
     def __call__(self, request: HttpRequest) -> HttpResponse:
-        token = _address.set(request.META.get("REMOTE_ADDR") or "")
+        token, deadline = _address.set(request.META.get("REMOTE_ADDR") or ""), _deadline.set([])
         try:
             return self.get_response(request)
         finally:
             _address.reset(token)
+            _deadline.reset(deadline)
 
 
 class HashingPool:
@@ -113,6 +120,10 @@ class HashingPool:
             # A login read its user first: give the pooled connection back while this waits and
             # hashes, or a storm of logins would hold the whole database pool for nothing.
             connection.close()
+        wait = self._wait_left()
+        if wait <= 0:  # the request's hashes before this one took its whole wait
+            metrics.HASHING_REFUSED.inc()
+            raise self._slow()
         release = self._admit(_address.get())
         try:
             future = self._executor.submit(work, *args)
@@ -123,13 +134,25 @@ class HashingPool:
         # nobody waits for any more still holds its worker, and the pool admits only what it runs.
         future.add_done_callback(lambda _: release())
         try:
-            return future.result(timeout=self.wait)
+            return future.result(timeout=wait)
         except TimeoutError:
             # Queued: it will not run. Running already: it ends unread. Either way the caller is
             # answered now; on a starved CPU a running hash can take longer than the wait itself.
             future.cancel()
             metrics.HASHING_REFUSED.inc()
-            raise Unavailable("Sign-ins are slow right now; retry shortly", retry_after=self.retry_after()) from None
+            raise self._slow() from None
+
+    def _wait_left(self) -> float:
+        """``PASSWORD_HASH_WAIT``; in a request, what its earlier hashes left of it."""
+        deadline = _deadline.get()
+        if deadline is None:  # no request behind it (a management command): each hash its wait
+            return self.wait
+        if not deadline:
+            deadline.append(time.monotonic() + self.wait)
+        return deadline[0] - time.monotonic()
+
+    def _slow(self) -> Unavailable:
+        return Unavailable("Sign-ins are slow right now; retry shortly", retry_after=self.retry_after())
 
     @property
     def admitted(self) -> int:

@@ -370,8 +370,8 @@ TYPING_TIMEOUT = float(os.environ.get("TYPING_TIMEOUT", "6"))
 # ---------------------------------------------------------------- PASSWORDS
 # Django's hashers (stored format, iterations, upgrade of older hashes), each run on this
 # process's hashing pool (config/hashing.py): at most PASSWORD_HASH_WORKERS at once, on threads
-# that yield the CPU to the event loop; past PASSWORD_HASH_QUEUE waiting, or
-# PASSWORD_HASH_WAIT seconds in the queue, a login or sign-up is refused 503 with Retry-After.
+# that yield the CPU to the event loop; past PASSWORD_HASH_QUEUE waiting, or once a request's
+# hashes took PASSWORD_HASH_WAIT seconds (queued or hashing), it is refused 503 with Retry-After.
 PASSWORD_HASHERS = [
     "config.hashing.PBKDF2PasswordHasher",
     "django.contrib.auth.hashers.PBKDF2SHA1PasswordHasher",

@@ -124,3 +124,32 @@ def test_a_login_refused_by_a_full_hashing_queue_is_503_with_retry_after(api, mo
     assert r.status_code == 503 and r["Retry-After"] == "3"
     admin = api.post("/admin/login/", {"username": "stormy", "password": "password123"}, format="multipart")
     assert admin.status_code == 503 and admin["Retry-After"] == "3"  # the admin's form too: never a 500
+
+
+def test_a_password_change_is_answered_within_one_wait_though_it_hashes_twice(api, monkeypatch):
+    """A password change checks the old password and hashes the new one (a login upgrading an
+    older hash does the same): PASSWORD_HASH_WAIT bounds the request, not each hash, or a slowed
+    CPU had it answered after twice the wait."""
+    pool = hashing.HashingPool(workers=1, queue=1, wait=0.4, nice=10)
+    monkeypatch.setattr(hashing, "_pool", [pool])
+    user = UserFactory(username="changer", password="password123")
+    real = hashing.hashers.MD5PasswordHasher.encode
+
+    def slowed(self, password, salt):  # each hash within the wait, two of them past it
+        time.sleep(0.3)
+        return real(self, password, salt)
+
+    monkeypatch.setattr(hashing.hashers.MD5PasswordHasher, "encode", slowed)
+    api.force_authenticate(user)
+    started = time.monotonic()
+    body = {"oldPassword": "password123", "newPassword": "tangerine-kettle-42"}
+    r = api.post("/api/auth/password/", body, format="json")
+    answered_in = time.monotonic() - started
+    assert r.status_code == 503 and r.json()["code"] == "UNAVAILABLE", r.content
+    assert answered_in < 0.55, answered_in  # the wait and a little, not two hashes' time
+    deadline = time.monotonic() + 5
+    while pool.admitted:
+        assert time.monotonic() < deadline, "a place was never given back"
+        time.sleep(0.01)
+    user.refresh_from_db()
+    assert user.check_password("password123")  # unchanged
