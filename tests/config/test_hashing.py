@@ -153,3 +153,50 @@ def test_a_password_change_is_answered_within_one_wait_though_it_hashes_twice(ap
         time.sleep(0.01)
     user.refresh_from_db()
     assert user.check_password("password123")  # unchanged
+
+
+def test_under_a_storm_the_hashes_that_run_are_answered(monkeypatch):
+    """A queue longer than the wait (8 waiting, 0.1 s a hash, a 0.6 s wait) under a storm: a hash
+    started after its caller's wait could cover it is not started (its caller is answered 503 at
+    once), so the worker's time goes to hashes someone still waits for. Every hash began as its
+    caller's wait ran out and ended for nobody: a sixth of them answered."""
+    pool = hashing.HashingPool(workers=1, queue=8, wait=0.6, nice=10)
+    monkeypatch.setattr(hashing, "_pool", [pool])
+    ran, answered = [], []
+    real = hashing.hashers.MD5PasswordHasher.encode
+
+    def hash_of_a_tenth(self, password, salt):
+        time.sleep(0.1)
+        ran.append(1)
+        return real(self, password, salt)
+
+    monkeypatch.setattr(hashing.hashers.MD5PasswordHasher, "encode", hash_of_a_tenth)
+    end = time.monotonic() + 2.5
+
+    def client() -> None:
+        while time.monotonic() < end:
+            try:
+                answered.append(make_password("password123"))
+            except Unavailable:
+                time.sleep(0.02)
+
+    threads = [threading.Thread(target=client) for _ in range(12)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(10)
+    deadline = time.monotonic() + 5
+    while pool.admitted:
+        assert time.monotonic() < deadline, "a place was never given back"
+        time.sleep(0.01)
+    assert len(ran) >= 10 and len(answered) >= 0.9 * len(ran), (len(answered), len(ran))
+
+
+def test_after_a_hash_as_long_as_the_wait_the_next_still_runs(small_pool):
+    """A hash that waited less than half its wait runs whatever the last one took: were it
+    skipped for a last hash about as long as the wait, every one after would be, and none would
+    measure again (the pool refusing everyone for good)."""
+    small_pool.wait = 1.0
+    for last in (0.9999, 1.0, 10.0):
+        small_pool._last = last
+        assert make_password("password123").startswith("md5$")  # its 0.3 s, within the wait
