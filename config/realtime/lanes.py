@@ -221,31 +221,30 @@ class Lane:
     async def listen(self) -> None:
         """Keep the subscriber connected: on each (re)connect it asks for every group wanted so
         far, then hands over the messages as they arrive."""
-        cut = False  # the last connection ended soon after waiting for the listener
+        cut = ""  # why Redis, up, may have ended the last connection: told once it takes the next
         while True:
             try:
                 wire = await Wire.open(self.host)
             except asyncio.CancelledError:
                 raise
             except Exception as exc:
-                cut = False  # no: the shard went away (a stop while the listener was behind)
+                cut = ""  # it did not: the shard went away (a stop, while the listener was behind or not)
                 self._mark_down(exc)
                 await asyncio.sleep(RETRY_SECONDS)
                 continue
-            if cut:  # Redis cut a late reader and is up: counted once it takes a new one
-                cut = False
-                self._count_cut()
+            if cut:
+                self._count_cut(cut)
+                cut = ""
             try:
                 self._write_subscriptions(wire, "SUBSCRIBE", self.subscribed)
                 wire.write(command("PING"))  # its answer: the subscriptions before it were taken
                 await self._read(wire)
             except asyncio.CancelledError:
                 raise
-            except ConnectionError as exc:
-                if time.monotonic() - self._resumed < CUT_SECONDS:
-                    cut = True
-                else:
-                    self._mark_down(exc)
+            except ConnectionError:  # down only if the next connection fails: Redis also cuts a
+                # reader slower than its rooms whose listener kept up (the limit's 8 MB for 60 s)
+                recent = time.monotonic() - self._resumed < CUT_SECONDS
+                cut = "the listener behind" if recent else "a slow reader (or a CLIENT KILL)"
             except Exception as exc:
                 self._mark_down(exc)
             finally:
@@ -282,11 +281,11 @@ class Lane:
         await room
         self._resumed = time.monotonic()
 
-    def _count_cut(self) -> None:
+    def _count_cut(self, why: str) -> None:
         self.cuts += 1
         metrics.BROKER_CUTS.inc()
         if self.cuts == 1 or self.cuts % 100 == 0:  # what Redis had not sent is lost
-            logger.warning("Redis cut %s's subscriber, the listener behind (%d times)", self.name, self.cuts)
+            logger.warning("Redis cut %s's subscriber, %s (%d times)", self.name, why, self.cuts)
 
     def _mark_down(self, exc: BaseException) -> None:
         if not self.down:

@@ -613,3 +613,32 @@ def test_a_redis_stopped_while_the_listener_is_behind_is_logged_down_not_as_a_cu
             server.wait(10)
 
     asyncio.run(scenario())
+
+
+def test_a_subscriber_redis_ends_while_up_is_a_cut_not_the_shard_down(redis_url, caplog):
+    """Redis ends a subscriber of its own accord while it is up, its listener never behind: a
+    reader slower than its rooms past the soft pubsub limit (8 MB for 60 s by default), or a
+    CLIENT KILL. The lane subscribes again and says Redis cut it (WARNING, counted), not that the
+    shard was unavailable and back (an ERROR the shard never earned: a process reading slowly
+    logged an outage each minute)."""
+
+    async def scenario() -> None:
+        h = await Harness(redis_url).start()
+        try:
+            await h.joined("a")
+            first = h.lane._subscriber
+            host, port = first._writer.get_extra_info("sockname")[:2]
+            with caplog.at_level(logging.WARNING, logger="config.realtime.manager"):
+                await h.redis.execute_command("CLIENT", "KILL", "ADDR", f"{host}:{port}")
+                async with asyncio.timeout(5):
+                    while h.lane._subscriber in (None, first) or not await h.subscribers("a"):
+                        await asyncio.sleep(0.02)
+                h.lane.publish("a", {"n": 1})
+                assert await h.events(1) == [{"n": 1}]
+            lines = [r.getMessage() for r in caplog.records]
+            assert lines == ["Redis cut shard 0's subscriber, a slow reader (or a CLIENT KILL) (1 times)"], lines
+            assert h.lane.cuts == 1 and not h.lane.down
+        finally:
+            await h.close()
+
+    asyncio.run(scenario())
