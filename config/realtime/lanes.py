@@ -244,7 +244,7 @@ class Lane:
             except ConnectionError:  # down only if the next connection fails: Redis also cuts a
                 # reader slower than its rooms whose listener kept up (the limit's 8 MB for 60 s)
                 recent = time.monotonic() - self._resumed < CUT_SECONDS
-                cut = "the listener behind" if recent else "a slow reader (or a CLIENT KILL)"
+                cut = "the listener behind" if recent else "while up: a slow reader, a CLIENT KILL, a quick restart"
             except Exception as exc:
                 self._mark_down(exc)
             finally:
