@@ -2,6 +2,7 @@
 jobs and location relay on ``/partner`` (5.2). The composition root (``config/asgi.py``)
 puts each part in its namespace, beside chat's and, on ``/partner``, the partners' own."""
 
+import uuid
 from typing import Any
 
 from bookings import events, relay, selectors, services
@@ -10,11 +11,12 @@ from bookings.serializers import BookingCancelInput, BookingStatusInput
 from bookings.shapes import booking_data
 from config import rooms
 from config.api import validated
+from config.errors import Unavailable
 from config.realtime.catalogue import INTEGER, UUID, obj, one_of
 from config.realtime.identity import Session, session_user
 from config.realtime.inbound import EVENT_SESSION
 from config.realtime.namespace import BaseNamespace
-from config.realtime.orm import db
+from config.realtime.orm import Batched, db
 from config.realtime.parts import Part
 from config.shapes import input_schema
 from partners.tracking import LOCATION_BATCH, LOCATION_UPDATE, locations
@@ -29,6 +31,21 @@ def _booking_id(payload: Any) -> str:
 
 def _track(session: Session, booking_id: str) -> Booking:
     return selectors.booking_for_customer(booking_id=booking_id, user=session_user(session))
+
+
+# The bookings ``booking:track`` reads at one moment (the customers of a reconnect storm): one query
+# and one DB thread hand-off for all of them, each read made after its event came (so it sees every
+# change before it), the rights checked on the loop against the session, as ``_track`` does. Each
+# track waiting counts as a queued ORM call: a burst of them is still shed past DB_QUEUE_MAX.
+_bookings = Batched(lambda booking_ids: selectors.bookings_by_id(booking_ids=booking_ids), counted=True)
+
+
+async def _tracked(session: Session, booking_id: uuid.UUID) -> Booking:
+    try:
+        booking = await _bookings.get(booking_id)
+    except TimeoutError as exc:  # the batch's database read did not answer in time
+        raise Unavailable() from exc
+    return selectors.customers_booking(booking, session_user(session))
 
 
 def _cancel(session: Session, data: dict[str, Any]) -> dict[str, Any]:
@@ -56,8 +73,9 @@ customer_bookings = Part(permitted_rooms=_watchable_rooms)
     ack=_BOOKING_ACK,
 )
 async def track(namespace: BaseNamespace, sid: str, payload: Any) -> dict[str, Any]:
-    booking_id = _booking_id(payload)
-    booking = await db(_track)(await namespace.get_session(sid), booking_id)
+    parsed = selectors.booking_id_from(payload)
+    booking_id = str(parsed)
+    booking = await _tracked(await namespace.get_session(sid), parsed)
     if booking.status not in TERMINAL_STATUSES:
         # A finished booking's room was closed; nothing will be sent to it again.
         await namespace.enter_room(sid, rooms.booking(booking_id))

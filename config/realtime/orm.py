@@ -72,6 +72,9 @@ class Batched:
     A batch the database has not answered within ``timeout`` fails its readers and frees its slot
     (its thread goes on, as a lone read's would): two reads hung on a half-open connection must
     not stop every later read of the process.
+
+    ``counted``: each reader waiting counts in ``OrmLoad`` as a ``db`` call would, so that the
+    events reading through it are shed past ``DB_QUEUE_MAX`` as before they were batched.
     """
 
     def __init__(
@@ -81,8 +84,10 @@ class Batched:
         max_in_flight: int = 2,
         batch_max: int = 500,
         timeout: float = 5.0,
+        counted: bool = False,
     ):
         self.load, self.max_in_flight, self.batch_max, self.timeout = load, max_in_flight, batch_max, timeout
+        self.counted = counted
         self.loop: Any = None
         self.pending: dict[Any, list[Any]] = {}  # key -> the futures waiting for it
         self.in_flight = 0
@@ -98,6 +103,8 @@ class Batched:
         if not self.scheduled:
             self.scheduled = True
             loop.call_soon(self._flush)
+        if self.counted:
+            OrmLoad.in_flight += 1
         try:
             return await future
         except asyncio.CancelledError:  # given up (a connect's timeout): not left waiting, not read
@@ -107,6 +114,9 @@ class Batched:
                 if not waiting:
                     del self.pending[key]
             raise
+        finally:
+            if self.counted:
+                OrmLoad.in_flight -= 1
 
     def _flush(self) -> None:
         self.scheduled = False
