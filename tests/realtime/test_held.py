@@ -208,6 +208,20 @@ def test_a_session_that_joins_no_namespace_is_closed(server, customer):
     run(scenario())
 
 
+def test_a_session_the_server_disconnects_from_its_last_namespace_is_closed_as_bare(server, customer):
+    """The deadline goes when a session joins a namespace and comes back when it leaves its last
+    one, whoever ends it: here the server (the token expired), and the client keeps answering pings."""
+
+    async def scenario() -> None:
+        before = bound_count(server, "no_namespace")
+        raw = await RawSocket(server.url, "/customer").connect(token_for(customer, expires_at=int(time.time()) + 3))
+        await raw.next(lambda f: f.startswith("41/customer"))  # the server's DISCONNECT at expiry
+        await wait_until(lambda: bound_count(server, "no_namespace") == before + 1, what="the bare session closed")
+        await raw.http.close()
+
+    run(scenario())
+
+
 def test_a_session_whose_connects_keep_being_refused_is_closed(server):
     """The issue's anonymous flood: ``40/customer,`` (no token) sixteen to a POST, never read.
     After ten refusals the session is closed and counted; what it asked for is not kept."""
