@@ -139,6 +139,8 @@ class Server(InlineEvents, socketio.AsyncServer):
                     ended.set()
         if self.manager.sid_from_eio_sid(eio_sid, namespace) is None:  # refused, whatever the reason
             self._count_refusal(eio_sid)
+        else:  # in a namespace: nothing to close (a deadline per connect was a check per socket 10 s on)
+            self._bare.cancel(eio_sid)
 
     async def _connect_namespace(self, eio_sid: str, namespace: str, data: Any) -> None:
         handler = self.namespace_handlers.get(namespace)
@@ -194,6 +196,15 @@ class Server(InlineEvents, socketio.AsyncServer):
         if self.recovery is not None and (reason in INVOLUNTARY or self.manager.stopping):
             await self.keeper.keep(eio_sid, namespace)
         await super()._handle_disconnect(eio_sid, namespace, reason)
+        self._bare_again(eio_sid)
+
+    async def disconnect(self, sid: str, namespace: str | None = None, ignore_queue: bool = False) -> None:
+        eio_sid = self.manager.eio_sid_from_sid(sid, namespace or "/")
+        await super().disconnect(sid, namespace, ignore_queue)
+        if eio_sid is not None:  # the server's own disconnect (a revoked user, a flood): as the client's
+            self._bare_again(eio_sid)
+
+    def _bare_again(self, eio_sid: str) -> None:
         socket = self.eio.sockets.get(eio_sid)
         if socket is not None and not (socket.closing or socket.closed) and not self._in_a_namespace(eio_sid):
             self._expect_namespace(eio_sid)  # left its last namespace: the session is bare again
