@@ -37,7 +37,7 @@
   uvicorn's own writes of data or of a close (``send``, ``shutdown``) write them first, so
   nothing overtakes them and nothing follows a close frame; a connection that closes in that
   round (the peer's close, a keepalive timeout, a broken frame) drops them, as it would any frame
-  after its close.
+  after its close. ``config.realtime.frames`` holds the frames' bytes and these writes.
 
 - **An event handled in the read.** While the application waits for a text with none queued,
   ``take_text`` (``config.realtime.eager``) takes it in ``data_received``: no queue hop, no wake-up
@@ -50,7 +50,6 @@ Use: ``uvicorn --ws config.realtime.websocket_protocol:WebSocketProtocol --ws-pi
 import asyncio
 import contextlib
 import logging
-import weakref
 from collections.abc import Callable
 from typing import Any
 
@@ -60,6 +59,7 @@ from websockets.protocol import State
 from websockets.speedups import apply_mask
 
 from config.realtime.eager import EAGER_PER_READ
+from config.realtime.frames import uncorking
 from config.realtime.primitives import Flag, Mailbox
 
 
@@ -75,59 +75,6 @@ class PerConnectionLog(logging.LoggerAdapter):
 
 
 _per_connection = PerConnectionLog(logging.getLogger("uvicorn.error"), {})
-
-
-def frame_of(data: str | bytes) -> bytes:
-    """The frame a server sends ``data`` in (unmasked, uncompressed): the same for every connection.
-
-    RFC 6455's header written here, not through websockets' ``Frame`` (its checks and its
-    serializer cost more than the rest of a room emit's delivery); the same bytes
-    (``tests/realtime/test_outbound.py`` compares them)."""
-    if isinstance(data, str):
-        payload, first = data.encode(), 0x81  # FIN, text
-    else:
-        payload, first = data, 0x82  # FIN, binary
-    length = len(payload)
-    if length < 126:
-        return bytes((first, length)) + payload
-    if length < 65536:
-        return bytes((first, 126)) + length.to_bytes(2) + payload
-    return bytes((first, 127)) + length.to_bytes(8) + payload
-
-
-class Uncorking:
-    """A loop's connections with frames taken this round (``write_frame``), written by one
-    callback at the round's end: not a ``call_soon`` each (a handle and a pass through the
-    loop's ready queue for every recipient of a room emit)."""
-
-    __slots__ = ("protocols",)
-
-    def __init__(self) -> None:
-        self.protocols: list[WebSocketProtocol] = []
-
-    def add(self, protocol: "WebSocketProtocol", loop: asyncio.AbstractEventLoop) -> None:
-        if not self.protocols:
-            loop.call_soon(self.write_all)
-        self.protocols.append(protocol)
-
-    def write_all(self) -> None:
-        protocols, self.protocols = self.protocols, []
-        for protocol in protocols:
-            try:
-                protocol.uncork()
-            except Exception:  # one transport's failure is no reason to hold the others' frames
-                _per_connection.logger.exception("writing a connection's frames failed")
-
-
-# Per loop (the tests run several), holding no reference to its loop: the entry goes with it.
-_uncorking: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, Uncorking] = weakref.WeakKeyDictionary()
-
-
-def uncorking(loop: asyncio.AbstractEventLoop) -> Uncorking:
-    found = _uncorking.get(loop)
-    if found is None:
-        found = _uncorking[loop] = Uncorking()
-    return found
 
 
 _FINAL_TEXT = 0x81  # FIN, no reserved bit, opcode TEXT

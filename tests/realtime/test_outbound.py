@@ -13,10 +13,11 @@ from websockets.frames import Frame, Opcode
 
 from config import metrics
 from config.realtime.engine import EngineServer, Socket
+from config.realtime.frames import frame_of, uncorking
 from config.realtime.manager import ChannelLayerManager
 from config.realtime.outbound import SharedPacket
 from config.realtime.primitives import Flag
-from config.realtime.websocket_protocol import WebSocketProtocol, frame_of, uncorking
+from config.realtime.websocket_protocol import WebSocketProtocol
 from tests.live import RawSocket, run, token_for
 
 
