@@ -193,6 +193,30 @@ def test_the_server_as_it_runs_writes_its_frames_straight_to_the_connection(live
     assert any(frame[2:].startswith(b"40/customer,") and sid.encode() in frame for frame in written), written
 
 
+@pytest.mark.django_db(transaction=True)
+def test_a_websockets_handshake_response_and_its_open_packet_are_one_write(live_server_url, customer, monkeypatch):
+    """The 101 response and Engine.IO's OPEN go to the connection in one write (a connect's first
+    system call of three saved); the namespace's answer follows in a write of its own."""
+    writes: list[bytes] = []
+    real = WebSocketProtocol.uncork
+
+    def uncork(self: WebSocketProtocol) -> None:
+        if self.corked:
+            writes.append(b"".join(self.corked))
+        real(self)
+
+    monkeypatch.setattr(WebSocketProtocol, "uncork", uncork)
+
+    async def scenario() -> None:
+        client = await RawSocket(live_server_url, "/customer").connect(token_for(customer))
+        await client.close()
+
+    run(scenario())
+    [first] = [write for write in writes if write.startswith(b"HTTP/1.1 101")]
+    assert first.endswith(b"\r\n\r\n" + frame_of(first.rpartition(b"\r\n\r\n")[2][2:].decode()))
+    assert first.rpartition(b"\r\n\r\n")[2][2:].startswith(b'0{"sid":'), first
+
+
 class Transport:
     """What ``WebSocketProtocol`` writes to, seen from the wire: each ``write`` call, in order."""
 
