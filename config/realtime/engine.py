@@ -71,6 +71,8 @@ class WebSocket(asgi.WebSocket):
             self.asgi_receive = environ["asgi.receive"]
             self.asgi_send = environ["asgi.send"]
             await self.asgi_send({"type": "websocket.accept"})
+            if not socket.connected and protocol.plain_frames and protocol.writable.is_set():
+                socket.write_queued()  # not an upgrade: its OPEN goes with the response, in one write
             await self.handler(self)
             return ""  # engineio's: send nothing as response
         finally:

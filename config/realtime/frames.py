@@ -60,3 +60,18 @@ def uncorking(loop: asyncio.AbstractEventLoop) -> Uncorking:
     if found is None:
         found = _uncorking[loop] = Uncorking()
     return found
+
+
+class Held:
+    """The transport as uvicorn's accept sees it: what it writes is kept (``WebSocketProtocol.send``)."""
+
+    __slots__ = ("data", "transport")
+
+    def __init__(self, transport: Any) -> None:
+        self.transport, self.data = transport, []
+
+    def is_closing(self) -> bool:
+        return self.transport.is_closing()
+
+    def write(self, data: bytes) -> None:
+        self.data.append(data)

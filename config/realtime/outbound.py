@@ -25,7 +25,7 @@ from typing import Any
 
 from engineio import packet as eio_packet
 
-from config.realtime.websocket_protocol import frame_of
+from config.realtime.frames import frame_of
 
 
 class SharedPacket(eio_packet.Packet):
@@ -63,6 +63,16 @@ class WritesNow:
         if last_ping and time.time() - last_ping > self.server.ping_timeout:
             return False
         return write(pkt.frame() if isinstance(pkt, SharedPacket) else frame_of(pkt.encode()))
+
+    def write_queued(self) -> None:
+        """Write what engineio queued before its websocket opened (a websocket from the start: its
+        OPEN packet) now, with the handshake's response (``WebSocketProtocol.send``): its writer
+        task would send it a round later, in a write of its own. A close (``None``) stays queued."""
+        write, queue = self.write_frame, self.queue
+        while write is not None and not queue.empty() and queue._items[0] is not None:
+            pkt = queue.get_nowait()
+            queue.task_done()
+            write(frame_of(pkt.encode()))  # False only for a connection closing: nobody to read it
 
 
 class EmitsOnce:

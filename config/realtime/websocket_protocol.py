@@ -37,7 +37,8 @@
   uvicorn's own writes of data or of a close (``send``, ``shutdown``) write them first, so
   nothing overtakes them and nothing follows a close frame; a connection that closes in that
   round (the peer's close, a keepalive timeout, a broken frame) drops them, as it would any frame
-  after its close. ``config.realtime.frames`` holds the frames' bytes and these writes.
+  after its close. The handshake's response is taken the same way (``send``), so a websocket's
+  Engine.IO OPEN goes out with it (``config.realtime.frames`` holds the frames' bytes and writes).
 
 - **An event handled in the read.** While the application waits for a text with none queued,
   ``take_text`` (``config.realtime.eager``) takes it in ``data_received``: no queue hop, no wake-up
@@ -59,7 +60,7 @@ from websockets.protocol import State
 from websockets.speedups import apply_mask
 
 from config.realtime.eager import EAGER_PER_READ
-from config.realtime.frames import uncorking
+from config.realtime.frames import Held, uncorking
 from config.realtime.primitives import Flag, Mailbox
 
 
@@ -227,7 +228,22 @@ class WebSocketProtocol(WebSocketsSansIOProtocol):
 
     async def send(self, message: Any) -> None:
         self.uncork()  # what write_frame took goes before, whatever this is (data, or the close)
-        await super().send(message)
+        if message["type"] != "websocket.accept" or self.handshake_complete:
+            await super().send(message)
+            return
+        # uvicorn's accept, its response taken as the connection's first frames are: the frames the
+        # application writes in this round (Engine.IO's OPEN, ``engine.WebSocket``) go in the same
+        # write, one system call of a connect's three (a fifth of a connect storm's loop time).
+        transport = self.transport
+        self.transport = held = Held(transport)  # type: ignore[assignment]
+        try:
+            await super().send(message)
+        finally:
+            self.transport = transport
+        if held.data:
+            self.corked = held.data
+            loop = asyncio.get_running_loop()
+            uncorking(loop).add(self, loop)
 
     def shutdown(self) -> None:
         self.uncork()  # before the close frame of a server that stops
