@@ -12,7 +12,9 @@ pool:
 - at most ``PASSWORD_HASH_QUEUE`` waiting; past that the request is refused at once with
   ``UNAVAILABLE`` and ``retryAfter``, and so it is once it has waited ``PASSWORD_HASH_WAIT``
   seconds in all, queued or hashing, its request's earlier hashes included: a client is
-  answered within the wait whatever the CPU;
+  answered within the wait whatever the CPU. A queued hash that waited past half its wait and
+  would end after it (going by the last hash's time) is not started, its caller answered at once
+  (``_in_time``), so a storm spends the workers on hashes someone still waits for;
 - at most ``PASSWORD_HASH_PER_ADDRESS`` of those (running or waiting) from one client address
   (contract 10.1): the next from that address is refused at once with ``RATE_LIMITED``, so one
   address flooding a login form holds a fair share of the pool, and every other address's
@@ -22,7 +24,7 @@ pool:
 
 The hashers are Django's own (the stored format, the iteration counts and the upgrade path
 of existing hashes are theirs); ``Bounded`` only decides where and when they run. Hand-written
-because it is a dozen lines on ``ThreadPoolExecutor``; no kept package schedules hashing.
+because it is a few dozen lines on ``ThreadPoolExecutor``; no kept package schedules hashing.
 """
 
 import contextlib

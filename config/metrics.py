@@ -73,7 +73,7 @@ BROKER_BEHIND = Counter(
 )
 BROKER_CUTS = Counter(
     "homeservices_broker_subscriber_cuts_total",
-    "Subscriber connections Redis ended while up: its pubsub output buffer limit (a listener behind, a slow reader)",
+    "Subscriber connections Redis ended while up: its pubsub limit (a listener behind, a slow reader), a CLIENT KILL",
 )
 BROKER_MESSAGES = Counter(
     "homeservices_broker_messages_total",

@@ -33,8 +33,9 @@ PUBLISH_QUEUE_MAX = 50_000
 PUBLISH_BATCH_MAX = 500
 RETRY_SECONDS = 0.5
 SUBSCRIBE_CHUNK = 10_000  # channel names per SUBSCRIBE command
-# A subscriber's connection that ends this soon after it waited for the listener was cut for
-# that (it reads the backlog left in its socket within a second); later, the shard went away.
+# A subscriber's connection Redis ends this soon after it waited for the listener is logged as cut
+# for that (it reads the backlog left in its socket within a second); later, for another reason.
+# Either way it is a cut, not the shard down: that is the next connection failing (``listen``).
 CUT_SECONDS = 5.0
 
 
@@ -82,7 +83,7 @@ class Lane:
         self.dropped = 0
         self.queue_max = queue_max
         self.behind = 0  # times the subscriber stopped reading for the listener (``_wait_for_listener``)
-        self.cuts = 0  # subscriber connections Redis ended meanwhile
+        self.cuts = 0  # subscriber connections Redis ended while it stayed up (``listen``)
         self._resumed = -CUT_SECONDS  # monotonic: when the subscriber last read again after waiting
 
     # ------------------------------------------------------------ fed by the transport
