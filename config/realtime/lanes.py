@@ -85,6 +85,7 @@ class Lane:
         self.behind = 0  # times the subscriber stopped reading for the listener (``_wait_for_listener``)
         self.cuts = 0  # subscriber connections Redis ended while it stayed up (``listen``)
         self._resumed = -CUT_SECONDS  # monotonic: when the subscriber last read again after waiting
+        self._cut = ""  # why Redis, up, may have ended the last subscriber: told once the next is in
 
     # ------------------------------------------------------------ fed by the transport
     def publish(self, group: str, data: dict[str, Any]) -> None:
@@ -220,37 +221,33 @@ class Lane:
 
     # ------------------------------------------------------------ the subscribing task
     async def listen(self) -> None:
-        """Keep the subscriber connected: on each (re)connect it asks for every group wanted so
-        far, then hands over the messages as they arrive."""
-        cut = ""  # why Redis, up, may have ended the last connection: told once it takes the next
+        """Keep the subscriber connected: on each (re)connect it asks for every group wanted so far,
+        then hands over the messages. One Redis ends once subscribed is a cut, told when the next is
+        subscribed; one that fails before (a stop, a proxy whose Redis is away) is the shard down."""
         while True:
+            wire = None
             try:
                 wire = await Wire.open(self.host)
-            except asyncio.CancelledError:
-                raise
-            except Exception as exc:
-                cut = ""  # it did not: the shard went away (a stop, while the listener was behind or not)
-                self._mark_down(exc)
-                await asyncio.sleep(RETRY_SECONDS)
-                continue
-            if cut:
-                self._count_cut(cut)
-                cut = ""
-            try:
                 self._write_subscriptions(wire, "SUBSCRIBE", self.subscribed)
                 wire.write(command("PING"))  # its answer: the subscriptions before it were taken
                 await self._read(wire)
             except asyncio.CancelledError:
                 raise
-            except ConnectionError:  # down only if the next connection fails: Redis also cuts a
-                # reader slower than its rooms whose listener kept up (the limit's 8 MB for 60 s)
-                recent = time.monotonic() - self._resumed < CUT_SECONDS
-                cut = "the listener behind" if recent else "while up: a slow reader, a CLIENT KILL, a quick restart"
             except Exception as exc:
-                self._mark_down(exc)
+                if isinstance(exc, ConnectionError) and self._subscriber is not None:
+                    # Down only if the next connection fails: Redis also cuts a reader slower than
+                    # its rooms whose listener kept up (the limit's 8 MB for 60 s), or a CLIENT KILL.
+                    recent = time.monotonic() - self._resumed < CUT_SECONDS
+                    self._cut = (
+                        "the listener behind" if recent else "while up: a slow reader, a CLIENT KILL, a quick restart"
+                    )
+                else:
+                    self._cut = ""
+                    self._mark_down(exc)
             finally:
                 self._subscriber = None
-                wire.close()
+                if wire is not None:
+                    wire.close()
             await asyncio.sleep(RETRY_SECONDS)
 
     async def _read(self, wire: Wire) -> None:
@@ -267,6 +264,8 @@ class Lane:
                 elif reply in ([b"pong", b""], b"PONG") and refused is None:
                     self._subscriber = wire
                     self.wake.set()  # the changes asked for while away go now
+                    if self._cut:
+                        self._count_cut(self._cut)
             if payloads and (room := self._received(payloads)) is not None:
                 await self._wait_for_listener(room)
             if refused is not None:
@@ -283,6 +282,7 @@ class Lane:
         self._resumed = time.monotonic()
 
     def _count_cut(self, why: str) -> None:
+        self._cut = ""
         self.cuts += 1
         metrics.BROKER_CUTS.inc()
         if self.cuts == 1 or self.cuts % 100 == 0:  # what Redis had not sent is lost

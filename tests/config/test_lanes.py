@@ -1,6 +1,7 @@
 """A broker lane against a real Redis: net subscription changes per round, batches in order."""
 
 import asyncio
+import contextlib
 import logging
 import os
 import shutil
@@ -641,5 +642,80 @@ def test_a_subscriber_redis_ends_while_up_is_a_cut_not_the_shard_down(redis_url,
             assert h.lane.cuts == 1 and not h.lane.down
         finally:
             await h.close()
+
+    asyncio.run(scenario())
+
+
+class _Proxy:
+    """A TCP proxy in front of Redis, as HAProxy is: with its backend away (``up`` false) it
+    still takes each connection, then closes it at once."""
+
+    def __init__(self, target: str) -> None:
+        self.target = target.removeprefix("redis://").split("/")[0].split(":")
+        self.up, self.pairs = True, []
+
+    async def start(self) -> str:
+        self.server = await asyncio.start_server(self._serve, "127.0.0.1", 0)
+        return f"redis://127.0.0.1:{self.server.sockets[0].getsockname()[1]}"
+
+    async def _serve(self, reader, writer) -> None:
+        if not self.up:
+            writer.close()
+            return
+        back_reader, back_writer = await asyncio.open_connection(self.target[0], int(self.target[1]))
+        self.pairs.append((writer, back_writer))
+
+        async def pump(source, sink) -> None:
+            with contextlib.suppress(OSError):
+                while data := await source.read(1 << 16):
+                    sink.write(data)
+            sink.close()
+
+        await asyncio.gather(pump(reader, back_writer), pump(back_reader, writer))
+
+    def backend_away(self) -> None:
+        self.up = False
+        for writer, back_writer in self.pairs:
+            writer.close()
+            back_writer.close()
+        self.pairs.clear()
+
+    async def close(self) -> None:
+        self.backend_away()
+        self.server.close()
+
+
+def test_a_connection_a_proxy_takes_and_ends_before_its_pong_is_the_shard_down_not_a_cut(redis_url, caplog):
+    """Behind a TCP proxy whose Redis is away, every connection opens and ends before its PING is
+    answered: the shard is down (logged `unavailable` once, `back` once), not cut again and again
+    (a WARNING for each hundred, never the outage) while its rooms hear nothing."""
+
+    async def scenario() -> None:
+        proxy = _Proxy(redis_url)
+        h = await Harness(await proxy.start()).start()
+        try:
+            await h.joined("a")
+            with caplog.at_level(logging.WARNING, logger="config.realtime.manager"):
+                proxy.backend_away()
+                async with asyncio.timeout(5):
+                    while not h.lane.down:
+                        await asyncio.sleep(0.02)
+                await asyncio.sleep(1)  # two retries more: no cut counted meanwhile
+                assert h.lane.cuts == 0
+                proxy.up = True
+                async with asyncio.timeout(5):
+                    while h.lane.down:
+                        await asyncio.sleep(0.02)
+                h.lane.publish("a", {"n": 1})
+                assert await h.events(1) == [{"n": 1}]
+            lines = [r.getMessage().split(" (")[0] for r in caplog.records]
+            assert lines == [
+                "channel layer unavailable on shard 0",
+                "channel layer is back on shard 0; cross-process delivery resumed",
+            ], lines
+            assert h.lane.cuts == 0
+        finally:
+            await h.close()
+            await proxy.close()
 
     asyncio.run(scenario())
