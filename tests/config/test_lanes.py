@@ -9,7 +9,7 @@ import socket
 import subprocess
 import time
 import uuid
-from collections.abc import Iterator
+from collections.abc import AsyncIterator, Iterator
 from types import SimpleNamespace
 
 import pytest
@@ -81,6 +81,21 @@ class Harness:
                 event = self.layer.deserialize(raw)
                 got += event["data"] if event["type"] == "sio.batch" else [event["data"]]
         return got
+
+    @contextlib.asynccontextmanager
+    async def catching_up(self) -> AsyncIterator[list[dict]]:
+        """The listener reads again, for as long as the block runs: what it hears, as it hears it."""
+        heard: list[dict] = []
+
+        async def listener() -> None:
+            while True:
+                heard.extend(await self.events(1))
+
+        reading = asyncio.create_task(listener())
+        try:
+            yield heard
+        finally:
+            reading.cancel()
 
     async def subscribers(self, group: str) -> int:
         [(_, count)] = await self.redis.pubsub_numsub(self.lane._channel_name(group))
@@ -278,15 +293,26 @@ def test_on_the_in_memory_layer_the_listener_waits_and_says_nothing(settings, ca
     assert caplog.records == []
 
 
+def _start_redis(port: int, *options: str) -> subprocess.Popen:
+    """A redis-server of the test's own on ``port`` (nothing saved), once it takes connections."""
+    if shutil.which("redis-server") is None:
+        pytest.fail("redis-server is needed for a test that stops, restarts or tunes its own Redis")
+    command = ["redis-server", "--port", str(port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no"]
+    proc = subprocess.Popen([*command, *options], stdout=subprocess.DEVNULL)
+    deadline = time.monotonic() + 5
+    while True:
+        with contextlib.suppress(OSError):
+            socket.create_connection(("127.0.0.1", port), timeout=0.2).close()
+            return proc
+        assert time.monotonic() < deadline and proc.poll() is None, "redis-server did not start"
+        time.sleep(0.02)
+
+
 @pytest.fixture
 def redis_with_password() -> Iterator[int]:
     """A redis-server of the test's own that asks for a password (``pw``)."""
-    if shutil.which("redis-server") is None:
-        pytest.fail("redis-server is needed for the refused-subscriber test")
     port = free_port()
-    command = ["redis-server", "--port", str(port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no"]
-    proc = subprocess.Popen([*command, "--requirepass", "pw"], stdout=subprocess.DEVNULL)
-    time.sleep(0.3)
+    proc = _start_redis(port, "--requirepass", "pw")
     yield port
     proc.terminate()
     proc.wait(10)
@@ -387,14 +413,8 @@ def test_a_batch_that_redis_refuses_in_part_publishes_the_rest_once(redis_with_p
 @pytest.fixture
 def redis_cutting_slow_subscribers() -> Iterator[str]:
     """A redis-server of the test's own that cuts a subscriber 256 KB behind (the default is 32 MB)."""
-    if shutil.which("redis-server") is None:
-        pytest.fail("redis-server is needed for the slow-listener test")
     port = free_port()
-    command = ["redis-server", "--port", str(port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no"]
-    proc = subprocess.Popen(
-        [*command, "--client-output-buffer-limit", "pubsub 256kb 128kb 1"], stdout=subprocess.DEVNULL
-    )
-    time.sleep(0.3)
+    proc = _start_redis(port, "--client-output-buffer-limit", "pubsub 256kb 128kb 1")
     yield f"redis://127.0.0.1:{port}"
     proc.terminate()
     proc.wait(10)
@@ -433,22 +453,12 @@ def test_a_listener_that_falls_behind_holds_a_bounded_inbox_and_its_lane_recover
                 assert 64 << 10 < peak <= (64 << 10) + READ_CHUNK + 4096, peak  # one read past the bound
                 assert await h.subscribers("room") == 0  # Redis cut the subscriber that stopped reading
                 assert h.lane.behind >= 1 and not h.lane.down
-                heard: list[dict] = []
-
-                async def listener() -> None:  # catches up
-                    while True:
-                        heard.extend(await h.events(1))
-
-                reading = asyncio.create_task(listener())
-                try:
-                    async with asyncio.timeout(10):
-                        while h.lane._subscriber in (None, first) or not await h.subscribers("room"):
-                            await asyncio.sleep(0.05)
-                        h.lane.publish("room", {"n": "after"})
-                        while {"n": "after"} not in heard:
-                            await asyncio.sleep(0.05)
-                finally:
-                    reading.cancel()
+                async with h.catching_up() as heard, asyncio.timeout(10):
+                    while h.lane._subscriber in (None, first) or not await h.subscribers("room"):
+                        await asyncio.sleep(0.05)
+                    h.lane.publish("room", {"n": "after"})
+                    while {"n": "after"} not in heard:
+                        await asyncio.sleep(0.05)
             assert h.lane.cuts == 1 and not h.lane.down
             lines = [r.getMessage() for r in caplog.records]
             assert lines[0] == "broker listener behind: shard 0's subscriber waits for it (1 times)", lines
@@ -465,17 +475,13 @@ def test_a_redis_restart_logs_down_once_and_up_once_at_its_return(caplog):
     """A Redis of the test's own, stopped and started again: the lane logs `unavailable` once, at the
     stop, and `back` once, when the subscriber is in again; the first publish after (on a
     publisher connection that died while idle) adds no line, no failure, and is delivered."""
-    if shutil.which("redis-server") is None:
-        pytest.fail("redis-server is needed for the restart test")
     port = free_port()
-    command = ["redis-server", "--port", str(port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no"]
 
     def failures() -> float:
         return REGISTRY.get_sample_value("homeservices_publish_failures_total") or 0.0
 
     async def scenario() -> None:
-        server = subprocess.Popen(command, stdout=subprocess.DEVNULL)
-        await asyncio.sleep(0.3)
+        server = _start_redis(port)
         h = await Harness(f"redis://127.0.0.1:{port}").start()
         try:
             await h.joined("a")
@@ -487,7 +493,7 @@ def test_a_redis_restart_logs_down_once_and_up_once_at_its_return(caplog):
                 async with asyncio.timeout(5):
                     while not h.lane.down:
                         await asyncio.sleep(0.02)
-                server = subprocess.Popen(command, stdout=subprocess.DEVNULL)
+                server = _start_redis(port)
                 async with asyncio.timeout(5):
                     while h.lane.down:
                         await asyncio.sleep(0.02)
@@ -538,22 +544,12 @@ def test_rooms_joined_while_a_cut_subscriber_waits_for_the_listener_log_nothing_
                 for i in range(10):
                     await h.joined(f"late{i}")
             assert [r.getMessage() for r in caplog.records if r.name == "asyncio"] == []
-            heard: list[dict] = []
-
-            async def listener() -> None:  # catches up
-                while True:
-                    heard.extend(await h.events(1))
-
-            reading = asyncio.create_task(listener())
-            try:
-                async with asyncio.timeout(10):
-                    while not await h.subscribers("late9"):
-                        await asyncio.sleep(0.05)
-                    h.lane.publish("late9", {"n": "after"})
-                    while {"n": "after"} not in heard:
-                        await asyncio.sleep(0.05)
-            finally:
-                reading.cancel()
+            async with h.catching_up() as heard, asyncio.timeout(10):
+                while not await h.subscribers("late9"):
+                    await asyncio.sleep(0.05)
+                h.lane.publish("late9", {"n": "after"})
+                while {"n": "after"} not in heard:
+                    await asyncio.sleep(0.05)
             assert h.lane.cuts == 1 and not h.lane.down
         finally:
             await flooder.aclose()
@@ -568,14 +564,11 @@ def test_a_redis_stopped_while_the_listener_is_behind_is_logged_down_not_as_a_cu
     did not cut it, it went away. Logged `unavailable` once and `back` once, no `Redis cut` (it
     was, and counted a cut for every outage that found a listener behind)."""
     port = free_port()
-    command = ["redis-server", "--port", str(port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no"]
-    command += ["--client-output-buffer-limit", "pubsub 0 0 0"]  # this Redis never cuts a late reader
+    unbounded = ("--client-output-buffer-limit", "pubsub 0 0 0")  # this Redis never cuts a late reader
 
     async def scenario() -> None:
-        server = subprocess.Popen(command, stdout=subprocess.DEVNULL)
-        await asyncio.sleep(0.3)
+        server = _start_redis(port, *unbounded)
         h = await Harness(f"redis://127.0.0.1:{port}", inbox=Inbox(max_bytes=64 << 10)).start()
-        reading = None
         try:
             await h.joined("room")
             for n in range(200):
@@ -586,20 +579,14 @@ def test_a_redis_stopped_while_the_listener_is_behind_is_logged_down_not_as_a_cu
             with caplog.at_level(logging.WARNING, logger="config.realtime.manager"):
                 server.terminate()
                 server.wait(10)
-                heard: list[dict] = []
-
-                async def listener() -> None:  # catches up
-                    while True:
-                        heard.extend(await h.events(1))
-
-                reading = asyncio.create_task(listener())
-                async with asyncio.timeout(5):
-                    while not h.lane.down:
-                        await asyncio.sleep(0.02)
-                server = subprocess.Popen(command, stdout=subprocess.DEVNULL)
-                async with asyncio.timeout(5):
-                    while h.lane.down:
-                        await asyncio.sleep(0.02)
+                async with h.catching_up() as heard:
+                    async with asyncio.timeout(5):
+                        while not h.lane.down:
+                            await asyncio.sleep(0.02)
+                    server = _start_redis(port, *unbounded)
+                    async with asyncio.timeout(5):
+                        while h.lane.down:
+                            await asyncio.sleep(0.02)
                 lines = [r.getMessage() for r in caplog.records if "listener behind:" not in r.getMessage()]
             assert len(heard) == 200 and h.lane.cuts == 0, (len(heard), lines)
             assert [line.split(" (")[0] for line in lines] == [
@@ -607,8 +594,6 @@ def test_a_redis_stopped_while_the_listener_is_behind_is_logged_down_not_as_a_cu
                 "channel layer is back on shard 0; cross-process delivery resumed",
             ], lines
         finally:
-            if reading is not None:
-                reading.cancel()
             await h.close()
             server.terminate()
             server.wait(10)
