@@ -35,7 +35,8 @@ class Inbox:
 
     def put(self, payloads: list[bytes]) -> Awaitable[bool] | None:
         """Queue one read's messages (never refused: they were read already). ``None`` while
-        there is room; past the bound, what to wait on before reading more."""
+        there is room; from passing the bound until the listener has read it down to half (any
+        lane's read meanwhile too), what to wait on before reading more."""
         size = sum(map(len, payloads))
         self._reads.append((payloads, size))
         self.bytes += size

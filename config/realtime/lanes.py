@@ -130,8 +130,8 @@ class Lane:
                     await asyncio.sleep(linger)
                 self.wake.clear()
                 try:
-                    # Not into a subscriber Redis cut while it waited for the listener: asyncio logs
-                    # each write to it; the changes stay asked for, sent when the lane is back.
+                    # Not into a subscriber found cut while it waited for the listener (the first write
+                    # failed): asyncio logs each write after; the changes go when the lane is back.
                     if self._subscriber is not None and not self._subscriber.closed:
                         self._reconcile(self._subscriber)
                     while self.messages:

@@ -87,7 +87,9 @@ class Wire:
     @property
     def closed(self) -> bool:
         """The server hung up, or the connection failed (a reset, keepalive's ETIMEDOUT), while
-        nobody was reading it: asyncio's transport read it meanwhile."""
+        nobody was reading it: asyncio's transport read it meanwhile, or a write failed. A reader
+        paused behind 128 KiB it has not read (a subscriber waiting for the listener) is not read
+        by the transport either: its end is found out only by the first write after it."""
         return self._reader.at_eof() or self._reader.exception() is not None or self._writer.is_closing()
 
     def write(self, data: bytes) -> None:
