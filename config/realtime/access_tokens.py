@@ -10,7 +10,7 @@ Access tokens have no blacklist in simplejwt (only refresh and sliding tokens do
 
 import binascii
 from functools import cache
-from typing import Any
+from typing import Any, NoReturn
 
 import jwt
 from django.core.exceptions import ImproperlyConfigured
@@ -126,7 +126,7 @@ def _verifier() -> _Verifier:
     return _Verifier()
 
 
-def _refuse(problem: str) -> None:
+def _refuse(problem: str) -> NoReturn:
     raise ImproperlyConfigured(f"SIMPLE_JWT: socket connects check access tokens with an HMAC key only: {problem}")
 
 
