@@ -108,6 +108,7 @@ REPLACED = {
     "socketio.async_server.AsyncServer._send_packet": "a00022b42c1c29e9",
     "socketio.async_server.AsyncServer._send_eio_packet": "64cf72a2ab7d75b1",
     "socketio.async_server.AsyncServer._handle_disconnect": "c0b32ada5b371230",
+    "socketio.async_server.AsyncServer.disconnect": "7d2f76686c12cc23",
     "uvicorn.protocols.websockets.websockets_sansio_impl.WebSocketsSansIOProtocol.__init__": "631dcd744eab875f",
     "uvicorn.protocols.websockets.websockets_sansio_impl.WebSocketsSansIOProtocol.handle_connect": "fc648c2161ff8e13",
     "uvicorn.protocols.websockets.websockets_sansio_impl.WebSocketsSansIOProtocol.start_keepalive": "6d83bdbc3db82b86",
@@ -304,6 +305,10 @@ TOUCHED: dict[str, tuple[str, str]] = {
     "uvicorn.protocols.websockets.websockets_sansio_impl.WebSocketsSansIOProtocol.writable": (
         "cdcee12e95ee3495",
         "a smaller flag than an asyncio.Event",
+    ),
+    "uvicorn.protocols.websockets.websockets_sansio_impl.WebSocketsSansIOProtocol.handshake_complete": (
+        "c3234a4ea7c0a68e",
+        "uvicorn's accept not yet sent: its response goes out with the round's first frames",
     ),
     "uvicorn.protocols.websockets.websockets_sansio_impl.WebSocketsSansIOProtocol.response": (
         "3df12e7ff1309cbc",
