@@ -1,8 +1,8 @@
 """A python-socketio client manager whose pub/sub transport is the Channels layer.
 
 ``AsyncPubSubManager`` asks for two methods, ``_publish`` and ``_listen``;
-``config.realtime.transport`` supplies them over the Channels layer, so one Redis
-(channels-redis) carries rooms and broadcasts across server processes and any
+``config.realtime.transport`` supplies the first, and the listener task itself (``_thread``),
+over the Channels layer, so one Redis (channels-redis) carries rooms and broadcasts across server processes and any
 Django process can reach connected sockets.
 
 This class is the process's delivery: its start (delivery's own tasks, then the startup

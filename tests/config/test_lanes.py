@@ -286,7 +286,7 @@ def test_on_the_in_memory_layer_the_listener_waits_and_says_nothing(settings, ca
 
     async def scenario() -> None:
         with pytest.raises(TimeoutError):
-            await asyncio.wait_for(anext(manager._listen()), 0.3)
+            await asyncio.wait_for(manager._thread(), 0.3)
 
     with caplog.at_level(logging.WARNING):
         asyncio.run(scenario())

@@ -95,7 +95,7 @@ REPLACED = {
     "socketio.async_manager.AsyncManager.pre_connect": "84f2cdf2a4ddf07c",
     "socketio.async_pubsub_manager.AsyncPubSubManager._handle_emit": "4284671be955f644",
     "socketio.async_pubsub_manager.AsyncPubSubManager._publish": "23e758d5094bdf74",
-    "socketio.async_pubsub_manager.AsyncPubSubManager._listen": "1fba9bbe5fb0c801",
+    "socketio.async_pubsub_manager.AsyncPubSubManager._thread": "fa8d075729aac64d",
     # per-room subscriptions follow every join and leave (config.realtime.transport)
     "socketio.async_pubsub_manager.AsyncPubSubManager.enter_room": "839498e1ae603f2b",
     "socketio.base_manager.BaseManager.basic_enter_room": "3f509586d2d7f47e",
@@ -183,9 +183,31 @@ TOUCHED: dict[str, tuple[str, str]] = {
         "a namespace reaches the server and its manager (bookings.sockets, config.realtime.namespace, .token_lifetime)",
     ),
     # python-socketio: the manager (config.realtime.manager, .transport)
+    # our listener (config.realtime.transport._handle_broker) hands another process's messages to
+    # these, as python-socketio's listener task (``_thread``, which ours replaces) would
+    "socketio.async_pubsub_manager.AsyncPubSubManager._handle_emit": (
+        "4284671be955f644",
+        "our _handle_broker hands it an emit from another process (the manager overrides it)",
+    ),
+    "socketio.async_pubsub_manager.AsyncPubSubManager._handle_callback": (
+        "e637e7708127b711",
+        "our _handle_broker hands it an ack callback from another process",
+    ),
+    "socketio.async_pubsub_manager.AsyncPubSubManager._handle_disconnect": (
+        "f33e84380da58dc3",
+        "our _handle_broker hands it a disconnect from another process",
+    ),
+    "socketio.async_pubsub_manager.AsyncPubSubManager._handle_enter_room": (
+        "d24981b063303fd5",
+        "our _handle_broker hands it an enter_room from another process",
+    ),
+    "socketio.async_pubsub_manager.AsyncPubSubManager._handle_leave_room": (
+        "98b32db1e8bf865a",
+        "our _handle_broker hands it a leave_room from another process",
+    ),
     "socketio.async_pubsub_manager.AsyncPubSubManager._handle_close_room": (
         "8794e03b8968ae6e",
-        "our _listen hands it a close_room from another process",
+        "our _handle_broker hands it a close_room from another process",
     ),
     "socketio.async_pubsub_manager.AsyncPubSubManager.channel": (
         "26ff0b9eb4fac2a4",
