@@ -277,6 +277,36 @@ def test_past_its_bound_a_lane_drops_publishes_counts_them_and_logs_once(redis_u
     asyncio.run(scenario())
 
 
+def test_the_listener_handles_a_read_in_order_counts_it_once_and_a_failure_stops_nothing(caplog):
+    """One read of a subscriber: its messages handled in order, this process's own skipped, a
+    message that cannot be read or whose handling fails logged, the rest handled; each message
+    this process decoded counted, its own too."""
+    layer = RedisPubSubChannelLayer(hosts=["redis://127.0.0.1:1"])  # its serialisation only
+    manager = ChannelLayerManager()
+    manager._deserialize = layer.deserialize
+    handled: list[int] = []
+
+    async def handle_emit(message: dict) -> None:
+        handled.append(message["n"])
+        if message["n"] == 1:
+            raise RuntimeError("boom")
+
+    manager._handle_emit = handle_emit
+    emit, own = {"method": "emit", "namespace": "/", "room": None}, manager.host_id
+    read = [
+        layer.serialize({"type": "sio.batch", "data": [{**emit, "n": 0, "host_id": own}, {**emit, "n": 1}]}),
+        b"\xc1",  # no msgpack
+        layer.serialize({"type": "sio.message", "data": {**emit, "n": 2}}),
+    ]
+    before = REGISTRY.get_sample_value("homeservices_broker_messages_total", {"kind": "broadcast"}) or 0
+    with caplog.at_level(logging.ERROR, logger="config.realtime.manager"):
+        asyncio.run(manager._received(read))
+    assert handled == [1, 2]
+    assert REGISTRY.get_sample_value("homeservices_broker_messages_total", {"kind": "broadcast"}) == before + 3
+    logged = [r.getMessage() for r in caplog.records]
+    assert logged == ["a broker message could not be read", "broker message emit failed"]
+
+
 def test_on_the_in_memory_layer_the_listener_waits_and_says_nothing(settings, caplog):
     """No Redis, no lanes: python-socketio's listener loop gets nothing, and no error (its loop
     retries a failing listener at once: an error here spun a core and flooded the log)."""
