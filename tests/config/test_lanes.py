@@ -307,6 +307,27 @@ def test_the_listener_handles_a_read_in_order_counts_it_once_and_a_failure_stops
     assert logged == ["a broker message could not be read", "broker message emit failed"]
 
 
+def test_the_listener_hands_back_an_ack_addressed_to_this_process():
+    """An ack's return (``callback``) carries the host id of the process that asked for it, its
+    receiver: handled here, as python-socketio's listener does, not skipped as this process's own."""
+    layer = RedisPubSubChannelLayer(hosts=["redis://127.0.0.1:1"])  # its serialisation only
+    manager = ChannelLayerManager()
+    manager._deserialize = layer.deserialize
+    acked: list[tuple] = []
+
+    async def trigger_callback(sid: str, id: int, data: list) -> None:
+        acked.append((sid, id, data))
+
+    manager.trigger_callback = trigger_callback
+    back = {"method": "callback", "namespace": "/customer", "sid": "s1", "id": 7, "args": [{"ok": True}]}
+    read = [
+        layer.serialize({"type": "sio.message", "data": {**back, "host_id": manager.host_id}}),
+        layer.serialize({"type": "sio.message", "data": {**back, "id": 8, "host_id": "another"}}),
+    ]
+    asyncio.run(manager._received(read))
+    assert acked == [("s1", 7, [{"ok": True}])]
+
+
 def test_on_the_in_memory_layer_the_listener_waits_and_says_nothing(settings, caplog):
     """No Redis, no lanes: python-socketio's listener loop gets nothing, and no error (its loop
     retries a failing listener at once: an error here spun a core and flooded the log)."""
