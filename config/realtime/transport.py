@@ -145,14 +145,17 @@ class ChannelLayerTransport:
             kinds[kind] = kinds.get(kind, 0) + 1
         for kind, count in kinds.items():
             metrics.child(metrics.BROKER_MESSAGES, kind).inc(count)
+        # This process's own messages are skipped, but an ack's return (``callback``), whose host id
+        # names the process that asked for the ack: its receiver (python-socketio's rule).
         host_id = self.host_id
         for data in messages:
-            if data.get("host_id") != host_id:
+            if data.get("host_id") != host_id or data.get("method") == "callback":
                 await self._handle_broker(data)
 
     async def _handle_broker(self, data: dict[str, Any]) -> None:
-        """What python-socketio's listener does with another process's message, and the control
-        messages the composition root registered (``hooks``); a failure is logged, the next goes on."""
+        """What python-socketio's listener does with another process's message (or an ack's return to
+        this one), and the control messages the composition root registered (``hooks``); a failure is
+        logged, the next goes on."""
         method = data.get("method")
         try:
             if method == "emit":
