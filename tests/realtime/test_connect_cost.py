@@ -98,6 +98,33 @@ def test_batched_reads_made_while_one_is_on_its_way_go_in_the_next(transactional
     assert calls == [[1], [2, 3, 4]]
 
 
+@pytest.mark.parametrize("counted", [False, True])
+def test_counted_batched_reads_count_each_reader_waiting_as_an_orm_call(transactional_db, counted):
+    """``counted``: each reader waiting is an ORM call for admission control (``DB_QUEUE_MAX``), as
+    it was before its event's reads were batched; a reader that gives up is no longer counted."""
+    release = threading.Event()
+
+    def load(keys):
+        release.wait(5)
+        return {key: key for key in keys}
+
+    async def scenario():
+        batched = Batched(load, counted=counted)
+        readers = [asyncio.ensure_future(batched.get(key)) for key in (1, 2, 3)]
+        await wait_until(lambda: OrmLoad.in_flight >= 1, what="the batch on its way")
+        waiting = OrmLoad.in_flight
+        readers[0].cancel()
+        await asyncio.sleep(0)
+        given_up = OrmLoad.in_flight
+        release.set()
+        await asyncio.gather(*readers[1:])
+        return waiting, given_up
+
+    waiting, given_up = asyncio.run(asyncio.wait_for(scenario(), 10))
+    assert (waiting, given_up) == ((1 + 3, 1 + 2) if counted else (1, 1))  # the batch's own call, and its readers
+    assert OrmLoad.in_flight == 0
+
+
 class _Namespace:
     def __init__(self):
         self.expired = []
