@@ -22,7 +22,7 @@ from config.realtime.lanes import Lane
 from config.realtime.manager import ChannelLayerManager
 from config.realtime.redis_wire import READ_CHUNK
 from config.realtime.transport import ChannelLayerTransport
-from tests.live import free_port
+from tests.live import free_port, wait_until
 
 pytestmark = pytest.mark.redis
 
@@ -326,6 +326,34 @@ def test_the_listener_hands_back_an_ack_addressed_to_this_process():
     ]
     asyncio.run(manager._received(read))
     assert acked == [("s1", 7, [{"ok": True}])]
+
+
+def test_a_read_the_listener_fails_on_is_logged_and_the_next_is_handled(caplog):
+    """A message whose method is no string (nothing this product publishes, but anything on the
+    layer's Redis may) is logged and the listener goes on: python-socketio's listener task caught
+    what its loop raised and went on, and a listener that stopped would leave the process deaf."""
+    layer = RedisPubSubChannelLayer(hosts=["redis://127.0.0.1:1"])  # its serialisation only
+    manager = ChannelLayerManager()
+    manager._deserialize = layer.deserialize
+    handled: list[int] = []
+
+    async def handle_emit(message: dict) -> None:
+        handled.append(message["n"])
+
+    manager._handle_emit = handle_emit
+    emit = {"method": "emit", "namespace": "/", "room": None}
+
+    async def scenario() -> None:
+        listener = asyncio.ensure_future(manager._thread())
+        manager._inbox.put([layer.serialize({"type": "sio.message", "data": {**emit, "method": ["emit"]}})])
+        manager._inbox.put([layer.serialize({"type": "sio.message", "data": {**emit, "n": 1}})])
+        await wait_until(lambda: handled, what="the next read handled")
+        listener.cancel()
+
+    with caplog.at_level(logging.ERROR, logger="config.realtime.manager"):
+        asyncio.run(asyncio.wait_for(scenario(), 5))
+    assert handled == [1]
+    assert [r.getMessage() for r in caplog.records] == ["a broker read could not be handled"]
 
 
 def test_on_the_in_memory_layer_the_listener_waits_and_says_nothing(settings, caplog):
