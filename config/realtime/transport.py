@@ -122,7 +122,11 @@ class ChannelLayerTransport:
         for python-socketio's: no async generator step, ``isinstance`` checks and debug line
         formatted per message (``_handle_broker`` does what its loop did with each)."""
         while True:
-            await self._received(await self._inbox.get())  # never, on the in-memory layer (no lanes)
+            payloads = await self._inbox.get()  # never, on the in-memory layer (no lanes)
+            try:
+                await self._received(payloads)
+            except Exception:  # a listener that stopped would leave the process deaf to its rooms
+                logger.exception("a broker read could not be handled")
 
     async def _received(self, payloads: list[bytes]) -> None:
         messages = []
