@@ -1,5 +1,6 @@
-"""The server's frames without websockets' machinery: their bytes (``frame_of``), and the writes of
-a loop round, one per connection (``Uncorking``), for ``websocket_protocol.WebSocketProtocol``."""
+"""The server's frames without websockets' machinery: their bytes (``frame_of``), the writes of
+a loop round, one per connection (``Uncorking``), and the handshake's response held to go with the
+round's first frames (``Held``), for ``websocket_protocol.WebSocketProtocol``."""
 
 import asyncio
 import logging
