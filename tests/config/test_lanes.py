@@ -277,21 +277,28 @@ def test_past_its_bound_a_lane_drops_publishes_counts_them_and_logs_once(redis_u
     asyncio.run(scenario())
 
 
-def test_the_listener_handles_a_read_in_order_counts_it_once_and_a_failure_stops_nothing(caplog):
-    """One read of a subscriber: its messages handled in order, this process's own skipped, a
-    message that cannot be read or whose handling fails logged, the rest handled; each message
-    this process decoded counted, its own too."""
-    layer = RedisPubSubChannelLayer(hosts=["redis://127.0.0.1:1"])  # its serialisation only
+def listening(failing: int | None = None) -> tuple[RedisPubSubChannelLayer, ChannelLayerManager, list[int]]:
+    """A manager whose listener reads the layer's serialisation and notes the ``n`` of each emit it
+    hands on (raising on ``failing``'s), without Redis: the layer is there for its format only."""
+    layer = RedisPubSubChannelLayer(hosts=["redis://127.0.0.1:1"])
     manager = ChannelLayerManager()
     manager._deserialize = layer.deserialize
     handled: list[int] = []
 
     async def handle_emit(message: dict) -> None:
         handled.append(message["n"])
-        if message["n"] == 1:
+        if message["n"] == failing:
             raise RuntimeError("boom")
 
     manager._handle_emit = handle_emit
+    return layer, manager, handled
+
+
+def test_the_listener_handles_a_read_in_order_counts_it_once_and_a_failure_stops_nothing(caplog):
+    """One read of a subscriber: its messages handled in order, this process's own skipped, a
+    message that cannot be read or whose handling fails logged, the rest handled; each message
+    this process decoded counted, its own too."""
+    layer, manager, handled = listening(failing=1)
     emit, own = {"method": "emit", "namespace": "/", "room": None}, manager.host_id
     read = [
         layer.serialize({"type": "sio.batch", "data": [{**emit, "n": 0, "host_id": own}, {**emit, "n": 1}]}),
@@ -310,9 +317,7 @@ def test_the_listener_handles_a_read_in_order_counts_it_once_and_a_failure_stops
 def test_the_listener_hands_back_an_ack_addressed_to_this_process():
     """An ack's return (``callback``) carries the host id of the process that asked for it, its
     receiver: handled here, as python-socketio's listener does, not skipped as this process's own."""
-    layer = RedisPubSubChannelLayer(hosts=["redis://127.0.0.1:1"])  # its serialisation only
-    manager = ChannelLayerManager()
-    manager._deserialize = layer.deserialize
+    layer, manager, _ = listening()
     acked: list[tuple] = []
 
     async def trigger_callback(sid: str, id: int, data: list) -> None:
@@ -332,15 +337,7 @@ def test_a_read_the_listener_fails_on_is_logged_and_the_next_is_handled(caplog):
     """A message whose method is no string (nothing this product publishes, but anything on the
     layer's Redis may) is logged and the listener goes on: python-socketio's listener task caught
     what its loop raised and went on, and a listener that stopped would leave the process deaf."""
-    layer = RedisPubSubChannelLayer(hosts=["redis://127.0.0.1:1"])  # its serialisation only
-    manager = ChannelLayerManager()
-    manager._deserialize = layer.deserialize
-    handled: list[int] = []
-
-    async def handle_emit(message: dict) -> None:
-        handled.append(message["n"])
-
-    manager._handle_emit = handle_emit
+    layer, manager, handled = listening()
     emit = {"method": "emit", "namespace": "/", "room": None}
 
     async def scenario() -> None:
