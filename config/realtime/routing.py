@@ -11,7 +11,6 @@ per room would reach a process with sockets in two of them twice; the product se
 such event (``partner:assigned``, once per booking), so the shared group carries it.
 """
 
-import functools
 import hashlib
 from typing import Any
 
@@ -21,10 +20,8 @@ SIO_METHODS = {"emit", "callback", "disconnect", "enter_room", "leave_room", "cl
 _TO_ONE_SOCKET = {"disconnect", "enter_room", "leave_room"}
 
 
-@functools.lru_cache(maxsize=1 << 14)
 def room_group(shared: str, namespace: str, room: str) -> str:
-    """The channel group of ``room`` in ``namespace``: a digest, so any room name makes a valid group name.
-    Remembered for the rooms in use: every publish asks (the digest cost more than the rest of ``group_of``)."""
+    """The channel group of ``room`` in ``namespace``: a digest, so any room name makes a valid group name."""
     digest = hashlib.blake2b(f"{namespace}\x00{room}".encode(), digest_size=10).hexdigest()
     return f"{shared}.{digest}"
 
