@@ -42,7 +42,8 @@ def group_of(shared: str, message: dict[str, Any]) -> str:
 
 def kind_of(message: dict[str, Any]) -> str:
     """What a broker message is addressed to: a room, a user's room, everyone, one socket, or a control."""
-    if message.get("method") not in SIO_METHODS:
+    method = message.get("method")
+    if not isinstance(method, str) or method not in SIO_METHODS:  # a list is unhashable: junk is a control
         return "control"
     room = message.get("room")
     if room is None:

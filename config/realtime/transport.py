@@ -125,7 +125,7 @@ class ChannelLayerTransport:
             payloads = await self._inbox.get()  # never, on the in-memory layer (no lanes)
             try:
                 await self._received(payloads)
-            except Exception:  # a listener that stopped would leave the process deaf to its rooms
+            except Exception:  # this task ending would leave the process deaf to the others, silently
                 logger.exception("a broker read could not be handled")
 
     async def _received(self, payloads: list[bytes]) -> None:
@@ -174,7 +174,11 @@ class ChannelLayerTransport:
                 await self._handle_leave_room(data)
             elif method == "close_room":
                 await self._handle_close_room(data)
-            elif method not in SIO_METHODS and (handler := hooks.control_handler(method)) is not None:
+            elif (
+                isinstance(method, str)  # another program's junk (a list) is no method, as an unknown one
+                and method not in SIO_METHODS
+                and (handler := hooks.control_handler(method)) is not None
+            ):
                 await handler(self, data)
         except Exception:
             logger.exception("broker message %s failed", method)

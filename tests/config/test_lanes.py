@@ -22,7 +22,7 @@ from config.realtime.lanes import Lane
 from config.realtime.manager import ChannelLayerManager
 from config.realtime.redis_wire import READ_CHUNK
 from config.realtime.transport import ChannelLayerTransport
-from tests.live import free_port, wait_until
+from tests.live import free_port
 
 pytestmark = pytest.mark.redis
 
@@ -333,23 +333,42 @@ def test_the_listener_hands_back_an_ack_addressed_to_this_process():
     assert acked == [("s1", 7, [{"ok": True}])]
 
 
-def test_a_read_the_listener_fails_on_is_logged_and_the_next_is_handled(caplog):
-    """A message whose method is no string (nothing this product publishes, but anything on the
-    layer's Redis may) is logged and the listener goes on: python-socketio's listener task caught
-    what its loop raised and went on, and a listener that stopped would leave the process deaf."""
+def test_a_message_of_junk_stops_neither_its_read_nor_the_listener(caplog):
+    """A broker message whose ``method`` is no string (a list, a map: another program's bug on the
+    channel) is skipped like an unknown method: the read's other messages are handled, and a read
+    that fails all the same is logged once and the listener reads on (its task ending would leave
+    the process deaf to every other process, silently)."""
     layer, manager, handled = listening()
     emit = {"method": "emit", "namespace": "/", "room": None}
+    junk = [1, None, {"method": ["emit"]}, {"method": {"a": 1}}, {"method": "nope"}]
+    read = [layer.serialize({"type": "sio.batch", "data": [*junk, {**emit, "n": 0}]})]
+    with caplog.at_level(logging.INFO, logger="config.realtime.manager"):
+        asyncio.run(manager._received(read))
+    assert handled == [0]
+    assert caplog.records == []
 
-    async def scenario() -> None:
-        listener = asyncio.ensure_future(manager._thread())
-        manager._inbox.put([layer.serialize({"type": "sio.message", "data": {**emit, "method": ["emit"]}})])
-        manager._inbox.put([layer.serialize({"type": "sio.message", "data": {**emit, "n": 1}})])
-        await wait_until(lambda: handled, what="the next read handled")
-        listener.cancel()
+    async def listener() -> None:  # a read that fails for a reason not foreseen, then a good one
+        manager._inbox = asyncio.Queue()
+        received, reads = manager._received, iter([RuntimeError("unforeseen"), None])
+
+        async def failing_once(payloads: list[bytes]) -> None:
+            failure = next(reads)
+            if failure is not None:
+                raise failure
+            await received(payloads)
+
+        manager._received = failing_once
+        task = asyncio.create_task(manager._thread())
+        for n in (1, 2):
+            manager._inbox.put_nowait([layer.serialize({"type": "sio.message", "data": {**emit, "n": n}})])
+        for _ in range(50):
+            await asyncio.sleep(0)
+        assert not task.done()
+        task.cancel()
 
     with caplog.at_level(logging.ERROR, logger="config.realtime.manager"):
-        asyncio.run(asyncio.wait_for(scenario(), 5))
-    assert handled == [1]
+        asyncio.run(listener())
+    assert handled == [0, 2]
     assert [r.getMessage() for r in caplog.records] == ["a broker read could not be handled"]
 
 
