@@ -103,6 +103,31 @@ def test_customer_on_a_follows_partner_on_b(servers, customer, partner, service)
     run(scenario())
 
 
+def test_junk_on_the_shared_group_leaves_every_process_listening(servers, customer, partner, service):
+    """Messages another program put on the channel (``group_send``: a method that is a list, entries
+    that are no messages, an unknown method, another app's type) are skipped, logging nothing, and
+    each process still hears the others: a list for a method once ended every process's listener."""
+    a, b = servers
+    booking = BookingFactory(customer=customer, partner=partner, service=service, status=S.PARTNER_EN_ROUTE)
+    here = {"latitude": 28.62, "longitude": 77.21}
+
+    async def scenario():
+        c = await Client(a.url, "/customer").connect(token_for(customer))
+        assert (await c.call("booking:track", str(booking.pk)))["ok"]
+        p = await Client(b.url, "/partner").connect(token_for(partner.user))
+        layer, shared = get_channel_layer(), settings.SOCKETIO["CHANNEL_GROUP"]
+        await layer.group_send(shared, {"type": "sio.batch", "data": [{"method": ["emit"]}, 1, None, "x"]})
+        await layer.group_send(shared, {"type": "sio.message", "data": {"method": {"a": 1}}})
+        await layer.group_send(shared, {"type": "sio.message", "data": {"method": "bogus"}})
+        await layer.group_send(shared, {"type": "chat.message", "text": "another app's"})
+        assert (await p.call("location:update", here))["ok"]
+        await c.wait_for("partner:location_update")  # B's publish, heard on A after the junk
+        await c.close()
+        await p.close()
+
+    run(scenario())
+
+
 def test_a_finished_bookings_room_is_closed_on_every_process(servers, customer, partner, service):
     """Two devices of one customer, on A and on B, track a booking; it completes; a late event for
     its room reaches neither, which a later event to the customer (the barrier) proves."""
