@@ -23,7 +23,8 @@ pool:
   and is bounded by the pool alone.
 
 The hashers are Django's own (the stored format, the iteration counts and the upgrade path
-of existing hashes are theirs); ``Bounded`` only decides where and when they run. Hand-written
+of existing hashes are theirs); ``Bounded`` only decides where and when they run, and defers an
+upgrade of an older hash at a login to a moment a worker is free. Hand-written
 because it is a few dozen lines on ``ThreadPoolExecutor``; no kept package schedules hashing.
 """
 
@@ -133,13 +134,10 @@ class HashingPool:
             raise self._slow()
         release = self._admit(_address.get())
         try:
-            future = self._executor.submit(self._in_time, wait, time.monotonic() + wait, work, *args)
+            future = self._executor.submit(self._in_time, release, wait, time.monotonic() + wait, work, *args)
         except BaseException:
             release()
             raise
-        # The place is given back when the hash ends, not when its caller stops waiting: a hash
-        # nobody waits for any more still holds its worker, and the pool admits only what it runs.
-        future.add_done_callback(lambda _: release())
         try:
             return future.result(timeout=wait)
         except _TooLateError:
@@ -148,24 +146,37 @@ class HashingPool:
         except TimeoutError:
             # Queued: it will not run. Running already: it ends unread. Either way the caller is
             # answered now; on a starved CPU a running hash can take longer than the wait itself.
-            future.cancel()
+            if future.cancel():  # never to run, nor to give its place back there
+                release()
             metrics.HASHING_REFUSED.inc()
             raise self._slow() from None
 
-    def _in_time(self, wait: float, deadline: float, work: Callable[..., T], *args: Any) -> T:
+    def _in_time(
+        self, release: Callable[[], None], wait: float, deadline: float, work: Callable[..., T], *args: Any
+    ) -> T:
         """On a worker: the hash, unless its caller stops waiting before one as long as the last
         ends. Under a full queue every hash began as its caller's wait ran out and ended for nobody
         (a queue of 8 taking 0.3 s each, a 2 s wait: 6 of 40 answered); its caller is answered now.
         One that waited less than half its wait always runs: a last hash about as long as the
         wait, or longer, would otherwise skip every one after it, and none would measure again."""
-        left = deadline - time.monotonic()
-        if left < self._last and left < wait / 2:
-            raise _TooLateError
-        started = time.monotonic()
         try:
-            return work(*args)
+            left = deadline - time.monotonic()
+            if left < self._last and left < wait / 2:
+                raise _TooLateError
+            started = time.monotonic()
+            try:
+                return work(*args)
+            finally:
+                self._last = time.monotonic() - started
         finally:
-            self._last = time.monotonic() - started
+            # The place is given back when the hash ends, not when its caller stops waiting (a hash
+            # nobody waits for still holds its worker: the pool admits only what it runs), and here,
+            # before the caller wakes: ``free_worker`` then no longer counts the caller's own hash.
+            release()
+
+    def free_worker(self) -> bool:
+        """A worker is idle and nothing waits: a hash asked for now starts at once."""
+        return self._admitted < self.workers
 
     def _wait_left(self) -> float:
         """``PASSWORD_HASH_WAIT``; in a request, what its earlier hashes left of it."""
@@ -213,6 +224,12 @@ class Bounded:
 
     def verify(self, password: str, encoded: str) -> bool:
         return pool().run(super().verify, password, encoded)
+
+    def must_update(self, encoded: str) -> bool:
+        """An older hash (fewer iterations: every user's after a Django upgrade) is hashed again at a
+        login only while a worker is free. Under load that second hash would share the login's
+        ``PASSWORD_HASH_WAIT`` and could refuse a right password 503; a later login upgrades it."""
+        return super().must_update(encoded) and pool().free_worker()
 
 
 class PBKDF2PasswordHasher(Bounded, hashers.PBKDF2PasswordHasher):

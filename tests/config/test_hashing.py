@@ -3,6 +3,7 @@
 import os
 import threading
 import time
+from concurrent.futures import Future
 
 import pytest
 from django.contrib.auth.hashers import make_password
@@ -200,3 +201,46 @@ def test_after_a_hash_as_long_as_the_wait_the_next_still_runs(small_pool):
     for last in (0.9999, 1.0, 10.0):
         small_pool._last = last
         assert make_password("password123").startswith("md5$")  # its 0.3 s, within the wait
+
+
+def test_an_older_hash_is_upgraded_at_a_login_only_while_a_worker_is_free(monkeypatch):
+    """After a Django upgrade raises PBKDF2's iterations, every user's first login would hash twice
+    within one PASSWORD_HASH_WAIT; under load the second could refuse a right password 503. The
+    upgrade is asked for only while a worker is idle; the login's own check no longer counts."""
+    pool = hashing.HashingPool(workers=1, queue=2, wait=5, nice=10)
+    monkeypatch.setattr(hashing, "_pool", [pool])
+    current = hashing.PBKDF2PasswordHasher()
+    older = hashing.hashers.PBKDF2PasswordHasher().encode("password123", "salt", iterations=1000)
+    assert current.must_update(older)  # idle: upgraded at this login
+    hold = threading.Event()
+    busy = threading.Thread(target=pool.run, args=(hold.wait, 10))
+    busy.start()
+    try:
+        deadline = time.monotonic() + 5
+        while pool.admitted < 1:
+            assert time.monotonic() < deadline, "the busy hash was never admitted"
+            time.sleep(0.01)
+        assert not current.must_update(older)  # the worker taken: the login is answered, not upgraded
+    finally:
+        hold.set()
+        busy.join(5)
+    assert pool.admitted == 0 and current.must_update(older)
+
+
+def test_a_hash_gives_its_place_back_before_its_caller_wakes(monkeypatch):
+    """The login's own check is not counted when it asks whether to upgrade (a place given back by a
+    done callback could still be held when ``result`` returned)."""
+    pool = hashing.HashingPool(workers=1, queue=0, wait=5, nice=10)
+    monkeypatch.setattr(hashing, "_pool", [pool])
+    invoke = Future._invoke_callbacks
+
+    def late_callbacks(self) -> None:  # the window between a waiter's wake-up and the callbacks, widened
+        time.sleep(0.05)
+        invoke(self)
+
+    monkeypatch.setattr(Future, "_invoke_callbacks", late_callbacks)
+    seen = []
+    for _ in range(5):
+        pool.run(lambda: None)
+        seen.append(pool.admitted)
+    assert seen == [0] * 5
