@@ -43,7 +43,7 @@ _bookings = Batched(lambda booking_ids: selectors.bookings_by_id(booking_ids=boo
 async def _tracked(session: Session, booking_id: uuid.UUID) -> Booking:
     try:
         booking = await _bookings.get(booking_id)
-    except TimeoutError as exc:  # the batch's database read did not answer in time
+    except (TimeoutError, ConnectionError) as exc:  # not answered in time, or cancelled (a stopping process)
         raise Unavailable() from exc
     return selectors.customers_booking(booking, session_user(session))
 
