@@ -24,7 +24,7 @@ from typing import Any
 from django.db import transaction
 from django.utils import timezone
 
-from bookings import events
+from bookings import events, selectors
 from bookings.models import ACTIVE_STATUSES, Booking
 from config import metrics, rooms
 from config.hot_settings import hot
@@ -93,7 +93,7 @@ def nearby_claim(*, booking_id: Any, partner_id: int, meters: int, eta_seconds: 
             namespace=rooms.CUSTOMER,
             room=rooms.booking(booking_id),
         )
-        booking = Booking.objects.select_related("service", "customer", "partner").get(pk=booking_id)
+        booking = selectors.shaped_bookings().get(pk=booking_id)
         if booking.arrived_far_at is not None:
             # The far arrival's flag clears: staff's monitor sees the booking without it.
             emit("booking:updated", events.booking(booking), namespace=rooms.ADMIN, room=rooms.MONITOR_BOOKINGS)

@@ -26,18 +26,21 @@ def booking_id_from(payload: Any) -> uuid.UUID:
     return parse_booking_id(payload.get("bookingId") if isinstance(payload, dict) else payload)
 
 
+def shaped_bookings() -> QuerySet[Booking]:
+    """Bookings with what ``shapes.booking_data`` reads (service, customer, partner): one query."""
+    return Booking.objects.select_related("service", "customer", "partner")
+
+
 def bookings_for(user: AbstractBaseUser) -> QuerySet[Booking]:
     """Bookings a user may list: all for staff, else their own as customer or as partner."""
-    qs = Booking.objects.select_related("service", "customer", "partner")
+    qs = shaped_bookings()
     if user.is_staff:
         return qs
     return qs.filter(Q(customer=user) | Q(partner_id=user.pk))
 
 
 def booking_for_viewer(*, booking_id: Any, user: AbstractBaseUser) -> Booking:
-    booking = (
-        Booking.objects.select_related("service", "customer", "partner").filter(pk=parse_booking_id(booking_id)).first()
-    )
+    booking = shaped_bookings().filter(pk=parse_booking_id(booking_id)).first()
     if booking is None:
         raise NotFound("no such booking")
     if not (user.is_staff or booking.customer_id == user.pk or booking.partner_id == user.pk):
@@ -64,7 +67,7 @@ def bookings_by_id(*, booking_ids: list[uuid.UUID]) -> dict[uuid.UUID, Booking]:
     """The bookings of these ids that exist, with what ``booking_data`` reads (service, customer,
     partner): one query for many, where ``booking_for_viewer`` compiles one per booking (the ORM's
     compilation is most of such a read's cost; ``booking:track``'s reads of a moment, issue 34)."""
-    rows = Booking.objects.select_related("service", "customer", "partner").filter(pk__in=booking_ids)
+    rows = shaped_bookings().filter(pk__in=booking_ids)
     return {booking.pk: booking for booking in rows.order_by()}
 
 
@@ -108,7 +111,7 @@ def bookings_needing_staff() -> QuerySet[Booking]:
     # Arrived far away (contract 10.3) and not seen near since.
     far = Q(arrived_far_at__isnull=False) & (Q(nearby_at__isnull=True) | Q(nearby_at__lt=F("arrived_far_at")))
     return (
-        Booking.objects.select_related("service", "customer", "partner")
+        shaped_bookings()
         .filter(
             Q(status=BookingStatus.PENDING, dispatch_state=DispatchState.UNASSIGNED)
             | (Q(status__in=ACTIVE_STATUSES) & (Q(partner__is_suspended=True) | quiet | far))
