@@ -181,11 +181,13 @@ def test_under_a_storm_the_hashes_that_run_are_answered(monkeypatch):
             except Unavailable:
                 time.sleep(0.02)
 
-    threads = [threading.Thread(target=client) for _ in range(12)]
+    # Daemons: a hung client fails the assertion below instead of holding the run open.
+    threads = [threading.Thread(target=client, daemon=True) for _ in range(12)]
     for thread in threads:
         thread.start()
     for thread in threads:
         thread.join(10)
+    assert not [thread for thread in threads if thread.is_alive()], "a client never came back from its hash"
     deadline = time.monotonic() + 5
     while pool.admitted:
         assert time.monotonic() < deadline, "a place was never given back"
