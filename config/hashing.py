@@ -82,7 +82,10 @@ class HashingPool:
         self.workers, self.capacity, self.wait, self.nice = workers, workers + queue, wait, nice
         self.per_address = per_address  # 0: no share per address
         self._admitted = 0
-        self._last = 0.0  # seconds the last hash took (``_in_time``)
+        # Seconds the last hash took (``_in_time``). Written and read on the workers without the lock:
+        # under the GIL an attribute's load or store is one bytecode, so a reader sees a whole float,
+        # and two hashes ending together leave one of their times, either a fair "last" for a guess.
+        self._last = 0.0
         self._by_address: Counter[str] = Counter()
         self._lock = threading.Lock()
         self._executor = ThreadPoolExecutor(workers, thread_name_prefix="hashing", initializer=self._yield_cpu)
