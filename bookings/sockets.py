@@ -11,7 +11,6 @@ from bookings.serializers import BookingCancelInput, BookingStatusInput
 from bookings.shapes import booking_data
 from config import rooms
 from config.api import validated
-from config.errors import Unavailable
 from config.realtime.catalogue import INTEGER, UUID, obj, one_of
 from config.realtime.identity import Session, session_user
 from config.realtime.inbound import EVENT_SESSION
@@ -41,10 +40,7 @@ _bookings = Batched(lambda booking_ids: selectors.bookings_by_id(booking_ids=boo
 
 
 async def _tracked(session: Session, booking_id: uuid.UUID) -> Booking:
-    try:
-        booking = await _bookings.get(booking_id)
-    except (TimeoutError, ConnectionError) as exc:  # not answered in time, or cancelled (a stopping process)
-        raise Unavailable() from exc
+    booking = await _bookings.get(booking_id)  # not answered (timed out, cancelled): Unavailable
     return selectors.customers_booking(booking, session_user(session))
 
 

@@ -15,7 +15,6 @@ from typing import Any
 
 import socketio
 from django.conf import settings
-from django.db import InterfaceError, OperationalError
 
 from config import metrics
 from config.errors import DomainError, Forbidden, RateLimited, Unavailable, ValidationError
@@ -25,7 +24,7 @@ from config.realtime.emit import emit_now
 from config.realtime.identity import Session, access_changed_since, identities, user_room
 from config.realtime.inbound import ACK_WANTED, EVENT_SESSION, RejectedEvent
 from config.realtime.limits import limiter
-from config.realtime.orm import OrmLoad
+from config.realtime.orm import OrmLoad, unavailable
 from config.realtime.parts import KEPT_SOCKET_REFUSALS, ClientEvent, Part
 from config.realtime.presence import presence
 from config.realtime.rights import RoomRights
@@ -49,10 +48,6 @@ def _admit_connect(who: int | str, key: str) -> None:
 # Past RATE_LIMITED a socket gets this many answers per rate window, then none; one whose refusals
 # in a window reach the limit itself (it sends at twice its limit) is disconnected.
 ANSWERS_PAST_LIMIT = 3
-
-
-def _unavailable(exc: BaseException) -> bool:
-    return isinstance(exc, (OperationalError, InterfaceError))
 
 
 class BaseNamespace(TokenLifetime, RoomRights, socketio.AsyncNamespace):
@@ -131,7 +126,14 @@ class BaseNamespace(TokenLifetime, RoomRights, socketio.AsyncNamespace):
             await self.save_session(sid, session)
         presence.add(self.namespace_name, user_id)
         self._schedule_expiry(sid, session)
-        await self.on_connected(sid, session)
+        try:
+            await self.on_connected(sid, session)
+        except Exception as exc:  # the refusal leaves the rooms (python-socketio), this what it added
+            self._forget_expiry(sid)
+            presence.remove(self.namespace_name, user_id)
+            if unavailable(exc):  # a part's read (its relay list, its newest fix) not answered
+                raise Refused("UNAVAILABLE", "The server is busy; retry with backoff") from exc
+            raise
 
     async def _checked_session(self, user_id: int) -> Session:
         """The user's session, read within ``CONNECT_TIMEOUT``: under load a connect is answered
@@ -139,11 +141,9 @@ class BaseNamespace(TokenLifetime, RoomRights, socketio.AsyncNamespace):
         try:
             async with asyncio.timeout(settings.SOCKETIO["CONNECT_TIMEOUT"]):
                 identity = await identities.get(user_id)
-        except TimeoutError as exc:
-            raise Refused("UNAVAILABLE", "The server is busy; retry with backoff") from exc
         except Exception as exc:
-            if _unavailable(exc):
-                raise Refused("UNAVAILABLE", "The service is briefly unavailable; retry with backoff") from exc
+            if isinstance(exc, TimeoutError) or unavailable(exc):  # past CONNECT_TIMEOUT, or not read
+                raise Refused("UNAVAILABLE", "The server is busy; retry with backoff") from exc
             raise
         try:
             return self._session_for(identity)
@@ -211,7 +211,7 @@ class BaseNamespace(TokenLifetime, RoomRights, socketio.AsyncNamespace):
         except DomainError as exc:
             return await self._fail(sid, event, exc, label, rate_key)
         except Exception as exc:
-            if _unavailable(exc):
+            if unavailable(exc):
                 logger.warning("%s: database unavailable (%s)", event, exc)
                 return await self._fail(sid, event, Unavailable(), label)
             logger.exception("handler for %s failed", event)

@@ -6,7 +6,9 @@ from collections.abc import Awaitable, Callable
 from typing import Any
 
 from django.conf import settings
-from django.db import close_old_connections
+from django.db import InterfaceError, OperationalError, close_old_connections
+
+from config.errors import Unavailable
 
 
 class OrmLoad:
@@ -21,6 +23,14 @@ class OrmLoad:
 
 def orm_in_flight() -> int:
     return OrmLoad.in_flight
+
+
+def unavailable(exc: BaseException) -> bool:
+    """Whether ``exc`` is the contract's ``UNAVAILABLE``: the database failed, or a read was not
+    answered (``Batched``: past its timeout, or cancelled by a stopping process). A client's connect
+    or event gets ``UNAVAILABLE`` for these, and only these (``BaseNamespace``); a control message
+    logs them as one warning (``hooks.on_control``)."""
+    return isinstance(exc, (OperationalError, InterfaceError, Unavailable))
 
 
 def db(func: Callable[..., Any]) -> Callable[..., Awaitable[Any]]:
@@ -71,7 +81,9 @@ class Batched:
 
     A batch the database has not answered within ``timeout`` fails its readers and frees its slot
     (its thread goes on, as a lone read's would): two reads hung on a half-open connection must
-    not stop every later read of the process.
+    not stop every later read of the process. Its readers, and those of a batch cancelled (a
+    stopping process), get ``Unavailable``: each caller answers the contract's ``UNAVAILABLE``
+    without a handler of its own; a failure of ``load`` itself reaches them as raised.
 
     ``counted``: each reader waiting counts in ``OrmLoad`` as a ``db`` call would, so that the
     events reading through it are shed past ``DB_QUEUE_MAX`` as before they were batched.
@@ -135,7 +147,9 @@ class Batched:
         try:
             found = await asyncio.wait_for(asyncio.shield(read), self.timeout)
         except (Exception, asyncio.CancelledError) as exc:
-            failure = exc if isinstance(exc, Exception) else ConnectionError("the read was cancelled")
+            # Not answered (past ``timeout``, or cancelled): UNAVAILABLE; the load's own failure as raised.
+            unanswered = isinstance(exc, (TimeoutError, asyncio.CancelledError))
+            failure = Unavailable() if unanswered else exc
             for futures in batch.values():
                 for future in futures:
                     if not future.done():

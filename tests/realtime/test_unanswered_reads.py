@@ -1,0 +1,130 @@
+"""A batched read not answered (cancelled by a stopping process, or past its timeout) is the contract's
+``UNAVAILABLE`` wherever it is read, as ``booking:track``'s is (tests/bookings/test_track_reads.py): a
+connect's identity, a partner's newest fix and relay list (the connect is refused ``UNAVAILABLE``,
+nothing of it left behind), and the relay list a control message refreshes (one warning, no traceback)."""
+
+import asyncio
+import logging
+import threading
+from collections.abc import Awaitable
+from typing import Any
+
+import pytest
+import socketio
+
+import config.asgi  # noqa: F401 - the composition root registers the control handlers
+from bookings import relay
+from config import rooms
+from config.errors import Unavailable
+from config.realtime import hooks
+from config.realtime.auth import Refused
+from config.realtime.identity import identities
+from config.realtime.namespace import compose
+from config.realtime.orm import Batched, OrmLoad
+from config.realtime.presence import presence
+from partners import sockets
+from tests.live import Client, run, token_for
+
+
+async def cancelled(batched: Batched, reading: Awaitable[Any], held: threading.Event) -> object:
+    """What ``reading`` gets when the batch it waits on is cancelled (a stopping process cancels its
+    tasks); its load, hung on ``held``, is let go then."""
+    waiting = asyncio.ensure_future(reading)
+    while not batched._tasks:
+        await asyncio.sleep(0.01)
+    for task in list(batched._tasks):
+        task.cancel()
+    try:
+        (got,) = await asyncio.gather(waiting, return_exceptions=True)
+    finally:
+        held.set()
+    return got
+
+
+@pytest.fixture
+def hung(monkeypatch):
+    """Make a ``Batched``'s load hang (until the event it returns is set, or the test ends)."""
+    held = threading.Event()
+
+    def hang(batched: Batched) -> threading.Event:
+        def load(keys):
+            held.wait(5)
+            return {}
+
+        monkeypatch.setattr(batched, "load", load)
+        return held
+
+    yield hang
+    held.set()
+
+
+def test_a_connect_whose_identity_read_is_cancelled_is_refused_unavailable(transactional_db, customer, hung):
+    held = hung(identities)
+    namespace = compose(rooms.CUSTOMER, role="customer", parts=())
+    got = asyncio.run(asyncio.wait_for(cancelled(identities, namespace._checked_session(customer.pk), held), 10))
+    assert isinstance(got, Refused), repr(got)
+    assert got.error_args["data"] == {"code": "UNAVAILABLE"}
+
+
+def test_a_partners_newest_fix_and_relay_list_not_read_are_unavailable(transactional_db, partner, hung):
+    """The two reads of a partner's connect, and the relay refresh of ``booking:accept`` and
+    ``booking:status_update``: ``Unavailable``, which the namespace answers as the contract's error."""
+    held = hung(sockets._last_location_at)
+    hung(relay._targets)
+
+    class Manager:
+        def get_participants(self, namespace, room):
+            return [("sid", "eio")]
+
+    session = {"uid": partner.pk}
+
+    async def scenario():
+        fix = await cancelled(sockets._last_location_at, sockets._newest_fix(None, "sid", session), held)
+        held.clear()
+        targets = await cancelled(relay._targets, relay.refresh_relay(Manager(), partner.pk), held)
+        return fix, targets
+
+    fix, targets = asyncio.run(asyncio.wait_for(scenario(), 10))
+    assert isinstance(fix, Unavailable) and isinstance(targets, Unavailable), (fix, targets)
+    assert OrmLoad.in_flight == 0
+
+
+def test_a_relay_refresh_a_control_asks_for_logs_one_warning_when_unanswered(transactional_db, partner, hung, caplog):
+    held = hung(relay._targets)
+
+    class Manager:
+        def get_participants(self, namespace, room):
+            return [("sid", "eio")]
+
+    handler = hooks.control_handler("partner_bookings")
+    message = {"method": "partner_bookings", "user_id": str(partner.pk)}
+    with caplog.at_level(logging.WARNING, logger="config.realtime.hooks"):
+        got = asyncio.run(asyncio.wait_for(cancelled(relay._targets, handler(Manager(), message), held), 10))
+    assert got is None  # handled: the manager's "local delivery failed" traceback is not reached
+    (record,) = [r for r in caplog.records if r.name == "config.realtime.hooks"]
+    assert record.levelno == logging.WARNING and record.exc_info is None
+    assert "partner_bookings" in record.getMessage()
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_partner_connect_whose_newest_fix_is_not_read_is_refused_unavailable(
+    live_server_url, partner, hung, monkeypatch
+):
+    """Past the batch's timeout: ``connect_error`` ``UNAVAILABLE``, the partner not left online
+    here; once the database answers, the partner connects."""
+    hung(sockets._last_location_at)
+    monkeypatch.setattr(sockets._last_location_at, "timeout", 0.3)
+    token = token_for(partner.user)
+
+    async def scenario():
+        refused = Client(live_server_url, "/partner")
+        with pytest.raises(socketio.exceptions.ConnectionError):
+            await refused.connect(token)
+        assert refused.connect_error is not None, "no answer: the client gave up"
+        assert refused.connect_error["data"] == {"code": "UNAVAILABLE"}, refused.connect_error
+        assert partner.pk not in presence.local[rooms.PARTNER]
+        monkeypatch.undo()
+        back = await Client(live_server_url, "/partner").connect(token)
+        await back.close()
+
+    run(scenario())
