@@ -59,6 +59,8 @@ class Presence:
         counter[user_id] -= 1
         if counter[user_id] <= 0:
             del counter[user_id]
+            # Gone before the next write (a connect refused after it counted): not recorded online.
+            self.new[namespace].discard(user_id)
             return True
         return False
 

@@ -141,3 +141,18 @@ def test_presence_counts_sockets_and_remote_hosts(settings):
     assert presence.remove("/customer", 7) is False and presence.remove("/customer", 7) is True
     presence.remote["other-host"] = (0.0, presence.remote["other-host"][1])  # expired: the host died
     assert not presence.is_online(8) and presence.online("/partner") == {7}
+
+
+def test_a_user_whose_last_socket_went_before_the_write_is_not_recorded_online(monkeypatch):
+    """A connect refused after it counted (a part's read not answered, ``BaseNamespace._connect``)
+    leaves its user out of the next online write: were it kept, a partner who never connected
+    would be offered jobs until ``PRESENCE_TTL``."""
+    from config.realtime import presence as module
+
+    monkeypatch.setitem(module._keepers, "/kept", lambda user_ids, online: None)
+    presence = module.Presence()
+    for user_id in (7, 8, 8):
+        presence.add("/kept", user_id)
+    presence.remove("/kept", 7)
+    presence.remove("/kept", 8)
+    assert presence.new["/kept"] == {8}
