@@ -2,6 +2,7 @@
 jobs and location relay on ``/partner`` (5.2). The composition root (``config/asgi.py``)
 puts each part in its namespace, beside chat's and, on ``/partner``, the partners' own."""
 
+import logging
 import uuid
 from typing import Any
 
@@ -15,10 +16,12 @@ from config.realtime.catalogue import INTEGER, UUID, obj, one_of
 from config.realtime.identity import Session, session_user
 from config.realtime.inbound import EVENT_SESSION
 from config.realtime.namespace import BaseNamespace
-from config.realtime.orm import Batched, db
+from config.realtime.orm import Batched, db, unavailable
 from config.realtime.parts import Part
 from config.shapes import input_schema
 from partners.tracking import LOCATION_BATCH, LOCATION_UPDATE, locations
+
+logger = logging.getLogger(__name__)
 
 BOOKING_ID = one_of(UUID, obj({"bookingId": UUID}))
 _BOOKING_ACK = obj({"booking": booking_data.schema})
@@ -122,6 +125,20 @@ def _status(session: Session, data: dict[str, Any]) -> dict[str, Any]:
 partner_jobs = Part()
 
 
+async def _relay_after_move(namespace: BaseNamespace, partner_id: int) -> None:
+    """The relay list read again after the partner's move committed: the ack promises it, so the
+    next ``location:update`` reaches the customer. A read not answered (a stopping process, the
+    database gone since the commit) does not turn the committed move into an error, which the
+    client would retry into ``INVALID_TRANSITION``: the move is acked, and the periodic reconcile
+    (``RELAY_RECONCILE_INTERVAL``) or the partner's next connect reads the list again."""
+    try:
+        await relay.refresh_relay(namespace.server.manager, partner_id)
+    except Exception as exc:
+        if not unavailable(exc):
+            raise
+        logger.warning("partner %s's relay list not read after their move (%s): the reconcile will", partner_id, exc)
+
+
 @partner_jobs.on_connected
 async def _relay_list(namespace: BaseNamespace, sid: str, session: Session) -> None:
     session["bookings"] = []
@@ -138,8 +155,7 @@ async def accept(namespace: BaseNamespace, sid: str, payload: Any) -> dict[str, 
     booking_id = selectors.booking_id_from(payload)
     session = await namespace.get_session(sid)
     booking = await db(_accept)(session, booking_id)
-    # The ack promises a current relay list: the next location:update reaches the customer.
-    await relay.refresh_relay(namespace.server.manager, session["uid"])
+    await _relay_after_move(namespace, session["uid"])
     return {"booking": booking}
 
 
@@ -167,7 +183,7 @@ async def status_update(namespace: BaseNamespace, sid: str, payload: Any) -> dic
     # their row): what this process buffered is written first (nothing when nothing is buffered).
     await locations.flush(session["uid"])
     booking = await db(_status)(session, data)
-    await relay.refresh_relay(namespace.server.manager, session["uid"])
+    await _relay_after_move(namespace, session["uid"])
     return {"booking": booking}
 
 

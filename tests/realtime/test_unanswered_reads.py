@@ -1,7 +1,8 @@
 """A batched read not answered (cancelled by a stopping process, or past its timeout) is the contract's
 ``UNAVAILABLE`` wherever it is read, as ``booking:track``'s is (tests/bookings/test_track_reads.py): a
 connect's identity, a partner's newest fix and relay list (the connect is refused ``UNAVAILABLE``,
-nothing of it left behind), and the relay list a control message refreshes (one warning, no traceback)."""
+nothing of it left behind), and the relay list a control message refreshes (one warning, no traceback);
+a partner's committed move is acked whatever its relay refresh gets."""
 
 import asyncio
 import logging
@@ -11,6 +12,7 @@ from typing import Any
 
 import pytest
 import socketio
+from django.db import OperationalError
 
 import config.asgi  # noqa: F401 - the composition root registers the control handlers
 from bookings import relay
@@ -23,6 +25,7 @@ from config.realtime.namespace import compose
 from config.realtime.orm import Batched, OrmLoad
 from config.realtime.presence import presence
 from partners import sockets
+from tests.factories import book
 from tests.live import Client, run, token_for
 
 
@@ -67,8 +70,8 @@ def test_a_connect_whose_identity_read_is_cancelled_is_refused_unavailable(trans
 
 
 def test_a_partners_newest_fix_and_relay_list_not_read_are_unavailable(transactional_db, partner, hung):
-    """The two reads of a partner's connect, and the relay refresh of ``booking:accept`` and
-    ``booking:status_update``: ``Unavailable``, which the namespace answers as the contract's error."""
+    """The two reads of a partner's connect: ``Unavailable``, which the namespace answers as the
+    contract's error (a move's relay refresh is acked anyway: the last test)."""
     held = hung(sockets._last_location_at)
     hung(relay._targets)
 
@@ -128,3 +131,33 @@ def test_a_partner_connect_whose_newest_fix_is_not_read_is_refused_unavailable(
         await back.close()
 
     run(scenario())
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_committed_accept_is_acked_when_the_relay_list_is_not_read_after_it(
+    live_server_url, customer, partner, service, monkeypatch, caplog
+):
+    """The accept committed: its ack says so, not ``UNAVAILABLE`` (a retry would be refused as an
+    invalid transition); the relay list is read again by the next reconcile."""
+    booking = book(customer, service)
+    token = token_for(partner.user)
+
+    def gone(partner_ids):
+        raise OperationalError("the database went away after the commit")
+
+    async def scenario():
+        p = await Client(live_server_url, "/partner").connect(token)
+        monkeypatch.setattr(relay._targets, "load", gone)
+        try:
+            return await p.call("booking:accept", str(booking.pk))
+        finally:
+            monkeypatch.undo()
+            await p.close()
+
+    with caplog.at_level(logging.WARNING, logger="bookings.sockets"):
+        ack = run(scenario())
+    assert ack["ok"] is True and ack["booking"]["status"] == "PARTNER_ACCEPTED", ack
+    booking.refresh_from_db()
+    assert booking.status == "PARTNER_ACCEPTED"
+    (record,) = [r for r in caplog.records if r.name == "bookings.sockets"]
+    assert "relay list" in record.getMessage() and record.exc_info is None
