@@ -130,7 +130,7 @@ class BaseNamespace(TokenLifetime, RoomRights, socketio.AsyncNamespace):
             await self.on_connected(sid, session)
         except Exception as exc:  # the refusal leaves the rooms (python-socketio), this what it added
             self._forget_expiry(sid)
-            presence.remove(self.namespace_name, user_id)
+            presence.refuse(self.namespace_name, user_id)
             if unavailable(exc):  # a part's read (its relay list, its newest fix) not answered
                 raise Refused("UNAVAILABLE", "The server is busy; retry with backoff") from exc
             raise

@@ -9,7 +9,8 @@ process that stops gracefully withdraws its list at once.
 Apps that keep their own record of who is online (partners are dispatchable
 while ``online_until`` is ahead) register a *keeper* per namespace
 (:func:`keep_online`): called with the users seen online on each heartbeat, with
-new users within a second, and with everyone as offline when the process stops.
+new users within a second, with the user of a connect refused after their online write as
+offline within a second, and with everyone as offline when the process stops.
 """
 
 import asyncio
@@ -44,6 +45,9 @@ class Presence:
         # Users who connected since the last write, per kept namespace: recorded within
         # a second, in one call, rather than one write per connect.
         self.new: dict[str, set[int]] = defaultdict(set)
+        # Users a refused connect had counted after their online write went out: recorded offline
+        # at the next write (the app's disconnect hook, which does it for a socket that goes, never runs).
+        self.refused: dict[str, set[int]] = defaultdict(set)
 
     def add(self, namespace: str, user_id: int) -> bool:
         """Count a socket; ``True`` when it is the user's first here."""
@@ -51,6 +55,7 @@ class Presence:
         counter[user_id] += 1
         if namespace in _keepers and counter[user_id] == 1:
             self.new[namespace].add(user_id)
+            self.refused[namespace].discard(user_id)
         return counter[user_id] == 1
 
     def remove(self, namespace: str, user_id: int) -> bool:
@@ -63,6 +68,14 @@ class Presence:
             self.new[namespace].discard(user_id)
             return True
         return False
+
+    def refuse(self, namespace: str, user_id: int) -> None:
+        """Undo ``add`` for a connect refused after it counted: when that was the user's only socket
+        here and its online write went out meanwhile (a part's read waited on the database), the
+        next write records them offline."""
+        pending = user_id in self.new[namespace]
+        if self.remove(namespace, user_id) and namespace in _keepers and not pending:
+            self.refused[namespace].add(user_id)
 
     def online(self, namespace: str) -> set[int]:
         now = time.monotonic()
@@ -111,8 +124,11 @@ async def heartbeat(manager: ChannelLayerManager) -> None:
             for namespace, keeper in _keepers.items():
                 fresh = list(presence.local[namespace]) if beat else list(presence.new[namespace])
                 presence.new[namespace].clear()
+                refused = list(presence.refused.pop(namespace, ()))
                 if fresh:
                     await db(keeper)(fresh, True)
+                if refused:
+                    await db(keeper)(refused, False)
             if beat:
                 next_beat = now + settings.PRESENCE_HEARTBEAT
                 await manager.dispatch({"method": "presence", "users": presence.snapshot()})
@@ -126,7 +142,7 @@ async def heartbeat(manager: ChannelLayerManager) -> None:
 async def withdraw(manager: ChannelLayerManager) -> None:
     """A stopping process: its users are offline now, not when its heartbeat lapses."""
     for namespace, keeper in _keepers.items():
-        users = list(presence.local[namespace])
+        users = [*presence.local[namespace], *presence.refused.pop(namespace, ())]
         if users:
             await db(keeper)(users, False)
     await manager.dispatch({"method": "presence", "users": {}})

@@ -156,3 +156,21 @@ def test_a_user_whose_last_socket_went_before_the_write_is_not_recorded_online(m
     presence.remove("/kept", 7)
     presence.remove("/kept", 8)
     assert presence.new["/kept"] == {8}
+
+
+def test_a_refused_connect_whose_online_write_went_out_is_written_offline_unless_back(monkeypatch):
+    """``Presence.refuse``: the user's only socket, already written online, is queued offline;
+    one still pending is only taken out; one with another socket, or back since, stays online."""
+    from config.realtime import presence as module
+
+    monkeypatch.setitem(module._keepers, "/kept", lambda user_ids, online: None)
+    presence = module.Presence()
+    for user_id in (7, 8, 9, 9):
+        presence.add("/kept", user_id)
+    presence.new["/kept"].clear()  # the heartbeat wrote them online
+    presence.add("/kept", 10)  # not written yet
+    for user_id in (7, 8, 9, 10):
+        presence.refuse("/kept", user_id)
+    assert presence.refused["/kept"] == {7, 8} and not presence.new["/kept"]
+    presence.add("/kept", 8)  # back before the offline write
+    assert presence.refused["/kept"] == {7} and presence.new["/kept"] == {8}

@@ -12,7 +12,7 @@ from typing import Any
 
 import pytest
 import socketio
-from django.db import OperationalError
+from django.db import OperationalError, connection
 
 import config.asgi  # noqa: F401 - the composition root registers the control handlers
 from bookings import relay
@@ -25,8 +25,9 @@ from config.realtime.namespace import compose
 from config.realtime.orm import Batched, OrmLoad
 from config.realtime.presence import presence
 from partners import sockets
+from partners.models import Partner
 from tests.factories import book
-from tests.live import Client, run, token_for
+from tests.live import Client, eventually, run, token_for
 
 
 async def cancelled(batched: Batched, reading: Awaitable[Any], held: threading.Event) -> object:
@@ -161,3 +162,40 @@ def test_a_committed_accept_is_acked_when_the_relay_list_is_not_read_after_it(
     assert booking.status == "PARTNER_ACCEPTED"
     (record,) = [r for r in caplog.records if r.name == "bookings.sockets"]
     assert "relay list" in record.getMessage() and record.exc_info is None
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_partner_recorded_online_while_the_refused_connect_waited_is_recorded_offline(
+    live_server_url, partner, monkeypatch
+):
+    """The connect counted the partner before its reads; the presence heartbeat wrote them online
+    (within a second) while the newest fix waited for the database. The refusal records them offline
+    at the next write: were they left online, dispatch would offer them jobs until ``PRESENCE_TTL``."""
+    Partner.objects.filter(pk=partner.pk).update(online_until=None)
+    written = threading.Event()
+
+    def load(partner_ids):
+        written.wait(5)  # the heartbeat's online write went first
+        raise OperationalError("the database went away")
+
+    def online() -> bool:
+        try:
+            return Partner.objects.filter(pk=partner.pk, online_until__isnull=False).exists()
+        finally:
+            connection.close()  # asked from a thread too: no session left on the test database
+
+    monkeypatch.setattr(sockets._last_location_at, "load", load)
+
+    async def scenario():
+        refused = Client(live_server_url, "/partner")
+        connecting = asyncio.ensure_future(refused.connect(token_for(partner.user)))
+        try:
+            await asyncio.to_thread(eventually, online, what="the partner written online during the connect")
+        finally:
+            written.set()
+        with pytest.raises(socketio.exceptions.ConnectionError):
+            await connecting
+        assert refused.connect_error["data"] == {"code": "UNAVAILABLE"}, refused.connect_error
+
+    run(scenario())
+    eventually(lambda: not online(), what="the refused partner recorded offline")
