@@ -27,6 +27,7 @@ from django.conf import settings
 
 from config.errors import RateLimited
 from config.hot_settings import hot
+from config.realtime.auth import Refused
 
 logger = logging.getLogger(__name__)
 REDIS_TIMEOUT = 0.5
@@ -163,3 +164,12 @@ async def sweep_forever() -> None:
     while True:
         await asyncio.sleep(10)
         limiter.sweep()
+
+
+def count_connect(who: int | str, key: str) -> None:
+    """Connects are counted per user and per address: a reconnect loop costs the server a JWT
+    check, a query and a recovery read each time, and the client almost nothing."""
+    try:
+        limiter.hit(who, key)
+    except RateLimited as exc:
+        raise Refused(RateLimited.code, exc.message, retryAfter=exc.retry_after) from exc

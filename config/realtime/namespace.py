@@ -23,7 +23,7 @@ from config.realtime.auth import Refused, client_address, decode_token, token_fr
 from config.realtime.emit import emit_now
 from config.realtime.identity import Session, access_changed_since, identities, user_room
 from config.realtime.inbound import ACK_WANTED, EVENT_SESSION, RejectedEvent
-from config.realtime.limits import limiter
+from config.realtime.limits import count_connect, limiter
 from config.realtime.orm import OrmLoad, unavailable
 from config.realtime.parts import KEPT_SOCKET_REFUSALS, ClientEvent, Part
 from config.realtime.presence import presence
@@ -34,15 +34,6 @@ logger = logging.getLogger(__name__)
 # One line per refused connect or failed event: who (user id, sid) and what (namespace,
 # event, code), never the payload (it may hold addresses, phone numbers, messages).
 outcomes = logging.getLogger("config.realtime.outcomes")
-
-
-def _admit_connect(who: int | str, key: str) -> None:
-    """Connects are counted per user and per address: a reconnect loop costs the server a JWT
-    check, a query and a recovery read each time, and the client almost nothing."""
-    try:
-        limiter.hit(who, key)
-    except RateLimited as exc:
-        raise Refused(RateLimited.code, exc.message, retryAfter=exc.retry_after) from exc
 
 
 # Past RATE_LIMITED a socket gets this many answers per rate window, then none; one whose refusals
@@ -92,19 +83,27 @@ class BaseNamespace(TokenLifetime, RoomRights, socketio.AsyncNamespace):
         try:
             if self.server.manager.stopping:
                 raise Refused("UNAVAILABLE", "The server is restarting; reconnect")
-            _admit_connect(f"address:{client_address(environ)}", "connect:address")
+            count_connect(f"address:{client_address(environ)}", "connect:address")
         except Refused as exc:
-            metrics.CLIENT_EVENTS.labels(self.namespace_name, "connect", exc.error_args["data"]["code"]).inc()
-            self._log_outcome("connect refused", None, None, "connect", exc.error_args["data"]["code"])
+            self._count_refusal(None, exc)
             raise
 
     async def on_connect(self, sid: str, environ: dict[str, Any], auth: Any = None) -> None:
         try:
             await self._connect(sid, environ, auth)
         except Refused as exc:
-            metrics.CLIENT_EVENTS.labels(self.namespace_name, "connect", exc.error_args["data"]["code"]).inc()
-            self._log_outcome("connect refused", sid, None, "connect", exc.error_args["data"]["code"])
+            self._count_refusal(sid, exc)
             raise
+        except Exception as exc:  # a fault (a bug) is refused too: raised on, python-socketio would not answer
+            logger.exception("connect of %s failed", self.namespace_name)  # nor take the socket out of its rooms
+            refused = Refused("INTERNAL_ERROR", "The connect failed; retry later")
+            self._count_refusal(sid, refused)
+            raise refused from exc
+
+    def _count_refusal(self, sid: str | None, refused: Refused) -> None:
+        code = refused.error_args["data"]["code"]
+        metrics.CLIENT_EVENTS.labels(self.namespace_name, "connect", code).inc()
+        self._log_outcome("connect refused", sid, None, "connect", code)
 
     async def _connect(self, sid: str, environ: dict[str, Any], auth: Any) -> None:
         # The process's stop and the address's limit were checked first (``admit_connect``).
@@ -112,7 +111,7 @@ class BaseNamespace(TokenLifetime, RoomRights, socketio.AsyncNamespace):
         if token is None:
             raise Refused("AUTH_REQUIRED", "An access token is required (auth.token)")
         user_id, expires_at = decode_token(token)
-        _admit_connect(user_id, "connect")
+        count_connect(user_id, "connect")
         read_at = time.monotonic()
         session = await self._checked_session(user_id)
         session["exp"] = expires_at
@@ -136,8 +135,7 @@ class BaseNamespace(TokenLifetime, RoomRights, socketio.AsyncNamespace):
             raise
 
     async def _checked_session(self, user_id: int) -> Session:
-        """The user's session, read within ``CONNECT_TIMEOUT``: under load a connect is answered
-        ``UNAVAILABLE`` in time for the client to back off, never left to its own timeout."""
+        """The user's session, read within ``CONNECT_TIMEOUT``: under load answered ``UNAVAILABLE`` in time."""
         try:
             async with asyncio.timeout(settings.SOCKETIO["CONNECT_TIMEOUT"]):
                 identity = await identities.get(user_id)

@@ -24,10 +24,11 @@ from config.realtime.identity import identities
 from config.realtime.namespace import compose
 from config.realtime.orm import Batched, OrmLoad
 from config.realtime.presence import presence
+from config.realtime.server import sio
 from partners import sockets
 from partners.models import Partner
 from tests.factories import book
-from tests.live import Client, eventually, run, token_for
+from tests.live import Client, eventually, run, token_for, wait_until
 
 
 async def cancelled(batched: Batched, reading: Awaitable[Any], held: threading.Event) -> object:
@@ -199,3 +200,32 @@ def test_a_partner_recorded_online_while_the_refused_connect_waited_is_recorded_
 
     run(scenario())
     eventually(lambda: not online(), what="the refused partner recorded offline")
+
+
+@pytest.mark.server_errors("connect of /partner failed")
+@pytest.mark.django_db(transaction=True)
+def test_a_connect_whose_part_fails_otherwise_is_refused_internal_error_and_leaves_nothing(
+    live_server_url, partner, monkeypatch
+):
+    """A part's failure that is not ``UNAVAILABLE`` (a bug) is logged with its traceback and refused
+    ``INTERNAL_ERROR``: raised out of the connect handler, python-socketio sent no answer (the client
+    waited for its own timeout) and kept the pre-connected socket in its rooms after the session closed."""
+
+    def load(partner_ids):
+        raise RuntimeError("a bug in the read")
+
+    monkeypatch.setattr(sockets._last_location_at, "load", load)
+
+    async def scenario():
+        refused = Client(live_server_url, "/partner")
+        with pytest.raises(socketio.exceptions.ConnectionError):
+            await refused.connect(token_for(partner.user), timeout=5)
+        assert refused.connect_error is not None, "no answer: the client gave up"
+        assert refused.connect_error["data"] == {"code": "INTERNAL_ERROR"}, refused.connect_error
+        await refused.close()
+        await wait_until(lambda: not sio.environ, what="the session closed")
+        assert not [room for room in sio.manager.rooms.get(rooms.PARTNER, {}) if room]
+        assert not sio.manager.pending_connect.get(rooms.PARTNER)
+        assert partner.pk not in presence.local[rooms.PARTNER]
+
+    run(scenario())
