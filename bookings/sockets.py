@@ -129,8 +129,9 @@ async def _relay_after_move(namespace: BaseNamespace, partner_id: int) -> None:
     """The relay list read again after the partner's move committed: the ack promises it, so the
     next ``location:update`` reaches the customer. A read not answered (a stopping process, the
     database gone since the commit) does not turn the committed move into an error, which the
-    client would retry into ``INVALID_TRANSITION``: the move is acked, and the periodic reconcile
-    (``RELAY_RECONCILE_INTERVAL``) or the partner's next connect reads the list again."""
+    client would retry into ``INVALID_TRANSITION``: the move is acked, and the ``partner_bookings``
+    control its commit sent, else the periodic reconcile (``RELAY_RECONCILE_INTERVAL``), reads the
+    list again."""
     try:
         await relay.refresh_relay(namespace.server.manager, partner_id)
     except Exception as exc:
