@@ -112,6 +112,15 @@ class BaseNamespace(TokenLifetime, RoomRights, socketio.AsyncNamespace):
             raise Refused("AUTH_REQUIRED", "An access token is required (auth.token)")
         user_id, expires_at = decode_token(token)
         count_connect(user_id, "connect")
+        try:  # the whole connect, the parts' reads included: under load answered UNAVAILABLE in time
+            async with asyncio.timeout(settings.SOCKETIO["CONNECT_TIMEOUT"]):
+                await self._join(sid, user_id, expires_at)
+        except Exception as exc:  # past CONNECT_TIMEOUT, or a read (the user, a part's) not answered
+            if isinstance(exc, TimeoutError) or unavailable(exc):
+                raise Refused("UNAVAILABLE", "The server is busy; retry with backoff") from exc
+            raise
+
+    async def _join(self, sid: str, user_id: int, expires_at: float) -> None:
         read_at = time.monotonic()
         session = await self._checked_session(user_id)
         session["exp"] = expires_at
@@ -127,22 +136,14 @@ class BaseNamespace(TokenLifetime, RoomRights, socketio.AsyncNamespace):
         self._schedule_expiry(sid, session)
         try:
             await self.on_connected(sid, session)
-        except Exception as exc:  # the refusal leaves the rooms (python-socketio), this what it added
-            self._forget_expiry(sid)
+        except BaseException:  # the refusal leaves the rooms (python-socketio), this what it added; a cancel
+            self._forget_expiry(sid)  # (past CONNECT_TIMEOUT, a stopping process) too, and is raised on
             presence.refuse(self.namespace_name, user_id)
-            if unavailable(exc):  # a part's read (its relay list, its newest fix) not answered
-                raise Refused("UNAVAILABLE", "The server is busy; retry with backoff") from exc
             raise
 
     async def _checked_session(self, user_id: int) -> Session:
-        """The user's session, read within ``CONNECT_TIMEOUT``: under load answered ``UNAVAILABLE`` in time."""
-        try:
-            async with asyncio.timeout(settings.SOCKETIO["CONNECT_TIMEOUT"]):
-                identity = await identities.get(user_id)
-        except Exception as exc:
-            if isinstance(exc, TimeoutError) or unavailable(exc):  # past CONNECT_TIMEOUT, or not read
-                raise Refused("UNAVAILABLE", "The server is busy; retry with backoff") from exc
-            raise
+        """The user's session; ``_connect`` answers a read not answered, or past ``CONNECT_TIMEOUT``."""
+        identity = await identities.get(user_id)
         try:
             return self._session_for(identity)
         except DomainError as exc:

@@ -7,11 +7,13 @@ a partner's committed move is acked whatever its relay refresh gets."""
 import asyncio
 import logging
 import threading
+import time
 from collections.abc import Awaitable
 from typing import Any
 
 import pytest
 import socketio
+from django.conf import settings
 from django.db import OperationalError, connection
 
 import config.asgi  # noqa: F401 - the composition root registers the control handlers
@@ -25,6 +27,7 @@ from config.realtime.namespace import compose
 from config.realtime.orm import Batched, OrmLoad
 from config.realtime.presence import presence
 from config.realtime.server import sio
+from config.realtime.token_lifetime import expiries
 from partners import sockets
 from partners.models import Partner
 from tests.factories import book
@@ -66,7 +69,8 @@ def hung(monkeypatch):
 def test_a_connect_whose_identity_read_is_cancelled_is_refused_unavailable(transactional_db, customer, hung):
     held = hung(identities)
     namespace = compose(rooms.CUSTOMER, role="customer", parts=())
-    got = asyncio.run(asyncio.wait_for(cancelled(identities, namespace._checked_session(customer.pk), held), 10))
+    connecting = namespace._connect("sid", {}, {"token": token_for(customer)})
+    got = asyncio.run(asyncio.wait_for(cancelled(identities, connecting, held), 10))
     assert isinstance(got, Refused), repr(got)
     assert got.error_args["data"] == {"code": "UNAVAILABLE"}
 
@@ -131,6 +135,35 @@ def test_a_partner_connect_whose_newest_fix_is_not_read_is_refused_unavailable(
         monkeypatch.undo()
         back = await Client(live_server_url, "/partner").connect(token)
         await back.close()
+
+    run(scenario())
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_partner_connect_whose_parts_reads_hang_is_answered_within_connect_timeout(
+    live_server_url, partner, hung, monkeypatch
+):
+    """``CONNECT_TIMEOUT`` bounds the whole connect, not the user's read alone: the parts' reads (the
+    newest fix, the relay list: 5 s each of their own) do not make it 10 s. What it added is undone."""
+    held = hung(sockets._last_location_at)
+    hung(relay._targets)
+    timeout = 1.0
+    monkeypatch.setitem(settings.SOCKETIO, "CONNECT_TIMEOUT", timeout)
+    namespace = sio.namespace_handlers[rooms.PARTNER]
+
+    async def scenario():
+        refused = Client(live_server_url, "/partner")
+        started = time.monotonic()
+        with pytest.raises(socketio.exceptions.ConnectionError):
+            await refused.connect(token_for(partner.user), timeout=timeout + 6)
+        took = time.monotonic() - started
+        assert refused.connect_error is not None, f"no answer, the client gave up after {took:.1f} s"
+        assert refused.connect_error["data"] == {"code": "UNAVAILABLE"}, refused.connect_error
+        assert took < timeout + 2, took  # a loaded machine's slack, well short of a part's own 5 s
+        assert partner.pk not in presence.local[rooms.PARTNER]
+        assert not [key for key in expiries.live if key[0] is namespace]
+        await refused.close()
+        held.set()
 
     run(scenario())
 
