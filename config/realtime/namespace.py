@@ -139,7 +139,8 @@ class BaseNamespace(TokenLifetime, RoomRights, socketio.AsyncNamespace):
         except BaseException:  # the refusal leaves the rooms (python-socketio), this what it added; a cancel
             self._forget_expiry(sid)  # (past CONNECT_TIMEOUT, a stopping process) too, and is raised on
             presence.refuse(self.namespace_name, user_id)
-            raise
+            del session["uid"]  # a cancelled connect's socket stays connected to python-socketio: its
+            raise  # disconnect must not count the user off again (``on_disconnect``)
 
     async def _checked_session(self, user_id: int) -> Session:
         """The user's session; ``_connect`` answers a read not answered, or past ``CONNECT_TIMEOUT``."""

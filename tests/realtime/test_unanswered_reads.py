@@ -169,6 +169,39 @@ def test_a_partner_connect_whose_parts_reads_hang_is_answered_within_connect_tim
 
 
 @pytest.mark.django_db(transaction=True)
+def test_a_connect_cancelled_in_its_parts_hooks_leaves_no_presence_nor_expiry(live_server_url, partner, monkeypatch):
+    """A stopping process cancels the connects in flight: the cancel undoes what the connect added
+    (the partner counted online, a token expiry timer) as a refusal does, and the socket's disconnect
+    does not count the partner off a second time (their other socket here still counts)."""
+    namespace = sio.namespace_handlers[rooms.PARTNER]
+    token = token_for(partner.user)
+    hooked: list[asyncio.Task] = []
+
+    async def hang(sid, session):
+        hooked.append(asyncio.current_task())
+        await asyncio.Event().wait()  # until cancelled
+
+    async def scenario():
+        other = await Client(live_server_url, "/partner").connect(token)
+        monkeypatch.setattr(namespace, "on_connected", hang)
+        cancelled = Client(live_server_url, "/partner")
+        connecting = asyncio.ensure_future(cancelled.connect(token, timeout=3))
+        await wait_until(lambda: hooked, what="the connect in its parts' hooks")
+        assert presence.local[rooms.PARTNER][partner.pk] == 2
+        sio.manager.loop.call_soon_threadsafe(hooked[0].cancel)  # the socket's task: engineio swallows it
+        await wait_until(lambda: presence.local[rooms.PARTNER][partner.pk] == 1, what="the connect undone")
+        assert len([key for key in expiries.live if key[0] is namespace]) == 1  # the other socket's
+        await asyncio.gather(connecting, return_exceptions=True)
+        await cancelled.close()
+        await wait_until(lambda: len(sio.environ) == 1, what="the cancelled socket's disconnect")
+        assert presence.local[rooms.PARTNER][partner.pk] == 1
+        await other.close()
+        await wait_until(lambda: not sio.environ, what="the other socket's disconnect")
+
+    run(scenario())
+
+
+@pytest.mark.django_db(transaction=True)
 def test_a_committed_accept_is_acked_when_the_relay_list_is_not_read_after_it(
     live_server_url, customer, partner, service, monkeypatch, caplog
 ):
