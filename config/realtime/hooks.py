@@ -1,9 +1,12 @@
 """What a server process runs besides answering: control handlers, startup and shutdown hooks.
 
 Registered by the composition root (``config/asgi.py``) and read by the manager; nothing
-registers itself when a module is imported.
+registers itself when a module is imported. A control message's handler runs as a task of its
+own (``start_control``): one that waits on the database never holds the broker listener, nor
+the outbox, and with them every room's delivery.
 """
 
+import asyncio
 import logging
 from collections.abc import Awaitable, Callable
 from typing import TYPE_CHECKING, Any
@@ -20,6 +23,7 @@ logger = logging.getLogger(__name__)
 _control_handlers: dict[str, ControlHandler] = {}
 _startup_hooks: list[StartupHook] = []
 _shutdown_hooks: list[ShutdownHook] = []
+_controls: set[asyncio.Task[None]] = set()  # the handlers running now, cancelled by ``stop_controls``
 
 
 def on_control(method: str) -> Callable[[ControlHandler], ControlHandler]:
@@ -59,6 +63,34 @@ def on_shutdown(hook: ShutdownHook) -> ShutdownHook:
 
 def control_handler(method: str) -> ControlHandler | None:
     return _control_handlers.get(method)
+
+
+def start_control(manager: "ChannelLayerManager", method: str, message: dict[str, Any]) -> None:
+    """Run the handler of the control ``method`` (if one is registered) as a task of its own.
+
+    Tasks start in the order their messages came, so each handler's first step (up to its first
+    wait) runs in that order; one that reads the database after a commit takes its own lock
+    (``bookings.relay.refresh_relay``: per partner, asked for in arrival order).
+    """
+    handler = _control_handlers.get(method)
+    if handler is not None:
+        task = asyncio.get_running_loop().create_task(handler(manager, message), name=f"control {method}")
+        _controls.add(task)
+        task.add_done_callback(_control_done)
+
+
+def _control_done(task: asyncio.Task[None]) -> None:
+    _controls.discard(task)
+    if not task.cancelled() and (exc := task.exception()) is not None:  # unavailable ones were logged
+        logger.error("%s failed", task.get_name(), exc_info=exc)
+
+
+async def stop_controls() -> None:
+    """The end of a stop: the handlers still running are cancelled, and awaited."""
+    running = list(_controls)
+    for task in running:
+        task.cancel()
+    await asyncio.gather(*running, return_exceptions=True)
 
 
 def startup_hooks() -> list[StartupHook]:

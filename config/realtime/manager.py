@@ -222,8 +222,8 @@ class ChannelLayerManager(GracefulStop, ChannelLayerTransport, EmitsOnce, AsyncP
                     await self._handle_emit(message)
                 elif method == "close_room":
                     await self._handle_close_room(message)
-                elif (handler := hooks.control_handler(method)) is not None:
-                    await handler(self, message)
+                else:
+                    hooks.start_control(self, method, message)  # a task: the outbox goes on with the next
             except Exception:
                 logger.exception("local delivery of %s failed", message.get("event") or method)
             if not local:

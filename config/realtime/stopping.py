@@ -110,6 +110,7 @@ class GracefulStop:
             logger.error("graceful shutdown did not finish within %s s", settings.SHUTDOWN_TIMEOUT)
         for task in self.tasks:
             task.cancel()
+        await hooks.stop_controls()
         metrics.process_stopping()
 
     @staticmethod

@@ -174,11 +174,7 @@ class ChannelLayerTransport:
                 await self._handle_leave_room(data)
             elif method == "close_room":
                 await self._handle_close_room(data)
-            elif (
-                isinstance(method, str)  # another program's junk (a list) is no method, as an unknown one
-                and method not in SIO_METHODS
-                and (handler := hooks.control_handler(method)) is not None
-            ):
-                await handler(self, data)
+            elif isinstance(method, str) and method not in SIO_METHODS:  # another program's junk (a list) is none
+                hooks.start_control(self, method, data)  # a task: the listener goes on with the next
         except Exception:
             logger.exception("broker message %s failed", method)

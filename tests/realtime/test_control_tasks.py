@@ -1,0 +1,136 @@
+"""A control message's handler runs as a task of its own: one whose database read hangs holds
+neither the broker listener (every room's delivery from the other processes) nor the outbox, its
+failure is logged once, and a stop cancels what is still running."""
+
+import asyncio
+import logging
+import threading
+import time
+
+import pytest
+
+import config.asgi  # noqa: F401 - the composition root registers the control handlers
+from bookings import events, relay
+from config import rooms
+from config.realtime import hooks
+from config.realtime.emit import emit_message
+from config.realtime.identity import user_room
+from config.realtime.server import sio
+from tests.factories import BookingFactory
+from tests.live import Client, run, token_for, wait_until
+
+pytestmark = pytest.mark.django_db(transaction=True)
+
+
+@pytest.fixture
+def hanging_relay_read(monkeypatch):
+    """``relay._targets``'s read, once set hanging: ``entered`` when it began, returns when ``held`` is set."""
+    entered, held = threading.Event(), threading.Event()
+
+    def load(partner_ids):
+        entered.set()
+        held.wait(10)
+        return {}
+
+    yield lambda: monkeypatch.setattr(relay._targets, "load", load), entered, held
+    held.set()
+
+
+def test_a_control_whose_read_hangs_does_not_hold_another_processs_emits(
+    live_server_url, customer, partner, service, hanging_relay_read
+):
+    """Another process's ``partner_bookings`` control, whose relay read the database leaves hanging,
+    then its event for a customer here: the event arrives at once, not after the read's 5 s."""
+    if sio.manager.is_local_only:
+        pytest.skip("another process's messages need Redis (set REDIS_URL); .ci/run runs them")
+    hang, entered, held = hanging_relay_read
+    booking = BookingFactory(customer=customer, service=service)
+
+    async def scenario():
+        p = await Client(live_server_url, "/partner").connect(token_for(partner.user))
+        c = await Client(live_server_url, "/customer").connect(token_for(customer))
+        hang()  # the partner's connect read their relay list already
+        await sio.manager.publish_external({"method": "partner_bookings", "user_id": str(partner.pk)})
+        await wait_until(entered.is_set, what="the control's relay read to begin")
+        message = emit_message(
+            "booking:status_updated",
+            events.status_updated(booking),
+            namespace=rooms.CUSTOMER,
+            room=user_room(customer.pk),
+        )
+        sent = time.monotonic()
+        await sio.manager.publish_external(message)
+        (got,) = await c.wait_for("booking:status_updated", timeout=8)
+        took = time.monotonic() - sent
+        assert got["bookingId"] == str(booking.pk)
+        assert not held.is_set() and took < 2, took  # the read still hangs; the listener went on
+        held.set()
+        await p.close()
+        await c.close()
+        await wait_until(lambda: not sio.environ, what="the sockets' disconnects")
+
+    run(scenario())
+
+
+def test_a_control_whose_read_hangs_does_not_hold_the_outbox(
+    live_server_url, customer, partner, service, hanging_relay_read
+):
+    """This process's own ``partner_bookings`` control (a commit's, through the outbox) and the event
+    queued after it: the event is delivered at once, the control's read still hanging."""
+    hang, entered, held = hanging_relay_read
+    booking = BookingFactory(customer=customer, service=service)
+
+    async def scenario():
+        p = await Client(live_server_url, "/partner").connect(token_for(partner.user))
+        c = await Client(live_server_url, "/customer").connect(token_for(customer))
+        hang()
+        control = {"method": "partner_bookings", "user_id": str(partner.pk)}
+        message = emit_message(
+            "booking:status_updated",
+            events.status_updated(booking),
+            namespace=rooms.CUSTOMER,
+            room=user_room(customer.pk),
+        )
+        sent = time.monotonic()
+        asyncio.run_coroutine_threadsafe(sio.manager.dispatch_many([control, message]), sio.manager.loop)
+        (got,) = await c.wait_for("booking:status_updated", timeout=8)
+        took = time.monotonic() - sent
+        assert got["bookingId"] == str(booking.pk) and took < 2, took
+        await wait_until(entered.is_set, what="the control's relay read to begin")  # batched: maybe after
+        held.set()
+        await p.close()
+        await c.close()
+        await wait_until(lambda: not sio.environ, what="the sockets' disconnects")
+
+    run(scenario())
+
+
+def test_a_control_handler_that_fails_is_logged_once_and_a_stop_cancels_one_running(monkeypatch, caplog):
+    """A failure that is no unavailability is one error with its traceback; the handlers still running
+    at the end of a stop are cancelled and awaited (``stopping.shutdown``)."""
+    monkeypatch.setattr(hooks, "_control_handlers", dict(hooks._control_handlers))
+    waiting: list[asyncio.Event] = []
+
+    @hooks.on_control("test_fails")
+    async def fails(manager, message):
+        raise RuntimeError("a bug in the handler")
+
+    @hooks.on_control("test_waits")
+    async def waits(manager, message):
+        waiting[0].set()
+        await asyncio.Event().wait()
+
+    async def scenario():
+        waiting.append(asyncio.Event())
+        for method in ("test_fails", "test_waits", "not_registered"):
+            hooks.start_control(None, method, {"method": method})
+        await asyncio.wait_for(waiting[0].wait(), 5)
+        (running,) = [task for task in hooks._controls if task.get_name() == "control test_waits"]
+        await asyncio.wait_for(hooks.stop_controls(), 5)
+        return running
+
+    with caplog.at_level(logging.ERROR, logger="config.realtime.hooks"):
+        running = asyncio.run(asyncio.wait_for(scenario(), 10))
+    assert running.cancelled() and not hooks._controls
+    (record,) = [r for r in caplog.records if r.name == "config.realtime.hooks"]
+    assert record.getMessage() == "control test_fails failed" and record.exc_info is not None
