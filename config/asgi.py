@@ -71,7 +71,7 @@ if settings.TEST_FAULTS:  # the tests' /faults namespace: handlers that raise on
 presence.keep_online(rooms.PARTNER, tracking.record_online)
 
 # Control messages every process handles (config/realtime/manager.py carries them).
-on_control("access_changed")(access_changed_received)  # a user's rights changed: recheck their sockets
+on_control("access_changed", ordered=True)(access_changed_received)  # a user's rights changed: recheck their sockets
 on_control("presence")(presence.presence_received)  # another process's users
 on_control("partner_bookings")(relay.partner_bookings_received)  # refresh a partner's relay list
 

@@ -2,8 +2,9 @@
 
 Registered by the composition root (``config/asgi.py``) and read by the manager; nothing
 registers itself when a module is imported. A control message's handler runs as a task of its
-own (``start_control``): one that waits on the database never holds the broker listener, nor
-the outbox, and with them every room's delivery.
+own (``run_control``): one that waits on the database never holds the broker listener, nor
+the outbox, and with them every room's delivery; except an ``ordered`` one, which the messages
+after it wait for.
 """
 
 import asyncio
@@ -20,14 +21,18 @@ ControlHandler = Callable[["ChannelLayerManager", dict[str, Any]], Awaitable[Non
 StartupHook = Callable[["ChannelLayerManager"], None]
 ShutdownHook = Callable[["ChannelLayerManager"], Awaitable[None]]
 logger = logging.getLogger(__name__)
-_control_handlers: dict[str, ControlHandler] = {}
+_control_handlers: dict[str, tuple[ControlHandler, bool]] = {}  # method: (handler, ordered)
 _startup_hooks: list[StartupHook] = []
 _shutdown_hooks: list[ShutdownHook] = []
 _controls: set[asyncio.Task[None]] = set()  # the handlers running now, cancelled by ``stop_controls``
 
 
-def on_control(method: str) -> Callable[[ControlHandler], ControlHandler]:
+def on_control(method: str, *, ordered: bool = False) -> Callable[[ControlHandler], ControlHandler]:
     """Register the handler of a control message ``method`` (run on every process).
+
+    ``ordered``: what comes after the message waits until its handler ends (a user's rights
+    changed: nothing sent after the change reaches a socket that lost them, as with one process).
+    Others run as tasks, so a handler waiting on the database holds no delivery.
 
     A dependency it finds unavailable (``orm.unavailable``: the database, a batched read not
     answered) is one warning without a traceback, as an event's ``UNAVAILABLE`` is: nobody waits
@@ -43,7 +48,7 @@ def on_control(method: str) -> Callable[[ControlHandler], ControlHandler]:
                     raise
                 logger.warning("control %s: a dependency is unavailable (%r)", method, exc)
 
-        _control_handlers[method] = handled
+        _control_handlers[method] = (handled, ordered)
         return handler
 
     return register
@@ -62,21 +67,27 @@ def on_shutdown(hook: ShutdownHook) -> ShutdownHook:
 
 
 def control_handler(method: str) -> ControlHandler | None:
-    return _control_handlers.get(method)
+    handler, _ = _control_handlers.get(method, (None, False))
+    return handler
 
 
-def start_control(manager: "ChannelLayerManager", method: str, message: dict[str, Any]) -> None:
-    """Run the handler of the control ``method`` (if one is registered) as a task of its own.
+async def run_control(manager: "ChannelLayerManager", method: str, message: dict[str, Any]) -> None:
+    """Run the handler of the control ``method`` (if one is registered): an ordered one to its end,
+    any other as a task of its own.
 
     Tasks start in the order their messages came, so each handler's first step (up to its first
     wait) runs in that order; one that reads the database after a commit takes its own lock
     (``bookings.relay.refresh_relay``: per partner, asked for in arrival order).
     """
-    handler = _control_handlers.get(method)
-    if handler is not None:
-        task = asyncio.get_running_loop().create_task(handler(manager, message), name=f"control {method}")
-        _controls.add(task)
-        task.add_done_callback(_control_done)
+    handler, ordered = _control_handlers.get(method, (None, False))
+    if handler is None:
+        return
+    if ordered:
+        await handler(manager, message)
+        return
+    task = asyncio.get_running_loop().create_task(handler(manager, message), name=f"control {method}")
+    _controls.add(task)
+    task.add_done_callback(_control_done)
 
 
 def _control_done(task: asyncio.Task[None]) -> None:

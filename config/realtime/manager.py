@@ -223,7 +223,7 @@ class ChannelLayerManager(GracefulStop, ChannelLayerTransport, EmitsOnce, AsyncP
                 elif method == "close_room":
                     await self._handle_close_room(message)
                 else:
-                    hooks.start_control(self, method, message)  # a task: the outbox goes on with the next
+                    await hooks.run_control(self, method, message)  # a task unless ordered: the outbox goes on
             except Exception:
                 logger.exception("local delivery of %s failed", message.get("event") or method)
             if not local:

@@ -175,6 +175,6 @@ class ChannelLayerTransport:
             elif method == "close_room":
                 await self._handle_close_room(data)
             elif isinstance(method, str) and method not in SIO_METHODS:  # another program's junk (a list) is none
-                hooks.start_control(self, method, data)  # a task: the listener goes on with the next
+                await hooks.run_control(self, method, data)  # a task unless ordered: the listener goes on
         except Exception:
             logger.exception("broker message %s failed", method)

@@ -1,6 +1,6 @@
-"""A control message's handler runs as a task of its own: one whose database read hangs holds
-neither the broker listener (every room's delivery from the other processes) nor the outbox, its
-failure is logged once, and a stop cancels what is still running."""
+"""A control message's handler runs as a task of its own (an ordered one excepted): one whose
+database read hangs holds neither the broker listener (every room's delivery from the other
+processes) nor the outbox, its failure is logged once, and a stop cancels what is still running."""
 
 import asyncio
 import logging
@@ -123,7 +123,7 @@ def test_a_control_handler_that_fails_is_logged_once_and_a_stop_cancels_one_runn
     async def scenario():
         waiting.append(asyncio.Event())
         for method in ("test_fails", "test_waits", "not_registered"):
-            hooks.start_control(None, method, {"method": method})
+            await hooks.run_control(None, method, {"method": method})
         await asyncio.wait_for(waiting[0].wait(), 5)
         (running,) = [task for task in hooks._controls if task.get_name() == "control test_waits"]
         await asyncio.wait_for(hooks.stop_controls(), 5)
@@ -134,3 +134,25 @@ def test_a_control_handler_that_fails_is_logged_once_and_a_stop_cancels_one_runn
     assert running.cancelled() and not hooks._controls
     (record,) = [r for r in caplog.records if r.name == "config.realtime.hooks"]
     assert record.getMessage() == "control test_fails failed" and record.exc_info is not None
+
+
+def test_an_ordered_control_is_run_to_its_end_before_the_next_message(monkeypatch):
+    """``access_changed`` is ordered: an emit of another process after a user's rights changed is
+    delivered only once their sockets were rechecked (the others run as tasks, above)."""
+    monkeypatch.setattr(hooks, "_control_handlers", dict(hooks._control_handlers))
+    steps: list[str] = []
+
+    @hooks.on_control("test_ordered", ordered=True)
+    async def ordered(manager, message):
+        await asyncio.sleep(0.05)
+        steps.append("handled")
+
+    async def scenario():
+        await hooks.run_control(None, "test_ordered", {"method": "test_ordered"})
+        steps.append("next message")
+        assert not hooks._controls
+
+    asyncio.run(asyncio.wait_for(scenario(), 5))
+    assert steps == ["handled", "next message"]
+    assert hooks._control_handlers["access_changed"][1] is True
+    assert hooks._control_handlers["partner_bookings"][1] is False
