@@ -16,6 +16,8 @@ alive until a full collection:
 And costs of idle memory: each socket's send queue is an ``asyncio.Queue`` (about
 3 KiB, empty nearly all the time); here it is a ``primitives.Mailbox``, and the socket's
 waits for its next ping and for a packet to write are on timers (``config.realtime.waits``).
+And of idle CPU: the server looks for unanswered pings in one pass a ``ping_timeout``, not a
+wake-up per socket (``waits.SweptTimeouts``).
 
 What one connection may make the server hold is bounded here too (contract 10.1): a
 socket's send queue (packets and characters; past either the connection is dropped as a
@@ -44,7 +46,7 @@ from config.realtime.environ import forget_headers, translate_request
 from config.realtime.outbound import WritesNow
 from config.realtime.primitives import Mailbox
 from config.realtime.reading import WebSocketReader
-from config.realtime.waits import TimedWaits
+from config.realtime.waits import SweptTimeouts, TimedWaits
 from config.realtime.websocket_protocol import WebSocketProtocol
 
 logger = logging.getLogger(__name__)
@@ -196,7 +198,7 @@ class _RefusalsLoggedOnce(logging.Filter):
 _refusals_logged_once = _RefusalsLoggedOnce()
 
 
-class EngineServer(engineio.AsyncServer):
+class EngineServer(SweptTimeouts, engineio.AsyncServer):
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         self.logger.addFilter(_refusals_logged_once)  # one object: a second server adds nothing

@@ -1,4 +1,5 @@
-"""An idle Engine.IO socket's two waits, each on a timer rather than on a coroutine of its own (issue 34).
+"""An idle Engine.IO socket's two waits, each on a timer rather than on a coroutine of its own, and the
+server's watch over its sockets' pings in one pass, not a wait per socket (issue 34).
 
 python-engineio 4 waits for a socket's next ping in a task of its own, asleep for
 ``ping_interval`` (the task, two coroutines, the sleep's future and a context: ~1 KiB a socket,
@@ -12,9 +13,17 @@ same bound with the same ``QueueEmpty`` (``tests/realtime/test_idle_socket.py`` 
 engineio's own methods too, but for its count of tasks). Mixed into ``config.realtime.engine.Socket``;
 written so that it could replace ``AsyncSocket.schedule_ping``, ``_send_ping`` and, with a queue
 whose ``get()`` is a future, ``poll`` upstream.
+
+engineio's service task looks at one socket at a time, ``ping_timeout / len(sockets)`` apart: with
+2,000 sockets a hundred wake-ups a second, each an ``asyncio.wait_for`` (a task, a timer, a
+cancellation waited for), about 10 ms of CPU a second with nothing to do (docs/performance.md,
+"Seventh pass"). ``SweptTimeouts`` looks at them all at once, every ``ping_timeout``: each socket
+is still looked at once a ``ping_timeout``, so an unanswered ping is found as late as before at
+the most, and handled as engineio handles it.
 """
 
 import asyncio
+import contextlib
 import time
 from typing import Any
 
@@ -62,3 +71,26 @@ class TimedWaits:
         if not self.closing and not self.closed:
             self.last_ping = time.time()
             await self.send(packet.Packet(packet.PING))
+
+
+class SweptTimeouts:
+    """``AsyncServer._service_task``: every ``ping_timeout``, closed sockets forgotten and those
+    whose ping went unanswered for ``ping_timeout`` closed (``check_ping_timeout``), in one pass."""
+
+    async def _service_task(self) -> None:
+        """engineio's, one pass over the sockets a ``ping_timeout``, not a wait for each socket."""
+        self.service_task_event = event = self.create_event()
+        while True:
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(event.wait(), self.ping_timeout)
+                return  # engineio's shutdown() sets the event
+            now, timeout = time.time(), self.ping_timeout
+            for sid, socket in list(self.sockets.items()):
+                if socket.closed:
+                    if self.sockets.get(sid) is socket:
+                        del self.sockets[sid]
+                elif not socket.closing and socket.last_ping and now - socket.last_ping > timeout:
+                    try:
+                        await socket.check_ping_timeout()  # closes it, as engineio's pass does
+                    except Exception:
+                        self.logger.exception("service task exception")

@@ -84,6 +84,8 @@ REPLACED = {
     "engineio.async_socket.AsyncSocket.poll": "826f58a9f3606db2",
     "engineio.async_socket.AsyncSocket.schedule_ping": "fe316639159cd70d",
     "engineio.async_socket.AsyncSocket._send_ping": "67db82a704ea49d0",
+    # one pass over the sockets a ping_timeout, not a wait_for per socket (config.realtime.waits)
+    "engineio.async_server.AsyncServer._service_task": "b6358bda51d0b34b",
     # sessions that join no namespace are closed; a refusal is answered once (config.realtime.server)
     # binary and unreadable packets close the session with one warning (config.realtime.server)
     "socketio.async_server.AsyncServer._handle_eio_message": "bef50fc0e1635921",
@@ -287,6 +289,10 @@ TOUCHED: dict[str, tuple[str, str]] = {
         "a ping overdue: engineio's send closes the socket, so the packet goes its way",
     ),
     "engineio.base_server.BaseServer.ping_timeout": ("a06b17502fbd9646", "when a ping is overdue (as engineio's send)"),
+    "engineio.async_server.AsyncServer.service_task_event": (
+        "1fe285610a261ee2",
+        "the event engineio's shutdown sets to end the service task (config.realtime.waits)",
+    ),
     "socketio.async_server.AsyncServer._send_eio_packet": (
         "64cf72a2ab7d75b1",
         "a room emit's packet to a socket that cannot take it at once goes python-socketio's way",

@@ -5,6 +5,7 @@ with a timer each; the pings, their times and the bound are engineio's.
 """
 
 import asyncio
+import time
 
 import pytest
 from engineio import exceptions
@@ -71,5 +72,41 @@ def test_the_next_ping_waits_on_a_timer_and_goes_at_ping_interval():
         socket.closed = True
         await asyncio.sleep(0.1)
         assert socket.queue.qsize() == 0
+
+    run(scenario(), timeout=5)
+
+
+def test_the_service_task_looks_at_every_socket_in_one_pass_a_ping_timeout_and_closes_the_silent():
+    """engineio's waits ``ping_timeout / len(sockets)`` between sockets (a hundred wake-ups a second
+    for 2,000); here one wait a ``ping_timeout``, and what each pass does is engineio's."""
+
+    class CountedEvent(asyncio.Event):
+        waits = 0
+
+        async def wait(self) -> bool:
+            CountedEvent.waits += 1
+            return await super().wait()
+
+    async def scenario() -> None:
+        server = EngineServer(async_mode="asgi", ping_interval=1, ping_timeout=0.2)
+        server.create_event = CountedEvent
+        disconnected = []
+        server.on("disconnect", lambda sid, reason: disconnected.append((sid, reason)))
+        sockets = {f"s{i}": Socket(server, f"s{i}") for i in range(200)}
+        for socket in sockets.values():
+            socket.last_ping = None  # its pong came: its next ping is not sent yet
+        silent, gone = sockets["s1"], sockets["s2"]
+        silent.last_ping = 1.0  # a ping long unanswered
+        sockets["s3"].last_ping = time.time() + 10  # a ping sent and not overdue
+        gone.closed = True
+        server.sockets = dict(sockets)
+        task = asyncio.ensure_future(server._service_task())
+        await asyncio.sleep(0.5)
+        assert CountedEvent.waits <= 3  # engineio's: ~500
+        assert disconnected == [("s1", server.reason.PING_TIMEOUT)] and silent.closed
+        assert len(server.sockets) == 198  # the closed ones forgotten at the next pass: s2, then s1
+        assert not any(s.closing for sid, s in server.sockets.items() if sid != "s1")
+        server.service_task_event.set()  # engineio's shutdown
+        await asyncio.wait_for(task, 1)
 
     run(scenario(), timeout=5)
