@@ -110,3 +110,28 @@ def test_the_service_task_looks_at_every_socket_in_one_pass_a_ping_timeout_and_c
         await asyncio.wait_for(task, 1)
 
     run(scenario(), timeout=5)
+
+
+def test_a_ping_is_queued_by_its_timer_without_a_task_while_the_writer_waits():
+    async def scenario() -> None:
+        socket = idle_socket(0.05, 1)
+        started = []
+        real_start = socket.server.start_background_task
+        socket.server.start_background_task = lambda *a, **k: started.append(a) or real_start(*a, **k)
+        writer = asyncio.ensure_future(socket.poll())  # the websocket's writer, waiting on an empty queue
+        await asyncio.sleep(0)
+        socket.schedule_ping()
+        packets = await asyncio.wait_for(writer, 1)
+        assert [p.packet_type for p in packets] == [eio_packet.PING] and socket.last_ping is not None
+        assert started == []  # engineio's: a task per ping
+        # With no writer waiting (a long-poll between requests), engineio's way: a task, then the queue.
+        socket.schedule_ping()
+        await asyncio.sleep(0.15)
+        assert len(started) == 1 and [p.packet_type for p in await socket.poll()] == [eio_packet.PING]
+        # A socket closed meanwhile is sent none, either way.
+        socket.schedule_ping()
+        socket.closed = True
+        await asyncio.sleep(0.1)
+        assert len(started) == 1 and socket.queue.qsize() == 0
+
+    run(scenario(), timeout=5)
