@@ -27,6 +27,7 @@ from typing import Any
 from engineio import exceptions, packet
 
 from config.realtime.eager import EagerFrames, Suspended
+from config.realtime.frames import frame_of
 
 # A timer may run a little before its time (uvloop counts in milliseconds).
 _EARLY = 0.005
@@ -122,7 +123,9 @@ class WebSocketReader:
         return True
 
     async def _writer(self, ws: Any) -> None:
-        """engineio's websocket writer, as it is."""
+        """engineio's websocket writer, each packet framed and written straight to the connection
+        where it can take it (``write_frame``: a ping, an ack queued behind another packet), not
+        through the ASGI ``send`` and websockets' framing; else that ``send``, which waits, in order."""
         while True:
             try:
                 packets = await self.poll()
@@ -132,7 +135,9 @@ class WebSocketReader:
                 break  # empty packet list returned -> connection closed
             try:
                 for pkt in packets:
-                    await ws.send(pkt.encode())
+                    write = self.write_frame  # the websocket's, while the product's protocol serves it
+                    if write is None or not write(frame_of(encoded := pkt.encode())):
+                        await ws.send(encoded)
             except BaseException:  # engineio's bare ``except``: a failed or cancelled send ends the writer
                 break
         await ws.close()

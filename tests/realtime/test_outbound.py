@@ -330,3 +330,37 @@ def test_messages_committed_in_other_threads_reach_the_outbox_in_order_with_one_
         assert woken == [8]  # one call of the loop for the burst, not one per message
 
     run(scenario())
+
+
+def test_the_writer_task_writes_its_packets_straight_to_the_connection_and_waits_through_the_asgi_send_else():
+    """A ping, or what queued behind a backlog: framed here, as ``write_now`` frames a message, not
+    handed to uvicorn's ``send`` (a dict, websockets' framing); a connection that cannot take a frame
+    now (not writable) gets it through that ``send``, which waits, in order."""
+
+    class Ws:
+        def __init__(self) -> None:
+            self.sent: list[str] = []
+            self.closed = False
+
+        async def send(self, data: str) -> None:
+            self.sent.append(data)
+
+        async def close(self) -> None:
+            self.closed = True
+
+    async def scenario() -> None:
+        server = EngineServer(async_mode="asgi", ping_interval=25, ping_timeout=20)
+        socket, connection = websocket_socket(server)
+        ws = Ws()
+        writer = asyncio.ensure_future(socket._writer(ws))
+        socket.queue.put_nowait(eio_packet.Packet(eio_packet.PING))
+        socket.queue.put_nowait(message('2["a"]'))
+        await asyncio.sleep(0.01)
+        assert connection.frames == [frame_of("2"), frame_of('42["a"]')] and ws.sent == []
+        connection.writable = False
+        socket.queue.put_nowait(message('2["b"]'))
+        socket.queue.put_nowait(None)
+        await asyncio.wait_for(writer, 1)
+        assert ws.sent == ['42["b"]'] and ws.closed and len(connection.frames) == 2
+
+    run(scenario(), timeout=5)
