@@ -122,25 +122,25 @@ class BaseNamespace(TokenLifetime, RoomRights, socketio.AsyncNamespace):
 
     async def _join(self, sid: str, user_id: int, expires_at: float) -> None:
         read_at = time.monotonic()
-        session = await self._checked_session(user_id)
-        session["exp"] = expires_at
+        session = {**(await self._checked_session(user_id)), "exp": expires_at}
         await self.save_session(sid, session)
-        await self.enter_room(sid, user_room(user_id))
-        if access_changed_since(user_id, read_at):
-            # The user's access changed while we read it: the control that announced it may
-            # have reached this process before the socket was in its user room. Read again
-            # (a refusal here undoes the connect, rooms included).
-            session = {**(await self._checked_session(user_id)), "exp": expires_at}
-            await self.save_session(sid, session)
         presence.add(self.namespace_name, user_id)
         self._schedule_expiry(sid, session)
         try:
+            await self.enter_room(sid, user_room(user_id))
+            if access_changed_since(user_id, read_at):
+                # The user's access changed while we read it: the control that announced it may
+                # have reached this process before the socket was in its user room. Read again.
+                session = {**(await self._checked_session(user_id)), "exp": expires_at}
+                await self.save_session(sid, session)
             await self.on_connected(sid, session)
-        except BaseException:  # the refusal leaves the rooms (python-socketio), this what it added; a cancel
-            self._forget_expiry(sid)  # (past CONNECT_TIMEOUT, a stopping process) too, and is raised on
+        except BaseException:
+            # A refusal (python-socketio leaves the rooms) or a cancel (CONNECT_TIMEOUT, a stopping process): undone.
+            # A cancelled connect's socket stays connected to python-socketio: its disconnect must not count again.
+            self._forget_expiry(sid)
             presence.refuse(self.namespace_name, user_id)
-            del session["uid"]  # a cancelled connect's socket stays connected to python-socketio: its
-            raise  # disconnect must not count the user off again (``on_disconnect``)
+            session.pop("uid", None)
+            raise
 
     async def _checked_session(self, user_id: int) -> Session:
         """The user's session; ``_connect`` answers a read not answered, or past ``CONNECT_TIMEOUT``."""

@@ -168,22 +168,25 @@ def test_a_partner_connect_whose_parts_reads_hang_is_answered_within_connect_tim
     run(scenario())
 
 
+@pytest.mark.parametrize("step", ["on_connected", "enter_room"])
 @pytest.mark.django_db(transaction=True)
-def test_a_connect_cancelled_in_its_parts_hooks_leaves_no_presence_nor_expiry(live_server_url, partner, monkeypatch):
+def test_a_connect_cancelled_in_flight_leaves_no_presence_nor_expiry(live_server_url, partner, monkeypatch, step):
     """A stopping process cancels the connects in flight: the cancel undoes what the connect added
     (the partner counted online, a token expiry timer) as a refusal does, and the socket's disconnect
-    does not count the partner off a second time (their other socket here still counts)."""
+    does not count the partner off a second time (their other socket here still counts). In the
+    parts' hooks, or in the join of the user's room (with Redis a wait for the subscription), after
+    the session was saved: its disconnect counted the user off without their socket ever counting."""
     namespace = sio.namespace_handlers[rooms.PARTNER]
     token = token_for(partner.user)
     hooked: list[asyncio.Task] = []
 
-    async def hang(sid, session):
+    async def hang(*args, **kwargs):
         hooked.append(asyncio.current_task())
         await asyncio.Event().wait()  # until cancelled
 
     async def scenario():
         other = await Client(live_server_url, "/partner").connect(token)
-        monkeypatch.setattr(namespace, "on_connected", hang)
+        monkeypatch.setattr(namespace, step, hang)
         cancelled = Client(live_server_url, "/partner")
         connecting = asyncio.ensure_future(cancelled.connect(token, timeout=3))
         await wait_until(lambda: hooked, what="the connect in its parts' hooks")
