@@ -36,17 +36,21 @@ def on_control(method: str, *, ordered: bool = False) -> Callable[[ControlHandle
 
     A dependency it finds unavailable (``orm.unavailable``: the database, a batched read not
     answered) is one warning without a traceback, as an event's ``UNAVAILABLE`` is: nobody waits
-    for an answer, and the periodic work (``reconcile_relays``, the rechecks) catches up.
+    for an answer, and the periodic work (``reconcile_relays``, the rechecks) catches up. Any
+    other failure is one error with its traceback.
     """
 
     def register(handler: ControlHandler) -> ControlHandler:
         async def handled(manager: "ChannelLayerManager", message: dict[str, Any]) -> None:
+            # Logged here, ordered or not: the same line whichever loop (the broker listener, the
+            # outbox) or task ran it, and nothing raised into the loop that carries the messages.
             try:
                 await handler(manager, message)
             except Exception as exc:
-                if not unavailable(exc):
-                    raise
-                logger.warning("control %s: a dependency is unavailable (%r)", method, exc)
+                if unavailable(exc):
+                    logger.warning("control %s: a dependency is unavailable (%r)", method, exc)
+                else:
+                    logger.exception("control %s failed", method)
 
         _control_handlers[method] = (handled, ordered)
         return handler
@@ -66,11 +70,6 @@ def on_shutdown(hook: ShutdownHook) -> ShutdownHook:
     return hook
 
 
-def control_handler(method: str) -> ControlHandler | None:
-    handler, _ = _control_handlers.get(method, (None, False))
-    return handler
-
-
 async def run_control(manager: "ChannelLayerManager", method: str, message: dict[str, Any]) -> None:
     """Run the handler of the control ``method`` (if one is registered): an ordered one to its end,
     any other as a task of its own.
@@ -87,13 +86,7 @@ async def run_control(manager: "ChannelLayerManager", method: str, message: dict
         return
     task = asyncio.get_running_loop().create_task(handler(manager, message), name=f"control {method}")
     _controls.add(task)
-    task.add_done_callback(_control_done)
-
-
-def _control_done(task: asyncio.Task[None]) -> None:
-    _controls.discard(task)
-    if not task.cancelled() and (exc := task.exception()) is not None:  # unavailable ones were logged
-        logger.error("%s failed", task.get_name(), exc_info=exc)
+    task.add_done_callback(_controls.discard)
 
 
 async def stop_controls() -> None:

@@ -36,6 +36,16 @@ def hanging_relay_read(monkeypatch):
     held.set()
 
 
+def status_updated_for(customer, booking) -> dict:
+    """An event for the customer (their user room), to be delivered while the control's read hangs."""
+    return emit_message(
+        "booking:status_updated",
+        events.status_updated(booking),
+        namespace=rooms.CUSTOMER,
+        room=user_room(customer.pk),
+    )
+
+
 def test_a_control_whose_read_hangs_does_not_hold_another_processs_emits(
     live_server_url, customer, partner, service, hanging_relay_read
 ):
@@ -52,12 +62,7 @@ def test_a_control_whose_read_hangs_does_not_hold_another_processs_emits(
         hang()  # the partner's connect read their relay list already
         await sio.manager.publish_external({"method": "partner_bookings", "user_id": str(partner.pk)})
         await wait_until(entered.is_set, what="the control's relay read to begin")
-        message = emit_message(
-            "booking:status_updated",
-            events.status_updated(booking),
-            namespace=rooms.CUSTOMER,
-            room=user_room(customer.pk),
-        )
+        message = status_updated_for(customer, booking)
         sent = time.monotonic()
         await sio.manager.publish_external(message)
         (got,) = await c.wait_for("booking:status_updated", timeout=8)
@@ -85,12 +90,7 @@ def test_a_control_whose_read_hangs_does_not_hold_the_outbox(
         c = await Client(live_server_url, "/customer").connect(token_for(customer))
         hang()
         control = {"method": "partner_bookings", "user_id": str(partner.pk)}
-        message = emit_message(
-            "booking:status_updated",
-            events.status_updated(booking),
-            namespace=rooms.CUSTOMER,
-            room=user_room(customer.pk),
-        )
+        message = status_updated_for(customer, booking)
         sent = time.monotonic()
         asyncio.run_coroutine_threadsafe(sio.manager.dispatch_many([control, message]), sio.manager.loop)
         (got,) = await c.wait_for("booking:status_updated", timeout=8)
@@ -136,9 +136,11 @@ def test_a_control_handler_that_fails_is_logged_once_and_a_stop_cancels_one_runn
     assert record.getMessage() == "control test_fails failed" and record.exc_info is not None
 
 
-def test_an_ordered_control_is_run_to_its_end_before_the_next_message(monkeypatch):
+def test_an_ordered_control_is_run_to_its_end_before_the_next_message(monkeypatch, caplog):
     """``access_changed`` is ordered: an emit of another process after a user's rights changed is
-    delivered only once their sockets were rechecked (the others run as tasks, above)."""
+    delivered only once their sockets were rechecked (the others run as tasks, above). Its failure
+    is logged as a task's is, not raised into the loop that carries the messages (the listener's
+    "broker message failed", the outbox's "local delivery failed")."""
     monkeypatch.setattr(hooks, "_control_handlers", dict(hooks._control_handlers))
     steps: list[str] = []
 
@@ -147,12 +149,20 @@ def test_an_ordered_control_is_run_to_its_end_before_the_next_message(monkeypatc
         await asyncio.sleep(0.05)
         steps.append("handled")
 
+    @hooks.on_control("test_ordered_fails", ordered=True)
+    async def fails(manager, message):
+        raise RuntimeError("a bug in the handler")
+
     async def scenario():
         await hooks.run_control(None, "test_ordered", {"method": "test_ordered"})
         steps.append("next message")
+        await hooks.run_control(None, "test_ordered_fails", {"method": "test_ordered_fails"})
         assert not hooks._controls
 
-    asyncio.run(asyncio.wait_for(scenario(), 5))
+    with caplog.at_level(logging.ERROR, logger="config.realtime.hooks"):
+        asyncio.run(asyncio.wait_for(scenario(), 5))
     assert steps == ["handled", "next message"]
+    (record,) = [r for r in caplog.records if r.name == "config.realtime.hooks"]
+    assert record.getMessage() == "control test_ordered_fails failed" and record.exc_info is not None
     assert hooks._control_handlers["access_changed"][1] is True
     assert hooks._control_handlers["partner_bookings"][1] is False

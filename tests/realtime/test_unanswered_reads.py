@@ -105,7 +105,7 @@ def test_a_relay_refresh_a_control_asks_for_logs_one_warning_when_unanswered(tra
         def get_participants(self, namespace, room):
             return [("sid", "eio")]
 
-    handler = hooks.control_handler("partner_bookings")
+    handler, _ = hooks._control_handlers["partner_bookings"]  # as registered (``on_control``), run here
     message = {"method": "partner_bookings", "user_id": str(partner.pk)}
     with caplog.at_level(logging.WARNING, logger="config.realtime.hooks"):
         got = asyncio.run(asyncio.wait_for(cancelled(relay._targets, handler(Manager(), message), held), 10))
