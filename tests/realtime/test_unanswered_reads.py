@@ -209,7 +209,8 @@ def test_a_committed_accept_is_acked_when_the_relay_list_is_not_read_after_it(
     live_server_url, customer, partner, service, monkeypatch, caplog
 ):
     """The accept committed: its ack says so, not ``UNAVAILABLE`` (a retry would be refused as an
-    invalid transition); the relay list is read again by the next reconcile."""
+    invalid transition); the ``partner_bookings`` control its commit sent, else the reconcile,
+    reads the relay list again."""
     booking = book(customer, service)
     token = token_for(partner.user)
 
