@@ -135,8 +135,9 @@ class WebSocketReader:
                 break  # empty packet list returned -> connection closed
             try:
                 for pkt in packets:
+                    encoded = pkt.encode()
                     write = self.write_frame  # the websocket's, while the product's protocol serves it
-                    if write is None or not write(frame_of(encoded := pkt.encode())):
+                    if write is None or not write(frame_of(encoded)):  # None: another server (daphne)
                         await ws.send(encoded)
             except BaseException:  # engineio's bare ``except``: a failed or cancelled send ends the writer
                 break

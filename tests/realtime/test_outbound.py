@@ -362,5 +362,13 @@ def test_the_writer_task_writes_its_packets_straight_to_the_connection_and_waits
         socket.queue.put_nowait(None)
         await asyncio.wait_for(writer, 1)
         assert ws.sent == ['42["b"]'] and ws.closed and len(connection.frames) == 2
+        # A websocket another server serves (daphne, runserver: no ``write_frame``): all through its send.
+        socket, ws = Socket(server, "s2"), Ws()
+        socket.connected = socket.upgraded = True
+        writer = asyncio.ensure_future(socket._writer(ws))
+        for pkt in (eio_packet.Packet(eio_packet.OPEN, {"sid": "s2"}), message('2["c"]'), None):
+            socket.queue.put_nowait(pkt)
+        await asyncio.wait_for(writer, 1)
+        assert ws.sent == ['0{"sid":"s2"}', '42["c"]'] and ws.closed
 
     run(scenario(), timeout=5)
