@@ -95,13 +95,14 @@ class SweptTimeouts:
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(event.wait(), self.ping_timeout)
                 return  # engineio's shutdown() sets the event
-            now, timeout = time.time(), self.ping_timeout
             for sid, socket in list(self.sockets.items()):
                 if socket.closed:
                     if self.sockets.get(sid) is socket:
                         del self.sockets[sid]
-                elif not socket.closing and socket.last_ping and now - socket.last_ping > timeout:
+                elif socket.last_ping and not socket.closing:  # a ping waits for its pong (a few at a time)
+                    # engineio's rule, on the clock as the socket's turn comes: a close before it in the
+                    # pass (its disconnect handlers) may take a while, and the pass's start would be stale.
                     try:
-                        await socket.check_ping_timeout()  # closes it, as engineio's pass does
+                        await socket.check_ping_timeout()  # closes it when overdue, as engineio's pass does
                     except Exception:
                         self.logger.exception("service task exception")

@@ -145,3 +145,35 @@ def test_a_ping_is_queued_by_its_timer_without_a_task_while_the_writer_waits():
         assert len(started) == 1 and socket.queue.qsize() == 0
 
     run(scenario(), timeout=5)
+
+
+def test_a_ping_overdue_by_its_turn_in_a_pass_is_closed_in_that_pass():
+    """Each socket is judged on the clock as its turn comes, as engineio's pass judges it: a close
+    earlier in the pass (its disconnect handlers waiting on the database) does not leave a socket
+    whose ping went overdue meanwhile for the next pass, a ``ping_timeout`` later."""
+
+    async def scenario() -> None:
+        server = EngineServer(async_mode="asgi", ping_interval=1, ping_timeout=0.2)
+        first, second = Socket(server, "s1"), Socket(server, "s2")
+        first.last_ping, second.last_ping = 1.0, None  # s1 long silent; s2 between its pong and next ping
+        disconnected = []
+
+        async def disconnect(sid, reason):
+            disconnected.append(sid)
+            if sid == "s1":
+                await asyncio.sleep(0.05)  # s1's handlers take a while
+                second.last_ping = time.time() - 0.21  # s2's ping is overdue by now, not at the pass's start
+
+        server.on("disconnect", disconnect)
+        server.sockets = {"s1": first, "s2": second}
+        task = asyncio.ensure_future(server._service_task())
+        deadline = asyncio.get_running_loop().time() + 3
+        while not first.closed:
+            assert asyncio.get_running_loop().time() < deadline, "the first pass never came"
+            await asyncio.sleep(0.01)
+        await asyncio.sleep(0.02)  # the rest of the pass (no wait in it: s2's close is engineio's, inline)
+        assert disconnected == ["s1", "s2"] and second.closed
+        server.service_task_event.set()
+        await asyncio.wait_for(task, 1)
+
+    run(scenario(), timeout=5)
