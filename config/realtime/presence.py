@@ -124,11 +124,13 @@ async def heartbeat(manager: ChannelLayerManager) -> None:
             for namespace, keeper in _keepers.items():
                 fresh = list(presence.local[namespace]) if beat else list(presence.new[namespace])
                 presence.new[namespace].clear()
-                refused = list(presence.refused.pop(namespace, ()))
                 if fresh:
                     await db(keeper)(fresh, True)
-                if refused:
+                # Let go once written: a failed write (the database that refused their connect) is
+                # tried again next time, where a lost one left them online until PRESENCE_TTL.
+                if refused := list(presence.refused[namespace]):
                     await db(keeper)(refused, False)
+                    presence.refused[namespace].difference_update(refused)  # those refused meanwhile stay
             if beat:
                 next_beat = now + settings.PRESENCE_HEARTBEAT
                 await manager.dispatch({"method": "presence", "users": presence.snapshot()})

@@ -1,10 +1,12 @@
 """Connect refusals, token expiry and refresh, kicks, room cleanup, both transports."""
 
+import asyncio
 import time
 
 import pytest
 import socketio
 from channels.db import database_sync_to_async as sync_to_async
+from django.db import OperationalError
 
 from config import rooms
 from config.realtime.server import sio
@@ -174,3 +176,39 @@ def test_a_refused_connect_whose_online_write_went_out_is_written_offline_unless
     assert presence.refused["/kept"] == {7, 8} and not presence.new["/kept"]
     presence.add("/kept", 8)  # back before the offline write
     assert presence.refused["/kept"] == {7} and presence.new["/kept"] == {8}
+
+
+def test_a_refused_users_offline_write_that_fails_is_tried_again(monkeypatch, settings):
+    """The refusal's database trouble is likely to fail the offline write too (a part's read was not
+    answered): kept until written, not dropped with the failure (online until ``PRESENCE_TTL``)."""
+    from config.realtime import presence as module
+
+    settings.PRESENCE_HEARTBEAT = 0.05
+    offline: list[list[int]] = []
+
+    def keeper(user_ids, online):
+        if not online:
+            offline.append(sorted(user_ids))
+            if len(offline) == 1:
+                raise OperationalError("the database went away")
+
+    class Manager:
+        async def dispatch(self, message):
+            pass
+
+    monkeypatch.setattr(module, "_keepers", {"/kept": keeper})
+    monkeypatch.setattr(module, "presence", module.Presence())
+    module.presence.refused["/kept"].add(7)
+
+    async def scenario():
+        task = asyncio.ensure_future(module.heartbeat(Manager()))
+        try:
+            deadline = asyncio.get_running_loop().time() + 3
+            while len(offline) < 2:
+                assert asyncio.get_running_loop().time() < deadline, offline
+                await asyncio.sleep(0.01)
+        finally:
+            task.cancel()
+
+    asyncio.run(scenario())
+    assert offline == [[7], [7]] and not module.presence.refused["/kept"]
