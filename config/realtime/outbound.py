@@ -70,9 +70,10 @@ class WritesNow:
         task would send it a round later, in a write of its own. A close (``None``) stays queued."""
         write, queue = self.write_frame, self.queue
         while write is not None and not queue.empty() and queue._items[0] is not None:
-            pkt = queue.get_nowait()
+            if not write(frame_of(queue._items[0].encode())):
+                break  # a connection closing, or the round's frames at their bound: the writer task's
+            queue.get_nowait()
             queue.task_done()
-            write(frame_of(pkt.encode()))  # False only for a connection closing: nobody to read it
 
 
 class EmitsOnce:

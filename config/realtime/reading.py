@@ -22,6 +22,7 @@ could replace the loop in ``engineio.async_socket.AsyncSocket._websocket_handler
 """
 
 import asyncio
+import contextlib
 from typing import Any
 
 from engineio import exceptions, packet
@@ -138,10 +139,27 @@ class WebSocketReader:
                     encoded = pkt.encode()
                     write = self.write_frame  # the websocket's, while the product's protocol serves it
                     if write is None or not write(frame_of(encoded)):  # None: another server (daphne)
-                        await ws.send(encoded)
+                        await self._unless_stuck(ws, ws.send(encoded))
             except BaseException:  # engineio's bare ``except``: a failed or cancelled send ends the writer
                 break
-        await ws.close()
+        with contextlib.suppress(TimeoutError):
+            await self._unless_stuck(ws, ws.close())
+
+    async def _unless_stuck(self, ws: Any, send: Any) -> None:
+        """uvicorn's ``send``, which waits while the connection is not writable: a client that stopped
+        reading held the connection for good (its buffers, this writer, the handler), its socket closed
+        long before by the send-queue bound or the ping timeout. Past ``ping_interval + ping_timeout``
+        (the client could not have answered a ping meanwhile) the connection is aborted: ``TimeoutError``."""
+        protocol = getattr(ws, "protocol", None)  # ``engine.WebSocket``'s, when the product's protocol serves it
+        if protocol is None:
+            await send
+            return
+        try:
+            async with asyncio.timeout(self.server.ping_interval + self.server.ping_timeout):
+                await send
+        except TimeoutError:
+            protocol.transport.abort()
+            raise
 
     async def _finish(self, suspended: Suspended) -> None:
         """A handler ``EagerFrames`` started, to its end (what ``_message`` does with its outcome)."""

@@ -78,6 +78,13 @@ class PerConnectionLog(logging.LoggerAdapter):
 _per_connection = PerConnectionLog(logging.getLogger("uvicorn.error"), {})
 
 
+# What one connection's frames may take in one loop round (asyncio's and uvloop's high-water mark):
+# "writable" turns false only when they are written, at the round's end, so a client that never
+# reads, sent a round's worth of answers (a read of many events, a burst of emits), made the server
+# buffer them all past every bound (9 MB for 3,000 events). Past it the frames go engineio's way,
+# where the send-queue bounds count them.
+CORKED_MAX = 64 * 1024
+
 _FINAL_TEXT = 0x81  # FIN, no reserved bit, opcode TEXT
 _MASKED = 0x80
 
@@ -110,6 +117,7 @@ class WebSocketProtocol(WebSocketsSansIOProtocol):
     unread = b""  # the start of a frame not complete yet (a ``bytearray`` that grows with each read)
     wanted = 0  # how long ``unread`` must grow before a frame in it may be complete
     corked: list[bytes] | None = None  # frames taken this loop round, not written yet (``write_frame``)
+    corked_bytes = 0  # their size (``CORKED_MAX``)
     # The application's, while it waits for a text with none queued: it takes one at once (``eager``).
     take_text: Callable[[str], Any] | None = None
 
@@ -208,9 +216,16 @@ class WebSocketProtocol(WebSocketsSansIOProtocol):
             self.transport.write(pong)
 
     def write_frame(self, frame: bytes) -> bool:
-        """Write a frame of ``frame_of`` now, if the connection is open, writable and plain;
-        ``False``: send it through the ASGI ``send`` (which waits, or fails, as it should)."""
-        if not self.plain_frames or not self.writable.is_set() or self.close_sent or self.transport.is_closing():
+        """Write a frame of ``frame_of`` now, if the connection is open, writable and plain, and this
+        round's frames are under ``CORKED_MAX``; ``False``: send it through the ASGI ``send`` (which
+        writes this round's frames first, then waits, or fails, as it should)."""
+        if (
+            not self.plain_frames
+            or not self.writable.is_set()
+            or self.close_sent
+            or self.transport.is_closing()
+            or self.corked_bytes > CORKED_MAX
+        ):
             return False
         if self.corked is None:
             self.corked = [frame]
@@ -218,11 +233,12 @@ class WebSocketProtocol(WebSocketsSansIOProtocol):
             uncorking(loop).add(self, loop)
         else:
             self.corked.append(frame)
+        self.corked_bytes += len(frame)
         return True
 
     def uncork(self) -> None:
         """Write the frames taken this round, unless the connection closed meanwhile."""
-        corked, self.corked = self.corked, None
+        corked, self.corked, self.corked_bytes = self.corked, None, 0
         if corked and not self.close_sent and not self.transport.is_closing():
             self.transport.write(corked[0] if len(corked) == 1 else b"".join(corked))
 

@@ -9,6 +9,7 @@ import asyncio
 import contextlib
 import json
 import re
+import socket
 import time
 import urllib.request
 import uuid
@@ -17,8 +18,11 @@ from typing import Any
 
 import aiohttp
 import pytest
+from engineio import packet as eio_packet
 
 from config.realtime.limits import limiter
+from config.realtime.server import sio
+from config.realtime.websocket_protocol import CORKED_MAX
 from tests.live import WAIT, RawSocket, ServerProcess, run, token_for, wait_until
 from tests.realtime.test_cluster import cluster_env  # noqa: F401 - fixture
 
@@ -334,3 +338,53 @@ def test_a_binary_or_unknown_socketio_packet_closes_the_session_with_one_warning
     run(scenario())
     lines = [line for line in server.output().splitlines() if "Socket.IO packet (" in line][before:]
     assert len(lines) == len(cases) and all(" WARNING " in line for line in lines), lines
+
+
+def _masked(text: str) -> bytes:
+    """A client's text frame (RFC 6455: masked; a zero mask, the payload as it is)."""
+    data = text.encode()
+    length = bytes((0x80 | len(data),)) if len(data) < 126 else bytes((0x80 | 126,)) + len(data).to_bytes(2)
+    return bytes((0x81,)) + length + b"\0\0\0\0" + data
+
+
+def test_a_websocket_client_that_never_reads_is_held_within_the_bounds_then_cut_off(live_server_url, customer):
+    """A websocket client that stops reading while 12 MB of packets are written to it in one loop
+    round (room emits, answers): the connection's frames of the round stop at ~64 KiB, the rest are
+    queued, where the send-queue bound drops the socket; and the connection itself (its buffers,
+    its writer waiting for the client to read) goes within ``ping_interval + ping_timeout`` (7 s
+    here), not when the client reads again, which it never does."""
+    port = int(live_server_url.rsplit(":", 1)[1])
+
+    async def scenario() -> None:
+        client = socket.socket()
+        client.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)  # the kernel holds little for it
+        client.setblocking(False)
+        await asyncio.get_running_loop().sock_connect(client, ("127.0.0.1", port))
+        reader, writer = await asyncio.open_connection(sock=client)
+        writer.write(
+            b"GET /socket.io/?EIO=4&transport=websocket HTTP/1.1\r\nHost: x\r\nUpgrade: websocket\r\n"
+            b"Connection: Upgrade\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n"
+        )
+        await reader.readuntil(b'{"sid":"')
+        eio_sid = (await reader.readuntil(b'"'))[:-1].decode()
+        writer.write(_masked(f'40/customer,{{"token":"{token_for(customer)}"}}'))
+        await reader.readuntil(b"40/customer,{")  # connected; from here on nothing is read
+        engine_socket = sio.eio.sockets[eio_sid]
+        protocol = engine_socket.write_frame.__self__
+        payload = '2/customer,["x","' + "x" * 4000 + '"]'
+
+        async def flood() -> int:  # on the server's loop, in one round: 3,000 packets of 4 KB
+            for _ in range(3000):
+                await engine_socket.send(eio_packet.Packet(eio_packet.MESSAGE, payload))
+            await asyncio.sleep(0.1)  # the round's frames written
+            return protocol.transport.get_write_buffer_size()
+
+        buffered = await asyncio.wrap_future(asyncio.run_coroutine_threadsafe(flood(), protocol.loop))
+        assert engine_socket.dropped and engine_socket.closed  # past SEND_QUEUE_BYTES
+        assert buffered < 3 * CORKED_MAX, buffered  # the round's frames held: 12 MB
+        dropped = time.monotonic()
+        await wait_until(protocol.transport.is_closing, timeout=7 + 2, what="the connection cut")
+        assert time.monotonic() - dropped > 1  # not at the drop: the client had its ping time
+        writer.transport.abort()
+
+    run(scenario())
