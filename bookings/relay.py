@@ -112,14 +112,36 @@ def _local_sids(manager: Any, partner_id: int) -> list[str]:
     return [sid for sid, _ in manager.get_participants(rooms.PARTNER, rooms.user(partner_id))]
 
 
-async def refresh_relay(manager: Any, partner_id: int) -> None:
-    """Re-read the partner's active bookings into the sessions of their sockets on this process."""
+# Partners with a control's refresh waiting for their lock (``partner_bookings_received``).
+_control_waiting: set[int] = set()
+
+
+async def refresh_relay(manager: Any, partner_id: int, *, control: bool = False) -> None:
+    """Re-read the partner's active bookings into the sessions of their sockets on this process.
+
+    ``control``: a control message's, which nobody waits for. One of those already waiting for the
+    partner's lock reads after this caller's commit too: this one adds nothing and returns. Each
+    control runs as a task of its own (``hooks.run_control``): while the database hangs, a burst of
+    a partner's controls was a task each, queued on the lock, each waiting its read's timeout in
+    turn; now at most two a partner, the one reading and the one waiting."""
     if not _local_sids(manager, partner_id):
         return
-    async with _relay_lock(partner_id):
-        # Under the lock, the read is asked for after the caller's commit: it sees it, batched or not.
-        targets = await _targets.get(partner_id) or []
-        await _apply(manager, partner_id, targets)
+    waiting = control and partner_id not in _control_waiting
+    if control and not waiting:
+        return
+    if waiting:
+        _control_waiting.add(partner_id)
+    try:
+        async with _relay_lock(partner_id):
+            if waiting:
+                _control_waiting.discard(partner_id)  # from here on a newer control's read would be after this one
+                waiting = False
+            # Under the lock, the read is asked for after the caller's commit: it sees it, batched or not.
+            targets = await _targets.get(partner_id) or []
+            await _apply(manager, partner_id, targets)
+    finally:
+        if waiting:  # cancelled while it waited for the lock
+            _control_waiting.discard(partner_id)
 
 
 async def _apply(manager: Any, partner_id: int, targets: list[RelayTarget]) -> None:
@@ -153,7 +175,7 @@ def partner_bookings_changed(*, partner_id: Any) -> None:
 
 async def partner_bookings_received(manager: ChannelLayerManager, message: dict[str, Any]) -> None:
     """A partner's bookings changed: refresh the relay list of their local sockets."""
-    await refresh_relay(manager, int(message["user_id"]))
+    await refresh_relay(manager, int(message["user_id"]), control=True)
 
 
 async def reconcile_forever(manager: ChannelLayerManager) -> None:

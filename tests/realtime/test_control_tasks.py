@@ -166,3 +166,32 @@ def test_an_ordered_control_is_run_to_its_end_before_the_next_message(monkeypatc
     assert record.getMessage() == "control test_ordered_fails failed" and record.exc_info is not None
     assert hooks._control_handlers["access_changed"][1] is True
     assert hooks._control_handlers["partner_bookings"][1] is False
+
+
+def test_a_burst_of_a_partners_controls_while_their_read_hangs_is_two_reads_not_one_each(
+    live_server_url, partner, hanging_relay_read, monkeypatch
+):
+    """Ten ``partner_bookings`` controls for one partner while the database leaves the first read
+    hanging: one task reads, one waits for the partner's lock (its read comes after every one of the
+    ten commits), the other eight end at once; once the database answers, two reads in all."""
+    hang, entered, held = hanging_relay_read
+    reads = []
+
+    async def scenario():
+        p = await Client(live_server_url, "/partner").connect(token_for(partner.user))
+        hang()
+        hanging = relay._targets.load
+        monkeypatch.setattr(relay._targets, "load", lambda ids: reads.append(ids) or hanging(ids))
+        control = {"method": "partner_bookings", "user_id": str(partner.pk)}
+        asyncio.run_coroutine_threadsafe(sio.manager.dispatch_many([control] * 10), sio.manager.loop)
+        await wait_until(entered.is_set, what="the first control's read")
+        await asyncio.sleep(0.2)  # the ten controls handled
+        running = [task for task in list(hooks._controls) if task.get_name() == "control partner_bookings"]
+        assert len(running) == 2, len(running)
+        held.set()
+        await wait_until(lambda: not hooks._controls, what="the controls' end")
+        assert len(reads) == 2, reads
+        await p.close()
+        await wait_until(lambda: not sio.environ, what="the socket's disconnect")
+
+    run(scenario())
