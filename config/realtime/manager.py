@@ -107,8 +107,10 @@ class ChannelLayerManager(GracefulStop, ChannelLayerTransport, EmitsOnce, AsyncP
     async def sample_gauges(self) -> None:
         """Once a second: the gauges (sockets, queues) from state this process keeps anyway."""
         while True:
-            for namespace, members in self.rooms.items():
-                metrics.SOCKETS.labels(namespace).set(len(members.get(None, ())))
+            # Every namespace served, not those in ``rooms``: python-socketio deletes a namespace's
+            # entry with its last socket, and its gauge kept that socket (or a refused storm's) for good.
+            for namespace in self.server.namespace_handlers:
+                metrics.SOCKETS.labels(namespace).set(len(self.rooms.get(namespace, {}).get(None, ())))
             metrics.ORM_QUEUE.set(orm_in_flight())
             metrics.PUBLISH_QUEUE.set(self.publish_backlog)
             metrics.BROKER_INBOX.set(self._inbox.bytes)

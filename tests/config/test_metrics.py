@@ -8,9 +8,10 @@ import pytest
 
 from bookings.models import BookingStatus
 from tests.factories import BookingFactory
-from tests.live import UNKNOWN_BOOKING, Client, run, token_for
+from tests.live import UNKNOWN_BOOKING, Client, run, token_for, wait_until
 
 pytestmark = pytest.mark.django_db(transaction=True)
+GAUGE = "homeservices_sockets_connected"
 
 
 def scrape(url: str) -> str:
@@ -61,6 +62,19 @@ def test_metrics_count_events_outcomes_and_sockets(live_server_url, customer):
         "homeservices_server_events_total",
     ):
         assert name in after, name
+
+
+def test_the_sockets_gauge_falls_to_zero_when_a_namespaces_last_socket_goes(live_server_url, partner):
+    """python-socketio forgets a namespace's rooms with its last socket: the gauge still reads 0 then,
+    not the last count it had (a storm of refused connects read as connected for good)."""
+
+    async def scenario():
+        p = await Client(live_server_url, "/partner").connect(token_for(partner.user))
+        await wait_until(lambda: value(scrape(live_server_url), GAUGE, namespace="/partner") == 1, what="1 socket")
+        await p.close()
+        await wait_until(lambda: value(scrape(live_server_url), GAUGE, namespace="/partner") == 0, what="0 sockets")
+
+    run(scenario())
 
 
 def test_every_location_update_and_relay_is_counted_and_one_in_16_timed(live_server_url, customer, partner, service):
