@@ -38,12 +38,13 @@ class InlineEvents:
         """python-socketio's dispatch of a client event, screened (``inbound``); an inline one here."""
         data = screen(data)
         namespace = namespace or "/"
+        sid = self.manager.sid_from_eio_sid(eio_sid, namespace)
+        if not self.manager.is_connected(sid, namespace):  # dropped, logged once a session (``strays``)
+            self.stray(eio_sid, namespace, "event")
+            return
         handler = self.namespace_handlers.get(namespace)
         if data[0] not in getattr(handler, "inline_events", ()) or namespace in self.handlers or "*" in self.handlers:
             await super()._handle_event(eio_sid, namespace, id, data)
-            return
-        sid = self.manager.sid_from_eio_sid(eio_sid, namespace)
-        if not self.manager.is_connected(sid, namespace):  # dropped, as python-socketio does
             return
         ACK_WANTED.set(id is not None)
         # A cancellation propagates unanswered, as python-socketio's _trigger_event lets it for a

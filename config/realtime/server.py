@@ -21,15 +21,16 @@ from config.realtime.keeping import INVOLUNTARY, Keeper
 from config.realtime.manager import ChannelLayerManager
 from config.realtime.origins import cors_origins
 from config.realtime.recovering import Recoveries
+from config.realtime.strays import StrayPackets
 
 if TYPE_CHECKING:  # the namespace emits through this module's server
     from config.realtime.namespace import BaseNamespace
 
 logger = logging.getLogger(__name__)
-# An Engine.IO session whose namespace connects were refused this many times is closed: a
-# client that asks again after a refusal does so a few times, not as fast as it can send.
-CONNECT_REFUSALS_PER_SESSION = 10
-_REFUSED = "homeservices.connects_refused"
+# An Engine.IO session refused this many times for one reason (its namespace connects, its packets for a
+# namespace it is not in: ``strays``) is closed: a client that asks again after a refusal does so a few
+# times, not as fast as it can send.
+REFUSALS_PER_SESSION = 10
 # How long a session's close waits for a connect of it under way (its reads are bounded by
 # CONNECT_TIMEOUT and the recovery breaker; this is the backstop).
 CONNECT_WAIT_SECONDS = 10.0
@@ -37,10 +38,10 @@ CONNECT_WAIT_SECONDS = 10.0
 _DISPATCHED = frozenset("0123")  # the count, kept in the session's environ
 
 
-class Server(InlineEvents, socketio.AsyncServer):
+class Server(InlineEvents, StrayPackets, socketio.AsyncServer):
     """``AsyncServer`` that screens client packets before dispatch (``inbound``), runs lightweight
-    events inline (``inline``), bounds what a session may hold, and holds a recovering
-    connection's packets (``recovering``)."""
+    events inline (``inline``), drops packets for a namespace the session is not in (``strays``),
+    bounds what a session may hold, and holds a recovering connection's packets (``recovering``)."""
 
     def __init__(self, **kwargs: Any) -> None:
         super().__init__(json=OrjsonCodec, **kwargs)
@@ -138,7 +139,7 @@ class Server(InlineEvents, socketio.AsyncServer):
                 if ended is not None:
                     ended.set()
         if self.manager.sid_from_eio_sid(eio_sid, namespace) is None:  # refused, whatever the reason
-            self._count_refusal(eio_sid)
+            self._count_refusal(eio_sid, "connects_refused")
         else:  # in a namespace: nothing to close (a deadline per connect was a check per socket 10 s on)
             self._bare.cancel(eio_sid)
 
@@ -165,15 +166,18 @@ class Server(InlineEvents, socketio.AsyncServer):
         """python-socketio's connect: the namespace's connect handler, then the answer."""
         await super()._handle_connect(eio_sid, namespace, data)
 
-    def _count_refusal(self, eio_sid: str) -> None:
-        """Past ``CONNECT_REFUSALS_PER_SESSION`` refused connects, the session is closed (answered no more)."""
+    def _count_refusal(self, eio_sid: str, bound: str) -> int:
+        """Count a refusal of the session for ``bound``, and how many so far: at ``REFUSALS_PER_SESSION``
+        the session is closed (answered no more) and counted under ``bound``."""
         environ = self.environ.get(eio_sid)
         socket = self.eio.sockets.get(eio_sid)
         if environ is None or socket is None:
-            return
-        environ[_REFUSED] = refused = environ.get(_REFUSED, 0) + 1
-        if refused >= CONNECT_REFUSALS_PER_SESSION:
-            self.eio.drop_soon(socket, "connects_refused", self.reason.SERVER_DISCONNECT)
+            return 0
+        key = f"homeservices.{bound}"  # kept in the session's environ, which goes with it
+        environ[key] = refused = environ.get(key, 0) + 1
+        if refused >= REFUSALS_PER_SESSION:
+            self.eio.drop_soon(socket, bound, self.reason.SERVER_DISCONNECT)
+        return refused
 
     async def _send_packet(self, eio_sid: str, pkt: Any) -> None:
         if not await self.recovering.intercept(eio_sid, pkt):

@@ -106,6 +106,8 @@ REPLACED = {
     "socketio.async_server.AsyncServer.__init__": "7ae671981d87c57f",
     "socketio.async_server.AsyncServer._engineio_server_class": "199c42bf149247e0",
     "socketio.async_server.AsyncServer._handle_event": "65178105ef8b593d",
+    # an ack nobody waits for is a stray, not a WARNING a packet (config.realtime.strays)
+    "socketio.async_server.AsyncServer._handle_ack": "b7521c6c30972551",
     "socketio.async_server.AsyncServer._handle_connect": "c97c480cf777de36",
     "socketio.async_server.AsyncServer._send_packet": "a00022b42c1c29e9",
     "socketio.async_server.AsyncServer._send_eio_packet": "64cf72a2ab7d75b1",
@@ -143,10 +145,6 @@ TOUCHED: dict[str, tuple[str, str]] = {
         "the channel a group's messages are published to",
     ),
     # python-socketio: the server (config.realtime.server: recovery, refusals, closing bare sessions)
-    "socketio.async_server.AsyncServer._handle_ack": (
-        "b7521c6c30972551",
-        "our _handle_eio_message hands ACK packets back to it",
-    ),
     "socketio.async_server.AsyncServer.environ": (
         "83fd37fd43a134db",
         "a session's WSGI/ASGI environ: the token and the address at CONNECT",
@@ -210,6 +208,10 @@ TOUCHED: dict[str, tuple[str, str]] = {
     "socketio.async_pubsub_manager.AsyncPubSubManager._handle_close_room": (
         "8794e03b8968ae6e",
         "our _handle_broker hands it a close_room from another process",
+    ),
+    "socketio.async_pubsub_manager.AsyncPubSubManager.callbacks": (
+        "b32c2d0d5bc124d1",
+        "the acks the server waits for, by sid and id: any other ack is a stray (config.realtime.strays)",
     ),
     "socketio.async_pubsub_manager.AsyncPubSubManager.channel": (
         "26ff0b9eb4fac2a4",

@@ -52,6 +52,10 @@ class _Server(InlineEvents, _AsyncServer):
         self.manager = _Manager()
         self.their_way: list[Any] = []
         self.answers: list[Any] = []
+        self.strays: list[Any] = []
+
+    def stray(self, eio_sid: str, namespace: str, kind: str) -> None:
+        self.strays.append((eio_sid, namespace, kind))
 
     async def answer(self, eio_sid: str, namespace: str, id: int, answer: Any) -> None:
         self.answers.append((eio_sid, namespace, id, answer))
@@ -87,11 +91,14 @@ def test_other_events_decorator_handlers_and_unknown_namespaces_go_python_socket
     assert server.namespace.calls == [] and server.answers == []
 
 
-def test_an_inline_event_of_a_socket_no_longer_connected_is_dropped():
+def test_an_event_of_a_socket_no_longer_connected_is_a_stray_inline_or_not():
+    """Dropped before python-socketio sees it, which logs a WARNING a packet for it (``strays``)."""
     server = _Server({"ok": True})
     server.manager.connected = False
     run(server._handle_event("e1", "/partner", 1, ["location:update", {}]))
+    run(server._handle_event("e1", "/partner", 2, ["booking:reject", {}]))
     assert server.namespace.calls == [] and server.answers == [] and server.their_way == []
+    assert server.strays == [("e1", "/partner", "event")] * 2
 
 
 class _Watched:
