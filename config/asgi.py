@@ -34,7 +34,7 @@ from config.admission import Admission  # noqa: E402
 from config.body_limit import BodyLimit  # noqa: E402
 from config.proxies import TrustedProxies  # noqa: E402
 from config.realtime import faults, limits, presence  # noqa: E402
-from config.realtime.hooks import on_control, on_shutdown, on_startup  # noqa: E402
+from config.realtime.hooks import on_control, on_shutdown, on_startup, on_stopped  # noqa: E402
 from config.realtime.identity import set_identity_loader  # noqa: E402
 from config.realtime.namespace import compose  # noqa: E402
 from config.realtime.rechecks import access_changed_received, recheck_forever  # noqa: E402
@@ -95,6 +95,9 @@ if diagnostics_enabled():  # LOOP_DIAGNOSTICS=1: loop stalls and GC pauses logge
 # At shutdown, before the manager hands over its queues.
 on_shutdown(tracking.flush_on_stop)  # buffered locations and trace points written
 on_shutdown(presence.withdraw)  # this process's users offline now, not when the heartbeat lapses
+# At the stop's end, what a hung database left unwritten: one warning each.
+on_stopped(tracking.locations.unwritten)
+on_stopped(presence.left_online)
 
 
 # Lifespan (uvicorn --lifespan on): start the periodic work at once; at shutdown write what is

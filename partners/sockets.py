@@ -48,12 +48,17 @@ async def _newest_fix(namespace: BaseNamespace, sid: str, session: Session) -> N
 @partner.on_disconnected
 async def _gone(namespace: BaseNamespace, sid: str, session: Session) -> None:
     uid = session["uid"]
+    # A stopping process writes every buffer and records everyone offline in its shutdown hooks,
+    # run again once the sockets closed (``tracking.flush_on_stop``, ``presence.withdraw``): a
+    # socket's disconnect would wait on the database for nothing (a hung one: the stop's budget).
+    writes = not namespace.server.manager.stopping
     try:
-        await locations.flush(uid)  # a failed write keeps the trace points for the periodic flush
+        if writes:
+            await locations.flush(uid)  # a failed write keeps the trace points for the periodic flush
     finally:
         if uid not in presence.local[rooms.PARTNER]:
             locations.forget(uid)  # the partner's last socket here: nothing of theirs stays behind
-    if uid not in presence.local[rooms.PARTNER]:
+    if writes and uid not in presence.local[rooms.PARTNER]:
         await db(services.partners_online)(partner_ids=[uid], online=False)
 
 

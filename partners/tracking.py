@@ -180,7 +180,19 @@ class LocationBuffer:
             for pk, points in trace.items():  # kept for the next write, within the bound
                 for fix in points:
                     self._queue(pk, fix)
+            for pk, item in batch.items():  # unless a newer one came meanwhile
+                self.pending.setdefault(pk, item)
             raise
+
+    def unwritten(self) -> str | None:
+        """What a stop leaves unwritten (the database did not answer): lost with the process."""
+        if not self.pending and not self.trace_size:
+            return None
+        return (
+            f"{len(self.pending)} partners' last locations and {self.trace_size} trace points not written"
+            " (the database did not answer): lost; a partner's next fix, to whichever process, sets"
+            " their location again, and the trace keeps a gap"
+        )
 
 
 def write_buffered(batch: dict[int, tuple[float, float, datetime]], trace: dict[int, list[Fix]]) -> None:

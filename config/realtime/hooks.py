@@ -20,10 +20,12 @@ if TYPE_CHECKING:
 ControlHandler = Callable[["ChannelLayerManager", dict[str, Any]], Awaitable[None]]
 StartupHook = Callable[["ChannelLayerManager"], None]
 ShutdownHook = Callable[["ChannelLayerManager"], Awaitable[None]]
+StoppedReport = Callable[[], str | None]
 logger = logging.getLogger(__name__)
 _control_handlers: dict[str, tuple[ControlHandler, bool]] = {}  # method: (handler, ordered)
 _startup_hooks: list[StartupHook] = []
 _shutdown_hooks: list[ShutdownHook] = []
+_stopped_reports: list[StoppedReport] = []
 _controls: set[asyncio.Task[None]] = set()  # the handlers running now, cancelled by ``stop_controls``
 
 
@@ -70,6 +72,14 @@ def on_shutdown(hook: ShutdownHook) -> ShutdownHook:
     return hook
 
 
+def on_stopped(report: StoppedReport) -> StoppedReport:
+    """Register what a stop asks at its very end, once the shutdown hooks had their last try: what
+    is still unwritten (a hung database), as a sentence naming what is lost or left for the next
+    process; ``None`` when nothing is. Each answer is one warning."""
+    _stopped_reports.append(report)
+    return report
+
+
 async def run_control(manager: "ChannelLayerManager", method: str, message: dict[str, Any]) -> None:
     """Run the handler of the control ``method`` (if one is registered): an ordered one to its end,
     any other as a task of its own.
@@ -89,12 +99,18 @@ async def run_control(manager: "ChannelLayerManager", method: str, message: dict
     task.add_done_callback(_controls.discard)
 
 
-async def stop_controls() -> None:
-    """The end of a stop: the handlers still running are cancelled, and awaited."""
+async def stop_controls(within: float) -> None:
+    """The end of a stop: the handlers still running are cancelled, and awaited ``within`` seconds
+    at most (what the stop has left): one that goes on waiting after its cancellation does not
+    hold the process past its deadline."""
     running = list(_controls)
     for task in running:
         task.cancel()
-    await asyncio.gather(*running, return_exceptions=True)
+    if not running:
+        return
+    _, pending = await asyncio.wait(running, timeout=max(0.0, within))
+    if pending:
+        logger.warning("stopping: %d control handlers did not end in time, abandoned", len(pending))
 
 
 def startup_hooks() -> list[StartupHook]:
@@ -103,3 +119,7 @@ def startup_hooks() -> list[StartupHook]:
 
 def shutdown_hooks() -> list[ShutdownHook]:
     return list(_shutdown_hooks)
+
+
+def stopped_reports() -> list[StoppedReport]:
+    return list(_stopped_reports)

@@ -58,6 +58,7 @@ class ChannelLayerManager(GracefulStop, ChannelLayerTransport, EmitsOnce, AsyncP
         self.stopping = False
         self._stop_started = 0.0  # monotonic, when the stop began: it finishes within SHUTDOWN_TIMEOUT of it
         self._early_stop: asyncio.Task[None] | None = None  # started by the stop signal (``_on_stop_signal``)
+        self._cutoff: asyncio.TimerHandle | None = None  # the database's last moment in a stop (``stopping``)
         self._signalled = False
         self._essential = 0  # self.tasks[:_essential] deliver (outbox, lanes) and run until the very end
 

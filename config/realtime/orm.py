@@ -3,7 +3,7 @@
 import asyncio
 import contextvars
 from collections.abc import Awaitable, Callable
-from typing import Any
+from typing import Any, ClassVar
 
 from django.conf import settings
 from django.db import InterfaceError, OperationalError, close_old_connections
@@ -12,13 +12,25 @@ from config.errors import Unavailable
 
 
 class OrmLoad:
-    """ORM calls queued or running in this process (``db``), for admission control."""
+    """ORM calls queued or running in this process (``db``), for admission control; and, for a
+    stopping process, the loop whose callers no longer wait for them (``abandon_waits``)."""
 
     in_flight = 0
+    waiting: ClassVar[set[asyncio.Future[Any]]] = set()
+    abandoned_on: asyncio.AbstractEventLoop | None = None
 
     @classmethod
     def busy(cls) -> bool:
         return cls.in_flight >= settings.SOCKETIO["DB_QUEUE_MAX"]
+
+
+def abandon_waits() -> None:
+    """A stop's last moment for the database (``stopping.DATABASE_CUTOFF``): every caller of ``db``
+    waiting on this loop, and every later one, gets ``Unavailable`` at once. The calls themselves go
+    on in their threads (a hung database holds them); nothing waits for them any more."""
+    OrmLoad.abandoned_on = asyncio.get_running_loop()
+    for future in list(OrmLoad.waiting):
+        future.cancel()
 
 
 def orm_in_flight() -> int:
@@ -45,15 +57,27 @@ def db(func: Callable[..., Any]) -> Callable[..., Awaitable[Any]]:
     after. Nothing here calls ``async_to_sync`` back into the loop (which asgiref's
     thread-local would route). Calls are counted so that a burst is refused at the door
     (``BaseNamespace.trigger_event``) instead of queueing behind itself. A caller that is
-    cancelled stops waiting; the call itself runs to its end, as under asgiref.
+    cancelled stops waiting; the call itself runs to its end, as under asgiref. So does one a
+    stopping process abandoned (``abandon_waits``), which gets ``Unavailable``.
     """
 
     async def counted(*args: Any, **kwargs: Any) -> Any:
+        loop = asyncio.get_running_loop()
+        if OrmLoad.abandoned_on is loop:
+            raise Unavailable()
         OrmLoad.in_flight += 1
+        run = contextvars.copy_context().run
+        future = loop.run_in_executor(None, run, _with_connections, func, args, kwargs)
+        OrmLoad.waiting.add(future)
         try:
-            run = contextvars.copy_context().run
-            return await asyncio.get_running_loop().run_in_executor(None, run, _with_connections, func, args, kwargs)
+            return await future
+        except asyncio.CancelledError:
+            # Cancelled by ``abandon_waits``, not the caller's task being cancelled: no answer.
+            if OrmLoad.abandoned_on is loop and not asyncio.current_task().cancelling():
+                raise Unavailable() from None
+            raise
         finally:
+            OrmLoad.waiting.discard(future)
             OrmLoad.in_flight -= 1
 
     return counted

@@ -31,6 +31,8 @@ logger = logging.getLogger(__name__)
 # namespace -> a sync function(user_ids, online) run in a DB thread.
 Keeper = Callable[[list[int], bool], None]
 _keepers: dict[str, Keeper] = {}
+# Users a stopping process could not record offline yet, per kept namespace (``withdraw``).
+_unwithdrawn: dict[str, set[int]] = defaultdict(set)
 
 
 def keep_online(namespace: str, keeper: Keeper) -> None:
@@ -142,9 +144,26 @@ async def heartbeat(manager: ChannelLayerManager) -> None:
 
 
 async def withdraw(manager: ChannelLayerManager) -> None:
-    """A stopping process: its users are offline now, not when its heartbeat lapses."""
-    for namespace, keeper in _keepers.items():
-        users = [*presence.local[namespace], *presence.refused.pop(namespace, ())]
-        if users:
-            await db(keeper)(users, False)
+    """A stopping process: its users are offline now, not when its heartbeat lapses.
+
+    The other processes hear it first (the broker): a database that does not answer holds only
+    the keepers' writes, and their users are tried again by the stop's next run, then reported
+    (``left_online``)."""
     await manager.dispatch({"method": "presence", "users": {}})
+    for namespace, keeper in _keepers.items():
+        users = _unwithdrawn[namespace]
+        users.update(presence.local[namespace], presence.refused.pop(namespace, ()))
+        if users:
+            await db(keeper)(list(users), False)
+            users.clear()
+
+
+def left_online() -> str | None:
+    """What a stop's withdrawal left: the users the keepers could not record offline."""
+    users = sum(len(left) for left in _unwithdrawn.values())
+    if not users:
+        return None
+    return (
+        f"{users} users not recorded offline (the database did not answer): their online records"
+        f" lapse on their own within PRESENCE_TTL ({settings.PRESENCE_TTL} s)"
+    )

@@ -7,7 +7,13 @@ closed at once (their pending GETs answered, nobody waited for). Only then is th
 server's own handler called: uvicorn closes the websockets (1012: clients reconnect at
 once, elsewhere or here after the restart) and finds no request left to wait for. The
 second half is the ASGI lifespan's shutdown: whatever is left is closed, the hooks run
-again for what came meanwhile, the queues are handed over. Both within SHUTDOWN_TIMEOUT.
+again for what came meanwhile, the queues are handed over.
+
+One deadline, SHUTDOWN_TIMEOUT after the signal, bounds the whole stop, a hung database
+included: each step gets what is left of it (the server's own wait for its connections too:
+uvicorn's ``timeout_graceful_shutdown`` is set to what is left when the signal is passed on,
+``LIFESPAN_RESERVE`` kept for the second half). What could not be written by then is one
+warning each (``hooks.on_stopped``), naming what was lost or left for the next process.
 
 Uses the manager's ``tasks`` (the first ``_essential`` deliver and run to the end),
 ``_drain`` (the outbox and the lanes) and ``server``.
@@ -26,12 +32,19 @@ from django.conf import settings
 
 from config import metrics
 from config.realtime import hooks
-from config.realtime.orm import orm_in_flight
+from config.realtime.orm import abandon_waits, orm_in_flight, unavailable
 
 logger = logging.getLogger(__name__)
 
 STOP_SIGNALS = (signal.SIGTERM, signal.SIGINT)
 ORM_SETTLE_SECONDS = 1.0  # a stop waits this long at most for the periodic work's database calls
+# Of the stop's budget, what the server's wait for its connections leaves to the lifespan shutdown
+# (close what is left, the hooks again, the queues handed over): about 0.1 s when all answer.
+LIFESPAN_RESERVE = 0.5
+# The database's last moment, this long before the deadline (``orm.abandon_waits``): what still
+# waits on it (a disconnect's write, a hook's) is answered ``Unavailable``, so the server finds its
+# connections done before its own wait ends, and the lifespan shutdown waits on it no more.
+DATABASE_CUTOFF = 1.0
 
 
 class GracefulStop:
@@ -56,7 +69,7 @@ class GracefulStop:
             try:
                 await self.stop_serving()
             finally:
-                _pass_on(signum, frame, previous)
+                _pass_on(signum, frame, previous, wait=max(0.0, self._remaining() - LIFESPAN_RESERVE))
 
         def start() -> None:
             self._early_stop = self.loop.create_task(stop_then_pass_on())
@@ -72,6 +85,7 @@ class GracefulStop:
             return
         self.stopping = True
         self._stop_started = time.monotonic()
+        self._cutoff = self.loop.call_later(settings.SHUTDOWN_TIMEOUT - DATABASE_CUTOFF, abandon_waits)
         periodic = self.tasks[self._essential :]
         for task in periodic:
             task.cancel()  # periodic work: a heartbeat must not announce users this process is letting go
@@ -102,15 +116,20 @@ class GracefulStop:
             await asyncio.gather(self._early_stop, return_exceptions=True)
         await self.stop_serving()
         try:
-            async with asyncio.timeout(max(1.0, self._remaining())):
+            async with asyncio.timeout(self._remaining()):
                 await self._close(polling_only=False)
                 await self._run_hooks()  # what arrived while the sockets closed
                 await self._drain()
         except TimeoutError:
-            logger.error("graceful shutdown did not finish within %s s", settings.SHUTDOWN_TIMEOUT)
+            # A hung dependency (the database): expected to cut the stop; what it cost is said below.
+            logger.warning("stopping: graceful shutdown did not finish within %g s", settings.SHUTDOWN_TIMEOUT)
         for task in self.tasks:
             task.cancel()
-        await hooks.stop_controls()
+        await hooks.stop_controls(self._remaining())
+        self._cutoff.cancel()  # a stop done before it: nothing of this loop is abandoned afterwards
+        for report in hooks.stopped_reports():
+            if (left := report()) is not None:
+                logger.warning("stopping: %s", left)
         metrics.process_stopping()
 
     @staticmethod
@@ -122,10 +141,15 @@ class GracefulStop:
             await asyncio.sleep(0.01)
 
     async def _run_hooks(self) -> None:
-        for hook in hooks.shutdown_hooks():
-            try:
-                await hook(self)
-            except Exception:
+        """The apps' shutdown hooks, all at once: one waiting on a hung database holds no other (the
+        users withdrawn, or noted as left online, while the locations' write waits)."""
+        await asyncio.gather(*(self._run_hook(hook) for hook in hooks.shutdown_hooks()))
+
+    async def _run_hook(self, hook: hooks.ShutdownHook) -> None:
+        try:
+            await hook(self)
+        except Exception as exc:
+            if not unavailable(exc):  # the database's failure: what it left is reported at the stop's end
                 logger.exception("shutdown hook %s failed", getattr(hook, "__name__", hook))
 
     async def _close(self, polling_only: bool) -> None:
@@ -153,8 +177,17 @@ class GracefulStop:
                 logger.warning("stopping: a socket did not close cleanly (%s)", result)
 
 
-def _pass_on(signum: int, frame: FrameType | None, previous: Any) -> None:
-    """Hand a stop signal to the handler that was there before ours."""
+def _pass_on(signum: int, frame: FrameType | None, previous: Any, wait: float | None = None) -> None:
+    """Hand a stop signal to the handler that was there before ours.
+
+    ``wait``: the seconds the stop has left for the server's graceful wait. uvicorn's handler is
+    its ``Server.handle_exit``: its ``timeout_graceful_shutdown`` (the Makefile's SHUTDOWN_TIMEOUT)
+    would start anew now, after the first half, and a connection held by a hung database would
+    keep the process that much past the stop's deadline.
+    """
+    config = getattr(getattr(previous, "__self__", None), "config", None)
+    if wait is not None and hasattr(config, "timeout_graceful_shutdown"):
+        config.timeout_graceful_shutdown = wait
     if callable(previous):
         previous(signum, frame)
     elif previous != signal.SIG_IGN:

@@ -126,7 +126,7 @@ def test_a_control_handler_that_fails_is_logged_once_and_a_stop_cancels_one_runn
             await hooks.run_control(None, method, {"method": method})
         await asyncio.wait_for(waiting[0].wait(), 5)
         (running,) = [task for task in hooks._controls if task.get_name() == "control test_waits"]
-        await asyncio.wait_for(hooks.stop_controls(), 5)
+        await asyncio.wait_for(hooks.stop_controls(5), 5)
         return running
 
     with caplog.at_level(logging.ERROR, logger="config.realtime.hooks"):
@@ -134,6 +134,36 @@ def test_a_control_handler_that_fails_is_logged_once_and_a_stop_cancels_one_runn
     assert running.cancelled() and not hooks._controls
     (record,) = [r for r in caplog.records if r.name == "config.realtime.hooks"]
     assert record.getMessage() == "control test_fails failed" and record.exc_info is not None
+
+
+def test_a_stop_abandons_a_control_handler_that_goes_on_waiting_after_its_cancellation(monkeypatch, caplog):
+    """A handler whose cancellation waits again (a ``finally`` writing to a hung database) holds the
+    stop no longer than what it has left: one warning, the process goes on stopping."""
+    monkeypatch.setattr(hooks, "_control_handlers", dict(hooks._control_handlers))
+    started: list[asyncio.Event] = []
+
+    @hooks.on_control("test_stubborn")
+    async def stubborn(manager, message):
+        started[0].set()
+        try:
+            await asyncio.Event().wait()
+        finally:
+            await asyncio.sleep(30)  # as a write to a database that never answers would
+
+    async def scenario() -> float:
+        started.append(asyncio.Event())
+        await hooks.run_control(None, "test_stubborn", {"method": "test_stubborn"})
+        await asyncio.wait_for(started[0].wait(), 5)
+        began = time.monotonic()
+        await asyncio.wait_for(hooks.stop_controls(0.2), 5)
+        return time.monotonic() - began  # asyncio.run cancels the abandoned task again as it ends
+
+    with caplog.at_level(logging.WARNING, logger="config.realtime.hooks"):
+        took = asyncio.run(asyncio.wait_for(scenario(), 10))
+    assert 0.15 < took < 1.0, took
+    (record,) = [r for r in caplog.records if r.name == "config.realtime.hooks"]
+    assert record.levelno == logging.WARNING
+    assert record.getMessage() == "stopping: 1 control handlers did not end in time, abandoned"
 
 
 def test_an_ordered_control_is_run_to_its_end_before_the_next_message(monkeypatch, caplog):
