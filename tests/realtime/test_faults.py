@@ -454,6 +454,7 @@ def own_postgres() -> Iterator[dict[str, Any]]:
         "start": lambda: as_postgres(f"{bindir}/pg_ctl", "-D", data, "-o", opts, "-l", f"{data}/log", "-w", "start"),
         "stop": lambda: as_postgres(f"{bindir}/pg_ctl", "-D", data, "-m", "immediate", "-w", "stop"),
         "url": f"postgres://postgres@127.0.0.1:{port}/postgres",
+        "data": data,  # its postmaster.pid: a test may pause the cluster's processes (SIGSTOP)
     }
     cluster["start"]()
     try:
