@@ -27,9 +27,9 @@ if TYPE_CHECKING:  # the namespace emits through this module's server
     from config.realtime.namespace import BaseNamespace
 
 logger = logging.getLogger(__name__)
-# An Engine.IO session refused this many times for one reason (its namespace connects, its packets for a
-# namespace it is not in: ``strays``) is closed: a client that asks again after a refusal does so a few
-# times, not as fast as it can send.
+# An Engine.IO session refused this many times for one reason (its namespace connects; its packets for a
+# namespace it is not in, since it last joined one: ``strays``) is closed: a client that asks again after a
+# refusal does so a few times, not as fast as it can send.
 REFUSALS_PER_SESSION = 10
 # How long a session's close waits for a connect of it under way (its reads are bounded by
 # CONNECT_TIMEOUT and the recovery breaker; this is the backstop).
@@ -142,6 +142,9 @@ class Server(InlineEvents, StrayPackets, socketio.AsyncServer):
             self._count_refusal(eio_sid, "connects_refused")
         else:  # in a namespace: nothing to close (a deadline per connect was a check per socket 10 s on)
             self._bare.cancel(eio_sid)
+            # What it had in flight when a socket of it went is settled: a connection whose sockets come
+            # and go for hours is closed for ten strays of one absence, not of its lifetime (``strays``).
+            self.environ.get(eio_sid, {}).pop("homeservices.strays", None)
 
     async def _connect_namespace(self, eio_sid: str, namespace: str, data: Any) -> None:
         handler = self.namespace_handlers.get(namespace)

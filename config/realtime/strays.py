@@ -12,7 +12,9 @@ until it is), and once the server disconnected one it listens there no more. Nod
 connection at the first such packet ("invalid state"); here the few a client had in flight when the
 server disconnected the namespace are let go, and a session that keeps sending them is closed at
 ``REFUSALS_PER_SESSION`` (counted ``strays``), as one whose connects keep being refused: a client that
-keeps going is disconnected. The first of a session is logged at INFO; the rest only counted.
+keeps going is disconnected. The count starts anew when the session joins a namespace (its in-flight
+packets settled: a long-lived connection is not closed for the strays of its lifetime). The first of a
+session, and the first after each joining, is logged at INFO; the rest only counted.
 
 Mixed into ``config.realtime.server.Server``, whose ``_count_refusal`` counts and closes.
 """

@@ -112,3 +112,30 @@ def test_a_flood_that_keeps_sending_after_the_server_disconnected_it_is_closed_w
     assert library_warnings(logged) == []
     assert len(stray_lines(logged)) == 1
     assert bound_count(live_server_url, "strays") == before + 1
+
+
+def test_a_session_that_joins_again_starts_its_strays_anew(live_server_url, customer, logged):
+    """The packets in flight when a socket left (or the server disconnected it) count until the
+    session joins a namespace again: a long-lived connection whose sockets come and go over hours
+    (a token not refreshed, an access change) is not closed, with its other sockets and their
+    recovery, at the tenth packet of its lifetime that happened to be in flight."""
+
+    async def scenario() -> None:
+        raw = await RawSocket(live_server_url, "/customer").connect(token_for(customer))
+        for _ in range(2):  # two comings and goings, each with a few packets in flight
+            await raw.send("1/customer,")
+            for ack_id in range(1, REFUSALS_PER_SESSION // 2 + 1):
+                await raw.send(f'2/customer,{ack_id}["booking:track",{{}}]')
+            await raw.send(f"0/customer,{json.dumps({'token': token_for(customer)})}")
+            await raw.next(lambda f: f.startswith("40/customer,"))
+        assert raw.open
+        assert (await raw.call("no:such", {}))["error"]["code"] == "VALIDATION_ERROR"  # still served
+        await raw.send("1/customer,")  # the bound still holds within one absence
+        for ack_id in range(1, REFUSALS_PER_SESSION + 1):
+            await raw.send(f'2/customer,{ack_id}["booking:track",{{}}]')
+        await wait_until(lambda: not raw.open, what="the session closed at the tenth stray of one absence")
+        await raw.close()
+
+    run(scenario())
+    assert library_warnings(logged) == []
+    assert len(stray_lines(logged)) == 3  # once a session and after each joining again
