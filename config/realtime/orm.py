@@ -27,10 +27,13 @@ class OrmLoad:
 def abandon_waits() -> None:
     """A stop's last moment for the database (``stopping.DATABASE_CUTOFF``): every caller of ``db``
     waiting on this loop, and every later one, gets ``Unavailable`` at once. The calls themselves go
-    on in their threads (a hung database holds them); nothing waits for them any more."""
-    OrmLoad.abandoned_on = asyncio.get_running_loop()
+    on in their threads (a hung database holds them); nothing waits for them any more. Another
+    loop's waits (a second server in the process, a test's live server) are not this stop's, and
+    its futures may not be touched from this thread."""
+    loop = OrmLoad.abandoned_on = asyncio.get_running_loop()
     for future in list(OrmLoad.waiting):
-        future.cancel()
+        if future.get_loop() is loop:
+            future.cancel()
 
 
 def orm_in_flight() -> int:

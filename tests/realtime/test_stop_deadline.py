@@ -57,6 +57,34 @@ def test_the_cutoff_answers_the_database_waits_in_flight_and_to_come_unavailable
     assert asyncio.run(db(lambda: 2)()) == 2
 
 
+def test_the_cutoff_leaves_the_waits_of_another_loop_alone():
+    """A stop abandons its own loop's waits only: a caller on another loop running meanwhile (the
+    in-process live server's, a second server) gets its answer, not a cancellation it never asked for
+    (nor one made from the wrong thread)."""
+    held = threading.Event()
+    answered: dict[str, Any] = {}
+
+    def other_loop() -> None:
+        try:
+            answered["value"] = asyncio.run(db(lambda: held.wait(5) and 7)())
+        except BaseException as exc:  # what the other loop's caller got instead
+            answered["value"] = exc
+
+    thread = threading.Thread(target=other_loop)
+    thread.start()
+
+    async def stop() -> None:
+        await wait_until(lambda: len(OrmLoad.waiting) == 1, what="the other loop's call in its thread")
+        orm.abandon_waits()
+
+    try:
+        asyncio.run(asyncio.wait_for(stop(), 10))
+    finally:
+        held.set()
+        thread.join(10)
+    assert answered["value"] == 7, repr(answered["value"])
+
+
 class Manager:
     """What ``presence.withdraw`` asks of the manager: the broker's dispatch."""
 
