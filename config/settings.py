@@ -296,7 +296,9 @@ SOCKETIO = {
 # the recheck every change of rights sets off at once: a lost notification is bounded by it.
 ACCESS_RECHECK_SECONDS = float(os.environ.get("ACCESS_RECHECK_SECONDS", "60"))
 # A stopping process finishes its work (buffered writes, queued messages) within this many seconds.
-SHUTDOWN_TIMEOUT = float(os.environ.get("SHUTDOWN_TIMEOUT", "10"))
+# At least 3: its database waits end a second before (``stopping.DATABASE_CUTOFF``), and a shorter
+# stop would abandon its writes (trace points, last locations, users offline) with the database fine.
+SHUTDOWN_TIMEOUT = env_number("SHUTDOWN_TIMEOUT", "10", 3, 3600)
 # How often buffered partner locations are written to the database (seconds).
 LOCATION_FLUSH_INTERVAL = float(os.environ.get("LOCATION_FLUSH_INTERVAL", "5"))
 # A job's trace (contract 10.3): while a partner has a job, their fixes are kept, at most one

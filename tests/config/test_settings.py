@@ -129,6 +129,8 @@ def test_debug_mode_uses_this_checkouts_own_key():
         ("TRACE_MIN_SECONDS", "-1"),  # every fix a point
         ("ARRIVAL_RADIUS_METERS", "nan"),  # partner:nearby never sent
         ("ARRIVAL_RADIUS_METERS", "-150"),
+        ("SHUTDOWN_TIMEOUT", "1"),  # the database cut off at once: a stop writes nothing it buffered
+        ("SHUTDOWN_TIMEOUT", "nan"),
     ],
 )
 def test_a_setting_that_would_flood_wipe_or_break_is_refused_at_start(name, value):
