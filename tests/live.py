@@ -266,6 +266,13 @@ class ServerProcess:
         new, self.checked = text[self.checked :], len(text)
         return new
 
+    async def terminated_in(self, bound: float) -> float:
+        """SIGTERM, as a deploy sends it: the seconds until the process exited (waited up to ``bound``)."""
+        stopped = time.monotonic()
+        self.proc.send_signal(signal.SIGTERM)
+        await asyncio.to_thread(self.proc.wait, bound)
+        return time.monotonic() - stopped
+
     def stop(self) -> None:
         self.proc.terminate()
         try:
