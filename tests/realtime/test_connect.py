@@ -9,6 +9,7 @@ from channels.db import database_sync_to_async as sync_to_async
 from django.db import OperationalError
 
 from config import rooms
+from config.realtime import presence as module
 from config.realtime.server import sio
 from partners.accounts import user_deactivate
 from partners.services import partner_suspend
@@ -123,18 +124,15 @@ def test_rooms_and_session_state_are_cleaned_on_disconnect(live_server_url, cust
         await c.close()
         await wait_until(lambda: not members("/customer", room), what="room cleanup")
         assert members("/customer", rooms.user(customer.pk)) == []
-        from config.realtime.presence import presence
 
-        await wait_until(lambda: customer.pk not in presence.local["/customer"], what="presence cleanup")
+        await wait_until(lambda: customer.pk not in module.presence.local["/customer"], what="presence cleanup")
         assert room not in sio.manager.rooms.get("/customer", {})
 
     run(scenario())
 
 
 def test_presence_counts_sockets_and_remote_hosts(settings):
-    from config.realtime.presence import Presence
-
-    presence = Presence()
+    presence = module.Presence()
     assert presence.add("/customer", 7) is True and presence.add("/partner", 7) is True
     assert presence.add("/customer", 7) is False
     assert presence.is_online(7) and not presence.is_online(8)
@@ -149,8 +147,6 @@ def test_a_user_whose_last_socket_went_before_the_write_is_not_recorded_online(m
     """A connect refused after it counted (a part's read not answered, ``BaseNamespace._connect``)
     leaves its user out of the next online write: were it kept, a partner who never connected
     would be offered jobs until ``PRESENCE_TTL``."""
-    from config.realtime import presence as module
-
     monkeypatch.setitem(module._keepers, "/kept", lambda user_ids, online: None)
     presence = module.Presence()
     for user_id in (7, 8, 8):
@@ -163,8 +159,6 @@ def test_a_user_whose_last_socket_went_before_the_write_is_not_recorded_online(m
 def test_a_refused_connect_whose_online_write_went_out_is_written_offline_unless_back(monkeypatch):
     """``Presence.refuse``: the user's only socket, already written online, is queued offline;
     one still pending is only taken out; one with another socket, or back since, stays online."""
-    from config.realtime import presence as module
-
     monkeypatch.setitem(module._keepers, "/kept", lambda user_ids, online: None)
     presence = module.Presence()
     for user_id in (7, 8, 9, 9):
@@ -181,8 +175,6 @@ def test_a_refused_connect_whose_online_write_went_out_is_written_offline_unless
 def test_a_refused_users_offline_write_that_fails_is_tried_again(monkeypatch, settings):
     """The refusal's database trouble is likely to fail the offline write too (a part's read was not
     answered): kept until written, not dropped with the failure (online until ``PRESENCE_TTL``)."""
-    from config.realtime import presence as module
-
     settings.PRESENCE_HEARTBEAT = 0.05
     offline: list[list[int]] = []
 
