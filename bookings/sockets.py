@@ -16,7 +16,7 @@ from config.realtime.catalogue import INTEGER, UUID, obj, one_of
 from config.realtime.identity import Session, session_user
 from config.realtime.inbound import EVENT_SESSION
 from config.realtime.namespace import BaseNamespace
-from config.realtime.orm import Batched, db, unavailable
+from config.realtime.orm import Batched, db, warn_if_unavailable
 from config.realtime.parts import Part
 from config.shapes import input_schema
 from partners.tracking import LOCATION_BATCH, LOCATION_UPDATE, locations
@@ -135,9 +135,8 @@ async def _relay_after_move(namespace: BaseNamespace, partner_id: int) -> None:
     try:
         await relay.refresh_relay(namespace.server.manager, partner_id)
     except Exception as exc:
-        if not unavailable(exc):
+        if not warn_if_unavailable(logger, f"partner {partner_id}'s relay list after their move (reconcile will)", exc):
             raise
-        logger.warning("partner %s's relay list not read after their move (%s): the reconcile will", partner_id, exc)
 
 
 @partner_jobs.on_connected

@@ -12,7 +12,7 @@ import logging
 from collections.abc import Awaitable, Callable
 from typing import TYPE_CHECKING, Any
 
-from config.realtime.orm import unavailable
+from config.realtime.orm import warn_if_unavailable
 
 if TYPE_CHECKING:
     from config.realtime.manager import ChannelLayerManager
@@ -49,9 +49,7 @@ def on_control(method: str, *, ordered: bool = False) -> Callable[[ControlHandle
             try:
                 await handler(manager, message)
             except Exception as exc:
-                if unavailable(exc):
-                    logger.warning("control %s: a dependency is unavailable (%r)", method, exc)
-                else:
+                if not warn_if_unavailable(logger, f"control {method}", exc):
                     logger.exception("control %s failed", method)
 
         _control_handlers[method] = (handled, ordered)

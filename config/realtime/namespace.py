@@ -24,7 +24,7 @@ from config.realtime.emit import emit_now
 from config.realtime.identity import Session, access_changed_since, identities, user_room
 from config.realtime.inbound import ACK_WANTED, EVENT_SESSION, RejectedEvent
 from config.realtime.limits import count_connect, limiter
-from config.realtime.orm import OrmLoad, unavailable
+from config.realtime.orm import OrmLoad, unavailable, warn_if_unavailable
 from config.realtime.parts import KEPT_SOCKET_REFUSALS, ClientEvent, Part
 from config.realtime.presence import presence
 from config.realtime.rights import RoomRights
@@ -76,9 +76,8 @@ class BaseNamespace(TokenLifetime, RoomRights, socketio.AsyncNamespace):
                 if part.disconnected is not None:
                     await part.disconnected(self, sid, session)
             except Exception as exc:
-                if not unavailable(exc):
+                if not warn_if_unavailable(logger, f"disconnect of {self.namespace_name} {sid}", exc):
                     raise
-                logger.warning("disconnect of %s %s: database unavailable (%s)", self.namespace_name, sid, exc)
 
     # ------------------------------------------------------------ connect / disconnect
     def admit_connect(self, environ: dict[str, Any]) -> None:
@@ -208,8 +207,7 @@ class BaseNamespace(TokenLifetime, RoomRights, socketio.AsyncNamespace):
         except DomainError as exc:
             return await self._fail(sid, event, exc, label, rate_key)
         except Exception as exc:
-            if unavailable(exc):
-                logger.warning("%s: database unavailable (%s)", event, exc)
+            if warn_if_unavailable(logger, f"{self.namespace_name} {event}", exc):
                 return await self._fail(sid, event, Unavailable(), label)
             logger.exception("handler for %s failed", event)
             return await self._fail(sid, event, DomainError("The server could not handle this event"), label)

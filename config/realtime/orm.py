@@ -2,6 +2,7 @@
 
 import asyncio
 import contextvars
+import logging
 from collections.abc import Awaitable, Callable
 from typing import Any, ClassVar
 
@@ -46,6 +47,16 @@ def unavailable(exc: BaseException) -> bool:
     or event gets ``UNAVAILABLE`` for these, and only these (``BaseNamespace``); a control message
     logs them as one warning (``hooks.on_control``)."""
     return isinstance(exc, (OperationalError, InterfaceError, Unavailable))
+
+
+def warn_if_unavailable(logger: logging.Logger, what: str, exc: BaseException) -> bool:
+    """One warning on ``logger``, without a traceback, when ``exc`` is ``unavailable``; then True, and
+    the caller carries on (the database's outage is not a bug: a traceback per failure would bury
+    the log). False for anything else, which the caller raises or logs as the fault it is."""
+    if not unavailable(exc):
+        return False
+    logger.warning("%s: database unavailable (%s: %s)", what, type(exc).__name__, exc)
+    return True
 
 
 def db(func: Callable[..., Any]) -> Callable[..., Awaitable[Any]]:

@@ -32,7 +32,7 @@ from django.conf import settings
 
 from config import metrics
 from config.realtime import hooks
-from config.realtime.orm import abandon_waits, orm_in_flight, unavailable
+from config.realtime.orm import abandon_waits, orm_in_flight, warn_if_unavailable
 
 logger = logging.getLogger(__name__)
 
@@ -149,8 +149,10 @@ class GracefulStop:
         try:
             await hook(self)
         except Exception as exc:
-            if not unavailable(exc):  # the database's failure: what it left is reported at the stop's end
-                logger.exception("shutdown hook %s failed", getattr(hook, "__name__", hook))
+            name = getattr(hook, "__name__", hook)
+            # The database's failure: one line here; what the hook left is reported at the stop's end.
+            if not warn_if_unavailable(logger, f"shutdown hook {name}", exc):
+                logger.exception("shutdown hook %s failed", name)
 
     async def _close(self, polling_only: bool) -> None:
         """Close sockets at the transport level, all at once, waiting for no client.
