@@ -88,22 +88,24 @@ class BaseNamespace(TokenLifetime, RoomRights, socketio.AsyncNamespace):
                 raise Refused("UNAVAILABLE", "The server is restarting; reconnect")
             count_connect(f"address:{client_address(environ)}", "connect:address")
         except Refused as exc:
-            self._count_refusal(None, exc)
+            self._report_connect_refusal(None, exc)
             raise
 
     async def on_connect(self, sid: str, environ: dict[str, Any], auth: Any = None) -> None:
         try:
             await self._connect(sid, environ, auth)
         except Refused as exc:
-            self._count_refusal(sid, exc)
+            self._report_connect_refusal(sid, exc)
             raise
         except Exception as exc:  # a fault (a bug) is refused too: raised on, python-socketio would not answer
             logger.exception("connect of %s failed", self.namespace_name)  # nor take the socket out of its rooms
             refused = Refused("INTERNAL_ERROR", "The connect failed; retry later")
-            self._count_refusal(sid, refused)
+            self._report_connect_refusal(sid, refused)
             raise refused from exc
 
-    def _count_refusal(self, sid: str | None, refused: Refused) -> None:
+    def _report_connect_refusal(self, sid: str | None, refused: Refused) -> None:
+        """A refused connect in the metrics and the outcome log; the session itself is the server's
+        (``Server._count_refusal_and_close_at_limit`` closes one that keeps being refused)."""
         code = refused.error_args["data"]["code"]
         metrics.CLIENT_EVENTS.labels(self.namespace_name, "connect", code).inc()
         self._log_outcome("connect refused", sid, None, "connect", code)

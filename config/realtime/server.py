@@ -139,7 +139,7 @@ class Server(InlineEvents, StrayPackets, socketio.AsyncServer):
                 if ended is not None:
                     ended.set()
         if self.manager.sid_from_eio_sid(eio_sid, namespace) is None:  # refused, whatever the reason
-            self._count_refusal(eio_sid, "connects_refused")
+            self._count_refusal_and_close_at_limit(eio_sid, "connects_refused")
         else:  # in a namespace: nothing to close (a deadline per connect was a check per socket 10 s on)
             self._bare.cancel(eio_sid)
             # What it had in flight when a socket of it went is settled: a connection whose sockets come
@@ -169,7 +169,7 @@ class Server(InlineEvents, StrayPackets, socketio.AsyncServer):
         """python-socketio's connect: the namespace's connect handler, then the answer."""
         await super()._handle_connect(eio_sid, namespace, data)
 
-    def _count_refusal(self, eio_sid: str, bound: str) -> int:
+    def _count_refusal_and_close_at_limit(self, eio_sid: str, bound: str) -> int:
         """Count a refusal of the session for ``bound``, and how many so far: at ``REFUSALS_PER_SESSION``
         the session is closed (answered no more) and counted under ``bound``."""
         environ = self.environ.get(eio_sid)

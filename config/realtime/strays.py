@@ -16,7 +16,7 @@ keeps going is disconnected. The count starts anew when the session joins a name
 packets settled: a long-lived connection is not closed for the strays of its lifetime). The first of a
 session, and the first after each joining, is logged at INFO; the rest only counted.
 
-Mixed into ``config.realtime.server.Server``, whose ``_count_refusal`` counts and closes.
+Mixed into ``config.realtime.server.Server``, whose ``_count_refusal_and_close_at_limit`` counts and closes.
 """
 
 import logging
@@ -41,7 +41,7 @@ class StrayPackets:
 
     def stray(self, eio_sid: str, namespace: str, kind: str) -> None:
         """A packet (``kind``: event, ack) for ``namespace`` that no socket of the session takes."""
-        if self._count_refusal(eio_sid, "strays") == 1:
+        if self._count_refusal_and_close_at_limit(eio_sid, "strays") == 1:
             logger.info(
                 "connection %s: an %s for %s, where it has no socket, dropped (further ones only counted)",
                 eio_sid,
