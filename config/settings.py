@@ -39,6 +39,14 @@ def env_number(name: str, default: str, low: float, high: float) -> float:
     return value
 
 
+def env_integer(name: str, default: str, low: float, high: float) -> int:
+    """A whole number from the environment, bounded as ``env_number`` (a count, a size, a limit)."""
+    value = env_number(name, default, low, high)
+    if value != int(value):
+        raise ImproperlyConfigured(f"{name} must be a whole number, not {os.environ.get(name, default)!r}")
+    return int(value)
+
+
 # ---------------------------------------------------------------- GENERAL
 # Off unless asked for: the safe value is the default. The try-it command (make run) and the
 # tests turn it on; the production commands (make serve, make cluster) force it off, and then
@@ -86,7 +94,7 @@ SECURE_PROXY_SSL_HEADER = None
 SECURE_SSL_REDIRECT = env_bool("SECURE_SSL_REDIRECT", not DEBUG)
 # Load balancers and scrapers probe over plain HTTP inside the network.
 SECURE_REDIRECT_EXEMPT = [r"^healthz$", r"^readyz$", r"^metrics$"]
-SECURE_HSTS_SECONDS = int(os.environ.get("SECURE_HSTS_SECONDS", "0" if DEBUG else "31536000"))
+SECURE_HSTS_SECONDS = env_integer("SECURE_HSTS_SECONDS", "0" if DEBUG else "31536000", 0, 10 * 365 * 86400)
 SECURE_HSTS_INCLUDE_SUBDOMAINS = env_bool("SECURE_HSTS_INCLUDE_SUBDOMAINS", not DEBUG)
 SECURE_HSTS_PRELOAD = env_bool("SECURE_HSTS_PRELOAD", not DEBUG)
 SESSION_COOKIE_SECURE = env_bool("SESSION_COOKIE_SECURE", not DEBUG)
@@ -179,10 +187,10 @@ DATABASES = {"default": dj_database_url.parse(os.environ.get("DATABASE_URL", f"s
 # PostgreSQL connections per server process, whatever the traffic: HTTP requests (one
 # thread each under ASGI) and the socket handlers' ORM threads borrow from one pool.
 # N processes need N x DB_POOL_SIZE connections (docs/deployment.md).
-DB_POOL_SIZE = int(os.environ.get("DB_POOL_SIZE", "10"))
+DB_POOL_SIZE = env_integer("DB_POOL_SIZE", "10", 1, 1000)
 # How long a request waits for a pooled connection before it is answered UNAVAILABLE;
 # also how soon a database outage becomes an answer rather than a hang.
-DB_POOL_TIMEOUT = float(os.environ.get("DB_POOL_TIMEOUT", "4"))
+DB_POOL_TIMEOUT = env_number("DB_POOL_TIMEOUT", "4", 0.1, 300)
 if DATABASES["default"]["ENGINE"] == "django.db.backends.postgresql":
     DATABASES["default"]["CONN_MAX_AGE"] = 0  # the pool keeps connections; Django returns them after each use
     # The pool checks a connection before lending it: after a database restart, no request gets a dead one.
@@ -253,54 +261,54 @@ SOCKETIO = {
     # Browser origins besides the server's own that may open sockets (the server's own pages,
     # such as the live dashboard, always may, on any host and port); non-browser clients send none.
     "CORS_ALLOWED_ORIGINS": env_list("SOCKETIO_CORS_ORIGINS", "*" if DEBUG else ""),
-    "PING_INTERVAL": int(os.environ.get("SOCKETIO_PING_INTERVAL", "25")),
-    "PING_TIMEOUT": int(os.environ.get("SOCKETIO_PING_TIMEOUT", "20")),
+    "PING_INTERVAL": env_integer("SOCKETIO_PING_INTERVAL", "25", 1, 3600),
+    "PING_TIMEOUT": env_integer("SOCKETIO_PING_TIMEOUT", "20", 1, 3600),
     # Largest accepted Socket.IO packet; a bigger one closes the transport. No event
     # of the contract comes near it (a chat message is at most 2,000 characters).
-    "MAX_HTTP_BUFFER_SIZE": int(os.environ.get("SOCKETIO_MAX_BUFFER", str(1_000_000))),
+    "MAX_HTTP_BUFFER_SIZE": env_integer("SOCKETIO_MAX_BUFFER", str(1_000_000), 1000, 1_000_000_000),
     "CHANNEL_GROUP": os.environ.get("SOCKETIO_CHANNEL_GROUP", "socketio"),
     # Engine.IO sets this cookie to the session id on the handshake: a proxy can learn which
     # process holds a session from it and route the session's later requests there
     # (deploy/haproxy.cfg.tmpl), whether or not the client keeps cookies.
     "SESSION_COOKIE": os.environ.get("SOCKETIO_SESSION_COOKIE", "io"),
     # Cross-process messages wait this long to be published together (batching).
-    "PUBLISH_LINGER_MS": float(os.environ.get("SOCKETIO_PUBLISH_LINGER_MS", "3")),
+    "PUBLISH_LINGER_MS": env_number("SOCKETIO_PUBLISH_LINGER_MS", "3", 0, 1000),
     # Threads a server process runs socket handlers' ORM calls in (they borrow pooled connections).
-    "DB_THREADS": int(os.environ.get("SOCKETIO_DB_THREADS", "4")),
+    "DB_THREADS": env_integer("SOCKETIO_DB_THREADS", "4", 1, 256),
     # ORM calls queued or running past which client events that need the database are
     # refused UNAVAILABLE at once (a burst must not starve heartbeats and relays).
-    "DB_QUEUE_MAX": int(os.environ.get("SOCKETIO_DB_QUEUE_MAX", "200")),
+    "DB_QUEUE_MAX": env_integer("SOCKETIO_DB_QUEUE_MAX", "200", 1, 1_000_000),
     # A connect that cannot read its user within this many seconds is refused UNAVAILABLE
     # (the client backs off and retries) rather than left to time out on the client's side.
-    "CONNECT_TIMEOUT": float(os.environ.get("CONNECT_TIMEOUT", "5")),
+    "CONNECT_TIMEOUT": env_number("CONNECT_TIMEOUT", "5", 0.1, 300),
     # Connection state recovery (socket.io 4.6+'s, for the official client): a socket that drops
     # involuntarily and comes back within the window gets its sid, rooms and missed events, on
     # any process. On, every logged event carries its offset as a last argument (python-socketio
     # clients see it as an extra handler argument). The log keeps at most LOG_LENGTH events per
     # namespace, and none older than the window.
     "RECOVERY_ENABLED": env_bool("RECOVERY_ENABLED", True),
-    "RECOVERY_WINDOW_SECONDS": float(os.environ.get("RECOVERY_WINDOW_SECONDS", "120")),
-    "RECOVERY_LOG_LENGTH": int(os.environ.get("RECOVERY_LOG_LENGTH", "10000")),
+    "RECOVERY_WINDOW_SECONDS": env_number("RECOVERY_WINDOW_SECONDS", "120", 1, 86400),
+    "RECOVERY_LOG_LENGTH": env_integer("RECOVERY_LOG_LENGTH", "10000", 1, 100_000_000),
     # A replay reads at most this many logged events of the namespace; a longer gap gets a fresh session.
-    "RECOVERY_REPLAY_MAX": int(os.environ.get("RECOVERY_REPLAY_MAX", "1000")),
+    "RECOVERY_REPLAY_MAX": env_integer("RECOVERY_REPLAY_MAX", "1000", 1, 100_000_000),
     # What one connection may make the server hold (contract 10.1). Past either bound of its send
     # queue (packets, characters of their payloads) a connection is closed as a transport error.
-    "SEND_QUEUE_PACKETS": int(os.environ.get("SOCKETIO_SEND_QUEUE_PACKETS", "2000")),
-    "SEND_QUEUE_BYTES": int(os.environ.get("SOCKETIO_SEND_QUEUE_BYTES", str(4_000_000))),
+    "SEND_QUEUE_PACKETS": env_integer("SOCKETIO_SEND_QUEUE_PACKETS", "2000", 1, 100_000_000),
+    "SEND_QUEUE_BYTES": env_integer("SOCKETIO_SEND_QUEUE_BYTES", str(4_000_000), 1000, 100_000_000_000),
     # Engine.IO sessions open at once from one client address (a carrier's NAT holds many phones).
-    "SESSIONS_PER_ADDRESS": int(os.environ.get("SOCKETIO_SESSIONS_PER_ADDRESS", "2000")),
+    "SESSIONS_PER_ADDRESS": env_integer("SOCKETIO_SESSIONS_PER_ADDRESS", "2000", 1, 100_000_000),
     # An Engine.IO session that has joined no namespace this many seconds after it opened is closed.
-    "NO_NAMESPACE_TIMEOUT": float(os.environ.get("SOCKETIO_NO_NAMESPACE_TIMEOUT", "10")),
+    "NO_NAMESPACE_TIMEOUT": env_number("SOCKETIO_NO_NAMESPACE_TIMEOUT", "10", 0.1, 3600),
 }
 # Every socket's rights are compared with the database at least this often (seconds), besides
 # the recheck every change of rights sets off at once: a lost notification is bounded by it.
-ACCESS_RECHECK_SECONDS = float(os.environ.get("ACCESS_RECHECK_SECONDS", "60"))
+ACCESS_RECHECK_SECONDS = env_number("ACCESS_RECHECK_SECONDS", "60", 1, 86400)
 # A stopping process finishes its work (buffered writes, queued messages) within this many seconds.
 # At least 3: its database waits end a second before (``stopping.DATABASE_CUTOFF``), and a shorter
 # stop would abandon its writes (trace points, last locations, users offline) with the database fine.
 SHUTDOWN_TIMEOUT = env_number("SHUTDOWN_TIMEOUT", "10", 3, 3600)
 # How often buffered partner locations are written to the database (seconds).
-LOCATION_FLUSH_INTERVAL = float(os.environ.get("LOCATION_FLUSH_INTERVAL", "5"))
+LOCATION_FLUSH_INTERVAL = env_number("LOCATION_FLUSH_INTERVAL", "5", 0.05, 3600)
 # A job's trace (contract 10.3): while a partner has a job, their fixes are kept, at most one
 # per TRACE_MIN_SECONDS unless they moved 25 m (written with the last locations, in batches);
 # fixes older than TRACE_RETENTION_DAYS are deleted by every process every
@@ -309,31 +317,31 @@ TRACE_MIN_SECONDS = env_number("TRACE_MIN_SECONDS", "10", 1, 3600)
 TRACE_RETENTION_DAYS = env_number("TRACE_RETENTION_DAYS", "90", 1, 36500)
 TRACE_PRUNE_INTERVAL = env_number("TRACE_PRUNE_INTERVAL", "600", 0.1, 86400)
 # How often each process re-reads its partners' relay lists as a safety net (seconds).
-RELAY_RECONCILE_INTERVAL = float(os.environ.get("RELAY_RECONCILE_INTERVAL", "30"))
+RELAY_RECONCILE_INTERVAL = env_number("RELAY_RECONCILE_INTERVAL", "30", 0.1, 86400)
 # A connected partner stays dispatchable this long after the last heartbeat.
-PRESENCE_TTL = int(os.environ.get("PRESENCE_TTL", "90"))
-PRESENCE_HEARTBEAT = float(os.environ.get("PRESENCE_HEARTBEAT", "15"))
+PRESENCE_TTL = env_integer("PRESENCE_TTL", "90", 1, 86400)
+PRESENCE_HEARTBEAT = env_number("PRESENCE_HEARTBEAT", "15", 0.05, 3600)
 # Dispatch (contract 8.2): an offer lapses after OFFER_TIMEOUT_SECONDS; a booking is offered
 # at most DISPATCH_MAX_OFFERS times before it waits for staff; one that found nobody is tried
 # again every DISPATCH_RETRY_SECONDS, or as soon as a partner is freed or comes online
 # (``bookings.dispatch.dispatch_waiting_now``); every process sweeps due bookings every
 # DISPATCH_SWEEP_INTERVAL seconds (row locks, SKIP LOCKED: each runs once). The ETA of a
 # partner who is not moving (or does not report speed) assumes CITY_SPEED_KMH.
-OFFER_TIMEOUT_SECONDS = float(os.environ.get("OFFER_TIMEOUT_SECONDS", "30"))
-DISPATCH_MAX_OFFERS = int(os.environ.get("DISPATCH_MAX_OFFERS", "5"))
-DISPATCH_RETRY_SECONDS = float(os.environ.get("DISPATCH_RETRY_SECONDS", "10"))
+OFFER_TIMEOUT_SECONDS = env_number("OFFER_TIMEOUT_SECONDS", "30", 0.1, 86400)
+DISPATCH_MAX_OFFERS = env_integer("DISPATCH_MAX_OFFERS", "5", 1, 1000)
+DISPATCH_RETRY_SECONDS = env_number("DISPATCH_RETRY_SECONDS", "10", 0.1, 86400)
 # Not every second: sweeping each second made the connection pool come back seconds later
 # after a short database outage (tests/realtime/test_faults.py); every 2 s it did not.
-DISPATCH_SWEEP_INTERVAL = float(os.environ.get("DISPATCH_SWEEP_INTERVAL", "2"))
-CITY_SPEED_KMH = float(os.environ.get("CITY_SPEED_KMH", "20"))
+DISPATCH_SWEEP_INTERVAL = env_number("DISPATCH_SWEEP_INTERVAL", "2", 0.05, 3600)
+CITY_SPEED_KMH = env_number("CITY_SPEED_KMH", "20", 1, 300)
 # Nobody farther than this from a booking is offered it (contract 9.3).
-DISPATCH_MAX_KM = float(os.environ.get("DISPATCH_MAX_KM", "25"))
+DISPATCH_MAX_KM = env_number("DISPATCH_MAX_KM", "25", 0.1, 20000)
 # A booking nobody took this long after its scheduledAt is cancelled by dispatch (no_partner).
-DISPATCH_GIVE_UP_MINUTES = float(os.environ.get("DISPATCH_GIVE_UP_MINUTES", "30"))
+DISPATCH_GIVE_UP_MINUTES = env_number("DISPATCH_GIVE_UP_MINUTES", "30", 1, 525600)
 # Bookings a customer may have open (not finished) at once; the next create is 409 CONFLICT.
-OPEN_BOOKINGS_MAX = int(os.environ.get("OPEN_BOOKINGS_MAX", "3"))
+OPEN_BOOKINGS_MAX = env_integer("OPEN_BOOKINGS_MAX", "3", 1, 10000)
 # A job under way with no status change or location from its partner this long is flagged to staff.
-JOB_STALE_MINUTES = float(os.environ.get("JOB_STALE_MINUTES", "60"))
+JOB_STALE_MINUTES = env_number("JOB_STALE_MINUTES", "60", 1, 525600)
 # The partner is near (contract 10.3): the first position this close to the booking's place sends
 # partner:nearby to its room, once per booking (bookings/arrival.py).
 ARRIVAL_RADIUS_METERS = env_number("ARRIVAL_RADIUS_METERS", "150", 10, 5000)
@@ -345,29 +353,29 @@ ARRIVAL_RADIUS_METERS = env_number("ARRIVAL_RADIUS_METERS", "150", 10, 5000)
 SAFETY_ESCALATE_SECONDS = env_number("SAFETY_ESCALATE_SECONDS", "60", 1, 86400)
 SAFETY_SWEEP_INTERVAL = env_number("SAFETY_SWEEP_INTERVAL", "1", 0.05, 3600)
 # Admin dashboards get pushed figures at most this often (seconds).
-DASHBOARD_PUSH_INTERVAL = float(os.environ.get("DASHBOARD_PUSH_INTERVAL", "1"))
+DASHBOARD_PUSH_INTERVAL = env_number("DASHBOARD_PUSH_INTERVAL", "1", 0.05, 3600)
 
 # Per-user limits on client events, across the user's sockets and processes:
 # (events, window seconds). "typing" covers typing:start and typing:stop.
-_RATE_WINDOW = float(os.environ.get("RATE_WINDOW", "10"))
+_RATE_WINDOW = env_number("RATE_WINDOW", "10", 0.1, 86400)
 RATE_LIMITS = {
-    "default": (int(os.environ.get("RATE_DEFAULT", "60")), _RATE_WINDOW),
-    "location:update": (int(os.environ.get("RATE_LOCATION", "60")), _RATE_WINDOW),
+    "default": (env_integer("RATE_DEFAULT", "60", 1, 100_000_000), _RATE_WINDOW),
+    "location:update": (env_integer("RATE_LOCATION", "60", 1, 100_000_000), _RATE_WINDOW),
     # An offline batch (up to 500 fixes) is one event: a phone back from hours offline sends a few.
-    "location:batch": (max(1, int(os.environ.get("RATE_LOCATION_BATCH", "10"))), _RATE_WINDOW),
-    "booking:track": (int(os.environ.get("RATE_TRACK", "30")), _RATE_WINDOW),
-    "request:stats": (int(os.environ.get("RATE_STATS", "20")), _RATE_WINDOW),
-    "message:send": (int(os.environ.get("RATE_MESSAGES", "20")), _RATE_WINDOW),
-    "typing": (int(os.environ.get("RATE_TYPING", "30")), _RATE_WINDOW),
+    "location:batch": (env_integer("RATE_LOCATION_BATCH", "10", 1, 100_000_000), _RATE_WINDOW),
+    "booking:track": (env_integer("RATE_TRACK", "30", 1, 100_000_000), _RATE_WINDOW),
+    "request:stats": (env_integer("RATE_STATS", "20", 1, 100_000_000), _RATE_WINDOW),
+    "message:send": (env_integer("RATE_MESSAGES", "20", 1, 100_000_000), _RATE_WINDOW),
+    "typing": (env_integer("RATE_TYPING", "30", 1, 100_000_000), _RATE_WINDOW),
     # Never below one per 10 s (contract 10.3); past it refused, never disconnected (``keeps_socket``).
-    "safety:alert": (max(1, int(os.environ.get("RATE_SAFETY", "3"))), 10.0),
-    "auth:refresh": (int(os.environ.get("RATE_REFRESH", "10")), 6 * _RATE_WINDOW),
+    "safety:alert": (env_integer("RATE_SAFETY", "3", 1, 100_000_000), 10.0),
+    "auth:refresh": (env_integer("RATE_REFRESH", "10", 1, 100_000_000), 6 * _RATE_WINDOW),
     # Connects (every namespace) per user, and per client address (TRUSTED_PROXIES says which
     # address is the client's behind a proxy; carriers put many phones behind one address).
-    "connect": (int(os.environ.get("RATE_CONNECT", "30")), 6 * _RATE_WINDOW),
-    "connect:address": (int(os.environ.get("RATE_CONNECT_ADDRESS", "600")), 6 * _RATE_WINDOW),
+    "connect": (env_integer("RATE_CONNECT", "30", 1, 100_000_000), 6 * _RATE_WINDOW),
+    "connect:address": (env_integer("RATE_CONNECT_ADDRESS", "600", 1, 100_000_000), 6 * _RATE_WINDOW),
 }
-TYPING_TIMEOUT = float(os.environ.get("TYPING_TIMEOUT", "6"))
+TYPING_TIMEOUT = env_number("TYPING_TIMEOUT", "6", 0.1, 3600)
 
 # ---------------------------------------------------------------- PASSWORDS
 # Django's hashers (stored format, iterations, upgrade of older hashes), each run on this
@@ -383,13 +391,13 @@ PASSWORD_HASHERS = [
 ]
 # One per core at most, shared by the processes on the machine: WORKERS processes on C cores
 # want C // WORKERS each (docs/deployment.md).
-PASSWORD_HASH_WORKERS = int(os.environ.get("PASSWORD_HASH_WORKERS", "1"))
-PASSWORD_HASH_QUEUE = int(os.environ.get("PASSWORD_HASH_QUEUE", "8"))
-PASSWORD_HASH_WAIT = float(os.environ.get("PASSWORD_HASH_WAIT", "5"))
-PASSWORD_HASH_NICE = int(os.environ.get("PASSWORD_HASH_NICE", "10"))
+PASSWORD_HASH_WORKERS = env_integer("PASSWORD_HASH_WORKERS", "1", 1, 256)
+PASSWORD_HASH_QUEUE = env_integer("PASSWORD_HASH_QUEUE", "8", 0, 100_000)
+PASSWORD_HASH_WAIT = env_number("PASSWORD_HASH_WAIT", "5", 0.1, 3600)
+PASSWORD_HASH_NICE = env_integer("PASSWORD_HASH_NICE", "10", 0, 19)
 # Hashes one client address may have running or waiting at once; its next is refused 429 at
 # once (0: no share). One address flooding a login form cannot fill the queue for everyone.
-PASSWORD_HASH_PER_ADDRESS = int(os.environ.get("PASSWORD_HASH_PER_ADDRESS", "2"))
+PASSWORD_HASH_PER_ADDRESS = env_integer("PASSWORD_HASH_PER_ADDRESS", "2", 0, 100_000)
 # Django's validators, on every door that sets a password: sign-up (customer and partner),
 # the password change, the admin's forms, createsuperuser (config/fields.py PasswordField).
 AUTH_PASSWORD_VALIDATORS = [
@@ -402,8 +410,8 @@ AUTH_PASSWORD_VALIDATORS = [
 # HTTP requests (not Socket.IO) a process runs at once, and how long the next may wait for a
 # turn before 503 with Retry-After (config/admission.py). Requests to PASSWORD_PATHS hash a
 # password: the hashing pool bounds them instead.
-HTTP_CONCURRENCY = int(os.environ.get("HTTP_CONCURRENCY", "8"))
-HTTP_QUEUE_TIMEOUT = float(os.environ.get("HTTP_QUEUE_TIMEOUT", "5"))
+HTTP_CONCURRENCY = env_integer("HTTP_CONCURRENCY", "8", 1, 100_000)
+HTTP_QUEUE_TIMEOUT = env_number("HTTP_QUEUE_TIMEOUT", "5", 0, 3600)
 PASSWORD_PATHS = (
     "/api/auth/token/",
     "/api/auth/register/",
@@ -444,8 +452,10 @@ REST_FRAMEWORK = {
 }
 
 SIMPLE_JWT = {
-    "ACCESS_TOKEN_LIFETIME": timedelta(seconds=int(os.environ.get("JWT_ACCESS_SECONDS", "900"))),
-    "REFRESH_TOKEN_LIFETIME": timedelta(seconds=int(os.environ.get("JWT_REFRESH_SECONDS", str(7 * 86400)))),
+    "ACCESS_TOKEN_LIFETIME": timedelta(seconds=env_integer("JWT_ACCESS_SECONDS", "900", 10, 365 * 86400)),
+    "REFRESH_TOKEN_LIFETIME": timedelta(
+        seconds=env_integer("JWT_REFRESH_SECONDS", str(7 * 86400), 10, 10 * 365 * 86400)
+    ),
     "SIGNING_KEY": os.environ.get("JWT_SIGNING_KEY", SECRET_KEY),
     "USER_ID_FIELD": "id",
     "USER_ID_CLAIM": "user_id",
@@ -485,8 +495,8 @@ DEFAULT_CURRENCY = os.environ.get("DEFAULT_CURRENCY", "INR")
 # TRACE_MAX_POINTS points (a 2-hour job at one fix per 10 s is about 720; a longer one is thinned
 # evenly, its end kept) and TRACE_MAX_MESSAGES messages, the first ones (0 or less: none; the
 # safety alerts are not messages: the first 500 of them always show).
-TRACE_MAX_POINTS = max(2, int(os.environ.get("TRACE_MAX_POINTS", "2000")))
-TRACE_MAX_MESSAGES = max(0, int(os.environ.get("TRACE_MAX_MESSAGES", "500")))
+TRACE_MAX_POINTS = env_integer("TRACE_MAX_POINTS", "2000", 2, 10_000_000)
+TRACE_MAX_MESSAGES = max(0, env_integer("TRACE_MAX_MESSAGES", "500", -1_000_000_000, 1_000_000_000))
 # The admin's maps: a tile URL template (Leaflet's {s}, {z}, {x}, {y}); empty draws no tiles (the
 # route and its timeline still show). The staff member's browser fetches them, and which tiles it
 # asks for tells the tile server where a customer lives: a production server draws none until the

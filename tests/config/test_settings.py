@@ -1,9 +1,11 @@
 """Production settings refuse to start unsafe; the documented production environment passes check --deploy."""
 
 import os
+import re
 import secrets
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
 
@@ -131,12 +133,40 @@ def test_debug_mode_uses_this_checkouts_own_key():
         ("ARRIVAL_RADIUS_METERS", "-150"),
         ("SHUTDOWN_TIMEOUT", "1"),  # the database cut off at once: a stop writes nothing it buffered
         ("SHUTDOWN_TIMEOUT", "nan"),
+        ("ACCESS_RECHECK_SECONDS", "0"),  # every socket's rights read again without a pause
+        ("ACCESS_RECHECK_SECONDS", "nan"),  # never rechecked: a lost notification unbounded
+        ("ACCESS_RECHECK_SECONDS", "-60"),
+        ("LOCATION_FLUSH_INTERVAL", "0"),  # the flush loop spins on every process
+        ("LOCATION_FLUSH_INTERVAL", "inf"),  # buffered locations never written
+        ("LOCATION_FLUSH_INTERVAL", "5s"),
+        ("PRESENCE_HEARTBEAT", "0"),
+        ("RELAY_RECONCILE_INTERVAL", "-1"),
+        ("DISPATCH_SWEEP_INTERVAL", "0"),
+        ("DASHBOARD_PUSH_INTERVAL", "nan"),
+        ("DB_POOL_SIZE", "0"),  # every request UNAVAILABLE
+        ("SOCKETIO_DB_THREADS", "2.5"),  # a count is a whole number
+        ("PRESENCE_TTL", "-90"),  # every partner offline as written
+        ("RATE_DEFAULT", "0"),  # every event refused
+        ("RATE_SAFETY", "0"),  # an SOS refused (contract 10.3: never below one per 10 s)
+        ("JWT_ACCESS_SECONDS", "1e400"),  # inf: the lifetime's timedelta fails at start, unnamed
+        ("SECURE_HSTS_SECONDS", "-1"),
     ],
 )
 def test_a_setting_that_would_flood_wipe_or_break_is_refused_at_start(name, value):
     result = python("-c", "import config.settings", DEBUG="1", **{name: value})
     assert result.returncode != 0, result.stdout
     assert "ImproperlyConfigured" in result.stderr and name in result.stderr, result.stderr[-1500:]
+
+
+def test_no_number_is_read_from_the_environment_unbounded():
+    """Every number ``config/settings.py`` reads from the environment goes through ``env_number`` or
+    ``env_integer``: a bare ``float()`` took 0, negative, nan and inf (a loop that spins, a limit that
+    refuses everything, a write never made) and named nothing when it failed."""
+    from config import settings
+
+    source = Path(settings.__file__).read_text()
+    assert not re.findall(r"\b(?:int|float)\(\s*os\.environ", source)
+    assert not re.findall(r"\b(?:int|float)\(\s*_?env\b", source)
 
 
 def test_bounded_settings_take_sane_values():
@@ -148,6 +178,14 @@ def test_bounded_settings_take_sane_values():
     result = python("-c", code, DEBUG="1", ARRIVAL_RADIUS_METERS="200", **env)
     assert result.returncode == 0, result.stderr[-1500:]
     assert result.stdout.split() == ["30.0", "0.5", "30.0", "200.0"]
+    code = (
+        "from config import settings as s; print(s.ACCESS_RECHECK_SECONDS, s.LOCATION_FLUSH_INTERVAL, "
+        "repr(s.DB_POOL_SIZE), repr(s.SOCKETIO['DB_THREADS']), s.RATE_LIMITS['safety:alert'][0])"
+    )
+    env = {"ACCESS_RECHECK_SECONDS": "30", "LOCATION_FLUSH_INTERVAL": "0.5", "DB_POOL_SIZE": "5"}
+    result = python("-c", code, DEBUG="1", SOCKETIO_DB_THREADS="8.0", RATE_SAFETY="5", **env)
+    assert result.returncode == 0, result.stderr[-1500:]
+    assert result.stdout.split() == ["30.0", "0.5", "5", "8", "5"]
 
 
 @pytest.mark.parametrize(
