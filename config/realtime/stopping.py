@@ -190,6 +190,17 @@ def _pass_on(signum: int, frame: FrameType | None, previous: Any, wait: float | 
     config = getattr(getattr(previous, "__self__", None), "config", None)
     if wait is not None and hasattr(config, "timeout_graceful_shutdown"):
         config.timeout_graceful_shutdown = wait
+    elif wait is not None and callable(previous):
+        # Not uvicorn's shape (pinned in tests/config/test_overrides.py LEANED_ON): the server's own wait
+        # is not shortened, and may hold the process past the stop's deadline. Said, not silently skipped.
+        logger.warning(
+            "stopping: could not set the server's timeout_graceful_shutdown to %.1f s (the previous handler "
+            "of signal %s, %r, has no __self__.config.timeout_graceful_shutdown): its wait for connections "
+            "may run past SHUTDOWN_TIMEOUT",
+            wait,
+            signum,
+            previous,
+        )
     if callable(previous):
         previous(signum, frame)
     elif previous != signal.SIG_IGN:

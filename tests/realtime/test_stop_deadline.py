@@ -4,6 +4,7 @@ unwritten is kept for the stop's last try and then reported. The whole, with a r
 paused PostgreSQL: ``tests/realtime/test_shutdown_hung_database.py``."""
 
 import asyncio
+import logging
 import signal
 import threading
 from collections import Counter, defaultdict
@@ -28,6 +29,32 @@ def test_the_server_waits_for_its_connections_only_what_the_stop_has_left():
     server = uvicorn.Server(uvicorn.Config(app=lambda scope, receive, send: None, timeout_graceful_shutdown=10))
     stopping._pass_on(signal.SIGTERM, None, server.handle_exit, wait=2.5)
     assert server.should_exit and server.config.timeout_graceful_shutdown == 2.5
+
+
+def test_a_previous_handler_of_another_shape_is_still_called_and_what_was_not_set_is_a_warning(caplog):
+    """A uvicorn whose ``handle_exit`` changed shape (or another server's handler): the signal is still
+    handed on, and the wait it could not shorten is one warning naming the setting, not nothing."""
+    called: list[int] = []
+
+    def handler(signum: int, frame: Any) -> None:
+        called.append(signum)
+
+    with caplog.at_level(logging.WARNING, logger="config.realtime.stopping"):
+        stopping._pass_on(signal.SIGTERM, None, handler, wait=2.5)
+        stopping._pass_on(signal.SIGTERM, None, handler)  # a second signal: nothing to set, nothing said
+    assert called == [signal.SIGTERM, signal.SIGTERM]
+    (record,) = caplog.records
+    assert record.levelno == logging.WARNING
+    message = record.getMessage()
+    assert "could not set the server's timeout_graceful_shutdown to 2.5 s" in message
+    assert f"signal {int(signal.SIGTERM)}" in message and "handler" in message
+
+
+def test_uvicorns_handler_takes_the_wait_without_a_warning(caplog):
+    server = uvicorn.Server(uvicorn.Config(app=lambda scope, receive, send: None, timeout_graceful_shutdown=10))
+    with caplog.at_level(logging.WARNING, logger="config.realtime.stopping"):
+        stopping._pass_on(signal.SIGTERM, None, server.handle_exit, wait=2.5)
+    assert server.config.timeout_graceful_shutdown == 2.5 and caplog.records == []
 
 
 def test_the_cutoff_answers_the_database_waits_in_flight_and_to_come_unavailable():
