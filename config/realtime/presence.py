@@ -23,7 +23,7 @@ from typing import Any
 from django.conf import settings
 
 from config.realtime.manager import ChannelLayerManager
-from config.realtime.orm import db
+from config.realtime.orm import db, unavailable, warn_if_unavailable
 
 logger = logging.getLogger(__name__)
 
@@ -117,30 +117,53 @@ async def presence_received(manager: ChannelLayerManager, message: dict[str, Any
 
 
 async def heartbeat(manager: ChannelLayerManager) -> None:
-    """Every second: newly connected users; every heartbeat: everyone, and the cluster list."""
+    """Every second: newly connected users; every heartbeat: everyone, and the cluster list.
+
+    A database outage is one warning when the first write fails and one line when a write goes
+    through again, not an error with its traceback every second it lasts; what failed is written
+    by the next round (everyone, at once). Any other failure is an error each time."""
     next_beat = 0.0
+    down_since: float | None = None
     while True:
+        now = time.monotonic()
+        beat = now >= next_beat
         try:
-            now = time.monotonic()
-            beat = now >= next_beat
-            for namespace, keeper in _keepers.items():
-                fresh = list(presence.local[namespace]) if beat else list(presence.new[namespace])
-                presence.new[namespace].clear()
-                if fresh:
-                    await db(keeper)(fresh, True)
-                # Let go once written: a failed write (the database that refused their connect) is
-                # tried again next time, where a lost one left them online until PRESENCE_TTL.
-                if refused := list(presence.refused[namespace]):
-                    await db(keeper)(refused, False)
-                    presence.refused[namespace].difference_update(refused)  # those refused meanwhile stay
+            wrote = await _write_round(beat)
             if beat:
                 next_beat = now + settings.PRESENCE_HEARTBEAT
                 await manager.dispatch({"method": "presence", "users": presence.snapshot()})
         except asyncio.CancelledError:
             raise
-        except Exception:
-            logger.exception("presence heartbeat failed")
+        except Exception as exc:
+            if not unavailable(exc):
+                logger.exception("presence heartbeat failed")
+            elif down_since is None:
+                down_since = now
+                warn_if_unavailable(logger, "presence heartbeat (retried every round; said again when back)", exc)
+        else:
+            if wrote and down_since is not None:
+                logger.info("presence heartbeat: database back after %.1f s, everyone online written", now - down_since)
+                down_since = None
         await asyncio.sleep(min(1.0, settings.PRESENCE_HEARTBEAT))
+
+
+async def _write_round(beat: bool) -> bool:
+    """The keepers' writes of one round (everyone on a ``beat``, else the newly connected), and
+    the refused connects' offline writes; whether anything was written."""
+    wrote = False
+    for namespace, keeper in _keepers.items():
+        fresh = list(presence.local[namespace]) if beat else list(presence.new[namespace])
+        presence.new[namespace].clear()
+        if fresh:
+            await db(keeper)(fresh, True)
+            wrote = True
+        # Let go once written: a failed write (the database that refused their connect) is
+        # tried again next time, where a lost one left them online until PRESENCE_TTL.
+        if refused := list(presence.refused[namespace]):
+            await db(keeper)(refused, False)
+            presence.refused[namespace].difference_update(refused)  # those refused meanwhile stay
+            wrote = True
+    return wrote
 
 
 async def withdraw(manager: ChannelLayerManager) -> None:

@@ -1,0 +1,115 @@
+"""Presence's heartbeat through a database outage: one warning when its writes start failing and
+one line when they go through again, not an ERROR with a traceback every round (every second) for as
+long as the outage lasts; a failure that is no outage is still an ERROR each time.
+
+The outage is real: the keeper writes to a throwaway PostgreSQL (``own_postgres``) that the test
+stops and starts again, through Django's own connection handling (``orm.db``)."""
+
+import asyncio
+import logging
+from collections import Counter
+from typing import Any
+
+import dj_database_url
+import pytest
+from django.db import connections
+
+from config.realtime import presence
+from tests.live import wait_until
+from tests.realtime.test_faults import own_postgres  # noqa: F401 - fixture
+
+ALIAS = "presence_outage"
+KEPT = "/kept"
+
+
+class Manager:
+    """What ``heartbeat`` needs of the manager: the presence list published."""
+
+    def __init__(self) -> None:
+        self.dispatched: list[dict[str, Any]] = []
+
+    async def dispatch(self, message: dict[str, Any]) -> None:
+        self.dispatched.append(message)
+
+
+def presence_lines(caplog: pytest.LogCaptureFixture) -> list[logging.LogRecord]:
+    return [r for r in caplog.records if r.name == "config.realtime.presence"]
+
+
+def test_an_outage_is_one_warning_and_one_line_when_it_is_back(
+    own_postgres,  # noqa: F811
+    django_db_blocker,
+    monkeypatch,
+    settings,
+    caplog,
+):
+    settings.PRESENCE_HEARTBEAT = 0.1  # a round every 0.1 s: an outage of seconds is dozens of failed rounds
+    database = connections.configure_settings({"default": dj_database_url.parse(own_postgres["url"])})["default"]
+    monkeypatch.setitem(connections.settings, ALIAS, database)
+    attempts: list[bool] = []
+    written: list[tuple[list[int], bool]] = []
+
+    def keeper(users: list[int], online: bool) -> None:
+        attempts.append(online)
+        with connections[ALIAS].cursor() as cursor:  # closed after each call (orm.db): a fresh connect
+            cursor.execute("SELECT 1")
+        written.append((sorted(users), online))
+
+    monkeypatch.setattr(presence, "_keepers", {KEPT: keeper})
+    monkeypatch.setitem(presence.presence.local, KEPT, Counter({7: 1}))
+
+    async def scenario() -> int:
+        beating = asyncio.create_task(presence.heartbeat(Manager()))
+        try:
+            await wait_until(lambda: written, what="the first write")
+            await asyncio.to_thread(own_postgres["stop"])
+            tried = len(attempts)
+            await wait_until(lambda: len(attempts) >= tried + 10, what="ten rounds against the stopped database")
+            failed_rounds = len(attempts) - tried
+            before = len(written)
+            await asyncio.to_thread(own_postgres["start"])
+            await wait_until(lambda: len(written) > before, what="a write once it is back")
+            await wait_until(lambda: len(written) > before + 2, what="rounds after it is back")
+            return failed_rounds
+        finally:
+            beating.cancel()
+            await asyncio.gather(beating, return_exceptions=True)
+
+    # Not the test database (no django_db mark): a database of its own, which the test stops.
+    with django_db_blocker.unblock(), caplog.at_level(logging.INFO, logger="config.realtime.presence"):
+        failed_rounds = asyncio.run(asyncio.wait_for(scenario(), 60))
+    assert failed_rounds >= 10
+    warning, back = presence_lines(caplog)
+    assert warning.levelno == logging.WARNING and warning.exc_info is None
+    assert warning.getMessage().startswith("presence heartbeat (retried every round; said again when back): database")
+    assert "OperationalError" in warning.getMessage()
+    assert back.levelno == logging.INFO and back.exc_info is None
+    assert back.getMessage().startswith("presence heartbeat: database back after ")
+    assert written[-1] == ([7], True)
+
+
+def test_a_failure_that_is_no_outage_is_an_error_every_round(monkeypatch, settings, caplog):
+    settings.PRESENCE_HEARTBEAT = 0.05
+    calls: list[list[int]] = []
+
+    def keeper(users: list[int], online: bool) -> None:
+        calls.append(users)
+        raise RuntimeError("a bug in the keeper")
+
+    monkeypatch.setattr(presence, "_keepers", {KEPT: keeper})
+    monkeypatch.setitem(presence.presence.local, KEPT, Counter({7: 1}))
+
+    async def scenario() -> None:
+        beating = asyncio.create_task(presence.heartbeat(Manager()))
+        try:
+            await wait_until(lambda: len(calls) >= 3, what="three failed rounds")
+        finally:
+            beating.cancel()
+            await asyncio.gather(beating, return_exceptions=True)
+
+    with caplog.at_level(logging.INFO, logger="config.realtime.presence"):
+        asyncio.run(asyncio.wait_for(scenario(), 30))
+    lines = presence_lines(caplog)
+    assert len(lines) >= 3
+    assert all(r.levelno == logging.ERROR and r.exc_info for r in lines)
+    assert {r.getMessage() for r in lines} == {"presence heartbeat failed"}
