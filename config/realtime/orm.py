@@ -3,6 +3,7 @@
 import asyncio
 import contextvars
 import logging
+import sqlite3
 from collections.abc import Awaitable, Callable
 from typing import Any, ClassVar
 
@@ -41,12 +42,41 @@ def orm_in_flight() -> int:
     return OrmLoad.in_flight
 
 
+# SQLite's primary result codes that say the database could not be used, not that the statement
+# was wrong: busy or locked by another writer, unable to open the file, disk I/O, disk full, out of
+# memory, the locking protocol failing. A statement's own fault (no such column or table, a syntax
+# error) is SQLITE_ERROR (1), an OperationalError too in sqlite3: a bug, not an outage.
+_SQLITE_UNAVAILABLE = {
+    sqlite3.SQLITE_BUSY,
+    sqlite3.SQLITE_LOCKED,
+    sqlite3.SQLITE_NOMEM,
+    sqlite3.SQLITE_IOERR,
+    sqlite3.SQLITE_FULL,
+    sqlite3.SQLITE_CANTOPEN,
+    sqlite3.SQLITE_PROTOCOL,
+}
+
+
 def unavailable(exc: BaseException) -> bool:
     """Whether ``exc`` is the contract's ``UNAVAILABLE``: the database failed, or a read was not
     answered (``Batched``: past its timeout, or cancelled by a stopping process). A client's connect
     or event gets ``UNAVAILABLE`` for these, and only these (``BaseNamespace``); a control message
-    logs them as one warning (``hooks.on_control``)."""
-    return isinstance(exc, (OperationalError, InterfaceError, Unavailable))
+    logs them as one warning (``hooks.on_control``).
+
+    Django's ``OperationalError`` is what the driver calls one. psycopg keeps the statement's faults
+    out of it (``ProgrammingError``): every one it raises is the server's state (a connection refused
+    or lost, the pool's timeout, a shutdown, a statement cancelled, a lock or serialization conflict).
+    sqlite3 raises a missing column or a syntax error as one too: there only the result codes above
+    are unavailability, and the rest is the bug it is."""
+    if isinstance(exc, (InterfaceError, Unavailable)):
+        return True
+    if not isinstance(exc, OperationalError):
+        return False
+    cause = exc.__cause__
+    if isinstance(cause, sqlite3.Error):
+        code = getattr(cause, "sqlite_errorcode", None)
+        return code is not None and (code & 0xFF) in _SQLITE_UNAVAILABLE  # extended codes carry the primary's low byte
+    return True
 
 
 def warn_if_unavailable(logger: logging.Logger, what: str, exc: BaseException) -> bool:
