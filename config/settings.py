@@ -277,7 +277,7 @@ SOCKETIO = {
     "DB_THREADS": env_integer("SOCKETIO_DB_THREADS", "4", 1, 256),
     # ORM calls queued or running past which client events that need the database are
     # refused UNAVAILABLE at once (a burst must not starve heartbeats and relays).
-    "DB_QUEUE_MAX": env_integer("SOCKETIO_DB_QUEUE_MAX", "200", 1, 1_000_000),
+    "DB_QUEUE_MAX": env_integer("SOCKETIO_DB_QUEUE_MAX", "200", 1, 10**12),
     # A connect that cannot read its user within this many seconds is refused UNAVAILABLE
     # (the client backs off and retries) rather than left to time out on the client's side.
     "CONNECT_TIMEOUT": env_number("CONNECT_TIMEOUT", "5", 0.1, 300),
@@ -293,10 +293,10 @@ SOCKETIO = {
     "RECOVERY_REPLAY_MAX": env_integer("RECOVERY_REPLAY_MAX", "1000", 1, 100_000_000),
     # What one connection may make the server hold (contract 10.1). Past either bound of its send
     # queue (packets, characters of their payloads) a connection is closed as a transport error.
-    "SEND_QUEUE_PACKETS": env_integer("SOCKETIO_SEND_QUEUE_PACKETS", "2000", 1, 100_000_000),
+    "SEND_QUEUE_PACKETS": env_integer("SOCKETIO_SEND_QUEUE_PACKETS", "2000", 1, 10**12),
     "SEND_QUEUE_BYTES": env_integer("SOCKETIO_SEND_QUEUE_BYTES", str(4_000_000), 1000, 100_000_000_000),
     # Engine.IO sessions open at once from one client address (a carrier's NAT holds many phones).
-    "SESSIONS_PER_ADDRESS": env_integer("SOCKETIO_SESSIONS_PER_ADDRESS", "2000", 1, 100_000_000),
+    "SESSIONS_PER_ADDRESS": env_integer("SOCKETIO_SESSIONS_PER_ADDRESS", "2000", 1, 10**12),
     # An Engine.IO session that has joined no namespace this many seconds after it opened is closed.
     "NO_NAMESPACE_TIMEOUT": env_number("SOCKETIO_NO_NAMESPACE_TIMEOUT", "10", 0.1, 3600),
 }
@@ -359,21 +359,21 @@ DASHBOARD_PUSH_INTERVAL = env_number("DASHBOARD_PUSH_INTERVAL", "1", 0.05, 3600)
 # (events, window seconds). "typing" covers typing:start and typing:stop.
 _RATE_WINDOW = env_number("RATE_WINDOW", "10", 0.1, 86400)
 RATE_LIMITS = {
-    "default": (env_integer("RATE_DEFAULT", "60", 1, 100_000_000), _RATE_WINDOW),
-    "location:update": (env_integer("RATE_LOCATION", "60", 1, 100_000_000), _RATE_WINDOW),
+    "default": (env_integer("RATE_DEFAULT", "60", 1, 10**12), _RATE_WINDOW),
+    "location:update": (env_integer("RATE_LOCATION", "60", 1, 10**12), _RATE_WINDOW),
     # An offline batch (up to 500 fixes) is one event: a phone back from hours offline sends a few.
-    "location:batch": (env_integer("RATE_LOCATION_BATCH", "10", 1, 100_000_000), _RATE_WINDOW),
-    "booking:track": (env_integer("RATE_TRACK", "30", 1, 100_000_000), _RATE_WINDOW),
-    "request:stats": (env_integer("RATE_STATS", "20", 1, 100_000_000), _RATE_WINDOW),
-    "message:send": (env_integer("RATE_MESSAGES", "20", 1, 100_000_000), _RATE_WINDOW),
-    "typing": (env_integer("RATE_TYPING", "30", 1, 100_000_000), _RATE_WINDOW),
+    "location:batch": (env_integer("RATE_LOCATION_BATCH", "10", 1, 10**12), _RATE_WINDOW),
+    "booking:track": (env_integer("RATE_TRACK", "30", 1, 10**12), _RATE_WINDOW),
+    "request:stats": (env_integer("RATE_STATS", "20", 1, 10**12), _RATE_WINDOW),
+    "message:send": (env_integer("RATE_MESSAGES", "20", 1, 10**12), _RATE_WINDOW),
+    "typing": (env_integer("RATE_TYPING", "30", 1, 10**12), _RATE_WINDOW),
     # Never below one per 10 s (contract 10.3); past it refused, never disconnected (``keeps_socket``).
-    "safety:alert": (env_integer("RATE_SAFETY", "3", 1, 100_000_000), 10.0),
-    "auth:refresh": (env_integer("RATE_REFRESH", "10", 1, 100_000_000), 6 * _RATE_WINDOW),
+    "safety:alert": (env_integer("RATE_SAFETY", "3", 1, 10**12), 10.0),
+    "auth:refresh": (env_integer("RATE_REFRESH", "10", 1, 10**12), 6 * _RATE_WINDOW),
     # Connects (every namespace) per user, and per client address (TRUSTED_PROXIES says which
     # address is the client's behind a proxy; carriers put many phones behind one address).
-    "connect": (env_integer("RATE_CONNECT", "30", 1, 100_000_000), 6 * _RATE_WINDOW),
-    "connect:address": (env_integer("RATE_CONNECT_ADDRESS", "600", 1, 100_000_000), 6 * _RATE_WINDOW),
+    "connect": (env_integer("RATE_CONNECT", "30", 1, 10**12), 6 * _RATE_WINDOW),
+    "connect:address": (env_integer("RATE_CONNECT_ADDRESS", "600", 1, 10**12), 6 * _RATE_WINDOW),
 }
 TYPING_TIMEOUT = env_number("TYPING_TIMEOUT", "6", 0.1, 3600)
 
