@@ -529,8 +529,12 @@ LOGGING = {
     "root": {"handlers": ["console"], "level": os.environ.get("LOG_LEVEL", "INFO")},
     "loggers": {
         "django.request": {"filters": ["answered_unavailable"]},
+        # The libraries' server loggers are ours (config/realtime/library_logs.py): their WARNINGs
+        # show, no handler of their own; what a client causes at will is a WARNING once, INFO after.
         "socketio": {"level": "WARNING"},
         "engineio": {"level": "WARNING"},
+        "socketio.server": {"level": "WARNING"},
+        "engineio.server": {"level": "WARNING"},
         "django.channels.server": {"level": "WARNING"},
     },
 }

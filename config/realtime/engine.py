@@ -43,6 +43,7 @@ from engineio.async_drivers import asgi
 from config import metrics
 from config.realtime.auth import client_address
 from config.realtime.environ import forget_headers, translate_request
+from config.realtime.library_logs import clients_doing_logged_once
 from config.realtime.outbound import WritesNow
 from config.realtime.primitives import Mailbox
 from config.realtime.reading import WebSocketReader
@@ -174,34 +175,10 @@ class Socket(WebSocketReader, WritesNow, TimedWaits, async_socket.AsyncSocket):
             await self.receive(pkt)
 
 
-class _RefusalsLoggedOnce(logging.Filter):
-    """engineio logs each connect the application refuses as a WARNING of its own; ours are past
-    ``SESSIONS_PER_ADDRESS``, a client's doing, and a client at its limit could write one a request.
-    As ``_log_error_once``: a WARNING the first time, INFO after."""
-
-    MESSAGE = "Application rejected connection"
-
-    def __init__(self) -> None:
-        super().__init__()
-        self.seen = False
-
-    def filter(self, record: logging.LogRecord) -> bool:
-        if record.levelno != logging.WARNING or record.msg != self.MESSAGE:
-            return True
-        if not self.seen:
-            self.seen = True
-            return True
-        record.levelno, record.levelname = logging.INFO, "INFO"
-        return logging.getLogger(record.name).isEnabledFor(logging.INFO)
-
-
-_refusals_logged_once = _RefusalsLoggedOnce()
-
-
 class EngineServer(SweptTimeouts, engineio.AsyncServer):
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
-        self.logger.addFilter(_refusals_logged_once)  # one object: a second server adds nothing
+        self.logger.addFilter(clients_doing_logged_once)  # a client's doing: one WARNING, INFO after
         # engineio picks its ASGI request and websocket classes from this table.
         self._async = {**self._async, "translate_request": translate_request, "websocket": WebSocket}
         conf = settings.SOCKETIO

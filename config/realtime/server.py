@@ -239,8 +239,10 @@ sio = Server(
     cookie={"name": _conf["SESSION_COOKIE"], "path": "/", "SameSite": "Lax", "HttpOnly": True}
     if _conf["SESSION_COOKIE"]
     else None,
-    logger=False,
-    engineio_logger=False,
+    # The libraries' loggers as LOGGING configures them: given a logger, neither library sets its
+    # level (to ERROR, for ``False``) nor adds a handler of its own (``config.realtime.library_logs``).
+    logger=logging.getLogger("socketio.server"),
+    engineio_logger=logging.getLogger("engineio.server"),
 )
 
 
