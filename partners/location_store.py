@@ -27,12 +27,19 @@ def partner_locations_store(locations: dict[int, tuple[float, float, Any]]) -> N
     array per column (``config.binary_arrays``); SQLite (>= 3.33) takes a VALUES list.
     """
     table = connection.ops.quote_name(Partner._meta.db_table)
-    rows = [(pk, lat, lng, at) for pk, (lat, lng, at) in locations.items()]
+    rows = [(pk, lat, lng, at) for pk, (lat, lng, at) in sorted(locations.items())]
     postgresql = connection.vendor == "postgresql"
     with transaction.atomic(), array_cursor() as cursor:
         for start in range(0, len(rows), 500):
             chunk = rows[start : start + 500]
             if postgresql:
+                # Locked in primary-key order first (an UPDATE ... FROM visits rows in its plan's
+                # order): the presence writes (``services.partners_online``) lock the same rows so,
+                # side by side at a stop, or a heartbeat beside this flush, and two orders deadlock.
+                cursor.execute(
+                    f"SELECT 1 FROM {table} WHERE user_id = ANY(%b::bigint[]) ORDER BY user_id FOR NO KEY UPDATE",
+                    [[row[0] for row in chunk]],
+                )
                 rows_sql = "SELECT * FROM unnest(%b::bigint[], %b::float8[], %b::float8[], %b::timestamptz[])"
                 params = [list(column) for column in zip(*chunk, strict=True)]
             else:

@@ -7,7 +7,7 @@ from typing import TYPE_CHECKING, Any
 from django.conf import settings
 from django.contrib.auth.models import AbstractBaseUser
 from django.db import transaction
-from django.db.models import Q, Sum
+from django.db.models import Sum
 from django.utils import timezone
 
 from config import rooms
@@ -130,14 +130,18 @@ def earnings_totals(*, partner_id: Any) -> dict[str, Decimal]:
 
 # ---------------------------------------------------------------- presence
 def partners_online(*, partner_ids: list[int], online: bool = True) -> None:
-    """Mark partners dispatchable for ``PRESENCE_TTL`` seconds (or not at all)."""
+    """Mark partners dispatchable for ``PRESENCE_TTL`` seconds (or not at all).
+
+    The rows are locked in primary-key order first, as every writer of many partners' rows does
+    (``location_store.partner_locations_store``): a stop's withdrawal and its location flush run
+    side by side, a heartbeat beside the periodic flush, and two orders would deadlock."""
     now = timezone.now()
-    partners = Partner.objects.filter(pk__in=partner_ids)
-    arriving = (
-        list(partners.filter(Q(online_until__isnull=True) | Q(online_until__lt=now)).values_list("pk", flat=True))
-        if online
-        else []
-    )
-    partners.update(online_until=now + timedelta(seconds=settings.PRESENCE_TTL) if online else None)
+    with transaction.atomic():
+        rows = Partner.objects.filter(pk__in=partner_ids).order_by("pk").select_for_update(no_key=True)
+        held = list(rows.values_list("pk", "online_until"))
+        Partner.objects.filter(pk__in=[pk for pk, _ in held]).update(
+            online_until=now + timedelta(seconds=settings.PRESENCE_TTL) if online else None
+        )
+    arriving = [pk for pk, until in held if until is None or until < now] if online else []
     if arriving:  # not on every heartbeat: only for who comes online
         partners_dispatchable.send(sender=Partner, partner_ids=arriving)
