@@ -23,6 +23,7 @@ could replace the loop in ``engineio.async_socket.AsyncSocket._websocket_handler
 
 import asyncio
 import contextlib
+import logging
 from typing import Any
 
 from engineio import exceptions, packet
@@ -32,6 +33,21 @@ from config.realtime.frames import frame_of
 
 # A timer may run a little before its time (uvloop counts in milliseconds).
 _EARLY = 0.005
+
+logger = logging.getLogger(__name__)
+_failures_logged = False
+
+
+def _framing_failed(sid: str) -> None:
+    """A writer that failed on a live connection: a fault of ours (framing, encoding), not the
+    client's. An ERROR with its traceback once a process (a fault of every packet must not write a
+    line each); DEBUG after. The connection is closed either way, as engineio closes it."""
+    global _failures_logged
+    if _failures_logged:
+        logger.debug("%s: writing to the websocket failed again", sid, exc_info=True)
+        return
+    _failures_logged = True
+    logger.exception("%s: writing to the websocket failed, connection closed (further failures at DEBUG)", sid)
 
 
 class IdleBound:
@@ -140,10 +156,24 @@ class WebSocketReader:
                     write = self.write_frame  # the websocket's, while the product's protocol serves it
                     if write is None or not write(frame_of(encoded)):  # None: another server (daphne)
                         await self._unless_stuck(ws, ws.send(encoded))
-            except BaseException:  # engineio's bare ``except``: a failed or cancelled send ends the writer
+            except (OSError, asyncio.CancelledError):  # the connection went (ClientDisconnected), or the socket
+                break
+            except Exception:  # engineio's bare ``except`` ended the writer here, silent whatever the failure
+                if not self._connection_gone(ws):
+                    _framing_failed(self.sid)
                 break
         with contextlib.suppress(TimeoutError):
             await self._unless_stuck(ws, ws.close())
+
+    def _connection_gone(self, ws: Any) -> bool:
+        """Whether the socket or its connection closed already: a send that fails then (uvicorn's
+        RuntimeError for a send after the close) is the close's doing, not a fault."""
+        protocol = getattr(ws, "protocol", None)
+        return bool(
+            self.closed
+            or self.closing
+            or (protocol is not None and (protocol.close_sent or protocol.transport.is_closing()))
+        )
 
     async def _unless_stuck(self, ws: Any, send: Any) -> None:
         """uvicorn's ``send``, which waits while the connection is not writable: a client that stopped
