@@ -38,6 +38,11 @@ def abandon_waits() -> None:
             future.cancel()
 
 
+def waits_on(loop: asyncio.AbstractEventLoop) -> bool:
+    """Whether a caller of ``db`` on ``loop`` is waiting for its call now."""
+    return any(future.get_loop() is loop for future in list(OrmLoad.waiting))
+
+
 def orm_in_flight() -> int:
     return OrmLoad.in_flight
 

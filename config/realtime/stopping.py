@@ -12,8 +12,11 @@ again for what came meanwhile, the queues are handed over.
 One deadline, SHUTDOWN_TIMEOUT after the signal, bounds the whole stop, a hung database
 included: each step gets what is left of it (the server's own wait for its connections too:
 uvicorn's ``timeout_graceful_shutdown`` is set to what is left when the signal is passed on,
-``LIFESPAN_RESERVE`` kept for the second half). What could not be written by then is one
-warning each (``hooks.on_stopped``), naming what was lost or left for the next process.
+``LIFESPAN_RESERVE`` kept for the second half). A second before the deadline the database's
+waits are abandoned (``DATABASE_CUTOFF``), unless none is waiting: then a request holds the
+server's wait (uvicorn cancels it at the end of its share), not the database, which the second
+half keeps for its writes. What could not be written by then is one warning each
+(``hooks.on_stopped``), naming what was lost or left for the next process.
 
 Uses the manager's ``tasks`` (the first ``_essential`` deliver and run to the end),
 ``_drain`` (the outbox and the lanes) and ``server``.
@@ -32,7 +35,7 @@ from django.conf import settings
 
 from config import metrics
 from config.realtime import hooks
-from config.realtime.orm import abandon_waits, orm_in_flight, warn_if_unavailable
+from config.realtime.orm import abandon_waits, orm_in_flight, waits_on, warn_if_unavailable
 
 logger = logging.getLogger(__name__)
 
@@ -85,7 +88,7 @@ class GracefulStop:
             return
         self.stopping = True
         self._stop_started = time.monotonic()
-        self._cutoff = self.loop.call_later(settings.SHUTDOWN_TIMEOUT - DATABASE_CUTOFF, abandon_waits)
+        self._cutoff = self.loop.call_later(settings.SHUTDOWN_TIMEOUT - DATABASE_CUTOFF, self._database_cutoff)
         periodic = self.tasks[self._essential :]
         for task in periodic:
             task.cancel()  # periodic work: a heartbeat must not announce users this process is letting go
@@ -102,6 +105,22 @@ class GracefulStop:
             logger.warning(
                 "stopping: the first half of the stop was cut short after %g s", settings.SHUTDOWN_TIMEOUT / 2
             )
+
+    def _database_cutoff(self) -> None:
+        """The database's last moment (``DATABASE_CUTOFF``): what waits on it is answered ``Unavailable``,
+        and so is every later call. Unless nothing waits on it: then the database is not what holds the
+        stop, a request is (uvicorn waits for a slow one to the end of its share), and the second half
+        keeps it for its writes (what came after the first half's), within what is left."""
+        if waits_on(self.loop):
+            abandon_waits()
+            return
+        logger.warning(
+            "stopping: requests were still running at the database's cutoff, %g s before the deadline"
+            " (the server waits for them until %g s before it, then cancels them); the database answers,"
+            " and is kept for the stop's last writes",
+            DATABASE_CUTOFF,
+            LIFESPAN_RESERVE,
+        )
 
     async def shutdown(self) -> None:
         """Stop gracefully (ASGI lifespan shutdown), within ``SHUTDOWN_TIMEOUT`` of the stop's start.
