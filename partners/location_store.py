@@ -33,23 +33,27 @@ def partner_locations_store(locations: dict[int, tuple[float, float, Any]]) -> N
         for start in range(0, len(rows), 500):
             chunk = rows[start : start + 500]
             if postgresql:
-                # Locked in primary-key order first (an UPDATE ... FROM visits rows in its plan's
-                # order): the presence writes (``services.partners_online``) lock the same rows so,
-                # side by side at a stop, or a heartbeat beside this flush, and two orders deadlock.
-                cursor.execute(
-                    f"SELECT 1 FROM {table} WHERE user_id = ANY(%b::bigint[]) ORDER BY user_id FOR NO KEY UPDATE",
-                    [[row[0] for row in chunk]],
-                )
                 rows_sql = "SELECT * FROM unnest(%b::bigint[], %b::float8[], %b::float8[], %b::timestamptz[])"
                 params = [list(column) for column in zip(*chunk, strict=True)]
             else:
                 rows_sql = "VALUES " + ", ".join(["(%s, %s, %s, %s)"] * len(chunk))
                 params = [value for row in chunk for value in row]
+            # On PostgreSQL the rows are locked in primary-key order first (``locked``; an UPDATE ... FROM
+            # visits them in its plan's order): the presence writes (``services.partners_online``) lock
+            # the same rows so, side by side at a stop, or a heartbeat beside this flush, and two orders
+            # deadlock. Every row lock is taken there; the UPDATE touches only rows it already holds.
+            locked = (
+                f", locked AS (SELECT user_id FROM {table} WHERE user_id IN (SELECT id FROM v) "
+                f"ORDER BY user_id FOR NO KEY UPDATE)"
+                if postgresql
+                else ""
+            )
             cursor.execute(
-                f"WITH v(id, lat, lng, at) AS ({rows_sql}) "
+                f"WITH v(id, lat, lng, at) AS ({rows_sql}){locked} "
                 f"UPDATE {table} SET last_latitude = v.lat, last_longitude = v.lng, last_location_at = v.at "
                 f"FROM v WHERE {table}.user_id = v.id "
-                f"AND ({table}.last_location_at IS NULL OR {table}.last_location_at < v.at)",
+                + (f"AND {table}.user_id IN (SELECT user_id FROM locked) " if postgresql else "")
+                + f"AND ({table}.last_location_at IS NULL OR {table}.last_location_at < v.at)",
                 params,
             )
 
