@@ -44,6 +44,33 @@ def test_a_library_warning_shows_once_and_a_flood_of_it_stays_one_line():
         server.stop()
 
 
+def ask_and_leave(url: str) -> None:
+    """An Engine.IO session on ``/faults`` that sends an event asking for an ack and, in the same
+    POST, its CLOSE: the answer finds the session gone (engineio: "Cannot send to sid ...")."""
+    handshake = urllib.request.urlopen(url + "/socket.io/?EIO=4&transport=polling", timeout=5).read().decode()
+    sid = handshake.split('"sid":"')[1].split('"')[0]
+    session = f"{url}/socket.io/?EIO=4&transport=polling&sid={sid}"
+    urllib.request.urlopen(urllib.request.Request(session, data=b"40/faults,", method="POST"), timeout=5).read()
+    urllib.request.urlopen(session, timeout=5).read()  # the CONNECT's answer
+    # raise_later answers at once and raises a minute later: never, the server is stopped before
+    event_then_close = b'42/faults,1["raise_later",60]\x1e1'
+    urllib.request.urlopen(urllib.request.Request(session, data=event_then_close, method="POST"), timeout=5).read()
+
+
+def test_answers_for_sessions_that_left_are_one_line_however_many():
+    server = ServerProcess(server_env()).start()
+    try:
+        ask_and_leave(server.url)
+        eventually(lambda: lines_with(server, "Cannot send to sid"), what="engineio's warning in the log")
+        for _ in range(20):  # a client that asks and leaves, connection after connection
+            ask_and_leave(server.url)
+        time.sleep(0.3)
+        [line] = lines_with(server, "Cannot send to sid")
+        assert " WARNING engineio.server " in line and line.endswith("(further occurrences are logged at INFO)")
+    finally:
+        server.stop()
+
+
 def test_the_lines_logged_once_are_the_library_s_own():
     """Matched by python-engineio's message templates: an upgrade that rewords one is found here."""
     source = inspect.getsource(engineio.async_server)
