@@ -75,6 +75,11 @@ BROKER_CUTS = Counter(
     "homeservices_broker_subscriber_cuts_total",
     "Subscriber connections Redis ended while up: its pubsub limit (a listener behind, a slow reader), a CLIENT KILL",
 )
+CONTROLS_SHED = Counter(
+    "homeservices_controls_shed_total",
+    "Control messages refused: CONTROL_TASKS_MAX of their handlers already running (an ordered one fails closed)",
+    ["method"],
+)
 BROKER_MESSAGES = Counter(
     "homeservices_broker_messages_total",
     "Messages this process decoded from the broker, by kind: room, user, broadcast, socket, control",

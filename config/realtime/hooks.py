@@ -4,7 +4,12 @@ Registered by the composition root (``config/asgi.py``) and read by the manager;
 registers itself when a module is imported. A control message's handler runs as a task of its
 own (``run_control``): one that waits on the database never holds the broker listener, nor
 the outbox, and with them every room's delivery; except an ``ordered`` one, which the messages
-after it wait for.
+after it wait for, and which therefore waits on nothing (``rechecks.access_changed_received``
+holds its user's sockets and reads in a task: ``config.realtime.holding``).
+
+The tasks are bounded: at most ``CONTROL_TASKS_MAX`` per method (``start_task``). A flood of
+controls (a bulk change of thousands of partners while the database hangs) would otherwise be a
+task, a coroutine and a waiting read each, for as long as the database does not answer.
 """
 
 import asyncio
@@ -12,6 +17,7 @@ import logging
 from collections.abc import Awaitable, Callable
 from typing import TYPE_CHECKING, Any
 
+from config import metrics
 from config.realtime.orm import warn_if_unavailable
 
 if TYPE_CHECKING:
@@ -27,6 +33,9 @@ _startup_hooks: list[StartupHook] = []
 _shutdown_hooks: list[ShutdownHook] = []
 _stopped_reports: list[StoppedReport] = []
 _controls: set[asyncio.Task[None]] = set()  # the handlers running now, cancelled by ``stop_controls``
+_running: dict[str, int] = {}  # method: its tasks running now
+_shedding: set[str] = set()  # methods past their bound since they last had no task running (logged once)
+CONTROL_TASKS_MAX = 1000
 
 
 def on_control(method: str, *, ordered: bool = False) -> Callable[[ControlHandler], ControlHandler]:
@@ -89,12 +98,44 @@ async def run_control(manager: "ChannelLayerManager", method: str, message: dict
     handler, ordered = _control_handlers.get(method, (None, False))
     if handler is None:
         return
-    if ordered:
+    if ordered:  # never shed here: its handler keeps the bound itself (``admitted``), failing closed
         await handler(manager, message)
         return
-    task = asyncio.get_running_loop().create_task(handler(manager, message), name=f"control {method}")
+    if admitted(method):
+        start_task(method, handler(manager, message))
+
+
+def admitted(method: str) -> bool:
+    """Whether one more task of ``method`` fits under ``CONTROL_TASKS_MAX``; if not, the refusal is
+    counted, and logged once until the method's tasks have all ended.
+
+    A method shed here is one whose periodic work catches up (``partner_bookings``: the relay
+    reconcile; ``presence``: the next heartbeat); an ordered one answers a refusal itself."""
+    if _running.get(method, 0) < CONTROL_TASKS_MAX:
+        return True
+    metrics.child(metrics.CONTROLS_SHED, method).inc()
+    if method not in _shedding:
+        _shedding.add(method)
+        logger.warning(
+            "control %s: %d handlers running (CONTROL_TASKS_MAX), the next are refused", method, CONTROL_TASKS_MAX
+        )
+    return False
+
+
+def start_task(method: str, work: Awaitable[None]) -> None:
+    """Run ``work`` as a control task of ``method`` (admitted first: ``admitted``), cancelled by a stop."""
+    task = asyncio.get_running_loop().create_task(work, name=f"control {method}")  # type: ignore[arg-type]
+    _running[method] = _running.get(method, 0) + 1
     _controls.add(task)
-    task.add_done_callback(_controls.discard)
+    task.add_done_callback(lambda done: _ended(method, done))
+
+
+def _ended(method: str, task: "asyncio.Task[None]") -> None:
+    _controls.discard(task)
+    _running[method] -= 1
+    if not _running[method]:
+        del _running[method]
+        _shedding.discard(method)
 
 
 async def stop_controls(within: float) -> None:

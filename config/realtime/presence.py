@@ -111,7 +111,12 @@ presence = Presence()
 
 
 async def presence_received(manager: ChannelLayerManager, message: dict[str, Any]) -> None:
-    """The ``presence`` control: another process's users."""
+    """The ``presence`` control: another process's users.
+
+    Not ``ordered``, yet applied in the order the heartbeats came, only because it never awaits: its
+    task runs to its end in its first step, and tasks start in the order of their messages
+    (``hooks.run_control``). An ``await`` here would let an older heartbeat overwrite a newer one.
+    """
     if message.get("host_id") != manager.host_id:
         presence.receive(message["host_id"], message.get("users") or {})
 

@@ -8,6 +8,7 @@ import threading
 import time
 
 import pytest
+from prometheus_client import REGISTRY
 
 import config.asgi  # noqa: F401 - the composition root registers the control handlers
 from bookings import events, relay
@@ -225,3 +226,46 @@ def test_a_burst_of_a_partners_controls_while_their_read_hangs_is_two_reads_not_
         await wait_until(lambda: not sio.environ, what="the socket's disconnect")
 
     run(scenario())
+
+
+def test_control_tasks_are_bounded_per_method(monkeypatch, caplog):
+    """Past ``CONTROL_TASKS_MAX`` running handlers of a method, the next are refused: counted each,
+    logged once until the method's tasks have all ended; an ordered handler is never refused here."""
+    monkeypatch.setattr(hooks, "_control_handlers", dict(hooks._control_handlers))
+    monkeypatch.setattr(hooks, "CONTROL_TASKS_MAX", 2)
+    release: list[asyncio.Event] = []
+    ran: list[str] = []
+
+    @hooks.on_control("test_bounded")
+    async def bounded(manager, message):
+        ran.append(message["n"])
+        await release[0].wait()
+
+    @hooks.on_control("test_bounded_ordered", ordered=True)
+    async def ordered(manager, message):
+        ran.append("ordered")
+
+    def shed() -> float:
+        return REGISTRY.get_sample_value("homeservices_controls_shed_total", {"method": "test_bounded"}) or 0.0
+
+    before = shed()
+
+    async def scenario():
+        release.append(asyncio.Event())
+        for n in range(5):
+            await hooks.run_control(None, "test_bounded", {"method": "test_bounded", "n": n})
+        await hooks.run_control(None, "test_bounded_ordered", {"method": "test_bounded_ordered"})
+        await asyncio.sleep(0)
+        assert ran == ["ordered", 0, 1] and hooks._running["test_bounded"] == 2
+        release[0].set()
+        await asyncio.wait_for(asyncio.gather(*hooks._controls), 5)
+        assert "test_bounded" not in hooks._running
+        await hooks.run_control(None, "test_bounded", {"method": "test_bounded", "n": 5})
+        await asyncio.wait_for(asyncio.gather(*hooks._controls), 5)
+
+    with caplog.at_level(logging.WARNING, logger="config.realtime.hooks"):
+        asyncio.run(asyncio.wait_for(scenario(), 10))
+    assert ran == ["ordered", 0, 1, 5]
+    assert shed() - before == 3
+    (record,) = [r for r in caplog.records if r.name == "config.realtime.hooks"]
+    assert record.getMessage() == "control test_bounded: 2 handlers running (CONTROL_TASKS_MAX), the next are refused"
