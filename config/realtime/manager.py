@@ -26,6 +26,7 @@ from socketio.async_pubsub_manager import AsyncPubSubManager
 
 from config import metrics
 from config.realtime import catalogue, hooks
+from config.realtime.holding import HoldsSockets
 from config.realtime.inbox import Inbox
 from config.realtime.lanes import Lane
 from config.realtime.orm import orm_in_flight
@@ -38,7 +39,7 @@ logger = logging.getLogger(__name__)
 OUTBOX_BATCH_MAX = 500  # messages per recovery-log pipeline
 
 
-class ChannelLayerManager(GracefulStop, ChannelLayerTransport, EmitsOnce, AsyncPubSubManager):
+class ChannelLayerManager(GracefulStop, ChannelLayerTransport, HoldsSockets, EmitsOnce, AsyncPubSubManager):
     name = "channels"
 
     def __init__(self, group: str | None = None, **kwargs: Any) -> None:
@@ -53,6 +54,7 @@ class ChannelLayerManager(GracefulStop, ChannelLayerTransport, EmitsOnce, AsyncP
         self._wanted: set[str] = set()
         self._inbox = Inbox()  # what the lanes' subscribers read, bounded (config/realtime/inbox.py)
         self.tasks: list[asyncio.Task[Any]] = []
+        self.held = {}  # sockets whose user's rights are being read: their emits wait (``holding``)
         self.validate_emits: bool = settings.EMIT_VALIDATION  # read once: every emit asks
         # Set when the process begins to stop: new connects are refused, /readyz answers 503.
         self.stopping = False
@@ -189,7 +191,8 @@ class ChannelLayerManager(GracefulStop, ChannelLayerTransport, EmitsOnce, AsyncP
 
     async def _handle_emit(self, message: dict[str, Any]) -> None:
         """Deliver with the event's offset as the last argument (``recovery``), through ``EmitsOnce``
-        unless it asks for acks or carries binary data (python-socketio's way)."""
+        unless it asks for acks or carries binary data (python-socketio's way); a socket held while its
+        user's rights are read gets its copy after them (``holding``)."""
         if self.validate_emits:
             for problem in catalogue.violations(message):
                 logger.error("an emitted payload breaks the event catalogue: %s", problem)
@@ -199,6 +202,9 @@ class ChannelLayerManager(GracefulStop, ChannelLayerTransport, EmitsOnce, AsyncP
             self.server.recovery.unlogged = True
         if message.get("offset"):
             message = {**message, "data": [*message["data"], message["offset"]]}
+        await self.deliver(message)
+
+    async def _deliver_now(self, message: dict[str, Any]) -> None:
         if message.get("callback") is None and not message.get("binary"):
             await self.emit_once(message)  # encoded and framed once, no task per recipient
         else:

@@ -1,8 +1,9 @@
 """When a socket's rights are read again: the ``access_changed`` control (a change announced)
 and the periodic recheck (one nobody announced, or whose announcement was lost).
 
-Both hand a fresh identity to the namespace (``config.realtime.rights.RoomRights.recheck``),
-which applies it: rights lost, rooms left, or the socket refused.
+Both hand a fresh identity to the namespace (``config.realtime.rights.RoomRights``), which
+applies it: rights lost, rooms left, or the socket refused. The control's sockets are held
+meanwhile (``config.realtime.holding``).
 """
 
 import asyncio
@@ -11,28 +12,122 @@ from typing import Any
 
 from django.conf import settings
 
-from config.realtime.identity import load_identities, load_identity, note_access_change, user_room
+from config.errors import DomainError, Forbidden, Unavailable
+from config.realtime import hooks
+from config.realtime.holding import HOLD_MAX
+from config.realtime.identity import identities, load_identities, note_access_change, user_room
 from config.realtime.manager import ChannelLayerManager
 from config.realtime.namespace import BaseNamespace
-from config.realtime.orm import db
+from config.realtime.orm import db, unavailable
 
 logger = logging.getLogger(__name__)
 
+# The most a user's sockets stay held for their recheck: the identity read (``identities``:
+# 5 s at most) and the rooms' (``prune_rooms``). Past it they are refused, as when unreadable.
+RECHECK_HOLD_SECONDS = 10.0
+
+
+class Rechecking:
+    """A user's rechecks under way and the sockets they hold: the last one to end releases them all."""
+
+    __slots__ = ("count", "sids")
+
+    def __init__(self) -> None:
+        self.count = 0
+        self.sids: set[str] = set()
+
+
+_rechecking: dict[int, Rechecking] = {}
+
 
 async def access_changed_received(manager: ChannelLayerManager, message: dict[str, Any]) -> None:
-    """A user's access changed (deactivated, demoted, suspended...): recheck their local sockets."""
+    """A user's access changed (deactivated, demoted, suspended...): recheck their local sockets.
+
+    Registered ``ordered`` (nothing sent after the change reaches a socket that lost the right),
+    and it waits on nothing, so that a database that does not answer holds no other room: the
+    user's sockets are held (``holding``: what is sent to them waits) and their identity is read
+    in a task, through the batched reader (a bulk suspension's thousand controls are one query).
+
+    Fail-closed: a user whose rights cannot be read (the database does not answer within
+    ``RECHECK_HOLD_SECONDS``, or ``hooks.CONTROL_TASKS_MAX`` rechecks are under way already) has
+    their sockets refused with ``UNAVAILABLE``: a right revoked is never kept because the database
+    was away. The client reconnects, and its connect reads the user again (``UNAVAILABLE`` until
+    the database answers); a control that was lost is caught by ``ACCESS_RECHECK_SECONDS``.
+    """
     user_id = int(message["user_id"])
     note_access_change(user_id)
-    namespaces = [
-        handler
-        for name, handler in manager.server.namespace_handlers.items()
-        if isinstance(handler, BaseNamespace) and any(True for _ in manager.get_participants(name, user_room(user_id)))
-    ]
-    if not namespaces:
+    sockets = _local_sockets(manager, user_id)
+    if not sockets:
         return
-    identity = await db(load_identity)(user_id)
-    for namespace in namespaces:
-        await namespace.recheck(user_id, identity)
+    if not hooks.admitted("access_changed"):
+        # Refused in a task all the same: a partner's disconnect writes to the database.
+        for _, sid in sockets:
+            manager.hold(sid)  # meanwhile nothing more reaches them
+        error = Unavailable("Too many access rechecks under way: your rights could not be read")
+        hooks.start_task("access_changed", _refuse(manager, sockets, error))
+        return
+    rechecking = _rechecking.setdefault(user_id, Rechecking())
+    rechecking.count += 1
+    for _, sid in sockets:
+        manager.hold(sid)
+        rechecking.sids.add(sid)
+    hooks.start_task("access_changed", _recheck(manager, user_id, rechecking))
+
+
+def _local_sockets(manager: ChannelLayerManager, user_id: int) -> list[tuple[BaseNamespace, str]]:
+    return [
+        (handler, sid)
+        for name, handler in manager.server.namespace_handlers.items()
+        if isinstance(handler, BaseNamespace)
+        for sid, _ in list(manager.get_participants(name, user_room(user_id)))
+    ]
+
+
+async def _recheck(manager: ChannelLayerManager, user_id: int, rechecking: Rechecking) -> None:
+    """Read the user (batched, bounded) and apply it to their sockets; the last recheck under way
+    releases them: what waited goes on, to the rooms they are still in. A socket whose right went
+    is refused at once, one the database could not answer for too."""
+    lost: dict[str, DomainError] = {}  # sid: why it is refused
+    try:
+        identity = await asyncio.wait_for(identities.get(user_id), RECHECK_HOLD_SECONDS)
+        sockets = _local_sockets(manager, user_id)
+        lost = await asyncio.wait_for(_apply(sockets, identity), RECHECK_HOLD_SECONDS)
+    except Exception as exc:
+        if unavailable(exc) or isinstance(exc, TimeoutError):
+            logger.warning("access_changed: user %s's rights could not be read (%r): sockets refused", user_id, exc)
+        else:
+            logger.exception("access recheck of user %s failed: their sockets refused", user_id)
+        lost = dict.fromkeys(rechecking.sids, Unavailable("Your rights could not be read; reconnect with backoff"))
+    finally:
+        rechecking.count -= 1
+        last = not rechecking.count
+        if last:
+            del _rechecking[user_id]
+    released = {sid: manager.release(sid) for sid in (rechecking.sids if last else lost)}
+    for namespace, sid in _local_sockets(manager, user_id):
+        entry = released.get(sid)
+        if sid in lost:  # released first: its error is not held
+            await namespace.refuse(sid, lost[sid])
+        elif entry is not None and entry.overflowed:
+            await namespace.refuse(sid, Unavailable(f"More than {HOLD_MAX} events waited for your rights' recheck"))
+        elif entry is not None:
+            await manager.deliver_held(sid, entry)
+
+
+async def _apply(sockets: list[tuple[BaseNamespace, str]], identity: dict[str, Any] | None) -> dict[str, DomainError]:
+    """Apply ``identity`` to each socket: the refused ones, with why (their rooms are left by the disconnect)."""
+    lost: dict[str, DomainError] = {}
+    for namespace, sid in sockets:
+        reason = await namespace.apply_identity(sid, identity)
+        if reason is not None:
+            lost[sid] = Forbidden(reason)
+    return lost
+
+
+async def _refuse(manager: ChannelLayerManager, sockets: list[tuple[BaseNamespace, str]], error: DomainError) -> None:
+    for namespace, sid in sockets:
+        manager.release(sid)  # what waited is not theirs any more; the error is not held
+        await namespace.refuse(sid, error)
 
 
 RECHECK_BATCH = 500  # users read per query by the periodic recheck

@@ -9,7 +9,7 @@ longer use the namespace. Mixed into ``BaseNamespace``, whose ``_session_for`` i
 
 from typing import Any
 
-from config.errors import Forbidden
+from config.errors import DomainError, Forbidden
 from config.realtime.emit import emit_now
 from config.realtime.identity import Session, user_room
 from config.realtime.orm import db
@@ -62,15 +62,22 @@ class RoomRights:
 
     async def _apply_identity(self, sid: str, identity: dict[str, Any] | None) -> None:
         """The socket's session follows ``identity``: rights lost, rooms left, or the socket refused."""
+        reason = await self.apply_identity(sid, identity)
+        if reason is not None:
+            await self._revoke(sid, reason)
+
+    async def apply_identity(self, sid: str, identity: dict[str, Any] | None) -> str | None:
+        """The socket's session follows ``identity`` and it leaves the rooms it lost; or, when it may
+        no longer use the namespace, why (the caller refuses it: ``refuse``)."""
         session = await self.server.manager.session_of(sid, self.namespace_name)
         if session is None:
-            return
+            return None
         try:
             session.update(self._session_for(identity))
         except Forbidden as exc:
-            await self._revoke(sid, exc.message)
-            return
+            return exc.message
         await self.prune_rooms(sid, session)
+        return None
 
     def stale_users(self, sessions: list[Session], identities: dict[int, dict[str, Any]]) -> set[int]:
         """Users whose sockets hold other rights than their identity grants now (the periodic recheck)."""
@@ -86,6 +93,10 @@ class RoomRights:
         return stale
 
     async def _revoke(self, sid: str, reason: str) -> None:
-        payload = {"code": Forbidden.code, "message": reason, "event": None}
+        await self.refuse(sid, Forbidden(reason))
+
+    async def refuse(self, sid: str, error: DomainError) -> None:
+        """One ``error`` (``event: None``: no event of the client's caused it), then the disconnect."""
+        payload = {**error.as_dict(), "event": None}
         await emit_now("error", payload, namespace=self.namespace_name, room=sid, local=True)
         await self.disconnect(sid)
