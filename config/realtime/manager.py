@@ -202,7 +202,9 @@ class ChannelLayerManager(GracefulStop, ChannelLayerTransport, HoldsSockets, Emi
             self.server.recovery.unlogged = True
         if message.get("offset"):
             message = {**message, "data": [*message["data"], message["offset"]]}
-        await self.deliver(message)
+        if self.held:  # a user's rights are being read: their sockets' copies wait (``holding``)
+            message = self.set_aside(message)
+        await self._deliver_now(message)
 
     async def _deliver_now(self, message: dict[str, Any]) -> None:
         if message.get("callback") is None and not message.get("binary"):

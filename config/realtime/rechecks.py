@@ -13,8 +13,7 @@ from typing import Any
 from django.conf import settings
 
 from config.errors import DomainError, Forbidden, Unavailable
-from config.realtime import hooks
-from config.realtime.holding import HOLD_MAX
+from config.realtime import holding, hooks
 from config.realtime.identity import identities, load_identities, note_access_change, user_room
 from config.realtime.manager import ChannelLayerManager
 from config.realtime.namespace import BaseNamespace
@@ -64,7 +63,7 @@ async def access_changed_received(manager: ChannelLayerManager, message: dict[st
         for _, sid in sockets:
             manager.hold(sid)  # meanwhile nothing more reaches them
         error = Unavailable("Too many access rechecks under way: your rights could not be read")
-        hooks.start_task("access_changed", _refuse(manager, sockets, error))
+        hooks.start_task("access_changed", _refuse(manager, sockets, {sid: error for _, sid in sockets}))
         return
     rechecking = _rechecking.setdefault(user_id, Rechecking())
     rechecking.count += 1
@@ -97,21 +96,21 @@ async def _recheck(manager: ChannelLayerManager, user_id: int, rechecking: Reche
             logger.warning("access_changed: user %s's rights could not be read (%r): sockets refused", user_id, exc)
         else:
             logger.exception("access recheck of user %s failed: their sockets refused", user_id)
-        lost = dict.fromkeys(rechecking.sids, Unavailable("Your rights could not be read; reconnect with backoff"))
+        unread = Unavailable("Your rights could not be read; reconnect with backoff")
+        lost = {sid: unread for _, sid in _local_sockets(manager, user_id)}
     finally:
         rechecking.count -= 1
         last = not rechecking.count
         if last:
             del _rechecking[user_id]
-    released = {sid: manager.release(sid) for sid in (rechecking.sids if last else lost)}
-    for namespace, sid in _local_sockets(manager, user_id):
-        entry = released.get(sid)
-        if sid in lost:  # released first: its error is not held
-            await namespace.refuse(sid, lost[sid])
-        elif entry is not None and entry.overflowed:
-            await namespace.refuse(sid, Unavailable(f"More than {HOLD_MAX} events waited for your rights' recheck"))
-        elif entry is not None:
-            await manager.deliver_held(sid, entry)
+    kept = [(namespace, sid) for namespace, sid in _local_sockets(manager, user_id) if sid not in lost]
+    for namespace, sid in kept if last else ():  # what waited goes first, then what comes next
+        if not await manager.drain(sid):
+            too_many = f"More than {holding.HOLD_MAX} events waited for your rights' recheck"
+            await namespace.refuse(sid, Unavailable(too_many))
+    await _refuse(manager, [(ns, sid) for ns, sid in _local_sockets(manager, user_id) if sid in lost], lost)
+    for sid in rechecking.sids if last else ():
+        manager.release(sid)  # the sockets gone meanwhile
 
 
 async def _apply(sockets: list[tuple[BaseNamespace, str]], identity: dict[str, Any] | None) -> dict[str, DomainError]:
@@ -124,10 +123,14 @@ async def _apply(sockets: list[tuple[BaseNamespace, str]], identity: dict[str, A
     return lost
 
 
-async def _refuse(manager: ChannelLayerManager, sockets: list[tuple[BaseNamespace, str]], error: DomainError) -> None:
+async def _refuse(
+    manager: ChannelLayerManager, sockets: list[tuple[BaseNamespace, str]], errors: dict[str, DomainError]
+) -> None:
+    """Refuse each socket with its error: its hold ends first (what waited is not its any more, and
+    its error must not wait); a partner's disconnect writes to the database, hence last."""
     for namespace, sid in sockets:
-        manager.release(sid)  # what waited is not theirs any more; the error is not held
-        await namespace.refuse(sid, error)
+        manager.release(sid)
+        await namespace.refuse(sid, errors[sid])
 
 
 RECHECK_BATCH = 500  # users read per query by the periodic recheck

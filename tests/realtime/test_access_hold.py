@@ -14,7 +14,7 @@ from django.contrib.auth import get_user_model
 import config.asgi  # noqa: F401 - the composition root registers the control handlers
 from bookings.models import BookingStatus as S
 from config import rooms
-from config.realtime import hooks, rechecks
+from config.realtime import holding, hooks, rechecks
 from config.realtime import identity as identity_module
 from config.realtime.server import sio
 from tests.factories import BookingFactory, StaffFactory, UserFactory
@@ -167,5 +167,37 @@ def test_an_access_change_past_the_bound_refuses_the_users_sockets(live_server_u
         assert err["code"] == "UNAVAILABLE" and "Too many access rechecks" in err["message"], err
         await wait_until(lambda: not c.sio.connected, 5, "the socket to be refused")
         await wait_until(lambda: not sio.environ, what="the socket's disconnect")
+
+    run(scenario())
+
+
+def test_a_socket_for_which_too_much_waited_is_refused_at_release(
+    live_server_url, customer, partner, service, identity_reads, monkeypatch
+):
+    """What waits for a held socket is bounded (``HOLD_MAX``): past it the copies are dropped, not
+    kept, and at release the socket is refused ``UNAVAILABLE`` (its client connects anew)."""
+    _, hang, held = identity_reads
+    monkeypatch.setattr(holding, "HOLD_MAX", 2)
+    booking = BookingFactory(customer=customer, partner=partner, service=service, status=S.PARTNER_EN_ROUTE)
+
+    async def scenario():
+        c = await Client(live_server_url, rooms.CUSTOMER).connect(token_for(customer))
+        assert (await c.call("booking:track", str(booking.pk)))["ok"] is True
+        p = await Client(live_server_url, rooms.PARTNER).connect(token_for(partner.user))
+        hang.set()
+        dispatch(control(customer))
+        sid = c.sio.get_sid(rooms.CUSTOMER)
+        await wait_until(lambda: sid in sio.manager.held, 5, "the customer's socket held")
+        for step in range(3):
+            assert (await p.call("location:update", {**HERE, "latitude": 28.62 + step / 1000}))["relayed"] == 1
+        assert sio.manager.held[sid].overflowed and not sio.manager.held[sid].messages
+        held.set()
+        (err,) = await c.wait_for("error", timeout=8)
+        assert err["code"] == "UNAVAILABLE" and "waited" in err["message"], err
+        await wait_until(lambda: not c.sio.connected, 5, "the socket to be refused")
+        assert not c.events.get("partner:location_update")
+        await rechecks_done()
+        await p.close()
+        await wait_until(lambda: not sio.environ, what="the sockets' disconnects")
 
     run(scenario())
