@@ -14,7 +14,7 @@ from django.contrib.auth import get_user_model
 import config.asgi  # noqa: F401 - the composition root registers the control handlers
 from bookings.models import BookingStatus as S
 from config import rooms
-from config.realtime import holding, hooks, rechecks
+from config.realtime import hooks, rechecks
 from config.realtime import identity as identity_module
 from config.realtime.server import sio
 from tests.factories import BookingFactory, StaffFactory, UserFactory
@@ -177,7 +177,7 @@ def test_a_socket_for_which_too_much_waited_is_refused_at_release(
     """What waits for a held socket is bounded (``HOLD_MAX``): past it the copies are dropped, not
     kept, and at release the socket is refused ``UNAVAILABLE`` (its client connects anew)."""
     _, hang, held = identity_reads
-    monkeypatch.setattr(holding, "HOLD_MAX", 2)
+    monkeypatch.setattr("config.realtime.holding.HOLD_MAX", 2)
     booking = BookingFactory(customer=customer, partner=partner, service=service, status=S.PARTNER_EN_ROUTE)
 
     async def scenario():
