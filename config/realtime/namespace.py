@@ -142,7 +142,7 @@ class BaseNamespace(TokenLifetime, RoomRights, socketio.AsyncNamespace):
             # A refusal (python-socketio leaves the rooms) or a cancel (CONNECT_TIMEOUT, a stopping process): undone.
             # A cancelled connect's socket stays connected to python-socketio: its disconnect must not count again.
             self._forget_expiry(sid)
-            presence.refuse(self.namespace_name, user_id)
+            presence.remove(self.namespace_name, user_id)
             session.pop("uid", None)
             raise
 

@@ -9,8 +9,9 @@ process that stops gracefully withdraws its list at once.
 Apps that keep their own record of who is online (partners are dispatchable
 while ``online_until`` is ahead) register a *keeper* per namespace
 (:func:`keep_online`): called with the users seen online on each heartbeat, with
-new users within a second, with the user of a connect refused after their online write as
-offline within a second, and with everyone as offline when the process stops.
+new users within a second, with the users whose last socket here went (a disconnect, a
+connect refused after it counted) as offline within a second, all of that moment in one
+call, and with everyone as offline when the process stops.
 """
 
 import asyncio
@@ -23,7 +24,7 @@ from typing import Any
 from django.conf import settings
 
 from config.realtime.manager import ChannelLayerManager
-from config.realtime.orm import db
+from config.realtime.orm import db, unavailable
 
 logger = logging.getLogger(__name__)
 
@@ -47,9 +48,11 @@ class Presence:
         # Users who connected since the last write, per kept namespace: recorded within
         # a second, in one call, rather than one write per connect.
         self.new: dict[str, set[int]] = defaultdict(set)
-        # Users a refused connect had counted after their online write went out: recorded offline
-        # at the next write (the app's disconnect hook, which does it for a socket that goes, never runs).
-        self.refused: dict[str, set[int]] = defaultdict(set)
+        # Users whose last socket here went (a disconnect, a refused connect): recorded offline at the
+        # next write, in one call (a sweep of a thousand ping timeouts is one write, not a thousand).
+        # A user back before it is taken out (``add``); one back while it is written is in ``new``,
+        # written online after it: the last thing that happened to them is what the database keeps.
+        self.offline: dict[str, set[int]] = defaultdict(set)
 
     def add(self, namespace: str, user_id: int) -> bool:
         """Count a socket; ``True`` when it is the user's first here."""
@@ -57,27 +60,23 @@ class Presence:
         counter[user_id] += 1
         if namespace in _keepers and counter[user_id] == 1:
             self.new[namespace].add(user_id)
-            self.refused[namespace].discard(user_id)
+            self.offline[namespace].discard(user_id)
         return counter[user_id] == 1
 
     def remove(self, namespace: str, user_id: int) -> bool:
-        """Forget a socket; ``True`` when it was the user's last here."""
+        """Forget a socket (its disconnect, or a connect refused after it counted); ``True`` when it
+        was the user's last here, who is then recorded offline at the next write."""
         counter = self.local[namespace]
         counter[user_id] -= 1
         if counter[user_id] <= 0:
             del counter[user_id]
-            # Gone before the next write (a connect refused after it counted): not recorded online.
-            self.new[namespace].discard(user_id)
+            if namespace in _keepers:
+                # Even when their online write has not gone out: the database may hold them online from
+                # an earlier socket (gone and back within the second). One more id in a batched write.
+                self.new[namespace].discard(user_id)
+                self.offline[namespace].add(user_id)
             return True
         return False
-
-    def refuse(self, namespace: str, user_id: int) -> None:
-        """Undo ``add`` for a connect refused after it counted: when that was the user's only socket
-        here and its online write went out meanwhile (a part's read waited on the database), the
-        next write records them offline."""
-        pending = user_id in self.new[namespace]
-        if self.remove(namespace, user_id) and namespace in _keepers and not pending:
-            self.refused[namespace].add(user_id)
 
     def online(self, namespace: str) -> set[int]:
         now = time.monotonic()
@@ -119,6 +118,7 @@ async def presence_received(manager: ChannelLayerManager, message: dict[str, Any
 async def heartbeat(manager: ChannelLayerManager) -> None:
     """Every second: newly connected users; every heartbeat: everyone, and the cluster list."""
     next_beat = 0.0
+    failing = False  # a database down is one warning, not one a second
     while True:
         try:
             now = time.monotonic()
@@ -128,18 +128,24 @@ async def heartbeat(manager: ChannelLayerManager) -> None:
                 presence.new[namespace].clear()
                 if fresh:
                     await db(keeper)(fresh, True)
-                # Let go once written: a failed write (the database that refused their connect) is
-                # tried again next time, where a lost one left them online until PRESENCE_TTL.
-                if refused := list(presence.refused[namespace]):
-                    await db(keeper)(refused, False)
-                    presence.refused[namespace].difference_update(refused)  # those refused meanwhile stay
+                # After the online write: a user gone while it ran ends offline. Let go once written: a
+                # failed write (the database that refused their connect) is tried again next time,
+                # where a lost one left them online until PRESENCE_TTL.
+                if gone := list(presence.offline[namespace]):
+                    await db(keeper)(gone, False)
+                    presence.offline[namespace].difference_update(gone)  # those gone meanwhile stay
             if beat:
                 next_beat = now + settings.PRESENCE_HEARTBEAT
                 await manager.dispatch({"method": "presence", "users": presence.snapshot()})
+            failing = False
         except asyncio.CancelledError:
             raise
-        except Exception:
-            logger.exception("presence heartbeat failed")
+        except Exception as exc:
+            if not unavailable(exc):
+                logger.exception("presence heartbeat failed")
+            elif not failing:
+                logger.warning("presence: database unavailable (%s); its writes are tried again each second", exc)
+            failing = unavailable(exc)
         await asyncio.sleep(min(1.0, settings.PRESENCE_HEARTBEAT))
 
 
@@ -152,7 +158,7 @@ async def withdraw(manager: ChannelLayerManager) -> None:
     await manager.dispatch({"method": "presence", "users": {}})
     for namespace, keeper in _keepers.items():
         users = _unwithdrawn[namespace]
-        users.update(presence.local[namespace], presence.refused.pop(namespace, ()))
+        users.update(presence.local[namespace], presence.offline.pop(namespace, ()))
         if users:
             await db(keeper)(list(users), False)
             users.clear()
