@@ -133,7 +133,8 @@ async def _relay_after_move(namespace: BaseNamespace, partner_id: int) -> None:
     control its commit sent, else the periodic reconcile (``RELAY_RECONCILE_INTERVAL``), reads the
     list again."""
     try:
-        await relay.refresh_relay(namespace.server.manager, partner_id)
+        # Taken after the commit: the control it sent, back on this process, finds this read and skips its own.
+        await relay.refresh_relay(namespace.server.manager, partner_id, after=relay.read_mark())
     except Exception as exc:
         if not unavailable(exc):
             raise
