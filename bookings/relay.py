@@ -14,13 +14,14 @@ keeps an older read from landing after a newer one.
 A partner's move is read once on the process that made it: each read is numbered when it
 starts (``_reads``, per process) and each socket's session keeps the number of the read it
 holds (``relay_read``); the control carries the number this process had reached at its commit,
-so a refresh (the move's, or its control coming back to this process) that finds every local
-socket holding a read numbered after it has nothing to add. On another process the number
-means nothing: the control reads there.
+and the move's own refresh waits for the same number (``marking_commits``), so whichever of the
+two comes second, finding every local socket holding a read numbered after it, has nothing to
+add. On another process the number means nothing: the control reads there.
 """
 
 import asyncio
 import contextlib
+import contextvars
 import itertools
 import weakref
 from typing import Any
@@ -126,9 +127,30 @@ _control_waiting: set[int] = set()
 _reads = itertools.count(1)
 
 
+# The marks of the controls the commits of a move sent (``marking_commits``).
+_commit_marks: contextvars.ContextVar[list[int] | None] = contextvars.ContextVar("relay_commit_marks", default=None)
+
+
 def read_mark() -> int:
     """A number every relay read of this process that starts from now on is above (any thread)."""
     return next(_reads)
+
+
+def marking_commits() -> list[int]:
+    """The list that the ``read_mark`` of each ``partner_bookings`` control committed from here on in
+    this task is added to: a ``db`` call runs in a copy of the caller's context, which shares the list,
+    and ``on_commit`` runs on the committing thread. The caller's refresh then waits for a read
+    numbered after the mark its control carries, and the control for the same read."""
+    marks: list[int] = []
+    _commit_marks.set(marks)
+    return marks
+
+
+def _committed() -> dict[str, int]:
+    mark = read_mark()
+    if (marks := _commit_marks.get()) is not None:
+        marks.append(mark)
+    return {"read_mark": mark}
 
 
 async def refresh_relay(manager: Any, partner_id: int, *, control: bool = False, after: int | None = None) -> None:
@@ -202,7 +224,7 @@ def _partner_rooms(manager: Any) -> list[str]:
 def partner_bookings_changed(*, partner_id: Any) -> None:
     """Tell every process to re-read the partner's relay list (after commit, like every emit), with
     this process's ``read_mark`` at the commit."""
-    control("partner_bookings", user_id=str(partner_id), at_commit=lambda: {"read_mark": read_mark()})
+    control("partner_bookings", user_id=str(partner_id), at_commit=_committed)
 
 
 async def partner_bookings_received(manager: ChannelLayerManager, message: dict[str, Any]) -> None:

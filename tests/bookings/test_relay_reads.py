@@ -6,10 +6,11 @@ import asyncio
 
 import pytest
 
+from bookings import sockets as bookings_sockets
 from config.realtime import hooks
 from config.realtime.server import sio
 from tests.factories import book
-from tests.live import Client, queries_of_every_thread, run, token_for, wait_until
+from tests.live import Client, eventually, queries_of_every_thread, run, token_for, wait_until
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -32,8 +33,23 @@ def controls_handled(monkeypatch) -> list[dict]:
     return handled
 
 
-def test_a_move_reads_the_relay_list_once_on_its_process(live_server_url, customer, partner, service, controls_handled):
+@pytest.mark.parametrize("first", ["the move", "its control"])
+def test_a_move_reads_the_relay_list_once_on_its_process(
+    live_server_url, customer, partner, service, controls_handled, monkeypatch, first
+):
+    """Whichever of the move's refresh and its control's takes the partner's lock first reads; the
+    other finds that read. ``its control``: the move's DB thread returns only once the control was
+    handled (a busy loop or a slow pool return can order them so)."""
     booking = book(customer, service)
+    if first == "its control":
+        accept = bookings_sockets._accept
+
+        def accept_then_wait(session, booking_id):
+            accepted = accept(session, booking_id)
+            eventually(lambda: controls_handled, what="the accept's control handled before the move's refresh")
+            return accepted
+
+        monkeypatch.setattr(bookings_sockets, "_accept", accept_then_wait)
 
     async def scenario():
         p = await Client(live_server_url, "/partner").connect(token_for(partner.user))
