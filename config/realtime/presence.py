@@ -10,8 +10,8 @@ Apps that keep their own record of who is online (partners are dispatchable
 while ``online_until`` is ahead) register a *keeper* per namespace
 (:func:`keep_online`): called with the users seen online on each heartbeat, with
 new users within a second, with the users whose last socket here went (a disconnect, a
-connect refused after it counted) as offline within a second, all of that moment in one
-call, and with everyone as offline when the process stops.
+connect refused after it counted) as offline at once, those of the same moment (``OFFLINE_GATHER``)
+in one call, and with everyone as offline when the process stops.
 """
 
 import asyncio
@@ -29,6 +29,9 @@ from config.realtime.orm import db, unavailable
 logger = logging.getLogger(__name__)
 
 
+# How long the first user gone waits for others before their offline write: the disconnects of a
+# sweep of ping timeouts (``waits.SweptTimeouts``, one socket after another) go in a few writes.
+OFFLINE_GATHER = 0.05
 # namespace -> a sync function(user_ids, online) run in a DB thread.
 Keeper = Callable[[list[int], bool], None]
 _keepers: dict[str, Keeper] = {}
@@ -49,10 +52,14 @@ class Presence:
         # a second, in one call, rather than one write per connect.
         self.new: dict[str, set[int]] = defaultdict(set)
         # Users whose last socket here went (a disconnect, a refused connect): recorded offline at the
-        # next write, in one call (a sweep of a thousand ping timeouts is one write, not a thousand).
+        # next write, with the others of that moment (a sweep of a thousand ping timeouts: a few writes,
+        # not a thousand).
         # A user back before it is taken out (``add``); one back while it is written is in ``new``,
         # written online after it: the last thing that happened to them is what the database keeps.
         self.offline: dict[str, set[int]] = defaultdict(set)
+        # Wakes the heartbeat's loop (``heartbeat``): a partner gone stops being offered jobs at once,
+        # not up to a second later.
+        self.wake: Callable[[], None] | None = None
 
     def add(self, namespace: str, user_id: int) -> bool:
         """Count a socket; ``True`` when it is the user's first here."""
@@ -75,6 +82,8 @@ class Presence:
                 # an earlier socket (gone and back within the second). One more id in a batched write.
                 self.new[namespace].discard(user_id)
                 self.offline[namespace].add(user_id)
+                if self.wake is not None:
+                    self.wake()
             return True
         return False
 
@@ -116,10 +125,14 @@ async def presence_received(manager: ChannelLayerManager, message: dict[str, Any
 
 
 async def heartbeat(manager: ChannelLayerManager) -> None:
-    """Every second: newly connected users; every heartbeat: everyone, and the cluster list."""
+    """Every second: newly connected users; every heartbeat: everyone, and the cluster list; users
+    gone, within ``OFFLINE_GATHER`` of the first of them."""
     next_beat = 0.0
     failing = False  # a database down is one warning, not one a second
+    woken = asyncio.Event()
+    presence.wake = woken.set
     while True:
+        woken.clear()  # before the writes: a user gone while they run wakes the next round
         try:
             now = time.monotonic()
             beat = now >= next_beat
@@ -146,7 +159,11 @@ async def heartbeat(manager: ChannelLayerManager) -> None:
             elif not failing:
                 logger.warning("presence: database unavailable (%s); its writes are tried again each second", exc)
             failing = unavailable(exc)
-        await asyncio.sleep(min(1.0, settings.PRESENCE_HEARTBEAT))
+        try:
+            await asyncio.wait_for(woken.wait(), min(1.0, settings.PRESENCE_HEARTBEAT))
+        except TimeoutError:
+            continue
+        await asyncio.sleep(OFFLINE_GATHER)  # the rest of a sweep's disconnects, handled in turn, join the write
 
 
 async def withdraw(manager: ChannelLayerManager) -> None:
