@@ -10,10 +10,19 @@ partner's lock, after the socket joined its user room: on connect, on every
 ``partner_bookings`` control (sent after a booking of theirs changes), and by a
 periodic reconcile. A read that starts after a commit sees it, and the lock
 keeps an older read from landing after a newer one.
+
+A partner's move is read once on the process that made it: each read is numbered when it
+starts (``_reads``, per process) and each socket's session keeps the number of the read it
+holds (``relay_read``); the control carries the number this process had reached at its commit,
+and the move's own refresh waits for the same number (``marking_commits``), so whichever of the
+two comes second, finding every local socket holding a read numbered after it, has nothing to
+add. On another process the number means nothing: the control reads there.
 """
 
 import asyncio
 import contextlib
+import contextvars
+import itertools
 import weakref
 from typing import Any
 
@@ -114,16 +123,47 @@ def _local_sids(manager: Any, partner_id: int) -> list[str]:
 
 # Partners with a control's refresh waiting for their lock (``partner_bookings_received``).
 _control_waiting: set[int] = set()
+# This process's relay reads, numbered as they start; a commit notes the number reached (``read_mark``).
+_reads = itertools.count(1)
 
 
-async def refresh_relay(manager: Any, partner_id: int, *, control: bool = False) -> None:
+# The marks of the controls the commits of a move sent (``marking_commits``).
+_commit_marks: contextvars.ContextVar[list[int] | None] = contextvars.ContextVar("relay_commit_marks", default=None)
+
+
+def read_mark() -> int:
+    """A number every relay read of this process that starts from now on is above (any thread)."""
+    return next(_reads)
+
+
+def marking_commits() -> list[int]:
+    """The list that the ``read_mark`` of each ``partner_bookings`` control committed from here on in
+    this task is added to: a ``db`` call runs in a copy of the caller's context, which shares the list,
+    and ``on_commit`` runs on the committing thread. The caller's refresh then waits for a read
+    numbered after the mark its control carries, and the control for the same read."""
+    marks: list[int] = []
+    _commit_marks.set(marks)
+    return marks
+
+
+def _committed() -> dict[str, int]:
+    mark = read_mark()
+    if (marks := _commit_marks.get()) is not None:
+        marks.append(mark)
+    return {"read_mark": mark}
+
+
+async def refresh_relay(manager: Any, partner_id: int, *, control: bool = False, after: int | None = None) -> None:
     """Re-read the partner's active bookings into the sessions of their sockets on this process.
 
     ``control``: a control message's, which nobody waits for. One of those already waiting for the
     partner's lock reads after this caller's commit too: this one adds nothing and returns. Each
     control runs as a task of its own (``hooks.run_control``): while the database hangs, a burst of
     a partner's controls was a task each, queued on the lock, each waiting its read's timeout in
-    turn; now at most two a partner, the one reading and the one waiting."""
+    turn; now at most two a partner, the one reading and the one waiting.
+
+    ``after``: a ``read_mark`` taken after the caller's commit; when every local socket of the
+    partner holds a list read after it, that read saw the commit and none is made."""
     if not _local_sids(manager, partner_id):
         return
     waiting = control and partner_id not in _control_waiting
@@ -136,19 +176,31 @@ async def refresh_relay(manager: Any, partner_id: int, *, control: bool = False)
             if waiting:
                 _control_waiting.discard(partner_id)  # from here on a newer control's read would be after this one
                 waiting = False
+            if after is not None and await _read_after(manager, partner_id, after):
+                return
             # Under the lock, the read is asked for after the caller's commit: it sees it, batched or not.
+            started = read_mark()
             targets = await _targets.get(partner_id) or []
-            await _apply(manager, partner_id, targets)
+            await _apply(manager, partner_id, targets, started)
     finally:
         if waiting:  # cancelled while it waited for the lock
             _control_waiting.discard(partner_id)
 
 
-async def _apply(manager: Any, partner_id: int, targets: list[RelayTarget]) -> None:
+async def _apply(manager: Any, partner_id: int, targets: list[RelayTarget], started: int) -> None:
     for sid in _local_sids(manager, partner_id):
         session = await manager.session_of(sid, rooms.PARTNER)
         if session is not None:
-            session["bookings"] = targets
+            session["bookings"], session["relay_read"] = targets, started
+
+
+async def _read_after(manager: Any, partner_id: int, mark: int) -> bool:
+    """Whether every local socket of the partner holds a relay list read that started after ``mark``."""
+    for sid in _local_sids(manager, partner_id):
+        session = await manager.session_of(sid, rooms.PARTNER)
+        if session is not None and session.get("relay_read", 0) <= mark:
+            return False
+    return True
 
 
 async def reconcile_relays(manager: Any) -> None:
@@ -159,9 +211,10 @@ async def reconcile_relays(manager: Any) -> None:
         async with contextlib.AsyncExitStack() as stack:
             for partner_id in batch:
                 await stack.enter_async_context(_relay_lock(partner_id))
+            started = read_mark()
             lists = await db(relay_targets_of)(partner_ids=batch)
             for partner_id in batch:
-                await _apply(manager, partner_id, lists.get(partner_id, []))
+                await _apply(manager, partner_id, lists.get(partner_id, []), started)
 
 
 def _partner_rooms(manager: Any) -> list[str]:
@@ -169,13 +222,18 @@ def _partner_rooms(manager: Any) -> list[str]:
 
 
 def partner_bookings_changed(*, partner_id: Any) -> None:
-    """Tell every process to re-read the partner's relay list (after commit, like every emit)."""
-    control("partner_bookings", user_id=str(partner_id))
+    """Tell every process to re-read the partner's relay list (after commit, like every emit), with
+    this process's ``read_mark`` at the commit."""
+    control("partner_bookings", user_id=str(partner_id), at_commit=_committed)
 
 
 async def partner_bookings_received(manager: ChannelLayerManager, message: dict[str, Any]) -> None:
-    """A partner's bookings changed: refresh the relay list of their local sockets."""
-    await refresh_relay(manager, int(message["user_id"]), control=True)
+    """A partner's bookings changed: refresh the relay list of their local sockets, unless the commit
+    was this process's and each of them holds a list read since (the move's own refresh)."""
+    mark = message.get("read_mark")
+    if not isinstance(mark, int) or message.get("host_id") != manager.host_id:
+        mark = None  # another process's numbering (or none): read
+    await refresh_relay(manager, int(message["user_id"]), control=True, after=mark)
 
 
 async def reconcile_forever(manager: ChannelLayerManager) -> None:

@@ -125,15 +125,18 @@ def _status(session: Session, data: dict[str, Any]) -> dict[str, Any]:
 partner_jobs = Part()
 
 
-async def _relay_after_move(namespace: BaseNamespace, partner_id: int) -> None:
+async def _relay_after_move(namespace: BaseNamespace, partner_id: int, marks: list[int]) -> None:
     """The relay list read again after the partner's move committed: the ack promises it, so the
     next ``location:update`` reaches the customer. A read not answered (a stopping process, the
     database gone since the commit) does not turn the committed move into an error, which the
     client would retry into ``INVALID_TRANSITION``: the move is acked, and the ``partner_bookings``
     control its commit sent, else the periodic reconcile (``RELAY_RECONCILE_INTERVAL``), reads the
     list again."""
+    # The mark its commit's control carries (``relay.marking_commits``): the first of the two refreshes to
+    # take the partner's lock reads, the other finds that read; none sent, a mark taken after the commit.
+    after = max(marks) if marks else relay.read_mark()
     try:
-        await relay.refresh_relay(namespace.server.manager, partner_id)
+        await relay.refresh_relay(namespace.server.manager, partner_id, after=after)
     except Exception as exc:
         if not warn_if_unavailable(logger, f"partner {partner_id}'s relay list after their move (reconcile will)", exc):
             raise
@@ -154,8 +157,9 @@ async def _relay_list(namespace: BaseNamespace, sid: str, session: Session) -> N
 async def accept(namespace: BaseNamespace, sid: str, payload: Any) -> dict[str, Any]:
     booking_id = selectors.booking_id_from(payload)
     session = await namespace.get_session(sid)
+    marks = relay.marking_commits()
     booking = await db(_accept)(session, booking_id)
-    await _relay_after_move(namespace, session["uid"])
+    await _relay_after_move(namespace, session["uid"], marks)
     return {"booking": booking}
 
 
@@ -182,8 +186,9 @@ async def status_update(namespace: BaseNamespace, sid: str, payload: Any) -> dic
     # A move is judged on the partner's freshest position (the far arrival, bookings.arrival reads
     # their row): what this process buffered is written first (nothing when nothing is buffered).
     await locations.flush(session["uid"])
+    marks = relay.marking_commits()
     booking = await db(_status)(session, data)
-    await _relay_after_move(namespace, session["uid"])
+    await _relay_after_move(namespace, session["uid"], marks)
     return {"booking": booking}
 
 

@@ -47,19 +47,20 @@ async def _newest_fix(namespace: BaseNamespace, sid: str, session: Session) -> N
 
 @partner.on_disconnected
 async def _gone(namespace: BaseNamespace, sid: str, session: Session) -> None:
+    """The partner's buffered position written, and forgotten with their last socket here. Their
+    offline write is presence's (``presence.remove`` queued it, in one write with every partner
+    gone that second: a sweep of ping timeouts is not a write each), and it waits for no other
+    socket of theirs here (the queue holds only those who have none)."""
     uid = session["uid"]
-    # A stopping process writes every buffer and records everyone offline in its shutdown hooks,
-    # run again once the sockets closed (``tracking.flush_on_stop``, ``presence.withdraw``): a
-    # socket's disconnect would wait on the database for nothing (a hung one: the stop's budget).
-    writes = not namespace.server.manager.stopping
     try:
-        if writes:
+        # A stopping process writes every buffer in its shutdown hooks, run again once the sockets
+        # closed (``tracking.flush_on_stop``): a socket's disconnect would wait on the database for
+        # nothing (a hung one: the stop's budget).
+        if not namespace.server.manager.stopping:
             await locations.flush(uid)  # a failed write keeps the trace points for the periodic flush
     finally:
         if uid not in presence.local[rooms.PARTNER]:
             locations.forget(uid)  # the partner's last socket here: nothing of theirs stays behind
-    if writes and uid not in presence.local[rooms.PARTNER]:
-        await db(services.partners_online)(partner_ids=[uid], online=False)
 
 
 @partner.event(

@@ -703,3 +703,37 @@ def staff_page(
             yield page, problems
         finally:
             browser.close()
+
+
+@contextlib.contextmanager
+def queries_of_every_thread() -> Iterator[list[str]]:
+    """The SQL every thread of this process sends meanwhile, the live server's ORM threads included:
+    Django hands each one a pooled connection per call (``CONN_MAX_AGE`` 0), and each connection
+    lent meanwhile records what it runs (``connection_created``, then an execute wrapper). The pool's
+    own check of a connection before lending it is not SQL Django runs: not counted."""
+    from django.db.backends.signals import connection_created
+
+    statements: list[str] = []
+    wrapped: list[Any] = []
+    lock = threading.Lock()
+
+    def record(execute: Any, sql: str, params: Any, many: bool, context: Any) -> Any:
+        with lock:
+            statements.append(sql)
+        return execute(sql, params, many, context)
+
+    def install(sender: Any, connection: Any, **kwargs: Any) -> None:
+        if record not in connection.execute_wrappers:
+            connection.execute_wrappers.append(record)
+            with lock:
+                wrapped.append(connection)
+
+    connection_created.connect(install, weak=False)
+    try:
+        yield statements
+    finally:
+        connection_created.disconnect(install)
+        with lock:
+            for connection in wrapped:
+                with contextlib.suppress(ValueError):
+                    connection.execute_wrappers.remove(record)

@@ -36,10 +36,14 @@ def emit(event: str, payload: Any, *, namespace: str, room: str | list[str]) -> 
     transaction.on_commit(partial(deliver, message), robust=True)
 
 
-def control(method: str, **fields: Any) -> None:
-    """Send a control message (kick a user, refresh a partner's bookings) after commit."""
+def control(method: str, *, at_commit: Callable[[], dict[str, Any]] | None = None, **fields: Any) -> None:
+    """Send a control message (kick a user, refresh a partner's bookings) after commit. ``at_commit``
+    adds fields known only once the transaction committed (read on the committing thread)."""
     message = {"method": method, **roundtrip(fields)}
-    transaction.on_commit(partial(deliver, message), robust=True)
+    if at_commit is None:
+        transaction.on_commit(partial(deliver, message), robust=True)
+    else:
+        transaction.on_commit(lambda: deliver({**message, **at_commit()}), robust=True)
 
 
 def close_room(room: str, *, namespace: str) -> None:

@@ -25,7 +25,7 @@ from config.realtime.identity import Session, access_changed_since, identities, 
 from config.realtime.inbound import ACK_WANTED, EVENT_SESSION, RejectedEvent
 from config.realtime.limits import count_connect, limiter
 from config.realtime.orm import OrmLoad, unavailable, warn_if_unavailable
-from config.realtime.parts import KEPT_SOCKET_REFUSALS, ClientEvent, Part
+from config.realtime.parts import KEPT_SOCKET_REFUSALS, ClientEvent, Part, PartHooks
 from config.realtime.presence import presence
 from config.realtime.rights import RoomRights
 from config.realtime.token_lifetime import TOKEN_REFRESH, TokenLifetime
@@ -41,7 +41,7 @@ outcomes = logging.getLogger("config.realtime.outcomes")
 ANSWERS_PAST_LIMIT = 3
 
 
-class BaseNamespace(TokenLifetime, RoomRights, socketio.AsyncNamespace):
+class BaseNamespace(PartHooks, TokenLifetime, RoomRights, socketio.AsyncNamespace):
     """Built by ``compose`` from the apps' parts."""
 
     # The name, ours: python-socketio's ``self.namespace`` holds the same, but reading it would be
@@ -60,24 +60,6 @@ class BaseNamespace(TokenLifetime, RoomRights, socketio.AsyncNamespace):
         for part in self.parts:
             if part.qualify is not None:
                 part.qualify(identity)
-
-    async def on_connected(self, sid: str, session: Session) -> None:
-        """Runs on the loop after the socket joined its user room."""
-        for part in self.parts:
-            if part.connected is not None:
-                await part.connected(self, sid, session)
-
-    async def on_disconnected(self, sid: str, session: Session) -> None:
-        """Runs on the loop when the socket goes; leave nothing behind. A dependency down (``unavailable``) is
-        one warning, no traceback, and the next part's hook still runs: what was not written catches up (the
-        heartbeat renews no partner gone, offline at ``PRESENCE_TTL``). A bug is raised on (engineio logs it)."""
-        for part in self.parts:
-            try:
-                if part.disconnected is not None:
-                    await part.disconnected(self, sid, session)
-            except Exception as exc:
-                if not warn_if_unavailable(logger, f"disconnect of {self.namespace_name} {sid}", exc):
-                    raise
 
     # ------------------------------------------------------------ connect / disconnect
     def admit_connect(self, environ: dict[str, Any]) -> None:
@@ -131,6 +113,7 @@ class BaseNamespace(TokenLifetime, RoomRights, socketio.AsyncNamespace):
         await self.save_session(sid, session)
         presence.add(self.namespace_name, user_id)
         self._schedule_expiry(sid, session)
+        done: list[Part] = []  # the parts whose connected hook ran
         try:
             await self.enter_room(sid, user_room(user_id))
             if access_changed_since(user_id, read_at):
@@ -138,12 +121,13 @@ class BaseNamespace(TokenLifetime, RoomRights, socketio.AsyncNamespace):
                 # have reached this process before the socket was in its user room. Read again.
                 session = {**(await self._checked_session(user_id)), "exp": expires_at}
                 await self.save_session(sid, session)
-            await self.on_connected(sid, session)
+            await self.on_connected(sid, session, done)
         except BaseException:
             # A refusal (python-socketio leaves the rooms) or a cancel (CONNECT_TIMEOUT, a stopping process): undone.
             # A cancelled connect's socket stays connected to python-socketio: its disconnect must not count again.
             self._forget_expiry(sid)
-            presence.refuse(self.namespace_name, user_id)
+            presence.remove(self.namespace_name, user_id)
+            await self.undo_connected(sid, session, done)
             session.pop("uid", None)
             raise
 

@@ -15,12 +15,14 @@ the TypeScript package read. No part sets an option of another part's event: an 
 options are fields of its declaration.
 """
 
+import logging
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
 
 from config.realtime.catalogue import Schema
 from config.realtime.identity import Session
+from config.realtime.orm import unavailable, warn_if_unavailable
 
 if TYPE_CHECKING:
     from config.realtime.namespace import BaseNamespace
@@ -38,6 +40,9 @@ class AdmitsConnects(Protocol):
 @runtime_checkable
 class RestoresRooms(Protocol):
     async def restorable_rooms(self, sid: str, rooms: list[str]) -> tuple[list[str], list[str]]: ...
+
+
+logger = logging.getLogger(__name__)
 
 
 # A handler returns the ack's extra fields (or ``None``) and raises ``DomainError`` to refuse.
@@ -79,7 +84,9 @@ class Part:
     it runs at connect, on ``auth:refresh`` and on every access change). ``permitted_rooms(session,
     joined, *, finished=False)`` says which of the rooms this part's handlers joined the user
     may be in now (``BaseNamespace.permitted_rooms``). ``connected`` / ``disconnected`` run, in
-    the order the parts are given, after the socket joined its user room / when it goes.
+    the order the parts are given, after the socket joined its user room / when it goes. A connect
+    refused after a part's ``connected`` ran to its end (a later part's read not answered) runs that
+    part's ``disconnected`` too, as its undo: it must leave nothing behind either way.
     """
 
     def __init__(
@@ -126,3 +133,45 @@ class Part:
             raise ValueError("a part has one disconnected hook")
         self.disconnected = hook
         return hook
+
+
+class PartHooks:
+    """The parts' connected and disconnected hooks, run by a composed namespace (``BaseNamespace``)."""
+
+    parts: tuple[Part, ...]
+    namespace_name: str
+
+    async def on_connected(self, sid: str, session: Session, done: list[Part] | None = None) -> None:
+        """Runs on the loop after the socket joined its user room; each part whose hook ran to its end
+        is added to ``done``, whose hooks a refused connect undoes (``undo_connected``)."""
+        for part in self.parts:
+            if part.connected is not None:
+                await part.connected(self, sid, session)
+                if done is not None:
+                    done.append(part)
+
+    async def undo_connected(self, sid: str, session: Session, done: list[Part]) -> None:
+        """A connect refused after some parts' ``connected`` hooks ran: their ``disconnected`` hooks undo
+        them (a partner's newest fix held for the relay, ``partners.sockets``), as the socket's disconnect
+        would have, which never comes. Run after presence forgot the socket: a hook sees whether another
+        socket of the user is still here. A failure is logged and does not replace the refusal."""
+        for part in done:
+            if part.disconnected is None:
+                continue
+            try:
+                await part.disconnected(self, sid, session)
+            except Exception as exc:
+                log = logger.warning if unavailable(exc) else logger.exception
+                log("undoing the refused connect of %s %s: %s", self.namespace_name, sid, exc)
+
+    async def on_disconnected(self, sid: str, session: Session) -> None:
+        """Runs on the loop when the socket goes; leave nothing behind. A dependency down (``unavailable``) is
+        one warning, no traceback, and the next part's hook still runs: what was not written catches up (the
+        heartbeat renews no partner gone, offline at ``PRESENCE_TTL``). A bug is raised on (engineio logs it)."""
+        for part in self.parts:
+            try:
+                if part.disconnected is not None:
+                    await part.disconnected(self, sid, session)
+            except Exception as exc:
+                if not warn_if_unavailable(logger, f"disconnect of {self.namespace_name} {sid}", exc):
+                    raise

@@ -9,8 +9,9 @@ process that stops gracefully withdraws its list at once.
 Apps that keep their own record of who is online (partners are dispatchable
 while ``online_until`` is ahead) register a *keeper* per namespace
 (:func:`keep_online`): called with the users seen online on each heartbeat, with
-new users within a second, with the user of a connect refused after their online write as
-offline within a second, and with everyone as offline when the process stops.
+new users within a second, with the users whose last socket here went (a disconnect, a
+connect refused after it counted) as offline at once, those of the same moment (``OFFLINE_GATHER``)
+in one call, and with everyone as offline when the process stops.
 """
 
 import asyncio
@@ -28,6 +29,9 @@ from config.realtime.orm import db, unavailable, warn_if_unavailable
 logger = logging.getLogger(__name__)
 
 
+# How long the first user gone waits for others before their offline write: the disconnects of a
+# sweep of ping timeouts (``waits.SweptTimeouts``, one socket after another) go in a few writes.
+OFFLINE_GATHER = 0.05
 # namespace -> a sync function(user_ids, online) run in a DB thread.
 Keeper = Callable[[list[int], bool], None]
 _keepers: dict[str, Keeper] = {}
@@ -47,9 +51,15 @@ class Presence:
         # Users who connected since the last write, per kept namespace: recorded within
         # a second, in one call, rather than one write per connect.
         self.new: dict[str, set[int]] = defaultdict(set)
-        # Users a refused connect had counted after their online write went out: recorded offline
-        # at the next write (the app's disconnect hook, which does it for a socket that goes, never runs).
-        self.refused: dict[str, set[int]] = defaultdict(set)
+        # Users whose last socket here went (a disconnect, a refused connect): recorded offline at the
+        # next write, with the others of that moment (a sweep of a thousand ping timeouts: a few writes,
+        # not a thousand).
+        # A user back before it is taken out (``add``); one back while it is written is in ``new``,
+        # written online after it: the last thing that happened to them is what the database keeps.
+        self.offline: dict[str, set[int]] = defaultdict(set)
+        # Wakes the heartbeat's loop (``heartbeat``): a partner gone stops being offered jobs at once,
+        # not up to a second later.
+        self.wake: Callable[[], None] | None = None
 
     def add(self, namespace: str, user_id: int) -> bool:
         """Count a socket; ``True`` when it is the user's first here."""
@@ -57,27 +67,25 @@ class Presence:
         counter[user_id] += 1
         if namespace in _keepers and counter[user_id] == 1:
             self.new[namespace].add(user_id)
-            self.refused[namespace].discard(user_id)
+            self.offline[namespace].discard(user_id)
         return counter[user_id] == 1
 
     def remove(self, namespace: str, user_id: int) -> bool:
-        """Forget a socket; ``True`` when it was the user's last here."""
+        """Forget a socket (its disconnect, or a connect refused after it counted); ``True`` when it
+        was the user's last here, who is then recorded offline at the next write."""
         counter = self.local[namespace]
         counter[user_id] -= 1
         if counter[user_id] <= 0:
             del counter[user_id]
-            # Gone before the next write (a connect refused after it counted): not recorded online.
-            self.new[namespace].discard(user_id)
+            if namespace in _keepers:
+                # Even when their online write has not gone out: the database may hold them online from
+                # an earlier socket (gone and back within the second). One more id in a batched write.
+                self.new[namespace].discard(user_id)
+                self.offline[namespace].add(user_id)
+                if self.wake is not None:
+                    self.wake()
             return True
         return False
-
-    def refuse(self, namespace: str, user_id: int) -> None:
-        """Undo ``add`` for a connect refused after it counted: when that was the user's only socket
-        here and its online write went out meanwhile (a part's read waited on the database), the
-        next write records them offline."""
-        pending = user_id in self.new[namespace]
-        if self.remove(namespace, user_id) and namespace in _keepers and not pending:
-            self.refused[namespace].add(user_id)
 
     def online(self, namespace: str) -> set[int]:
         now = time.monotonic()
@@ -122,14 +130,18 @@ async def presence_received(manager: ChannelLayerManager, message: dict[str, Any
 
 
 async def heartbeat(manager: ChannelLayerManager) -> None:
-    """Every second: newly connected users; every heartbeat: everyone, and the cluster list.
+    """Every second: newly connected users; every heartbeat: everyone, and the cluster list; users
+    gone, within ``OFFLINE_GATHER`` of the first of them.
 
     A database outage is one warning when the first write fails and one line when a write goes
     through again, not an error with its traceback every second it lasts; what failed is written
     by the next round (everyone, at once). Any other failure is an error each time."""
     next_beat = 0.0
     down_since: float | None = None
+    woken = asyncio.Event()
+    presence.wake = woken.set
     while True:
+        woken.clear()  # before the writes: a user gone while they run wakes the next round
         now = time.monotonic()
         beat = now >= next_beat
         try:
@@ -149,12 +161,16 @@ async def heartbeat(manager: ChannelLayerManager) -> None:
             if wrote and down_since is not None:
                 logger.info("presence heartbeat: database back after %.1f s, everyone online written", now - down_since)
                 down_since = None
-        await asyncio.sleep(min(1.0, settings.PRESENCE_HEARTBEAT))
+        try:
+            await asyncio.wait_for(woken.wait(), min(1.0, settings.PRESENCE_HEARTBEAT))
+        except TimeoutError:
+            continue
+        await asyncio.sleep(OFFLINE_GATHER)  # the rest of a sweep's disconnects, handled in turn, join the write
 
 
 async def _write_round(beat: bool) -> bool:
     """The keepers' writes of one round (everyone on a ``beat``, else the newly connected), and
-    the refused connects' offline writes; whether anything was written."""
+    the offline writes of those gone (a disconnect, a refused connect); whether anything was written."""
     wrote = False
     for namespace, keeper in _keepers.items():
         fresh = list(presence.local[namespace]) if beat else list(presence.new[namespace])
@@ -162,11 +178,12 @@ async def _write_round(beat: bool) -> bool:
         if fresh:
             await db(keeper)(fresh, True)
             wrote = True
-        # Let go once written: a failed write (the database that refused their connect) is
-        # tried again next time, where a lost one left them online until PRESENCE_TTL.
-        if refused := list(presence.refused[namespace]):
-            await db(keeper)(refused, False)
-            presence.refused[namespace].difference_update(refused)  # those refused meanwhile stay
+        # After the online write: a user gone while it ran ends offline. Let go once written: a
+        # failed write (the database that refused their connect) is tried again next time,
+        # where a lost one left them online until PRESENCE_TTL.
+        if gone := list(presence.offline[namespace]):
+            await db(keeper)(gone, False)
+            presence.offline[namespace].difference_update(gone)  # those gone meanwhile stay
             wrote = True
     return wrote
 
@@ -180,7 +197,7 @@ async def withdraw(manager: ChannelLayerManager) -> None:
     await manager.dispatch({"method": "presence", "users": {}})
     for namespace, keeper in _keepers.items():
         users = _unwithdrawn[namespace]
-        users.update(presence.local[namespace], presence.refused.pop(namespace, ()))
+        users.update(presence.local[namespace], presence.offline.pop(namespace, ()))
         if users:
             await db(keeper)(list(users), False)
             users.clear()

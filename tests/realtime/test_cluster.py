@@ -103,6 +103,31 @@ def test_customer_on_a_follows_partner_on_b(servers, customer, partner, service)
     run(scenario())
 
 
+def test_a_move_on_a_reaches_the_partners_socket_on_b(servers, customer, partner, service):
+    """The process that made the move reads the relay list once (its own control skips its read,
+    tests/bookings/test_relay_reads.py); the partner's socket on the other process gets the list from
+    the control, whatever number it carries: its next fix reaches the booking."""
+    a, b = servers
+    booking = BookingFactory(customer=customer, partner=partner, status=S.PARTNER_ASSIGNED, service=service)
+
+    async def scenario():
+        c = await Client(a.url, "/customer").connect(token_for(customer))
+        on_a = await Client(a.url, "/partner").connect(token_for(partner.user))
+        on_b = await Client(b.url, "/partner").connect(token_for(partner.user))
+        assert (await c.call("booking:track", str(booking.pk)))["ok"]
+        assert (await on_a.call("booking:accept", str(booking.pk)))["ok"]
+        assert (await on_a.call("location:update", {"latitude": 28.5, "longitude": 77.1})) == {"ok": True, "relayed": 1}
+        deadline = time.monotonic() + 5
+        while (ack := await on_b.call("location:update", {"latitude": 28.6, "longitude": 77.2}))["relayed"] != 1:
+            assert time.monotonic() < deadline, f"B never read the partner's new relay list: {ack}"
+            await asyncio.sleep(0.05)
+        await c.wait_for("partner:location_update", where=lambda loc: loc["location"]["latitude"] == 28.6)
+        for client in (c, on_a, on_b):
+            await client.close()
+
+    run(scenario())
+
+
 def test_junk_on_the_shared_group_leaves_every_process_listening(servers, customer, partner, service):
     """Messages another program put on the channel (``group_send``: a method that is a list, entries
     that are no messages, an unknown method, another app's type) are skipped, logging nothing, and

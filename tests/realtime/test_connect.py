@@ -156,9 +156,10 @@ def test_a_user_whose_last_socket_went_before_the_write_is_not_recorded_online(m
     assert presence.new["/kept"] == {8}
 
 
-def test_a_refused_connect_whose_online_write_went_out_is_written_offline_unless_back(monkeypatch):
-    """``Presence.refuse``: the user's only socket, already written online, is queued offline;
-    one still pending is only taken out; one with another socket, or back since, stays online."""
+def test_a_user_whose_last_socket_went_is_written_offline_unless_back(monkeypatch):
+    """``Presence.remove`` (a disconnect, a refused connect): the user's last socket here queues them
+    offline, their online write sent or not (the database may hold them online from a socket gone and
+    back within the second); one with another socket stays online; one back is taken out of the queue."""
     monkeypatch.setitem(module._keepers, "/kept", lambda user_ids, online: None)
     presence = module.Presence()
     for user_id in (7, 8, 9, 9):
@@ -166,10 +167,10 @@ def test_a_refused_connect_whose_online_write_went_out_is_written_offline_unless
     presence.new["/kept"].clear()  # the heartbeat wrote them online
     presence.add("/kept", 10)  # not written yet
     for user_id in (7, 8, 9, 10):
-        presence.refuse("/kept", user_id)
-    assert presence.refused["/kept"] == {7, 8} and not presence.new["/kept"]
+        presence.remove("/kept", user_id)
+    assert presence.offline["/kept"] == {7, 8, 10} and not presence.new["/kept"]
     presence.add("/kept", 8)  # back before the offline write
-    assert presence.refused["/kept"] == {7} and presence.new["/kept"] == {8}
+    assert presence.offline["/kept"] == {7, 10} and presence.new["/kept"] == {8}
 
 
 def test_a_refused_users_offline_write_that_fails_is_tried_again(monkeypatch, settings):
@@ -190,7 +191,7 @@ def test_a_refused_users_offline_write_that_fails_is_tried_again(monkeypatch, se
 
     monkeypatch.setattr(module, "_keepers", {"/kept": keeper})
     monkeypatch.setattr(module, "presence", module.Presence())
-    module.presence.refused["/kept"].add(7)
+    module.presence.offline["/kept"].add(7)
 
     async def scenario():
         task = asyncio.ensure_future(module.heartbeat(Manager()))
@@ -203,4 +204,4 @@ def test_a_refused_users_offline_write_that_fails_is_tried_again(monkeypatch, se
             task.cancel()
 
     asyncio.run(scenario())
-    assert offline == [[7], [7]] and not module.presence.refused["/kept"]
+    assert offline == [[7], [7]] and not module.presence.offline["/kept"]

@@ -15,9 +15,11 @@ import pytest
 import socketio
 from django.conf import settings
 from django.db import OperationalError, connection
+from django.utils import timezone
 
 import config.asgi  # noqa: F401 - the composition root registers the control handlers
 from bookings import relay
+from bookings import sockets as bookings_sockets
 from config import rooms
 from config.errors import Unavailable
 from config.realtime import hooks
@@ -30,6 +32,7 @@ from config.realtime.server import sio
 from config.realtime.token_lifetime import expiries
 from partners import sockets
 from partners.models import Partner
+from partners.tracking import locations
 from tests.factories import book
 from tests.live import Client, eventually, run, token_for, wait_until
 
@@ -297,5 +300,48 @@ def test_a_connect_whose_part_fails_otherwise_is_refused_internal_error_and_leav
         assert not [room for room in sio.manager.rooms.get(rooms.PARTNER, {}) if room]
         assert not sio.manager.pending_connect.get(rooms.PARTNER)
         assert partner.pk not in presence.local[rooms.PARTNER]
+
+    run(scenario())
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_connect_refused_after_a_parts_hook_ran_undoes_it(live_server_url, partner, hung, monkeypatch):
+    """The newest fix was read (``locations.newest`` holds it for the relay), then the relay list was
+    not (past its batch's timeout): the refusal runs the partner part's disconnect hook, which its
+    socket's disconnect would have, so nothing of the partner stays here; with another socket of
+    theirs here, what that socket needs stays. The root runs dispatch's part (the relay list) before
+    the partners' (the newest fix) today; the undo is the namespace's, whatever the parts' order, so
+    this test puts the newest fix first, as a composition may."""
+    Partner.objects.filter(pk=partner.pk).update(last_location_at=timezone.now())
+    namespace = sio.namespace_handlers[rooms.PARTNER]
+    jobs, partners = bookings_sockets.partner_jobs, sockets.partner
+    order = [partners if part is jobs else jobs if part is partners else part for part in namespace.parts]
+    monkeypatch.setattr(namespace, "parts", tuple(order))
+    token = token_for(partner.user)
+
+    async def refused_connect() -> None:
+        refused = Client(live_server_url, "/partner")
+        with pytest.raises(socketio.exceptions.ConnectionError):
+            await refused.connect(token)
+        assert refused.connect_error is not None, "no answer: the client gave up"
+        assert refused.connect_error["data"] == {"code": "UNAVAILABLE"}, refused.connect_error
+        await refused.close()
+
+    async def scenario():
+        other = await Client(live_server_url, "/partner").connect(token)
+        assert partner.pk in locations.newest
+        held = hung(relay._targets)
+        monkeypatch.setattr(relay._targets, "timeout", 0.3)
+        try:
+            await refused_connect()
+            assert partner.pk in locations.newest  # the other socket's
+            await other.close()
+            await wait_until(lambda: partner.pk not in presence.local[rooms.PARTNER], what="the other socket gone")
+            assert partner.pk not in locations.newest
+            await refused_connect()  # their only socket: the newest fix was read, then undone
+            assert partner.pk not in locations.newest, locations.newest
+            assert partner.pk not in presence.local[rooms.PARTNER]
+        finally:
+            held.set()
 
     run(scenario())
