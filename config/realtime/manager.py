@@ -26,6 +26,7 @@ from socketio.async_pubsub_manager import AsyncPubSubManager
 
 from config import metrics
 from config.realtime import catalogue, hooks
+from config.realtime.clock import every
 from config.realtime.inbox import Inbox
 from config.realtime.lanes import Lane
 from config.realtime.orm import orm_in_flight
@@ -36,6 +37,7 @@ from config.realtime.transport import ChannelLayerTransport
 logger = logging.getLogger(__name__)
 
 OUTBOX_BATCH_MAX = 500  # messages per recovery-log pipeline
+TRIM_SECONDS = 10.0  # the recovery log's trim: what the window let go, every this often
 
 
 class ChannelLayerManager(GracefulStop, ChannelLayerTransport, EmitsOnce, AsyncPubSubManager):
@@ -100,10 +102,10 @@ class ChannelLayerManager(GracefulStop, ChannelLayerTransport, EmitsOnce, AsyncP
 
     async def trim_recovery_log(self) -> None:
         """Every few seconds, drop logged events older than the recovery window."""
-        while True:
-            await asyncio.sleep(10)
-            if self.server.recovery is not None:
-                await self.server.recovery.trim(list(self.server.namespace_handlers))
+        recovery = self.server.recovery
+        if recovery is not None:
+            names = self.server.namespace_handlers
+            await every(TRIM_SECONDS, lambda: recovery.trim(list(names)), "trimming the recovery log")
 
     async def sample_gauges(self) -> None:
         """Once a second: the gauges (sockets, queues) from state this process keeps anyway."""

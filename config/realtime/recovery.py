@@ -212,8 +212,11 @@ class Recovery:
         return await self._batched("take", self.store.take(f"{uid}:{pid}"))
 
     async def trim(self, namespaces: list[str]) -> None:
+        """Drop what is past the window; a failure (Redis refused, or no answer within ``STORE_TIMEOUT``)
+        is raised: its clock says an outage once, not once per trim (``clock.every``)."""
         if isinstance(self.store, RedisStore):
-            await self._call("trim", self.store.trim(namespaces))
+            async with asyncio.timeout(STORE_TIMEOUT):
+                await self.store.trim(namespaces)
 
     async def close(self) -> None:
         await self.store.close()

@@ -1,0 +1,170 @@
+"""What a periodic loop writes into the log while the database or Redis is away: one WARNING when
+its rounds start failing and one INFO line when one goes through again (``outages.OutageLog``), not
+a line (or a traceback) every round for as long as the outage lasts; a bug is an ERROR every round.
+
+The outages are real: a throwaway PostgreSQL (``own_postgres``) and a redis-server of the test's own,
+stopped (refused) or paused with SIGSTOP (hung), and started again."""
+
+import asyncio
+import logging
+import os
+import signal
+import subprocess
+import threading
+from types import SimpleNamespace
+
+import dj_database_url
+import pytest
+from django.db import connections
+
+from config.realtime import clock, manager
+from config.realtime.orm import db
+from config.realtime.recovery import Recovery
+from config.realtime.recovery_store import RedisStore
+from tests.config.test_lanes import _start_redis
+from tests.live import free_port, wait_until
+from tests.realtime.test_faults import own_postgres  # noqa: F401 - fixture
+
+ALIAS = "outage_logs"
+ROUND = 0.05  # a round every 50 ms: an outage of a second is twenty failed rounds
+
+
+def our_lines(caplog: pytest.LogCaptureFixture) -> list[logging.LogRecord]:
+    """This thread's lines from the project's realtime loggers (a live server of another test may
+    still run in its own thread)."""
+    here = threading.get_ident()
+    return [r for r in caplog.records if r.name.startswith("config.realtime") and r.thread == here]
+
+
+def assert_one_outage(lines: list[logging.LogRecord], what: str, away: str, error: str) -> None:
+    assert [r.levelno for r in lines] == [logging.WARNING, logging.INFO], [r.getMessage() for r in lines]
+    warning, back = lines
+    assert warning.exc_info is None and back.exc_info is None
+    assert warning.getMessage().startswith(f"{what}: {away} unavailable ({error}"), warning.getMessage()
+    assert warning.getMessage().endswith("retried every round, said again when back")
+    assert back.getMessage().startswith(f"{what}: {away} back after "), back.getMessage()
+
+
+def test_a_clock_says_a_database_outage_once_and_once_when_it_is_back(
+    own_postgres,  # noqa: F811
+    django_db_blocker,
+    monkeypatch,
+    caplog,
+):
+    database = connections.configure_settings({"default": dj_database_url.parse(own_postgres["url"])})["default"]
+    monkeypatch.setitem(connections.settings, ALIAS, database)
+    ticks: list[bool] = []  # each tick: whether its query went through
+
+    def query() -> None:
+        ticks.append(False)
+        with connections[ALIAS].cursor() as cursor:  # closed after each call (orm.db): a fresh connect
+            cursor.execute("SELECT 1")
+        ticks[-1] = True
+
+    async def scenario() -> int:
+        ticking = asyncio.create_task(clock.every(ROUND, db(query), "the test clock"))
+        try:
+            await wait_until(lambda: any(ticks), what="a tick that reached the database")
+            await asyncio.to_thread(own_postgres["stop"])
+            tried = len(ticks)
+            await wait_until(lambda: len(ticks) >= tried + 10, what="ten ticks against the stopped database")
+            failed = ticks[tried:].count(False)
+            await asyncio.to_thread(own_postgres["start"])
+            done = len(ticks)
+            await wait_until(lambda: ticks[done:].count(True) >= 3, what="ticks once it is back")
+            return failed
+        finally:
+            ticking.cancel()
+            await asyncio.gather(ticking, return_exceptions=True)
+
+    with django_db_blocker.unblock(), caplog.at_level(logging.INFO, logger="config.realtime"):
+        failed = asyncio.run(asyncio.wait_for(scenario(), 60))
+    assert failed >= 9
+    assert_one_outage(our_lines(caplog), "the test clock", "database", "OperationalError")
+
+
+def test_a_clock_tick_that_is_a_bug_is_an_error_every_time(caplog):
+    ticks: list[int] = []
+
+    async def tick() -> None:
+        ticks.append(1)
+        raise RuntimeError("a bug in the tick")
+
+    async def scenario() -> None:
+        ticking = asyncio.create_task(clock.every(ROUND, tick, "the test clock"))
+        try:
+            await wait_until(lambda: len(ticks) >= 3, what="three failed ticks")
+        finally:
+            ticking.cancel()
+            await asyncio.gather(ticking, return_exceptions=True)
+
+    with caplog.at_level(logging.INFO, logger="config.realtime"):
+        asyncio.run(asyncio.wait_for(scenario(), 30))
+    lines = our_lines(caplog)
+    assert len(lines) >= 3
+    assert all(r.levelno == logging.ERROR and r.exc_info and r.exc_info[0] is RuntimeError for r in lines)
+    assert {r.getMessage() for r in lines} == {"the test clock failed"}
+
+
+@pytest.mark.parametrize("outage", ["refused", "hung"])
+def test_the_recovery_trim_says_a_redis_outage_once(outage, monkeypatch, caplog):
+    """The manager's trim of the recovery log, against a Redis that is stopped (every trim refused)
+    or paused (every trim past its timeout), then back."""
+    port = free_port()
+    redis = _start_redis(port)
+    store = RedisStore(f"redis://127.0.0.1:{port}/0", "outage-logs:recovery", 100, 60)
+    recovery = Recovery(store, 100)
+    trims: list[bool] = []
+    trim = recovery.trim
+
+    async def counted(namespaces: list[str]) -> None:
+        trims.append(False)
+        await trim(namespaces)
+        trims[-1] = True
+
+    monkeypatch.setattr(recovery, "trim", counted)
+    monkeypatch.setattr(manager, "TRIM_SECONDS", ROUND)
+    server = SimpleNamespace(server=SimpleNamespace(recovery=recovery, namespace_handlers={"/customer": None}))
+
+    def away() -> None:
+        if outage == "hung":
+            os.kill(redis.pid, signal.SIGSTOP)
+        else:
+            subprocess.run(["redis-cli", "-p", str(port), "shutdown", "nosave"], timeout=10, capture_output=True)
+            redis.wait(10)
+
+    def back() -> subprocess.Popen:
+        if outage == "hung":
+            os.kill(redis.pid, signal.SIGCONT)
+            return redis
+        return _start_redis(port)
+
+    async def scenario() -> int:
+        trimming = asyncio.create_task(manager.ChannelLayerManager.trim_recovery_log(server))
+        try:
+            await wait_until(lambda: any(trims), what="a trim that went through")
+            await asyncio.to_thread(away)
+            tried = len(trims)
+            # Hung: each trim waits STORE_TIMEOUT (0.5 s); refused: each fails at once.
+            await wait_until(lambda: trims[tried:].count(False) >= 4, timeout=15, what="four failed trims")
+            failed = trims[tried:].count(False)
+            await asyncio.to_thread(back)
+            done = len(trims)
+            await wait_until(lambda: trims[done:].count(True) >= 3, timeout=15, what="trims once it is back")
+            return failed
+        finally:
+            trimming.cancel()
+            await asyncio.gather(trimming, return_exceptions=True)
+            await store.close()
+
+    try:
+        with caplog.at_level(logging.INFO, logger="config.realtime"):
+            failed = asyncio.run(asyncio.wait_for(scenario(), 60))
+    finally:
+        with_redis = [redis] if outage == "hung" else []
+        for proc in with_redis:
+            os.kill(proc.pid, signal.SIGCONT)
+        subprocess.run(["redis-cli", "-p", str(port), "shutdown", "nosave"], timeout=10, capture_output=True)
+    assert failed >= 4
+    error = "TimeoutError" if outage == "hung" else "ConnectionError"
+    assert_one_outage(our_lines(caplog), "trimming the recovery log", "Redis", error)
