@@ -10,6 +10,7 @@ import logging
 import os
 import signal
 import subprocess
+import sys
 import threading
 from types import SimpleNamespace
 
@@ -22,7 +23,8 @@ from config.realtime.orm import db
 from config.realtime.recovery import Recovery
 from config.realtime.recovery_store import RedisStore
 from tests.config.test_lanes import _start_redis
-from tests.live import free_port, wait_until
+from tests.live import Client, ServerProcess, free_port, run, wait_for_log, wait_until
+from tests.realtime.test_cluster import cluster_env  # noqa: F401 - fixture
 from tests.realtime.test_faults import own_postgres  # noqa: F401 - fixture
 
 ALIAS = "outage_logs"
@@ -168,3 +170,64 @@ def test_the_recovery_trim_says_a_redis_outage_once(outage, monkeypatch, caplog)
     assert failed >= 4
     error = "TimeoutError" if outage == "hung" else "ConnectionError"
     assert_one_outage(our_lines(caplog), "trimming the recovery log", "Redis", error)
+
+
+STAFF = """
+from django.contrib.auth import get_user_model
+from rest_framework_simplejwt.tokens import AccessToken
+user = get_user_model().objects.create_user("outage-ops", password="tangerine-kettle-42", is_staff=True)
+print(AccessToken.for_user(user))
+"""
+LOOPS = {  # every periodic loop of a server process that reads the database, each round
+    "DISPATCH_SWEEP_INTERVAL": "0.1",
+    "SAFETY_SWEEP_INTERVAL": "0.1",
+    "TRACE_PRUNE_INTERVAL": "0.1",
+    "RELAY_RECONCILE_INTERVAL": "0.1",
+    "ACCESS_RECHECK_SECONDS": "1",  # its least
+    "DASHBOARD_PUSH_INTERVAL": "0.1",
+    "PRESENCE_HEARTBEAT": "0.1",
+    "DB_POOL_TIMEOUT": "0.5",
+}
+
+
+@pytest.mark.redis
+def test_a_server_says_a_database_outage_once_per_loop(own_postgres, cluster_env):  # noqa: F811
+    """A server process with a staff socket on /admin (the dashboard's figures, the access recheck)
+    and every clock ticking ten times a second, through three seconds without its database: each
+    loop says it once and once when it is back. The dashboard's push was an ERROR with its traceback
+    every tick, the access recheck a warning every period, each clock a warning every tick."""
+    env = {**cluster_env, "DATABASE_URL": own_postgres["url"], **LOOPS}
+    manage = [sys.executable, "manage.py"]
+    migrated = subprocess.run(
+        [*manage, "migrate", "--noinput"], env={**os.environ, **env}, capture_output=True, text=True, timeout=180
+    )
+    assert migrated.returncode == 0, migrated.stderr[-2000:]
+    made = subprocess.run(
+        [*manage, "shell", "-c", STAFF], env={**os.environ, **env}, capture_output=True, text=True, timeout=60
+    )
+    assert made.returncode == 0, made.stderr[-2000:]
+    token = made.stdout.strip().splitlines()[-1]
+    server = ServerProcess(env).start()
+
+    async def scenario() -> None:
+        staff = await Client(server.url, "/admin").connect(token)
+        await staff.wait_for("dashboard:stats_update")  # its figures pushed: the loops run
+        await asyncio.to_thread(own_postgres["stop"])
+        await asyncio.sleep(3)  # thirty ticks of each clock, three rechecks
+        await asyncio.to_thread(own_postgres["start"])
+        await asyncio.to_thread(wait_for_log, server, "computing dashboard stats: database back after", 15)
+        await asyncio.to_thread(wait_for_log, server, "periodic access recheck: database back after", 15)
+        await staff.close()
+
+    try:
+        run(scenario())
+    finally:
+        server.stop()
+    log = server.output()
+    ours = [line for line in log.splitlines() if line[:4].isdigit() and "psycopg.pool" not in line]
+    assert not [line for line in ours if " ERROR " in line or "Traceback" in line], log[-3000:]
+    for loop in ("computing dashboard stats", "periodic access recheck", "the booking clock", "the safety clock"):
+        said = [line for line in ours if f" {loop}: " in line]
+        assert len(said) == 2, "\n".join(said)
+        assert " WARNING " in said[0] and "database unavailable" in said[0], said
+        assert " INFO " in said[1] and "database back after" in said[1], said
