@@ -23,7 +23,7 @@ from config.realtime.orm import db
 from config.realtime.recovery import Recovery
 from config.realtime.recovery_store import RedisStore
 from tests.config.test_lanes import _start_redis
-from tests.live import Client, ServerProcess, free_port, run, wait_for_log, wait_until
+from tests.live import Client, ServerProcess, free_port, run, token_for, wait_for_log, wait_until
 from tests.realtime.test_cluster import cluster_env  # noqa: F401 - fixture
 from tests.realtime.test_faults import own_postgres  # noqa: F401 - fixture
 
@@ -231,3 +231,42 @@ def test_a_server_says_a_database_outage_once_per_loop(own_postgres, cluster_env
         assert len(said) == 2, "\n".join(said)
         assert " WARNING " in said[0] and "database unavailable" in said[0], said
         assert " INFO " in said[1] and "database back after" in said[1], said
+
+
+@pytest.mark.redis
+@pytest.mark.django_db(transaction=True)
+@pytest.mark.server_errors(r"channel layer unavailable")
+def test_a_redis_outage_fails_no_heartbeat(cluster_env, partner):  # noqa: F811
+    """The heartbeat's publish of a server with a partner online (its keeper written, its list
+    published ten times a second) through a Redis the test stops and starts: the list is queued on
+    the broker lane, which says once that the layer is away and once that it is back; the heartbeat
+    says nothing (no round of it fails), nor does any other loop but the recovery log's trim."""
+    port = free_port()
+    redis = _start_redis(port)
+    env = {**cluster_env, "REDIS_URL": f"redis://127.0.0.1:{port}/0", "PRESENCE_HEARTBEAT": "0.1"}
+    server = ServerProcess(env).start()
+
+    async def scenario() -> None:
+        driver = await Client(server.url, "/partner").connect(token_for(partner.user))
+        await asyncio.to_thread(subprocess.run, ["redis-cli", "-p", str(port), "shutdown", "nosave"], timeout=10)
+        await asyncio.to_thread(wait_for_log, server, "channel layer unavailable")
+        await asyncio.sleep(2)  # twenty heartbeats
+        back = await asyncio.to_thread(_start_redis, port)
+        try:
+            await asyncio.to_thread(wait_for_log, server, "cross-process delivery resumed")
+            await asyncio.sleep(0.5)
+            assert driver.sio.connected
+        finally:
+            await driver.close()
+            server.stop()
+            back.terminate()
+
+    try:
+        run(scenario())
+    finally:
+        server.stop()
+        redis.terminate()
+    lines = [line for line in server.output().splitlines() if line[:4].isdigit()]
+    assert [line for line in lines if "presence" in line] == []
+    assert sum("channel layer unavailable" in line for line in lines) == 1, lines
+    assert sum("cross-process delivery resumed" in line for line in lines) == 1, lines
