@@ -62,26 +62,26 @@ class _Call:
     """One ``db`` call's place in ``OrmLoad.in_flight`` (see there): queued, running, or given up by
     its caller before a thread took it."""
 
-    __slots__ = ("state",)
+    __slots__ = ("phase",)
     QUEUED, RUNNING, GIVEN_UP = range(3)
 
     def __init__(self) -> None:
-        self.state = self.QUEUED
+        self.phase = self.QUEUED
         _count(1)
 
     def start(self) -> bool:
         """In its thread: whether to run it (its caller still waits, or gave up while it ran)."""
         with _count_lock:
-            if self.state == self.GIVEN_UP:
+            if self.phase == self.GIVEN_UP:
                 return False
-            self.state = self.RUNNING
+            self.phase = self.RUNNING
             return True
 
     def give_up(self) -> None:
         """Its caller stopped waiting: a call no thread took yet never runs, and counts no more."""
         with _count_lock:
-            if self.state == self.QUEUED:
-                self.state = self.GIVEN_UP
+            if self.phase == self.QUEUED:
+                self.phase = self.GIVEN_UP
                 OrmLoad.in_flight -= 1
 
     def run(self, func: Callable[..., Any], args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
