@@ -9,8 +9,8 @@ This class is the process's delivery: its start (delivery's own tasks, then the 
 hooks ``config/asgi.py`` registers; the graceful stop is ``config.realtime.stopping``),
 an *outbox* (messages committed by sync code in other threads are delivered in order by
 one task on the server's loop), the recovery log's offsets, *control* messages routed
-to the handlers the composition root registered (``config.realtime.hooks``), and the
-periodic work the root starts (log trimming, gauges).
+to the handlers the composition root registered (``config.realtime.hooks``), the gauges, and
+the periodic work the root starts (log trimming).
 """
 
 import asyncio
@@ -62,7 +62,7 @@ class ChannelLayerManager(GracefulStop, ChannelLayerTransport, EmitsOnce, AsyncP
         self._early_stop: asyncio.Task[None] | None = None  # started by the stop signal (``_on_stop_signal``)
         self._cutoff: asyncio.TimerHandle | None = None  # the database's last moment in a stop (``stopping``)
         self._signalled = False
-        self._essential = 0  # self.tasks[:_essential] deliver (outbox, lanes) and run until the very end
+        self._essential = 0  # self.tasks[:_essential] deliver (outbox, lanes), sample gauges: to the very end
 
     # ------------------------------------------------------------ life cycle
     @property
@@ -75,9 +75,10 @@ class ChannelLayerManager(GracefulStop, ChannelLayerTransport, EmitsOnce, AsyncP
         return isinstance(self.layer, InMemoryChannelLayer)
 
     def initialize(self) -> None:
-        """Start delivery: the library's listener, the outbox, one lane per broker shard (they run
-        until the very end of a stop); then the startup hooks ``config/asgi.py`` registers, which
-        start every other background task (periodic work, cancelled first at a stop)."""
+        """Start delivery: the library's listener, the outbox, one lane per broker shard, and the
+        gauges' sampler (they run until the very end of a stop); then the startup hooks
+        ``config/asgi.py`` registers, which start every other background task (periodic work,
+        cancelled first at a stop)."""
         super().initialize()
         self.loop = asyncio.get_running_loop()
         # ORM calls from handlers run here (``orm.db``): a bounded pool,
@@ -91,6 +92,8 @@ class ChannelLayerManager(GracefulStop, ChannelLayerTransport, EmitsOnce, AsyncP
             self._handed = []
         self.start_task(self._drain_outbox())
         self._start_lanes()
+        # The gauges too run to the end: a stop is when the operator looks (what a hung database holds).
+        self.start_task(self.sample_gauges())
         self._essential = len(self.tasks)
         self._install_stop_signal()
         for hook in hooks.startup_hooks():
@@ -108,7 +111,8 @@ class ChannelLayerManager(GracefulStop, ChannelLayerTransport, EmitsOnce, AsyncP
             await every(TRIM_SECONDS, lambda: recovery.trim(list(names)), "trimming the recovery log")
 
     async def sample_gauges(self) -> None:
-        """Once a second: the gauges (sockets, queues) from state this process keeps anyway."""
+        """Once a second: the gauges (sockets, queues) from state this process keeps anyway; started
+        with delivery and run to the very end of a stop, when its writes may hang on the database."""
         while True:
             # Every namespace served, not those in ``rooms``: python-socketio deletes a namespace's
             # entry with its last socket, and its gauge kept that socket (or a refused storm's) for good.
