@@ -6,12 +6,14 @@ The outages are real: a throwaway PostgreSQL (``own_postgres``) and a redis-serv
 stopped (refused) or paused with SIGSTOP (hung), and started again."""
 
 import asyncio
+import contextlib
 import logging
 import os
 import signal
 import subprocess
 import sys
 import threading
+from collections.abc import Iterator
 from types import SimpleNamespace
 
 import dj_database_url
@@ -108,12 +110,25 @@ def test_a_clock_tick_that_is_a_bug_is_an_error_every_time(caplog):
     assert {r.getMessage() for r in lines} == {"the test clock failed"}
 
 
-@pytest.mark.parametrize("outage", ["refused", "hung"])
-def test_the_recovery_trim_says_a_redis_outage_once(outage, monkeypatch, caplog):
-    """The manager's trim of the recovery log, against a Redis that is stopped (every trim refused)
-    or paused (every trim past its timeout), then back."""
+@pytest.fixture
+def own_redis() -> Iterator[subprocess.Popen]:
+    """A redis-server of the test's own (``.args`` holds its port), shut down whatever the test did to it."""
     port = free_port()
     redis = _start_redis(port)
+    yield redis
+    with contextlib.suppress(ProcessLookupError):
+        os.kill(redis.pid, signal.SIGCONT)
+    subprocess.run(["redis-cli", "-p", str(port), "shutdown", "nosave"], timeout=10, capture_output=True)
+    redis.terminate()
+    redis.wait(10)
+
+
+@pytest.mark.parametrize("outage", ["refused", "hung"])
+def test_the_recovery_trim_says_a_redis_outage_once(outage, own_redis, monkeypatch, caplog):
+    """The manager's trim of the recovery log, against a Redis that is stopped (every trim refused)
+    or paused (every trim past its timeout), then back."""
+    redis = own_redis
+    port = int(redis.args[redis.args.index("--port") + 1])
     store = RedisStore(f"redis://127.0.0.1:{port}/0", "outage-logs:recovery", 100, 60)
     recovery = Recovery(store, 100)
     trims: list[bool] = []
@@ -159,14 +174,8 @@ def test_the_recovery_trim_says_a_redis_outage_once(outage, monkeypatch, caplog)
             await asyncio.gather(trimming, return_exceptions=True)
             await store.close()
 
-    try:
-        with caplog.at_level(logging.INFO, logger="config.realtime"):
-            failed = asyncio.run(asyncio.wait_for(scenario(), 60))
-    finally:
-        with_redis = [redis] if outage == "hung" else []
-        for proc in with_redis:
-            os.kill(proc.pid, signal.SIGCONT)
-        subprocess.run(["redis-cli", "-p", str(port), "shutdown", "nosave"], timeout=10, capture_output=True)
+    with caplog.at_level(logging.INFO, logger="config.realtime"):
+        failed = asyncio.run(asyncio.wait_for(scenario(), 60))
     assert failed >= 4
     error = "TimeoutError" if outage == "hung" else "ConnectionError"
     assert_one_outage(our_lines(caplog), "trimming the recovery log", "Redis", error)
@@ -236,13 +245,12 @@ def test_a_server_says_a_database_outage_once_per_loop(own_postgres, cluster_env
 @pytest.mark.redis
 @pytest.mark.django_db(transaction=True)
 @pytest.mark.server_errors(r"channel layer unavailable")
-def test_a_redis_outage_fails_no_heartbeat(cluster_env, partner):  # noqa: F811
+def test_a_redis_outage_fails_no_heartbeat(cluster_env, partner, own_redis):  # noqa: F811
     """The heartbeat's publish of a server with a partner online (its keeper written, its list
     published ten times a second) through a Redis the test stops and starts: the list is queued on
     the broker lane, which says once that the layer is away and once that it is back; the heartbeat
     says nothing (no round of it fails), nor does any other loop but the recovery log's trim."""
-    port = free_port()
-    redis = _start_redis(port)
+    port = int(own_redis.args[own_redis.args.index("--port") + 1])
     env = {**cluster_env, "REDIS_URL": f"redis://127.0.0.1:{port}/0", "PRESENCE_HEARTBEAT": "0.1"}
     server = ServerProcess(env).start()
 
@@ -251,21 +259,16 @@ def test_a_redis_outage_fails_no_heartbeat(cluster_env, partner):  # noqa: F811
         await asyncio.to_thread(subprocess.run, ["redis-cli", "-p", str(port), "shutdown", "nosave"], timeout=10)
         await asyncio.to_thread(wait_for_log, server, "channel layer unavailable")
         await asyncio.sleep(2)  # twenty heartbeats
-        back = await asyncio.to_thread(_start_redis, port)
-        try:
-            await asyncio.to_thread(wait_for_log, server, "cross-process delivery resumed")
-            await asyncio.sleep(0.5)
-            assert driver.sio.connected
-        finally:
-            await driver.close()
-            server.stop()
-            back.terminate()
+        await asyncio.to_thread(_start_redis, port)  # shut down by ``own_redis``
+        await asyncio.to_thread(wait_for_log, server, "cross-process delivery resumed")
+        await asyncio.sleep(0.5)
+        assert driver.sio.connected
+        await driver.close()
 
     try:
         run(scenario())
     finally:
         server.stop()
-        redis.terminate()
     lines = [line for line in server.output().splitlines() if line[:4].isdigit()]
     assert [line for line in lines if "presence" in line] == []
     assert sum("channel layer unavailable" in line for line in lines) == 1, lines
