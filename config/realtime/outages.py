@@ -23,8 +23,10 @@ def outage_of(exc: BaseException) -> str | None:
     ``None``: a bug."""
     if unavailable(exc):
         return "database"
-    # redis-py's own, and a bound of ours around a call that did not answer (``asyncio.timeout``).
-    if isinstance(exc, (RedisConnectionError, RedisTimeoutError, TimeoutError, ConnectionError)):
+    # redis-py's own (it raises a refused or cut connection as its ConnectionError); a bound of ours
+    # around a Redis call raises its TimeoutError too (``Recovery.trim``): an asyncio timeout is no
+    # telling what did not answer.
+    if isinstance(exc, (RedisConnectionError, RedisTimeoutError)):
         return "Redis"
     return None
 
