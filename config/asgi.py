@@ -88,7 +88,6 @@ on_startup(lambda manager: manager.start_task(relay.reconcile_forever(manager)))
 on_startup(lambda manager: manager.start_task(push_stats(manager)))  # the dashboard's figures
 on_startup(lambda manager: manager.start_task(escalate_forever()))  # safety alerts sent again until acknowledged
 on_startup(lambda manager: manager.start_task(manager.trim_recovery_log()))  # events past the recovery window
-on_startup(lambda manager: manager.start_task(manager.sample_gauges()))  # sockets and queues, once a second
 if diagnostics_enabled():  # LOOP_DIAGNOSTICS=1: loop stalls and GC pauses logged
     on_startup(start_loop_diagnostics)
 

@@ -2,6 +2,8 @@
 
 import asyncio
 import logging
+import time
+from datetime import datetime
 from typing import Any
 
 from django.conf import settings
@@ -15,6 +17,7 @@ from config.realtime.identity import Session
 from config.realtime.manager import ChannelLayerManager
 from config.realtime.namespace import BaseNamespace
 from config.realtime.orm import db
+from config.realtime.outages import OutageLog
 from config.realtime.parts import Part
 from dashboard.selectors import current_stats, monitor_bookings_rows, shared_stats
 
@@ -83,6 +86,9 @@ async def push_stats(manager: ChannelLayerManager) -> None:
     """Each process pushes to its own admin sockets, at most once a second, only on change: the
     figures are computed by one process for the cluster (``shared_stats``), the others relay them."""
     last: dict[str, Any] | None = None
+    # The database away: one warning and one line when back, not a traceback every tick (a second).
+    outage = OutageLog(logger, "computing dashboard stats")
+    failed_at: float | None = None  # Unix time of the outage's first failed tick
     while True:
         await asyncio.sleep(settings.DASHBOARD_PUSH_INTERVAL)
         if not any(True for _ in manager.get_participants(rooms.ADMIN, rooms.ADMINS)):
@@ -92,11 +98,16 @@ async def push_stats(manager: ChannelLayerManager) -> None:
             stats = await db(shared_stats)(settings.DASHBOARD_PUSH_INTERVAL)
         except asyncio.CancelledError:
             raise
-        except Exception:
-            logger.exception("computing dashboard stats failed")
+        except Exception as exc:
+            outage.failed(exc)
+            failed_at = failed_at or time.time()
             continue
         if stats is None:
             continue  # another process is computing them: they arrive on the next tick
+        # Figures from before the outage (the cache keeps them a second) say nothing of the database.
+        if failed_at is None or datetime.fromisoformat(stats["generatedAt"]).timestamp() > failed_at:
+            outage.succeeded()
+            failed_at = None
         figures = {k: v for k, v in stats.items() if k != "generatedAt"}
         if figures != last:
             last = figures

@@ -9,8 +9,8 @@ This class is the process's delivery: its start (delivery's own tasks, then the 
 hooks ``config/asgi.py`` registers; the graceful stop is ``config.realtime.stopping``),
 an *outbox* (messages committed by sync code in other threads are delivered in order by
 one task on the server's loop), the recovery log's offsets, *control* messages routed
-to the handlers the composition root registered (``config.realtime.hooks``), and the
-periodic work the root starts (log trimming, gauges).
+to the handlers the composition root registered (``config.realtime.hooks``), the gauges, and
+the periodic work the root starts (log trimming).
 """
 
 import asyncio
@@ -26,6 +26,7 @@ from socketio.async_pubsub_manager import AsyncPubSubManager
 
 from config import metrics
 from config.realtime import catalogue, hooks
+from config.realtime.clock import every
 from config.realtime.holding import HoldsSockets
 from config.realtime.inbox import Inbox
 from config.realtime.lanes import Lane
@@ -37,6 +38,7 @@ from config.realtime.transport import ChannelLayerTransport
 logger = logging.getLogger(__name__)
 
 OUTBOX_BATCH_MAX = 500  # messages per recovery-log pipeline
+TRIM_SECONDS = 10.0  # the recovery log's trim: what the window let go, every this often
 
 
 class ChannelLayerManager(GracefulStop, ChannelLayerTransport, HoldsSockets, EmitsOnce, AsyncPubSubManager):
@@ -62,7 +64,7 @@ class ChannelLayerManager(GracefulStop, ChannelLayerTransport, HoldsSockets, Emi
         self._early_stop: asyncio.Task[None] | None = None  # started by the stop signal (``_on_stop_signal``)
         self._cutoff: asyncio.TimerHandle | None = None  # the database's last moment in a stop (``stopping``)
         self._signalled = False
-        self._essential = 0  # self.tasks[:_essential] deliver (outbox, lanes) and run until the very end
+        self._essential = 0  # self.tasks[:_essential] deliver (outbox, lanes), sample gauges: to the very end
 
     # ------------------------------------------------------------ life cycle
     @property
@@ -75,9 +77,10 @@ class ChannelLayerManager(GracefulStop, ChannelLayerTransport, HoldsSockets, Emi
         return isinstance(self.layer, InMemoryChannelLayer)
 
     def initialize(self) -> None:
-        """Start delivery: the library's listener, the outbox, one lane per broker shard (they run
-        until the very end of a stop); then the startup hooks ``config/asgi.py`` registers, which
-        start every other background task (periodic work, cancelled first at a stop)."""
+        """Start delivery: the library's listener, the outbox, one lane per broker shard, and the
+        gauges' sampler (they run until the very end of a stop); then the startup hooks
+        ``config/asgi.py`` registers, which start every other background task (periodic work,
+        cancelled first at a stop)."""
         super().initialize()
         self.loop = asyncio.get_running_loop()
         # ORM calls from handlers run here (``orm.db``): a bounded pool,
@@ -91,6 +94,8 @@ class ChannelLayerManager(GracefulStop, ChannelLayerTransport, HoldsSockets, Emi
             self._handed = []
         self.start_task(self._drain_outbox())
         self._start_lanes()
+        # The gauges too run to the end: a stop is when the operator looks (what a hung database holds).
+        self.start_task(self.sample_gauges())
         self._essential = len(self.tasks)
         self._install_stop_signal()
         for hook in hooks.startup_hooks():
@@ -102,13 +107,14 @@ class ChannelLayerManager(GracefulStop, ChannelLayerTransport, HoldsSockets, Emi
 
     async def trim_recovery_log(self) -> None:
         """Every few seconds, drop logged events older than the recovery window."""
-        while True:
-            await asyncio.sleep(10)
-            if self.server.recovery is not None:
-                await self.server.recovery.trim(list(self.server.namespace_handlers))
+        recovery = self.server.recovery
+        if recovery is not None:
+            names = self.server.namespace_handlers
+            await every(TRIM_SECONDS, lambda: recovery.trim(list(names)), "trimming the recovery log")
 
     async def sample_gauges(self) -> None:
-        """Once a second: the gauges (sockets, queues) from state this process keeps anyway."""
+        """Once a second: the gauges (sockets, queues) from state this process keeps anyway; started
+        with delivery and run to the very end of a stop, when its writes may hang on the database."""
         while True:
             # Every namespace served, not those in ``rooms``: python-socketio deletes a namespace's
             # entry with its last socket, and its gauge kept that socket (or a refused storm's) for good.

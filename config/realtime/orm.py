@@ -4,6 +4,7 @@ import asyncio
 import contextvars
 import logging
 import sqlite3
+import threading
 from collections.abc import Awaitable, Callable
 from typing import Any, ClassVar
 
@@ -14,8 +15,15 @@ from config.errors import Unavailable
 
 
 class OrmLoad:
-    """ORM calls queued or running in this process (``db``), for admission control; and, for a
-    stopping process, the loop whose callers no longer wait for them (``abandon_waits``)."""
+    """ORM calls queued or running in this process (``db``), for admission control and the
+    ``homeservices_orm_queue_depth`` gauge; and, for a stopping process, the loop whose callers no
+    longer wait for them (``abandon_waits``).
+
+    A call counts from its submission until its thread is done with it, not until its caller stops
+    waiting: a caller cancelled, or abandoned at a stop's cutoff, leaves its call running in a thread
+    (a hung database holds it), and the threads it holds are what the count is for. A call whose
+    caller gave up before a thread took it is never run, and counts no more from then on. Changed
+    from the loop and from the threads: under ``_count_lock``."""
 
     in_flight = 0
     waiting: ClassVar[set[asyncio.Future[Any]]] = set()
@@ -45,6 +53,49 @@ def waits_on(loop: asyncio.AbstractEventLoop) -> bool:
 
 def orm_in_flight() -> int:
     return OrmLoad.in_flight
+
+
+_count_lock = threading.Lock()
+
+
+def _count(change: int) -> None:
+    with _count_lock:
+        OrmLoad.in_flight += change
+
+
+class _Call:
+    """One ``db`` call's place in ``OrmLoad.in_flight`` (see there): queued, running, or given up by
+    its caller before a thread took it."""
+
+    __slots__ = ("phase",)
+    QUEUED, RUNNING, GIVEN_UP = range(3)
+
+    def __init__(self) -> None:
+        self.phase = self.QUEUED
+        _count(1)
+
+    def start(self) -> bool:
+        """In its thread: whether to run it (its caller still waits, or gave up while it ran)."""
+        with _count_lock:
+            if self.phase == self.GIVEN_UP:
+                return False
+            self.phase = self.RUNNING
+            return True
+
+    def give_up(self) -> None:
+        """Its caller stopped waiting: a call no thread took yet never runs, and counts no more."""
+        with _count_lock:
+            if self.phase == self.QUEUED:
+                self.phase = self.GIVEN_UP
+                OrmLoad.in_flight -= 1
+
+    def run(self, func: Callable[..., Any], args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
+        if not self.start():
+            return None  # nobody reads it: the caller was answered when it gave up
+        try:
+            return _with_connections(func, args, kwargs)
+        finally:
+            _count(-1)
 
 
 # SQLite's primary result codes that say the database could not be used, not that the statement
@@ -106,28 +157,29 @@ def db(func: Callable[..., Any]) -> Callable[..., Awaitable[Any]]:
     after. Nothing here calls ``async_to_sync`` back into the loop (which asgiref's
     thread-local would route). Calls are counted so that a burst is refused at the door
     (``BaseNamespace.trigger_event``) instead of queueing behind itself. A caller that is
-    cancelled stops waiting; the call itself runs to its end, as under asgiref. So does one a
-    stopping process abandoned (``abandon_waits``), which gets ``Unavailable``.
+    cancelled stops waiting; the call itself runs to its end if a thread has taken it, as under
+    asgiref, and is not run if none has (``OrmLoad``). So does one a stopping process abandoned
+    (``abandon_waits``), which gets ``Unavailable``.
     """
 
     async def counted(*args: Any, **kwargs: Any) -> Any:
         loop = asyncio.get_running_loop()
         if OrmLoad.abandoned_on is loop:
             raise Unavailable()
-        OrmLoad.in_flight += 1
+        call = _Call()
         run = contextvars.copy_context().run
-        future = loop.run_in_executor(None, run, _with_connections, func, args, kwargs)
+        future = loop.run_in_executor(None, run, call.run, func, args, kwargs)
         OrmLoad.waiting.add(future)
         try:
             return await future
         except asyncio.CancelledError:
+            call.give_up()
             # Cancelled by ``abandon_waits``, not the caller's task being cancelled: no answer.
             if OrmLoad.abandoned_on is loop and not asyncio.current_task().cancelling():
                 raise Unavailable() from None
             raise
         finally:
             OrmLoad.waiting.discard(future)
-            OrmLoad.in_flight -= 1
 
     return counted
 
@@ -189,7 +241,7 @@ class Batched:
             self.scheduled = True
             loop.call_soon(self._flush)
         if self.counted:
-            OrmLoad.in_flight += 1
+            _count(1)
         try:
             return await future
         except asyncio.CancelledError:  # given up (a connect's timeout): not left waiting, not read
@@ -201,7 +253,7 @@ class Batched:
             raise
         finally:
             if self.counted:
-                OrmLoad.in_flight -= 1
+                _count(-1)
 
     def _flush(self) -> None:
         self.scheduled = False

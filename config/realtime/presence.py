@@ -24,7 +24,8 @@ from typing import Any
 from django.conf import settings
 
 from config.realtime.manager import ChannelLayerManager
-from config.realtime.orm import db, unavailable, warn_if_unavailable
+from config.realtime.orm import db
+from config.realtime.outages import OutageLog
 
 logger = logging.getLogger(__name__)
 
@@ -134,10 +135,12 @@ async def heartbeat(manager: ChannelLayerManager) -> None:
     gone, within ``OFFLINE_GATHER`` of the first of them.
 
     A database outage is one warning when the first write fails and one line when a write goes
-    through again, not an error with its traceback every second it lasts; what failed is written
-    by the next round (everyone, at once). Any other failure is an error each time."""
+    through again (``outages.OutageLog``), not an error with its traceback every second it lasts;
+    what failed is written by the next round (everyone, at once). Any other failure is an error
+    each time. The list's publish waits for no broker (the lane queues it; the lane says once when
+    Redis is away and once when it is back): Redis away fails no round here."""
     next_beat = 0.0
-    down_since: float | None = None
+    outage = OutageLog(logger, "presence heartbeat")
     woken = asyncio.Event()
     presence.wake = woken.set
     while True:
@@ -152,15 +155,10 @@ async def heartbeat(manager: ChannelLayerManager) -> None:
         except asyncio.CancelledError:
             raise
         except Exception as exc:
-            if not unavailable(exc):
-                logger.exception("presence heartbeat failed")
-            elif down_since is None:
-                down_since = now
-                warn_if_unavailable(logger, "presence heartbeat (retried every round; said again when back)", exc)
+            outage.failed(exc)
         else:
-            if wrote and down_since is not None:
-                logger.info("presence heartbeat: database back after %.1f s, everyone online written", now - down_since)
-                down_since = None
+            if wrote:  # a round with nothing to write proves nothing of the database
+                outage.succeeded()
         try:
             await asyncio.wait_for(woken.wait(), min(1.0, settings.PRESENCE_HEARTBEAT))
         except TimeoutError:

@@ -18,6 +18,7 @@ from config.realtime.identity import identities, load_identities, note_access_ch
 from config.realtime.manager import ChannelLayerManager
 from config.realtime.namespace import BaseNamespace
 from config.realtime.orm import db, unavailable
+from config.realtime.outages import OutageLog
 
 logger = logging.getLogger(__name__)
 
@@ -143,12 +144,17 @@ async def recheck_forever(manager: ChannelLayerManager) -> None:
     that sends no signal, a failed recheck): this bounds how long any of them can leave a
     socket with rights its user lost. Users are read in batches, one query each.
     """
+    outage = OutageLog(logger, "periodic access recheck")  # the database away: once, and once back
     while True:
         await asyncio.sleep(settings.ACCESS_RECHECK_SECONDS)
         try:
             await recheck_all(manager)
-        except Exception as exc:  # the database is away: try again next period
-            logger.warning("periodic access recheck failed (%s)", exc)
+        except asyncio.CancelledError:
+            raise
+        except Exception as exc:  # tried again next period; a bug is an error with its traceback
+            outage.failed(exc)
+        else:
+            outage.succeeded()
 
 
 async def recheck_all(manager: ChannelLayerManager) -> None:

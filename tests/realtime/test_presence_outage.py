@@ -91,8 +91,8 @@ def test_an_outage_is_one_warning_and_one_line_when_it_is_back(
     assert failed_rounds >= 10
     warning, back = presence_lines(caplog)
     assert warning.levelno == logging.WARNING and warning.exc_info is None
-    assert warning.getMessage().startswith("presence heartbeat (retried every round; said again when back): database")
-    assert "OperationalError" in warning.getMessage()
+    assert warning.getMessage().startswith("presence heartbeat: database unavailable (OperationalError: ")
+    assert warning.getMessage().endswith("retried every round, said again when back")
     assert back.levelno == logging.INFO and back.exc_info is None
     assert back.getMessage().startswith("presence heartbeat: database back after ")
     assert written[-1] == ([7], True)
