@@ -131,7 +131,8 @@ REPLACED = {
 # config.realtime.stopping._pass_on sets ``timeout_graceful_shutdown`` on the config of the uvicorn
 # server whose ``handle_exit`` it hands the stop signal to (a parameter: no known type), and uvicorn
 # reads it only once its shutdown begins; config.realtime.inbound.event_parts reads a Socket.IO
-# packet as python-socketio's decode does (a copy of its grammar, not a call).
+# packet as python-socketio's decode does (a copy of its grammar, not a call), and
+# config.realtime.namespace a client event's session as its get_session does.
 LEANED_ON: dict[str, tuple[str, str]] = {
     "uvicorn.server.Server.handle_exit": (
         "553276efa26e09ea",
@@ -140,6 +141,10 @@ LEANED_ON: dict[str, tuple[str, str]] = {
     "uvicorn.server.Server.shutdown": (
         "9b33c50562992b1e",
         "config.realtime.stopping: reads ``timeout_graceful_shutdown`` when the wait starts",
+    ),
+    "socketio.async_server.AsyncServer.get_session": (
+        "75d00587a3a77688",
+        "config.realtime.namespace: BaseNamespace._session_now does its lookups, without its coroutines",
     ),
     "socketio.packet.Packet.decode": (
         "61ad7904b539f472",
@@ -266,6 +271,10 @@ TOUCHED: dict[str, tuple[str, str]] = {
     ),
     "engineio.async_server.AsyncServer.reason": ("bbbc90e18d26c2df", "the close reason for a dropped session"),
     "engineio.async_server.AsyncServer.sockets": ("62c2798f986f5aac", "the sessions, counted per address"),
+    "engineio.base_server.BaseServer._get_socket": (
+        "ae2f99e66d632944",
+        "a client event's session read as python-socketio's get_session reads it (BaseNamespace._session_now)",
+    ),
     "engineio.async_socket.AsyncSocket.queue": ("34733e2605318364", "the bounded send queue replaces it"),
     "engineio.async_socket.AsyncSocket.server": ("9418144ef2dff89e", "a socket's server: its bounds and its logger"),
     "engineio.async_socket.AsyncSocket.connected": (
