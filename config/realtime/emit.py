@@ -59,7 +59,8 @@ async def emit_now(event: str, payload: Any, *, namespace: str, room: str | list
     the hot path skips the call-site round trip. ``local=True`` reaches only this
     process's sockets (a reply to one socket, figures every process computes itself).
     """
-    await _server().manager.dispatch(_message(event, payload, namespace=namespace, room=room), local=local)
+    # dispatch_many, not dispatch: one coroutine less an update (dispatch only wraps it in a list).
+    await _server().manager.dispatch_many([_message(event, payload, namespace=namespace, room=room)], local=local)
 
 
 @functools.cache

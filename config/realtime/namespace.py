@@ -158,13 +158,22 @@ class BaseNamespace(PartHooks, TokenLifetime, RoomRights, socketio.AsyncNamespac
             await self.on_disconnected(sid, session)
 
     # ------------------------------------------------------------ events
+    def _session_now(self, sid: str) -> Session | None:
+        """python-socketio's ``get_session`` without its three coroutines (about 1.4 µs of every
+        client event): the same lookups in the same order; ``None`` where it raises ``KeyError``."""
+        server = self.server
+        try:
+            socket = server.eio._get_socket(server.manager.eio_sid_from_sid(sid, self.namespace_name))
+        except KeyError:
+            return None
+        return socket.session.setdefault(self.namespace_name, {})
+
     async def trigger_event(self, event: str, *args: Any) -> Any:
         if event in ("connect", "disconnect") and not isinstance(event, RejectedEvent):  # not a client's "connect"
             return await super().trigger_event(event, *args)
         sid = args[0]
-        try:
-            session = await self.get_session(sid)
-        except KeyError:  # the socket went while this packet waited (a flood cut it): nobody to answer
+        session = self._session_now(sid)
+        if session is None:  # the socket went while this packet waited (a flood cut it): nobody to answer
             return self.server.not_handled
         if isinstance(event, RejectedEvent):
             return await self._refuse_unhandled(session, sid, event, event.reason, "rejected")

@@ -16,6 +16,7 @@ from config.realtime import catalogue, engine, recovery
 from config.realtime.auth import token_from
 from config.realtime.codec import OrjsonCodec, PacketCodec
 from config.realtime.deadlines import Deadlines
+from config.realtime.inbound import event_parts
 from config.realtime.inline import InlineEvents
 from config.realtime.keeping import INVOLUNTARY, Keeper
 from config.realtime.manager import ChannelLayerManager
@@ -66,6 +67,10 @@ class Server(InlineEvents, StrayPackets, socketio.AsyncServer):
         packet's attachments without a bound (a client could make the process hold any amount),
         and no event of the catalogue carries binary. A packet of another kind or that does
         not decode (a traceback in python-socketio) closes the session with one warning."""
+        if isinstance(data, str) and data[:1] == "2" and (parts := event_parts(data)) is not None:
+            namespace, id, text = parts  # an EVENT in its common form: no Packet (``inbound.event_parts``)
+            await self._handle_event(eio_sid, namespace, id, self.packet_class.json.loads(text))
+            return
         pkt = None
         if isinstance(data, str) and data[:1] in _DISPATCHED:
             with contextlib.suppress(ValueError):

@@ -110,6 +110,7 @@ class WebSocketProtocol(WebSocketsSansIOProtocol):
         "server",
         "tasks",
         "transport",
+        "uncorking",  # ours, set once too
     )
     plain_frames = False  # set once the handshake is over: no extension transforms this connection's frames
     texts_wanted = False  # set by the application that reads this connection: it takes a text message as a ``str``
@@ -127,6 +128,9 @@ class WebSocketProtocol(WebSocketsSansIOProtocol):
         self.queue = Mailbox()  # type: ignore[assignment]
         self.writable = Flag()  # type: ignore[assignment]
         self.writable.set()
+        # Its loop's writer of corked frames, found once (a weak dictionary's lookup was about a µs
+        # of every relayed update's delivery); created in its loop, as uvicorn's own loop is.
+        self.uncorking = uncorking(asyncio.get_event_loop())
 
     def handle_connect(self, event: Request) -> None:
         super().handle_connect(event)
@@ -229,8 +233,7 @@ class WebSocketProtocol(WebSocketsSansIOProtocol):
             return False
         if self.corked is None:
             self.corked = [frame]
-            loop = asyncio.get_running_loop()
-            uncorking(loop).add(self, loop)
+            self.uncorking.add(self, asyncio.get_running_loop())
         else:
             self.corked.append(frame)
         self.corked_bytes += len(frame)
@@ -258,8 +261,7 @@ class WebSocketProtocol(WebSocketsSansIOProtocol):
             self.transport = transport
         if held.data:
             self.corked = held.data
-            loop = asyncio.get_running_loop()
-            uncorking(loop).add(self, loop)
+            self.uncorking.add(self, asyncio.get_running_loop())
 
     def shutdown(self) -> None:
         self.uncork()  # before the close frame of a server that stops

@@ -127,13 +127,29 @@ REPLACED = {
     "engineio.async_drivers.asgi.translate_request": "39e74733f1fe46aa",
 }
 
-# Library code the product leans on through an object the scan cannot type (a parameter) ->
-# (fingerprint, why): config.realtime.stopping._pass_on sets ``timeout_graceful_shutdown`` on the
-# config of the uvicorn server whose ``handle_exit`` it hands the stop signal to, and uvicorn reads
-# it only once its shutdown begins.
+# Library code the product leans on where the scan cannot see it -> (fingerprint, why):
+# config.realtime.stopping._pass_on sets ``timeout_graceful_shutdown`` on the config of the uvicorn
+# server whose ``handle_exit`` it hands the stop signal to (a parameter: no known type), and uvicorn
+# reads it only once its shutdown begins; config.realtime.inbound.event_parts reads a Socket.IO
+# packet as python-socketio's decode does (a copy of its grammar, not a call), and
+# config.realtime.namespace a client event's session as its get_session does.
 LEANED_ON: dict[str, tuple[str, str]] = {
-    "uvicorn.server.Server.handle_exit": ("553276efa26e09ea", "the stop signal's previous handler: its ``__self__``"),
-    "uvicorn.server.Server.shutdown": ("9b33c50562992b1e", "reads ``timeout_graceful_shutdown`` when the wait starts"),
+    "uvicorn.server.Server.handle_exit": (
+        "553276efa26e09ea",
+        "config.realtime.stopping: the stop signal's previous handler, its ``__self__``",
+    ),
+    "uvicorn.server.Server.shutdown": (
+        "9b33c50562992b1e",
+        "config.realtime.stopping: reads ``timeout_graceful_shutdown`` when the wait starts",
+    ),
+    "socketio.async_server.AsyncServer.get_session": (
+        "75d00587a3a77688",
+        "config.realtime.namespace: BaseNamespace._session_now does its lookups, without its coroutines",
+    ),
+    "socketio.packet.Packet.decode": (
+        "61ad7904b539f472",
+        "config.realtime.inbound.event_parts: an EVENT's common form read as it reads it",
+    ),
 }
 
 # library name the product reads or writes -> (fingerprint, why we touch it)
@@ -255,6 +271,10 @@ TOUCHED: dict[str, tuple[str, str]] = {
     ),
     "engineio.async_server.AsyncServer.reason": ("bbbc90e18d26c2df", "the close reason for a dropped session"),
     "engineio.async_server.AsyncServer.sockets": ("62c2798f986f5aac", "the sessions, counted per address"),
+    "engineio.base_server.BaseServer._get_socket": (
+        "ae2f99e66d632944",
+        "a client event's session read as python-socketio's get_session reads it (BaseNamespace._session_now)",
+    ),
     "engineio.async_socket.AsyncSocket.queue": ("34733e2605318364", "the bounded send queue replaces it"),
     "engineio.async_socket.AsyncSocket.server": ("9418144ef2dff89e", "a socket's server: its bounds and its logger"),
     "engineio.async_socket.AsyncSocket.connected": (
@@ -805,8 +825,8 @@ def test_the_library_code_we_lean_on_is_the_code_we_read():
         if fingerprint(path) != expected
     ]
     changed += [
-        f"{path} changed: re-read config.realtime.stopping against it, then update its fingerprint"
-        for path, (expected, _why) in LEANED_ON.items()
+        f"{path} changed: re-read {why.partition(':')[0]} against it, then update its fingerprint"
+        for path, (expected, why) in LEANED_ON.items()
         if fingerprint(path) != expected
     ]
     assert changed == []
@@ -910,6 +930,12 @@ def test_a_real_time_library_state_read_from_a_subclass_fails_the_scan(monkeypat
 def test_a_changed_library_fails_naming_the_module_to_re_read(monkeypatch):
     monkeypatch.setitem(TOUCHED, "channels_redis.pubsub.RedisPubSubLoopLayer._shards", ("0" * 16, "a test"))
     with pytest.raises(AssertionError, match=r"_shards changed: re-read \['config.realtime.transport'\]"):
+        test_the_library_code_we_lean_on_is_the_code_we_read()
+
+
+def test_a_changed_library_we_lean_on_names_its_reader(monkeypatch):
+    monkeypatch.setitem(LEANED_ON, "socketio.packet.Packet.decode", ("0" * 16, "config.realtime.inbound: a test"))
+    with pytest.raises(AssertionError, match=r"Packet.decode changed: re-read config.realtime.inbound against it"):
         test_the_library_code_we_lean_on_is_the_code_we_read()
 
 

@@ -231,14 +231,16 @@ class Transport:
         return self.closing
 
 
-def open_protocol() -> tuple[WebSocketProtocol, Transport]:
-    """A connection past its handshake, without a server around it: only what ``write_frame`` reads."""
+def open_protocol(loop: asyncio.AbstractEventLoop | None = None) -> tuple[WebSocketProtocol, Transport]:
+    """A connection past its handshake, without a server around it: only what ``write_frame`` reads;
+    of ``loop``, else of the running one."""
     protocol = WebSocketProtocol.__new__(WebSocketProtocol)
     transport = Transport()
     protocol.transport = transport  # type: ignore[assignment]
     protocol.plain_frames, protocol.close_sent = True, False
     protocol.writable = Flag()  # type: ignore[assignment]
     protocol.writable.set()
+    protocol.uncorking = uncorking(loop or asyncio.get_running_loop())
     return protocol, transport
 
 
@@ -286,7 +288,7 @@ def test_the_frames_of_a_round_on_many_connections_are_written_by_one_callback()
 
 def test_a_loops_uncorking_goes_with_the_loop():
     loop = asyncio.new_event_loop()
-    protocol, transport = open_protocol()
+    protocol, transport = open_protocol(loop)
 
     async def a_round() -> None:
         assert protocol.write_frame(b"x")

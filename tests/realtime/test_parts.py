@@ -84,7 +84,8 @@ def test_options_come_from_the_declaration(monkeypatch):
     async def session(sid: str) -> dict[str, Any]:
         return {"uid": 1, "user_id": "1"}
 
-    monkeypatch.setattr(ns, "get_session", session)
+    monkeypatch.setattr(ns, "get_session", session)  # no server around it: the refusals read it
+    monkeypatch.setattr(ns, "_session_now", lambda sid: {"uid": 1, "user_id": "1"})  # and the dispatch
     monkeypatch.setattr(namespace_module.limiter, "hit", lambda uid, key: counted.append(key))
     monkeypatch.setattr(namespace_module.catalogue, "payload_problem", lambda *args: None)
     monkeypatch.setattr(OrmLoad, "busy", classmethod(lambda cls: True))
