@@ -25,7 +25,7 @@ from config.realtime.identity import Session, access_changed_since, identities, 
 from config.realtime.inbound import ACK_WANTED, EVENT_SESSION, RejectedEvent
 from config.realtime.limits import count_connect, limiter
 from config.realtime.orm import OrmLoad, unavailable
-from config.realtime.parts import KEPT_SOCKET_REFUSALS, ClientEvent, Part
+from config.realtime.parts import KEPT_SOCKET_REFUSALS, ClientEvent, Part, together
 from config.realtime.presence import presence
 from config.realtime.rights import RoomRights
 from config.realtime.token_lifetime import TOKEN_REFRESH, TokenLifetime
@@ -48,7 +48,7 @@ class BaseNamespace(TokenLifetime, RoomRights, socketio.AsyncNamespace):
     # one more library internal to pin (tests/config/test_overrides.py).
     namespace_name: str
     role: str  # the session's "role": who this namespace's users are
-    parts: tuple[Part, ...]  # in order: their hooks run in it
+    parts: tuple[Part, ...]  # in order: their disconnect hooks run in it
     client_events: dict[str, ClientEvent]  # every part's, by name
     # The lightweight ones, which the server runs in the socket's read loop (``Server._handle_event``).
     inline_events: frozenset[str]
@@ -62,10 +62,10 @@ class BaseNamespace(TokenLifetime, RoomRights, socketio.AsyncNamespace):
                 part.qualify(identity)
 
     async def on_connected(self, sid: str, session: Session) -> None:
-        """Runs on the loop after the socket joined its user room."""
-        for part in self.parts:
-            if part.connected is not None:
-                await part.connected(self, sid, session)
+        """Runs on the loop after the socket joined its user room. The parts' hooks run together: each
+        waits on reads of its own (a partner's newest fix, their relay list), which a connect waited
+        for one after the other (issue 34: a database round trip more per partner connect)."""
+        await together([part.connected(self, sid, session) for part in self.parts if part.connected is not None])
 
     async def on_disconnected(self, sid: str, session: Session) -> None:
         """Runs on the loop when the socket goes; leave nothing behind. A dependency down (``unavailable``) is

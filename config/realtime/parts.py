@@ -15,7 +15,8 @@ the TypeScript package read. No part sets an option of another part's event: an 
 options are fields of its declaration.
 """
 
-from collections.abc import Awaitable, Callable
+import asyncio
+from collections.abc import Awaitable, Callable, Coroutine
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
 
@@ -78,8 +79,9 @@ class Part:
     ``qualify(identity)`` raises ``Forbidden`` when the user may not use the namespace (no I/O:
     it runs at connect, on ``auth:refresh`` and on every access change). ``permitted_rooms(session,
     joined, *, finished=False)`` says which of the rooms this part's handlers joined the user
-    may be in now (``BaseNamespace.permitted_rooms``). ``connected`` / ``disconnected`` run, in
-    the order the parts are given, after the socket joined its user room / when it goes.
+    may be in now (``BaseNamespace.permitted_rooms``). ``connected`` hooks run together
+    (``together``: none may count on another's) after the socket joined its user room;
+    ``disconnected`` hooks, in the order the parts are given, when it goes.
     """
 
     def __init__(
@@ -126,3 +128,22 @@ class Part:
             raise ValueError("a part has one disconnected hook")
         self.disconnected = hook
         return hook
+
+
+async def together(hooks: list[Coroutine[Any, Any, None]]) -> None:
+    """Run ``hooks`` at once, the first in the caller's task (a lone hook costs no task). The first
+    failure, whichever hook's, cancels the others and is raised as it is (not as a group); the
+    caller's cancel (``CONNECT_TIMEOUT``, a stopping process) cancels them all."""
+    if not hooks:
+        return
+    first, *others = hooks
+    if not others:
+        await first
+        return
+    try:
+        async with asyncio.TaskGroup() as group:
+            for hook in others:
+                group.create_task(hook)
+            await first
+    except BaseExceptionGroup as failed:
+        raise failed.exceptions[0] from None
