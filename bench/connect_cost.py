@@ -7,7 +7,9 @@ Wall-clock ramps are noise on a shared machine; the server's own CPU is not. Eac
 each tree's server as production runs it (``run.start_servers``), warms it with a few connects,
 measures its idle CPU rate, then connects ``--pairs`` partner + customer pairs (100 handshakes in
 flight, a plain websocket client: Engine.IO open, namespace CONNECT with the token, its answer),
-has every customer ``booking:track`` its booking, waits, and reads RSS. CPU is the sum of the
+has every customer ``booking:track`` its booking, waits, and reads RSS. ``answer_ms_p50``: per
+namespace, the median wait from a CONNECT sent to its answer (the server's part of a connect's wall
+time: the token, the reads, the hooks, queued behind the others in flight). CPU is the sum of the
 server's threads' run time (``/proc/<pid>/task/*/schedstat``, ns), minus the idle rate over the
 phase. ``--bare``: the anchors' bare python-socketio server (``../shared/anchors``) in the round too.
 The database named by ``DATABASE_URL`` is dropped and created again.
@@ -19,6 +21,7 @@ import contextlib
 import json
 import os
 import signal
+import statistics
 import subprocess
 import sys
 import time
@@ -56,6 +59,7 @@ class Client:
     def __init__(self, url: str, namespace: str, token: str) -> None:
         self.url, self.namespace, self.token = url, namespace, token
         self.ws = None
+        self.answer_ms = 0.0  # CONNECT sent -> its answer: the server's part of a connect's wall time
 
     async def connect(self) -> None:
         host = urllib.parse.urlsplit(self.url).netloc
@@ -68,8 +72,10 @@ class Client:
         )
         opened = await self.ws.recv()
         assert opened.startswith("0"), opened
+        sent = time.monotonic()
         await self.ws.send(f"40{self.namespace}," + json.dumps({"token": self.token}))
         answer = await self._next()
+        self.answer_ms = (time.monotonic() - sent) * 1000
         if not answer.startswith(f"40{self.namespace},"):
             raise RuntimeError(f"connect refused: {answer[:200]}")
 
@@ -141,6 +147,7 @@ async def measure(
     ramp_s = time.monotonic() - start[1]
     await asyncio.sleep(1.5)  # what the connects set off: presence's keeper writes within a second
     connect_ns = phase(start)
+    answers = {ns: statistics.median(c.answer_ms for c in clients if c.namespace == ns) for ns in (partner, customer)}
     if spy is not None:
         spy.send_signal(signal.SIGINT)
         spy.wait()
@@ -170,6 +177,7 @@ async def measure(
         "close_us": round(close_ns / n / 1000, 1),
         "kib_per_socket": round((rss1 - rss0) / n, 1),
         "ramp_s": round(ramp_s, 2),
+        "answer_ms_p50": {ns.strip("/"): round(ms, 1) for ns, ms in answers.items()},
         "idle_cpu_pct": round(idle_rate / 1e7, 2),
     }
 

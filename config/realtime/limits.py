@@ -10,7 +10,9 @@ later one is: a user who connects a few times a minute costs a connect no Redis 
 34), and what a process admits of a window that Redis never hears of is under half a lease.
 While a lease is on its way, up to a quarter of the limit is admitted on credit, so a user
 can exceed a limit by at most that much per extra process. When Redis is unreachable the
-limits hold per process (fail open across processes, never closed for the user).
+limits hold per process (fail open across processes, never closed for the user) for ``DOWN_FOR``
+seconds; a lease not answered within ``REDIS_TIMEOUT`` counts as unreachable. Leases go on a raw
+connection of their own (``config.realtime.lease_line``), not through redis-py.
 
 Hand-written rather than a rate-limit library: the libraries make one store round
 trip per hit, which the tracking hot path cannot afford.
@@ -21,19 +23,20 @@ import logging
 import math
 import time
 from dataclasses import dataclass
-from typing import Any
 
 from django.conf import settings
 
 from config.errors import RateLimited
 from config.hot_settings import hot
 from config.realtime.auth import Refused
+from config.realtime.lease_line import Answer, LeaseLine
 
 logger = logging.getLogger(__name__)
+# A lease's round trip (the connection's opening included) answers within this or fails. The
+# limiter has its own connection (never the recovery store's or the channel layer's): a reconnect
+# storm that keeps those busy leaves the leases theirs.
 REDIS_TIMEOUT = 0.5
-# The limiter's own connections (never the recovery store's or the channel layer's): a reconnect
-# storm that keeps those busy leaves the leases theirs. A lease waits this long for one at most.
-REDIS_CONNECTIONS = 16
+DOWN_FOR = 5.0  # seconds counted per process after a lease failed, before Redis is asked again
 LEASE_FRACTION = 4
 # A lease is taken from the shared count whether or not it is spent, once per process and
 # window: past this size, a few processes would take a large limit (connects per address)
@@ -55,7 +58,7 @@ class _Window:
 class RateLimiter:
     def __init__(self) -> None:
         self.windows: dict[tuple[int | str, str], _Window] = {}
-        self._redis: Any = None
+        self._lease_line: LeaseLine | None = None
         self._redis_down_until = 0.0
         self._tasks: set[asyncio.Task[None]] = set()
 
@@ -107,53 +110,50 @@ class RateLimiter:
     def _shared(self) -> bool:
         return bool(hot.REDIS_URL) and time.monotonic() >= self._redis_down_until
 
-    def _ask(self, user_id: int, key: str, state: _Window, limit: int, window: float) -> None:
+    def _ask(self, user_id: int | str, key: str, state: _Window, limit: int, window: float) -> None:
+        """Take a lease from the window's shared count, in the background (the lease line's next batch)."""
         if state.asking:
             return
         state.asking = True
-        confirm, state.owed = state.owed, False
-        task = asyncio.get_running_loop().create_task(self._lease(user_id, key, state, limit, window, confirm))
-        self._tasks.add(task)
-        task.add_done_callback(self._tasks.discard)
-
-    async def _lease(self, user_id: int, key: str, state: _Window, limit: int, window: float, confirm: bool) -> None:
-        """Take a lease from the window's shared count; ``confirm``: the one admitted on trust at its start."""
-        size = self._lease_size(limit)
+        confirm, state.owed = state.owed, False  # the lease admitted on trust at the window's start
         redis_key = f"{settings.SOCKETIO['CHANNEL_GROUP']}:rl:{key}:{user_id}:{state.index}"
-        try:
-            async with self._client().pipeline(transaction=False) as pipe:
-                pipe.incrby(redis_key, size)
-                pipe.expire(redis_key, math.ceil(window) + 5)
-                total, _ = await pipe.execute()
-        except Exception as exc:
-            self._redis_down_until = time.monotonic() + 5
-            logger.warning("rate limits counted per process for now: Redis unreachable (%s)", exc)
+        size = self._lease_size(limit)
+        self._line().take(
+            redis_key,
+            size,
+            math.ceil(window) + 5,
+            lambda total: self._taken(total, user_id, key, state, limit, window, confirm),
+        )
+
+    def _taken(
+        self, total: Answer, user_id: int | str, key: str, state: _Window, limit: int, window: float, confirm: bool
+    ) -> None:
+        size = self._lease_size(limit)
+        state.asking = False
+        if isinstance(total, BaseException):
+            if time.monotonic() >= self._redis_down_until:  # once per outage, not once per lease
+                logger.warning("rate limits counted per process for now: Redis unreachable (%s)", total)
+            self._redis_down_until = time.monotonic() + DOWN_FOR
             state.allowance += limit - size  # this window: about the local limit (fail open per process)
-            state.asking = False
             return
         granted = max(0, min(size, limit - (total - size)))
         if confirm:
             granted -= size  # that lease was already admitted
         state.allowance += granted
-        state.asking = False
         if total < limit and state.allowance <= size // 2 and state.index == int(time.time() // window):
             # Events admitted on credit while this answer was on its way are still owed:
             # ask again, or the user stays refused below the limit until the window ends.
             self._ask(user_id, key, state, limit, window)
 
-    def _client(self) -> Any:
-        if self._redis is None:
-            import redis.asyncio as redis
-
-            pool = redis.BlockingConnectionPool.from_url(
-                settings.REDIS_URL,
-                max_connections=REDIS_CONNECTIONS,
-                timeout=REDIS_TIMEOUT,
-                socket_connect_timeout=REDIS_TIMEOUT,
-                socket_timeout=REDIS_TIMEOUT,
-            )
-            self._redis = redis.Redis(connection_pool=pool)
-        return self._redis
+    def _line(self) -> LeaseLine:
+        """This loop's lease line (a server has one loop; a test may run several, one after another)."""
+        line = self._lease_line
+        if line is None or line.loop is not asyncio.get_running_loop() or line.url != settings.REDIS_URL:
+            if line is not None:
+                line.close()
+            name = f"{settings.SOCKETIO['CHANNEL_GROUP']}:rate-limits"
+            line = self._lease_line = LeaseLine(settings.REDIS_URL, REDIS_TIMEOUT, self._tasks, name)
+        return line
 
 
 limiter = RateLimiter()

@@ -48,7 +48,7 @@ class BaseNamespace(PartHooks, TokenLifetime, RoomRights, socketio.AsyncNamespac
     # one more library internal to pin (tests/config/test_overrides.py).
     namespace_name: str
     role: str  # the session's "role": who this namespace's users are
-    parts: tuple[Part, ...]  # in order: their hooks run in it
+    parts: tuple[Part, ...]  # in order: their disconnect hooks run in it
     client_events: dict[str, ClientEvent]  # every part's, by name
     # The lightweight ones, which the server runs in the socket's read loop (``Server._handle_event``).
     inline_events: frozenset[str]

@@ -15,8 +15,9 @@ the TypeScript package read. No part sets an option of another part's event: an 
 options are fields of its declaration.
 """
 
+import asyncio
 import logging
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Coroutine
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
 
@@ -83,9 +84,10 @@ class Part:
     ``qualify(identity)`` raises ``Forbidden`` when the user may not use the namespace (no I/O:
     it runs at connect, on ``auth:refresh`` and on every access change). ``permitted_rooms(session,
     joined, *, finished=False)`` says which of the rooms this part's handlers joined the user
-    may be in now (``BaseNamespace.permitted_rooms``). ``connected`` / ``disconnected`` run, in
-    the order the parts are given, after the socket joined its user room / when it goes. A connect
-    refused after a part's ``connected`` ran to its end (a later part's read not answered) runs that
+    may be in now (``BaseNamespace.permitted_rooms``). ``connected`` hooks run together
+    (``together``: none may count on another's) after the socket joined its user room;
+    ``disconnected`` hooks, in the order the parts are given, when it goes. A connect refused
+    after a part's ``connected`` ran to its end (another part's read not answered) runs that
     part's ``disconnected`` too, as its undo: it must leave nothing behind either way.
     """
 
@@ -142,13 +144,18 @@ class PartHooks:
     namespace_name: str
 
     async def on_connected(self, sid: str, session: Session, done: list[Part] | None = None) -> None:
-        """Runs on the loop after the socket joined its user room; each part whose hook ran to its end
-        is added to ``done``, whose hooks a refused connect undoes (``undo_connected``)."""
-        for part in self.parts:
-            if part.connected is not None:
-                await part.connected(self, sid, session)
-                if done is not None:
-                    done.append(part)
+        """Runs on the loop after the socket joined its user room. The parts' hooks run together: each
+        waits on reads of its own (a partner's newest fix, their relay list), which a connect waited
+        for one after the other (issue 34: a database round trip more per partner connect). Each part
+        whose hook ran to its end is added to ``done``, whose hooks a refused connect undoes
+        (``undo_connected``): with the hooks together, one may end before another fails."""
+
+        async def run(part: Part) -> None:
+            await part.connected(self, sid, session)
+            if done is not None:
+                done.append(part)
+
+        await together([run(part) for part in self.parts if part.connected is not None])
 
     async def undo_connected(self, sid: str, session: Session, done: list[Part]) -> None:
         """A connect refused after some parts' ``connected`` hooks ran: their ``disconnected`` hooks undo
@@ -175,3 +182,22 @@ class PartHooks:
             except Exception as exc:
                 if not warn_if_unavailable(logger, f"disconnect of {self.namespace_name} {sid}", exc):
                     raise
+
+
+async def together(hooks: list[Coroutine[Any, Any, None]]) -> None:
+    """Run ``hooks`` at once, the first in the caller's task (a lone hook costs no task). The first
+    failure, whichever hook's, cancels the others and is raised as it is (not as a group); the
+    caller's cancel (``CONNECT_TIMEOUT``, a stopping process) cancels them all."""
+    if not hooks:
+        return
+    first, *others = hooks
+    if not others:
+        await first
+        return
+    try:
+        async with asyncio.TaskGroup() as group:
+            for hook in others:
+                group.create_task(hook)
+            await first
+    except BaseExceptionGroup as failed:
+        raise failed.exceptions[0] from None

@@ -51,14 +51,15 @@ class Wire:
         self._parser = hiredis.Reader()
 
     @classmethod
-    async def open(cls, host: dict[str, Any]) -> "Wire":
+    async def open(cls, host: dict[str, Any], select_database: bool = False) -> "Wire":
         """Connect to a channels-redis host (``{"address": url}`` or ``{"host", "port"}``) and
-        authenticate; a server that does not answer within ``OPEN_TIMEOUT`` raises ``TimeoutError``."""
+        authenticate; a server that does not answer within ``OPEN_TIMEOUT`` raises ``TimeoutError``.
+        ``select_database``: the URL's database number applies (keys); publishing ignores it."""
         async with asyncio.timeout(OPEN_TIMEOUT):
-            return await cls._open(host)
+            return await cls._open(host, select_database)
 
     @classmethod
-    async def _open(cls, host: dict[str, Any]) -> "Wire":
+    async def _open(cls, host: dict[str, Any], select_database: bool) -> "Wire":
         options = parse_url(host["address"]) if "address" in host else dict(host)
         kind = options.get("connection_class")
         if kind is UnixDomainSocketConnection:
@@ -76,6 +77,11 @@ class Wire:
             if options.get("password"):
                 credentials = [options["username"]] if options.get("username") else []
                 wire.write(command("AUTH", *credentials, options["password"]))
+                [reply] = await wire.expect(1)
+                if isinstance(reply, hiredis.ReplyError):
+                    raise reply
+            if select_database and options.get("db"):
+                wire.write(command("SELECT", str(options["db"])))
                 [reply] = await wire.expect(1)
                 if isinstance(reply, hiredis.ReplyError):
                     raise reply
