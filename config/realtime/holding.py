@@ -18,11 +18,13 @@ HOLD_MAX = 1000  # messages held per socket: past it the socket is refused at re
 
 
 class Held:
-    """What waits for one socket: the messages, in order, or that there were too many."""
+    """What waits for one socket: the messages, in order, or that there were too many; and how many
+    rechecks hold it (a second ``access_changed`` may come while the first still ends)."""
 
-    __slots__ = ("messages", "overflowed")
+    __slots__ = ("holds", "messages", "overflowed")
 
     def __init__(self) -> None:
+        self.holds = 0
         self.messages: list[dict[str, Any]] = []
         self.overflowed = False
 
@@ -33,11 +35,12 @@ class HoldsSockets:
     held: dict[str, Held]
 
     def hold(self, sid: str) -> None:
-        """What is sent to ``sid`` from now on waits for ``release`` (a second hold changes nothing)."""
-        self.held.setdefault(sid, Held())
+        """What is sent to ``sid`` from now on waits until every hold of it has ended (``drain``), or
+        the socket is refused (``release``)."""
+        self.held.setdefault(sid, Held()).holds += 1
 
     def release(self, sid: str) -> Held | None:
-        """Ends the hold, dropping what waited (a socket refused); ``drain`` delivers it."""
+        """Ends every hold of ``sid``, dropping what waited (a socket refused); ``drain`` delivers it."""
         return self.held.pop(sid, None)
 
     def set_aside(self, message: dict[str, Any]) -> dict[str, Any]:
@@ -60,20 +63,27 @@ class HoldsSockets:
         return {**message, "skip_sid": [*skip, *waiting]}
 
     async def drain(self, sid: str) -> bool:
-        """Deliver what waited for ``sid``, in order, then end its hold: what is sent meanwhile waits
-        its turn behind it. Each goes only if the socket is still in one of its rooms: a room left
-        at the recheck was a right lost, and what was sent there is not its. ``False``: more than
-        ``HOLD_MAX`` waited (the rest was dropped); the caller refuses the socket."""
+        """End one hold of ``sid``; at the last, deliver what waited, in order, then let it go: what
+        is sent meanwhile waits its turn behind it. Each goes only if the socket is still in one of
+        its rooms: a room left at the recheck was a right lost, and what was sent there is not its.
+        A hold taken meanwhile (another change of the user) keeps the rest for its own end: what came
+        after that change waits for its read. ``False``: more than ``HOLD_MAX`` waited (the rest was
+        dropped); the caller refuses the socket."""
         entry = self.held.get(sid)
         if entry is None:
             return True
+        entry.holds -= 1
         done = 0
-        while not entry.overflowed and done < len(entry.messages):
+        while not entry.holds and not entry.overflowed and done < len(entry.messages):
             message = entry.messages[done]
             done += 1
             if self._addressed_to(sid, message):
                 await self._deliver_now({**message, "room": sid, "skip_sid": None})
-        self.held.pop(sid, None)
+        if entry.holds > 0:
+            del entry.messages[:done]
+            return True
+        if self.held.get(sid) is entry:
+            del self.held[sid]
         return not entry.overflowed
 
     def _addressed_to(self, sid: str, message: dict[str, Any]) -> bool:

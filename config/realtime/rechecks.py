@@ -27,19 +27,6 @@ logger = logging.getLogger(__name__)
 RECHECK_HOLD_SECONDS = 10.0
 
 
-class Rechecking:
-    """A user's rechecks under way and the sockets they hold: the last one to end releases them all."""
-
-    __slots__ = ("count", "sids")
-
-    def __init__(self) -> None:
-        self.count = 0
-        self.sids: set[str] = set()
-
-
-_rechecking: dict[int, Rechecking] = {}
-
-
 async def access_changed_received(manager: ChannelLayerManager, message: dict[str, Any]) -> None:
     """A user's access changed (deactivated, demoted, suspended...): recheck their local sockets.
 
@@ -66,12 +53,9 @@ async def access_changed_received(manager: ChannelLayerManager, message: dict[st
         error = Unavailable("Too many access rechecks under way: your rights could not be read")
         hooks.start_task("access_changed", _refuse(manager, sockets, {sid: error for _, sid in sockets}))
         return
-    rechecking = _rechecking.setdefault(user_id, Rechecking())
-    rechecking.count += 1
     for _, sid in sockets:
         manager.hold(sid)
-        rechecking.sids.add(sid)
-    hooks.start_task("access_changed", _recheck(manager, user_id, rechecking))
+    hooks.start_task("access_changed", _recheck(manager, user_id, [sid for _, sid in sockets]))
 
 
 def _local_sockets(manager: ChannelLayerManager, user_id: int) -> list[tuple[BaseNamespace, str]]:
@@ -83,10 +67,12 @@ def _local_sockets(manager: ChannelLayerManager, user_id: int) -> list[tuple[Bas
     ]
 
 
-async def _recheck(manager: ChannelLayerManager, user_id: int, rechecking: Rechecking) -> None:
-    """Read the user (batched, bounded) and apply it to their sockets; the last recheck under way
-    releases them: what waited goes on, to the rooms they are still in. A socket whose right went
-    is refused at once, one the database could not answer for too."""
+async def _recheck(manager: ChannelLayerManager, user_id: int, held: list[str]) -> None:
+    """Read the user (batched, bounded) and apply it to their sockets, then end this recheck's hold
+    of the sockets it held (``held``): at a socket's last hold, what waited goes on, to the rooms it
+    is still in. A socket whose right went is refused at once, one the database could not answer for
+    too. Each recheck ends only its own holds: a change that came meanwhile keeps its sockets held
+    until its own read (the first's end released them all, dropping what waited for the second)."""
     lost: dict[str, DomainError] = {}  # sid: why it is refused
     try:
         identity = await asyncio.wait_for(identities.get(user_id), RECHECK_HOLD_SECONDS)
@@ -99,19 +85,15 @@ async def _recheck(manager: ChannelLayerManager, user_id: int, rechecking: Reche
             logger.exception("access recheck of user %s failed: their sockets refused", user_id)
         unread = Unavailable("Your rights could not be read; reconnect with backoff")
         lost = {sid: unread for _, sid in _local_sockets(manager, user_id)}
-    finally:
-        rechecking.count -= 1
-        last = not rechecking.count
-        if last:
-            del _rechecking[user_id]
-    kept = [(namespace, sid) for namespace, sid in _local_sockets(manager, user_id) if sid not in lost]
-    for namespace, sid in kept if last else ():  # what waited goes first, then what comes next
+    for sid in held:  # what waited goes first, then what comes next (a socket gone meanwhile: let go)
+        if sid in lost:
+            continue
         if not await manager.drain(sid):
-            too_many = f"More than {holding.HOLD_MAX} events waited for your rights' recheck"
-            await namespace.refuse(sid, Unavailable(too_many))
+            namespace = next((ns for ns, local in _local_sockets(manager, user_id) if local == sid), None)
+            if namespace is not None:
+                too_many = f"More than {holding.HOLD_MAX} events waited for your rights' recheck"
+                await namespace.refuse(sid, Unavailable(too_many))
     await _refuse(manager, [(ns, sid) for ns, sid in _local_sockets(manager, user_id) if sid in lost], lost)
-    for sid in rechecking.sids if last else ():
-        manager.release(sid)  # the sockets gone meanwhile
 
 
 async def _apply(sockets: list[tuple[BaseNamespace, str]], identity: dict[str, Any] | None) -> dict[str, DomainError]:
