@@ -7,6 +7,7 @@ meanwhile (``config.realtime.holding``).
 """
 
 import asyncio
+import itertools
 import logging
 from typing import Any
 
@@ -55,7 +56,8 @@ async def access_changed_received(manager: ChannelLayerManager, message: dict[st
         return
     for _, sid in sockets:
         manager.hold(sid)
-    hooks.start_task("access_changed", _recheck(manager, user_id, [sid for _, sid in sockets]))
+    number = _newest[user_id] = next(_numbers)
+    hooks.start_task("access_changed", _recheck(manager, user_id, [sid for _, sid in sockets], number))
 
 
 def _local_sockets(manager: ChannelLayerManager, user_id: int) -> list[tuple[BaseNamespace, str]]:
@@ -67,7 +69,14 @@ def _local_sockets(manager: ChannelLayerManager, user_id: int) -> list[tuple[Bas
     ]
 
 
-async def _recheck(manager: ChannelLayerManager, user_id: int, held: list[str]) -> None:
+# A user's newest recheck under way: an older one's read, made before the newer's, may come back
+# after it (another thread, another connection) and is not applied then: a user promoted and at
+# once demoted kept the promotion's rights (until the periodic recheck) when its read came last.
+_numbers = itertools.count(1)
+_newest: dict[int, int] = {}
+
+
+async def _recheck(manager: ChannelLayerManager, user_id: int, held: list[str], number: int) -> None:
     """Read the user (batched, bounded) and apply it to their sockets, then end this recheck's hold
     of the sockets it held (``held``): at a socket's last hold, what waited goes on, to the rooms it
     is still in. A socket whose right went is refused at once, one the database could not answer for
@@ -76,8 +85,9 @@ async def _recheck(manager: ChannelLayerManager, user_id: int, held: list[str]) 
     lost: dict[str, DomainError] = {}  # sid: why it is refused
     try:
         identity = await asyncio.wait_for(identities.get(user_id), RECHECK_HOLD_SECONDS)
-        sockets = _local_sockets(manager, user_id)
-        lost = await asyncio.wait_for(_apply(sockets, identity), RECHECK_HOLD_SECONDS)
+        if _newest.get(user_id) == number:  # else a newer change's read, made after this one, applies
+            sockets = _local_sockets(manager, user_id)
+            lost = await asyncio.wait_for(_apply(sockets, identity), RECHECK_HOLD_SECONDS)
     except Exception as exc:
         if unavailable(exc) or isinstance(exc, TimeoutError):
             logger.warning("access_changed: user %s's rights could not be read (%r): sockets refused", user_id, exc)
@@ -85,6 +95,9 @@ async def _recheck(manager: ChannelLayerManager, user_id: int, held: list[str]) 
             logger.exception("access recheck of user %s failed: their sockets refused", user_id)
         unread = Unavailable("Your rights could not be read; reconnect with backoff")
         lost = {sid: unread for _, sid in _local_sockets(manager, user_id)}
+    finally:
+        if _newest.get(user_id) == number:
+            del _newest[user_id]
     for sid in held:  # what waited goes first, then what comes next (a socket gone meanwhile: let go)
         if sid in lost:
             continue
