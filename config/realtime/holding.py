@@ -47,7 +47,7 @@ class HoldsSockets:
         """An emit (its offset in place) while sockets are held: each held recipient's copy waits,
         and the message returned skips them."""
         held = self.held
-        waiting = [sid for sid in held if self._addressed_to(sid, message)]
+        waiting = self._held_recipients(message)
         if not waiting:
             return message
         for sid in waiting:
@@ -85,6 +85,25 @@ class HoldsSockets:
         if self.held.get(sid) is entry:
             del self.held[sid]
         return not entry.overflowed
+
+    def _held_recipients(self, message: dict[str, Any]) -> list[str]:
+        """The held sockets ``message`` is for: each room's members or the held sockets, whichever
+        are fewer, looked up in the other. Every emit pays this while any socket is held, and a bulk
+        suspension holds thousands while its read waits: testing each held socket against a booking's
+        room of two was 420 µs an emit with 1,000 held (a relay's 1,000 a second, the loop's whole CPU)."""
+        held = self.held
+        rooms = self.rooms.get(message.get("namespace"), {})  # type: ignore[attr-defined]
+        room = message.get("room")
+        skip = message.get("skip_sid")
+        skipped = () if skip is None else skip if isinstance(skip, list) else (skip,)
+        found: dict[str, None] = {}
+        for name in room if isinstance(room, list) else (room,):
+            members = rooms.get(name, ())
+            fewer, other = (members, held) if len(members) <= len(held) else (held, members)
+            for sid in fewer:
+                if sid in other and sid not in skipped:
+                    found[sid] = None
+        return list(found)
 
     def _addressed_to(self, sid: str, message: dict[str, Any]) -> bool:
         skip = message.get("skip_sid")
