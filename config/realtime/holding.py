@@ -34,10 +34,12 @@ class HoldsSockets:
 
     held: dict[str, Held]
 
-    def hold(self, sid: str) -> None:
+    def hold(self, sid: str) -> Held:
         """What is sent to ``sid`` from now on waits until every hold of it has ended (``drain``), or
-        the socket is refused (``release``)."""
-        self.held.setdefault(sid, Held()).holds += 1
+        the socket is refused (``release``). The entry returned is what ``drain`` ends a hold of."""
+        entry = self.held.setdefault(sid, Held())
+        entry.holds += 1
+        return entry
 
     def release(self, sid: str) -> Held | None:
         """Ends every hold of ``sid``, dropping what waited (a socket refused); ``drain`` delivers it."""
@@ -62,15 +64,16 @@ class HoldsSockets:
         skip = [] if skip is None else skip if isinstance(skip, list) else [skip]
         return {**message, "skip_sid": [*skip, *waiting]}
 
-    async def drain(self, sid: str) -> bool:
+    async def drain(self, sid: str, holding: Held) -> bool:
         """End one hold of ``sid``; at the last, deliver what waited, in order, then let it go: what
         is sent meanwhile waits its turn behind it. Each goes only if the socket is still in one of
         its rooms: a room left at the recheck was a right lost, and what was sent there is not its.
         A hold taken meanwhile (another change of the user) keeps the rest for its own end: what came
         after that change waits for its read. ``False``: more than ``HOLD_MAX`` waited (the rest was
-        dropped); the caller refuses the socket."""
+        dropped); the caller refuses the socket. ``holding`` is what ``hold`` returned: released
+        meanwhile (the socket refused) and held anew, the hold is not this one's to end."""
         entry = self.held.get(sid)
-        if entry is None:
+        if entry is not holding:
             return True
         entry.holds -= 1
         done = 0

@@ -54,10 +54,9 @@ async def access_changed_received(manager: ChannelLayerManager, message: dict[st
         error = Unavailable("Too many access rechecks under way: your rights could not be read")
         hooks.start_task("access_changed", _refuse(manager, sockets, {sid: error for _, sid in sockets}))
         return
-    for _, sid in sockets:
-        manager.hold(sid)
+    held = [(sid, manager.hold(sid)) for _, sid in sockets]
     number = _newest[user_id] = next(_numbers)
-    hooks.start_task("access_changed", _recheck(manager, user_id, [sid for _, sid in sockets], number))
+    hooks.start_task("access_changed", _recheck(manager, user_id, held, number))
 
 
 def _local_sockets(manager: ChannelLayerManager, user_id: int) -> list[tuple[BaseNamespace, str]]:
@@ -76,7 +75,9 @@ _numbers = itertools.count(1)
 _newest: dict[int, int] = {}
 
 
-async def _recheck(manager: ChannelLayerManager, user_id: int, held: list[str], number: int) -> None:
+async def _recheck(
+    manager: ChannelLayerManager, user_id: int, held: list[tuple[str, holding.Held]], number: int
+) -> None:
     """Read the user (batched, bounded) and apply it to their sockets, then end this recheck's hold
     of the sockets it held (``held``): at a socket's last hold, what waited goes on, to the rooms it
     is still in. A socket whose right went is refused at once, one the database could not answer for
@@ -98,15 +99,18 @@ async def _recheck(manager: ChannelLayerManager, user_id: int, held: list[str], 
     finally:
         if _newest.get(user_id) == number:
             del _newest[user_id]
-    for sid in held:  # what waited goes first, then what comes next (a socket gone meanwhile: let go)
+    for sid, entry in held:  # what waited goes first, then what comes next (a socket gone meanwhile: let go)
         if sid in lost:
             continue
-        if not await manager.drain(sid):
+        if not await manager.drain(sid, entry):
             namespace = next((ns for ns, local in _local_sockets(manager, user_id) if local == sid), None)
             if namespace is not None:
                 too_many = f"More than {holding.HOLD_MAX} events waited for your rights' recheck"
                 await namespace.refuse(sid, Unavailable(too_many))
     await _refuse(manager, [(ns, sid) for ns, sid in _local_sockets(manager, user_id) if sid in lost], lost)
+    for sid, entry in held:  # one that lost its right and went before its refusal: let go
+        if sid in lost and manager.held.get(sid) is entry:
+            manager.release(sid)
 
 
 async def _apply(sockets: list[tuple[BaseNamespace, str]], identity: dict[str, Any] | None) -> dict[str, DomainError]:
