@@ -45,6 +45,12 @@ class HoldsSockets:
         """Ends every hold of ``sid``, dropping what waited (a socket refused); ``drain`` delivers it."""
         return self.held.pop(sid, None)
 
+    def mute(self, sid: str) -> None:
+        """Nothing sent to ``sid`` from now on reaches it, until ``release``: a socket refused, whose
+        disconnect may wait on the database with the socket still in its rooms."""
+        entry = self.held.setdefault(sid, Held())
+        entry.messages, entry.overflowed = [], True
+
     def set_aside(self, message: dict[str, Any]) -> dict[str, Any]:
         """An emit (its offset in place) while sockets are held: each held recipient's copy waits,
         and the message returned skips them."""

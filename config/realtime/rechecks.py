@@ -130,7 +130,10 @@ async def _refuse(
     its error must not wait); a partner's disconnect writes to the database, hence last."""
     for namespace, sid in sockets:
         manager.release(sid)
-        await namespace.refuse(sid, errors[sid])
+        try:  # its error goes out, then nothing more: its disconnect's hooks may wait on the database
+            await namespace.refuse(sid, errors[sid], told=manager.mute)
+        finally:
+            manager.release(sid)
 
 
 RECHECK_BATCH = 500  # users read per query by the periodic recheck
