@@ -487,7 +487,10 @@ METRICS_TOKEN = os.environ.get("METRICS_TOKEN", "")
 METRICS_ALLOWED_NETWORKS = env_list("METRICS_ALLOWED_NETWORKS", "127.0.0.0/8,::1/128")
 
 # ---------------------------------------------------------------- PRODUCT
-PLATFORM_COMMISSION = Decimal(os.environ.get("PLATFORM_COMMISSION", "0.20"))
+# The platform's share of a booking, from 0 to 1, bounded as every number here (a bare Decimal() took
+# 1.5: negative earnings; -0.2; NaN: every completion failed at its earning's write; and a typo failed
+# the start with an InvalidOperation naming nothing). repr() of the float is its shortest decimal: exact.
+PLATFORM_COMMISSION = Decimal(repr(env_number("PLATFORM_COMMISSION", "0.20", 0, 1)))
 # "Today" in every figure (the dashboard, a partner's earnings of the day) is the calendar day here.
 PLATFORM_TIME_ZONE = os.environ.get("PLATFORM_TIME_ZONE", "Asia/Kolkata")
 DEFAULT_CURRENCY = os.environ.get("DEFAULT_CURRENCY", "INR")

@@ -156,6 +156,10 @@ async def heartbeat(manager: ChannelLayerManager) -> None:
             raise
         except Exception as exc:
             outage.failed(exc)
+            # The next round is a heartbeat: everyone written. What failed here was taken out of ``new``;
+            # a round between two heartbeats that failed left who connected meanwhile offline in the
+            # database until the next one (PRESENCE_HEARTBEAT) although it answered again within a second.
+            next_beat = 0.0
         else:
             if wrote:  # a round with nothing to write proves nothing of the database
                 outage.succeeded()

@@ -7,6 +7,7 @@ meanwhile (``config.realtime.holding``).
 """
 
 import asyncio
+import itertools
 import logging
 from typing import Any
 
@@ -25,19 +26,6 @@ logger = logging.getLogger(__name__)
 # The most a user's sockets stay held for their recheck: the identity read (``identities``:
 # 5 s at most) and the rooms' (``prune_rooms``). Past it they are refused, as when unreadable.
 RECHECK_HOLD_SECONDS = 10.0
-
-
-class Rechecking:
-    """A user's rechecks under way and the sockets they hold: the last one to end releases them all."""
-
-    __slots__ = ("count", "sids")
-
-    def __init__(self) -> None:
-        self.count = 0
-        self.sids: set[str] = set()
-
-
-_rechecking: dict[int, Rechecking] = {}
 
 
 async def access_changed_received(manager: ChannelLayerManager, message: dict[str, Any]) -> None:
@@ -66,12 +54,9 @@ async def access_changed_received(manager: ChannelLayerManager, message: dict[st
         error = Unavailable("Too many access rechecks under way: your rights could not be read")
         hooks.start_task("access_changed", _refuse(manager, sockets, {sid: error for _, sid in sockets}))
         return
-    rechecking = _rechecking.setdefault(user_id, Rechecking())
-    rechecking.count += 1
-    for _, sid in sockets:
-        manager.hold(sid)
-        rechecking.sids.add(sid)
-    hooks.start_task("access_changed", _recheck(manager, user_id, rechecking))
+    held = [(sid, manager.hold(sid)) for _, sid in sockets]
+    number = _newest[user_id] = next(_numbers)
+    hooks.start_task("access_changed", _recheck(manager, user_id, held, number))
 
 
 def _local_sockets(manager: ChannelLayerManager, user_id: int) -> list[tuple[BaseNamespace, str]]:
@@ -83,15 +68,27 @@ def _local_sockets(manager: ChannelLayerManager, user_id: int) -> list[tuple[Bas
     ]
 
 
-async def _recheck(manager: ChannelLayerManager, user_id: int, rechecking: Rechecking) -> None:
-    """Read the user (batched, bounded) and apply it to their sockets; the last recheck under way
-    releases them: what waited goes on, to the rooms they are still in. A socket whose right went
-    is refused at once, one the database could not answer for too."""
+# A user's newest recheck under way: an older one's read, made before the newer's, may come back
+# after it (another thread, another connection) and is not applied then: a user promoted and at
+# once demoted kept the promotion's rights (until the periodic recheck) when its read came last.
+_numbers = itertools.count(1)
+_newest: dict[int, int] = {}
+
+
+async def _recheck(
+    manager: ChannelLayerManager, user_id: int, held: list[tuple[str, holding.Held]], number: int
+) -> None:
+    """Read the user (batched, bounded) and apply it to their sockets, then end this recheck's hold
+    of the sockets it held (``held``): at a socket's last hold, what waited goes on, to the rooms it
+    is still in. A socket whose right went is refused at once, one the database could not answer for
+    too. Each recheck ends only its own holds: a change that came meanwhile keeps its sockets held
+    until its own read (the first's end released them all, dropping what waited for the second)."""
     lost: dict[str, DomainError] = {}  # sid: why it is refused
     try:
         identity = await asyncio.wait_for(identities.get(user_id), RECHECK_HOLD_SECONDS)
-        sockets = _local_sockets(manager, user_id)
-        lost = await asyncio.wait_for(_apply(sockets, identity), RECHECK_HOLD_SECONDS)
+        if _newest.get(user_id) == number:  # else a newer change's read, made after this one, applies
+            sockets = _local_sockets(manager, user_id)
+            lost = await asyncio.wait_for(_apply(sockets, identity), RECHECK_HOLD_SECONDS)
     except Exception as exc:
         if unavailable(exc) or isinstance(exc, TimeoutError):
             logger.warning("access_changed: user %s's rights could not be read (%r): sockets refused", user_id, exc)
@@ -100,18 +97,20 @@ async def _recheck(manager: ChannelLayerManager, user_id: int, rechecking: Reche
         unread = Unavailable("Your rights could not be read; reconnect with backoff")
         lost = {sid: unread for _, sid in _local_sockets(manager, user_id)}
     finally:
-        rechecking.count -= 1
-        last = not rechecking.count
-        if last:
-            del _rechecking[user_id]
-    kept = [(namespace, sid) for namespace, sid in _local_sockets(manager, user_id) if sid not in lost]
-    for namespace, sid in kept if last else ():  # what waited goes first, then what comes next
-        if not await manager.drain(sid):
-            too_many = f"More than {holding.HOLD_MAX} events waited for your rights' recheck"
-            await namespace.refuse(sid, Unavailable(too_many))
+        if _newest.get(user_id) == number:
+            del _newest[user_id]
+    for sid, entry in held:  # what waited goes first, then what comes next (a socket gone meanwhile: let go)
+        if sid in lost:
+            continue
+        if not await manager.drain(sid, entry):
+            namespace = next((ns for ns, local in _local_sockets(manager, user_id) if local == sid), None)
+            if namespace is not None:
+                too_many = f"More than {holding.HOLD_MAX} events waited for your rights' recheck"
+                await namespace.refuse(sid, Unavailable(too_many))
     await _refuse(manager, [(ns, sid) for ns, sid in _local_sockets(manager, user_id) if sid in lost], lost)
-    for sid in rechecking.sids if last else ():
-        manager.release(sid)  # the sockets gone meanwhile
+    for sid, entry in held:  # one that lost its right and went before its refusal: let go
+        if sid in lost and manager.held.get(sid) is entry:
+            manager.release(sid)
 
 
 async def _apply(sockets: list[tuple[BaseNamespace, str]], identity: dict[str, Any] | None) -> dict[str, DomainError]:
@@ -131,7 +130,10 @@ async def _refuse(
     its error must not wait); a partner's disconnect writes to the database, hence last."""
     for namespace, sid in sockets:
         manager.release(sid)
-        await namespace.refuse(sid, errors[sid])
+        try:  # its error goes out, then nothing more: its disconnect's hooks may wait on the database
+            await namespace.refuse(sid, errors[sid], told=manager.mute)
+        finally:
+            manager.release(sid)
 
 
 RECHECK_BATCH = 500  # users read per query by the periodic recheck

@@ -7,6 +7,7 @@ longer use the namespace. Mixed into ``BaseNamespace``, whose ``_session_for`` i
 ``config.realtime.rechecks`` calls ``recheck`` and ``stale_users``.
 """
 
+from collections.abc import Callable
 from typing import Any
 
 from config.errors import DomainError, Forbidden
@@ -95,8 +96,12 @@ class RoomRights:
     async def _revoke(self, sid: str, reason: str) -> None:
         await self.refuse(sid, Forbidden(reason))
 
-    async def refuse(self, sid: str, error: DomainError) -> None:
-        """One ``error`` (``event: None``: no event of the client's caused it), then the disconnect."""
+    async def refuse(self, sid: str, error: DomainError, told: Callable[[str], None] | None = None) -> None:
+        """One ``error`` (``event: None``: no event of the client's caused it), then the disconnect;
+        ``told(sid)`` between the two (``rechecks``: nothing more reaches the socket while its
+        disconnect's hooks run, in its rooms still, and a client may read on past the DISCONNECT)."""
         payload = {**error.as_dict(), "event": None}
         await emit_now("error", payload, namespace=self.namespace_name, room=sid, local=True)
+        if told is not None:
+            told(sid)
         await self.disconnect(sid)

@@ -120,9 +120,11 @@ def test_full_lifecycle_and_earnings(customer, service, partner, emitted, settin
         "totalEarnings": 799.2,
         "currency": "INR",
     }
-    # Each process re-reads the relay list: the control carries who, never a list that could be stale.
+    # Each process re-reads the relay list: the control carries who (and the read its commit follows,
+    # ``relay.read_mark``), never a list that could be stale.
     controls = emitted.controls("partner_bookings")
-    assert controls and all(m.keys() - {"host_id"} == {"method", "user_id"} for m in controls)
+    assert controls and all(m.keys() - {"host_id"} == {"method", "user_id", "read_mark"} for m in controls)
+    assert all(isinstance(m["read_mark"], int) for m in controls)
     assert {m["user_id"] for m in controls} == {str(partner.pk)}
     closed = [(m["room"], m["namespace"]) for m in emitted.all() if m["method"] == "close_room"]
     assert closed == [(f"booking:{booking.pk}", "/customer")]

@@ -150,6 +150,11 @@ def test_debug_mode_uses_this_checkouts_own_key():
         ("RATE_SAFETY", "0"),  # an SOS refused (contract 10.3: never below one per 10 s)
         ("JWT_ACCESS_SECONDS", "1e400"),  # inf: the lifetime's timedelta fails at start, unnamed
         ("SECURE_HSTS_SECONDS", "-1"),
+        ("PLATFORM_COMMISSION", "1.5"),  # a partner's earning negative
+        ("PLATFORM_COMMISSION", "-0.2"),
+        ("PLATFORM_COMMISSION", "NaN"),  # every completion fails at its earning's write
+        ("PLATFORM_COMMISSION", "20%"),  # an InvalidOperation at start, naming nothing
+        ("PLATFORM_COMMISSION", ""),
     ],
 )
 def test_a_setting_that_would_flood_wipe_or_break_is_refused_at_start(name, value):
@@ -165,7 +170,7 @@ def test_no_number_is_read_from_the_environment_unbounded():
     from config import settings
 
     source = Path(settings.__file__).read_text()
-    assert not re.findall(r"\b(?:int|float)\(\s*os\.environ", source)
+    assert not re.findall(r"\b(?:int|float|Decimal)\(\s*os\.environ", source)
     assert not re.findall(r"\b(?:int|float)\(\s*_?env\b", source)
 
 
