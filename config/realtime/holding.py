@@ -5,7 +5,8 @@ after a user's rights changed reaches a socket that lost them) without waiting f
 in the loop that carries every room's delivery: its sockets are *held* at once, the read runs as
 a task of its own (``config.realtime.rechecks``), and the emits that meanwhile name a held socket
 wait here for it. Once the rights are applied (rooms left, or the socket refused) they go on in
-their order, each only if the socket is still in its room.
+their order, except those sent only to rooms the recheck made it leave (a room closed meanwhile,
+as a booking's at its end after its last status, does not drop what was sent there before).
 
 Mixed into ``manager.ChannelLayerManager``, whose ``_handle_emit`` sets the held copies aside
 (``set_aside``) once an event's offset is in place, while any socket is held: otherwise the
@@ -18,12 +19,13 @@ HOLD_MAX = 1000  # messages held per socket: past it the socket is refused at re
 
 
 class Held:
-    """What waits for one socket: the messages, in order, or that there were too many."""
+    """What waits for one socket: the messages, in order, each with the rooms it came through; or
+    that there were too many."""
 
     __slots__ = ("messages", "overflowed")
 
     def __init__(self) -> None:
-        self.messages: list[dict[str, Any]] = []
+        self.messages: list[tuple[dict[str, Any], list[str]]] = []
         self.overflowed = False
 
 
@@ -44,46 +46,48 @@ class HoldsSockets:
         """An emit (its offset in place) while sockets are held: each held recipient's copy waits,
         and the message returned skips them."""
         held = self.held
-        waiting = [sid for sid in held if self._addressed_to(sid, message)]
+        waiting = {sid: via for sid in held if (via := self._rooms_to(sid, message))}
         if not waiting:
             return message
-        for sid in waiting:
+        for sid, via in waiting.items():
             entry = held[sid]
             if entry.overflowed:
                 continue
             if len(entry.messages) < HOLD_MAX:
-                entry.messages.append(message)
+                entry.messages.append((message, via))
             else:  # refused at release, not grown: its client connects again and resyncs
                 entry.messages, entry.overflowed = [], True
         skip = message.get("skip_sid")
         skip = [] if skip is None else skip if isinstance(skip, list) else [skip]
         return {**message, "skip_sid": [*skip, *waiting]}
 
-    async def drain(self, sid: str) -> bool:
+    async def drain(self, sid: str, left: frozenset[str] = frozenset()) -> bool:
         """Deliver what waited for ``sid``, in order, then end its hold: what is sent meanwhile waits
-        its turn behind it. Each goes only if the socket is still in one of its rooms: a room left
-        at the recheck was a right lost, and what was sent there is not its. ``False``: more than
-        ``HOLD_MAX`` waited (the rest was dropped); the caller refuses the socket."""
+        its turn behind it. ``left``: the rooms the recheck made it leave, a right lost: what came
+        only through them is not its. Not the rooms it is in *now*: a room closed while it was held
+        (a booking's, after its last status) was its room when that status was sent. ``False``:
+        more than ``HOLD_MAX`` waited (the rest was dropped); the caller refuses the socket."""
         entry = self.held.get(sid)
         if entry is None:
             return True
         done = 0
         while not entry.overflowed and done < len(entry.messages):
-            message = entry.messages[done]
+            message, via = entry.messages[done]
             done += 1
-            if self._addressed_to(sid, message):
+            if not left.issuperset(via):
                 await self._deliver_now({**message, "room": sid, "skip_sid": None})
         self.held.pop(sid, None)
         return not entry.overflowed
 
-    def _addressed_to(self, sid: str, message: dict[str, Any]) -> bool:
+    def _rooms_to(self, sid: str, message: dict[str, Any]) -> list[str]:
+        """The rooms through which ``message`` reaches ``sid`` now (none: not addressed to it)."""
         skip = message.get("skip_sid")
         if sid == skip or (isinstance(skip, list) and sid in skip):
-            return False
+            return []
         rooms = self.rooms.get(message.get("namespace"), {})  # type: ignore[attr-defined]
         room = message.get("room")
         names = room if isinstance(room, list) else [room]
-        return any(sid in rooms.get(name, ()) for name in names)
+        return [name for name in names if sid in rooms.get(name, ())]
 
     async def _deliver_now(self, message: dict[str, Any]) -> None:
         raise NotImplementedError

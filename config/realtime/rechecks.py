@@ -30,11 +30,12 @@ RECHECK_HOLD_SECONDS = 10.0
 class Rechecking:
     """A user's rechecks under way and the sockets they hold: the last one to end releases them all."""
 
-    __slots__ = ("count", "sids")
+    __slots__ = ("count", "left", "sids")
 
     def __init__(self) -> None:
         self.count = 0
         self.sids: set[str] = set()
+        self.left: dict[str, set[str]] = {}  # sid: the rooms its rechecks made it leave
 
 
 _rechecking: dict[int, Rechecking] = {}
@@ -91,7 +92,7 @@ async def _recheck(manager: ChannelLayerManager, user_id: int, rechecking: Reche
     try:
         identity = await asyncio.wait_for(identities.get(user_id), RECHECK_HOLD_SECONDS)
         sockets = _local_sockets(manager, user_id)
-        lost = await asyncio.wait_for(_apply(sockets, identity), RECHECK_HOLD_SECONDS)
+        lost = await asyncio.wait_for(_apply(sockets, identity, rechecking.left), RECHECK_HOLD_SECONDS)
     except Exception as exc:
         if unavailable(exc) or isinstance(exc, TimeoutError):
             logger.warning("access_changed: user %s's rights could not be read (%r): sockets refused", user_id, exc)
@@ -106,7 +107,7 @@ async def _recheck(manager: ChannelLayerManager, user_id: int, rechecking: Reche
             del _rechecking[user_id]
     kept = [(namespace, sid) for namespace, sid in _local_sockets(manager, user_id) if sid not in lost]
     for namespace, sid in kept if last else ():  # what waited goes first, then what comes next
-        if not await manager.drain(sid):
+        if not await manager.drain(sid, frozenset(rechecking.left.get(sid, ()))):
             too_many = f"More than {holding.HOLD_MAX} events waited for your rights' recheck"
             await namespace.refuse(sid, Unavailable(too_many))
     await _refuse(manager, [(ns, sid) for ns, sid in _local_sockets(manager, user_id) if sid in lost], lost)
@@ -114,13 +115,18 @@ async def _recheck(manager: ChannelLayerManager, user_id: int, rechecking: Reche
         manager.release(sid)  # the sockets gone meanwhile
 
 
-async def _apply(sockets: list[tuple[BaseNamespace, str]], identity: dict[str, Any] | None) -> dict[str, DomainError]:
-    """Apply ``identity`` to each socket: the refused ones, with why (their rooms are left by the disconnect)."""
+async def _apply(
+    sockets: list[tuple[BaseNamespace, str]], identity: dict[str, Any] | None, left: dict[str, set[str]]
+) -> dict[str, DomainError]:
+    """Apply ``identity`` to each socket: the refused ones, with why (their rooms are left by the
+    disconnect); the rooms the others leave are added to ``left`` (what was held for them there
+    is dropped at the drain)."""
     lost: dict[str, DomainError] = {}
     for namespace, sid in sockets:
-        reason = await namespace.apply_identity(sid, identity)
+        reason, rooms = await namespace.apply_identity(sid, identity)
         if reason is not None:
             lost[sid] = Forbidden(reason)
+        left.setdefault(sid, set()).update(rooms)
     return lost
 
 

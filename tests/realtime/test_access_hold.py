@@ -12,10 +12,12 @@ from channels.db import database_sync_to_async as sync_to_async
 from django.contrib.auth import get_user_model
 
 import config.asgi  # noqa: F401 - the composition root registers the control handlers
+from bookings import events
 from bookings.models import BookingStatus as S
 from config import rooms
 from config.realtime import hooks, rechecks
 from config.realtime import identity as identity_module
+from config.realtime.emit import emit_message
 from config.realtime.server import sio
 from tests.factories import BookingFactory, StaffFactory, UserFactory
 from tests.live import Client, run, socket_barrier, token_for, wait_until
@@ -199,5 +201,39 @@ def test_a_socket_for_which_too_much_waited_is_refused_at_release(
         await rechecks_done()
         await p.close()
         await wait_until(lambda: not sio.environ, what="the sockets' disconnects")
+
+    run(scenario())
+
+
+def test_what_was_sent_to_a_room_closed_while_its_socket_was_held_still_arrives(
+    live_server_url, customer, partner, service, identity_reads
+):
+    """A booking's end (``lifecycle``): its last status to the booking room, then the room closed,
+    while the customer's socket is held by a recheck. The status was sent to a room the socket was
+    in, and the recheck took no right away: it arrives at the release, as it would have unheld."""
+    _, hang, held = identity_reads
+    booking = BookingFactory(customer=customer, partner=partner, service=service, status=S.PARTNER_EN_ROUTE)
+    room = rooms.booking(booking.pk)
+
+    async def scenario():
+        c = await Client(live_server_url, rooms.CUSTOMER).connect(token_for(customer))
+        assert (await c.call("booking:track", str(booking.pk)))["ok"] is True
+        hang.set()
+        dispatch(control(customer))
+        sid = c.sio.get_sid(rooms.CUSTOMER)
+        await wait_until(lambda: sid in sio.manager.held, 5, "the customer's socket held")
+        last = emit_message(
+            "booking:status_updated", events.status_updated(booking), namespace=rooms.CUSTOMER, room=room
+        )
+        dispatch(last, {"method": "close_room", "room": room, "namespace": rooms.CUSTOMER})
+        await wait_until(lambda: room not in sio.manager.get_rooms(sid, rooms.CUSTOMER), 5, "the room closed")
+        assert not c.events.get("booking:status_updated")
+        held.set()
+        (got,) = await c.wait_for("booking:status_updated", timeout=8)
+        assert got["bookingId"] == str(booking.pk) and got["status"] == events.status_updated(booking)["status"]
+        await rechecks_done()
+        assert c.sio.connected
+        await c.close()
+        await wait_until(lambda: not sio.environ, what="the socket's disconnect")
 
     run(scenario())
