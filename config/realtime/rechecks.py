@@ -23,7 +23,8 @@ from config.realtime.outages import OutageLog
 logger = logging.getLogger(__name__)
 
 # The most a user's sockets stay held for their recheck: the identity read (``identities``:
-# 5 s at most) and the rooms' (``prune_rooms``). Past it they are refused, as when unreadable.
+# 5 s at most) and the rooms' (``prune_rooms``) together. Past it they are refused, as when
+# unreadable; the refusals come after the hold ends (a partner's disconnect writes to the database).
 RECHECK_HOLD_SECONDS = 10.0
 
 
@@ -90,9 +91,9 @@ async def _recheck(manager: ChannelLayerManager, user_id: int, rechecking: Reche
     is refused at once, one the database could not answer for too."""
     lost: dict[str, DomainError] = {}  # sid: why it is refused
     try:
-        identity = await asyncio.wait_for(identities.get(user_id), RECHECK_HOLD_SECONDS)
-        sockets = _local_sockets(manager, user_id)
-        lost = await asyncio.wait_for(_apply(sockets, identity, rechecking.left), RECHECK_HOLD_SECONDS)
+        async with asyncio.timeout(RECHECK_HOLD_SECONDS):  # the read and the rooms' together
+            identity = await identities.get(user_id)
+            lost = await _apply(_local_sockets(manager, user_id), identity, rechecking.left)
     except Exception as exc:
         if unavailable(exc) or isinstance(exc, TimeoutError):
             logger.warning("access_changed: user %s's rights could not be read (%r): sockets refused", user_id, exc)

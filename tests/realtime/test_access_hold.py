@@ -18,6 +18,7 @@ from config import rooms
 from config.realtime import hooks, rechecks
 from config.realtime import identity as identity_module
 from config.realtime.emit import emit_message
+from config.realtime.rights import RoomRights
 from config.realtime.server import sio
 from tests.factories import BookingFactory, StaffFactory, UserFactory
 from tests.live import Client, run, socket_barrier, token_for, wait_until
@@ -234,6 +235,39 @@ def test_what_was_sent_to_a_room_closed_while_its_socket_was_held_still_arrives(
         await rechecks_done()
         assert c.sio.connected
         await c.close()
+        await wait_until(lambda: not sio.environ, what="the socket's disconnect")
+
+    run(scenario())
+
+
+def test_the_read_and_the_rooms_check_share_one_bound(
+    live_server_url, customer, partner, service, identity_reads, monkeypatch
+):
+    """``RECHECK_HOLD_SECONDS`` bounds the hold as a whole: a read and a rooms' check each within
+    it, but not together, refuse the socket ``UNAVAILABLE`` (each had a bound of its own: twice it)."""
+    monkeypatch.setattr(rechecks, "RECHECK_HOLD_SECONDS", 1.0)
+    permitted, read = RoomRights.permitted_rooms, identity_module._identity[0]  # the fixture's, restored by it
+
+    def slow_rooms(self, *args, **kwargs):
+        time.sleep(0.7)
+        return permitted(self, *args, **kwargs)
+
+    def slow_read(user_ids):
+        time.sleep(0.7)
+        return read(user_ids)
+
+    booking = BookingFactory(customer=customer, partner=partner, service=service, status=S.PARTNER_EN_ROUTE)
+
+    async def scenario():
+        c = await Client(live_server_url, rooms.CUSTOMER).connect(token_for(customer))
+        assert (await c.call("booking:track", str(booking.pk)))["ok"] is True
+        monkeypatch.setattr(RoomRights, "permitted_rooms", slow_rooms)
+        identity_module.set_identity_loader(slow_read)
+        dispatch(control(customer))
+        (err,) = await c.wait_for("error", timeout=8)
+        assert err["code"] == "UNAVAILABLE" and err["event"] is None, err
+        await wait_until(lambda: not c.sio.connected, 5, "the socket to be refused")
+        await rechecks_done()
         await wait_until(lambda: not sio.environ, what="the socket's disconnect")
 
     run(scenario())
