@@ -122,12 +122,13 @@ def admitted(method: str) -> bool:
     return False
 
 
-def start_task(method: str, work: Awaitable[None]) -> None:
+def start_task(method: str, work: Awaitable[None]) -> "asyncio.Task[None]":
     """Run ``work`` as a control task of ``method`` (admitted first: ``admitted``), cancelled by a stop."""
     task = asyncio.get_running_loop().create_task(work, name=f"control {method}")  # type: ignore[arg-type]
     _running[method] = _running.get(method, 0) + 1
     _controls.add(task)
     task.add_done_callback(lambda done: _ended(method, done))
+    return task
 
 
 def _ended(method: str, task: "asyncio.Task[None]") -> None:

@@ -17,7 +17,7 @@ from config.realtime import holding, hooks
 from config.realtime.identity import identities, load_identities, note_access_change, user_room
 from config.realtime.manager import ChannelLayerManager
 from config.realtime.namespace import BaseNamespace
-from config.realtime.orm import db, unavailable
+from config.realtime.orm import db, unavailable, warn_if_unavailable
 from config.realtime.outages import OutageLog
 
 logger = logging.getLogger(__name__)
@@ -62,11 +62,7 @@ async def access_changed_received(manager: ChannelLayerManager, message: dict[st
     if not sockets:
         return
     if not hooks.admitted("access_changed"):
-        # Refused in a task all the same: a partner's disconnect writes to the database.
-        for _, sid in sockets:
-            manager.hold(sid)  # meanwhile nothing more reaches them
-        error = Unavailable("Too many access rechecks under way: your rights could not be read")
-        hooks.start_task("access_changed", _refuse(manager, sockets, {sid: error for _, sid in sockets}))
+        _refuse_past_the_bound(manager, sockets)
         return
     rechecking = _rechecking.setdefault(user_id, Rechecking())
     rechecking.count += 1
@@ -74,6 +70,43 @@ async def access_changed_received(manager: ChannelLayerManager, message: dict[st
         manager.hold(sid)
         rechecking.sids.add(sid)
     hooks.start_task("access_changed", _recheck(manager, user_id, rechecking))
+
+
+class PastTheBound:
+    """The sockets of the rechecks refused past ``CONTROL_TASKS_MAX``, waiting for their refusal:
+    one task refuses them in turn, so that a database that does not answer (a partner's disconnect
+    writes to it) holds one task, not one per control past the bound."""
+
+    __slots__ = ("sockets", "task")
+
+    def __init__(self) -> None:
+        self.sockets: dict[str, tuple[ChannelLayerManager, BaseNamespace]] = {}  # sid: where; in order
+        self.task: asyncio.Task[None] | None = None
+
+
+_past_the_bound = PastTheBound()
+
+
+def _refuse_past_the_bound(manager: ChannelLayerManager, sockets: list[tuple[BaseNamespace, str]]) -> None:
+    """Hold ``sockets`` (nothing more reaches them) and queue their refusal ``UNAVAILABLE``."""
+    for namespace, sid in sockets:
+        manager.hold(sid)
+        _past_the_bound.sockets.setdefault(sid, (manager, namespace))
+    if _past_the_bound.task is None or _past_the_bound.task.done():
+        _past_the_bound.task = hooks.start_task("access_changed refusals", _refuse_queued())
+
+
+async def _refuse_queued() -> None:
+    error = Unavailable("Too many access rechecks under way: your rights could not be read")
+    queued = _past_the_bound.sockets
+    while queued:
+        sid = next(iter(queued))
+        manager, namespace = queued.pop(sid)
+        try:  # one socket's failure leaves the others' refusals to come
+            await _refuse(manager, [(namespace, sid)], {sid: error})
+        except Exception as exc:
+            if not warn_if_unavailable(logger, "access_changed refusal", exc):
+                logger.exception("access_changed: refusing socket %s failed", sid)
 
 
 def _local_sockets(manager: ChannelLayerManager, user_id: int) -> list[tuple[BaseNamespace, str]]:

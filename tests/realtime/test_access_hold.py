@@ -271,3 +271,37 @@ def test_the_read_and_the_rooms_check_share_one_bound(
         await wait_until(lambda: not sio.environ, what="the socket's disconnect")
 
     run(scenario())
+
+
+def test_refusals_past_the_bound_are_one_task_however_many(live_server_url, monkeypatch):
+    """Past ``CONTROL_TASKS_MAX`` each ``access_changed`` refuses its user's sockets; a refusal may
+    wait on the database (a partner's disconnect writes to it). Five users' controls while the
+    refusals wait: one refusal at a time, not five tasks each waiting, and each socket refused."""
+    monkeypatch.setattr(hooks, "CONTROL_TASKS_MAX", 0)
+    users = [UserFactory() for _ in range(5)]
+    gate, inside, peak = threading.Event(), [0], [0]
+    refuse = RoomRights.refuse
+
+    async def waiting_refuse(self, sid, error):
+        inside[0] += 1
+        peak[0] = max(peak[0], inside[0])
+        while not gate.is_set():  # the database does not answer
+            await asyncio.sleep(0.01)
+        inside[0] -= 1
+        await refuse(self, sid, error)
+
+    async def scenario():
+        clients = [await Client(live_server_url, rooms.CUSTOMER).connect(token_for(user)) for user in users]
+        monkeypatch.setattr(RoomRights, "refuse", waiting_refuse)
+        dispatch(*(control(user) for user in users))
+        await wait_until(lambda: peak[0] >= 1, 5, "a refusal waiting")
+        await asyncio.sleep(0.3)
+        assert peak[0] == 1 and sum(hooks._running.values()) == 1, (peak, hooks._running)
+        gate.set()
+        for client in clients:
+            (err,) = await client.wait_for("error", timeout=5)
+            assert err["code"] == "UNAVAILABLE" and "Too many access rechecks" in err["message"], err
+        await wait_until(lambda: not sio.environ, what="the sockets' disconnects")
+        await wait_until(lambda: not hooks._controls, 5, "the refusals' task to end")
+
+    run(scenario())
