@@ -166,8 +166,9 @@ class PartHooks:
 
     async def on_disconnected(self, sid: str, session: Session) -> None:
         """Runs on the loop when the socket goes; leave nothing behind. A dependency down (``unavailable``) is
-        one warning, no traceback, and the next part's hook still runs: what was not written catches up (the
-        heartbeat renews no partner gone, offline at ``PRESENCE_TTL``). A bug is raised on (engineio logs it)."""
+        one warning, no traceback, and the next part's hook still runs: what was not written catches up (a
+        partner gone is written offline at once by presence's batched write, ``presence.remove``, tried again
+        until the database answers; the heartbeat never renews them). A bug is raised on (engineio logs it)."""
         for part in self.parts:
             try:
                 if part.disconnected is not None:
