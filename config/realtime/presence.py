@@ -136,7 +136,8 @@ async def heartbeat(manager: ChannelLayerManager) -> None:
 
     A database outage is one warning when the first write fails and one line when a write goes
     through again (``outages.OutageLog``), not an error with its traceback every second it lasts;
-    what failed is written by the next round (everyone, at once). Any other failure is an error
+    what failed is written by the next round (the newly connected, a second later; a user gone, at
+    once), everyone by the next heartbeat. Any other failure is an error
     each time. The list's publish waits for no broker (the lane queues it; the lane says once when
     Redis is away and once when it is back): Redis away fails no round here."""
     next_beat = 0.0
@@ -171,10 +172,16 @@ async def _write_round(beat: bool) -> bool:
     the offline writes of those gone (a disconnect, a refused connect); whether anything was written."""
     wrote = False
     for namespace, keeper in _keepers.items():
-        fresh = list(presence.local[namespace]) if beat else list(presence.new[namespace])
+        new = set(presence.new[namespace])
+        fresh = list(presence.local[namespace]) if beat else list(new)
         presence.new[namespace].clear()
         if fresh:
-            await db(keeper)(fresh, True)
+            try:
+                await db(keeper)(fresh, True)
+            except BaseException:  # the new ones are tried again next round, not at the next beat
+                local = presence.local[namespace]
+                presence.new[namespace].update(user for user in new if user in local)
+                raise
             wrote = True
         # After the online write: a user gone while it ran ends offline. Let go once written: a
         # failed write (the database that refused their connect) is tried again next time,

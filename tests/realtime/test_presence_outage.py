@@ -126,3 +126,50 @@ def test_a_failure_that_is_no_outage_is_an_error_every_round(monkeypatch, settin
     assert len(lines) >= 3
     assert all(r.levelno == logging.ERROR and r.exc_info for r in lines)
     assert {r.getMessage() for r in lines} == {"presence heartbeat failed"}
+
+
+def test_a_new_user_whose_write_failed_is_written_by_the_next_round_not_the_next_beat(
+    own_postgres,  # noqa: F811
+    django_db_blocker,
+    monkeypatch,
+    settings,
+    caplog,
+):
+    """A user who connects while the database is away: their online write fails, and is tried by
+    the rounds that follow (a second apart), not left to the next heartbeat (``PRESENCE_HEARTBEAT``,
+    a minute here): once the database is back they are written within a round."""
+    settings.PRESENCE_HEARTBEAT = 60
+    database = connections.configure_settings({"default": dj_database_url.parse(own_postgres["url"])})["default"]
+    monkeypatch.setitem(connections.settings, ALIAS, database)
+    attempts: list[list[int]] = []
+    written: list[tuple[list[int], bool]] = []
+
+    def keeper(users: list[int], online: bool) -> None:
+        if not OURS.get():
+            return
+        attempts.append(sorted(users))
+        with connections[ALIAS].cursor() as cursor:
+            cursor.execute("SELECT 1")
+        written.append((sorted(users), online))
+
+    monkeypatch.setattr(presence, "_keepers", {KEPT: keeper})
+    monkeypatch.setitem(presence.presence.local, KEPT, Counter({7: 1}))
+    monkeypatch.setitem(presence.presence.new, KEPT, set())
+
+    async def scenario() -> None:
+        OURS.set(True)
+        beating = asyncio.create_task(presence.heartbeat(Manager()))
+        try:
+            await wait_until(lambda: written == [([7], True)], what="the first beat's write")
+            await asyncio.to_thread(own_postgres["stop"])
+            presence.presence.add(KEPT, 8)  # a socket of user 8 while the database is away
+            await wait_until(lambda: [8] in attempts, what="user 8's write tried")
+            await asyncio.to_thread(own_postgres["start"])
+            await wait_until(lambda: ([8], True) in written, 8, "user 8 written once the database is back")
+        finally:
+            beating.cancel()
+            await asyncio.gather(beating, return_exceptions=True)
+
+    with django_db_blocker.unblock(), caplog.at_level(logging.INFO, logger="config.realtime.presence"):
+        asyncio.run(asyncio.wait_for(scenario(), 60))
+    assert written == [([7], True), ([8], True)]
