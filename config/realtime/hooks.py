@@ -18,7 +18,7 @@ from collections.abc import Awaitable, Callable
 from typing import TYPE_CHECKING, Any
 
 from config import metrics
-from config.realtime.orm import warn_if_unavailable
+from config.realtime.orm import log_failure
 
 if TYPE_CHECKING:
     from config.realtime.manager import ChannelLayerManager
@@ -58,8 +58,7 @@ def on_control(method: str, *, ordered: bool = False) -> Callable[[ControlHandle
             try:
                 await handler(manager, message)
             except Exception as exc:
-                if not warn_if_unavailable(logger, f"control {method}", exc):
-                    logger.exception("control %s failed", method)
+                log_failure(logger, f"control {method}", exc)
 
         _control_handlers[method] = (handled, ordered)
         return handler

@@ -145,6 +145,13 @@ def warn_if_unavailable(logger: logging.Logger, what: str, exc: BaseException) -
     return True
 
 
+def log_failure(logger: logging.Logger, what: str, exc: BaseException) -> None:
+    """``what`` failed with ``exc``: the database's outage is one warning without a traceback
+    (``warn_if_unavailable``), anything else ``"<what> failed"``, an error with its traceback."""
+    if not warn_if_unavailable(logger, what, exc):
+        logger.error("%s failed", what, exc_info=exc)
+
+
 def db(func: Callable[..., Any]) -> Callable[..., Awaitable[Any]]:
     """Run ORM code off the event loop.
 

@@ -22,7 +22,7 @@ from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
 
 from config.realtime.catalogue import Schema
 from config.realtime.identity import Session
-from config.realtime.orm import unavailable, warn_if_unavailable
+from config.realtime.orm import log_failure, warn_if_unavailable
 
 if TYPE_CHECKING:
     from config.realtime.namespace import BaseNamespace
@@ -161,8 +161,7 @@ class PartHooks:
             try:
                 await part.disconnected(self, sid, session)
             except Exception as exc:
-                log = logger.warning if unavailable(exc) else logger.exception
-                log("undoing the refused connect of %s %s: %s", self.namespace_name, sid, exc)
+                log_failure(logger, f"undoing the refused connect of {self.namespace_name} {sid}", exc)
 
     async def on_disconnected(self, sid: str, session: Session) -> None:
         """Runs on the loop when the socket goes; leave nothing behind. A dependency down (``unavailable``) is

@@ -17,7 +17,7 @@ from config.realtime import holding, hooks
 from config.realtime.identity import identities, load_identities, note_access_change, user_room
 from config.realtime.manager import ChannelLayerManager
 from config.realtime.namespace import BaseNamespace
-from config.realtime.orm import db, unavailable, warn_if_unavailable
+from config.realtime.orm import db, log_failure
 from config.realtime.outages import OutageLog
 
 logger = logging.getLogger(__name__)
@@ -105,8 +105,7 @@ async def _refuse_queued() -> None:
         try:  # one socket's failure leaves the others' refusals to come
             await _refuse(manager, [(namespace, sid)], {sid: error})
         except Exception as exc:
-            if not warn_if_unavailable(logger, "access_changed refusal", exc):
-                logger.exception("access_changed: refusing socket %s failed", sid)
+            log_failure(logger, f"access_changed: refusing socket {sid}", exc)
 
 
 def _local_sockets(manager: ChannelLayerManager, user_id: int) -> list[tuple[BaseNamespace, str]]:
@@ -128,10 +127,10 @@ async def _recheck(manager: ChannelLayerManager, user_id: int, rechecking: Reche
             identity = await identities.get(user_id)
             lost = await _apply(_local_sockets(manager, user_id), identity, rechecking.left)
     except Exception as exc:
-        if unavailable(exc) or isinstance(exc, TimeoutError):
-            logger.warning("access_changed: user %s's rights could not be read (%r): sockets refused", user_id, exc)
+        if isinstance(exc, TimeoutError):  # RECHECK_HOLD_SECONDS: the database did not answer in time
+            logger.warning("access_changed: user %s's rights not read in time: sockets refused", user_id)
         else:
-            logger.exception("access recheck of user %s failed: their sockets refused", user_id)
+            log_failure(logger, f"access recheck of user {user_id} (their sockets refused)", exc)
         unread = Unavailable("Your rights could not be read; reconnect with backoff")
         lost = {sid: unread for _, sid in _local_sockets(manager, user_id)}
     finally:
