@@ -175,7 +175,11 @@ def db(func: Callable[..., Any]) -> Callable[..., Awaitable[Any]]:
             raise Unavailable()
         call = _Call()
         run = contextvars.copy_context().run
-        future = loop.run_in_executor(None, run, call.run, func, args, kwargs)
+        try:
+            future = loop.run_in_executor(None, run, call.run, func, args, kwargs)
+        except BaseException:  # refused (its executor shut down): no thread will run it, nor uncount it
+            call.give_up()
+            raise
         OrmLoad.waiting.add(future)
         try:
             return await future

@@ -112,6 +112,21 @@ def test_a_cancelled_caller_keeps_its_running_call_counted(own_postgres, django_
 
 @pytest.mark.redis
 @pytest.mark.django_db(transaction=True)
+def test_a_call_its_executor_refuses_counts_no_more():
+    """An executor shut down (a stop's end) refuses the call: it never runs, and is not counted."""
+
+    async def scenario() -> None:
+        executor = ThreadPoolExecutor(1)
+        asyncio.get_running_loop().set_default_executor(executor)
+        executor.shutdown()
+        before = OrmLoad.in_flight
+        with pytest.raises(RuntimeError, match="after shutdown"):
+            await db(lambda: None)()
+        assert OrmLoad.in_flight == before
+
+    asyncio.run(scenario())
+
+
 def test_the_gauge_shows_what_a_stop_holds_on_a_hung_database(own_postgres, cluster_env, tmp_path):  # noqa: F811
     """A server stopping with its database hung (every process of it paused) and a partner's location
     buffered: the stop's writes (the location, the partner offline) wait in their threads, and the
