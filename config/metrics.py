@@ -75,6 +75,11 @@ BROKER_CUTS = Counter(
     "homeservices_broker_subscriber_cuts_total",
     "Subscriber connections Redis ended while up: its pubsub limit (a listener behind, a slow reader), a CLIENT KILL",
 )
+CLIENT_CAUSED_WARNINGS = Counter(
+    "homeservices_client_caused_warnings_total",
+    "Library warnings a client can cause at will, after the first a process: counted here, not logged",
+    ["message"],
+)
 CONTROLS_SHED = Counter(
     "homeservices_controls_shed_total",
     "Control messages refused: CONTROL_TASKS_MAX of their handlers already running (an ordered one fails closed)",

@@ -12,7 +12,7 @@ import subprocess
 import threading
 import time
 from collections import defaultdict
-from collections.abc import Callable, Iterator
+from collections.abc import AsyncIterator, Callable, Coroutine, Iterator
 from pathlib import Path
 from typing import Any, ClassVar
 
@@ -168,6 +168,50 @@ async def wait_until(predicate: Any, timeout: float = WAIT, what: str = "conditi
         if time.monotonic() > deadline:
             raise AssertionError(f"timed out waiting for {what}")
         await asyncio.sleep(0.02)
+
+
+@contextlib.asynccontextmanager
+async def running(work: Coroutine[Any, Any, Any]) -> AsyncIterator["asyncio.Task[Any]"]:
+    """``work`` as a task for the block (a periodic loop under test), cancelled and awaited at its end."""
+    task = asyncio.ensure_future(work)
+    try:
+        yield task
+    finally:
+        task.cancel()
+        await asyncio.gather(task, return_exceptions=True)
+
+
+def cluster_pids(data: str) -> list[int]:
+    """A PostgreSQL cluster's postmaster (first line of its pid file) and every process it started."""
+    with open(os.path.join(data, "postmaster.pid")) as f:
+        postmaster = int(f.readline())
+    children = []
+    for entry in os.listdir("/proc"):
+        if entry.isdigit():
+            with contextlib.suppress(OSError), open(f"/proc/{entry}/stat") as f:
+                if int(f.read().rsplit(")", 1)[1].split()[1]) == postmaster:
+                    children.append(int(entry))
+    return [postmaster, *children]
+
+
+def pause(pids: list[int], signum: int) -> None:
+    for pid in pids:
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(pid, signum)
+
+
+@contextlib.contextmanager
+def paused_postgres(cluster: dict[str, Any]) -> Iterator[Callable[[], None]]:
+    """Every process of ``cluster`` (the ``own_postgres`` fixture) paused with SIGSTOP for the block:
+    a database that does not answer (no RST, as a hung server or a partition), its open connections'
+    backends included. Yields ``resume`` (SIGCONT before the block ends); resumed at its end whatever
+    happened, so a failed test leaves no cluster stopped."""
+    pids = cluster_pids(cluster["data"])
+    pause(pids, signal.SIGSTOP)
+    try:
+        yield lambda: pause(pids, signal.SIGCONT)
+    finally:
+        pause(pids, signal.SIGCONT)
 
 
 def eventually(predicate: Any, timeout: float = WAIT, what: str = "condition") -> None:

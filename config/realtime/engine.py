@@ -43,7 +43,7 @@ from engineio.async_drivers import asgi
 from config import metrics
 from config.realtime.auth import client_address
 from config.realtime.environ import forget_headers, translate_request
-from config.realtime.library_logs import clients_doing_logged_once
+from config.realtime.library_logs import FURTHER, clients_doing_logged_once
 from config.realtime.outbound import WritesNow
 from config.realtime.primitives import Mailbox
 from config.realtime.reading import WebSocketReader
@@ -178,7 +178,7 @@ class Socket(WebSocketReader, WritesNow, TimedWaits, async_socket.AsyncSocket):
 class EngineServer(SweptTimeouts, engineio.AsyncServer):
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
-        self.logger.addFilter(clients_doing_logged_once)  # a client's doing: one WARNING, INFO after
+        self.logger.addFilter(clients_doing_logged_once)  # a client's doing: one WARNING, then counted
         # engineio picks its ASGI request and websocket classes from this table.
         self._async = {**self._async, "translate_request": translate_request, "websocket": WebSocket}
         conf = settings.SOCKETIO
@@ -220,12 +220,14 @@ class EngineServer(SweptTimeouts, engineio.AsyncServer):
 
     def _log_error_once(self, message: str, message_key: str) -> None:
         """engineio's refusals of a request (an unknown or closed session, a bad transport or
-        origin) are the client's doing, not the server's: a WARNING the first time, not an ERROR."""
+        origin) are the client's doing, not the server's: a WARNING the first time, not an ERROR;
+        then counted by engineio's key (a few, fixed), not logged (``library_logs``: an INFO line
+        would not show)."""
         if message_key not in self.log_message_keys:
-            self.logger.warning("%s (further occurrences are logged at INFO)", message)
+            self.logger.warning("%s%s", message, FURTHER)
             self.log_message_keys.add(message_key)
         else:
-            self.logger.info(message)
+            metrics.child(metrics.CLIENT_CAUSED_WARNINGS, message_key).inc()
 
     def _count(self, sid: str, address: str) -> None:
         self._address_of[sid] = address

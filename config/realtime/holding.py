@@ -5,27 +5,30 @@ after a user's rights changed reaches a socket that lost them) without waiting f
 in the loop that carries every room's delivery: its sockets are *held* at once, the read runs as
 a task of its own (``config.realtime.rechecks``), and the emits that meanwhile name a held socket
 wait here for it. Once the rights are applied (rooms left, or the socket refused) they go on in
-their order, each only if the socket is still in its room.
+their order, except those sent only to rooms the recheck made it leave (a room closed meanwhile,
+as a booking's at its end after its last status, does not drop what was sent there before).
 
 Mixed into ``manager.ChannelLayerManager``, whose ``_handle_emit`` sets the held copies aside
 (``set_aside``) once an event's offset is in place, while any socket is held: otherwise the
 cost to an emit is one test of an empty dict.
 """
 
+from collections import deque
 from typing import Any
 
 HOLD_MAX = 1000  # messages held per socket: past it the socket is refused at release (it connects again)
 
 
 class Held:
-    """What waits for one socket: the messages, in order, or that there were too many; and how many
-    rechecks hold it (a second ``access_changed`` may come while the first still ends)."""
+    """What waits for one socket: the messages, in order, each with the rooms it came through; or
+    that there were too many; and how many rechecks hold it (a second ``access_changed`` may come
+    while the first still ends)."""
 
     __slots__ = ("holds", "messages", "overflowed")
 
     def __init__(self) -> None:
         self.holds = 0
-        self.messages: list[dict[str, Any]] = []
+        self.messages: deque[tuple[dict[str, Any], list[str]]] = deque()
         self.overflowed = False
 
 
@@ -49,79 +52,72 @@ class HoldsSockets:
         """Nothing sent to ``sid`` from now on reaches it, until ``release``: a socket refused, whose
         disconnect may wait on the database with the socket still in its rooms."""
         entry = self.held.setdefault(sid, Held())
-        entry.messages, entry.overflowed = [], True
+        entry.messages, entry.overflowed = deque(), True
 
     def set_aside(self, message: dict[str, Any]) -> dict[str, Any]:
         """An emit (its offset in place) while sockets are held: each held recipient's copy waits,
-        and the message returned skips them."""
+        and the message returned skips them. Each room's members are met with the held sockets from
+        the smaller side: a room of two costs two lookups however many sockets are held."""
         held = self.held
         waiting = self._held_recipients(message)
         if not waiting:
             return message
-        for sid in waiting:
+        for sid, via in waiting.items():
             entry = held[sid]
             if entry.overflowed:
                 continue
             if len(entry.messages) < HOLD_MAX:
-                entry.messages.append(message)
+                entry.messages.append((message, via))
             else:  # refused at release, not grown: its client connects again and resyncs
-                entry.messages, entry.overflowed = [], True
+                entry.messages, entry.overflowed = deque(), True
         skip = message.get("skip_sid")
         skip = [] if skip is None else skip if isinstance(skip, list) else [skip]
         return {**message, "skip_sid": [*skip, *waiting]}
 
-    async def drain(self, sid: str, holding: Held) -> bool:
+    async def drain(self, sid: str, holding: Held, left: frozenset[str] = frozenset()) -> bool:
         """End one hold of ``sid``; at the last, deliver what waited, in order, then let it go: what
-        is sent meanwhile waits its turn behind it. Each goes only if the socket is still in one of
-        its rooms: a room left at the recheck was a right lost, and what was sent there is not its.
-        A hold taken meanwhile (another change of the user) keeps the rest for its own end: what came
-        after that change waits for its read. ``False``: more than ``HOLD_MAX`` waited (the rest was
-        dropped); the caller refuses the socket. ``holding`` is what ``hold`` returned: released
-        meanwhile (the socket refused) and held anew, the hold is not this one's to end."""
+        is sent meanwhile waits its turn behind it. ``left``: the rooms this hold's recheck made it
+        leave, a right lost: what came only through them is dropped now, whichever hold ends last.
+        Not the rooms it is in *now*: a room closed while it was held (a booking's, after its last
+        status) was its room when that status was sent. A hold taken meanwhile (another change of
+        the user) keeps the rest for its own end: what came after that change waits for its read.
+        ``False``: more than ``HOLD_MAX`` waited (the rest was dropped); the caller refuses the
+        socket. ``holding`` is what ``hold`` returned: released meanwhile (the socket refused) and
+        held anew, the hold is not this one's to end."""
         entry = self.held.get(sid)
         if entry is not holding:
             return True
         entry.holds -= 1
-        done = 0
-        while not entry.holds and not entry.overflowed and done < len(entry.messages):
-            message = entry.messages[done]
-            done += 1
-            if self._addressed_to(sid, message):
-                await self._deliver_now({**message, "room": sid, "skip_sid": None})
+        if left:  # held before the rooms were left (nothing reaches it through them since)
+            entry.messages = deque((message, via) for message, via in entry.messages if not left.issuperset(via))
+        # Taken out as each goes: a hold taken while one is delivered stops this loop, and the
+        # drain that ends it starts where this one stopped.
+        while not entry.holds and not entry.overflowed and entry.messages:
+            message, _ = entry.messages.popleft()
+            await self._deliver_now({**message, "room": sid, "skip_sid": None})
         if entry.holds > 0:
-            del entry.messages[:done]
             return True
         if self.held.get(sid) is entry:
             del self.held[sid]
         return not entry.overflowed
 
-    def _held_recipients(self, message: dict[str, Any]) -> list[str]:
-        """The held sockets ``message`` is for: each room's members or the held sockets, whichever
-        are fewer, looked up in the other. Every emit pays this while any socket is held, and a bulk
-        suspension holds thousands while its read waits: testing each held socket against a booking's
-        room of two was 420 µs an emit with 1,000 held (a relay's 1,000 a second, the loop's whole CPU)."""
+    def _held_recipients(self, message: dict[str, Any]) -> dict[str, list[str]]:
+        """The held sockets ``message`` reaches, each with the rooms it reaches them through."""
         held = self.held
         rooms = self.rooms.get(message.get("namespace"), {})  # type: ignore[attr-defined]
         room = message.get("room")
         skip = message.get("skip_sid")
-        skipped = () if skip is None else skip if isinstance(skip, list) else (skip,)
-        found: dict[str, None] = {}
-        for name in room if isinstance(room, list) else (room,):
-            members = rooms.get(name, ())
-            fewer, other = (members, held) if len(members) <= len(held) else (held, members)
-            for sid in fewer:
-                if sid in other and sid not in skipped:
-                    found[sid] = None
-        return list(found)
-
-    def _addressed_to(self, sid: str, message: dict[str, Any]) -> bool:
-        skip = message.get("skip_sid")
-        if sid == skip or (isinstance(skip, list) and sid in skip):
-            return False
-        rooms = self.rooms.get(message.get("namespace"), {})  # type: ignore[attr-defined]
-        room = message.get("room")
-        names = room if isinstance(room, list) else [room]
-        return any(sid in rooms.get(name, ()) for name in names)
+        skipped = () if skip is None else set(skip) if isinstance(skip, list) else {skip}
+        waiting: dict[str, list[str]] = {}
+        for name in room if isinstance(room, list) else [room]:
+            members = rooms.get(name)
+            if not members:
+                continue
+            small, large = (members, held) if len(members) < len(held) else (held, members)
+            for sid in small:
+                if sid in large and sid not in skipped:
+                    waiting.setdefault(sid, []).append(name)
+        return waiting
 
     async def _deliver_now(self, message: dict[str, Any]) -> None:
         raise NotImplementedError

@@ -18,7 +18,7 @@ from collections.abc import Awaitable, Callable
 from typing import TYPE_CHECKING, Any
 
 from config import metrics
-from config.realtime.orm import warn_if_unavailable
+from config.realtime.orm import log_failure
 
 if TYPE_CHECKING:
     from config.realtime.manager import ChannelLayerManager
@@ -58,8 +58,7 @@ def on_control(method: str, *, ordered: bool = False) -> Callable[[ControlHandle
             try:
                 await handler(manager, message)
             except Exception as exc:
-                if not warn_if_unavailable(logger, f"control {method}", exc):
-                    logger.exception("control %s failed", method)
+                log_failure(logger, f"control {method}", exc)
 
         _control_handlers[method] = (handled, ordered)
         return handler
@@ -122,12 +121,13 @@ def admitted(method: str) -> bool:
     return False
 
 
-def start_task(method: str, work: Awaitable[None]) -> None:
+def start_task(method: str, work: Awaitable[None]) -> "asyncio.Task[None]":
     """Run ``work`` as a control task of ``method`` (admitted first: ``admitted``), cancelled by a stop."""
     task = asyncio.get_running_loop().create_task(work, name=f"control {method}")  # type: ignore[arg-type]
     _running[method] = _running.get(method, 0) + 1
     _controls.add(task)
     task.add_done_callback(lambda done: _ended(method, done))
+    return task
 
 
 def _ended(method: str, task: "asyncio.Task[None]") -> None:

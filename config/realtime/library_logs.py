@@ -1,4 +1,5 @@
-"""What python-engineio and python-socketio log at a client's doing: a WARNING once a process, INFO after.
+"""What python-engineio and python-socketio log at a client's doing: a WARNING once a process, then
+counted (``homeservices_client_caused_warnings_total``), not logged.
 
 ``LOGGING`` (config/settings.py) owns the libraries' loggers, ``engineio.server`` and
 ``socketio.server``: the servers are handed them (``config.realtime.server``), so the libraries
@@ -14,15 +15,26 @@ not become a flood of the log on its demand. Read in python-engineio 4 / python-
 The others are ours already: engineio's refused requests (``EngineServer._log_error_once``),
 packets for a namespace the session is not in (``strays``), unreadable packets (one line that
 closes the session). Keyed by the library's message template, not by the values in it.
+
+Not INFO after the first, as engineio's own: ``LOGGING`` keeps these loggers at WARNING, so an
+INFO line would never show, and the count would be lost with it.
 """
 
 import logging
 
-CLIENTS_DOING = frozenset({"Application rejected connection", "Method %s not supported", "Cannot send to sid %s"})
+from config import metrics
+
+# The library's template: the metric's label.
+CLIENTS_DOING = {
+    "Application rejected connection": "rejected-connection",
+    "Method %s not supported": "method-not-supported",
+    "Cannot send to sid %s": "send-to-closed-sid",
+}
+FURTHER = " (further occurrences are counted in homeservices_client_caused_warnings_total, not logged)"
 
 
 class ClientsDoingLoggedOnce(logging.Filter):
-    """A WARNING the first time each of ``CLIENTS_DOING`` is logged, INFO after (shown if INFO is)."""
+    """A WARNING the first time each of ``CLIENTS_DOING`` is logged; after, counted and dropped."""
 
     def __init__(self) -> None:
         super().__init__()
@@ -33,10 +45,10 @@ class ClientsDoingLoggedOnce(logging.Filter):
             return True
         if record.msg not in self.seen:
             self.seen.add(record.msg)
-            record.msg += " (further occurrences are logged at INFO)"
+            record.msg += FURTHER
             return True
-        record.levelno, record.levelname = logging.INFO, "INFO"
-        return logging.getLogger(record.name).isEnabledFor(logging.INFO)
+        metrics.child(metrics.CLIENT_CAUSED_WARNINGS, CLIENTS_DOING[record.msg]).inc()
+        return False
 
 
 clients_doing_logged_once = ClientsDoingLoggedOnce()  # one object: a second server adds nothing

@@ -2,16 +2,30 @@
 
 import asyncio
 import contextvars
-import logging
-import sqlite3
 import threading
 from collections.abc import Awaitable, Callable
 from typing import Any, ClassVar
 
 from django.conf import settings
-from django.db import InterfaceError, OperationalError, close_old_connections
+from django.db import close_old_connections
 
 from config.errors import Unavailable
+
+# What counts as the database unavailable, and how it is logged: their own module, named here too
+# (every caller imported them from here).
+from config.realtime.unavailability import log_failure, unavailable, warn_if_unavailable
+
+__all__ = [
+    "Batched",
+    "OrmLoad",
+    "abandon_waits",
+    "db",
+    "log_failure",
+    "orm_in_flight",
+    "unavailable",
+    "waits_on",
+    "warn_if_unavailable",
+]
 
 
 class OrmLoad:
@@ -98,53 +112,6 @@ class _Call:
             _count(-1)
 
 
-# SQLite's primary result codes that say the database could not be used, not that the statement
-# was wrong: busy or locked by another writer, unable to open the file, disk I/O, disk full, out of
-# memory, the locking protocol failing. A statement's own fault (no such column or table, a syntax
-# error) is SQLITE_ERROR (1), an OperationalError too in sqlite3: a bug, not an outage.
-_SQLITE_UNAVAILABLE = {
-    sqlite3.SQLITE_BUSY,
-    sqlite3.SQLITE_LOCKED,
-    sqlite3.SQLITE_NOMEM,
-    sqlite3.SQLITE_IOERR,
-    sqlite3.SQLITE_FULL,
-    sqlite3.SQLITE_CANTOPEN,
-    sqlite3.SQLITE_PROTOCOL,
-}
-
-
-def unavailable(exc: BaseException) -> bool:
-    """Whether ``exc`` is the contract's ``UNAVAILABLE``: the database failed, or a read was not
-    answered (``Batched``: past its timeout, or cancelled by a stopping process). A client's connect
-    or event gets ``UNAVAILABLE`` for these, and only these (``BaseNamespace``); a control message
-    logs them as one warning (``hooks.on_control``).
-
-    Django's ``OperationalError`` is what the driver calls one. psycopg keeps the statement's faults
-    out of it (``ProgrammingError``): every one it raises is the server's state (a connection refused
-    or lost, the pool's timeout, a shutdown, a statement cancelled, a lock or serialization conflict).
-    sqlite3 raises a missing column or a syntax error as one too: there only the result codes above
-    are unavailability, and the rest is the bug it is."""
-    if isinstance(exc, (InterfaceError, Unavailable)):
-        return True
-    if not isinstance(exc, OperationalError):
-        return False
-    cause = exc.__cause__
-    if isinstance(cause, sqlite3.Error):
-        code = getattr(cause, "sqlite_errorcode", None)
-        return code is not None and (code & 0xFF) in _SQLITE_UNAVAILABLE  # extended codes carry the primary's low byte
-    return True
-
-
-def warn_if_unavailable(logger: logging.Logger, what: str, exc: BaseException) -> bool:
-    """One warning on ``logger``, without a traceback, when ``exc`` is ``unavailable``; then True, and
-    the caller carries on (the database's outage is not a bug: a traceback per failure would bury
-    the log). False for anything else, which the caller raises or logs as the fault it is."""
-    if not unavailable(exc):
-        return False
-    logger.warning("%s: database unavailable (%s: %s)", what, type(exc).__name__, exc)
-    return True
-
-
 def db(func: Callable[..., Any]) -> Callable[..., Awaitable[Any]]:
     """Run ORM code off the event loop.
 
@@ -168,7 +135,11 @@ def db(func: Callable[..., Any]) -> Callable[..., Awaitable[Any]]:
             raise Unavailable()
         call = _Call()
         run = contextvars.copy_context().run
-        future = loop.run_in_executor(None, run, call.run, func, args, kwargs)
+        try:
+            future = loop.run_in_executor(None, run, call.run, func, args, kwargs)
+        except BaseException:  # refused (its executor shut down): no thread will run it, nor uncount it
+            call.give_up()
+            raise
         OrmLoad.waiting.add(future)
         try:
             return await future

@@ -23,7 +23,7 @@ from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
 
 from config.realtime.catalogue import Schema
 from config.realtime.identity import Session
-from config.realtime.orm import unavailable, warn_if_unavailable
+from config.realtime.orm import log_failure, warn_if_unavailable
 
 if TYPE_CHECKING:
     from config.realtime.namespace import BaseNamespace
@@ -52,6 +52,12 @@ Hook = Callable[["BaseNamespace", str, Session], Awaitable[None]]
 Qualify = Callable[[dict[str, Any]], None]
 PermittedRooms = Callable[..., list[str]]
 
+
+# The most a refused connect's undo (``undo_connected``) may take. It runs once the connect is over
+# (past CONNECT_TIMEOUT, or a read not answered), before the client gets its refusal: the hooks it
+# runs are in memory today (a partner's offline write is presence's batched one), so a few seconds
+# is room to spare, and a hook that came to wait on a dependency cannot hold the answer for ever.
+UNDO_SECONDS = 3.0
 
 # Refusals of a ``keeps_socket`` event in one rate window before its socket goes: a thumb pressing
 # SOS again and again stays far below (10 a second for the whole window).
@@ -161,20 +167,26 @@ class PartHooks:
         """A connect refused after some parts' ``connected`` hooks ran: their ``disconnected`` hooks undo
         them (a partner's newest fix held for the relay, ``partners.sockets``), as the socket's disconnect
         would have, which never comes. Run after presence forgot the socket: a hook sees whether another
-        socket of the user is still here. A failure is logged and does not replace the refusal."""
-        for part in done:
-            if part.disconnected is None:
-                continue
-            try:
-                await part.disconnected(self, sid, session)
-            except Exception as exc:
-                log = logger.warning if unavailable(exc) else logger.exception
-                log("undoing the refused connect of %s %s: %s", self.namespace_name, sid, exc)
+        socket of the user is still here. A failure is logged and does not replace the refusal; nor
+        does the undo's bound (``UNDO_SECONDS``), past which what is left is logged and left."""
+        what = f"undoing the refused connect of {self.namespace_name} {sid}"
+        try:
+            async with asyncio.timeout(UNDO_SECONDS):
+                for part in done:
+                    if part.disconnected is None:
+                        continue
+                    try:
+                        await part.disconnected(self, sid, session)
+                    except Exception as exc:
+                        log_failure(logger, what, exc)
+        except TimeoutError:
+            logger.warning("%s: not done within %s s, left", what, UNDO_SECONDS)
 
     async def on_disconnected(self, sid: str, session: Session) -> None:
         """Runs on the loop when the socket goes; leave nothing behind. A dependency down (``unavailable``) is
-        one warning, no traceback, and the next part's hook still runs: what was not written catches up (the
-        heartbeat renews no partner gone, offline at ``PRESENCE_TTL``). A bug is raised on (engineio logs it)."""
+        one warning, no traceback, and the next part's hook still runs: what was not written catches up (a
+        partner gone is written offline at once by presence's batched write, ``presence.remove``, tried again
+        until the database answers; the heartbeat never renews them). A bug is raised on (engineio logs it)."""
         for part in self.parts:
             try:
                 if part.disconnected is not None:

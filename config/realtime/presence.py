@@ -136,7 +136,8 @@ async def heartbeat(manager: ChannelLayerManager) -> None:
 
     A database outage is one warning when the first write fails and one line when a write goes
     through again (``outages.OutageLog``), not an error with its traceback every second it lasts;
-    what failed is written by the next round (everyone, at once). Any other failure is an error
+    what failed is written by the next round (the newly connected, a second later; a user gone, at
+    once), everyone by the next heartbeat. Any other failure is an error
     each time. The list's publish waits for no broker (the lane queues it; the lane says once when
     Redis is away and once when it is back): Redis away fails no round here."""
     next_beat = 0.0
@@ -176,7 +177,7 @@ async def _write_round(beat: bool) -> bool:
     wrote = False
     for namespace, keeper in _keepers.items():
         fresh = list(presence.local[namespace]) if beat else list(presence.new[namespace])
-        presence.new[namespace].clear()
+        presence.new[namespace].clear()  # a failed write makes the next round a beat: everyone
         if fresh:
             await db(keeper)(fresh, True)
             wrote = True

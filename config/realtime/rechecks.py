@@ -18,13 +18,14 @@ from config.realtime import holding, hooks
 from config.realtime.identity import identities, load_identities, note_access_change, user_room
 from config.realtime.manager import ChannelLayerManager
 from config.realtime.namespace import BaseNamespace
-from config.realtime.orm import db, unavailable
+from config.realtime.orm import db, log_failure
 from config.realtime.outages import OutageLog
 
 logger = logging.getLogger(__name__)
 
 # The most a user's sockets stay held for their recheck: the identity read (``identities``:
-# 5 s at most) and the rooms' (``prune_rooms``). Past it they are refused, as when unreadable.
+# 5 s at most) and the rooms' (``prune_rooms``) together. Past it they are refused, as when
+# unreadable; the refusals come after the hold ends (a partner's disconnect writes to the database).
 RECHECK_HOLD_SECONDS = 10.0
 
 
@@ -48,15 +49,47 @@ async def access_changed_received(manager: ChannelLayerManager, message: dict[st
     if not sockets:
         return
     if not hooks.admitted("access_changed"):
-        # Refused in a task all the same: a partner's disconnect writes to the database.
-        for _, sid in sockets:
-            manager.hold(sid)  # meanwhile nothing more reaches them
-        error = Unavailable("Too many access rechecks under way: your rights could not be read")
-        hooks.start_task("access_changed", _refuse(manager, sockets, {sid: error for _, sid in sockets}))
+        _refuse_past_the_bound(manager, sockets)
         return
     held = [(sid, manager.hold(sid)) for _, sid in sockets]
     number = _newest[user_id] = next(_numbers)
     hooks.start_task("access_changed", _recheck(manager, user_id, held, number))
+
+
+class PastTheBound:
+    """The sockets of the rechecks refused past ``CONTROL_TASKS_MAX``, waiting for their refusal:
+    one task refuses them in turn, so that a database that does not answer (a partner's disconnect
+    writes to it) holds one task, not one per control past the bound."""
+
+    __slots__ = ("sockets", "task")
+
+    def __init__(self) -> None:
+        self.sockets: dict[str, tuple[ChannelLayerManager, BaseNamespace]] = {}  # sid: where; in order
+        self.task: asyncio.Task[None] | None = None
+
+
+_past_the_bound = PastTheBound()
+
+
+def _refuse_past_the_bound(manager: ChannelLayerManager, sockets: list[tuple[BaseNamespace, str]]) -> None:
+    """Hold ``sockets`` (nothing more reaches them) and queue their refusal ``UNAVAILABLE``."""
+    for namespace, sid in sockets:
+        manager.hold(sid)
+        _past_the_bound.sockets.setdefault(sid, (manager, namespace))
+    if _past_the_bound.task is None or _past_the_bound.task.done():
+        _past_the_bound.task = hooks.start_task("access_changed refusals", _refuse_queued())
+
+
+async def _refuse_queued() -> None:
+    error = Unavailable("Too many access rechecks under way: your rights could not be read")
+    queued = _past_the_bound.sockets
+    while queued:
+        sid = next(iter(queued))
+        manager, namespace = queued.pop(sid)
+        try:  # one socket's failure leaves the others' refusals to come
+            await _refuse(manager, [(namespace, sid)], {sid: error})
+        except Exception as exc:
+            log_failure(logger, f"access_changed: refusing socket {sid}", exc)
 
 
 def _local_sockets(manager: ChannelLayerManager, user_id: int) -> list[tuple[BaseNamespace, str]]:
@@ -84,16 +117,17 @@ async def _recheck(
     too. Each recheck ends only its own holds: a change that came meanwhile keeps its sockets held
     until its own read (the first's end released them all, dropping what waited for the second)."""
     lost: dict[str, DomainError] = {}  # sid: why it is refused
+    left: dict[str, set[str]] = {}  # sid: the rooms this recheck made it leave
     try:
-        identity = await asyncio.wait_for(identities.get(user_id), RECHECK_HOLD_SECONDS)
-        if _newest.get(user_id) == number:  # else a newer change's read, made after this one, applies
-            sockets = _local_sockets(manager, user_id)
-            lost = await asyncio.wait_for(_apply(sockets, identity), RECHECK_HOLD_SECONDS)
+        async with asyncio.timeout(RECHECK_HOLD_SECONDS):  # the read and the rooms' together
+            identity = await identities.get(user_id)
+            if _newest.get(user_id) == number:  # else a newer change's read, made after this one, applies
+                lost = await _apply(_local_sockets(manager, user_id), identity, left)
     except Exception as exc:
-        if unavailable(exc) or isinstance(exc, TimeoutError):
-            logger.warning("access_changed: user %s's rights could not be read (%r): sockets refused", user_id, exc)
+        if isinstance(exc, TimeoutError):  # RECHECK_HOLD_SECONDS: the database did not answer in time
+            logger.warning("access_changed: user %s's rights not read in time: sockets refused", user_id)
         else:
-            logger.exception("access recheck of user %s failed: their sockets refused", user_id)
+            log_failure(logger, f"access recheck of user {user_id} (their sockets refused)", exc)
         unread = Unavailable("Your rights could not be read; reconnect with backoff")
         lost = {sid: unread for _, sid in _local_sockets(manager, user_id)}
     finally:
@@ -102,7 +136,7 @@ async def _recheck(
     for sid, entry in held:  # what waited goes first, then what comes next (a socket gone meanwhile: let go)
         if sid in lost:
             continue
-        if not await manager.drain(sid, entry):
+        if not await manager.drain(sid, entry, frozenset(left.get(sid, ()))):
             namespace = next((ns for ns, local in _local_sockets(manager, user_id) if local == sid), None)
             if namespace is not None:
                 too_many = f"More than {holding.HOLD_MAX} events waited for your rights' recheck"
@@ -113,13 +147,18 @@ async def _recheck(
             manager.release(sid)
 
 
-async def _apply(sockets: list[tuple[BaseNamespace, str]], identity: dict[str, Any] | None) -> dict[str, DomainError]:
-    """Apply ``identity`` to each socket: the refused ones, with why (their rooms are left by the disconnect)."""
+async def _apply(
+    sockets: list[tuple[BaseNamespace, str]], identity: dict[str, Any] | None, left: dict[str, set[str]]
+) -> dict[str, DomainError]:
+    """Apply ``identity`` to each socket: the refused ones, with why (their rooms are left by the
+    disconnect); the rooms the others leave are added to ``left`` (what was held for them there
+    is dropped at the drain)."""
     lost: dict[str, DomainError] = {}
     for namespace, sid in sockets:
-        reason = await namespace.apply_identity(sid, identity)
+        reason, rooms = await namespace.apply_identity(sid, identity)
         if reason is not None:
             lost[sid] = Forbidden(reason)
+        left.setdefault(sid, set()).update(rooms)
     return lost
 
 

@@ -32,16 +32,18 @@ class RoomRights:
                 permitted.update(part.permitted_rooms(session, rooms, finished=finished))
         return [room for room in rooms if room in permitted]
 
-    async def prune_rooms(self, sid: str, session: Session) -> None:
-        """Leave every room the socket's user may no longer be in (a room is membership in a right)."""
+    async def prune_rooms(self, sid: str, session: Session) -> list[str]:
+        """Leave every room the socket's user may no longer be in (a room is membership in a right);
+        the rooms left."""
         own = {sid, user_room(session["uid"])}
         joined = [room for room in self.server.manager.get_rooms(sid, self.namespace_name) if room not in own]
         if not joined:
-            return
+            return []
         permitted = set(await db(self.permitted_rooms)(dict(session), joined))
-        for room in joined:
-            if room not in permitted:
-                await self.leave_room(sid, room)
+        left = [room for room in joined if room not in permitted]
+        for room in left:
+            await self.leave_room(sid, room)
+        return left
 
     async def restorable_rooms(self, sid: str, rooms: list[str]) -> tuple[list[str], list[str]]:
         """Of a recovered session's rooms: those the socket may rejoin, and those whose missed
@@ -63,22 +65,21 @@ class RoomRights:
 
     async def _apply_identity(self, sid: str, identity: dict[str, Any] | None) -> None:
         """The socket's session follows ``identity``: rights lost, rooms left, or the socket refused."""
-        reason = await self.apply_identity(sid, identity)
+        reason, _ = await self.apply_identity(sid, identity)
         if reason is not None:
             await self._revoke(sid, reason)
 
-    async def apply_identity(self, sid: str, identity: dict[str, Any] | None) -> str | None:
-        """The socket's session follows ``identity`` and it leaves the rooms it lost; or, when it may
-        no longer use the namespace, why (the caller refuses it: ``refuse``)."""
+    async def apply_identity(self, sid: str, identity: dict[str, Any] | None) -> tuple[str | None, list[str]]:
+        """The socket's session follows ``identity`` and it leaves the rooms it lost (returned); or,
+        when it may no longer use the namespace, why (the caller refuses it: ``refuse``)."""
         session = await self.server.manager.session_of(sid, self.namespace_name)
         if session is None:
-            return None
+            return None, []
         try:
             session.update(self._session_for(identity))
         except Forbidden as exc:
-            return exc.message
-        await self.prune_rooms(sid, session)
-        return None
+            return exc.message, []
+        return None, await self.prune_rooms(sid, session)
 
     def stale_users(self, sessions: list[Session], identities: dict[int, dict[str, Any]]) -> set[int]:
         """Users whose sockets hold other rights than their identity grants now (the periodic recheck)."""

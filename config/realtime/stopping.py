@@ -35,7 +35,7 @@ from django.conf import settings
 
 from config import metrics
 from config.realtime import hooks
-from config.realtime.orm import abandon_waits, orm_in_flight, waits_on, warn_if_unavailable
+from config.realtime.orm import abandon_waits, log_failure, orm_in_flight, waits_on
 
 logger = logging.getLogger(__name__)
 
@@ -170,8 +170,7 @@ class GracefulStop:
         except Exception as exc:
             name = getattr(hook, "__name__", hook)
             # The database's failure: one line here; what the hook left is reported at the stop's end.
-            if not warn_if_unavailable(logger, f"shutdown hook {name}", exc):
-                logger.exception("shutdown hook %s failed", name)
+            log_failure(logger, f"shutdown hook {name}", exc)
 
     async def _close(self, polling_only: bool) -> None:
         """Close sockets at the transport level, all at once, waiting for no client.

@@ -129,8 +129,9 @@ class WebSocketProtocol(WebSocketsSansIOProtocol):
         self.writable = Flag()  # type: ignore[assignment]
         self.writable.set()
         # Its loop's writer of corked frames, found once (a weak dictionary's lookup was about a µs
-        # of every relayed update's delivery); created in its loop, as uvicorn's own loop is.
-        self.uncorking = uncorking(asyncio.get_event_loop())
+        # of every relayed update's delivery); created in its loop, as uvicorn's own loop is
+        # (get_running_loop: a protocol built outside a running loop is a bug, said at once).
+        self.uncorking = uncorking(asyncio.get_running_loop())
 
     def handle_connect(self, event: Request) -> None:
         super().handle_connect(event)

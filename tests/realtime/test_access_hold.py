@@ -12,10 +12,13 @@ from channels.db import database_sync_to_async as sync_to_async
 from django.contrib.auth import get_user_model
 
 import config.asgi  # noqa: F401 - the composition root registers the control handlers
+from bookings import events
 from bookings.models import BookingStatus as S
 from config import rooms
 from config.realtime import hooks, rechecks
 from config.realtime import identity as identity_module
+from config.realtime.emit import emit_message
+from config.realtime.rights import RoomRights
 from config.realtime.server import sio
 from tests.factories import BookingFactory, StaffFactory, UserFactory
 from tests.live import Client, run, socket_barrier, token_for, wait_until
@@ -199,5 +202,106 @@ def test_a_socket_for_which_too_much_waited_is_refused_at_release(
         await rechecks_done()
         await p.close()
         await wait_until(lambda: not sio.environ, what="the sockets' disconnects")
+
+    run(scenario())
+
+
+def test_what_was_sent_to_a_room_closed_while_its_socket_was_held_still_arrives(
+    live_server_url, customer, partner, service, identity_reads
+):
+    """A booking's end (``lifecycle``): its last status to the booking room, then the room closed,
+    while the customer's socket is held by a recheck. The status was sent to a room the socket was
+    in, and the recheck took no right away: it arrives at the release, as it would have unheld."""
+    _, hang, held = identity_reads
+    booking = BookingFactory(customer=customer, partner=partner, service=service, status=S.PARTNER_EN_ROUTE)
+    room = rooms.booking(booking.pk)
+
+    async def scenario():
+        c = await Client(live_server_url, rooms.CUSTOMER).connect(token_for(customer))
+        assert (await c.call("booking:track", str(booking.pk)))["ok"] is True
+        hang.set()
+        dispatch(control(customer))
+        sid = c.sio.get_sid(rooms.CUSTOMER)
+        await wait_until(lambda: sid in sio.manager.held, 5, "the customer's socket held")
+        last = emit_message(
+            "booking:status_updated", events.status_updated(booking), namespace=rooms.CUSTOMER, room=room
+        )
+        dispatch(last, {"method": "close_room", "room": room, "namespace": rooms.CUSTOMER})
+        await wait_until(lambda: room not in sio.manager.get_rooms(sid, rooms.CUSTOMER), 5, "the room closed")
+        assert not c.events.get("booking:status_updated")
+        held.set()
+        (got,) = await c.wait_for("booking:status_updated", timeout=8)
+        assert got["bookingId"] == str(booking.pk) and got["status"] == events.status_updated(booking)["status"]
+        await rechecks_done()
+        assert c.sio.connected
+        await c.close()
+        await wait_until(lambda: not sio.environ, what="the socket's disconnect")
+
+    run(scenario())
+
+
+def test_the_read_and_the_rooms_check_share_one_bound(
+    live_server_url, customer, partner, service, identity_reads, monkeypatch
+):
+    """``RECHECK_HOLD_SECONDS`` bounds the hold as a whole: a read and a rooms' check each within
+    it, but not together, refuse the socket ``UNAVAILABLE`` (each had a bound of its own: twice it)."""
+    monkeypatch.setattr(rechecks, "RECHECK_HOLD_SECONDS", 1.0)
+    permitted, read = RoomRights.permitted_rooms, identity_module._identity[0]  # the fixture's, restored by it
+
+    def slow_rooms(self, *args, **kwargs):
+        time.sleep(0.7)
+        return permitted(self, *args, **kwargs)
+
+    def slow_read(user_ids):
+        time.sleep(0.7)
+        return read(user_ids)
+
+    booking = BookingFactory(customer=customer, partner=partner, service=service, status=S.PARTNER_EN_ROUTE)
+
+    async def scenario():
+        c = await Client(live_server_url, rooms.CUSTOMER).connect(token_for(customer))
+        assert (await c.call("booking:track", str(booking.pk)))["ok"] is True
+        monkeypatch.setattr(RoomRights, "permitted_rooms", slow_rooms)
+        identity_module.set_identity_loader(slow_read)
+        dispatch(control(customer))
+        (err,) = await c.wait_for("error", timeout=8)
+        assert err["code"] == "UNAVAILABLE" and err["event"] is None, err
+        await wait_until(lambda: not c.sio.connected, 5, "the socket to be refused")
+        await rechecks_done()
+        await wait_until(lambda: not sio.environ, what="the socket's disconnect")
+
+    run(scenario())
+
+
+def test_refusals_past_the_bound_are_one_task_however_many(live_server_url, monkeypatch):
+    """Past ``CONTROL_TASKS_MAX`` each ``access_changed`` refuses its user's sockets; a refusal may
+    wait on the database (a partner's disconnect writes to it). Five users' controls while the
+    refusals wait: one refusal at a time, not five tasks each waiting, and each socket refused."""
+    monkeypatch.setattr(hooks, "CONTROL_TASKS_MAX", 0)
+    users = [UserFactory() for _ in range(5)]
+    gate, inside, peak = threading.Event(), [0], [0]
+    refuse = RoomRights.refuse
+
+    async def waiting_refuse(self, sid, error, **kwargs):
+        inside[0] += 1
+        peak[0] = max(peak[0], inside[0])
+        while not gate.is_set():  # the database does not answer
+            await asyncio.sleep(0.01)
+        inside[0] -= 1
+        await refuse(self, sid, error, **kwargs)
+
+    async def scenario():
+        clients = [await Client(live_server_url, rooms.CUSTOMER).connect(token_for(user)) for user in users]
+        monkeypatch.setattr(RoomRights, "refuse", waiting_refuse)
+        dispatch(*(control(user) for user in users))
+        await wait_until(lambda: peak[0] >= 1, 5, "a refusal waiting")
+        await asyncio.sleep(0.3)
+        assert peak[0] == 1 and sum(hooks._running.values()) == 1, (peak, hooks._running)
+        gate.set()
+        for client in clients:
+            (err,) = await client.wait_for("error", timeout=5)
+            assert err["code"] == "UNAVAILABLE" and "Too many access rechecks" in err["message"], err
+        await wait_until(lambda: not sio.environ, what="the sockets' disconnects")
+        await wait_until(lambda: not hooks._controls, 5, "the refusals' task to end")
 
     run(scenario())

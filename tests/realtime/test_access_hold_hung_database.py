@@ -11,7 +11,6 @@ be read, is refused ``UNAVAILABLE`` within the batched reader's timeout (fail-cl
 import asyncio
 import json
 import os
-import signal
 import subprocess
 import sys
 import time
@@ -20,10 +19,9 @@ import aiohttp
 import pytest
 
 from config.realtime.server import sio
-from tests.live import Client, run, server_processes, wait_until
+from tests.live import Client, paused_postgres, run, server_processes, wait_until
 from tests.realtime.test_cluster import cluster_env  # noqa: F401 - fixture
 from tests.realtime.test_faults import own_postgres  # noqa: F401 - fixture
-from tests.realtime.test_shutdown_hung_database import cluster_pids, pause
 
 pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.redis]
 
@@ -71,9 +69,7 @@ def test_an_access_change_while_the_database_hangs_holds_no_other_room(own_postg
             assert (await customer.call("booking:track", str(made["booking"])))["ok"] is True
             assert (await partner.call("location:update", FAR))["relayed"] == 1
             await customer.wait_for("partner:location_update")  # B to A through the broker
-            pids = cluster_pids(own_postgres["data"])
-            pause(pids, signal.SIGSTOP)
-            try:
+            with paused_postgres(own_postgres):
                 await sio.manager.publish_external({"method": "access_changed", "user_id": str(made["other"])})
                 await asyncio.sleep(0.5)  # A's listener has it: its read of the user hangs from now
                 sent = time.monotonic()
@@ -87,8 +83,6 @@ def test_an_access_change_while_the_database_hangs_holds_no_other_room(own_postg
                 assert err["code"] == "UNAVAILABLE" and err["event"] is None, err
                 await wait_until(lambda: not other.sio.connected, 5, "the unreadable user's socket to be refused")
                 assert customer.sio.connected and partner.sio.connected
-            finally:
-                pause(pids, signal.SIGCONT)
             for client in (customer, partner):
                 await client.close()
 

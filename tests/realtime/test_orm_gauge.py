@@ -24,10 +24,10 @@ from prometheus_client.multiprocess import MultiProcessCollector
 from config.errors import Unavailable
 from config.realtime import orm
 from config.realtime.orm import OrmLoad, db, orm_in_flight
-from tests.live import Client, ServerProcess, run, wait_until
+from tests.live import Client, ServerProcess, paused_postgres, run, wait_until
 from tests.realtime.test_cluster import cluster_env  # noqa: F401 - fixture
 from tests.realtime.test_faults import own_postgres  # noqa: F401 - fixture
-from tests.realtime.test_shutdown_hung_database import PARTNER, SHUTDOWN_TIMEOUT, cluster_pids, pause
+from tests.realtime.test_shutdown_hung_database import PARTNER, SHUTDOWN_TIMEOUT
 
 ALIAS = "orm_gauge"
 THREADS = 2
@@ -51,24 +51,21 @@ def test_abandoned_calls_count_until_their_threads_are_done(own_postgres, django
         loop = asyncio.get_running_loop()
         loop.set_default_executor(ThreadPoolExecutor(max_workers=THREADS, thread_name_prefix="orm"))
         calls = [asyncio.ensure_future(db(query)(n)) for n in range(THREADS + 2)]  # two queued behind
-        pids: list[int] = []
         try:
             await wait_until(lambda: len(in_statement) == THREADS, what="both threads in a statement")
-            pids += cluster_pids(own_postgres["data"])  # their backends included
-            pause(pids, signal.SIGSTOP)
-            await asyncio.sleep(0.5)  # past the statement: only the paused server holds them now
-            assert orm_in_flight() == THREADS + 2
-            orm.abandon_waits()
-            results = await asyncio.gather(*calls, return_exceptions=True)
-            assert all(isinstance(result, Unavailable) for result in results), results
-            seen = [orm_in_flight()]  # the threads still hang in the database: so does the count
-            await asyncio.sleep(0.5)
-            seen.append(orm_in_flight())
-            pause(pids, signal.SIGCONT)
-            await wait_until(lambda: orm_in_flight() == 0, timeout=10, what="the threads done")
+            with paused_postgres(own_postgres) as resume:  # their backends included
+                await asyncio.sleep(0.5)  # past the statement: only the paused server holds them now
+                assert orm_in_flight() == THREADS + 2
+                orm.abandon_waits()
+                results = await asyncio.gather(*calls, return_exceptions=True)
+                assert all(isinstance(result, Unavailable) for result in results), results
+                seen = [orm_in_flight()]  # the threads still hang in the database: so does the count
+                await asyncio.sleep(0.5)
+                seen.append(orm_in_flight())
+                resume()
+                await wait_until(lambda: orm_in_flight() == 0, timeout=10, what="the threads done")
             return seen
         finally:
-            pause(pids, signal.SIGCONT)
             OrmLoad.abandoned_on = None
 
     with django_db_blocker.unblock():
@@ -92,19 +89,14 @@ def test_a_cancelled_caller_keeps_its_running_call_counted(own_postgres, django_
 
     async def scenario() -> tuple[int, int]:
         call = asyncio.ensure_future(db(query)())
-        pids: list[int] = []
-        try:
-            await wait_until(lambda: connected, what="the call in its statement")
-            pids += cluster_pids(own_postgres["data"])  # its backend included
-            pause(pids, signal.SIGSTOP)
+        await wait_until(lambda: connected, what="the call in its statement")
+        with paused_postgres(own_postgres) as resume:  # its backend included
             with pytest.raises(TimeoutError):
                 await asyncio.wait_for(call, 0.7)
             during = orm_in_flight()
-            pause(pids, signal.SIGCONT)
+            resume()
             await wait_until(lambda: orm_in_flight() == 0, timeout=10, what="the thread done")
-            return during, orm_in_flight()
-        finally:
-            pause(pids, signal.SIGCONT)
+        return during, orm_in_flight()
 
     with django_db_blocker.unblock():
         assert asyncio.run(asyncio.wait_for(scenario(), 30)) == (1, 0)
@@ -112,6 +104,21 @@ def test_a_cancelled_caller_keeps_its_running_call_counted(own_postgres, django_
 
 @pytest.mark.redis
 @pytest.mark.django_db(transaction=True)
+def test_a_call_its_executor_refuses_counts_no_more():
+    """An executor shut down (a stop's end) refuses the call: it never runs, and is not counted."""
+
+    async def scenario() -> None:
+        executor = ThreadPoolExecutor(1)
+        asyncio.get_running_loop().set_default_executor(executor)
+        executor.shutdown()
+        before = OrmLoad.in_flight
+        with pytest.raises(RuntimeError, match="after shutdown"):
+            await db(lambda: None)()
+        assert OrmLoad.in_flight == before
+
+    asyncio.run(scenario())
+
+
 def test_the_gauge_shows_what_a_stop_holds_on_a_hung_database(own_postgres, cluster_env, tmp_path):  # noqa: F811
     """A server stopping with its database hung (every process of it paused) and a partner's location
     buffered: the stop's writes (the location, the partner offline) wait in their threads, and the
@@ -147,15 +154,11 @@ def test_the_gauge_shows_what_a_stop_holds_on_a_hung_database(own_postgres, clus
         assert ack["ok"]
         await asyncio.sleep(1.5)  # a sample of the idle queue: 0
         seen.append(gauge())
-        pids = cluster_pids(own_postgres["data"])
-        pause(pids, signal.SIGSTOP)
-        try:
+        with paused_postgres(own_postgres):
             server.proc.send_signal(signal.SIGTERM)
             await asyncio.sleep(3)  # the stop's writes hang; past the cutoff (5 s) the process ends
             seen.append(gauge())
             await asyncio.to_thread(server.proc.wait, 4 * SHUTDOWN_TIMEOUT)
-        finally:
-            pause(pids, signal.SIGCONT)
         with contextlib.suppress(Exception):
             await partner.close()
 

@@ -18,7 +18,7 @@ from django.db import DatabaseError, InterfaceError, OperationalError, connectio
 from django.db.utils import load_backend
 
 from config.errors import Unavailable
-from config.realtime.orm import unavailable, warn_if_unavailable
+from config.realtime.orm import log_failure, unavailable, warn_if_unavailable
 from tests.live import free_port
 
 WRONG_STATEMENTS = ("SELECT no_such_column FROM auth_user", "SELECT * FROM no_such_table", "SELEC 1")
@@ -126,3 +126,14 @@ def test_a_postgresql_nobody_answers_is_unavailable(django_db_blocker):
         exc = raised(db, "SELECT 1")
     assert isinstance(exc, OperationalError) and "refused" in str(exc).lower()
     assert unavailable(exc)
+
+
+def test_log_failure_is_one_warning_for_an_outage_and_an_error_with_traceback_for_a_fault(caplog):
+    with caplog.at_level(logging.DEBUG, logger="tests.unavailable"):
+        log_failure(logger, "control x", OperationalError("couldn't get a connection after 4.00 sec"))
+        log_failure(logger, "control x", RuntimeError("a bug"))
+    outage, fault = caplog.records
+    assert outage.levelno == logging.WARNING and outage.exc_info is None
+    assert outage.getMessage().startswith("control x: database unavailable (OperationalError: ")
+    assert fault.levelno == logging.ERROR and fault.getMessage() == "control x failed"
+    assert fault.exc_info is not None and isinstance(fault.exc_info[1], RuntimeError)

@@ -25,7 +25,7 @@ from config.realtime.orm import db
 from config.realtime.recovery import Recovery
 from config.realtime.recovery_store import RedisStore
 from tests.config.test_lanes import _start_redis
-from tests.live import Client, ServerProcess, free_port, run, token_for, wait_for_log, wait_until
+from tests.live import Client, ServerProcess, free_port, run, running, token_for, wait_for_log, wait_until
 from tests.realtime.test_cluster import cluster_env  # noqa: F401 - fixture
 from tests.realtime.test_faults import own_postgres  # noqa: F401 - fixture
 
@@ -66,8 +66,7 @@ def test_a_clock_says_a_database_outage_once_and_once_when_it_is_back(
         ticks[-1] = True
 
     async def scenario() -> int:
-        ticking = asyncio.create_task(clock.every(ROUND, db(query), "the test clock"))
-        try:
+        async with running(clock.every(ROUND, db(query), "the test clock")):
             await wait_until(lambda: any(ticks), what="a tick that reached the database")
             await asyncio.to_thread(own_postgres["stop"])
             tried = len(ticks)
@@ -77,9 +76,6 @@ def test_a_clock_says_a_database_outage_once_and_once_when_it_is_back(
             done = len(ticks)
             await wait_until(lambda: ticks[done:].count(True) >= 3, what="ticks once it is back")
             return failed
-        finally:
-            ticking.cancel()
-            await asyncio.gather(ticking, return_exceptions=True)
 
     with django_db_blocker.unblock(), caplog.at_level(logging.INFO, logger="config.realtime"):
         failed = asyncio.run(asyncio.wait_for(scenario(), 60))
@@ -95,12 +91,8 @@ def test_a_clock_tick_that_is_a_bug_is_an_error_every_time(caplog):
         raise RuntimeError("a bug in the tick")
 
     async def scenario() -> None:
-        ticking = asyncio.create_task(clock.every(ROUND, tick, "the test clock"))
-        try:
+        async with running(clock.every(ROUND, tick, "the test clock")):
             await wait_until(lambda: len(ticks) >= 3, what="three failed ticks")
-        finally:
-            ticking.cancel()
-            await asyncio.gather(ticking, return_exceptions=True)
 
     with caplog.at_level(logging.INFO, logger="config.realtime"):
         asyncio.run(asyncio.wait_for(scenario(), 30))
@@ -157,21 +149,19 @@ def test_the_recovery_trim_says_a_redis_outage_once(outage, own_redis, monkeypat
         return _start_redis(port)
 
     async def scenario() -> int:
-        trimming = asyncio.create_task(manager.ChannelLayerManager.trim_recovery_log(server))
         try:
-            await wait_until(lambda: any(trims), what="a trim that went through")
-            await asyncio.to_thread(away)
-            tried = len(trims)
-            # Hung: each trim waits STORE_TIMEOUT (0.5 s); refused: each fails at once.
-            await wait_until(lambda: trims[tried:].count(False) >= 4, timeout=15, what="four failed trims")
-            failed = trims[tried:].count(False)
-            await asyncio.to_thread(back)
-            done = len(trims)
-            await wait_until(lambda: trims[done:].count(True) >= 3, timeout=15, what="trims once it is back")
-            return failed
+            async with running(manager.ChannelLayerManager.trim_recovery_log(server)):
+                await wait_until(lambda: any(trims), what="a trim that went through")
+                await asyncio.to_thread(away)
+                tried = len(trims)
+                # Hung: each trim waits STORE_TIMEOUT (0.5 s); refused: each fails at once.
+                await wait_until(lambda: trims[tried:].count(False) >= 4, timeout=15, what="four failed trims")
+                failed = trims[tried:].count(False)
+                await asyncio.to_thread(back)
+                done = len(trims)
+                await wait_until(lambda: trims[done:].count(True) >= 3, timeout=15, what="trims once it is back")
+                return failed
         finally:
-            trimming.cancel()
-            await asyncio.gather(trimming, return_exceptions=True)
             await store.close()
 
     with caplog.at_level(logging.INFO, logger="config.realtime"):

@@ -17,7 +17,7 @@ import pytest
 from django.db import connections
 
 from config.realtime import presence
-from tests.live import wait_until
+from tests.live import running, wait_until
 from tests.realtime.test_faults import own_postgres  # noqa: F401 - fixture
 
 ALIAS = "presence_outage"
@@ -77,8 +77,7 @@ def test_an_outage_is_one_warning_and_one_line_when_it_is_back(
 
     async def scenario() -> int:
         OURS.set(True)
-        beating = asyncio.create_task(presence.heartbeat(Manager()))
-        try:
+        async with running(presence.heartbeat(Manager())):
             await wait_until(lambda: written, what="the first write")
             await asyncio.to_thread(own_postgres["stop"])
             tried = len(attempts)
@@ -89,9 +88,6 @@ def test_an_outage_is_one_warning_and_one_line_when_it_is_back(
             await wait_until(lambda: len(written) > before, what="a write once it is back")
             await wait_until(lambda: len(written) > before + 2, what="rounds after it is back")
             return failed_rounds
-        finally:
-            beating.cancel()
-            await asyncio.gather(beating, return_exceptions=True)
 
     # Not the test database (no django_db mark): a database of its own, which the test stops.
     with django_db_blocker.unblock(), caplog.at_level(logging.INFO, logger="config.realtime.presence"):
@@ -121,12 +117,8 @@ def test_a_failure_that_is_no_outage_is_an_error_every_round(monkeypatch, settin
 
     async def scenario() -> None:
         OURS.set(True)
-        beating = asyncio.create_task(presence.heartbeat(Manager()))
-        try:
+        async with running(presence.heartbeat(Manager())):
             await wait_until(lambda: len(calls) >= 3, what="three failed rounds")
-        finally:
-            beating.cancel()
-            await asyncio.gather(beating, return_exceptions=True)
 
     with caplog.at_level(logging.INFO, logger="config.realtime.presence"):
         asyncio.run(asyncio.wait_for(scenario(), 30))

@@ -9,7 +9,6 @@ warning each, naming where it goes.
 
 import contextlib
 import os
-import signal
 import subprocess
 import sys
 
@@ -17,7 +16,7 @@ import aiohttp
 import psycopg
 import pytest
 
-from tests.live import Client, ServerProcess, run, wait_until
+from tests.live import Client, ServerProcess, paused_postgres, run, wait_until
 from tests.realtime.test_cluster import cluster_env  # noqa: F401 - fixture
 from tests.realtime.test_faults import own_postgres  # noqa: F401 - fixture
 
@@ -31,25 +30,6 @@ from partners.models import Partner
 user = get_user_model().objects.create_user("hung-partner", password="tangerine-kettle-42")
 Partner.objects.create(user=user, name="Hung", phone="1", kyc_status="APPROVED")
 """
-
-
-def cluster_pids(data: str) -> list[int]:
-    """The postmaster (first line of its pid file) and every process it started."""
-    with open(os.path.join(data, "postmaster.pid")) as f:
-        postmaster = int(f.readline())
-    children = []
-    for entry in os.listdir("/proc"):
-        if entry.isdigit():
-            with contextlib.suppress(OSError), open(f"/proc/{entry}/stat") as f:
-                if int(f.read().rsplit(")", 1)[1].split()[1]) == postmaster:
-                    children.append(int(entry))
-    return [postmaster, *children]
-
-
-def pause(pids: list[int], signum: int) -> None:
-    for pid in pids:
-        with contextlib.suppress(ProcessLookupError):
-            os.kill(pid, signum)
 
 
 def test_a_stop_with_the_database_hung_ends_within_shutdown_timeout(own_postgres, cluster_env):  # noqa: F811
@@ -81,12 +61,8 @@ def test_a_stop_with_the_database_hung_ends_within_shutdown_timeout(own_postgres
         await wait_until(lambda: online(), what="partner online")
         ack = await partner.call("location:update", {"latitude": 12.25, "longitude": 77.75})
         assert ack["ok"]
-        pids = cluster_pids(own_postgres["data"])
-        pause(pids, signal.SIGSTOP)
-        try:
+        with paused_postgres(own_postgres):
             timing["exit"] = await server.terminated_in(4 * SHUTDOWN_TIMEOUT)
-        finally:
-            pause(pids, signal.SIGCONT)
         with contextlib.suppress(Exception):
             await partner.close()
 

@@ -27,6 +27,7 @@ from config.realtime.auth import Refused
 from config.realtime.identity import identities
 from config.realtime.namespace import compose
 from config.realtime.orm import Batched, OrmLoad
+from config.realtime.parts import Part
 from config.realtime.presence import presence
 from config.realtime.server import sio
 from config.realtime.token_lifetime import expiries
@@ -345,3 +346,43 @@ def test_a_connect_refused_after_a_parts_hook_ran_undoes_it(live_server_url, par
             held.set()
 
     run(scenario())
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_refused_connects_undo_is_bounded(live_server_url, partner, hung, monkeypatch, caplog):
+    """A refused connect's undo runs before the client gets its refusal: a ``disconnected`` hook that
+    waits (on a dependency that does not answer) holds it for ``UNDO_SECONDS`` at most, then the
+    refusal goes, and the undo left is one warning."""
+    monkeypatch.setattr("config.realtime.parts.UNDO_SECONDS", 0.5, raising=False)
+    namespace = sio.namespace_handlers[rooms.PARTNER]
+    waiting = Part()
+
+    @waiting.on_connected
+    async def connected(namespace, sid, session) -> None:
+        return None
+
+    @waiting.on_disconnected
+    async def disconnected(namespace, sid, session) -> None:
+        await asyncio.sleep(30)  # a hook waiting on what does not answer
+
+    monkeypatch.setattr(namespace, "parts", (waiting, *namespace.parts))
+
+    async def scenario():
+        held = hung(relay._targets)
+        monkeypatch.setattr(relay._targets, "timeout", 0.3)
+        refused = Client(live_server_url, "/partner")
+        started = time.monotonic()
+        try:
+            with pytest.raises(socketio.exceptions.ConnectionError):
+                await refused.connect(token_for(partner.user))
+        finally:
+            held.set()
+        assert refused.connect_error is not None, "no answer: the client gave up"
+        assert refused.connect_error["data"] == {"code": "UNAVAILABLE"}, refused.connect_error
+        assert time.monotonic() - started < 3
+        await refused.close()
+
+    with caplog.at_level(logging.WARNING, logger="config.realtime.parts"):
+        run(scenario())
+    (line,) = [r.getMessage() for r in caplog.records if r.name == "config.realtime.parts"]
+    assert line.startswith("undoing the refused connect of /partner ") and line.endswith("not done within 0.5 s, left")
