@@ -3,7 +3,7 @@
 import os
 import uuid
 
-# The suite runs in debug mode with this checkout's own key (config.settings._checkout_key);
+# The suite runs in debug mode with this checkout's own key (config.settings.security._checkout_key);
 # set in the environment so the server processes a test starts run the same way.
 os.environ["DEBUG"] = "1"
 

@@ -1,7 +1,7 @@
 """What python-engineio and python-socketio log at a client's doing: a WARNING once a process, then
 counted (``homeservices_client_caused_warnings_total``), not logged.
 
-``LOGGING`` (config/settings.py) owns the libraries' loggers, ``engineio.server`` and
+``LOGGING`` (config/settings/logs.py) owns the libraries' loggers, ``engineio.server`` and
 ``socketio.server``: the servers are handed them (``config.realtime.server``), so the libraries
 neither lower them to ERROR nor add a handler of their own (which printed each ERROR twice).
 Their WARNINGs show; the ones a client can cause at will, one a request or a connection, must

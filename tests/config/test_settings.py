@@ -1,5 +1,6 @@
 """Production settings refuse to start unsafe; the documented production environment passes check --deploy."""
 
+import ast
 import os
 import re
 import secrets
@@ -163,15 +164,51 @@ def test_a_setting_that_would_flood_wipe_or_break_is_refused_at_start(name, valu
     assert "ImproperlyConfigured" in result.stderr and name in result.stderr, result.stderr[-1500:]
 
 
+def unbounded_reads(package: Path) -> dict[str, list[str]]:
+    """Each module of the settings package that reads a number from the environment with a bare
+    ``int()`` or ``float()``: its name and the calls."""
+    found = {}
+    for path in sorted(package.glob("*.py")):
+        source = path.read_text()
+        calls = re.findall(r"\b(?:int|float|Decimal)\(\s*os\.environ[^)]*\)", source)
+        calls += re.findall(r"\b(?:int|float)\(\s*_?env\b[^)]*\)", source)
+        if calls:
+            found[path.name] = calls
+    return found
+
+
 def test_no_number_is_read_from_the_environment_unbounded():
-    """Every number ``config/settings.py`` reads from the environment goes through ``env_number`` or
+    """Every number the settings read from the environment goes through ``env_number`` or
     ``env_integer``: a bare ``float()`` took 0, negative, nan and inf (a loop that spins, a limit that
     refuses everything, a write never made) and named nothing when it failed."""
     from config import settings
 
-    source = Path(settings.__file__).read_text()
-    assert not re.findall(r"\b(?:int|float|Decimal)\(\s*os\.environ", source)
-    assert not re.findall(r"\b(?:int|float)\(\s*_?env\b", source)
+    package = Path(settings.__file__).parent
+    assert unbounded_reads(package) == {}
+    # Every module of the package is scanned: the ones that read numbers are among them.
+    readers = {path.name for path in package.glob("*.py") if "env_number(" in path.read_text()}
+    assert {"realtime.py", "product.py", "database.py"} <= readers
+
+
+def test_the_scan_finds_a_bare_number_in_any_module_of_the_package(tmp_path):
+    (tmp_path / "__init__.py").write_text("from .late import *\n")
+    (tmp_path / "late.py").write_text('import os\nX = float(os.environ.get("X", "1"))\nY = int(env("Y"))\n')
+    assert unbounded_reads(tmp_path) == {"late.py": ['float(os.environ.get("X", "1")', 'int(env("Y")']}
+
+
+def test_each_setting_is_defined_in_one_module_of_the_package():
+    """A setting assigned in two modules would be decided by the order ``__init__`` imports them."""
+    from config import settings
+
+    where: dict[str, list[str]] = {}
+    for path in sorted(Path(settings.__file__).parent.glob("*.py")):
+        for node in ast.parse(path.read_text()).body:
+            targets = node.targets if isinstance(node, ast.Assign) else [getattr(node, "target", None)]
+            for target in targets:
+                if isinstance(target, ast.Name) and target.id.isupper():
+                    where.setdefault(target.id, []).append(path.name)
+    assert {name: files for name, files in where.items() if len(files) > 1} == {}
+    assert "SOCKETIO" in where and "DATABASES" in where and "LOGGING" in where
 
 
 def test_bounded_settings_take_sane_values():

@@ -3,6 +3,8 @@
 from datetime import timedelta
 
 import pytest
+from django.db import connection
+from django.test.utils import CaptureQueriesContext
 from django.utils import timezone
 
 from bookings.models import BookingStatus as S
@@ -100,6 +102,29 @@ def test_staff_acknowledge_once_and_the_raiser_hears_it(customer, staff, emitted
         safety.safety_alert_acknowledge(staff=StaffFactory(), alert_id=alert.pk)
     assert twice.value.details["by"]["id"] == str(staff.pk)  # who took it
     assert len(emitted.named("safety:acknowledged")) == 3  # nothing sent twice
+
+
+@pytest.mark.django_db
+def test_a_sweep_with_nothing_due_is_one_read_and_a_due_alert_is_still_sent(customer, staff, emitted):
+    """The safety clock runs every second on every process: with nothing due it reads the due
+    index once, and opens no transaction, takes no lock and writes nothing."""
+    waiting, _ = raise_alert(customer)  # open, its deadline SAFETY_ESCALATE_SECONDS away
+    taken, _ = raise_alert(UserFactory(first_name="Bob"))
+    SafetyAlert.objects.filter(pk=taken.pk).update(next_escalation_at=timezone.now() - timedelta(seconds=1))
+    safety.safety_alert_acknowledge(staff=staff, alert_id=taken.pk)  # its deadline cleared: never due
+    with CaptureQueriesContext(connection) as idle:
+        assert safety.escalate_due() == 0
+    [read] = [query["sql"] for query in idle.captured_queries]
+    assert read.startswith("SELECT") and "FOR UPDATE" not in read  # no SAVEPOINT, no lock, no UPDATE
+    SafetyAlert.objects.filter(pk=waiting.pk).update(next_escalation_at=timezone.now() - timedelta(seconds=1))
+    with CaptureQueriesContext(connection) as due:
+        assert safety.escalate_due() == 1
+    statements = [query["sql"].split()[0] for query in due.captured_queries]
+    assert statements.count("UPDATE") == 1 and any("FOR UPDATE" in q["sql"] for q in due.captured_queries)
+    [escalated] = [m["data"][0] for m in emitted.named("safety:alert") if m["data"][0]["escalation"] == 1]
+    assert escalated["alertId"] == str(waiting.pk)
+    waiting.refresh_from_db()
+    assert waiting.escalation == 1 and waiting.next_escalation_at > timezone.now()
 
 
 @pytest.mark.django_db
