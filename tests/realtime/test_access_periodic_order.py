@@ -44,7 +44,9 @@ def first_read_returns_last():
         identity_module.set_identity_loader(original)
 
 
-def test_a_periodic_read_is_not_applied_after_an_access_change(live_server_url, customer, service, first_read_returns_last):
+def test_a_periodic_read_is_not_applied_after_an_access_change(
+    live_server_url, customer, service, first_read_returns_last
+):
     armed, read, go = first_read_returns_last
     user = UserFactory(is_staff=True)
     booking = BookingFactory(customer=customer, service=service)
