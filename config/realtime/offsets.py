@@ -34,6 +34,15 @@ def namespace_of(item: Any) -> str | None:
     return body.split(",", 1)[0]
 
 
+def is_event(item: Any) -> bool:
+    """Whether a packet (encoded or not) carries an event, or a binary event's attachment."""
+    if not isinstance(item, eio_packet.Packet):
+        return item.packet_type in (packet.EVENT, packet.BINARY_EVENT)
+    if item.packet_type != eio_packet.MESSAGE:
+        return False
+    return not isinstance(item.data, str) or item.data[:1] in (str(packet.EVENT), str(packet.BINARY_EVENT))
+
+
 def offset_of(item: Any, namespace: str) -> str | None:
     """The offset an EVENT packet of ``namespace`` carries (encoded or not), if any."""
     if isinstance(item, eio_packet.Packet):

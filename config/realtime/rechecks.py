@@ -9,13 +9,20 @@ meanwhile (``config.realtime.holding``).
 import asyncio
 import itertools
 import logging
+import time
 from typing import Any
 
 from django.conf import settings
 
 from config.errors import DomainError, Forbidden, Unavailable
 from config.realtime import holding, hooks
-from config.realtime.identity import identities, load_identities, note_access_change, user_room
+from config.realtime.identity import (
+    access_changed_since,
+    identities,
+    load_identities,
+    note_access_change,
+    user_room,
+)
 from config.realtime.manager import ChannelLayerManager
 from config.realtime.namespace import BaseNamespace
 from config.realtime.orm import db, log_failure
@@ -212,7 +219,11 @@ async def recheck_all(manager: ChannelLayerManager) -> None:
         uids = sorted({session["uid"] for session in sessions})
         for start in range(0, len(uids), RECHECK_BATCH):
             batch = uids[start : start + RECHECK_BATCH]
+            read_at = time.monotonic()
             identities = await db(load_identities)(batch)
             chunk = [session for session in sessions if batch[0] <= session["uid"] <= batch[-1]]
             for user_id in handler.stale_users(chunk, identities):
-                await handler.recheck(user_id, identities.get(user_id))
+                # A change announced since the read began has its own, newer read (``access_changed``):
+                # this one, made before it, would undo it (a demoted user staff again for a period).
+                if not access_changed_since(user_id, read_at):
+                    await handler.recheck(user_id, identities.get(user_id))

@@ -25,7 +25,7 @@ from engineio import packet as eio_packet
 from socketio import packet
 
 from config.realtime.auth import user_of
-from config.realtime.offsets import carried, is_offset, namespace_of
+from config.realtime.offsets import carried, is_event, is_offset, namespace_of
 from config.realtime.parts import RestoresRooms
 from config.realtime.recovery_store import SavedSession, later
 
@@ -190,8 +190,12 @@ class RecoveringConnection:
 
     async def finish(self) -> None:
         """The connect is over, accepted or not: what is still held goes; a connection that was
-        not recovered ends here, a recovered one at the end of its replay window."""
+        not recovered ends here, a recovered one at the end of its replay window. Held still, it
+        was refused: its events are dropped (its ``CONNECT_ERROR`` goes). It was in the user room
+        while it re-read a user whose access changed (``BaseNamespace._join``): a deactivated
+        user's notification went out before the refusal, read by a raw client."""
         if self.held is not None:
+            self.held = [item for item in self.held if not is_event(item)]
             await self._release(None)
         if self.replayed_to is None:
             self._end()

@@ -95,7 +95,14 @@ class RoomRights:
         return stale
 
     async def _revoke(self, sid: str, reason: str) -> None:
-        await self.refuse(sid, Forbidden(reason))
+        """Refuse a socket whose right went (the periodic recheck, an expired token): muted from its
+        error to the end of its disconnect, whose hooks may wait on the database with the socket
+        still in its rooms (what was sent meanwhile went out behind the DISCONNECT packet)."""
+        manager = self.server.manager
+        try:
+            await self.refuse(sid, Forbidden(reason), told=manager.mute)
+        finally:
+            manager.release(sid)
 
     async def refuse(self, sid: str, error: DomainError, told: Callable[[str], None] | None = None) -> None:
         """One ``error`` (``event: None``: no event of the client's caused it), then the disconnect;
