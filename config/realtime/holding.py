@@ -13,10 +13,16 @@ Mixed into ``manager.ChannelLayerManager``, whose ``_handle_emit`` sets the held
 cost to an emit is one test of an empty dict.
 """
 
+import asyncio
 from collections import deque
 from typing import Any
 
+from config.errors import Unavailable
+
 HOLD_MAX = 1000  # messages held per socket: past it the socket is refused at release (it connects again)
+# The most a held socket's own request waits for the hold's end: a recheck's bound
+# (``rechecks.RECHECK_HOLD_SECONDS``, 10 s) and its refusal's start; past it the request is refused.
+REQUEST_WAIT = 12.0
 
 
 class Held:
@@ -24,12 +30,17 @@ class Held:
     that there were too many; and how many rechecks hold it (a second ``access_changed`` may come
     while the first still ends)."""
 
-    __slots__ = ("holds", "messages", "overflowed")
+    __slots__ = ("ended", "holds", "messages", "overflowed")
 
     def __init__(self) -> None:
         self.holds = 0
         self.messages: deque[tuple[dict[str, Any], list[str]]] = deque()
         self.overflowed = False
+        self.ended: asyncio.Event | None = None  # made by the first request that waits for the end
+
+    def end(self) -> None:
+        if self.ended is not None:
+            self.ended.set()
 
 
 class HoldsSockets:
@@ -46,7 +57,25 @@ class HoldsSockets:
 
     def release(self, sid: str) -> Held | None:
         """Ends every hold of ``sid``, dropping what waited (a socket refused); ``drain`` delivers it."""
-        return self.held.pop(sid, None)
+        entry = self.held.pop(sid, None)
+        if entry is not None:
+            entry.end()
+        return entry
+
+    async def until_released(self, sid: str) -> None:
+        """Wait while ``sid`` is held or muted: its own request must not be served with the rights
+        its user may just have lost (a demoted staff user tracked another customer's booking, its
+        snapshot in the ack, while the demotion's read waited). ``Unavailable`` past ``REQUEST_WAIT``.
+        A lightweight event (a location) does not wait (``BaseNamespace.trigger_event``): its
+        reader would, and where it goes (the booking's room) is what the recheck leaves."""
+        try:
+            async with asyncio.timeout(REQUEST_WAIT):
+                while (entry := self.held.get(sid)) is not None:  # held anew meanwhile: wait again
+                    if entry.ended is None:
+                        entry.ended = asyncio.Event()
+                    await entry.ended.wait()
+        except TimeoutError:
+            raise Unavailable("Your rights are being read again; retry shortly") from None
 
     def mute(self, sid: str) -> None:
         """Nothing sent to ``sid`` from now on reaches it, until ``release``: a socket refused, whose
@@ -99,6 +128,7 @@ class HoldsSockets:
             return True
         if self.held.get(sid) is entry:
             del self.held[sid]
+            entry.end()
         return not entry.overflowed
 
     def _held_recipients(self, message: dict[str, Any]) -> dict[str, list[str]]:

@@ -1,7 +1,8 @@
 """What a held socket asks for while its user's rights are read (``access_changed``): the demotion
 is committed and announced, the read waits on the database, and the socket's own requests are
 answered with the rights it had. A demoted staff user tracked another customer's booking, its
-snapshot in the ack (and joined its room, left only at the read's end) after the demotion."""
+snapshot in the ack (and joined its room, left only at the read's end) after the demotion. Now a
+held socket's requests wait for the hold's end (``holding.until_released``)."""
 
 import asyncio
 
@@ -18,10 +19,6 @@ from tests.realtime.test_access_hold import control, dispatch, identity_reads, r
 pytestmark = pytest.mark.django_db(transaction=True)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="open (h12): a held socket's events run with the session's old rights until the read applies",
-)
 def test_a_held_socket_is_not_served_with_the_rights_it_lost(live_server_url, customer, service, identity_reads):  # noqa: F811
     _, hang, held = identity_reads
     demoted = StaffFactory()
