@@ -14,10 +14,13 @@ cost to an emit is one test of an empty dict.
 """
 
 import asyncio
+import logging
 from collections import deque
 from typing import Any
 
 from config.errors import Unavailable
+
+logger = logging.getLogger(__name__)
 
 HOLD_MAX = 1000  # messages held per socket: past it the socket is refused at release (it connects again)
 # The most a held socket's own request waits for the hold's end: a recheck's bound
@@ -30,12 +33,13 @@ class Held:
     that there were too many; and how many rechecks hold it (a second ``access_changed`` may come
     while the first still ends)."""
 
-    __slots__ = ("ended", "holds", "messages", "overflowed")
+    __slots__ = ("ended", "holds", "messages", "muted", "overflowed")
 
     def __init__(self) -> None:
         self.holds = 0
         self.messages: deque[tuple[dict[str, Any], list[str]]] = deque()
         self.overflowed = False
+        self.muted = False  # a socket being refused: only ``release`` ends it, no drain
         self.ended: asyncio.Event | None = None  # made by the first request that waits for the end
 
     def end(self) -> None:
@@ -81,7 +85,12 @@ class HoldsSockets:
         """Nothing sent to ``sid`` from now on reaches it, until ``release``: a socket refused, whose
         disconnect may wait on the database with the socket still in its rooms."""
         entry = self.held.setdefault(sid, Held())
-        entry.messages, entry.overflowed = deque(), True
+        entry.messages, entry.overflowed, entry.muted = deque(), True, True
+
+    def is_muted(self, sid: str) -> bool:
+        """Being refused (``mute``): no recheck is owed to it, and no drain ends its silence."""
+        entry = self.held.get(sid)
+        return entry is not None and entry.muted
 
     def set_aside(self, message: dict[str, Any]) -> dict[str, Any]:
         """An emit (its offset in place) while sockets are held: each held recipient's copy waits,
@@ -117,13 +126,18 @@ class HoldsSockets:
         if entry is not holding:
             return True
         entry.holds -= 1
+        if entry.muted:  # refused meanwhile: silent until its disconnect ends (``release``)
+            return True
         if left:  # held before the rooms were left (nothing reaches it through them since)
             entry.messages = deque((message, via) for message, via in entry.messages if not left.issuperset(via))
         # Taken out as each goes: a hold taken while one is delivered stops this loop, and the
         # drain that ends it starts where this one stopped.
-        while not entry.holds and not entry.overflowed and entry.messages:
+        while self.held.get(sid) is entry and not entry.holds and not entry.overflowed and entry.messages:
             message, _ = entry.messages.popleft()
-            await self._deliver_now({**message, "room": sid, "skip_sid": None})
+            try:  # one that fails leaves the rest, and the hold's end, to come
+                await self._deliver_now({**message, "room": sid, "skip_sid": None})
+            except Exception:
+                logger.exception("a held message for %s not delivered", sid)
         if entry.holds > 0:
             return True
         if self.held.get(sid) is entry:

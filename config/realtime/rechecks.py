@@ -52,7 +52,7 @@ async def access_changed_received(manager: ChannelLayerManager, message: dict[st
     """
     user_id = int(message["user_id"])
     note_access_change(user_id)
-    sockets = _local_sockets(manager, user_id)
+    sockets = [(ns, sid) for ns, sid in _local_sockets(manager, user_id) if not manager.is_muted(sid)]  # being refused
     if not sockets:
         return
     if not hooks.admitted("access_changed"):
@@ -71,7 +71,7 @@ class PastTheBound:
     __slots__ = ("sockets", "task")
 
     def __init__(self) -> None:
-        self.sockets: dict[str, tuple[ChannelLayerManager, BaseNamespace]] = {}  # sid: where; in order
+        self.sockets: dict[str, BaseNamespace] = {}  # sid: its namespace; in order
         self.task: asyncio.Task[None] | None = None
 
 
@@ -82,7 +82,7 @@ def _refuse_past_the_bound(manager: ChannelLayerManager, sockets: list[tuple[Bas
     """Hold ``sockets`` (nothing more reaches them) and queue their refusal ``UNAVAILABLE``."""
     for namespace, sid in sockets:
         manager.hold(sid)
-        _past_the_bound.sockets.setdefault(sid, (manager, namespace))
+        _past_the_bound.sockets.setdefault(sid, namespace)
     if _past_the_bound.task is None or _past_the_bound.task.done():
         _past_the_bound.task = hooks.start_task("access_changed refusals", _refuse_queued())
 
@@ -92,11 +92,7 @@ async def _refuse_queued() -> None:
     queued = _past_the_bound.sockets
     while queued:
         sid = next(iter(queued))
-        manager, namespace = queued.pop(sid)
-        try:  # one socket's failure leaves the others' refusals to come
-            await _refuse(manager, [(namespace, sid)], {sid: error})
-        except Exception as exc:
-            log_failure(logger, f"access_changed: refusing socket {sid}", exc)
+        await _refuse([(queued.pop(sid), sid)], {sid: error})
 
 
 def _local_sockets(manager: ChannelLayerManager, user_id: int) -> list[tuple[BaseNamespace, str]]:
@@ -147,8 +143,8 @@ async def _recheck(
             namespace = next((ns for ns, local in _local_sockets(manager, user_id) if local == sid), None)
             if namespace is not None:
                 too_many = f"More than {holding.HOLD_MAX} events waited for your rights' recheck"
-                await namespace.refuse(sid, Unavailable(too_many))
-    await _refuse(manager, [(ns, sid) for ns, sid in _local_sockets(manager, user_id) if sid in lost], lost)
+                await _refuse([(namespace, sid)], {sid: Unavailable(too_many)})
+    await _refuse([(ns, sid) for ns, sid in _local_sockets(manager, user_id) if sid in lost], lost)
     for sid, entry in held:  # one that lost its right and went before its refusal: let go
         if sid in lost and manager.held.get(sid) is entry:
             manager.release(sid)
@@ -169,17 +165,14 @@ async def _apply(
     return lost
 
 
-async def _refuse(
-    manager: ChannelLayerManager, sockets: list[tuple[BaseNamespace, str]], errors: dict[str, DomainError]
-) -> None:
-    """Refuse each socket with its error: its hold ends first (what waited is not its any more, and
-    its error must not wait); a partner's disconnect writes to the database, hence last."""
+async def _refuse(sockets: list[tuple[BaseNamespace, str]], errors: dict[str, DomainError]) -> None:
+    """Refuse each socket with its error (``refuse_muted``); a partner's disconnect writes to the
+    database, hence last. One socket's failure leaves the others' refusals to come."""
     for namespace, sid in sockets:
-        manager.release(sid)
-        try:  # its error goes out, then nothing more: its disconnect's hooks may wait on the database
-            await namespace.refuse(sid, errors[sid], told=manager.mute)
-        finally:
-            manager.release(sid)
+        try:
+            await namespace.refuse_muted(sid, errors[sid])
+        except Exception as exc:
+            log_failure(logger, f"access_changed: refusing socket {sid}", exc)
 
 
 RECHECK_BATCH = 500  # users read per query by the periodic recheck

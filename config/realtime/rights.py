@@ -98,9 +98,16 @@ class RoomRights:
         """Refuse a socket whose right went (the periodic recheck, an expired token): muted from its
         error to the end of its disconnect, whose hooks may wait on the database with the socket
         still in its rooms (what was sent meanwhile went out behind the DISCONNECT packet)."""
+        await self.refuse_muted(sid, Forbidden(reason))
+
+    async def refuse_muted(self, sid: str, error: DomainError) -> None:
+        """``refuse`` a socket that may be held (its user's rights being read): the hold ends first
+        (what waited is not its any more, and its error must not wait), and it is muted from its
+        error to the end of its disconnect (``holding.mute``; released whatever happens)."""
         manager = self.server.manager
+        manager.release(sid)
         try:
-            await self.refuse(sid, Forbidden(reason), told=manager.mute)
+            await self.refuse(sid, error, told=manager.mute)
         finally:
             manager.release(sid)
 
