@@ -198,7 +198,7 @@ class BaseNamespace(PartHooks, TokenLifetime, RoomRights, socketio.AsyncNamespac
             if problem is not None:
                 field, rule = problem
                 raise ValidationError(f"{field} breaks the event's schema ({rule})", details={field: [rule]})
-            if self.server.manager.held and not declared.lightweight and sid in self.server.manager.held:
+            if not declared.lightweight and self.server.manager.held and sid in self.server.manager.held:
                 await self.server.manager.until_released(sid)  # its rights being read: served with the new
                 if (session := self._session_now(sid)) is None:  # refused meanwhile
                     return self.server.not_handled

@@ -25,7 +25,7 @@ DISPATCH_GIVE_UP_MINUTES = env_number("DISPATCH_GIVE_UP_MINUTES", "30", 1, 52560
 # Bookings a customer may have open (not finished) at once; the next create is 409 CONFLICT.
 OPEN_BOOKINGS_MAX = env_integer("OPEN_BOOKINGS_MAX", "3", 1, 10000)
 # A job under way with no status change or location from its partner this long is flagged to staff.
-JOB_STALE_MINUTES = env_number("JOB_STALE_MINUTES", "60", 1, 525600)
+JOB_STALE_MINUTES = env_number("JOB_STALE_MINUTES", "60", 0.05, 525600)  # a fraction for a soak
 # The partner is near (contract 10.3): the first position this close to the booking's place sends
 # partner:nearby to its room, once per booking (bookings/arrival.py).
 ARRIVAL_RADIUS_METERS = env_number("ARRIVAL_RADIUS_METERS", "150", 10, 5000)
