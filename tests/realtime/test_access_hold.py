@@ -305,3 +305,25 @@ def test_refusals_past_the_bound_are_one_task_however_many(live_server_url, monk
         await wait_until(lambda: not hooks._controls, 5, "the refusals' task to end")
 
     run(scenario())
+
+
+@pytest.fixture
+def first_read_returns_last():
+    """The identity loader: its first read once ``armed`` is made at once and returned only once
+    ``go`` is set."""
+    original = identity_module._identity[0]
+    armed, read, go = threading.Event(), threading.Event(), threading.Event()
+
+    def loader(user_ids):
+        found = original(user_ids)
+        if armed.is_set() and not read.is_set():
+            read.set()
+            go.wait(10)
+        return found
+
+    identity_module.set_identity_loader(loader)
+    try:
+        yield armed, read, go
+    finally:
+        go.set()
+        identity_module.set_identity_loader(original)

@@ -6,46 +6,26 @@ the user was stale, and the whole read identity was applied), until the next per
 (``ACCESS_RECHECK_SECONDS``, 60 s): another customer's booking tracked after the demotion."""
 
 import asyncio
-import threading
 
 import pytest
 from channels.db import database_sync_to_async as sync_to_async
 from django.contrib.auth import get_user_model
 
 from config import rooms
-from config.realtime import identity as identity_module
 from config.realtime.rechecks import recheck_all
 from config.realtime.server import sio
 from tests.factories import BookingFactory, UserFactory
 from tests.live import Client, run, token_for, wait_until
-from tests.realtime.test_access_hold import control, dispatch, rechecks_done
+from tests.realtime.test_access_hold import control, dispatch, first_read_returns_last, rechecks_done  # noqa: F401
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
 
-@pytest.fixture
-def first_read_returns_last():
-    """The identity loader: its first read once ``armed`` is made at once, returned once ``go`` is set."""
-    original = identity_module._identity[0]
-    armed, read, go = threading.Event(), threading.Event(), threading.Event()
-
-    def loader(user_ids):
-        found = original(user_ids)
-        if armed.is_set() and not read.is_set():
-            read.set()
-            go.wait(10)
-        return found
-
-    identity_module.set_identity_loader(loader)
-    try:
-        yield armed, read, go
-    finally:
-        go.set()
-        identity_module.set_identity_loader(original)
-
-
 def test_a_periodic_read_is_not_applied_after_an_access_change(
-    live_server_url, customer, service, first_read_returns_last
+    live_server_url,
+    customer,
+    service,
+    first_read_returns_last,  # noqa: F811
 ):
     armed, read, go = first_read_returns_last
     user = UserFactory(is_staff=True)
