@@ -12,10 +12,10 @@ from collections.abc import Iterator
 import pytest
 import redis
 
-from config.errors import RateLimited
 from config.realtime import limits
 from config.realtime.limits import RateLimiter
 from tests.live import free_port
+from tests.realtime.test_limits import admitted
 
 pytestmark = pytest.mark.redis
 
@@ -49,17 +49,6 @@ async def settled(limiter: RateLimiter, close: bool = False) -> None:
     if close:  # before the test's loop ends (a server's limiter keeps its line as long as its loop)
         limiter._line().close()
         await asyncio.sleep(0)
-
-
-def admitted(limiter: RateLimiter, user_id: int, hits: int) -> int:
-    count = 0
-    for _ in range(hits):
-        try:
-            limiter.hit(user_id, "default")
-        except RateLimited:
-            continue
-        count += 1
-    return count
 
 
 def test_the_leases_of_a_moment_go_on_one_connection_in_one_write(own_redis, settings):
